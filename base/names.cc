@@ -1,0 +1,45 @@
+#include "base/names.h"
+
+#include <cstdio>
+
+namespace qiao {
+
+bool isDnsLabel(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(name.front()) || !alnum(name.back())) return false;
+  for (char c : name) {
+    if (!alnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+std::string quoteForMessage(std::string_view text) {
+  constexpr size_t kMax = 64;
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size() && i < kMax; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  if (text.size() > kMax) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
+Status checkDnsLabel(std::string_view what, std::string_view name) {
+  if (isDnsLabel(name)) return {};
+  std::string why = name.empty()            ? "it is empty"
+                    : name.size() > 63      ? "it is longer than 63 characters"
+                                            : "it may hold only a-z, 0-9 and '-', and must start "
+                                              "and end with a letter or digit";
+  return makeError(ErrorCode::kInvalidArgument, "api",
+                   std::string(what) + " " + quoteForMessage(name) + " is not valid: " + why);
+}
+
+}  // namespace qiao

@@ -1,0 +1,134 @@
+// Hypervisor: the domain-level interface to the host's hypervisor (libvirt with QEMU).
+// It owns nothing of a guest's life: qiaod never owns guests, it asks the hypervisor.
+// Every call blocks; callers run them on the worker pool, never on the API's io thread.
+// The real implementation (LibvirtHypervisor, libvirt_hypervisor.cc) is the only place that
+// includes libvirt's headers. Unit tests use the same implementation on libvirt's
+// test:///default driver.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace qiao {
+
+enum class DomainState {
+  kNoState,
+  kRunning,
+  kBlocked,
+  kPaused,
+  kShutdown,  // shutting down
+  kShutoff,
+  kCrashed,
+  kPmSuspended,
+};
+// "running", "paused", "shutoff", ... as the API shows them.
+const char* domainStateName(DomainState state);
+
+// What Qiao wrote into the domain's <metadata> (namespace kQiaoMetadataNs).
+struct QiaoMetadata {
+  std::string cluster;    // the cluster that owns the domain; other clusters' domains are foreign
+  std::string tenant;
+  std::string name;
+  std::string spec_json;  // the VmSpec the domain was made from
+};
+
+struct DomainInfo {
+  std::string name;  // libvirt domain name, "<tenant>.<name>"
+  std::string uuid;
+  DomainState state = DomainState::kNoState;
+  bool persistent = false;
+  std::optional<QiaoMetadata> metadata;  // nullopt: not a Qiao domain
+};
+
+struct DomainStats {
+  std::string name;
+  DomainState state = DomainState::kNoState;
+  uint64_t cpu_time_ns = 0;
+  uint64_t memory_rss_kib = 0;   // resident set of the QEMU process, when known
+  uint64_t memory_max_kib = 0;
+};
+
+struct HypervisorInfo {
+  std::string hostname;
+  std::string libvirt_version;  // "9.0.0"
+  std::string qemu_version;     // "7.2.0"
+  std::string uri;
+};
+
+enum class DomainEventKind {
+  kDefined,
+  kUndefined,
+  kStarted,
+  kSuspended,
+  kResumed,
+  kStopped,   // shut off, for whatever reason (detail says which)
+  kShutdown,  // guest began shutting down
+  kRebooted,  // the guest rebooted itself (or was rebooted); it keeps running
+  kCrashed,
+  kConnectionLost,      // libvirtd went away; the implementation reconnects by itself
+  kConnectionRestored,  // reconnected: callers should reconcile
+};
+
+struct DomainEvent {
+  DomainEventKind kind;
+  std::string domain;  // empty for connection events
+  std::string detail;  // libvirt's detail ("destroyed", "shutdown", "crashed", ...)
+};
+
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+
+  virtual Result<HypervisorInfo> info() = 0;
+  virtual Result<std::vector<DomainInfo>> listDomains() = 0;
+  // kNotFound when there is no such domain.
+  virtual Result<DomainInfo> lookup(const std::string& name) = 0;
+
+  // Defines (or redefines) a persistent domain from XML. Idempotent.
+  virtual Status define(const std::string& xml) = 0;
+  // Idempotent: starting a running domain succeeds.
+  virtual Status start(const std::string& name) = 0;
+  // ACPI shutdown, then waits up to `timeout_ms` for the guest to power off; kTimeout when
+  // it did not (the guest keeps running; the caller may force-stop).
+  virtual Status shutdown(const std::string& name, int timeout_ms) = 0;
+  // Hard power-off. Idempotent: a shut-off or missing domain succeeds.
+  virtual Status destroy(const std::string& name) = 0;
+  virtual Status reboot(const std::string& name) = 0;
+  virtual Status suspend(const std::string& name) = 0;
+  virtual Status resume(const std::string& name) = 0;
+  // Removes the persistent definition (and its NVRAM). Idempotent: missing succeeds.
+  virtual Status undefine(const std::string& name) = 0;
+  // The live or inactive domain XML.
+  virtual Result<std::string> domainXml(const std::string& name) = 0;
+
+  virtual Result<std::vector<DomainStats>> stats() = 0;
+
+  // Lifecycle and connection events, delivered on the implementation's event thread.
+  // The handler must be quick (post the work elsewhere). Set once, before events matter.
+  virtual void setEventHandler(std::function<void(const DomainEvent&)> handler) = 0;
+
+  // Stops the event thread and closes the connection; further calls fail with kUnavailable.
+  virtual void stop() = 0;
+};
+
+struct LibvirtOptions {
+  std::string uri = "qemu:///system";
+  int keepalive_interval_s = 5;
+  int keepalive_count = 3;
+  int reconnect_max_backoff_ms = 5000;
+};
+
+// Connects to libvirt (retrying in the background when it is down: calls fail with
+// kUnavailable until it is back). Never returns null.
+std::unique_ptr<Hypervisor> makeLibvirtHypervisor(const LibvirtOptions& options);
+
+// Qiao's XML namespace for <metadata>.
+inline constexpr const char* kQiaoMetadataNs = "urn:qiao:vm:1";
+
+}  // namespace qiao
