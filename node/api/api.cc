@@ -1,0 +1,594 @@
+#include "node/api/api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/crypto.h"
+#include "base/log.h"
+#include "base/names.h"
+#include "node/api/identity.h"
+#include "node/vm/vm_json.h"
+
+namespace qiao {
+namespace {
+
+const Logger kLog("api");
+using nlohmann::json;
+
+using Handler = ApiResponse (Api::*)(Api::Context&);
+
+struct Route {
+  RouteInfo info;
+  std::vector<std::string> allowed_query;
+};
+
+const std::vector<Route>& routes() {
+  static const std::vector<Route> table = {
+      {{"GET", "/v1/healthz", "viewer"}, {}},
+      {{"GET", "/v1/host", "viewer"}, {}},
+      {{"GET", "/metrics", "admin"}, {}},
+      {{"GET", "/v1/vms", "viewer"}, {"tenant", "state", "label", "limit", "page_token"}},
+      {{"POST", "/v1/vms", "operator"}, {"start"}},
+      {{"GET", "/v1/vms/{name}", "viewer"}, {"tenant"}},
+      {{"DELETE", "/v1/vms/{name}", "operator"}, {"tenant", "force"}},
+      {{"POST", "/v1/vms/{name}/actions/{action}", "operator"}, {"tenant"}},
+      {{"GET", "/v1/vms/{name}/console-log", "viewer"}, {"tenant", "tail_bytes"}},
+      {{"GET", "/v1/tasks", "viewer"}, {"tenant", "state", "target", "limit", "page_token"}},
+      {{"GET", "/v1/tasks/{id}", "viewer"}, {}},
+      {{"GET", "/v1/events", "viewer"}, {"tenant", "type"}},
+  };
+  return table;
+}
+
+std::vector<std::string> splitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+// Matches "/v1/vms/{name}" against a path; fills the {params}.
+bool matchPattern(const std::string& pattern, const std::vector<std::string>& parts,
+                  std::map<std::string, std::string>* params) {
+  auto want = splitPath(pattern);
+  if (want.size() != parts.size()) return false;
+  std::map<std::string, std::string> found;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i].size() > 2 && want[i].front() == '{' && want[i].back() == '}') {
+      if (parts[i].empty()) return false;
+      found[want[i].substr(1, want[i].size() - 2)] = parts[i];
+    } else if (want[i] != parts[i]) {
+      return false;
+    }
+  }
+  *params = std::move(found);
+  return true;
+}
+
+int roleRank(std::string_view role) {
+  if (role == "admin") return 3;
+  if (role == "operator") return 2;
+  if (role == "viewer") return 1;
+  return 0;
+}
+
+ApiResponse jsonResponse(int status, const json& body) {
+  ApiResponse response;
+  response.status = status;
+  response.body = dumpJson(body);
+  return response;
+}
+
+ApiResponse errorResponse(const Error& error) {
+  ApiResponse response;
+  response.status = httpStatus(error.code);
+  response.body = errorBody(error);
+  return response;
+}
+
+ApiResponse errorResponse(ErrorCode code, const std::string& message,
+                          const std::string& details_json = {}) {
+  return errorResponse(Error{code, "api", message, details_json});
+}
+
+bool isMutating(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
+}
+
+Result<bool> parseBool(std::string_view name, std::string_view value) {
+  if (value == "true" || value == "1") return true;
+  if (value == "false" || value == "0") return false;
+  return makeError(ErrorCode::kInvalidArgument, "api",
+                   "query parameter " + std::string(name) + " must be true or false, not " +
+                       quoteForMessage(value));
+}
+
+Result<int64_t> parseInt(std::string_view name, std::string_view value, int64_t min,
+                         int64_t max) {
+  int64_t out = 0;
+  bool ok = !value.empty() && value.size() <= 18;
+  for (char c : value) {
+    if (c < '0' || c > '9') ok = false;
+    else if (ok) out = out * 10 + (c - '0');
+  }
+  if (!ok || out < min || out > max) {
+    return makeError(ErrorCode::kInvalidArgument, "api",
+                     "query parameter " + std::string(name) + " must be an integer from " +
+                         std::to_string(min) + " to " + std::to_string(max) + ", not " +
+                         quoteForMessage(value));
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<RouteInfo>& routeTable() {
+  static const std::vector<RouteInfo> infos = [] {
+    std::vector<RouteInfo> out;
+    for (const auto& r : routes()) out.push_back(r.info);
+    return out;
+  }();
+  return infos;
+}
+
+struct Api::Caller {
+  std::string uri;
+  std::string role;
+  std::vector<std::string> tenants;  // empty for admins: every tenant
+
+  bool isAdmin() const { return role == "admin"; }
+  bool canSee(const std::string& tenant) const {
+    return isAdmin() || std::find(tenants.begin(), tenants.end(), tenant) != tenants.end();
+  }
+  bool canMutate(const std::string& tenant) const {
+    return roleRank(role) >= roleRank("operator") && canSee(tenant);
+  }
+};
+
+struct Api::Context {
+  const ApiRequest& request;
+  std::optional<Caller> caller;
+  const Route* route = nullptr;
+  std::map<std::string, std::string> params;
+  std::string audit_tenant;
+  std::string audit_target;
+
+  std::optional<std::string> query(const std::string& key) const {
+    auto it = request.query.find(key);
+    if (it == request.query.end()) return std::nullopt;
+    return it->second;
+  }
+  // The tenants this request may look at, narrowed by ?tenant= when given.
+  Result<std::vector<std::string>> visibleTenants() const {
+    auto wanted = query("tenant");
+    if (wanted) {
+      if (auto ok = checkDnsLabel("tenant", *wanted); !ok) return std::unexpected(ok.error());
+      if (!caller->canSee(*wanted)) return std::vector<std::string>{};  // sees nothing
+      return std::vector<std::string>{*wanted};
+    }
+    return caller->isAdmin() ? std::vector<std::string>{} : caller->tenants;
+  }
+};
+
+Api::Api(ApiDeps deps) : deps_(std::move(deps)) {}
+
+ApiResponse Api::handle(const ApiRequest& request) {
+  auto started = std::chrono::steady_clock::now();
+  Context ctx{request, std::nullopt, nullptr, {}, {}, {}};
+  ApiResponse response = dispatch(ctx);
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  deps_.metrics.observeRequest(request.method, ctx.route ? ctx.route->info.pattern : "unmatched",
+                               response.status, seconds);
+  if (isMutating(request.method)) audit(ctx, response.status);
+  return response;
+}
+
+void Api::audit(const Context& ctx, int status) {
+  AuditEntry entry;
+  entry.identity = ctx.request.peer_identity_uri;
+  entry.method = ctx.request.method;
+  entry.path = ctx.request.target.substr(0, 2048);
+  entry.tenant = ctx.audit_tenant;
+  entry.target = ctx.audit_target;
+  entry.status = status;
+  entry.request_digest = sha256Hex(ctx.request.body);
+  if (auto appended = deps_.store.appendAudit(entry); !appended) {
+    kLog.error("cannot append to the audit log", {{"error", appended.error().describe()}});
+  }
+}
+
+Result<Api::Caller> Api::authenticate(const ApiRequest& request) {
+  if (request.peer_identity_uri.empty()) {
+    std::string why = request.peer_error.empty() ? "" : " (" + request.peer_error + ")";
+    return makeError(ErrorCode::kUnauthenticated, "api",
+                     "a client certificate of this cluster with a qiao:// identity is required" +
+                         why);
+  }
+  auto identity = parseIdentityUri(request.peer_identity_uri);
+  if (!identity) {
+    return makeError(ErrorCode::kUnauthenticated, "api",
+                     "the client certificate's identity is not valid: " +
+                         identity.error().message);
+  }
+  if (identity->cluster != deps_.cluster) {
+    return makeError(ErrorCode::kPermissionDenied, "api",
+                     "identity " + identity->uri() + " belongs to cluster " + identity->cluster +
+                         "; this node is in cluster " + deps_.cluster);
+  }
+  auto binding = deps_.store.getBinding(identity->uri());
+  if (!binding) {
+    if (binding.error().code == ErrorCode::kNotFound) {
+      return makeError(ErrorCode::kPermissionDenied, "api",
+                       "identity " + identity->uri() +
+                           " has no role on this node; an admin grants one with "
+                           "`qiaod pki issue`");
+    }
+    return std::unexpected(binding.error());
+  }
+  Caller caller;
+  caller.uri = identity->uri();
+  caller.role = binding->role;
+  if (!caller.isAdmin()) caller.tenants = binding->tenants;
+  return caller;
+}
+
+ApiResponse Api::dispatch(Context& ctx) {
+  const ApiRequest& request = ctx.request;
+  // Route first, so that a 404 for an unknown path does not depend on who asks.
+  auto parts = splitPath(request.path);
+  bool path_known = false;
+  std::set<std::string> allowed_methods;
+  for (const auto& route : routes()) {
+    std::map<std::string, std::string> params;
+    if (!matchPattern(route.info.pattern, parts, &params)) continue;
+    path_known = true;
+    allowed_methods.insert(route.info.method);
+    if (route.info.method == request.method) {
+      ctx.route = &route;
+      ctx.params = std::move(params);
+      break;
+    }
+  }
+  if (!path_known) {
+    return errorResponse(ErrorCode::kNotFound, "no such route: " + quoteForMessage(request.path));
+  }
+  if (ctx.route == nullptr) {
+    std::string allow;
+    for (const auto& m : allowed_methods) allow += (allow.empty() ? "" : ", ") + m;
+    ApiResponse response = jsonResponse(
+        405, {{"error",
+               {{"code", "method_not_allowed"},
+                {"message", "method " + request.method + " is not allowed on " + request.path +
+                                "; allowed: " + allow},
+                {"details", json::object()}}}});
+    response.headers.emplace_back("Allow", allow);
+    return response;
+  }
+
+  auto caller = authenticate(request);
+  if (!caller) return errorResponse(caller.error());
+  ctx.caller = std::move(*caller);
+  if (roleRank(ctx.caller->role) < roleRank(ctx.route->info.min_role)) {
+    return errorResponse(ErrorCode::kPermissionDenied,
+                         "role " + ctx.caller->role + " may not " + request.method + " " +
+                             ctx.route->info.pattern + " (needs " + ctx.route->info.min_role +
+                             ")");
+  }
+  for (const auto& [key, value] : request.query) {
+    const auto& allowed = ctx.route->allowed_query;
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           "unknown query parameter " + quoteForMessage(key) + " for " +
+                               ctx.route->info.pattern);
+    }
+    if (key != "label" && request.query.count(key) > 1) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           "query parameter " + quoteForMessage(key) + " given more than once");
+    }
+  }
+  for (const auto& [key, value] : ctx.params) {
+    if (key == "name") {
+      if (auto ok = checkDnsLabel("vm name", value); !ok) return errorResponse(ok.error());
+      ctx.audit_target = value;
+    }
+  }
+
+  static const std::map<std::pair<std::string, std::string>, Handler> handlers = {
+      {{"GET", "/v1/healthz"}, &Api::healthz},
+      {{"GET", "/v1/host"}, &Api::host},
+      {{"GET", "/metrics"}, &Api::metrics},
+      {{"GET", "/v1/vms"}, &Api::listVms},
+      {{"POST", "/v1/vms"}, &Api::createVm},
+      {{"GET", "/v1/vms/{name}"}, &Api::getVm},
+      {{"DELETE", "/v1/vms/{name}"}, &Api::deleteVm},
+      {{"POST", "/v1/vms/{name}/actions/{action}"}, &Api::vmAction},
+      {{"GET", "/v1/vms/{name}/console-log"}, &Api::consoleLog},
+      {{"GET", "/v1/tasks"}, &Api::listTasks},
+      {{"GET", "/v1/tasks/{id}"}, &Api::getTask},
+      {{"GET", "/v1/events"}, &Api::events},
+  };
+  auto handler = handlers.find({ctx.route->info.method, ctx.route->info.pattern});
+  if (handler == handlers.end()) {
+    return errorResponse(ErrorCode::kInternal, "route without a handler");
+  }
+  return (this->*(handler->second))(ctx);
+}
+
+ApiResponse Api::healthz(Context&) {
+  bool libvirt = deps_.vms.libvirtConnected();
+  return jsonResponse(200, {{"status", libvirt ? "ok" : "degraded"},
+                            {"libvirt", libvirt ? "connected" : "disconnected"},
+                            {"version", deps_.version}});
+}
+
+ApiResponse Api::host(Context&) {
+  json body = {{"hostname", deps_.host.hostname},
+               {"arch", deps_.host.arch},
+               {"cpu_model", deps_.host.cpu_model},
+               {"cores", deps_.host.cores},
+               {"memory_bytes", deps_.host.memory_bytes},
+               {"kvm_device", deps_.host.kvm_device},
+               {"accelerator", deps_.accelerator},
+               {"accelerator_reason", deps_.accelerator_reason},
+               {"qiaod_version", deps_.version},
+               {"cluster", deps_.cluster},
+               {"libvirt_version", nullptr},
+               {"qemu_version", nullptr}};
+  if (auto info = deps_.hypervisor.info()) {
+    body["libvirt_version"] = info->libvirt_version;
+    body["qemu_version"] = info->qemu_version;
+    body["libvirt_uri"] = info->uri;
+  }
+  return jsonResponse(200, body);
+}
+
+ApiResponse Api::metrics(Context&) {
+  std::map<std::string, int> by_state;
+  if (auto counts = deps_.store.countVmsByState()) by_state = *counts;
+  std::vector<VmMetric> vms;
+  if (auto stats = deps_.hypervisor.stats()) {
+    for (const auto& s : *stats) {
+      auto dot = s.name.find('.');
+      if (dot == std::string::npos) continue;
+      VmMetric m;
+      m.tenant = s.name.substr(0, dot);
+      m.name = s.name.substr(dot + 1);
+      m.cpu_time_ns = s.cpu_time_ns;
+      m.memory_rss_bytes = s.memory_rss_kib * 1024;
+      m.memory_max_bytes = s.memory_max_kib * 1024;
+      vms.push_back(std::move(m));
+    }
+  }
+  ApiResponse response;
+  response.content_type = "text/plain; version=0.0.4";
+  response.body = deps_.metrics.render(by_state, vms);
+  return response;
+}
+
+ApiResponse Api::listVms(Context& ctx) {
+  VmFilter filter;
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return errorResponse(tenants.error());
+  if (tenants->empty() && !(ctx.caller->isAdmin() && !ctx.query("tenant"))) {
+    return jsonResponse(200, {{"items", json::array()}, {"next_page_token", ""}});
+  }
+  filter.tenants = *tenants;
+  if (auto state = ctx.query("state")) filter.state = *state;
+  auto range = ctx.request.query.equal_range("label");
+  for (auto it = range.first; it != range.second; ++it) {
+    auto eq = it->second.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           "label filter must be key=value, not " + quoteForMessage(it->second));
+    }
+    filter.labels.emplace_back(it->second.substr(0, eq), it->second.substr(eq + 1));
+  }
+  if (auto limit = ctx.query("limit")) {
+    auto n = parseInt("limit", *limit, 1, 1000);
+    if (!n) return errorResponse(n.error());
+    filter.limit = static_cast<int>(*n);
+  }
+  if (auto token = ctx.query("page_token")) filter.page_token = *token;
+  auto page = deps_.store.listVms(filter);
+  if (!page) return errorResponse(page.error());
+  json items = json::array();
+  for (const auto& vm : page->items) items.push_back(vmToJson(vm));
+  return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", page->next_page_token}});
+}
+
+ApiResponse Api::createVm(Context& ctx) {
+  const auto& ct = ctx.request.content_type;
+  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+    return errorResponse(ErrorCode::kInvalidArgument,
+                         "Content-Type must be application/json, not " + quoteForMessage(ct));
+  }
+  bool start = true;
+  if (auto value = ctx.query("start")) {
+    auto parsed = parseBool("start", *value);
+    if (!parsed) return errorResponse(parsed.error());
+    start = *parsed;
+  }
+  // Host paths are checked only after the caller is known to be an admin, so that nobody
+  // else can probe the host's files through the difference between a 400 and a 403.
+  SpecLimits parse_limits = deps_.limits;
+  parse_limits.check_boot_files = false;
+  auto spec = parseVmSpec(ctx.request.body, parse_limits);
+  if (!spec) return errorResponse(spec.error());
+  ctx.audit_target = spec->name;
+  if (spec->tenant.empty()) {
+    if (ctx.caller->tenants.size() != 1) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           "the spec must name its tenant (this identity may act in " +
+                               std::string(ctx.caller->isAdmin() ? "every tenant" : "several tenants") +
+                               ")");
+    }
+    spec->tenant = ctx.caller->tenants.front();
+  }
+  ctx.audit_tenant = spec->tenant;
+  if (!ctx.caller->canMutate(spec->tenant)) {
+    return errorResponse(ErrorCode::kPermissionDenied,
+                         "identity " + ctx.caller->uri + " may not create vms in tenant " +
+                             spec->tenant);
+  }
+  if (spec->boot && !ctx.caller->isAdmin()) {
+    return errorResponse(ErrorCode::kPermissionDenied,
+                         "boot (a direct kernel boot from host paths) is allowed for admins only");
+  }
+  if (auto valid = validateVmSpec(*spec, deps_.limits); !valid) return errorResponse(valid.error());
+  auto task = deps_.vms.createVm(std::move(*spec), start, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  ApiResponse response = jsonResponse(202, taskToJson(*task));
+  response.headers.emplace_back("Location", "/v1/tasks/" + task->id);
+  return response;
+}
+
+Result<VmRecord> Api::resolveVm(Context& ctx) {
+  const std::string& name = ctx.params.at("name");
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return std::unexpected(tenants.error());
+  auto not_found = [&]() {
+    return makeError(ErrorCode::kNotFound, "api", "no vm named " + name);
+  };
+  if (tenants->empty() && !(ctx.caller->isAdmin() && !ctx.query("tenant"))) return not_found();
+  auto found = deps_.store.findVmsByName(name, *tenants);
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) return not_found();
+  if (found->size() > 1) {
+    std::string list;
+    for (const auto& vm : *found) list += (list.empty() ? "" : ", ") + vm.tenant;
+    return makeError(ErrorCode::kConflict, "api",
+                     "ambiguous: vm " + name + " exists in tenants " + list + "; pass ?tenant=");
+  }
+  ctx.audit_tenant = found->front().tenant;
+  return found->front();
+}
+
+ApiResponse Api::getVm(Context& ctx) {
+  auto vm = resolveVm(ctx);
+  if (!vm) return errorResponse(vm.error());
+  return jsonResponse(200, vmToJson(*vm));
+}
+
+ApiResponse Api::deleteVm(Context& ctx) {
+  bool force = false;
+  if (auto value = ctx.query("force")) {
+    auto parsed = parseBool("force", *value);
+    if (!parsed) return errorResponse(parsed.error());
+    force = *parsed;
+  }
+  auto vm = resolveVm(ctx);
+  if (!vm) return errorResponse(vm.error());
+  if (!ctx.caller->canMutate(vm->tenant)) {
+    return errorResponse(ErrorCode::kPermissionDenied,
+                         "identity " + ctx.caller->uri + " may not delete vms in tenant " +
+                             vm->tenant);
+  }
+  auto task = deps_.vms.deleteVm(*vm, force, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  ApiResponse response = jsonResponse(202, taskToJson(*task));
+  response.headers.emplace_back("Location", "/v1/tasks/" + task->id);
+  return response;
+}
+
+ApiResponse Api::vmAction(Context& ctx) {
+  const std::string& action = ctx.params.at("action");
+  if (!VmService::isAction(action)) {
+    return errorResponse(ErrorCode::kNotFound,
+                         "no such action " + quoteForMessage(action) +
+                             "; actions: start, stop, force-stop, reboot, pause, resume");
+  }
+  auto vm = resolveVm(ctx);
+  if (!vm) return errorResponse(vm.error());
+  if (!ctx.caller->canMutate(vm->tenant)) {
+    return errorResponse(ErrorCode::kPermissionDenied,
+                         "identity " + ctx.caller->uri + " may not change vms in tenant " +
+                             vm->tenant);
+  }
+  auto task = deps_.vms.action(*vm, action, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  ApiResponse response = jsonResponse(202, taskToJson(*task));
+  response.headers.emplace_back("Location", "/v1/tasks/" + task->id);
+  return response;
+}
+
+ApiResponse Api::consoleLog(Context& ctx) {
+  int64_t tail = 65536;
+  if (auto value = ctx.query("tail_bytes")) {
+    auto parsed = parseInt("tail_bytes", *value, 1, deps_.console_log_max_bytes);
+    if (!parsed) return errorResponse(parsed.error());
+    tail = *parsed;
+  }
+  auto vm = resolveVm(ctx);
+  if (!vm) return errorResponse(vm.error());
+  auto text = deps_.vms.consoleLog(*vm, static_cast<size_t>(tail));
+  if (!text) return errorResponse(text.error());
+  ApiResponse response;
+  response.content_type = "text/plain; charset=utf-8";
+  response.body = std::move(*text);
+  return response;
+}
+
+ApiResponse Api::listTasks(Context& ctx) {
+  TaskFilter filter;
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return errorResponse(tenants.error());
+  if (tenants->empty() && !(ctx.caller->isAdmin() && !ctx.query("tenant"))) {
+    return jsonResponse(200, {{"items", json::array()}, {"next_page_token", ""}});
+  }
+  filter.tenants = *tenants;
+  if (auto state = ctx.query("state")) filter.state = *state;
+  if (auto target = ctx.query("target")) filter.target = *target;
+  if (auto limit = ctx.query("limit")) {
+    auto n = parseInt("limit", *limit, 1, 1000);
+    if (!n) return errorResponse(n.error());
+    filter.limit = static_cast<int>(*n);
+  }
+  if (auto token = ctx.query("page_token")) filter.page_token = *token;
+  std::string next;
+  auto tasks = deps_.store.listTasks(filter, &next);
+  if (!tasks) return errorResponse(tasks.error());
+  json items = json::array();
+  for (const auto& t : *tasks) items.push_back(taskToJson(t));
+  return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", next}});
+}
+
+ApiResponse Api::getTask(Context& ctx) {
+  const std::string& id = ctx.params.at("id");
+  auto task = deps_.store.getTask(id);
+  if (!task || !ctx.caller->canSee(task->tenant)) {
+    if (task || task.error().code == ErrorCode::kNotFound) {
+      return errorResponse(ErrorCode::kNotFound, "no task " + quoteForMessage(id));
+    }
+    return errorResponse(task.error());
+  }
+  return jsonResponse(200, taskToJson(*task));
+}
+
+ApiResponse Api::events(Context& ctx) {
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return errorResponse(tenants.error());
+  std::optional<std::string> type = ctx.query("type");
+  if (type && *type != "vm" && *type != "task") {
+    return errorResponse(ErrorCode::kInvalidArgument, "type must be vm or task");
+  }
+  bool all = ctx.caller->isAdmin() && !ctx.query("tenant");
+  std::set<std::string> visible(tenants->begin(), tenants->end());
+  ApiResponse response;
+  response.content_type = "text/event-stream";
+  response.event_filter = [all, visible, type](const Event& event) {
+    if (type && event.type != *type) return false;
+    return all || visible.contains(event.tenant);
+  };
+  return response;
+}
+
+}  // namespace qiao

@@ -1,0 +1,76 @@
+// Api: the node API's routes, identity and authorization, audit, and handlers. It turns an
+// ApiRequest into an ApiResponse and never blocks the io thread: the server calls handle() on
+// its handler threads. Every request needs a client identity bound to a role; every object
+// of a tenant the caller may not see answers 404, never its data; every mutating call, allowed
+// or not, goes to the hash-chained audit log.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/event_bus.h"
+#include "node/api/http.h"
+#include "node/api/metrics.h"
+#include "node/host/host.h"
+#include "node/state/store.h"
+#include "node/vm/hypervisor.h"
+#include "node/vm/spec.h"
+#include "node/vm/vm_service.h"
+
+namespace qiao {
+
+struct RouteInfo {
+  std::string method;
+  std::string pattern;  // "/v1/vms/{name}/actions/{action}"
+  std::string min_role; // "viewer" | "operator" | "admin"
+};
+
+// Every route the API serves (docs/api/openapi.yaml must list exactly these).
+const std::vector<RouteInfo>& routeTable();
+
+struct ApiDeps {
+  Store& store;
+  VmService& vms;
+  Hypervisor& hypervisor;
+  EventBus& events;
+  Metrics& metrics;
+  std::string cluster;
+  HostFacts host;
+  std::string accelerator;         // "kvm" | "tcg"
+  std::string accelerator_reason;
+  std::string version;
+  SpecLimits limits;
+  int64_t console_log_max_bytes = 2 << 20;
+};
+
+class Api {
+ public:
+  explicit Api(ApiDeps deps);
+  ApiResponse handle(const ApiRequest& request);
+
+ private:
+  struct Caller;
+  struct Context;
+
+  ApiResponse dispatch(Context& ctx);
+  ApiResponse healthz(Context& ctx);
+  ApiResponse host(Context& ctx);
+  ApiResponse metrics(Context& ctx);
+  ApiResponse listVms(Context& ctx);
+  ApiResponse createVm(Context& ctx);
+  ApiResponse getVm(Context& ctx);
+  ApiResponse deleteVm(Context& ctx);
+  ApiResponse vmAction(Context& ctx);
+  ApiResponse consoleLog(Context& ctx);
+  ApiResponse listTasks(Context& ctx);
+  ApiResponse getTask(Context& ctx);
+  ApiResponse events(Context& ctx);
+
+  Result<Caller> authenticate(const ApiRequest& request);
+  Result<VmRecord> resolveVm(Context& ctx);
+  void audit(const Context& ctx, int status);
+
+  ApiDeps deps_;
+};
+
+}  // namespace qiao

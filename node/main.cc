@@ -1,0 +1,311 @@
+// qiaod: wiring only. Reads the config, opens the store, connects to libvirt, starts the VM
+// service and the API server, and stops them in order on SIGTERM/SIGINT. Also the offline
+// admin commands: pki, audit verify, journal verify, config.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/config.h"
+#include "base/event_bus.h"
+#include "base/log.h"
+#include "node/api/api.h"
+#include "node/api/identity.h"
+#include "node/api/metrics.h"
+#include "node/api/pki.h"
+#include "node/api/pki_cli.h"
+#include "node/api/server.h"
+#include "node/host/host.h"
+#include "node/state/store.h"
+#include "node/vm/hypervisor.h"
+#include "node/vm/vm_service.h"
+
+namespace {
+
+using namespace qiao;
+
+constexpr const char* kDefaultConfig = "/etc/qiao/qiaod.toml";
+
+const char* kUsage =
+    "Usage: qiaod [--config FILE] [COMMAND]\n"
+    "\n"
+    "The Qiao node daemon: manages this host's VMs through libvirt and serves the node API\n"
+    "over HTTPS with mutual TLS.\n"
+    "\n"
+    "Commands:\n"
+    "  run                 serve (the default)\n"
+    "  pki init ...        create the cluster CA and this node's certificate\n"
+    "  pki issue ...       issue a client certificate and bind it to a role\n"
+    "  audit verify        walk the audit log's hash chain; name the first broken entry\n"
+    "  journal verify      check that every task's journal is whole\n"
+    "  config reference    print every configuration key (Markdown)\n"
+    "  config default      print the default configuration file\n"
+    "  config check        load the configuration and report the first error\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE       configuration file (default /etc/qiao/qiaod.toml; a missing\n"
+    "                      default file means all defaults)\n"
+    "  --version           print the version\n"
+    "  -h, --help          this help; `qiaod pki init --help` etc. for a command's options\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage error.\n";
+
+std::string dbPath(const Config& config) { return config.state.dir + "/qiao.db"; }
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "qiaod: %s\n", message.c_str());
+  return 1;
+}
+
+// Writes `text` to `path` atomically (temp file + rename).
+bool writeFileAtomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return false;
+    out << text;
+    if (!out.flush()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int runDaemon(const Config& config) {
+  // Signals go to one waiting thread; block them before any other thread exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::FILE* log_file = nullptr;
+  if (!config.log.file.empty()) {
+    log_file = std::fopen(config.log.file.c_str(), "a");
+    if (log_file == nullptr) {
+      return fail("cannot open log file " + config.log.file + ": " + std::strerror(errno));
+    }
+    Logger::setSink(log_file);
+  }
+  LogLevel level = LogLevel::kInfo;
+  parseLogLevel(config.log.level, &level);
+  Logger::setLevel(level);
+  Logger log("qiaod");
+
+  auto cluster = readClusterName(config.pki.dir);
+  if (!cluster) {
+    return fail(cluster.error().describe() + " (run `qiaod pki init --cluster NAME --dir " +
+                config.pki.dir + "` first)");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config.state.dir, ec);
+  auto store = Store::open(dbPath(config));
+  if (!store) return fail(store.error().describe());
+
+  HostFacts host = readHostFacts();
+  AccelProbe probe;
+  if (config.vm.accelerator != "tcg") {
+    probe = probeKvm(host.arch, 5000);
+  } else {
+    probe.reason = "not probed: vm.accelerator is tcg";
+  }
+  auto accel = chooseAccelerator(config.vm.accelerator, probe);
+  if (!accel) return fail(accel.error().describe());
+  log.info("accelerator chosen", {{"accelerator", accel->accelerator}, {"reason", accel->reason}});
+
+  LibvirtOptions libvirt_options;
+  libvirt_options.uri = config.libvirt.uri;
+  libvirt_options.keepalive_interval_s = config.libvirt.keepalive_interval_s;
+  auto hypervisor = makeLibvirtHypervisor(libvirt_options);
+
+  EventBus events;
+  VmServiceOptions vm_options;
+  vm_options.cluster = *cluster;
+  vm_options.console_dir = config.state.dir + "/console";
+  vm_options.host_accelerator = accel->accelerator;
+  vm_options.kvm_usable = probe.kvm_usable;
+  vm_options.kvm_reason = probe.reason;
+  vm_options.machine_x86_64 = config.vm.machine_x86_64;
+  vm_options.machine_aarch64 = config.vm.machine_aarch64;
+  vm_options.cpu_model_aarch64_tcg = config.vm.cpu_model_aarch64_tcg;
+  vm_options.shutdown_timeout_s = config.vm.shutdown_timeout_s;
+  vm_options.console_log_max_bytes = config.vm.console_log_max_bytes;
+  vm_options.task_workers = static_cast<size_t>(config.libvirt.workers);
+  VmService vms(vm_options, **store, *hypervisor, events);
+  vms.start();
+
+  Metrics metrics;
+  SpecLimits limits;
+  limits.host_arch = host.arch;
+  limits.max_vcpus = config.vm.max_vcpus;
+  limits.max_memory_mib = config.vm.max_memory_mib;
+  Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
+                  accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes});
+
+  ServerOptions server_options;
+  server_options.listen = config.api.listen;
+  server_options.ca_file = config.pki.dir + "/ca.crt";
+  server_options.cert_file = config.pki.dir + "/node.crt";
+  server_options.key_file = config.pki.dir + "/node.key";
+  server_options.max_body_bytes = config.api.max_body_bytes;
+  server_options.max_connections = config.api.max_connections;
+  server_options.request_timeout_s = config.api.request_timeout_s;
+  ApiServer server(server_options, [&api](const ApiRequest& r) { return api.handle(r); }, events);
+  auto bound = server.listen();
+  if (!bound) return fail(bound.error().describe());
+  std::string addr_text;
+  for (const auto& a : *bound) addr_text += a + "\n";
+  if (!writeFileAtomic(config.state.dir + "/qiaod.addr", addr_text)) {
+    log.warn("cannot write qiaod.addr", {{"dir", config.state.dir}});
+  }
+  log.info("qiaod serving", {{"listen", addr_text.substr(0, addr_text.find('\n'))},
+                             {"cluster", *cluster}, {"version", QIAO_VERSION}});
+
+  std::thread signal_thread([&server, signals, &log] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log.info("stopping", {{"signal", strsignal(sig)}});
+    server.stop();
+  });
+  server.run();
+  vms.stop();
+  hypervisor->stop();
+  // Wake the signal thread if run() returned for another reason.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  std::filesystem::remove(config.state.dir + "/qiaod.addr", ec);
+  log.info("qiaod stopped");
+  if (log_file != nullptr) std::fclose(log_file);
+  return 0;
+}
+
+int auditVerify(const Config& config) {
+  auto store = Store::open(dbPath(config));
+  if (!store) return fail(store.error().describe());
+  auto report = (*store)->verifyAudit();
+  if (!report) return fail(report.error().describe());
+  if (report->ok) {
+    std::printf("audit log ok: %lld entries, chain intact\n",
+                static_cast<long long>(report->entries));
+    return 0;
+  }
+  std::printf("audit log BROKEN at entry %lld: %s\n",
+              static_cast<long long>(report->first_broken_seq), report->problem.c_str());
+  return 1;
+}
+
+int journalVerify(const Config& config) {
+  auto store = Store::open(dbPath(config));
+  if (!store) return fail(store.error().describe());
+  auto report = (*store)->verifyJournal();
+  if (!report) return fail(report.error().describe());
+  if (report->ok) {
+    std::printf("journal ok: %lld tasks checked\n",
+                static_cast<long long>(report->tasks_checked));
+    return 0;
+  }
+  std::printf("journal BROKEN: %s\n", report->first_problem.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string config_path = kDefaultConfig;
+  bool explicit_config = false;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (rest.empty() && (a == "-h" || a == "--help")) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (rest.empty() && a == "--version") {
+      std::printf("qiaod %s\n", QIAO_VERSION);
+      return 0;
+    }
+    if (rest.empty() && (a == "--config" || a.starts_with("--config="))) {
+      if (a == "--config") {
+        if (i + 1 >= args.size()) {
+          std::fputs("qiaod: --config needs a file\n", stderr);
+          return 2;
+        }
+        config_path = args[++i];
+      } else {
+        config_path = a.substr(9);
+      }
+      explicit_config = true;
+      continue;
+    }
+    if (rest.empty() && a.starts_with("-")) {
+      std::fprintf(stderr, "qiaod: unknown option %s (see qiaod --help)\n", a.c_str());
+      return 2;
+    }
+    rest.push_back(a);
+  }
+  if (const char* env = std::getenv("QIAO_CONFIG_FILE"); env != nullptr && !explicit_config) {
+    config_path = env;
+    explicit_config = true;
+  }
+  std::string command = rest.empty() ? "run" : rest[0];
+
+  if (command == "config" && rest.size() == 2 && rest[1] == "reference") {
+    std::fputs(configReferenceMarkdown().c_str(), stdout);
+    return 0;
+  }
+  if (command == "config" && rest.size() == 2 && rest[1] == "default") {
+    std::fputs(defaultConfigToml().c_str(), stdout);
+    return 0;
+  }
+
+  auto config = loadConfig(config_path, explicit_config);
+  if (!config) {
+    std::fprintf(stderr, "qiaod: %s\n", config.error().describe().c_str());
+    return 1;
+  }
+
+  if (command == "run" && rest.size() <= 1) return runDaemon(*config);
+  if (command == "config" && rest.size() == 2 && rest[1] == "check") {
+    std::printf("%s: ok\n", config_path.c_str());
+    return 0;
+  }
+  if (command == "audit" && rest.size() == 2 && rest[1] == "verify") return auditVerify(*config);
+  if (command == "journal" && rest.size() == 2 && rest[1] == "verify") {
+    return journalVerify(*config);
+  }
+  if (command == "pki") {
+    std::vector<std::string> pki_args(rest.begin() + 1, rest.end());
+    // `issue` defaults its CA dir to the configured one.
+    if (!pki_args.empty() && pki_args[0] == "issue") {
+      bool has_dir = false;
+      for (const auto& a : pki_args) has_dir = has_dir || a == "--dir" || a.starts_with("--dir=");
+      if (!has_dir) {
+        pki_args.push_back("--dir");
+        pki_args.push_back(config->pki.dir);
+      }
+    }
+    std::string state_db = dbPath(*config);
+    auto bind = [state_db, &config](const std::string& uri, Role role,
+                                   const std::vector<std::string>& tenants) -> Status {
+      std::error_code ec;
+      std::filesystem::create_directories(config->state.dir, ec);
+      auto store = Store::open(state_db);
+      if (!store) return std::unexpected(store.error());
+      Binding binding;
+      binding.identity = uri;
+      binding.role = std::string(roleName(role));
+      binding.tenants = tenants;
+      return (*store)->putBinding(binding);
+    };
+    return pkiCommand(pki_args, bind, stdout, stderr);
+  }
+  std::fprintf(stderr, "qiaod: unknown command \"%s\" (see qiaod --help)\n", command.c_str());
+  return 2;
+}

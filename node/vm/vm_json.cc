@@ -1,0 +1,61 @@
+#include "node/vm/vm_json.h"
+
+#include <nlohmann/json.hpp>
+
+#include "node/state/store.h"
+
+namespace qiao {
+namespace {
+
+nlohmann::json parseOr(const std::string& text, nlohmann::json fallback) {
+  if (text.empty()) return fallback;
+  auto value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return value.is_discarded() ? fallback : value;
+}
+
+nlohmann::json errorValue(const Error& error) {
+  return {{"code", std::string(errorCodeName(error.code))},
+          {"message", error.describe()},
+          {"details", parseOr(error.details_json, nlohmann::json::object())}};
+}
+
+}  // namespace
+
+nlohmann::json vmToJson(const VmRecord& vm) {
+  return {{"name", vm.name},
+          {"tenant", vm.tenant},
+          {"uuid", vm.uuid},
+          {"domain", domainNameOf(vm.tenant, vm.name)},
+          {"state", vm.state},
+          {"last_error", vm.last_error},
+          {"spec", parseOr(vm.spec_json, nlohmann::json::object())},
+          {"created_at", vm.created_at},
+          {"updated_at", vm.updated_at}};
+}
+
+nlohmann::json taskToJson(const TaskRecord& task) {
+  return {{"id", task.id},
+          {"kind", task.kind},
+          {"tenant", task.tenant},
+          {"target", task.target},
+          {"identity", task.identity},
+          {"state", task.state},
+          {"progress", task.progress},
+          {"message", task.message},
+          {"error", parseOr(task.error_json, nullptr)},
+          {"attempts", task.attempts},
+          {"created_at", task.created_at},
+          {"updated_at", task.updated_at}};
+}
+
+std::string dumpJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string errorToJson(const Error& error) { return dumpJson(errorValue(error)); }
+
+std::string errorBody(const Error& error) {
+  return dumpJson(nlohmann::json{{"error", errorValue(error)}});
+}
+
+}  // namespace qiao

@@ -1,0 +1,721 @@
+#include "node/vm/vm_service.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/crypto.h"
+#include "base/failpoint.h"
+#include "base/log.h"
+#include "node/vm/domain.h"
+#include "node/vm/vm_json.h"
+
+namespace qiao {
+namespace {
+
+const Logger kLog("vm");
+
+constexpr std::string_view kCreating = "creating";
+constexpr std::string_view kDeleting = "deleting";
+
+bool isTransient(std::string_view state) { return state == kCreating || state == kDeleting; }
+
+// "acme.web1" -> {"acme", "web1"}: tenants are DNS labels, so the first dot splits.
+bool splitDomainName(const std::string& domain, std::string* tenant, std::string* name) {
+  auto dot = domain.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == domain.size()) return false;
+  *tenant = domain.substr(0, dot);
+  *name = domain.substr(dot + 1);
+  return true;
+}
+
+std::string vmId(const std::string& tenant, const std::string& name) {
+  return tenant + "/" + name;
+}
+
+}  // namespace
+
+// One run of one task: executes named steps, journals each (begin, done / failed), arms the
+// failpoints "<kind>/<step>:before|after", reports progress, and remembers the undo of every
+// step that completed so that a failure can roll back in reverse order.
+class VmService::TaskRun {
+ public:
+  TaskRun(VmService& service, TaskRecord& task) : service_(service), task_(task) {}
+
+  Status step(std::string_view name, int progress, std::string_view message,
+              const std::function<Status()>& action,
+              std::function<Status()> undo = nullptr) {
+    const std::string step_name(name);
+    service_.updateTask(task_, "running", task_.progress, std::string(message));
+    (void)service_.store_.journal(task_.id, step_name, "begin");
+    failpoint(task_.kind + "/" + step_name + ":before");
+    Status result = action();
+    if (!result) {
+      (void)service_.store_.journal(task_.id, step_name, "failed", result.error().describe());
+      return result;
+    }
+    failpoint(task_.kind + "/" + step_name + ":after");
+    (void)service_.store_.journal(task_.id, step_name, "done");
+    if (undo) undo_.emplace_back(step_name, std::move(undo));
+    service_.updateTask(task_, "running", progress, std::string(message));
+    return {};
+  }
+
+  // Undoes the completed steps, newest first. Undo steps are idempotent too.
+  void rollback() {
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+      const std::string& step_name = it->first;
+      (void)service_.store_.journal(task_.id, step_name, "undo-begin");
+      failpoint(task_.kind + "/" + step_name + ":undo");
+      Status result = it->second();
+      if (result) {
+        (void)service_.store_.journal(task_.id, step_name, "undone");
+      } else {
+        (void)service_.store_.journal(task_.id, step_name, "failed",
+                                      "undo: " + result.error().describe());
+        kLog.error("undo failed", {{"task", task_.id}, {"step", step_name},
+                                   {"error", result.error().describe()}});
+      }
+    }
+    undo_.clear();
+  }
+
+ private:
+  VmService& service_;
+  TaskRecord& task_;
+  std::vector<std::pair<std::string, std::function<Status()>>> undo_;
+};
+
+VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor,
+                     EventBus& events)
+    : options_(std::move(options)),
+      store_(store),
+      hypervisor_(hypervisor),
+      events_(events),
+      control_("qiao-control", 1),
+      tasks_("qiao-task", options_.task_workers) {}
+
+VmService::~VmService() { stop(); }
+
+void VmService::start() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.console_dir, ec);
+  if (ec) {
+    kLog.error("cannot create the console log directory",
+               {{"path", options_.console_dir}, {"error", ec.message()}});
+  }
+  hypervisor_.setEventHandler([this](const DomainEvent& event) {
+    if (stopping_.load()) return;
+    DomainEvent copy = event;
+    control_.post([this, copy] { onDomainEvent(copy); });
+  });
+  control_.post([this] {
+    auto report = reconcile();
+    kLog.info("startup reconciliation done",
+              {{"seen", std::to_string(report.seen)},
+               {"updated", std::to_string(report.updated)},
+               {"adopted", std::to_string(report.adopted)},
+               {"redefined", std::to_string(report.redefined)},
+               {"foreign", std::to_string(report.foreign)}});
+    resumeUnfinishedTasks();
+  });
+}
+
+void VmService::stop() {
+  if (stopping_.exchange(true)) return;
+  control_.stop();
+  tasks_.stop();
+}
+
+void VmService::waitIdle() {
+  control_.drain();
+  tasks_.drain();
+}
+
+bool VmService::isAction(std::string_view action) {
+  static constexpr std::string_view kActions[] = {"start", "stop",  "force-stop",
+                                                  "reboot", "pause", "resume"};
+  return std::find(std::begin(kActions), std::end(kActions), action) != std::end(kActions);
+}
+
+std::string VmService::resolveAccelerator(const VmSpec& spec) const {
+  if (spec.accel == "tcg") return "tcg";
+  if (spec.accel == "kvm") return "kvm";
+  return options_.host_accelerator;
+}
+
+std::string VmService::consoleLogPath(const VmRecord& vm) const {
+  return options_.console_dir + "/" + vm.uuid + ".log";
+}
+
+Result<std::string> VmService::renderXml(const VmRecord& vm) const {
+  SpecLimits limits;
+  limits.check_boot_files = false;  // checked when the VM was created; libvirt reports a loss
+  limits.max_vcpus = 1 << 16;
+  limits.max_memory_mib = int64_t{1} << 40;
+  auto spec = parseVmSpec(vm.spec_json, limits);
+  if (!spec) {
+    return makeError(ErrorCode::kInternal, "vm",
+                     "the stored spec of vm " + vmId(vm.tenant, vm.name) +
+                         " does not parse: " + spec.error().message);
+  }
+  spec->tenant = vm.tenant;
+  DomainContext context;
+  context.cluster = options_.cluster;
+  context.accelerator = resolveAccelerator(*spec);
+  context.uuid = vm.uuid;
+  context.console_log_path = consoleLogPath(vm);
+  context.machine = spec->arch == "aarch64" ? options_.machine_aarch64 : options_.machine_x86_64;
+  context.cpu_model_tcg_aarch64 = options_.cpu_model_aarch64_tcg;
+  return renderDomainXml(buildDomainDef(*spec, context));
+}
+
+Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::string& identity) {
+  if (spec.accel == "kvm" && !options_.kvm_usable) {
+    return makeError(ErrorCode::kInvalidArgument, "vm",
+                     "accel kvm was requested but KVM cannot run guests on this host (" +
+                         options_.kvm_reason + "); use accel auto or tcg");
+  }
+  VmRecord vm;
+  vm.tenant = spec.tenant;
+  vm.name = spec.name;
+  vm.uuid = newUuid();
+  vm.spec_json = vmSpecToJson(spec);
+  vm.state = std::string(kCreating);
+
+  TaskRecord task;
+  task.id = newUuid();
+  task.kind = "vm.create";
+  task.tenant = vm.tenant;
+  task.target = vm.name;
+  task.identity = identity;
+  task.state = "queued";
+  task.message = "queued";
+  task.params_json = nlohmann::json{{"start", start}}.dump();
+  if (auto created = store_.createVmWithTask(vm, task); !created) return std::unexpected(created.error());
+  auto recorded = store_.getTask(task.id);
+  if (!recorded) return std::unexpected(recorded.error());
+  auto stored_vm = store_.getVm(vm.tenant, vm.name);
+  if (stored_vm) {
+    events_.publish({"vm", vm.tenant,
+                     dumpJson({{"type", "vm"},
+                               {"tenant", vm.tenant},
+                               {"name", vm.name},
+                               {"state", vm.state},
+                               {"reason", "created"}})});
+  }
+  publishTask(*recorded);
+  TaskRecord copy = *recorded;
+  if (!tasks_.post([this, copy] { runTask(copy); })) {
+    return makeError(ErrorCode::kUnavailable, "vm", "qiaod is shutting down");
+  }
+  return recorded;
+}
+
+Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
+                                       const std::string& identity) {
+  if (isTransient(vm.state)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  }
+  bool stopped = vm.state == "shutoff" || vm.state == "crashed" || vm.state == "error";
+  if (!stopped && !force) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state +
+                         "; stop it first, or delete with force=true to power it off");
+  }
+  TaskRecord task;
+  task.id = newUuid();
+  task.kind = "vm.delete";
+  task.tenant = vm.tenant;
+  task.target = vm.name;
+  task.identity = identity;
+  task.state = "queued";
+  task.message = "queued";
+  task.params_json = nlohmann::json{{"force", force}}.dump();
+  return queueTask(std::move(task), std::string(kDeleting));
+}
+
+Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action,
+                                     const std::string& identity) {
+  if (!isAction(action)) {
+    return makeError(ErrorCode::kNotFound, "vm", "no such action " + std::string(action));
+  }
+  if (isTransient(vm.state)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  }
+  auto needs = [&](std::initializer_list<std::string_view> states) -> Status {
+    for (auto s : states) {
+      if (vm.state == s) return {};
+    }
+    return makeError(ErrorCode::kConflict, "vm",
+                     "cannot " + std::string(action) + " vm " + vmId(vm.tenant, vm.name) +
+                         ": it is " + vm.state);
+  };
+  Status allowed;
+  if (action == "reboot") allowed = needs({"running"});
+  if (action == "pause") allowed = needs({"running", "paused"});
+  if (action == "resume") allowed = needs({"paused", "running"});
+  if (!allowed) return std::unexpected(allowed.error());
+
+  TaskRecord task;
+  task.id = newUuid();
+  task.kind = "vm." + std::string(action);
+  task.tenant = vm.tenant;
+  task.target = vm.name;
+  task.identity = identity;
+  task.state = "queued";
+  task.message = "queued";
+  task.params_json = "{}";
+  return queueTask(std::move(task), "");
+}
+
+Result<TaskRecord> VmService::queueTask(TaskRecord task,
+                                        const std::string& vm_state_while_running) {
+  if (auto created = store_.createTaskIfIdle(task); !created) {
+    return std::unexpected(created.error());
+  }
+  if (!vm_state_while_running.empty()) {
+    auto vm = store_.getVm(task.tenant, task.target);
+    if (vm) setState(*vm, vm_state_while_running, task.kind);
+  }
+  auto recorded = store_.getTask(task.id);
+  if (!recorded) return std::unexpected(recorded.error());
+  publishTask(*recorded);
+  TaskRecord copy = *recorded;
+  if (!tasks_.post([this, copy] { runTask(copy); })) {
+    return makeError(ErrorCode::kUnavailable, "vm", "qiaod is shutting down");
+  }
+  return recorded;
+}
+
+void VmService::publishTask(const TaskRecord& task) {
+  events_.publish({"task", task.tenant, dumpJson(taskToJson(task))});
+}
+
+void VmService::updateTask(TaskRecord& task, const std::string& state, int progress,
+                           const std::string& message, const std::string& error_json) {
+  task.state = state;
+  task.progress = progress;
+  task.message = message;
+  task.error_json = error_json;
+  if (auto updated = store_.updateTask(task.id, state, progress, message, error_json);
+      !updated) {
+    kLog.error("cannot record task progress",
+               {{"task", task.id}, {"error", updated.error().describe()}});
+  }
+  if (auto fresh = store_.getTask(task.id)) task.updated_at = fresh->updated_at;
+  publishTask(task);
+}
+
+void VmService::runTask(TaskRecord task) {
+  if (stopping_.load()) return;
+  auto vm = store_.getVm(task.tenant, task.target);
+  TaskRun run(*this, task);
+  auto params = nlohmann::json::parse(task.params_json.empty() ? "{}" : task.params_json,
+                                      nullptr, false);
+  if (params.is_discarded() || !params.is_object()) params = nlohmann::json::object();
+
+  Status result;
+  if (!vm) {
+    result = std::unexpected(vm.error());
+  } else if (task.attempts > options_.max_task_attempts) {
+    // Interrupted too often: give up. A half-made VM is rolled back; other operations stop
+    // where they are (their steps left the VM in a state libvirt reports truthfully).
+    result = makeError(ErrorCode::kInternal, "vm",
+                       "task was interrupted " + std::to_string(task.attempts - 1) +
+                           " times by restarts of qiaod; gave up");
+    if (task.kind == "vm.create") {
+      const std::string domain = domainNameOf(vm->tenant, vm->name);
+      (void)run.step("rollback", task.progress, "rolling back", [&]() -> Status {
+        if (auto destroyed = hypervisor_.destroy(domain); !destroyed) return destroyed;
+        if (auto undefined = hypervisor_.undefine(domain); !undefined) return undefined;
+        return store_.deleteVm(vm->tenant, vm->name);
+      });
+    } else {
+      refreshState(vm->tenant, vm->name, "gave up");
+    }
+  } else if (task.kind == "vm.create") {
+    result = runCreate(run, *vm, params.value("start", true));
+  } else if (task.kind == "vm.delete") {
+    result = runDelete(run, *vm, params.value("force", false));
+  } else if (task.kind.starts_with("vm.") && isAction(std::string_view(task.kind).substr(3))) {
+    result = runAction(run, *vm, std::string_view(task.kind).substr(3));
+  } else {
+    result = makeError(ErrorCode::kInternal, "vm", "unknown task kind " + task.kind);
+  }
+
+  if (result) {
+    updateTask(task, "succeeded", 100, "done");
+    kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind},
+                                 {"vm", vmId(task.tenant, task.target)}});
+  } else {
+    updateTask(task, "failed", task.progress, result.error().describe(),
+               errorToJson(result.error()));
+    kLog.warn("task failed", {{"task", task.id}, {"kind", task.kind},
+                              {"vm", vmId(task.tenant, task.target)},
+                              {"error", result.error().describe()}});
+  }
+}
+
+Status VmService::runCreate(TaskRun& run, const VmRecord& vm, bool start) {
+  const std::string domain = domainNameOf(vm.tenant, vm.name);
+  auto forget = [&]() {
+    if (auto deleted = store_.deleteVm(vm.tenant, vm.name); !deleted) {
+      kLog.error("cannot forget a vm whose creation failed",
+                 {{"vm", vmId(vm.tenant, vm.name)}, {"error", deleted.error().describe()}});
+      return;
+    }
+    events_.publish({"vm", vm.tenant,
+                     dumpJson({{"type", "vm"},
+                               {"tenant", vm.tenant},
+                               {"name", vm.name},
+                               {"state", "deleted"},
+                               {"reason", "create failed"}})});
+  };
+  Status result = run.step("define", 40, "defining domain", [&]() -> Status {
+    // Never overwrite a domain that is not this VM (a foreign cluster's, or one made by hand).
+    auto existing = hypervisor_.lookup(domain);
+    if (existing) {
+      bool ours = existing->uuid == vm.uuid && existing->metadata &&
+                  existing->metadata->cluster == options_.cluster;
+      if (!ours) {
+        return makeError(ErrorCode::kConflict, "vm",
+                         "a libvirt domain named " + domain +
+                             " already exists and is not this vm (uuid " + existing->uuid + ")");
+      }
+    } else if (existing.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(existing.error());
+    }
+    auto xml = renderXml(vm);
+    if (!xml) return std::unexpected(xml.error());
+    return hypervisor_.define(*xml);
+  }, [&]() { return hypervisor_.undefine(domain); });
+  if (result && start) {
+    result = run.step("start", 90, "starting guest", [&]() { return hypervisor_.start(domain); },
+                      [&]() { return hypervisor_.destroy(domain); });
+  }
+  if (result) {
+    result = run.step("record", 100, "recording state", [&]() -> Status {
+      auto info = hypervisor_.lookup(domain);
+      if (!info) return std::unexpected(info.error());
+      setState(vm, domainStateName(info->state), "created");
+      return {};
+    });
+  }
+  if (!result) {
+    run.rollback();
+    forget();
+  }
+  return result;
+}
+
+Status VmService::runDelete(TaskRun& run, const VmRecord& vm, bool force) {
+  const std::string domain = domainNameOf(vm.tenant, vm.name);
+  Status result = run.step("stop", 30, "powering off", [&]() -> Status {
+    auto info = hypervisor_.lookup(domain);
+    if (!info) {
+      return info.error().code == ErrorCode::kNotFound ? Status{}
+                                                       : Status(std::unexpected(info.error()));
+    }
+    bool off = info->state == DomainState::kShutoff || info->state == DomainState::kCrashed;
+    if (off) return {};
+    if (!force) {
+      return makeError(ErrorCode::kConflict, "vm",
+                       "vm " + vmId(vm.tenant, vm.name) + " is " +
+                           domainStateName(info->state) + "; delete with force=true");
+    }
+    return hypervisor_.destroy(domain);
+  });
+  if (result) {
+    result = run.step("undefine", 60, "removing the domain",
+                      [&]() { return hypervisor_.undefine(domain); });
+  }
+  if (result) {
+    result = run.step("cleanup", 80, "removing the console log", [&]() -> Status {
+      const std::string path = consoleLogPath(vm);
+      std::error_code ec;
+      for (const auto& suffix : {"", ".0", ".1", ".2", ".3"}) {
+        std::filesystem::remove(path + suffix, ec);
+      }
+      return {};
+    });
+  }
+  if (result) {
+    result = run.step("forget", 100, "forgetting the vm", [&]() -> Status {
+      auto deleted = store_.deleteVm(vm.tenant, vm.name);
+      if (!deleted) return deleted;
+      events_.publish({"vm", vm.tenant,
+                       dumpJson({{"type", "vm"},
+                                 {"tenant", vm.tenant},
+                                 {"name", vm.name},
+                                 {"state", "deleted"},
+                                 {"reason", "deleted"}})});
+      return {};
+    });
+  }
+  if (!result) refreshState(vm.tenant, vm.name, "delete failed");
+  return result;
+}
+
+Status VmService::runAction(TaskRun& run, const VmRecord& vm, std::string_view action) {
+  const std::string domain = domainNameOf(vm.tenant, vm.name);
+  Status result = run.step(action, 90, std::string(action) + " in progress", [&]() -> Status {
+    if (action == "start") return hypervisor_.start(domain);
+    if (action == "stop") return hypervisor_.shutdown(domain, options_.shutdown_timeout_s * 1000);
+    if (action == "force-stop") return hypervisor_.destroy(domain);
+    if (action == "reboot") return hypervisor_.reboot(domain);
+    if (action == "pause") return hypervisor_.suspend(domain);
+    return hypervisor_.resume(domain);
+  });
+  refreshState(vm.tenant, vm.name, action);
+  return result;
+}
+
+void VmService::setState(const VmRecord& vm, const std::string& state, std::string_view reason,
+                         const std::string& last_error) {
+  if (auto set = store_.setVmState(vm.tenant, vm.name, state, last_error); !set) {
+    kLog.error("cannot record vm state",
+               {{"vm", vmId(vm.tenant, vm.name)}, {"error", set.error().describe()}});
+    return;
+  }
+  events_.publish({"vm", vm.tenant,
+                   dumpJson({{"type", "vm"},
+                             {"tenant", vm.tenant},
+                             {"name", vm.name},
+                             {"state", state},
+                             {"reason", std::string(reason)}})});
+}
+
+void VmService::refreshState(const std::string& tenant, const std::string& name,
+                             std::string_view reason) {
+  auto vm = store_.getVm(tenant, name);
+  if (!vm) return;
+  auto info = hypervisor_.lookup(domainNameOf(tenant, name));
+  if (!info) {
+    if (info.error().code != ErrorCode::kNotFound) return;  // libvirt away: keep what we know
+    return;  // missing: reconciliation redefines it
+  }
+  std::string state = domainStateName(info->state);
+  if (state != vm->state) setState(*vm, state, reason);
+}
+
+Result<std::string> VmService::consoleLog(const VmRecord& vm, size_t tail_bytes) const {
+  const std::string path = consoleLogPath(vm);
+  auto readTail = [](const std::string& file, size_t max, std::string* out) -> bool {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return false;
+    in.seekg(0, std::ios::end);
+    auto size = static_cast<size_t>(in.tellg());
+    size_t take = std::min(size, max);
+    in.seekg(static_cast<std::streamoff>(size - take));
+    out->resize(take);
+    in.read(out->data(), static_cast<std::streamsize>(take));
+    out->resize(static_cast<size_t>(in.gcount()));
+    return true;
+  };
+  std::string current;
+  if (!readTail(path, tail_bytes, &current)) {
+    if (errno == ENOENT) return std::string();  // never started: no output yet
+    return makeError(ErrorCode::kInternal, "vm",
+                     "cannot read console log " + path + ": " + std::strerror(errno));
+  }
+  if (current.size() < tail_bytes) {
+    // virtlogd rotates to <path>.0: the tail may start in the previous file.
+    std::string previous;
+    if (readTail(path + ".0", tail_bytes - current.size(), &previous)) {
+      return previous + current;
+    }
+  }
+  return current;
+}
+
+void VmService::onDomainEvent(const DomainEvent& event) {
+  switch (event.kind) {
+    case DomainEventKind::kConnectionLost:
+      libvirt_connected_ = false;
+      kLog.warn("libvirt connection lost; guests keep running", {{"detail", event.detail}});
+      return;
+    case DomainEventKind::kConnectionRestored: {
+      libvirt_connected_ = true;
+      auto report = reconcile();
+      kLog.info("libvirt connection restored; reconciled",
+                {{"updated", std::to_string(report.updated)},
+                 {"adopted", std::to_string(report.adopted)},
+                 {"redefined", std::to_string(report.redefined)}});
+      return;
+    }
+    default:
+      break;
+  }
+  std::string tenant, name;
+  if (!splitDomainName(event.domain, &tenant, &name)) return;
+  auto vm = store_.getVm(tenant, name);
+  if (!vm) {
+    if (event.kind == DomainEventKind::kDefined) reconcile();  // maybe ours, to adopt
+    return;
+  }
+  if (isTransient(vm->state)) return;  // the running task owns the state
+  switch (event.kind) {
+    case DomainEventKind::kUndefined:
+      kLog.warn("domain undefined behind qiaod's back; redefining it",
+                {{"vm", vmId(tenant, name)}});
+      reconcile();
+      return;
+    case DomainEventKind::kRebooted:
+      kLog.info("guest rebooted", {{"vm", vmId(tenant, name)}});
+      events_.publish({"vm", tenant,
+                       dumpJson({{"type", "vm"},
+                                 {"tenant", tenant},
+                                 {"name", name},
+                                 {"state", vm->state},
+                                 {"reason", "rebooted"}})});
+      return;
+    default:
+      refreshState(tenant, name, event.detail);
+  }
+}
+
+VmService::ReconcileReport VmService::reconcileNow() {
+  ReconcileReport report;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  bool posted = control_.post([&] {
+    auto r = reconcile();
+    std::lock_guard lock(mutex);
+    report = std::move(r);
+    done = true;
+    cv.notify_all();
+  });
+  if (!posted) return report;
+  std::unique_lock lock(mutex);
+  cv.wait(lock, [&] { return done; });
+  return report;
+}
+
+VmService::ReconcileReport VmService::reconcile() {
+  ReconcileReport report;
+  auto domains = hypervisor_.listDomains();
+  if (!domains) {
+    report.notes.push_back("libvirt: " + domains.error().describe());
+    kLog.warn("reconciliation skipped: libvirt unavailable",
+              {{"error", domains.error().describe()}});
+    return report;
+  }
+  // VMs whose task is still to run own their state; reconciliation leaves them alone.
+  std::set<std::pair<std::string, std::string>> busy;
+  if (auto unfinished = store_.unfinishedTasks()) {
+    for (const auto& t : *unfinished) busy.emplace(t.tenant, t.target);
+  }
+  std::set<std::string> domain_names;
+  for (const auto& d : *domains) {
+    domain_names.insert(d.name);
+    if (!d.metadata) continue;
+    const auto& md = *d.metadata;
+    if (md.cluster != options_.cluster) {
+      ++report.foreign;
+      kLog.debug("domain belongs to another cluster; left alone",
+                 {{"domain", d.name}, {"cluster", md.cluster}});
+      continue;
+    }
+    ++report.seen;
+    auto vm = store_.getVm(md.tenant, md.name);
+    if (!vm) {
+      if (vm.error().code != ErrorCode::kNotFound) continue;
+      VmRecord adopted;
+      adopted.tenant = md.tenant;
+      adopted.name = md.name;
+      adopted.uuid = d.uuid;
+      adopted.spec_json = md.spec_json;
+      adopted.state = domainStateName(d.state);
+      if (auto up = store_.upsertVm(adopted); !up) {
+        report.notes.push_back("cannot adopt " + d.name + ": " + up.error().describe());
+        continue;
+      }
+      ++report.adopted;
+      report.notes.push_back("adopted " + d.name);
+      kLog.warn("adopted a domain of this cluster that the store did not know",
+                {{"vm", vmId(md.tenant, md.name)}, {"uuid", d.uuid}});
+      events_.publish({"vm", md.tenant,
+                       dumpJson({{"type", "vm"},
+                                 {"tenant", md.tenant},
+                                 {"name", md.name},
+                                 {"state", adopted.state},
+                                 {"reason", "adopted"}})});
+      continue;
+    }
+    if (vm->uuid != d.uuid) {
+      report.notes.push_back("domain " + d.name + " has uuid " + d.uuid + " but the store has " +
+                             vm->uuid + "; left alone");
+      continue;
+    }
+    if (busy.contains({vm->tenant, vm->name})) continue;
+    std::string state = domainStateName(d.state);
+    if (state != vm->state) {
+      setState(*vm, state, "reconciled");
+      ++report.updated;
+    }
+  }
+  auto vms = store_.allVms();
+  if (!vms) return report;
+  for (const auto& vm : *vms) {
+    if (busy.contains({vm.tenant, vm.name})) continue;
+    const std::string domain = domainNameOf(vm.tenant, vm.name);
+    if (domain_names.contains(domain)) continue;
+    if (vm.state == kDeleting) {
+      // Its delete task finished the domain but not the row: finish the job.
+      (void)store_.deleteVm(vm.tenant, vm.name);
+      continue;
+    }
+    auto xml = renderXml(vm);
+    Status defined = xml ? hypervisor_.define(*xml) : Status(std::unexpected(xml.error()));
+    if (!defined) {
+      report.notes.push_back("cannot redefine " + domain + ": " + defined.error().describe());
+      setState(vm, "error", "redefine failed", defined.error().describe());
+      continue;
+    }
+    ++report.redefined;
+    report.notes.push_back("redefined " + domain);
+    kLog.warn("vm was missing from libvirt; redefined from its spec",
+              {{"vm", vmId(vm.tenant, vm.name)}});
+    setState(vm, "shutoff", "redefined");
+  }
+  return report;
+}
+
+void VmService::resumeUnfinishedTasks() {
+  auto unfinished = store_.unfinishedTasks();
+  if (!unfinished) {
+    kLog.error("cannot read unfinished tasks", {{"error", unfinished.error().describe()}});
+    return;
+  }
+  for (auto task : *unfinished) {
+    // Close the steps the previous run began and never ended, so the journal stays whole.
+    if (auto entries = store_.journalOf(task.id)) {
+      std::map<std::string, std::string> last_phase;
+      for (const auto& e : *entries) last_phase[e.step] = e.phase;
+      for (const auto& [step, phase] : last_phase) {
+        if (phase == "begin" || phase == "undo-begin") {
+          (void)store_.journal(task.id, step, "failed", "interrupted by a restart of qiaod");
+        }
+      }
+    }
+    (void)store_.bumpTaskAttempts(task.id);
+    ++task.attempts;
+    kLog.info("resuming a task interrupted by a restart",
+              {{"task", task.id}, {"kind", task.kind},
+               {"attempt", std::to_string(task.attempts)}});
+    tasks_.post([this, task] { runTask(task); });
+  }
+}
+
+}  // namespace qiao

@@ -1,0 +1,117 @@
+// VmService: the VM lifecycle of one node. It owns the tasks that change VMs (each an
+// operation of named, idempotent steps with their undo, journaled in the store), the
+// reconciliation of the store with libvirt, and the tracking of VM state from libvirt events.
+//
+// Threads: API calls (createVm, deleteVm, action, ...) validate and record a task, then return
+// at once; the task runs on the task workers. libvirt events and reconciliation run, one at a
+// time and in order, on the control worker. Nothing here ever destroys a guest it was not
+// asked to destroy: reconciliation adopts, redefines and reports, never kills.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "base/event_bus.h"
+#include "base/work_queue.h"
+#include "node/state/store.h"
+#include "node/vm/hypervisor.h"
+#include "node/vm/spec.h"
+
+namespace qiao {
+
+struct VmServiceOptions {
+  std::string cluster;
+  std::string console_dir;         // <state dir>/console
+  std::string host_accelerator;    // "kvm" | "tcg": what accel=auto resolves to
+  bool kvm_usable = false;
+  std::string kvm_reason;          // why KVM is (not) usable, for error messages
+  std::string machine_x86_64 = "q35";
+  std::string machine_aarch64 = "virt";
+  std::string cpu_model_aarch64_tcg = "cortex-a72";
+  int shutdown_timeout_s = 60;
+  int64_t console_log_max_bytes = 2 << 20;
+  size_t task_workers = 4;
+  int max_task_attempts = 3;       // a task interrupted this often is rolled back
+};
+
+class VmService {
+ public:
+  VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor, EventBus& events);
+  ~VmService();
+  VmService(const VmService&) = delete;
+  VmService& operator=(const VmService&) = delete;
+
+  // Subscribes to libvirt events, reconciles, and resumes the tasks a previous run left.
+  void start();
+  // Stops accepting tasks and waits for the running ones to finish their current step.
+  void stop();
+
+  // The API's entry points: validate, record the task (and the VM row), queue it.
+  Result<TaskRecord> createVm(VmSpec spec, bool start, const std::string& identity);
+  Result<TaskRecord> deleteVm(const VmRecord& vm, bool force, const std::string& identity);
+  // action: start | stop | force-stop | reboot | pause | resume
+  Result<TaskRecord> action(const VmRecord& vm, std::string_view action,
+                            const std::string& identity);
+  static bool isAction(std::string_view action);
+
+  // The last `tail_bytes` of the VM's serial console (kept across guest reboots and daemon
+  // restarts by virtlogd, rotated at console_log_max_bytes).
+  Result<std::string> consoleLog(const VmRecord& vm, size_t tail_bytes) const;
+  std::string consoleLogPath(const VmRecord& vm) const;
+
+  struct ReconcileReport {
+    int seen = 0;
+    int updated = 0;
+    int adopted = 0;
+    int redefined = 0;
+    int foreign = 0;
+    std::vector<std::string> notes;
+  };
+  // Runs one reconciliation on the control worker and waits for it.
+  ReconcileReport reconcileNow();
+
+  bool libvirtConnected() const { return libvirt_connected_.load(); }
+  // Blocks until no task is queued or running (tests and shutdown).
+  void waitIdle();
+
+ private:
+  struct Step;
+  class TaskRun;
+
+  Result<TaskRecord> queueTask(TaskRecord task, const std::string& vm_state_while_running);
+  void runTask(TaskRecord task);
+  Status runCreate(TaskRun& run, const VmRecord& vm, bool start);
+  Status runDelete(TaskRun& run, const VmRecord& vm, bool force);
+  Status runAction(TaskRun& run, const VmRecord& vm, std::string_view action);
+
+  Result<std::string> renderXml(const VmRecord& vm) const;
+  std::string resolveAccelerator(const VmSpec& spec) const;
+  // Reads the domain's state from libvirt and records it (and announces a change).
+  void refreshState(const std::string& tenant, const std::string& name,
+                    std::string_view reason = {});
+  void setState(const VmRecord& vm, const std::string& state, std::string_view reason,
+                const std::string& last_error = {});
+  void publishTask(const TaskRecord& task);
+  void updateTask(TaskRecord& task, const std::string& state, int progress,
+                  const std::string& message, const std::string& error_json = {});
+
+  void onDomainEvent(const DomainEvent& event);
+  ReconcileReport reconcile();
+  void resumeUnfinishedTasks();
+
+  VmServiceOptions options_;
+  Store& store_;
+  Hypervisor& hypervisor_;
+  EventBus& events_;
+  std::atomic<bool> libvirt_connected_{true};
+  std::atomic<bool> stopping_{false};
+  WorkQueue control_;  // libvirt events and reconciliation, in order
+  WorkQueue tasks_;
+};
+
+}  // namespace qiao

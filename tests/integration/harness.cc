@@ -1,0 +1,337 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "base/process.h"
+
+namespace qiao::testing {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string envOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+[[noreturn]] void die(const std::string& message) { throw std::runtime_error(message); }
+
+}  // namespace
+
+std::string sourceDir() { return envOr("QIAO_SOURCE_DIR", QIAO_TEST_SOURCE_DIR); }
+std::string buildDir() { return envOr("QIAO_BUILD_DIR", QIAO_TEST_BUILD_DIR); }
+std::string qiaodBinary() { return buildDir() + "/node/qiaod"; }
+std::string qiaoctlBinary() { return buildDir() + "/node/cli/qiaoctl"; }
+std::string testGuestDir() { return envOr("QIAO_TEST_GUEST_DIR", buildDir() + "/test-guest"); }
+bool testGuestAvailable() {
+  return fs::exists(testGuestDir() + "/vmlinuz") && fs::exists(testGuestDir() + "/initrd.img");
+}
+
+std::string randomSuffix(size_t chars) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string out;
+  for (size_t i = 0; i < chars; ++i) out += kAlphabet[rng() % (sizeof kAlphabet - 1)];
+  return out;
+}
+
+CommandResult runCommand(const std::vector<std::string>& argv, int timeout_ms,
+                         const std::string& stdin_data, const std::vector<std::string>& extra_env) {
+  ProcessOptions options;
+  options.argv = argv;
+  options.timeout_ms = timeout_ms;
+  options.stdin_data = stdin_data;
+  options.extra_env = extra_env;
+  auto result = runProcess(options);
+  if (!result) die("cannot run " + argv.at(0) + ": " + result.error().describe());
+  return {result->timed_out ? -1 : result->exit_code, result->out, result->err};
+}
+
+std::vector<std::string> libvirtDomains() {
+  auto r = runCommand({"virsh", "-c", "qemu:///system", "list", "--all", "--name"});
+  std::vector<std::string> names;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) names.push_back(line);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Qiaod::Qiaod(std::string extra_config) : extra_config_(std::move(extra_config)) {
+  cluster_ = "it-" + randomSuffix(8);
+  dir_ = fs::temp_directory_path().string() + "/qiao-" + cluster_;
+  fs::create_directories(dir_ + "/state");
+  config_file_ = dir_ + "/qiaod.toml";
+  std::ofstream(config_file_) << "[api]\nlisten = [\"127.0.0.1:0\"]\n"
+                              << "[pki]\ndir = \"" << dir_ << "/pki\"\n"
+                              << "[state]\ndir = \"" << dir_ << "/state\"\n"
+                              << "[vm]\naccelerator = \"tcg\"\nshutdown_timeout_s = 30\n"
+                              << "[log]\nlevel = \"debug\"\n"
+                              << extra_config_;
+  auto init = admin({"pki", "init", "--cluster", cluster_, "--dir", dir_ + "/pki"});
+  if (init.exit_code != 0) die("qiaod pki init failed: " + init.out + init.err);
+}
+
+Qiaod::~Qiaod() {
+  // Leave no guest behind: every domain of this test's cluster is removed.
+  if (!running()) {
+    try {
+      start();
+    } catch (...) {
+    }
+  }
+  if (running()) {
+    try {
+      auto client = adminClient();
+      auto list = call(client, "GET", "/v1/vms?limit=1000");
+      if (list.status == 200) {
+        for (const auto& vm : list.body["items"]) {
+          std::string target = "/v1/vms/" + vm["name"].get<std::string>() +
+                               "?tenant=" + vm["tenant"].get<std::string>() + "&force=true";
+          auto del = call(client, "DELETE", target);
+          if (del.status == 202) waitTask(client, del.body["id"], std::chrono::seconds(60));
+        }
+      }
+    } catch (...) {
+    }
+    stopGracefully();
+  }
+  // Anything still carrying our cluster's name in libvirt goes too (a test that failed
+  // half way must not leak guests into the next one).
+  for (const auto& name : libvirtDomains()) {
+    auto xml = runCommand({"virsh", "-c", "qemu:///system", "dumpxml", name});
+    if (xml.out.find("<qiao:cluster>" + cluster_ + "</qiao:cluster>") != std::string::npos) {
+      runCommand({"virsh", "-c", "qemu:///system", "destroy", name});
+      runCommand({"virsh", "-c", "qemu:///system", "undefine", "--nvram", name});
+    }
+  }
+  if (std::getenv("QIAO_KEEP_TEST_DIRS") == nullptr) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+CommandResult Qiaod::admin(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {qiaodBinary(), "--config", config_file_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runCommand(argv);
+}
+
+void Qiaod::start(const std::vector<std::string>& env) {
+  if (running()) return;
+  const std::string addr_file = dir_ + "/state/qiaod.addr";
+  fs::remove(addr_file);
+  pid_t pid = fork();
+  if (pid < 0) die("fork failed");
+  if (pid == 0) {
+    int log = ::open((dir_ + "/qiaod.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) {
+      dup2(log, 1);
+      dup2(log, 2);
+    }
+    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+    std::string bin = qiaodBinary();
+    execl(bin.c_str(), bin.c_str(), "--config", config_file_.c_str(), "run",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  pid_ = pid;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string addr = readFile(addr_file);
+    if (!addr.empty() && addr.find('\n') != std::string::npos) {
+      address_ = addr.substr(0, addr.find('\n'));
+      return;
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      die("qiaod exited during start; log:\n" + readFile(dir_ + "/qiaod.log"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  die("qiaod did not start serving within 30 s; log:\n" + readFile(dir_ + "/qiaod.log"));
+}
+
+bool Qiaod::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+void Qiaod::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+void Qiaod::stopGracefully() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 300; ++i) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill9();
+}
+
+const Identity& Qiaod::identity(const std::string& name, const std::string& role,
+                                const std::vector<std::string>& tenants) {
+  auto it = identities_.find(name);
+  if (it != identities_.end()) return it->second;
+  std::string out = dir_ + "/identities";
+  fs::create_directories(out);
+  std::vector<std::string> args = {"pki", "issue", "--kind", "user", "--name", name,
+                                   "--role", role, "--out", out};
+  for (const auto& t : tenants) {
+    args.push_back("--tenant");
+    args.push_back(t);
+  }
+  auto issued = admin(args);
+  if (issued.exit_code != 0) die("qiaod pki issue failed: " + issued.out + issued.err);
+  Identity id;
+  id.name = name;
+  id.cert = out + "/" + name + ".crt";
+  id.key = out + "/" + name + ".key";
+  id.ca = dir_ + "/pki/ca.crt";
+  id.config_file = out + "/" + name + ".toml";
+  std::ofstream(id.config_file) << "endpoint = \"" << endpoint() << "\"\nca = \"" << id.ca
+                                << "\"\ncert = \"" << id.cert << "\"\nkey = \"" << id.key
+                                << "\"\n";
+  return identities_.emplace(name, id).first->second;
+}
+
+ApiClient Qiaod::client(const Identity& id) {
+  ClientConfig config;
+  config.endpoint = endpoint();
+  config.ca = id.ca;
+  config.cert = id.cert;
+  config.key = id.key;
+  config.timeout_ms = 30000;
+  auto client = ApiClient::create(config);
+  if (!client) die("cannot make an API client: " + client.error().describe());
+  return std::move(*client);
+}
+
+ApiClient Qiaod::adminClient() { return client(identity("admin", "admin")); }
+
+CommandResult Qiaod::qiaoctl(const Identity& id, const std::vector<std::string>& args,
+                             const std::string& stdin_data) {
+  // The endpoint may have changed since the identity's config was written (restarts).
+  std::ofstream(id.config_file) << "endpoint = \"" << endpoint() << "\"\nca = \"" << id.ca
+                                << "\"\ncert = \"" << id.cert << "\"\nkey = \"" << id.key
+                                << "\"\n";
+  std::vector<std::string> argv = {qiaoctlBinary(), "--config", id.config_file};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runCommand(argv, 180000, stdin_data);
+}
+
+JsonResponse call(ApiClient& client, const std::string& method, const std::string& target,
+                  const std::string& body) {
+  auto response = client.request(method, target, body);
+  if (!response) die(method + " " + target + ": " + response.error().describe());
+  JsonResponse out;
+  out.status = response->status;
+  out.raw = response->body;
+  out.body = json::parse(response->body, nullptr, false);
+  return out;
+}
+
+json waitTask(ApiClient& client, const std::string& id, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  json task;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = call(client, "GET", "/v1/tasks/" + id);
+    if (r.status != 200) die("GET task " + id + " answered " + std::to_string(r.status) + r.raw);
+    task = r.body;
+    std::string state = task["state"];
+    if (state == "succeeded" || state == "failed" || state == "cancelled") return task;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  die("task " + id + " did not finish in time: " + task.dump());
+}
+
+json waitVm(ApiClient& client, const std::string& name, const std::string& tenant,
+            const std::function<bool(const json&)>& pred, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  json vm;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = call(client, "GET", "/v1/vms/" + name + "?tenant=" + tenant);
+    vm = r.status == 200 ? r.body : json(nullptr);
+    if (pred(vm)) return vm;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return vm;
+}
+
+int countOccurrences(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (size_t pos = haystack.find(needle); pos != std::string::npos;
+       pos = haystack.find(needle, pos + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
+std::string waitConsole(ApiClient& client, const std::string& name, const std::string& tenant,
+                        const std::string& needle, int count, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string text;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = client.request("GET", "/v1/vms/" + name + "/console-log?tenant=" + tenant +
+                                       "&tail_bytes=1048576");
+    if (r && r->status == 200) {
+      text = r->body;
+      if (countOccurrences(text, needle) >= count) return text;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return text;
+}
+
+json guestSpec(const std::string& name, const std::string& tenant,
+               const std::string& extra_cmdline) {
+  std::string cmdline = "console=ttyS0 quiet qiao.name=" + name;
+  if (!extra_cmdline.empty()) cmdline += " " + extra_cmdline;
+  return {{"name", name},
+          {"tenant", tenant},
+          {"vcpus", 1},
+          {"memory_mib", 256},
+          {"boot",
+           {{"kernel", testGuestDir() + "/vmlinuz"},
+            {"initrd", testGuestDir() + "/initrd.img"},
+            {"cmdline", cmdline}}},
+          {"labels", {{"test", "integration"}}}};
+}
+
+}  // namespace qiao::testing

@@ -1,0 +1,116 @@
+// The integration tests' harness: a real qiaod (the built binary) on the real libvirtd that
+// the `stack` fixture started, with its own cluster, PKI, state directory and port, so that
+// tests never touch the demo's qiaod or each other's VMs. Identities are issued with the real
+// `qiaod pki issue`. The test guest (scripts/build-test-guest) is found through
+// QIAO_TEST_GUEST_DIR or <build>/test-guest.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "node/cli/client.h"
+
+namespace qiao::testing {
+
+std::string sourceDir();
+std::string buildDir();
+std::string qiaodBinary();
+std::string qiaoctlBinary();
+std::string testGuestDir();  // holds vmlinuz and initrd.img
+bool testGuestAvailable();
+std::string randomSuffix(size_t chars = 6);
+
+// Runs a command by argv; returns exit code and output (stdout+stderr when merge_stderr).
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult runCommand(const std::vector<std::string>& argv, int timeout_ms = 60000,
+                         const std::string& stdin_data = {},
+                         const std::vector<std::string>& extra_env = {});
+
+// Names of all libvirt domains (virsh list --all --name), for "nothing changed" checks.
+std::vector<std::string> libvirtDomains();
+
+struct Identity {
+  std::string name;
+  std::string cert, key, ca;
+  std::string config_file;  // a qiaoctl config for this identity
+};
+
+class Qiaod {
+ public:
+  // `extra_config` is appended to the generated qiaod.toml.
+  explicit Qiaod(std::string extra_config = {});
+  ~Qiaod();  // stops qiaod and deletes every VM of its cluster it left behind
+
+  const std::string& cluster() const { return cluster_; }
+  const std::string& dir() const { return dir_; }
+  const std::string& configFile() const { return config_file_; }
+  std::string endpoint() const { return "https://" + address_; }
+  pid_t pid() const { return pid_; }
+
+  // Starts qiaod and waits until it serves. `env` adds variables (QIAO_FAILPOINT=...).
+  void start(const std::vector<std::string>& env = {});
+  void kill9();         // SIGKILL, and reaps it
+  void stopGracefully();
+  bool running();
+  // Runs `qiaod --config <ours> ARGS...`.
+  CommandResult admin(const std::vector<std::string>& args);
+
+  // Issues (once) and returns an identity. role admin|operator|viewer.
+  const Identity& identity(const std::string& name, const std::string& role,
+                           const std::vector<std::string>& tenants = {});
+  ApiClient client(const Identity& id);
+  ApiClient adminClient();
+
+  // Runs qiaoctl as this identity.
+  CommandResult qiaoctl(const Identity& id, const std::vector<std::string>& args,
+                        const std::string& stdin_data = {});
+
+ private:
+  std::string dir_;
+  std::string cluster_;
+  std::string config_file_;
+  std::string address_;
+  std::string extra_config_;
+  pid_t pid_ = -1;
+  std::map<std::string, Identity> identities_;
+};
+
+// JSON helpers over ApiClient.
+struct JsonResponse {
+  int status = 0;
+  nlohmann::json body;
+  std::string raw;
+};
+JsonResponse call(ApiClient& client, const std::string& method, const std::string& target,
+                  const std::string& body = {});
+// Polls the task until it is finished; returns the final task JSON.
+nlohmann::json waitTask(ApiClient& client, const std::string& id,
+                        std::chrono::seconds timeout = std::chrono::seconds(120));
+// Polls until pred(vm json) or timeout; returns the last VM JSON (null when 404).
+nlohmann::json waitVm(ApiClient& client, const std::string& name, const std::string& tenant,
+                      const std::function<bool(const nlohmann::json&)>& pred,
+                      std::chrono::seconds timeout = std::chrono::seconds(60));
+// Polls the console log until it contains `needle` `count` times; returns the log.
+std::string waitConsole(ApiClient& client, const std::string& name, const std::string& tenant,
+                        const std::string& needle, int count = 1,
+                        std::chrono::seconds timeout = std::chrono::seconds(90));
+int countOccurrences(const std::string& haystack, const std::string& needle);
+
+// A VM spec that boots the test guest directly (admins only: it names host paths).
+nlohmann::json guestSpec(const std::string& name, const std::string& tenant,
+                         const std::string& extra_cmdline = {});
+
+}  // namespace qiao::testing

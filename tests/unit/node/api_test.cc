@@ -1,0 +1,176 @@
+// The API's routing, identity and authorization, called directly (no TLS) over a VmService
+// on libvirt's test driver: who may do what, 404 for other tenants' objects, 401/403/404/405,
+// strict query parameters, and an audit entry for every mutating call.
+#include "node/api/api.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("qiao-api-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    store_ = std::move(*Store::open((dir_ / "qiao.db").string()));
+    LibvirtOptions lv;
+    lv.uri = "test:///default";
+    hypervisor_ = makeLibvirtHypervisor(lv);
+    VmServiceOptions options;
+    options.cluster = "c1";
+    options.console_dir = (dir_ / "console").string();
+    options.host_accelerator = "tcg";
+    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_);
+    vms_->start();
+    HostFacts host;
+    host.arch = "x86_64";
+    SpecLimits limits;
+    api_ = std::make_unique<Api>(ApiDeps{*store_, *vms_, *hypervisor_, events_, metrics_, "c1",
+                                         host, "tcg", "test", "0.0.0-test", limits});
+    bind("qiao://c1/user/admin", "admin", {});
+    bind("qiao://c1/user/op-a", "operator", {"ta"});
+    bind("qiao://c1/user/op-b", "operator", {"tb"});
+    bind("qiao://c1/user/view-a", "viewer", {"ta"});
+  }
+  void TearDown() override {
+    vms_->stop();
+    hypervisor_->stop();
+    fs::remove_all(dir_);
+  }
+  void bind(const std::string& uri, const std::string& role, std::vector<std::string> tenants) {
+    Binding b;
+    b.identity = uri;
+    b.role = role;
+    b.tenants = std::move(tenants);
+    ASSERT_TRUE(store_->putBinding(b).has_value());
+  }
+  ApiResponse call(const std::string& who, const std::string& method, const std::string& path,
+                   std::multimap<std::string, std::string> query = {}, std::string body = {}) {
+    ApiRequest r;
+    r.method = method;
+    r.path = path;
+    r.target = path;
+    r.query = std::move(query);
+    r.body = std::move(body);
+    r.peer_identity_uri = who.empty() ? "" : "qiao://c1/user/" + who;
+    auto response = api_->handle(r);
+    vms_->waitIdle();
+    return response;
+  }
+  void createVm(const std::string& tenant, const std::string& name) {
+    auto r = call("admin", "POST", "/v1/vms", {{"start", "false"}},
+                  json({{"name", name}, {"tenant", tenant}, {"memory_mib", 128}}).dump());
+    ASSERT_EQ(r.status, 202) << r.body;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Hypervisor> hypervisor_;
+  EventBus events_;
+  Metrics metrics_;
+  std::unique_ptr<VmService> vms_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(ApiTest, RequiresAKnownIdentityOfThisCluster) {
+  EXPECT_EQ(call("", "GET", "/v1/vms").status, 401);
+  EXPECT_EQ(call("stranger", "GET", "/v1/vms").status, 403);
+  ApiRequest r;
+  r.method = "GET";
+  r.path = r.target = "/v1/vms";
+  r.peer_identity_uri = "qiao://other-cluster/user/admin";
+  EXPECT_EQ(api_->handle(r).status, 403);
+  r.peer_identity_uri = "qiao://c1/user/bad name";
+  EXPECT_EQ(api_->handle(r).status, 401);
+  EXPECT_EQ(call("admin", "GET", "/v1/healthz").status, 200);
+}
+
+TEST_F(ApiTest, RoutesMethodsAndQueryParameters) {
+  EXPECT_EQ(call("admin", "GET", "/v1/nope").status, 404);
+  auto r = call("admin", "PATCH", "/v1/vms");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(call("admin", "GET", "/v1/vms", {{"bogus", "1"}}).status, 400);
+  EXPECT_EQ(call("admin", "GET", "/v1/vms", {{"limit", "0"}}).status, 400);
+  EXPECT_EQ(call("admin", "GET", "/v1/vms", {{"limit", "5"}, {"limit", "6"}}).status, 400);
+  EXPECT_EQ(call("admin", "GET", "/v1/vms/Bad_Name").status, 400);
+  auto error = json::parse(call("admin", "GET", "/v1/vms/Bad_Name").body);
+  EXPECT_EQ(error["error"]["code"], "invalid_argument");
+  EXPECT_TRUE(error["error"].contains("details"));
+}
+
+TEST_F(ApiTest, TenantsAreApart) {
+  createVm("ta", "vm1");
+  createVm("tb", "vm1");
+  auto a = json::parse(call("op-a", "GET", "/v1/vms").body);
+  ASSERT_EQ(a["items"].size(), 1u);
+  EXPECT_EQ(a["items"][0]["tenant"], "ta");
+  EXPECT_EQ(call("op-a", "GET", "/v1/vms/vm1").status, 200);
+  EXPECT_EQ(call("op-a", "GET", "/v1/vms/vm1", {{"tenant", "tb"}}).status, 404);
+  EXPECT_EQ(call("op-a", "DELETE", "/v1/vms/vm1", {{"tenant", "tb"}}).status, 404);
+  EXPECT_EQ(call("op-a", "POST", "/v1/vms/vm1/actions/start", {{"tenant", "tb"}}).status, 404);
+  EXPECT_EQ(call("op-a", "POST", "/v1/vms", {},
+                 json({{"name", "x"}, {"tenant", "tb"}}).dump()).status, 403);
+  // The admin sees both, and must say which one it means.
+  EXPECT_EQ(call("admin", "GET", "/v1/vms/vm1").status, 409);
+  EXPECT_EQ(call("admin", "GET", "/v1/vms/vm1", {{"tenant", "tb"}}).status, 200);
+  // Viewers read, never write.
+  EXPECT_EQ(call("view-a", "GET", "/v1/vms/vm1").status, 200);
+  EXPECT_EQ(call("view-a", "POST", "/v1/vms/vm1/actions/start").status, 403);
+  EXPECT_EQ(call("view-a", "DELETE", "/v1/vms/vm1").status, 403);
+  // An operator with one tenant may leave it out of the spec.
+  auto created = call("op-a", "POST", "/v1/vms", {{"start", "false"}},
+                      json({{"name", "vm2"}, {"memory_mib", 128}}).dump());
+  EXPECT_EQ(created.status, 202) << created.body;
+  EXPECT_TRUE(store_->getVm("ta", "vm2").has_value());
+}
+
+TEST_F(ApiTest, OnlyAdminsBootHostKernels) {
+  json spec = {{"name", "k"}, {"boot", {{"kernel", "/definitely/not/here"}}}};
+  // An operator learns nothing about host paths: 403, not "file missing".
+  auto r = call("op-a", "POST", "/v1/vms", {}, spec.dump());
+  EXPECT_EQ(r.status, 403) << r.body;
+  spec["tenant"] = "ta";
+  r = call("admin", "POST", "/v1/vms", {}, spec.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+}
+
+TEST_F(ApiTest, EveryMutatingCallIsAudited) {
+  createVm("ta", "vm1");
+  call("view-a", "DELETE", "/v1/vms/vm1");             // refused
+  call("op-a", "POST", "/v1/vms/vm1/actions/start");  // allowed
+  call("op-a", "GET", "/v1/vms");                      // not mutating
+  auto entries = store_->listAudit(0, 100);
+  ASSERT_TRUE(entries.has_value());
+  ASSERT_EQ(entries->size(), 3u);
+  EXPECT_EQ((*entries)[1].status, 403);
+  EXPECT_EQ((*entries)[1].identity, "qiao://c1/user/view-a");
+  EXPECT_EQ((*entries)[2].status, 202);
+  EXPECT_EQ((*entries)[2].tenant, "ta");
+  auto verify = store_->verifyAudit();
+  ASSERT_TRUE(verify.has_value());
+  EXPECT_TRUE(verify->ok);
+}
+
+TEST_F(ApiTest, MetricsCountRequests) {
+  call("admin", "GET", "/v1/vms");
+  auto m = call("admin", "GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("qiao_api_requests_total{method=\"GET\",route=\"/v1/vms\",status=\"200\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("qiao_api_request_duration_seconds_bucket"), std::string::npos);
+  EXPECT_EQ(call("op-a", "GET", "/metrics").status, 403);
+}
+
+}  // namespace
+}  // namespace qiao

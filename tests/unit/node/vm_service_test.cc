@@ -1,0 +1,181 @@
+// VmService on libvirt's own test driver (test:///default): tasks and their steps, the
+// conflicts the API relies on, and reconciliation (adopt, leave foreign, redefine).
+#include "node/vm/vm_service.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "node/vm/domain.h"
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+
+class VmServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("qiao-vmsvc-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto store = Store::open((dir_ / "qiao.db").string());
+    ASSERT_TRUE(store.has_value()) << store.error().describe();
+    store_ = std::move(*store);
+    LibvirtOptions lv;
+    lv.uri = "test:///default";
+    hypervisor_ = makeLibvirtHypervisor(lv);
+    VmServiceOptions options;
+    options.cluster = "unit";
+    options.console_dir = (dir_ / "console").string();
+    options.host_accelerator = "tcg";
+    options.shutdown_timeout_s = 5;
+    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_);
+    events_.subscribe([this](const Event& e) {
+      std::lock_guard lock(mutex_);
+      published_.push_back(e);
+    });
+    service_->start();
+    service_->waitIdle();
+  }
+  void TearDown() override {
+    service_->stop();
+    hypervisor_->stop();
+    fs::remove_all(dir_);
+  }
+
+  VmSpec spec(const std::string& name, const std::string& tenant = "acme") {
+    VmSpec s;
+    s.name = name;
+    s.tenant = tenant;
+    s.arch = "x86_64";
+    s.memory_mib = 128;
+    return s;
+  }
+
+  TaskRecord finish(const Result<TaskRecord>& task) {
+    EXPECT_TRUE(task.has_value()) << task.error().describe();
+    service_->waitIdle();
+    auto done = store_->getTask(task->id);
+    EXPECT_TRUE(done.has_value());
+    return *done;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Hypervisor> hypervisor_;
+  EventBus events_;
+  std::unique_ptr<VmService> service_;
+  std::mutex mutex_;
+  std::vector<Event> published_;
+};
+
+TEST_F(VmServiceTest, CreateDefinesAndStartsWithMetadata) {
+  auto task = finish(service_->createVm(spec("web1"), true, "qiao://unit/user/t"));
+  EXPECT_EQ(task.state, "succeeded") << task.error_json;
+  EXPECT_EQ(task.progress, 100);
+  auto vm = store_->getVm("acme", "web1");
+  ASSERT_TRUE(vm.has_value());
+  EXPECT_EQ(vm->state, "running");
+  auto info = hypervisor_->lookup("acme.web1");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->uuid, vm->uuid);
+  ASSERT_TRUE(info->metadata.has_value());
+  EXPECT_EQ(info->metadata->cluster, "unit");
+  EXPECT_EQ(info->metadata->tenant, "acme");
+  // Every step is journaled, begun and done.
+  auto journal = store_->journalOf(task.id);
+  ASSERT_TRUE(journal.has_value());
+  std::vector<std::string> steps;
+  for (const auto& e : *journal) steps.push_back(e.step + ":" + e.phase);
+  EXPECT_EQ(steps, (std::vector<std::string>{"define:begin", "define:done", "start:begin",
+                                             "start:done", "record:begin", "record:done"}));
+  std::lock_guard lock(mutex_);
+  bool saw_task = false;
+  for (const auto& e : published_) saw_task = saw_task || e.type == "task";
+  EXPECT_TRUE(saw_task);
+}
+
+TEST_F(VmServiceTest, DuplicateNameInTenantConflictsButOtherTenantMayReuseIt) {
+  finish(service_->createVm(spec("dup"), false, "t"));
+  auto again = service_->createVm(spec("dup"), false, "t");
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+  auto other = finish(service_->createVm(spec("dup", "other"), false, "t"));
+  EXPECT_EQ(other.state, "succeeded");
+}
+
+TEST_F(VmServiceTest, ActionsAndDeleteRules) {
+  finish(service_->createVm(spec("a1"), true, "t"));
+  auto vm = *store_->getVm("acme", "a1");
+  EXPECT_EQ(finish(service_->action(vm, "pause", "t")).state, "succeeded");
+  EXPECT_EQ(store_->getVm("acme", "a1")->state, "paused");
+  vm = *store_->getVm("acme", "a1");
+  auto reboot = service_->action(vm, "reboot", "t");
+  ASSERT_FALSE(reboot.has_value());
+  EXPECT_EQ(reboot.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(finish(service_->action(vm, "resume", "t")).state, "succeeded");
+  vm = *store_->getVm("acme", "a1");
+  EXPECT_EQ(vm.state, "running");
+
+  auto refused = service_->deleteVm(vm, false, "t");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(finish(service_->deleteVm(vm, true, "t")).state, "succeeded");
+  EXPECT_FALSE(store_->getVm("acme", "a1").has_value());
+  EXPECT_FALSE(hypervisor_->lookup("acme.a1").has_value());
+}
+
+TEST_F(VmServiceTest, FailedCreateLeavesNothingBehind) {
+  // A domain of the same name that is not ours: the create must not overwrite it.
+  DomainContext ctx;
+  ctx.cluster = "someone-else";
+  ctx.accelerator = "tcg";
+  ctx.uuid = "5b9f0d1e-0000-4000-8000-000000000001";
+  ctx.machine = "q35";
+  ctx.console_log_path = (dir_ / "x.log").string();
+  ASSERT_TRUE(hypervisor_->define(renderDomainXml(buildDomainDef(spec("taken"), ctx))));
+  auto task = finish(service_->createVm(spec("taken"), true, "t"));
+  EXPECT_EQ(task.state, "failed");
+  EXPECT_NE(task.error_json.find("conflict"), std::string::npos) << task.error_json;
+  EXPECT_FALSE(store_->getVm("acme", "taken").has_value());
+  auto info = hypervisor_->lookup("acme.taken");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->uuid, ctx.uuid) << "the foreign domain was overwritten";
+}
+
+TEST_F(VmServiceTest, ReconcileAdoptsOursLeavesForeignAndRedefinesMissing) {
+  DomainContext ours;
+  ours.cluster = "unit";
+  ours.accelerator = "tcg";
+  ours.uuid = "5b9f0d1e-0000-4000-8000-000000000002";
+  ours.machine = "q35";
+  ours.console_log_path = (dir_ / "o.log").string();
+  ASSERT_TRUE(hypervisor_->define(renderDomainXml(buildDomainDef(spec("orphan"), ours))));
+  DomainContext foreign = ours;
+  foreign.cluster = "elsewhere";
+  foreign.uuid = "5b9f0d1e-0000-4000-8000-000000000003";
+  ASSERT_TRUE(hypervisor_->define(renderDomainXml(buildDomainDef(spec("theirs"), foreign))));
+  finish(service_->createVm(spec("lost"), false, "t"));
+  ASSERT_TRUE(hypervisor_->undefine("acme.lost"));
+
+  auto report = service_->reconcileNow();
+  EXPECT_EQ(report.adopted, 1);
+  EXPECT_EQ(report.redefined, 1);
+  EXPECT_GE(report.foreign, 1);
+  auto adopted = store_->getVm("acme", "orphan");
+  ASSERT_TRUE(adopted.has_value());
+  EXPECT_EQ(adopted->uuid, ours.uuid);
+  EXPECT_FALSE(store_->getVm("acme", "theirs").has_value());
+  EXPECT_TRUE(hypervisor_->lookup("acme.lost").has_value());
+  // libvirt's own sample domain has no Qiao metadata and is left alone.
+  EXPECT_TRUE(hypervisor_->lookup("test").has_value());
+  // A second pass finds nothing to do.
+  auto again = service_->reconcileNow();
+  EXPECT_EQ(again.adopted + again.redefined + again.updated, 0);
+}
+
+}  // namespace
+}  // namespace qiao
