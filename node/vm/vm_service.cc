@@ -605,6 +605,7 @@ VmService::ReconcileReport VmService::reconcileNow() {
 VmService::ReconcileReport VmService::reconcile() {
   ReconcileReport report;
   auto domains = hypervisor_.listDomains();
+  libvirt_connected_ = domains.has_value() || domains.error().code != ErrorCode::kUnavailable;
   if (!domains) {
     report.notes.push_back("libvirt: " + domains.error().describe());
     kLog.warn("reconciliation skipped: libvirt unavailable",

@@ -1,0 +1,333 @@
+#include "base/config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+namespace qiao {
+namespace {
+
+using StringField = std::string* (*)(Config&);
+using IntField = int* (*)(Config&);
+using Int64Field = int64_t* (*)(Config&);
+using ListField = std::vector<std::string>* (*)(Config&);
+using Field = std::variant<StringField, IntField, Int64Field, ListField>;
+// Extra validation of one string value; returns "" when fine, else what is wrong.
+using Check = std::string (*)(const std::string&);
+
+struct Option {
+  const char* key;  // "api.max_body_bytes"
+  Field field;
+  int64_t min = 0;
+  int64_t max = 0;
+  std::vector<std::string> allowed;  // for enumerations
+  Check check = nullptr;
+  const char* help;
+};
+
+std::string checkListen(const std::string& v) {
+  std::string host, port;
+  if (!v.empty() && v.front() == '[') {
+    auto close = v.find(']');
+    if (close == std::string::npos || close + 1 >= v.size() || v[close + 1] != ':') {
+      return "must look like [::1]:8443";
+    }
+    host = v.substr(1, close - 1);
+    port = v.substr(close + 2);
+    if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+      return "bad IPv6 address";
+    }
+  } else {
+    auto colon = v.rfind(':');
+    if (colon == std::string::npos) return "must be ADDRESS:PORT";
+    host = v.substr(0, colon);
+    port = v.substr(colon + 1);
+    int dots = 0;
+    for (char c : host) {
+      if (c == '.') ++dots;
+      else if (c < '0' || c > '9') return "must be an IP address (IPv6 in brackets)";
+    }
+    if (dots != 3) return "must be an IPv4 address (IPv6 in brackets)";
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return "port must be 0 to 65535";
+  }
+  return "";
+}
+
+std::string checkAbsolutePath(const std::string& v) {
+  return !v.empty() && v.front() == '/' ? "" : "must be an absolute path";
+}
+
+std::string checkOptionalAbsolutePath(const std::string& v) {
+  return v.empty() ? "" : checkAbsolutePath(v);
+}
+
+std::string checkNotEmpty(const std::string& v) { return v.empty() ? "must not be empty" : ""; }
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> table = {
+      {"api.listen", ListField([](Config& c) { return &c.api.listen; }), 0, 0, {}, checkListen,
+       "Addresses the node API listens on (HTTPS), as IP:PORT or [IPv6]:PORT. Port 0 takes "
+       "any free port; the bound addresses are written to <state.dir>/qiaod.addr."},
+      {"api.max_body_bytes", Int64Field([](Config& c) { return &c.api.max_body_bytes; }), 1024,
+       64 << 20, {}, nullptr, "Largest request body accepted; larger ones get 413."},
+      {"api.max_connections", IntField([](Config& c) { return &c.api.max_connections; }), 1,
+       65536, {}, nullptr, "Concurrent API connections; more are refused at accept."},
+      {"api.request_timeout_s", IntField([](Config& c) { return &c.api.request_timeout_s; }), 1,
+       3600, {}, nullptr, "Deadline for a TLS handshake, reading a request and writing a reply."},
+      {"pki.dir", StringField([](Config& c) { return &c.pki.dir; }), 0, 0, {}, checkAbsolutePath,
+       "Directory of the cluster CA and this node's certificate: ca.crt, node.crt, node.key, "
+       "cluster (made by `qiaod pki init`)."},
+      {"state.dir", StringField([](Config& c) { return &c.state.dir; }), 0, 0, {},
+       checkAbsolutePath,
+       "Directory of qiaod's state: qiao.db (SQLite), console/ (serial console logs), "
+       "qiaod.addr."},
+      {"libvirt.uri", StringField([](Config& c) { return &c.libvirt.uri; }), 0, 0, {},
+       checkNotEmpty, "libvirt connection URI."},
+      {"libvirt.workers", IntField([](Config& c) { return &c.libvirt.workers; }), 1, 64, {},
+       nullptr, "Threads that run tasks (libvirt calls block); tasks beyond wait in a queue."},
+      {"libvirt.keepalive_interval_s",
+       IntField([](Config& c) { return &c.libvirt.keepalive_interval_s; }), 1, 300, {}, nullptr,
+       "libvirt keepalive interval; three missed answers mean the connection is lost."},
+      {"vm.accelerator", StringField([](Config& c) { return &c.vm.accelerator; }), 0, 0,
+       {"auto", "kvm", "tcg"}, nullptr,
+       "auto: KVM when the start-up probe shows that KVM really runs guests, else TCG. kvm: "
+       "require KVM (qiaod refuses to start without it). tcg: always emulate."},
+      {"vm.shutdown_timeout_s", IntField([](Config& c) { return &c.vm.shutdown_timeout_s; }), 1,
+       3600, {}, nullptr,
+       "How long a stop (ACPI shutdown) waits for the guest to power off before the task fails."},
+      {"vm.console_log_max_bytes",
+       Int64Field([](Config& c) { return &c.vm.console_log_max_bytes; }), 4096, int64_t{1} << 30,
+       {}, nullptr,
+       "Largest console-log tail the API returns (virtlogd rotates the files themselves)."},
+      {"vm.machine_x86_64", StringField([](Config& c) { return &c.vm.machine_x86_64; }), 0, 0,
+       {}, checkNotEmpty, "QEMU machine type of x86_64 guests."},
+      {"vm.machine_aarch64", StringField([](Config& c) { return &c.vm.machine_aarch64; }), 0, 0,
+       {}, checkNotEmpty, "QEMU machine type of aarch64 guests."},
+      {"vm.cpu_model_aarch64_tcg",
+       StringField([](Config& c) { return &c.vm.cpu_model_aarch64_tcg; }), 0, 0, {},
+       checkNotEmpty, "CPU model of aarch64 guests under TCG (KVM uses host-passthrough)."},
+      {"vm.max_vcpus", IntField([](Config& c) { return &c.vm.max_vcpus; }), 1, 4096, {}, nullptr,
+       "Most vCPUs a VM may ask for."},
+      {"vm.max_memory_mib", Int64Field([](Config& c) { return &c.vm.max_memory_mib; }), 64,
+       int64_t{1} << 32, {}, nullptr, "Most memory (MiB) a VM may ask for."},
+      {"log.level", StringField([](Config& c) { return &c.log.level; }), 0, 0,
+       {"debug", "info", "warn", "error"}, nullptr, "Least severe level written."},
+      {"log.file", StringField([](Config& c) { return &c.log.file; }), 0, 0, {},
+       checkOptionalAbsolutePath,
+       "File the JSON log lines are appended to; empty means stderr (the journal)."},
+  };
+  return table;
+}
+
+std::string typeName(const Field& f) {
+  switch (f.index()) {
+    case 0: return "string";
+    case 1:
+    case 2: return "integer";
+    default: return "array of strings";
+  }
+}
+
+std::string tomlValueOf(const Option& o, const Config& defaults) {
+  Config copy = defaults;
+  return std::visit(
+      [&](auto fn) -> std::string {
+        auto* p = fn(copy);
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return "\"" + *p + "\"";
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          std::string out = "[";
+          for (size_t i = 0; i < p->size(); ++i) out += (i ? ", \"" : "\"") + (*p)[i] + "\"";
+          return out + "]";
+        } else {
+          return std::to_string(*p);
+        }
+      },
+      o.field);
+}
+
+std::string rangeOf(const Option& o) {
+  if (!o.allowed.empty()) {
+    std::string out;
+    for (const auto& a : o.allowed) out += (out.empty() ? "" : " \\| ") + a;
+    return out;
+  }
+  if (o.field.index() == 1 || o.field.index() == 2) {
+    return std::to_string(o.min) + " to " + std::to_string(o.max);
+  }
+  return "";
+}
+
+std::string describeNode(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number with a fraction";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date or time";
+  }
+}
+
+Status applyValue(const Option& o, const toml::node& node, Config& config,
+                  const std::string& where) {
+  auto bad = [&](const std::string& why) {
+    return makeError(ErrorCode::kInvalidArgument, "config", where + ": " + o.key + ": " + why);
+  };
+  auto checkString = [&](const std::string& v) -> Status {
+    if (!o.allowed.empty() &&
+        std::find(o.allowed.begin(), o.allowed.end(), v) == o.allowed.end()) {
+      return bad("must be one of " + rangeOf(o) + ", got \"" + v + "\"");
+    }
+    if (o.check != nullptr) {
+      std::string why = o.check(v);
+      if (!why.empty()) return bad(why + ", got \"" + v + "\"");
+    }
+    return {};
+  };
+  return std::visit(
+      [&](auto fn) -> Status {
+        auto* p = fn(config);
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          auto v = node.value<std::string>();
+          if (!node.is_string() || !v) return bad("must be a string, got " + describeNode(node));
+          if (auto ok = checkString(*v); !ok) return ok;
+          *p = *v;
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          const auto* arr = node.as_array();
+          if (arr == nullptr) return bad("must be an array of strings, got " + describeNode(node));
+          std::vector<std::string> values;
+          for (const auto& item : *arr) {
+            auto v = item.value<std::string>();
+            if (!item.is_string() || !v) return bad("must hold only strings");
+            if (auto ok = checkString(*v); !ok) return ok;
+            values.push_back(*v);
+          }
+          if (values.empty()) return bad("must not be empty");
+          *p = std::move(values);
+        } else {
+          auto v = node.value<int64_t>();
+          if (!node.is_integer() || !v) return bad("must be an integer, got " + describeNode(node));
+          if (*v < o.min || *v > o.max) {
+            return bad("must be between " + std::to_string(o.min) + " and " +
+                       std::to_string(o.max) + ", got " + std::to_string(*v));
+          }
+          *p = static_cast<T>(*v);
+        }
+        return {};
+      },
+      o.field);
+}
+
+}  // namespace
+
+Result<Config> parseConfig(std::string_view toml_text, std::string_view source_name) {
+  const std::string where(source_name);
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& at = e.source().begin;
+    return makeError(ErrorCode::kInvalidArgument, "config",
+                     where + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                         ": " + std::string(e.description()));
+  }
+  Config config;
+  for (const auto& [table_key, table_node] : root) {
+    const std::string table_name(table_key.str());
+    const auto* table = table_node.as_table();
+    if (table == nullptr) {
+      return makeError(ErrorCode::kInvalidArgument, "config",
+                       where + ": " + table_name + ": unknown key (keys live in tables such as "
+                                                   "[api], [vm])");
+    }
+    for (const auto& [key, node] : *table) {
+      const std::string full = table_name + "." + std::string(key.str());
+      const Option* option = nullptr;
+      for (const auto& o : options()) {
+        if (full == o.key) option = &o;
+      }
+      if (option == nullptr) {
+        return makeError(ErrorCode::kInvalidArgument, "config",
+                         where + ": " + full + ": unknown key (see `qiaod config reference`)");
+      }
+      if (auto ok = applyValue(*option, node, config, where); !ok) {
+        return std::unexpected(ok.error());
+      }
+    }
+  }
+  return config;
+}
+
+Result<Config> loadConfig(const std::string& path, bool must_exist) {
+  std::ifstream in(path);
+  if (!in) {
+    if (!must_exist && errno == ENOENT) return Config{};
+    return makeError(ErrorCode::kInvalidArgument, "config",
+                     "cannot read " + path + ": " + std::strerror(errno));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parseConfig(text.str(), path);
+}
+
+std::string configReferenceMarkdown() {
+  const Config defaults;
+  std::string out =
+      "# qiaod configuration reference\n\n"
+      "`/etc/qiao/qiaod.toml` (or `qiaod --config FILE`). Every key is optional; a missing\n"
+      "file means all defaults. Unknown keys, wrong types and values out of range stop qiaod\n"
+      "at start with the key's name. `qiaod config check` loads the file and reports;\n"
+      "`qiaod config default` prints a file with every key and its default.\n\n"
+      "This page is generated by `qiaod config reference`; a test keeps it equal.\n";
+  std::string table;
+  for (const auto& o : options()) {
+    std::string key = o.key;
+    std::string t = key.substr(0, key.find('.'));
+    if (t != table) {
+      table = t;
+      out += "\n## [" + table + "]\n\n| key | type | default | range | help |\n|---|---|---|---|---|\n";
+    }
+    out += "| `" + key.substr(key.find('.') + 1) + "` | " + typeName(o.field) + " | `" +
+           tomlValueOf(o, defaults) + "` | " + rangeOf(o) + " | " + o.help + " |\n";
+  }
+  return out;
+}
+
+std::string defaultConfigToml() {
+  const Config defaults;
+  std::string out =
+      "# qiaod configuration. Every key is shown with its default, commented out.\n"
+      "# `qiaod config reference` explains each; `qiaod config check` validates this file.\n";
+  std::string table;
+  for (const auto& o : options()) {
+    std::string key = o.key;
+    std::string t = key.substr(0, key.find('.'));
+    if (t != table) {
+      table = t;
+      out += "\n[" + table + "]\n";
+    }
+    out += "# " + std::string(o.help) + "\n";
+    std::string range = rangeOf(o);
+    if (!range.empty()) {
+      for (size_t pos; (pos = range.find("\\|")) != std::string::npos;) range.replace(pos, 2, "|");
+      out += "# (" + range + ")\n";
+    }
+    out += "#" + key.substr(key.find('.') + 1) + " = " + tomlValueOf(o, defaults) + "\n";
+  }
+  return out;
+}
+
+}  // namespace qiao

@@ -1,0 +1,58 @@
+// qiaod's configuration: /etc/qiao/qiaod.toml. One table of options (config.cc) holds every
+// key's type, default, range and help; parsing, validation, the default file and the
+// reference documentation all come from it. Unknown keys, wrong types and values out of range
+// fail the start with the file and the key's name.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace qiao {
+
+struct Config {
+  struct Api {
+    std::vector<std::string> listen{"127.0.0.1:8443"};
+    int64_t max_body_bytes = 1 << 20;
+    int max_connections = 256;
+    int request_timeout_s = 30;
+  } api;
+  struct Pki {
+    std::string dir = "/etc/qiao/pki";
+  } pki;
+  struct State {
+    std::string dir = "/var/lib/qiao";
+  } state;
+  struct Libvirt {
+    std::string uri = "qemu:///system";
+    int workers = 4;
+    int keepalive_interval_s = 5;
+  } libvirt;
+  struct Vm {
+    std::string accelerator = "auto";
+    int shutdown_timeout_s = 60;
+    int64_t console_log_max_bytes = 2 << 20;
+    std::string machine_x86_64 = "q35";
+    std::string machine_aarch64 = "virt";
+    std::string cpu_model_aarch64_tcg = "cortex-a72";
+    int max_vcpus = 64;
+    int64_t max_memory_mib = 262144;
+  } vm;
+  struct Log {
+    std::string level = "info";
+    std::string file;
+  } log;
+};
+
+Result<Config> parseConfig(std::string_view toml_text, std::string_view source_name);
+// must_exist=false: a missing file gives the defaults.
+Result<Config> loadConfig(const std::string& path, bool must_exist);
+// Markdown: one section per table, each key with type, default, range and help.
+std::string configReferenceMarkdown();
+// Every key commented out with its default and help: the shipped /etc/qiao/qiaod.toml.
+std::string defaultConfigToml();
+
+}  // namespace qiao

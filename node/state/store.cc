@@ -1,0 +1,850 @@
+#include "node/state/store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <functional>
+#include <set>
+
+#include "base/crypto.h"
+
+namespace qiao {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+const std::string kGenesisHash(64, '0');
+
+// Each migration takes the schema from version i to i + 1.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE vms(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  uuid TEXT NOT NULL UNIQUE,
+  spec_json TEXT NOT NULL,
+  state TEXT NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, name)
+);
+CREATE TABLE tasks(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  target TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  state TEXT NOT NULL,
+  progress INTEGER NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  error_json TEXT NOT NULL DEFAULT '',
+  params_json TEXT NOT NULL DEFAULT '{}',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX tasks_by_state ON tasks(state);
+CREATE INDEX tasks_by_target ON tasks(tenant, target);
+CREATE TABLE journal(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+  step TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  at TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX journal_by_task ON journal(task_id, seq);
+CREATE TABLE audit(
+  seq INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  target TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  request_digest TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE TABLE bindings(
+  identity TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  tenants_json TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+)sql",
+};
+
+std::string hexEncode(const std::string& s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+  }
+  return out;
+}
+
+bool hexDecode(const std::string& s, std::string* out) {
+  if (s.size() % 2 != 0) return false;
+  out->clear();
+  auto v = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  for (size_t i = 0; i < s.size(); i += 2) {
+    int hi = v(s[i]), lo = v(s[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    *out += static_cast<char>(hi * 16 + lo);
+  }
+  return true;
+}
+
+// Tenants are stored as a JSON array of DNS labels (no escaping needed, but done anyway).
+std::string tenantsToJson(const std::vector<std::string>& tenants) {
+  std::string out = "[";
+  for (size_t i = 0; i < tenants.size(); ++i) {
+    out += i ? ",\"" : "\"";
+    for (char c : tenants[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "]";
+}
+
+std::vector<std::string> tenantsFromJson(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in = false, esc = false;
+  for (char c : text) {
+    if (!in) {
+      if (c == '"') {
+        in = true;
+        cur.clear();
+      }
+      continue;
+    }
+    if (esc) {
+      cur += c;
+      esc = false;
+    } else if (c == '\\') {
+      esc = true;
+    } else if (c == '"') {
+      out.push_back(cur);
+      in = false;
+    } else {
+      cur += c;
+    }
+  }
+  return out;
+}
+
+std::string placeholders(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i ? ",?" : "?";
+  return out;
+}
+
+}  // namespace
+
+std::string auditHash(const AuditEntry& e, const std::string& prev_hash) {
+  std::string canonical;
+  auto field = [&](const std::string& v) {
+    canonical += std::to_string(v.size());
+    canonical += ':';
+    canonical += v;
+    canonical += ';';
+  };
+  field(prev_hash);
+  field(std::to_string(e.seq));
+  field(e.at);
+  field(e.identity);
+  field(e.method);
+  field(e.path);
+  field(e.tenant);
+  field(e.target);
+  field(std::to_string(e.status));
+  field(e.request_digest);
+  return sha256Hex(canonical);
+}
+
+// A prepared statement with positional binding; finalized on destruction.
+class Store::Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Statement& bind(const std::string& v) {
+    sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int64_t v) {
+    sqlite3_bind_int64(stmt_, ++index_, v);
+    return *this;
+  }
+  Statement& bindAll(const std::vector<std::string>& values) {
+    for (const auto& v : values) bind(v);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return rc_ = sqlite3_step(stmt_); }
+  int rc() const { return rc_; }
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+  int index_ = 0;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back unless committed.
+class Store::Transaction {
+ public:
+  explicit Transaction(Store& store) : store_(store) {
+    status_ = store_.exec("BEGIN IMMEDIATE");
+  }
+  ~Transaction() {
+    if (status_ && !committed_) (void)store_.exec("ROLLBACK");
+  }
+  const Status& status() const { return status_; }
+  Status commit() {
+    auto s = store_.exec("COMMIT");
+    committed_ = s.has_value();
+    return s;
+  }
+
+ private:
+  Store& store_;
+  Status status_;
+  bool committed_ = false;
+};
+
+Store::Store(sqlite3* db) : db_(db) {}
+
+Store::~Store() { sqlite3_close_v2(db_); }
+
+Error Store::sqlError(const std::string& what) const {
+  int code = sqlite3_extended_errcode(db_);
+  ErrorCode mapped = ErrorCode::kInternal;
+  if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED) {
+    mapped = ErrorCode::kUnavailable;
+  } else if (code == SQLITE_CONSTRAINT_PRIMARYKEY || code == SQLITE_CONSTRAINT_UNIQUE) {
+    mapped = ErrorCode::kConflict;
+  }
+  return Error{mapped, "store", what + ": " + sqlite3_errmsg(db_), ""};
+}
+
+Status Store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string message = err ? err : "unknown error";
+    sqlite3_free(err);
+    Error e = sqlError(sql);
+    e.message = std::string(sql).substr(0, 40) + ": " + message;
+    return std::unexpected(e);
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  std::error_code ec;
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  // Created 0600: the store holds identities and the audit log.
+  mode_t old_mask = umask(077);
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  umask(old_mask);
+  if (rc != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return makeError(ErrorCode::kUnavailable, "store", "cannot open " + path + ": " + message);
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                             "PRAGMA foreign_keys=ON"}) {
+    if (auto s = store->exec(pragma); !s) return std::unexpected(s.error());
+  }
+  // Migrate under the write lock, so two processes starting at once do not both migrate.
+  Transaction tx(*store);
+  if (!tx.status()) return std::unexpected(tx.status().error());
+  if (auto s = store->exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      !s) {
+    return std::unexpected(s.error());
+  }
+  int version = 0;
+  {
+    Statement q(db, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (q.ok() && q.step() == SQLITE_ROW) version = std::stoi(q.text(0));
+  }
+  constexpr int kKnown = static_cast<int>(std::size(kMigrations));
+  static_assert(kKnown == kSchemaVersion);
+  if (version > kKnown) {
+    return makeError(ErrorCode::kInternal, "store",
+                     path + " has schema version " + std::to_string(version) +
+                         ", newer than this qiaod knows (" + std::to_string(kKnown) +
+                         "); run a newer qiaod");
+  }
+  for (int v = version; v < kKnown; ++v) {
+    if (auto s = store->exec(kMigrations[v]); !s) return std::unexpected(s.error());
+  }
+  {
+    Statement up(db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)");
+    up.bind(std::to_string(kKnown));
+    if (up.step() != SQLITE_DONE) return std::unexpected(store->sqlError("schema version"));
+  }
+  if (auto s = tx.commit(); !s) return std::unexpected(s.error());
+  return store;
+}
+
+namespace {
+
+constexpr const char* kVmColumns =
+    "tenant, name, uuid, spec_json, state, last_error, created_at, updated_at";
+constexpr const char* kTaskColumns =
+    "id, kind, tenant, target, identity, state, progress, message, error_json, params_json, "
+    "created_at, updated_at, attempts, seq";
+
+}  // namespace
+
+#define QIAO_VM_FROM(q)                                                                  \
+  VmRecord {                                                                             \
+    q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7) \
+  }
+
+static TaskRecord taskFrom(const std::function<std::string(int)>& text,
+                           const std::function<int64_t(int)>& integer) {
+  TaskRecord t;
+  t.id = text(0);
+  t.kind = text(1);
+  t.tenant = text(2);
+  t.target = text(3);
+  t.identity = text(4);
+  t.state = text(5);
+  t.progress = static_cast<int>(integer(6));
+  t.message = text(7);
+  t.error_json = text(8);
+  t.params_json = text(9);
+  t.created_at = text(10);
+  t.updated_at = text(11);
+  t.attempts = static_cast<int>(integer(12));
+  return t;
+}
+
+Status Store::createVmWithTask(const VmRecord& vm, const TaskRecord& task) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  {
+    Statement q(db_, std::string("INSERT INTO vms(") + kVmColumns +
+                         ") VALUES (?,?,?,?,?,?," + kNow + "," + kNow + ")");
+    q.bind(vm.tenant).bind(vm.name).bind(vm.uuid).bind(vm.spec_json).bind(vm.state).bind(
+        vm.last_error);
+    if (q.step() != SQLITE_DONE) {
+      Error e = sqlError("insert vm");
+      if (e.code == ErrorCode::kConflict) {
+        e.message = "vm " + vm.tenant + "/" + vm.name + " already exists";
+      }
+      return std::unexpected(e);
+    }
+  }
+  {
+    Statement q(db_, std::string("INSERT INTO tasks(id, kind, tenant, target, identity, state, "
+                                 "progress, message, error_json, params_json, attempts, "
+                                 "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,") +
+                         kNow + "," + kNow + ")");
+    q.bind(task.id).bind(task.kind).bind(task.tenant).bind(task.target).bind(task.identity)
+        .bind(task.state).bind(int64_t{task.progress}).bind(task.message).bind(task.error_json)
+        .bind(task.params_json.empty() ? std::string("{}") : task.params_json)
+        .bind(int64_t{task.attempts});
+    if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("insert task"));
+  }
+  return tx.commit();
+}
+
+Result<VmRecord> Store::getVm(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("SELECT ") + kVmColumns + " FROM vms WHERE tenant = ? AND name = ?");
+  q.bind(tenant).bind(name);
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return QIAO_VM_FROM(q);
+  if (rc == SQLITE_DONE) {
+    return makeError(ErrorCode::kNotFound, "store", "no vm " + tenant + "/" + name);
+  }
+  return std::unexpected(sqlError("get vm"));
+}
+
+Result<std::vector<VmRecord>> Store::findVmsByName(const std::string& name,
+                                                   const std::vector<std::string>& tenants) {
+  std::lock_guard lock(mutex_);
+  std::string sql = std::string("SELECT ") + kVmColumns + " FROM vms WHERE name = ?";
+  if (!tenants.empty()) sql += " AND tenant IN (" + placeholders(tenants.size()) + ")";
+  sql += " ORDER BY tenant";
+  Statement q(db_, sql);
+  q.bind(name).bindAll(tenants);
+  std::vector<VmRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(QIAO_VM_FROM(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("find vms"));
+  return out;
+}
+
+Result<VmPage> Store::listVms(const VmFilter& filter) {
+  std::lock_guard lock(mutex_);
+  std::string sql = std::string("SELECT ") + kVmColumns + " FROM vms WHERE 1";
+  std::vector<std::string> args;
+  if (!filter.tenants.empty()) {
+    sql += " AND tenant IN (" + placeholders(filter.tenants.size()) + ")";
+    args.insert(args.end(), filter.tenants.begin(), filter.tenants.end());
+  }
+  if (!filter.state.empty()) {
+    sql += " AND state = ?";
+    args.push_back(filter.state);
+  }
+  for (const auto& [key, value] : filter.labels) {
+    // json_each: the key is compared as a value, never spliced into a JSON path.
+    sql += " AND EXISTS (SELECT 1 FROM json_each(vms.spec_json, '$.labels') WHERE "
+           "json_each.key = ? AND json_each.value = ?)";
+    args.push_back(key);
+    args.push_back(value);
+  }
+  if (!filter.page_token.empty()) {
+    std::string decoded;
+    auto slash = std::string::npos;
+    if (!hexDecode(filter.page_token, &decoded) ||
+        (slash = decoded.find('/')) == std::string::npos) {
+      return makeError(ErrorCode::kInvalidArgument, "store", "page_token is not valid");
+    }
+    sql += " AND (tenant, name) > (?, ?)";
+    args.push_back(decoded.substr(0, slash));
+    args.push_back(decoded.substr(slash + 1));
+  }
+  int limit = std::max(1, filter.limit);
+  sql += " ORDER BY tenant, name LIMIT " + std::to_string(limit + 1);
+  Statement q(db_, sql);
+  q.bindAll(args);
+  VmPage page;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) page.items.push_back(QIAO_VM_FROM(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list vms"));
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    const auto& last = page.items.back();
+    page.next_page_token = hexEncode(last.tenant + "/" + last.name);
+  }
+  return page;
+}
+
+Result<std::vector<VmRecord>> Store::allVms() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("SELECT ") + kVmColumns + " FROM vms ORDER BY tenant, name");
+  std::vector<VmRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(QIAO_VM_FROM(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("all vms"));
+  return out;
+}
+
+Status Store::upsertVm(const VmRecord& vm) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT INTO vms(") + kVmColumns + ") VALUES (?,?,?,?,?,?," +
+                       kNow + "," + kNow +
+                       ") ON CONFLICT(tenant, name) DO UPDATE SET uuid = excluded.uuid, "
+                       "spec_json = excluded.spec_json, state = excluded.state, "
+                       "last_error = excluded.last_error, updated_at = excluded.updated_at");
+  q.bind(vm.tenant).bind(vm.name).bind(vm.uuid).bind(vm.spec_json).bind(vm.state).bind(
+      vm.last_error);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("upsert vm"));
+  return {};
+}
+
+Status Store::setVmState(const std::string& tenant, const std::string& name,
+                         const std::string& state, const std::string& last_error) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE vms SET state = ?, last_error = ?, updated_at = ") + kNow +
+                       " WHERE tenant = ? AND name = ?");
+  q.bind(state).bind(last_error).bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("set vm state"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kNotFound, "store", "no vm " + tenant + "/" + name);
+  }
+  return {};
+}
+
+Status Store::deleteVm(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "DELETE FROM vms WHERE tenant = ? AND name = ?");
+  q.bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete vm"));
+  return {};
+}
+
+Result<std::map<std::string, int>> Store::countVmsByState() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT state, COUNT(*) FROM vms GROUP BY state");
+  std::map<std::string, int> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out[q.text(0)] = static_cast<int>(q.integer(1));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("count vms"));
+  return out;
+}
+
+Status Store::createTask(const TaskRecord& task) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT INTO tasks(id, kind, tenant, target, identity, state, "
+                               "progress, message, error_json, params_json, attempts, "
+                               "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,") +
+                       kNow + "," + kNow + ")");
+  q.bind(task.id).bind(task.kind).bind(task.tenant).bind(task.target).bind(task.identity)
+      .bind(task.state).bind(int64_t{task.progress}).bind(task.message).bind(task.error_json)
+      .bind(task.params_json.empty() ? std::string("{}") : task.params_json)
+      .bind(int64_t{task.attempts});
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("insert task"));
+  return {};
+}
+
+Status Store::createTaskIfIdle(const TaskRecord& task) {
+  {
+    std::lock_guard lock(mutex_);
+    Transaction tx(*this);
+    if (!tx.status()) return tx.status();
+    {
+      Statement q(db_, "SELECT id, kind FROM tasks WHERE tenant = ? AND target = ? AND state IN "
+                       "('queued', 'running') LIMIT 1");
+      q.bind(task.tenant).bind(task.target);
+      int rc = q.step();
+      if (rc == SQLITE_ROW) {
+        return makeError(ErrorCode::kConflict, "store",
+                         "vm " + task.tenant + "/" + task.target + " is busy with task " +
+                             q.text(0) + " (" + q.text(1) + "); try again when it is done");
+      }
+      if (rc != SQLITE_DONE) return std::unexpected(sqlError("busy check"));
+    }
+    Statement q(db_, std::string("INSERT INTO tasks(id, kind, tenant, target, identity, state, "
+                                 "progress, message, error_json, params_json, attempts, "
+                                 "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,") +
+                         kNow + "," + kNow + ")");
+    q.bind(task.id).bind(task.kind).bind(task.tenant).bind(task.target).bind(task.identity)
+        .bind(task.state).bind(int64_t{task.progress}).bind(task.message).bind(task.error_json)
+        .bind(task.params_json.empty() ? std::string("{}") : task.params_json)
+        .bind(int64_t{task.attempts});
+    if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("insert task"));
+    return tx.commit();
+  }
+}
+
+Status Store::updateTask(const std::string& id, const std::string& state, int progress,
+                         const std::string& message, const std::string& error_json) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE tasks SET state = ?, progress = ?, message = ?, "
+                               "error_json = ?, updated_at = ") +
+                       kNow + " WHERE id = ?");
+  q.bind(state).bind(int64_t{progress}).bind(message).bind(error_json).bind(id);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("update task"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kNotFound, "store", "no task " + id);
+  }
+  return {};
+}
+
+Status Store::bumpTaskAttempts(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "UPDATE tasks SET attempts = attempts + 1 WHERE id = ?");
+  q.bind(id);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("bump attempts"));
+  return {};
+}
+
+#define QIAO_TASK_FROM(q) \
+  taskFrom([&](int c) { return q.text(c); }, [&](int c) { return q.integer(c); })
+
+Result<TaskRecord> Store::getTask(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("SELECT ") + kTaskColumns + " FROM tasks WHERE id = ?");
+  q.bind(id);
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return QIAO_TASK_FROM(q);
+  if (rc == SQLITE_DONE) return makeError(ErrorCode::kNotFound, "store", "no task " + id);
+  return std::unexpected(sqlError("get task"));
+}
+
+Result<std::vector<TaskRecord>> Store::listTasks(const TaskFilter& filter,
+                                                 std::string* next_page_token) {
+  std::lock_guard lock(mutex_);
+  std::string sql = std::string("SELECT ") + kTaskColumns + " FROM tasks WHERE 1";
+  std::vector<std::string> args;
+  if (!filter.tenants.empty()) {
+    sql += " AND tenant IN (" + placeholders(filter.tenants.size()) + ")";
+    args.insert(args.end(), filter.tenants.begin(), filter.tenants.end());
+  }
+  if (!filter.state.empty()) {
+    sql += " AND state = ?";
+    args.push_back(filter.state);
+  }
+  if (!filter.target.empty()) {
+    sql += " AND target = ?";
+    args.push_back(filter.target);
+  }
+  if (!filter.page_token.empty()) {
+    if (filter.page_token.find_first_not_of("0123456789") != std::string::npos ||
+        filter.page_token.size() > 18) {
+      return makeError(ErrorCode::kInvalidArgument, "store", "page_token is not valid");
+    }
+    sql += " AND seq < " + filter.page_token;
+  }
+  int limit = std::max(1, filter.limit);
+  sql += " ORDER BY seq DESC LIMIT " + std::to_string(limit + 1);
+  Statement q(db_, sql);
+  q.bindAll(args);
+  std::vector<TaskRecord> out;
+  std::vector<int64_t> seqs;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back(QIAO_TASK_FROM(q));
+    seqs.push_back(q.integer(13));
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list tasks"));
+  if (next_page_token) next_page_token->clear();
+  if (static_cast<int>(out.size()) > limit) {
+    out.pop_back();
+    if (next_page_token) *next_page_token = std::to_string(seqs[out.size() - 1]);
+  }
+  return out;
+}
+
+Result<std::vector<TaskRecord>> Store::unfinishedTasks() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("SELECT ") + kTaskColumns +
+                       " FROM tasks WHERE state IN ('queued', 'running') ORDER BY seq");
+  std::vector<TaskRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(QIAO_TASK_FROM(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("unfinished tasks"));
+  return out;
+}
+
+Status Store::journal(const std::string& task_id, const std::string& step,
+                      const std::string& phase, const std::string& detail) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT INTO journal(task_id, step, phase, at, detail) VALUES "
+                               "(?,?,?,") + kNow + ",?)");
+  q.bind(task_id).bind(step).bind(phase).bind(detail);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("journal"));
+  return {};
+}
+
+Result<std::vector<JournalEntry>> Store::journalOf(const std::string& task_id) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT seq, task_id, step, phase, at, detail FROM journal WHERE task_id = ? "
+                   "ORDER BY seq");
+  q.bind(task_id);
+  std::vector<JournalEntry> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("journal of task"));
+  return out;
+}
+
+Result<Store::JournalReport> Store::verifyJournal() {
+  std::lock_guard lock(mutex_);
+  JournalReport report;
+  std::map<std::string, std::string> task_state;
+  {
+    Statement q(db_, "SELECT id, state FROM tasks");
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) task_state[q.text(0)] = q.text(1);
+    if (rc != SQLITE_DONE) return std::unexpected(sqlError("verify journal"));
+  }
+  report.tasks_checked = static_cast<int64_t>(task_state.size());
+  // Open steps per task: step -> the phase that opened it.
+  std::map<std::string, std::map<std::string, std::string>> open;
+  auto problem = [&](const std::string& text) {
+    if (report.ok) {
+      report.ok = false;
+      report.first_problem = text;
+    }
+  };
+  Statement q(db_, "SELECT seq, task_id, step, phase FROM journal ORDER BY seq");
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    std::string seq = std::to_string(q.integer(0));
+    std::string task = q.text(1), step = q.text(2), phase = q.text(3);
+    if (!task_state.contains(task)) {
+      problem("entry " + seq + " names task " + task + ", which does not exist");
+      continue;
+    }
+    auto& steps = open[task];
+    if (phase == "begin" || phase == "undo-begin") {
+      if (steps.contains(step)) {
+        problem("entry " + seq + ": task " + task + " began step " + step +
+                " again before it ended");
+      }
+      steps[step] = phase;
+    } else if (phase == "done" || phase == "undone" || phase == "failed") {
+      auto it = steps.find(step);
+      if (it == steps.end()) {
+        problem("entry " + seq + ": task " + task + " ended step " + step + " (" + phase +
+                ") that it never began");
+        continue;
+      }
+      if ((phase == "done" && it->second != "begin") ||
+          (phase == "undone" && it->second != "undo-begin")) {
+        problem("entry " + seq + ": task " + task + " step " + step + ": " + phase +
+                " does not close " + it->second);
+      }
+      steps.erase(it);
+    } else {
+      problem("entry " + seq + ": unknown phase " + phase);
+    }
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("verify journal"));
+  for (const auto& [task, steps] : open) {
+    const std::string& state = task_state[task];
+    bool finished = state != "queued" && state != "running";
+    if (steps.empty()) continue;
+    if (finished || steps.size() > 1) {
+      problem("task " + task + " (" + state + ") left step " + steps.begin()->first + " open");
+    }
+  }
+  return report;
+}
+
+Status Store::appendAudit(AuditEntry entry) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  std::string prev = kGenesisHash;
+  int64_t seq = 1;
+  {
+    Statement q(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    int rc = q.step();
+    if (rc == SQLITE_ROW) {
+      seq = q.integer(0) + 1;
+      prev = q.text(1);
+    } else if (rc != SQLITE_DONE) {
+      return std::unexpected(sqlError("audit head"));
+    }
+  }
+  {
+    Statement q(db_, std::string("SELECT ") + kNow);
+    q.step();
+    entry.at = q.text(0);
+  }
+  entry.seq = seq;
+  entry.prev_hash = prev;
+  entry.hash = auditHash(entry, prev);
+  Statement q(db_, "INSERT INTO audit(seq, at, identity, method, path, tenant, target, status, "
+                   "request_digest, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  q.bind(entry.seq).bind(entry.at).bind(entry.identity).bind(entry.method).bind(entry.path)
+      .bind(entry.tenant).bind(entry.target).bind(int64_t{entry.status})
+      .bind(entry.request_digest).bind(entry.prev_hash).bind(entry.hash);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("append audit"));
+  return tx.commit();
+}
+
+Result<Store::AuditReport> Store::verifyAudit() {
+  std::lock_guard lock(mutex_);
+  AuditReport report;
+  Statement q(db_, "SELECT seq, at, identity, method, path, tenant, target, status, "
+                   "request_digest, prev_hash, hash FROM audit ORDER BY seq");
+  std::string prev = kGenesisHash;
+  int64_t expected_seq = 1;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    AuditEntry e{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5),
+                 q.text(6),    static_cast<int>(q.integer(7)), q.text(8), q.text(9), q.text(10)};
+    ++report.entries;
+    std::string why;
+    if (e.seq != expected_seq) {
+      why = "expected entry " + std::to_string(expected_seq) + " next, found " +
+            std::to_string(e.seq) + " (entries missing)";
+    } else if (e.prev_hash != prev) {
+      why = "its link to the previous entry does not match (an entry before it was removed or "
+            "changed)";
+    } else if (auditHash(e, prev) != e.hash) {
+      why = "its content does not match its hash (it was changed)";
+    }
+    if (!why.empty()) {
+      report.ok = false;
+      report.first_broken_seq = e.seq;
+      report.problem = "entry " + std::to_string(e.seq) + ": " + why;
+      return report;
+    }
+    prev = e.hash;
+    expected_seq = e.seq + 1;
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("verify audit"));
+  return report;
+}
+
+Result<std::vector<AuditEntry>> Store::listAudit(int64_t after_seq, int limit) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT seq, at, identity, method, path, tenant, target, status, "
+                   "request_digest, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
+  q.bind(after_seq).bind(int64_t{limit});
+  std::vector<AuditEntry> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6),
+                   static_cast<int>(q.integer(7)), q.text(8), q.text(9), q.text(10)});
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list audit"));
+  return out;
+}
+
+Status Store::putBinding(const Binding& binding) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT OR REPLACE INTO bindings(identity, role, tenants_json, "
+                               "created_at) VALUES (?,?,?,") + kNow + ")");
+  q.bind(binding.identity).bind(binding.role).bind(tenantsToJson(binding.tenants));
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("put binding"));
+  return {};
+}
+
+Result<Binding> Store::getBinding(const std::string& identity) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT identity, role, tenants_json, created_at FROM bindings WHERE identity = ?");
+  q.bind(identity);
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return Binding{q.text(0), q.text(1), tenantsFromJson(q.text(2)), q.text(3)};
+  if (rc == SQLITE_DONE) {
+    return makeError(ErrorCode::kNotFound, "store", "no binding for " + identity);
+  }
+  return std::unexpected(sqlError("get binding"));
+}
+
+Result<std::vector<Binding>> Store::listBindings() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT identity, role, tenants_json, created_at FROM bindings ORDER BY identity");
+  std::vector<Binding> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back({q.text(0), q.text(1), tenantsFromJson(q.text(2)), q.text(3)});
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list bindings"));
+  return out;
+}
+
+}  // namespace qiao

@@ -1,0 +1,152 @@
+// Store: qiaod's durable state in SQLite (WAL, synchronous=FULL) under /var/lib/qiao/qiao.db:
+// VMs, tasks, the journal of every task's steps, the hash-chained audit log, and the bindings
+// of client identities to roles and tenants. A committed row survives a kill -9. Several
+// processes may open the file at once (qiaod, and `qiaod pki issue` writing a binding): writes
+// take the database lock up front (BEGIN IMMEDIATE) and wait for it up to 5 s.
+// Thread-safe: one connection, one mutex; every call is short.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+
+struct sqlite3;
+
+namespace qiao {
+
+struct VmRecord {
+  std::string tenant, name, uuid, spec_json, state, last_error, created_at, updated_at;
+};
+
+struct VmFilter {
+  std::vector<std::string> tenants;  // empty = every tenant
+  std::string state;
+  std::vector<std::pair<std::string, std::string>> labels;  // all must match
+  int limit = 100;
+  std::string page_token;  // opaque; from VmPage::next_page_token
+};
+
+struct VmPage {
+  std::vector<VmRecord> items;
+  std::string next_page_token;  // "" on the last page
+};
+
+struct TaskRecord {
+  std::string id, kind, tenant, target, identity, state;
+  int progress = 0;
+  std::string message, error_json, params_json, created_at, updated_at;
+  int attempts = 0;
+};
+
+struct TaskFilter {
+  std::vector<std::string> tenants;  // empty = every tenant
+  std::string state;
+  std::string target;
+  int limit = 100;
+  std::string page_token;
+};
+
+struct JournalEntry {
+  int64_t seq = 0;
+  std::string task_id, step, phase, at, detail;
+};
+
+struct AuditEntry {
+  int64_t seq = 0;
+  std::string at, identity, method, path, tenant, target;
+  int status = 0;
+  std::string request_digest, prev_hash, hash;
+};
+
+struct Binding {
+  std::string identity;  // "qiao://cluster/user/alice"
+  std::string role;      // admin | operator | viewer
+  std::vector<std::string> tenants;
+  std::string created_at;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // VMs. createVmWithTask is one transaction: kConflict when (tenant, name) exists.
+  Status createVmWithTask(const VmRecord& vm, const TaskRecord& task);
+  Result<VmRecord> getVm(const std::string& tenant, const std::string& name);
+  Result<std::vector<VmRecord>> findVmsByName(const std::string& name,
+                                              const std::vector<std::string>& tenants);
+  Result<VmPage> listVms(const VmFilter& filter);
+  Result<std::vector<VmRecord>> allVms();
+  Status upsertVm(const VmRecord& vm);
+  Status setVmState(const std::string& tenant, const std::string& name, const std::string& state,
+                    const std::string& last_error = "");
+  Status deleteVm(const std::string& tenant, const std::string& name);  // idempotent
+  Result<std::map<std::string, int>> countVmsByState();
+
+  // Tasks.
+  Status createTask(const TaskRecord& task);
+  // kConflict when another task for the same (tenant, target) is queued or running.
+  Status createTaskIfIdle(const TaskRecord& task);
+  Status updateTask(const std::string& id, const std::string& state, int progress,
+                    const std::string& message, const std::string& error_json = "");
+  Status bumpTaskAttempts(const std::string& id);
+  Result<TaskRecord> getTask(const std::string& id);
+  // Newest first.
+  Result<std::vector<TaskRecord>> listTasks(const TaskFilter& filter, std::string* next_page_token);
+  // Queued or running, oldest first.
+  Result<std::vector<TaskRecord>> unfinishedTasks();
+
+  // The journal of task steps: phases begin, done, failed, undo-begin, undone.
+  Status journal(const std::string& task_id, const std::string& step, const std::string& phase,
+                 const std::string& detail = "");
+  Result<std::vector<JournalEntry>> journalOf(const std::string& task_id);
+  struct JournalReport {
+    bool ok = true;
+    std::string first_problem;
+    int64_t tasks_checked = 0;
+  };
+  // Every step of a finished task was closed (done, failed, undone); unfinished tasks may have
+  // one open step.
+  Result<JournalReport> verifyJournal();
+
+  // The audit log. appendAudit fills seq, at, prev_hash and hash.
+  Status appendAudit(AuditEntry entry);
+  struct AuditReport {
+    bool ok = true;
+    int64_t entries = 0;
+    int64_t first_broken_seq = 0;
+    std::string problem;
+  };
+  Result<AuditReport> verifyAudit();
+  Result<std::vector<AuditEntry>> listAudit(int64_t after_seq, int limit);
+
+  // Identity bindings.
+  Status putBinding(const Binding& binding);
+  Result<Binding> getBinding(const std::string& identity);
+  Result<std::vector<Binding>> listBindings();
+
+ private:
+  explicit Store(sqlite3* db);
+  class Statement;
+  class Transaction;
+
+  Status exec(const char* sql);
+  Error sqlError(const std::string& what) const;
+
+  std::mutex mutex_;
+  sqlite3* db_;
+};
+
+// The hash of one audit entry given its predecessor's: SHA-256 over length-prefixed fields, so
+// that moving characters between fields changes it.
+std::string auditHash(const AuditEntry& entry, const std::string& prev_hash);
+
+}  // namespace qiao

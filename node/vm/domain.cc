@@ -1,0 +1,176 @@
+#include "node/vm/domain.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include <cstring>
+
+#include "base/handle.h"
+#include "node/vm/xml_writer.h"
+
+namespace qiao {
+namespace {
+
+using XmlDoc = CPtr<xmlDoc, xmlFreeDoc>;
+
+std::string nodeText(xmlNode* node) {
+  xmlChar* content = xmlNodeGetContent(node);
+  if (content == nullptr) return {};
+  std::string out(reinterpret_cast<const char*>(content));
+  xmlFree(content);
+  return out;
+}
+
+bool isQiaoElement(xmlNode* node, const char* local_name) {
+  return node->type == XML_ELEMENT_NODE && node->ns != nullptr && node->ns->href != nullptr &&
+         std::strcmp(reinterpret_cast<const char*>(node->ns->href), kQiaoMetadataNs) == 0 &&
+         std::strcmp(reinterpret_cast<const char*>(node->name), local_name) == 0;
+}
+
+xmlNode* findQiaoVm(xmlNode* node, int depth) {
+  for (; node != nullptr; node = node->next) {
+    if (isQiaoElement(node, "vm")) return node;
+    if (depth < 4 && node->children != nullptr) {
+      if (xmlNode* found = findQiaoVm(node->children, depth + 1)) return found;
+    }
+  }
+  return nullptr;
+}
+
+Result<XmlDoc> parseXml(std::string_view xml) {
+  if (xml.size() > (16 << 20)) {
+    return makeError(ErrorCode::kInvalidArgument, "vm", "domain XML is too large");
+  }
+  // No network, no entity substitution, no DTD loading: libvirt's XML is data, not a program.
+  XmlDoc doc(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "domain.xml", nullptr,
+                           XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
+  if (!doc) return makeError(ErrorCode::kInvalidArgument, "vm", "domain XML does not parse");
+  return doc;
+}
+
+Result<QiaoMetadata> readMetadata(xmlNode* vm) {
+  if (vm == nullptr) return makeError(ErrorCode::kNotFound, "vm", "no Qiao metadata");
+  QiaoMetadata md;
+  bool have_name = false, have_tenant = false, have_spec = false;
+  for (xmlNode* c = vm->children; c != nullptr; c = c->next) {
+    if (isQiaoElement(c, "cluster")) md.cluster = nodeText(c);
+    else if (isQiaoElement(c, "tenant")) { md.tenant = nodeText(c); have_tenant = true; }
+    else if (isQiaoElement(c, "name")) { md.name = nodeText(c); have_name = true; }
+    else if (isQiaoElement(c, "spec")) { md.spec_json = nodeText(c); have_spec = true; }
+  }
+  if (!have_name || !have_tenant || !have_spec) {
+    return makeError(ErrorCode::kInvalidArgument, "vm",
+                     "Qiao metadata lacks its tenant, name or spec");
+  }
+  return md;
+}
+
+}  // namespace
+
+DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& ctx) {
+  DomainDef d;
+  d.type = ctx.accelerator == "kvm" ? "kvm" : "qemu";
+  d.name = spec.tenant + "." + spec.name;
+  d.uuid = ctx.uuid;
+  d.arch = spec.arch;
+  d.machine = ctx.machine;
+  d.vcpus = spec.vcpus;
+  d.memory_kib = static_cast<uint64_t>(spec.memory_mib) * 1024;
+  if (spec.boot) {
+    d.kernel = spec.boot->kernel;
+    d.initrd = spec.boot->initrd;
+    d.cmdline = spec.boot->cmdline;
+  }
+  if (spec.arch == "aarch64") {
+    d.gic_v3 = true;
+    if (d.type == "kvm") {
+      d.cpu_mode = "host-passthrough";
+    } else {
+      d.cpu_mode = "custom";
+      d.cpu_model = ctx.cpu_model_tcg_aarch64;
+    }
+  } else if (d.type == "kvm") {
+    d.cpu_mode = "host-passthrough";
+  }
+  d.emulator = ctx.emulator;
+  d.console_log_path = ctx.console_log_path;
+  d.spare_pcie_ports = ctx.spare_pcie_ports;
+  d.metadata.cluster = ctx.cluster;
+  d.metadata.tenant = spec.tenant;
+  d.metadata.name = spec.name;
+  d.metadata.spec_json = vmSpecToJson(spec);
+  return d;
+}
+
+std::string renderDomainXml(const DomainDef& d) {
+  XmlWriter w;
+  w.open("domain").attr("type", d.type);
+  w.leaf("name", d.name);
+  if (!d.uuid.empty()) w.leaf("uuid", d.uuid);
+  w.open("metadata");
+  w.open("qiao:vm").attr("xmlns:qiao", kQiaoMetadataNs);
+  w.leaf("qiao:cluster", d.metadata.cluster);
+  w.leaf("qiao:tenant", d.metadata.tenant);
+  w.leaf("qiao:name", d.metadata.name);
+  w.leaf("qiao:spec", d.metadata.spec_json);
+  w.close().close();
+  w.open("memory").attr("unit", "KiB").text(std::to_string(d.memory_kib)).close();
+  w.open("currentMemory").attr("unit", "KiB").text(std::to_string(d.memory_kib)).close();
+  w.open("vcpu").attr("placement", "static").text(std::to_string(d.vcpus)).close();
+  w.open("os");
+  w.open("type").attr("arch", d.arch).attr("machine", d.machine).text("hvm").close();
+  if (!d.kernel.empty()) {
+    w.leaf("kernel", d.kernel);
+    if (!d.initrd.empty()) w.leaf("initrd", d.initrd);
+    if (!d.cmdline.empty()) w.leaf("cmdline", d.cmdline);
+  } else {
+    w.open("boot").attr("dev", "hd").close();
+  }
+  w.close();
+  w.open("features");
+  w.open("acpi").close();
+  if (d.arch == "x86_64") w.open("apic").close();
+  if (d.gic_v3) w.open("gic").attr("version", "3").close();
+  w.close();
+  if (!d.cpu_mode.empty()) {
+    w.open("cpu").attr("mode", d.cpu_mode);
+    if (!d.cpu_model.empty()) w.open("model").attr("fallback", "forbid").text(d.cpu_model).close();
+    w.close();
+  }
+  w.open("clock").attr("offset", "utc").close();
+  w.leaf("on_poweroff", "destroy");
+  w.leaf("on_reboot", "restart");
+  w.leaf("on_crash", "destroy");
+  w.open("devices");
+  if (!d.emulator.empty()) w.leaf("emulator", d.emulator);
+  for (int i = 0; i < d.spare_pcie_ports; ++i) {
+    w.open("controller").attr("type", "pci").attr("model", "pcie-root-port").close();
+  }
+  w.open("serial").attr("type", "pty");
+  if (!d.console_log_path.empty()) {
+    w.open("log").attr("file", d.console_log_path).attr("append", "on").close();
+  }
+  w.open("target").attr("port", "0").close();
+  w.close();
+  w.open("console").attr("type", "pty");
+  w.open("target").attr("type", "serial").attr("port", "0").close();
+  w.close();
+  w.open("memballoon").attr("model", "virtio").close();
+  w.open("rng").attr("model", "virtio");
+  w.open("backend").attr("model", "random").text("/dev/urandom").close();
+  w.close();
+  w.close();  // devices
+  return w.finish();
+}
+
+Result<QiaoMetadata> parseQiaoMetadata(std::string_view metadata_element_xml) {
+  auto doc = parseXml(metadata_element_xml);
+  if (!doc) return std::unexpected(doc.error());
+  return readMetadata(findQiaoVm(xmlDocGetRootElement(doc->get()), 0));
+}
+
+Result<QiaoMetadata> parseQiaoMetadataFromDomainXml(std::string_view domain_xml) {
+  return parseQiaoMetadata(domain_xml);
+}
+
+}  // namespace qiao

@@ -1,0 +1,53 @@
+// The typed libvirt domain model of a Qiao VM, built from its spec and rendered to domain XML
+// by XmlWriter (never by pasting strings), and the reader of Qiao's <metadata> back out of
+// libvirt (libxml2, no network, no entities).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "node/vm/hypervisor.h"
+#include "node/vm/spec.h"
+
+namespace qiao {
+
+struct DomainContext {
+  std::string cluster;
+  std::string accelerator;  // "kvm" | "tcg", already resolved from spec.accel and the host
+  std::string uuid;
+  std::string console_log_path;
+  std::string machine;  // q35 | virt
+  std::string emulator;  // "" = libvirt's default for the arch
+  std::string cpu_model_tcg_aarch64 = "cortex-a72";
+  int spare_pcie_ports = 8;  // for hot-plug later
+};
+
+struct DomainDef {
+  std::string type;  // "kvm" | "qemu"
+  std::string name;  // <tenant>.<name>
+  std::string uuid;
+  std::string arch;
+  std::string machine;
+  int vcpus = 1;
+  uint64_t memory_kib = 0;
+  std::string kernel, initrd, cmdline;
+  std::string cpu_mode;   // "" (QEMU's default), "host-passthrough", "custom"
+  std::string cpu_model;  // with cpu_mode "custom"
+  bool gic_v3 = false;
+  std::string emulator;
+  std::string console_log_path;
+  int spare_pcie_ports = 0;
+  QiaoMetadata metadata;
+};
+
+DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& context);
+std::string renderDomainXml(const DomainDef& def);
+
+// Reads Qiao's metadata element (as virDomainGetMetadata returns it for kQiaoMetadataNs).
+Result<QiaoMetadata> parseQiaoMetadata(std::string_view metadata_element_xml);
+// Finds and reads Qiao's metadata inside a whole domain XML.
+Result<QiaoMetadata> parseQiaoMetadataFromDomainXml(std::string_view domain_xml);
+
+}  // namespace qiao

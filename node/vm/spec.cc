@@ -1,0 +1,355 @@
+#include "node/vm/spec.h"
+
+#include <sys/stat.h>
+
+#include <climits>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
+
+#include "base/names.h"
+
+namespace qiao {
+namespace {
+
+using nlohmann::json;
+
+std::unexpected<Error> invalid(const std::string& message) {
+  return makeError(ErrorCode::kInvalidArgument, "spec", message);
+}
+
+// Deepest nesting of arrays and objects, found without building anything; stops counting
+// once past `limit`.
+int nestingDepth(std::string_view text, int limit) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+      if (max_depth > limit) return max_depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+std::string describe(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    case json::value_t::number_float: return "a number with a fraction";
+    default: return "a number";
+  }
+}
+
+bool isPrintableAscii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// Valid UTF-8 without control characters.
+bool isPrintableUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    if (len == 2 && c < 0xC2) return false;  // overlong
+    i += len;
+  }
+  return true;
+}
+
+bool isLabelKey(std::string_view k) {
+  if (k.empty() || k.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(k.front())) return false;
+  for (char c : k) {
+    if (!alnum(c) && c != '.' && c != '_' && c != '/' && c != '-') return false;
+  }
+  return true;
+}
+
+Result<std::string> getString(const json& obj, const char* field, const std::string& where) {
+  const json& v = obj.at(field);
+  if (!v.is_string()) {
+    return invalid("field \"" + where + field + "\" must be a string, got " + describe(v));
+  }
+  return v.get<std::string>();
+}
+
+Result<int64_t> getInt(const json& obj, const char* field, int64_t min, int64_t max) {
+  const json& v = obj.at(field);
+  std::string range = " from " + std::to_string(min) + " to " + std::to_string(max);
+  if (!v.is_number_integer()) {
+    return invalid("field \"" + std::string(field) + "\" must be an integer" + range + ", got " +
+                   describe(v));
+  }
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    return invalid("field \"" + std::string(field) + "\" must be an integer" + range);
+  }
+  int64_t n = v.get<int64_t>();
+  if (n < min || n > max) {
+    return invalid("field \"" + std::string(field) + "\" must be an integer" + range + ", got " +
+                   std::to_string(n));
+  }
+  return n;
+}
+
+Status checkHostFile(const std::string& what, const std::string& path, bool check_files) {
+  if (path.empty() || path.front() != '/') {
+    return invalid("boot." + what + " " + quoteForMessage(path) + " must be an absolute path");
+  }
+  if (path.size() > PATH_MAX || !isPrintableAscii(path)) {
+    return invalid("boot." + what + " " + quoteForMessage(path) +
+                   " must be printable ASCII and at most " + std::to_string(PATH_MAX) + " bytes");
+  }
+  if (!check_files) return {};
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) == nullptr) {
+    return invalid("boot." + what + " " + quoteForMessage(path) + " does not exist on this host");
+  }
+  if (path != resolved) {
+    return invalid("boot." + what + " " + quoteForMessage(path) +
+                   " is not canonical (it resolves to " + quoteForMessage(resolved) +
+                   "); name the file itself");
+  }
+  struct stat st {};
+  if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return invalid("boot." + what + " " + quoteForMessage(path) + " is not a regular file");
+  }
+  return {};
+}
+
+const std::set<std::string> kTopFields = {"name",     "tenant", "arch",  "vcpus", "memory_mib",
+                                          "firmware", "accel",  "boot",  "disks", "nics",
+                                          "labels"};
+const std::set<std::string> kBootFields = {"kernel", "initrd", "cmdline"};
+
+}  // namespace
+
+Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
+  if (auto ok = checkDnsLabel("vm name", s.name); !ok) return ok;
+  if (!s.tenant.empty()) {
+    if (auto ok = checkDnsLabel("tenant", s.tenant); !ok) return ok;
+  }
+  if (s.arch != "x86_64" && s.arch != "aarch64") {
+    return invalid("arch must be x86_64 or aarch64, got " + quoteForMessage(s.arch));
+  }
+  if (s.firmware != "bios" && s.firmware != "uefi" && s.firmware != "uefi-secure") {
+    return invalid("firmware must be bios, uefi or uefi-secure, got " +
+                   quoteForMessage(s.firmware));
+  }
+  if (s.firmware != "bios") {
+    return invalid("firmware " + s.firmware + " is not supported yet on this node; use bios");
+  }
+  if (s.arch == "aarch64") {
+    return invalid("firmware bios is for x86_64 guests; aarch64 guests need uefi, which is "
+                   "not supported yet on this node");
+  }
+  if (s.accel != "auto" && s.accel != "kvm" && s.accel != "tcg") {
+    return invalid("accel must be auto, kvm or tcg, got " + quoteForMessage(s.accel));
+  }
+  if (s.accel == "kvm" && s.arch != limits.host_arch) {
+    return invalid("accel kvm needs a guest of the host's arch (" + limits.host_arch + ")");
+  }
+  if (s.vcpus < 1 || s.vcpus > limits.max_vcpus) {
+    return invalid("field \"vcpus\" must be an integer from 1 to " +
+                   std::to_string(limits.max_vcpus));
+  }
+  if (s.memory_mib < 64 || s.memory_mib > limits.max_memory_mib) {
+    return invalid("field \"memory_mib\" must be an integer from 64 to " +
+                   std::to_string(limits.max_memory_mib));
+  }
+  if (s.boot) {
+    if (auto ok = checkHostFile("kernel", s.boot->kernel, limits.check_boot_files); !ok) return ok;
+    if (!s.boot->initrd.empty()) {
+      if (auto ok = checkHostFile("initrd", s.boot->initrd, limits.check_boot_files); !ok) {
+        return ok;
+      }
+    }
+    if (s.boot->cmdline.size() > 4096 || !isPrintableAscii(s.boot->cmdline)) {
+      return invalid("boot.cmdline must be printable ASCII of at most 4096 bytes");
+    }
+  }
+  if (s.labels.size() > 64) return invalid("labels: at most 64 labels");
+  for (const auto& [k, v] : s.labels) {
+    if (!isLabelKey(k)) {
+      return invalid("label key " + quoteForMessage(k) +
+                     " is not valid: 1-63 characters of a-z, 0-9, '.', '_', '/', '-', starting "
+                     "with a letter or digit");
+    }
+    if (v.size() > 255 || !isPrintableUtf8(v)) {
+      return invalid("labels." + k + " must be printable UTF-8 of at most 255 bytes");
+    }
+  }
+  return {};
+}
+
+Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
+  if (nestingDepth(text, kMaxSpecDepth) > kMaxSpecDepth) {
+    return invalid("spec is nested deeper than " + std::to_string(kMaxSpecDepth) + " levels");
+  }
+  // Duplicate keys would let two readers see two different specs: refuse them.
+  std::vector<std::set<std::string>> keys;
+  std::string duplicate;
+  json doc;
+  try {
+    doc = json::parse(
+        text,
+        [&](int, json::parse_event_t event, json& parsed) {
+          if (event == json::parse_event_t::object_start) {
+            keys.emplace_back();
+          } else if (event == json::parse_event_t::object_end) {
+            if (!keys.empty()) keys.pop_back();
+          } else if (event == json::parse_event_t::key && !keys.empty()) {
+            auto key = parsed.get<std::string>();
+            if (!keys.back().insert(key).second && duplicate.empty()) duplicate = key;
+          }
+          return true;
+        });
+  } catch (const json::exception& e) {
+    std::string what = e.what();
+    // nlohmann's messages start with "[json.exception.parse_error.101] "; keep the rest.
+    auto bracket = what.find("] ");
+    return invalid("spec is not valid JSON: " +
+                   (bracket == std::string::npos ? what : what.substr(bracket + 2)));
+  }
+  if (!duplicate.empty()) {
+    return invalid("field \"" + duplicate + "\" appears more than once");
+  }
+  if (!doc.is_object()) return invalid("spec must be a JSON object, got " + describe(doc));
+  for (const auto& [key, value] : doc.items()) {
+    if (!kTopFields.contains(key)) {
+      return invalid("unknown field " + quoteForMessage(key) + " in spec");
+    }
+  }
+  VmSpec spec;
+  try {
+    if (!doc.contains("name")) return invalid("field \"name\" is required");
+    auto name = getString(doc, "name", "");
+    if (!name) return std::unexpected(name.error());
+    spec.name = *name;
+    if (auto ok = checkDnsLabel("vm name", spec.name); !ok) return std::unexpected(ok.error());
+    if (doc.contains("tenant")) {
+      auto tenant = getString(doc, "tenant", "");
+      if (!tenant) return std::unexpected(tenant.error());
+      if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
+      spec.tenant = *tenant;
+    }
+    spec.arch = limits.host_arch;
+    for (auto [field, target] : {std::pair{"arch", &spec.arch}, std::pair{"firmware", &spec.firmware},
+                                 std::pair{"accel", &spec.accel}}) {
+      if (!doc.contains(field)) continue;
+      auto v = getString(doc, field, "");
+      if (!v) return std::unexpected(v.error());
+      *target = *v;
+    }
+    if (doc.contains("vcpus")) {
+      auto v = getInt(doc, "vcpus", 1, limits.max_vcpus);
+      if (!v) return std::unexpected(v.error());
+      spec.vcpus = static_cast<int>(*v);
+    }
+    if (doc.contains("memory_mib")) {
+      auto v = getInt(doc, "memory_mib", 64, limits.max_memory_mib);
+      if (!v) return std::unexpected(v.error());
+      spec.memory_mib = *v;
+    }
+    if (doc.contains("boot")) {
+      const json& b = doc["boot"];
+      if (!b.is_object()) return invalid("field \"boot\" must be an object, got " + describe(b));
+      for (const auto& [key, value] : b.items()) {
+        if (!kBootFields.contains(key)) {
+          return invalid("unknown field " + quoteForMessage(key) + " in boot");
+        }
+      }
+      if (!b.contains("kernel")) return invalid("field \"boot.kernel\" is required");
+      BootSpec boot;
+      for (auto [field, target] : {std::pair{"kernel", &boot.kernel},
+                                   std::pair{"initrd", &boot.initrd},
+                                   std::pair{"cmdline", &boot.cmdline}}) {
+        if (!b.contains(field)) continue;
+        auto v = getString(b, field, "boot.");
+        if (!v) return std::unexpected(v.error());
+        *target = *v;
+      }
+      spec.boot = boot;
+    }
+    for (const char* field : {"disks", "nics"}) {
+      if (!doc.contains(field)) continue;
+      const json& v = doc[field];
+      if (!v.is_array()) {
+        return invalid("field \"" + std::string(field) + "\" must be an array, got " +
+                       describe(v));
+      }
+      if (!v.empty()) {
+        return invalid(std::string(field) + " are not supported yet on this node (" +
+                       (std::string(field) == "disks" ? "volumes come with the storage issue"
+                                                      : "networks come with the network issue") +
+                       "); leave " + field + " empty");
+      }
+    }
+    if (doc.contains("labels")) {
+      const json& l = doc["labels"];
+      if (!l.is_object()) {
+        return invalid("field \"labels\" must be an object, got " + describe(l));
+      }
+      for (const auto& [key, value] : l.items()) {
+        if (!value.is_string()) {
+          return invalid("labels." + quoteForMessage(key) + " must be a string, got " +
+                         describe(value));
+        }
+        spec.labels[key] = value.get<std::string>();
+      }
+    }
+  } catch (const json::exception& e) {
+    return invalid(std::string("spec could not be read: ") + e.what());
+  }
+  if (auto ok = validateVmSpec(spec, limits); !ok) return std::unexpected(ok.error());
+  return spec;
+}
+
+json vmSpecToJsonValue(const VmSpec& s) {
+  json out = {{"name", s.name},
+              {"tenant", s.tenant},
+              {"arch", s.arch},
+              {"vcpus", s.vcpus},
+              {"memory_mib", s.memory_mib},
+              {"firmware", s.firmware},
+              {"accel", s.accel},
+              {"disks", json::array()},
+              {"nics", json::array()},
+              {"labels", json::object()}};
+  if (s.tenant.empty()) out.erase("tenant");
+  if (s.boot) {
+    json boot = {{"kernel", s.boot->kernel}};
+    if (!s.boot->initrd.empty()) boot["initrd"] = s.boot->initrd;
+    if (!s.boot->cmdline.empty()) boot["cmdline"] = s.boot->cmdline;
+    out["boot"] = boot;
+  }
+  for (const auto& [k, v] : s.labels) out["labels"][k] = v;
+  return out;
+}
+
+std::string vmSpecToJson(const VmSpec& s) {
+  return vmSpecToJsonValue(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace qiao

@@ -1,0 +1,53 @@
+// The VM spec: what a caller asks for in POST /v1/vms, parsed strictly from JSON (unknown
+// fields, wrong types, out-of-range values and hostile names are refused with a message that
+// names the field) and rendered back canonically. The spec is also what Qiao stores in the
+// domain's metadata, so that a lost store can be rebuilt from libvirt.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+
+namespace qiao {
+
+struct BootSpec {
+  std::string kernel;
+  std::string initrd;
+  std::string cmdline;
+  bool operator==(const BootSpec&) const = default;
+};
+
+struct VmSpec {
+  std::string name;
+  std::string tenant;
+  std::string arch;  // x86_64 | aarch64
+  std::string firmware = "bios";
+  std::string accel = "auto";
+  int vcpus = 1;
+  int64_t memory_mib = 512;
+  std::optional<BootSpec> boot;
+  std::map<std::string, std::string> labels;
+  bool operator==(const VmSpec&) const = default;
+};
+
+struct SpecLimits {
+  std::string host_arch = "x86_64";
+  int max_vcpus = 64;
+  int64_t max_memory_mib = 262144;
+  bool check_boot_files = true;  // off when re-reading a stored spec, and when fuzzing
+};
+
+inline constexpr int kMaxSpecDepth = 32;
+
+// Never throws. `tenant` may be absent (the API fills it in); everything else is validated.
+Result<VmSpec> parseVmSpec(std::string_view json_text, const SpecLimits& limits);
+Status validateVmSpec(const VmSpec& spec, const SpecLimits& limits);
+std::string vmSpecToJson(const VmSpec& spec);
+nlohmann::json vmSpecToJsonValue(const VmSpec& spec);
+
+}  // namespace qiao
