@@ -48,9 +48,10 @@ class Api {
   explicit Api(ApiDeps deps);
   ApiResponse handle(const ApiRequest& request);
 
- private:
   struct Caller;
   struct Context;
+
+ private:
 
   ApiResponse dispatch(Context& ctx);
   ApiResponse healthz(Context& ctx);

@@ -1,0 +1,42 @@
+// Host facts for GET /v1/host, and the start-up probe that decides whether KVM can really run
+// guests here. /dev/kvm existing is not enough: on a nested host KVM may start QEMU yet boot
+// no Linux (HOST-STACK.md). The probe starts QEMU the way Qiao runs KVM guests
+// (accel=kvm, -cpu host, halted with -S) and watches whether it survives its vCPU setup; a
+// broken nested KVM aborts there (e.g. "failed to set MSR 0x10a").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+
+namespace qiao {
+
+struct HostFacts {
+  std::string hostname;
+  std::string arch;  // "x86_64" | "aarch64"
+  std::string cpu_model;
+  int cores = 0;
+  uint64_t memory_bytes = 0;
+  bool kvm_device = false;
+};
+
+HostFacts readHostFacts();
+
+struct AccelProbe {
+  bool kvm_usable = false;
+  std::string reason;
+};
+
+AccelProbe probeKvm(const std::string& arch, int timeout_ms);
+
+struct AccelChoice {
+  std::string accelerator;  // "kvm" | "tcg"
+  std::string reason;
+};
+
+// configured: auto | kvm | tcg. kvm when KVM is unusable is an error saying why.
+Result<AccelChoice> chooseAccelerator(std::string_view configured, const AccelProbe& probe);
+
+}  // namespace qiao
