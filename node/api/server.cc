@@ -125,6 +125,11 @@ Result<tcp::endpoint> parseListen(const std::string& text) {
   return tcp::endpoint(address, static_cast<unsigned short>(std::stoi(port)));
 }
 
+// A coroutine function, not a capturing lambda: its parameters live in its own frame.
+awaitable<ApiResponse> runHandler(RequestHandler handler, ApiRequest request) {
+  co_return handler(request);
+}
+
 struct Subscriber {
   explicit Subscriber(const net::any_io_executor& ex) : signal(ex) {}
   std::deque<std::string> queue;
@@ -301,11 +306,8 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
         response.body = errorBody(error);
       } else {
         // Run the handler on the pool; resume here, on the io thread.
-        auto handler_copy = handler;
-        response = co_await net::co_spawn(
-            pool,
-            [handler_copy, request]() -> awaitable<ApiResponse> { co_return handler_copy(request); },
-            use_awaitable);
+        response = co_await net::co_spawn(pool, runHandler(handler, std::move(request)),
+                                          use_awaitable);
       }
     }
     if (response.event_filter && response.status == 200) {

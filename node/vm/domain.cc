@@ -143,6 +143,9 @@ std::string renderDomainXml(const DomainDef& d) {
   w.leaf("on_crash", "destroy");
   w.open("devices");
   if (!d.emulator.empty()) w.leaf("emulator", d.emulator);
+  if (d.spare_pcie_ports > 0) {
+    w.open("controller").attr("type", "pci").attr("index", "0").attr("model", "pcie-root").close();
+  }
   for (int i = 0; i < d.spare_pcie_ports; ++i) {
     w.open("controller").attr("type", "pci").attr("model", "pcie-root-port").close();
   }

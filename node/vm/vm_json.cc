@@ -14,9 +14,11 @@ nlohmann::json parseOr(const std::string& text, nlohmann::json fallback) {
 }
 
 nlohmann::json errorValue(const Error& error) {
+  nlohmann::json details = parseOr(error.details_json, nlohmann::json::object());
+  if (details.is_object() && !error.subsystem.empty()) details["subsystem"] = error.subsystem;
   return {{"code", std::string(errorCodeName(error.code))},
-          {"message", error.describe()},
-          {"details", parseOr(error.details_json, nlohmann::json::object())}};
+          {"message", error.message},
+          {"details", std::move(details)}};
 }
 
 }  // namespace
