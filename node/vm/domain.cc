@@ -21,17 +21,26 @@ std::string nodeText(xmlNode* node) {
   return out;
 }
 
-bool isQiaoElement(xmlNode* node, const char* local_name) {
-  return node->type == XML_ELEMENT_NODE && node->ns != nullptr && node->ns->href != nullptr &&
-         std::strcmp(reinterpret_cast<const char*>(node->ns->href), kQiaoMetadataNs) == 0 &&
-         std::strcmp(reinterpret_cast<const char*>(node->name), local_name) == 0;
+// An element of Qiao's namespace; with `bare`, also one without a namespace (libvirt's
+// virDomainGetMetadata returns the element with its namespace stripped).
+bool isQiaoElement(xmlNode* node, const char* local_name, bool bare) {
+  if (node->type != XML_ELEMENT_NODE ||
+      std::strcmp(reinterpret_cast<const char*>(node->name), local_name) != 0) {
+    return false;
+  }
+  if (node->ns == nullptr || node->ns->href == nullptr) return bare;
+  return std::strcmp(reinterpret_cast<const char*>(node->ns->href), kQiaoMetadataNs) == 0;
 }
 
-xmlNode* findQiaoVm(xmlNode* node, int depth) {
-  for (; node != nullptr; node = node->next) {
-    if (isQiaoElement(node, "vm")) return node;
-    if (depth < 4 && node->children != nullptr) {
-      if (xmlNode* found = findQiaoVm(node->children, depth + 1)) return found;
+// <domain><metadata><qiao:vm>: the namespaced element, two levels down.
+xmlNode* findQiaoVmInDomain(xmlNode* domain) {
+  if (domain == nullptr) return nullptr;
+  for (xmlNode* m = domain->children; m != nullptr; m = m->next) {
+    if (m->type != XML_ELEMENT_NODE || std::strcmp(reinterpret_cast<const char*>(m->name), "metadata") != 0) {
+      continue;
+    }
+    for (xmlNode* v = m->children; v != nullptr; v = v->next) {
+      if (isQiaoElement(v, "vm", false)) return v;
     }
   }
   return nullptr;
@@ -48,15 +57,15 @@ Result<XmlDoc> parseXml(std::string_view xml) {
   return doc;
 }
 
-Result<QiaoMetadata> readMetadata(xmlNode* vm) {
+Result<QiaoMetadata> readMetadata(xmlNode* vm, bool bare) {
   if (vm == nullptr) return makeError(ErrorCode::kNotFound, "vm", "no Qiao metadata");
   QiaoMetadata md;
   bool have_name = false, have_tenant = false, have_spec = false;
   for (xmlNode* c = vm->children; c != nullptr; c = c->next) {
-    if (isQiaoElement(c, "cluster")) md.cluster = nodeText(c);
-    else if (isQiaoElement(c, "tenant")) { md.tenant = nodeText(c); have_tenant = true; }
-    else if (isQiaoElement(c, "name")) { md.name = nodeText(c); have_name = true; }
-    else if (isQiaoElement(c, "spec")) { md.spec_json = nodeText(c); have_spec = true; }
+    if (isQiaoElement(c, "cluster", bare)) md.cluster = nodeText(c);
+    else if (isQiaoElement(c, "tenant", bare)) { md.tenant = nodeText(c); have_tenant = true; }
+    else if (isQiaoElement(c, "name", bare)) { md.name = nodeText(c); have_name = true; }
+    else if (isQiaoElement(c, "spec", bare)) { md.spec_json = nodeText(c); have_spec = true; }
   }
   if (!have_name || !have_tenant || !have_spec) {
     return makeError(ErrorCode::kInvalidArgument, "vm",
@@ -169,11 +178,14 @@ std::string renderDomainXml(const DomainDef& d) {
 Result<QiaoMetadata> parseQiaoMetadata(std::string_view metadata_element_xml) {
   auto doc = parseXml(metadata_element_xml);
   if (!doc) return std::unexpected(doc.error());
-  return readMetadata(findQiaoVm(xmlDocGetRootElement(doc->get()), 0));
+  xmlNode* root = xmlDocGetRootElement(doc->get());
+  return readMetadata(root != nullptr && isQiaoElement(root, "vm", true) ? root : nullptr, true);
 }
 
 Result<QiaoMetadata> parseQiaoMetadataFromDomainXml(std::string_view domain_xml) {
-  return parseQiaoMetadata(domain_xml);
+  auto doc = parseXml(domain_xml);
+  if (!doc) return std::unexpected(doc.error());
+  return readMetadata(findQiaoVmInDomain(xmlDocGetRootElement(doc->get())), false);
 }
 
 }  // namespace qiao

@@ -55,9 +55,9 @@ TEST_F(BadInputTest, HostileNamesAreRefusedBeforeLibvirt) {
     expectRefused(t, 400, "tenant");
   }
   // In the path too (percent-encoded as a client would send it).
-  for (const std::string& target :
-       {"/v1/vms/%3Cevil%3E", "/v1/vms/a%22b", "/v1/vms/..", "/v1/vms/%C3%BC",
-        "/v1/vms/" + std::string(300, 'a')}) {
+  const std::vector<std::string> targets = {"/v1/vms/%3Cevil%3E", "/v1/vms/a%22b", "/v1/vms/..",
+                                            "/v1/vms/%C3%BC", "/v1/vms/" + std::string(300, 'a')};
+  for (const auto& target : targets) {
     expectRefused(call(*client_, "GET", target), 400);
     expectRefused(call(*client_, "DELETE", target + "?force=true"), 400);
   }
