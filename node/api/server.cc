@@ -17,6 +17,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <array>
 #include <deque>
 
 #include "base/log.h"
@@ -325,6 +326,18 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
     stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
     auto [write_ec, written] = co_await http::async_write(stream, res, kNoThrow);
     (void)written;
+    if (!write_ec && (read_ec == http::error::body_limit || read_ec == http::error::header_limit)) {
+      // The client is likely still sending what we refused. Read and drop it for a moment
+      // (bounded), so that it gets to read our answer instead of a connection reset.
+      std::array<char, 16384> sink;
+      size_t drained = 0;
+      stream.next_layer().expires_after(std::chrono::seconds(2));
+      while (drained < (64u << 20)) {
+        auto [drain_ec, n] = co_await stream.async_read_some(net::buffer(sink), kNoThrow);
+        if (drain_ec) break;
+        drained += n;
+      }
+    }
     if (write_ec || !keep_alive || read_ec) break;
   }
   stream.next_layer().expires_after(std::chrono::seconds(2));
