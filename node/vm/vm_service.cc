@@ -580,7 +580,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
                                  {"reason", "rebooted"}})});
       return;
     default:
-      refreshState(tenant, name, event.detail);
+      refreshState(tenant, name, event.detail.empty() ? "libvirt event" : event.detail);
   }
 }
 
