@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# tests/fuzz/build.sh OUT_DIR: builds the libFuzzer targets with clang-19 (Debian's clang 14
+# cannot see std::expected in GCC 12's headers), with ASan and UBSan, from the sources they need.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=${1:?usage: build.sh OUT_DIR}
+mkdir -p "$out"
+cxx=${QIAO_FUZZ_CXX:-clang++-19}
+command -v "$cxx" >/dev/null || { echo "build.sh: $cxx not found (apt-get install clang-19 libclang-rt-19-dev)" >&2; exit 1; }
+launcher=()
+command -v ccache >/dev/null && launcher=(ccache)
+flags=(-std=c++2b -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -I"$repo" -I/usr/include/libxml2)
+common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/node/vm/spec.cc")
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/spec_fuzz" "$here/spec_fuzz.cc" "${common[@]}"
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/domain_xml_fuzz" "$here/domain_xml_fuzz.cc" \
+  "${common[@]}" "$repo/node/vm/xml_writer.cc" "$repo/node/vm/domain.cc" -lxml2
+echo "build.sh: built $out/spec_fuzz $out/domain_xml_fuzz"
