@@ -1,0 +1,252 @@
+// The store on a temporary file: conflicts, paging, filters, the busy-task rule, the journal
+// check, the audit chain (and what tampering does to it), two writers, and durability across
+// a process that dies without closing.
+#include "node/state/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("qiao-store-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    path_ = (dir_ / "qiao.db").string();
+    auto s = Store::open(path_);
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  VmRecord vm(const std::string& tenant, const std::string& name,
+              const std::string& labels = "{}") {
+    return {tenant, name, "uuid-" + tenant + "-" + name,
+            R"({"name":")" + name + R"(","labels":)" + labels + "}", "creating", "", "", ""};
+  }
+  TaskRecord task(const std::string& id, const std::string& tenant, const std::string& target,
+                  const std::string& state = "queued") {
+    TaskRecord t;
+    t.id = id;
+    t.kind = "vm.create";
+    t.tenant = tenant;
+    t.target = target;
+    t.identity = "qiao://c/user/u";
+    t.state = state;
+    return t;
+  }
+  void sql(const std::string& statement) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, &err), SQLITE_OK) << err;
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+
+  fs::path dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, FileIsPrivate) {
+  EXPECT_EQ(fs::status(path_).permissions() & fs::perms::others_read, fs::perms::none);
+}
+
+TEST_F(StoreTest, VmAndTaskTogetherAndConflicts) {
+  ASSERT_TRUE(store_->createVmWithTask(vm("a", "web"), task("t1", "a", "web")));
+  auto again = store_->createVmWithTask(vm("a", "web"), task("t2", "a", "web"));
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+  EXPECT_FALSE(store_->getTask("t2").has_value()) << "the task of a refused vm must not exist";
+  EXPECT_TRUE(store_->createVmWithTask(vm("b", "web"), task("t3", "b", "web")));
+  auto found = store_->findVmsByName("web", {});
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->size(), 2u);
+  EXPECT_EQ(store_->findVmsByName("web", {"b"})->size(), 1u);
+  ASSERT_TRUE(store_->setVmState("a", "web", "running"));
+  EXPECT_EQ(store_->getVm("a", "web")->state, "running");
+  EXPECT_EQ(store_->setVmState("a", "nope", "running").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ((*store_->countVmsByState())["running"], 1);
+  ASSERT_TRUE(store_->deleteVm("a", "web"));
+  ASSERT_TRUE(store_->deleteVm("a", "web"));  // idempotent
+  EXPECT_EQ(store_->getVm("a", "web").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(StoreTest, PagingHasNoGapsOrDuplicates) {
+  for (int i = 0; i < 250; ++i) {
+    std::string n = "vm" + std::to_string(i);
+    ASSERT_TRUE(store_->createVmWithTask(vm(i % 2 ? "odd" : "even", n), task("t" + n, "x", n)));
+  }
+  std::set<std::string> seen;
+  VmFilter f;
+  f.limit = 100;
+  int pages = 0;
+  do {
+    auto page = store_->listVms(f);
+    ASSERT_TRUE(page.has_value());
+    for (const auto& v : page->items) EXPECT_TRUE(seen.insert(v.tenant + "/" + v.name).second);
+    f.page_token = page->next_page_token;
+    ++pages;
+  } while (!f.page_token.empty());
+  EXPECT_EQ(seen.size(), 250u);
+  EXPECT_EQ(pages, 3);
+  VmFilter odd;
+  odd.tenants = {"odd"};
+  odd.limit = 1000;
+  EXPECT_EQ(store_->listVms(odd)->items.size(), 125u);
+  VmFilter bad;
+  bad.page_token = "zz";
+  EXPECT_EQ(store_->listVms(bad).error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, LabelFilterComparesValuesNeverBuildsPaths) {
+  ASSERT_TRUE(store_->createVmWithTask(vm("a", "x", R"({"role":"db","a.b":"1"})"), task("1", "a", "x")));
+  ASSERT_TRUE(store_->createVmWithTask(vm("a", "y", R"({"role":"web"})"), task("2", "a", "y")));
+  VmFilter f;
+  f.labels = {{"role", "db"}};
+  EXPECT_EQ(store_->listVms(f)->items.size(), 1u);
+  f.labels = {{"a.b", "1"}};
+  EXPECT_EQ(store_->listVms(f)->items.size(), 1u);
+  f.labels = {{"x\"') OR 1=1 --", "1"}};
+  auto hostile = store_->listVms(f);
+  ASSERT_TRUE(hostile.has_value());
+  EXPECT_EQ(hostile->items.size(), 0u);
+}
+
+TEST_F(StoreTest, OneActiveTaskPerVm) {
+  ASSERT_TRUE(store_->createTaskIfIdle(task("t1", "a", "vm1")));
+  auto busy = store_->createTaskIfIdle(task("t2", "a", "vm1"));
+  ASSERT_FALSE(busy.has_value());
+  EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
+  EXPECT_NE(busy.error().message.find("t1"), std::string::npos);
+  ASSERT_TRUE(store_->createTaskIfIdle(task("t3", "a", "vm2")));
+  ASSERT_TRUE(store_->updateTask("t1", "succeeded", 100, "done"));
+  EXPECT_TRUE(store_->createTaskIfIdle(task("t4", "a", "vm1")));
+  auto unfinished = store_->unfinishedTasks();
+  ASSERT_TRUE(unfinished.has_value());
+  ASSERT_EQ(unfinished->size(), 2u);
+  EXPECT_EQ((*unfinished)[0].id, "t3");  // oldest first
+  std::string next;
+  TaskFilter all;
+  all.limit = 2;
+  auto page = store_->listTasks(all, &next);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ((*page)[0].id, "t4");  // newest first
+  EXPECT_FALSE(next.empty());
+}
+
+TEST_F(StoreTest, JournalVerifyFindsAnOpenStep) {
+  ASSERT_TRUE(store_->createTask(task("t1", "a", "v", "succeeded")));
+  ASSERT_TRUE(store_->journal("t1", "define", "begin"));
+  ASSERT_TRUE(store_->journal("t1", "define", "done"));
+  ASSERT_TRUE(store_->journal("t1", "start", "begin"));
+  ASSERT_TRUE(store_->journal("t1", "start", "failed", "boom"));
+  ASSERT_TRUE(store_->journal("t1", "define", "undo-begin"));
+  ASSERT_TRUE(store_->journal("t1", "define", "undone"));
+  EXPECT_TRUE(store_->verifyJournal()->ok);
+  ASSERT_TRUE(store_->createTask(task("t2", "a", "w", "failed")));
+  ASSERT_TRUE(store_->journal("t2", "define", "begin"));
+  auto report = store_->verifyJournal();
+  EXPECT_FALSE(report->ok);
+  EXPECT_NE(report->first_problem.find("t2"), std::string::npos) << report->first_problem;
+  // A running task may have one step open (it is in progress).
+  ASSERT_TRUE(store_->updateTask("t2", "running", 10, "defining"));
+  EXPECT_TRUE(store_->verifyJournal()->ok);
+}
+
+TEST_F(StoreTest, AuditChainVerifiesAndNamesTheFirstBrokenEntry) {
+  for (int i = 0; i < 100; ++i) {
+    AuditEntry e;
+    e.identity = "qiao://c/user/u";
+    e.method = "POST";
+    e.path = "/v1/vms/" + std::to_string(i);
+    e.status = 202;
+    ASSERT_TRUE(store_->appendAudit(e));
+  }
+  auto ok = store_->verifyAudit();
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_TRUE(ok->ok);
+  EXPECT_EQ(ok->entries, 100);
+
+  sql("UPDATE audit SET status = 200 WHERE seq = 42");
+  auto changed = store_->verifyAudit();
+  EXPECT_FALSE(changed->ok);
+  EXPECT_EQ(changed->first_broken_seq, 42);
+  sql("UPDATE audit SET status = 202 WHERE seq = 42");
+  EXPECT_TRUE(store_->verifyAudit()->ok);
+
+  // Moving a character between two fields changes the hash.
+  sql("UPDATE audit SET method = 'POST/', path = 'v1/vms/10' WHERE seq = 11");
+  EXPECT_EQ(store_->verifyAudit()->first_broken_seq, 11);
+  sql("UPDATE audit SET method = 'POST', path = '/v1/vms/10' WHERE seq = 11");
+
+  sql("DELETE FROM audit WHERE seq = 70");
+  EXPECT_EQ(store_->verifyAudit()->first_broken_seq, 71);
+}
+
+TEST_F(StoreTest, TwoWritersKeepOneChain) {
+  auto other = Store::open(path_);
+  ASSERT_TRUE(other.has_value());
+  auto append = [](Store* s, const std::string& who) {
+    for (int i = 0; i < 50; ++i) {
+      AuditEntry e;
+      e.identity = who;
+      e.method = "DELETE";
+      e.path = "/x";
+      ASSERT_TRUE(s->appendAudit(e));
+    }
+  };
+  std::thread a(append, store_.get(), "a");
+  std::thread b(append, other->get(), "b");
+  a.join();
+  b.join();
+  auto report = store_->verifyAudit();
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->entries, 100);
+}
+
+TEST_F(StoreTest, CommittedRowsSurviveAProcessThatDiesWithoutClosing) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto s = Store::open(path_);
+    if (!s) _exit(2);
+    (void)(*s)->createVmWithTask(vm("dur", "able"), task("td", "dur", "able"));
+    _exit(0);  // no destructor, no close
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto reopened = Store::open(path_);
+  ASSERT_TRUE(reopened.has_value());
+  EXPECT_TRUE((*reopened)->getVm("dur", "able").has_value());
+}
+
+TEST_F(StoreTest, HostileTextIsStoredVerbatim) {
+  std::string hostile = "it's \"quoted\"; DROP TABLE vms; -- 名字 \x01";
+  Binding b{"qiao://c/user/x", "operator", {"t1", "t2"}, ""};
+  ASSERT_TRUE(store_->putBinding(b));
+  auto got = store_->getBinding("qiao://c/user/x");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->tenants, (std::vector<std::string>{"t1", "t2"}));
+  ASSERT_TRUE(store_->createTask(task("h", "a", "v")));
+  ASSERT_TRUE(store_->updateTask("h", "failed", 0, hostile, "{}"));
+  EXPECT_EQ(store_->getTask("h")->message, hostile);
+}
+
+}  // namespace
+}  // namespace qiao
