@@ -1,0 +1,110 @@
+#include "node/vm/domain.h"
+
+#include <gtest/gtest.h>
+#include <libxml/parser.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "node/vm/xml_writer.h"
+
+namespace qiao {
+namespace {
+
+VmSpec hostileSpec() {
+  VmSpec s;
+  s.name = "web1";
+  s.tenant = "acme";
+  s.arch = "x86_64";
+  s.boot = BootSpec{"/boot/vmlinuz", "/boot/initrd.img", "console=ttyS0 x='\"><evil/>&amp;"};
+  s.labels = {{"note", "</qiao:spec><qiao:cluster>evil</qiao:cluster>"}, {"u", "名字 \xf0\x9f\x98\x80"}};
+  return s;
+}
+
+DomainContext context(const std::string& accel = "tcg", const std::string& machine = "q35") {
+  DomainContext c;
+  c.cluster = "c1";
+  c.accelerator = accel;
+  c.uuid = "5b9f0d1e-0000-4000-8000-00000000000a";
+  c.console_log_path = "/var/lib/qiao/console/x.log";
+  c.machine = machine;
+  return c;
+}
+
+TEST(Domain, EscapesEverythingAndRoundTripsMetadata) {
+  VmSpec spec = hostileSpec();
+  std::string xml = renderDomainXml(buildDomainDef(spec, context()));
+  EXPECT_EQ(xml.find("<evil/>"), std::string::npos);
+  xmlDocPtr doc = xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "d.xml", nullptr,
+                                XML_PARSE_NONET);
+  ASSERT_NE(doc, nullptr) << xml;
+  xmlFreeDoc(doc);
+  auto md = parseQiaoMetadataFromDomainXml(xml);
+  ASSERT_TRUE(md.has_value()) << md.error().message;
+  EXPECT_EQ(md->cluster, "c1");
+  EXPECT_EQ(md->tenant, "acme");
+  EXPECT_EQ(md->name, "web1");
+  EXPECT_EQ(md->spec_json, vmSpecToJson(spec));
+  EXPECT_NE(xml.find("<name>acme.web1</name>"), std::string::npos);
+  EXPECT_NE(xml.find("<domain type=\"qemu\">"), std::string::npos);
+  EXPECT_NE(xml.find("<on_reboot>restart</on_reboot>"), std::string::npos);
+  EXPECT_NE(xml.find("append=\"on\""), std::string::npos);
+}
+
+TEST(Domain, LibvirtsStrippedMetadataElementParses) {
+  auto md = parseQiaoMetadata(
+      "<vm>\n  <cluster>c</cluster>\n  <tenant>t</tenant>\n  <name>n</name>\n  "
+      "<spec>{&quot;a&quot;:1}</spec>\n</vm>");
+  ASSERT_TRUE(md.has_value()) << md.error().message;
+  EXPECT_EQ(md->spec_json, "{\"a\":1}");
+  EXPECT_FALSE(parseQiaoMetadata("<vm><tenant>t</tenant></vm>").has_value());
+  EXPECT_FALSE(parseQiaoMetadata("<other/>").has_value());
+  EXPECT_FALSE(parseQiaoMetadata("not xml").has_value());
+  // Entities are not expanded: no billion laughs, no external files.
+  auto bomb = parseQiaoMetadata(
+      "<!DOCTYPE vm [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><vm><cluster>&x;</cluster>"
+      "<tenant>t</tenant><name>n</name><spec>{}</spec></vm>");
+  if (bomb) EXPECT_EQ(bomb->cluster.find("root:"), std::string::npos);
+}
+
+TEST(Domain, ArchAndAcceleratorShapeTheXml) {
+  VmSpec s = hostileSpec();
+  auto kvm = renderDomainXml(buildDomainDef(s, context("kvm")));
+  EXPECT_NE(kvm.find("<domain type=\"kvm\">"), std::string::npos);
+  EXPECT_NE(kvm.find("host-passthrough"), std::string::npos);
+  s.arch = "aarch64";
+  auto arm = renderDomainXml(buildDomainDef(s, context("tcg", "virt")));
+  EXPECT_NE(arm.find("<gic version=\"3\"/>"), std::string::npos);
+  EXPECT_NE(arm.find("cortex-a72"), std::string::npos);
+  EXPECT_NE(arm.find("machine=\"virt\""), std::string::npos);
+}
+
+TEST(Domain, ValidatesAgainstLibvirtsSchema) {
+  if (std::system("command -v virt-xml-validate >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "virt-xml-validate is not installed";
+  }
+  for (const auto& [accel, machine, arch] :
+       {std::tuple{"tcg", "q35", "x86_64"}, std::tuple{"kvm", "q35", "x86_64"},
+        std::tuple{"tcg", "virt", "aarch64"}}) {
+    VmSpec s = hostileSpec();
+    s.arch = arch;
+    std::string file = "/tmp/qiao-domain-test-" + std::to_string(::getpid()) + ".xml";
+    std::ofstream(file) << renderDomainXml(buildDomainDef(s, context(accel, machine)));
+    std::string cmd = "virt-xml-validate " + file + " domain >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << accel << " " << arch;
+    std::remove(file.c_str());
+  }
+}
+
+TEST(XmlWriter, ReplacesWhatXmlCannotCarry) {
+  XmlWriter w;
+  w.open("a").attr("x", std::string("q\"<>&'\x01\xff", 8)).text(std::string("t\0u", 3)).close();
+  std::string xml = w.finish();
+  xmlDocPtr doc = xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "w.xml", nullptr, 0);
+  ASSERT_NE(doc, nullptr) << xml;
+  xmlFreeDoc(doc);
+  EXPECT_NE(xml.find("&quot;&lt;&gt;&amp;&apos;"), std::string::npos) << xml;
+}
+
+}  // namespace
+}  // namespace qiao

@@ -1,0 +1,113 @@
+#include "node/vm/spec.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+
+SpecLimits limits() {
+  SpecLimits l;
+  l.check_boot_files = false;
+  return l;
+}
+
+void expectRefused(const std::string& text, const std::string& needle,
+                   const SpecLimits& l = limits()) {
+  auto s = parseVmSpec(text, l);
+  ASSERT_FALSE(s.has_value()) << text;
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.error().message.find(needle), std::string::npos)
+      << "message: " << s.error().message << "\nwanted: " << needle;
+}
+
+TEST(Spec, ParsesAndFillsDefaults) {
+  auto s = parseVmSpec(R"({"name":"web1","tenant":"acme","labels":{"role":"db"}})", limits());
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  EXPECT_EQ(s->arch, "x86_64");
+  EXPECT_EQ(s->firmware, "bios");
+  EXPECT_EQ(s->accel, "auto");
+  EXPECT_EQ(s->vcpus, 1);
+  EXPECT_EQ(s->memory_mib, 512);
+  EXPECT_EQ(s->labels.at("role"), "db");
+  auto round = parseVmSpec(vmSpecToJson(*s), limits());
+  ASSERT_TRUE(round.has_value());
+  EXPECT_EQ(*round, *s);
+}
+
+TEST(Spec, HostileNames) {
+  for (const std::string& name : {std::string("<"), std::string("a\"b"), std::string("a/b"),
+                                  std::string(".."), std::string("ü"), std::string(300, 'a'),
+                                  std::string(""), std::string("A")}) {
+    std::string text = R"({"name":")" + name + R"("})";
+    if (name == "a\"b") text = R"({"name":"a\"b"})";
+    expectRefused(text, "vm name");
+  }
+  expectRefused(R"({"name":"ok","tenant":"x/y"})", "tenant");
+  expectRefused(R"({"name":"ok","tenant":""})", "tenant");
+}
+
+TEST(Spec, StrictFieldsAndTypes) {
+  expectRefused(R"({"name":"a","foo":1})", "unknown field \"foo\"");
+  expectRefused(R"({"name":"a","boot":{"kernel":"/k","bar":1}})", "unknown field \"bar\" in boot");
+  expectRefused(R"({"name":"a","vcpus":"2"})", "vcpus");
+  expectRefused(R"({"name":"a","vcpus":2.5})", "vcpus");
+  expectRefused(R"({"name":"a","vcpus":0})", "vcpus");
+  expectRefused(R"({"name":"a","vcpus":65})", "vcpus");
+  expectRefused(R"({"name":"a","memory_mib":18446744073709551615})", "memory_mib");
+  expectRefused(R"({"name":"a","memory_mib":1e400})", "JSON");
+  expectRefused(R"({"name":"a","arch":"mips"})", "arch");
+  expectRefused(R"({"name":"a","firmware":"uefi"})", "uefi");
+  expectRefused(R"({"name":"a","firmware":"uefi-secure"})", "uefi-secure");
+  expectRefused(R"({"name":"a","arch":"aarch64"})", "aarch64");
+  expectRefused(R"({"name":"a","accel":"hvf"})", "accel");
+  expectRefused(R"({"name":"a","disks":[{"volume":"v"}]})", "disks");
+  expectRefused(R"({"name":"a","nics":[{}]})", "nics");
+  expectRefused(R"({"name":"a","disks":{}})", "disks");
+  expectRefused(R"({"name":"a","labels":{"k":1}})", "labels");
+  expectRefused(R"({"name":"a","labels":{"Bad Key":"v"}})", "label key");
+  expectRefused(R"({"name":"a","labels":{"k":"v\u0001"}})", "labels.k");
+  expectRefused(R"({"name":"a","name":"b"})", "more than once");
+  expectRefused(R"({"name":"a","boot":{"cmdline":"x"}})", "boot.kernel");
+  expectRefused(R"({"name":"a","boot":{"kernel":"relative"}})", "absolute");
+  expectRefused("[1,2]", "object");
+  expectRefused("", "JSON");
+  expectRefused(R"({"name":"a",)", "JSON");
+}
+
+TEST(Spec, DeepNestingIsRefusedFastWithoutRecursion) {
+  auto start = std::chrono::steady_clock::now();
+  expectRefused(std::string(10000, '[') + std::string(10000, ']'), "nested");
+  expectRefused("{\"name\":\"a\",\"labels\":" + std::string(200000, '{'), "nested");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  // Brackets inside strings do not count.
+  auto s = parseVmSpec(R"({"name":"a","labels":{"k":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}})",
+                       limits());
+  EXPECT_TRUE(s.has_value());
+}
+
+TEST(Spec, BootFilesMustBeCanonicalRegularFiles) {
+  auto dir = fs::temp_directory_path() / ("qiao-spec-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "vmlinuz") << "kernel";
+  fs::create_symlink(dir / "vmlinuz", dir / "link");
+  SpecLimits checked;
+  auto spec = [&](const std::string& kernel) {
+    return R"({"name":"a","boot":{"kernel":")" + kernel + R"("}})";
+  };
+  EXPECT_TRUE(parseVmSpec(spec((dir / "vmlinuz").string()), checked).has_value());
+  expectRefused(spec((dir / "link").string()), "canonical", checked);
+  expectRefused(spec(dir.string() + "/../" + dir.filename().string() + "/vmlinuz"), "canonical",
+                checked);
+  expectRefused(spec(dir.string()), "regular file", checked);
+  expectRefused(spec((dir / "missing").string()), "does not exist", checked);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace qiao
