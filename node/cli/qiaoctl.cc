@@ -208,10 +208,6 @@ int Cli::host(const Args& a) {
     std::fputs(kHostUsage, io_.out);
     return 0;
   }
-  if (a.positional.size() > 1 || (a.positional.size() == 1 && a.positional[0] != "check")) {
-    std::fprintf(io_.err, "qiaoctl: host takes no argument but check\n%s", kHostUsage);
-    return 2;
-  }
   auto info = call("GET", "/v1/host");
   if (!info) return 1;
   if (a.positional.empty()) {
@@ -627,6 +623,11 @@ int runQiaoctl(const std::vector<std::string>& all_args, const CliIo& io) {
       "resume", "console-log"};
   static const std::vector<std::string> kTaskCommands = {"list", "get", "wait"};
   const auto& known = group == "vm" ? kVmCommands : kTaskCommands;
+  if (group == "host" && !(parsed.positional.empty() ||
+                            (parsed.positional.size() == 1 && parsed.positional[0] == "check"))) {
+    std::fprintf(io.err, "qiaoctl host: takes no argument but check\n\n%s", kHostUsage);
+    return 2;
+  }
   if (group != "host" && std::find(known.begin(), known.end(), sub) == known.end()) {
     std::fprintf(io.err, "qiaoctl %s: unknown command \"%s\"\n\n%s", group.c_str(), sub.c_str(),
                  group == "vm" ? kVmUsage : kTaskUsage);

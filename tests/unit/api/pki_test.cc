@@ -1,0 +1,135 @@
+#include "node/api/pki.h"
+
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <sys/stat.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "node/api/pki_cli.h"
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// X509_verify_cert of `cert` against `ca`; returns the OpenSSL verify error (0 = ok).
+int verify(const std::string& ca_path, const std::string& cert_path) {
+  X509_STORE* store = X509_STORE_new();
+  X509_STORE_load_file(store, ca_path.c_str());
+  FILE* f = std::fopen(cert_path.c_str(), "r");
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+  X509_STORE_CTX_init(ctx, store, cert, nullptr);
+  int ok = X509_verify_cert(ctx);
+  int err = ok == 1 ? 0 : X509_STORE_CTX_get_error(ctx);
+  X509_STORE_CTX_free(ctx);
+  X509_free(cert);
+  X509_STORE_free(store);
+  return err;
+}
+
+class PkiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("qiao-pki-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    ASSERT_TRUE(initPki({.cluster = "c1", .dir = (dir_ / "pki").string(), .hostname = "node1.example"}));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string pki() const { return (dir_ / "pki").string(); }
+  fs::path dir_;
+};
+
+TEST_F(PkiTest, InitWritesPrivateKeysAndTheNodeIdentity) {
+  for (const char* key : {"ca.key", "node.key"}) {
+    struct stat st {};
+    ASSERT_EQ(stat((dir_ / "pki" / key).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << key;
+  }
+  EXPECT_EQ(*readClusterName(pki()), "c1");
+  auto uri = identityUriOfCertPem(readAll(pki() + "/node.crt"));
+  ASSERT_TRUE(uri.has_value());
+  EXPECT_EQ(*uri, "qiao://c1/node/node1");
+  EXPECT_EQ(verify(pki() + "/ca.crt", pki() + "/node.crt"), 0);
+  auto again = initPki({.cluster = "c1", .dir = pki()});
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+}
+
+TEST_F(PkiTest, IssuedCertificatesChainAndExpire) {
+  IssueOptions o;
+  o.ca_dir = pki();
+  o.identity = *parseIdentityUri("qiao://c1/user/alice");
+  o.out_dir = (dir_ / "out").string();
+  auto issued = issueCert(o);
+  ASSERT_TRUE(issued.has_value()) << issued.error().message;
+  EXPECT_EQ(verify(pki() + "/ca.crt", issued->cert_path), 0);
+  EXPECT_EQ(*identityUriOfCertPem(readAll(issued->cert_path)), "qiao://c1/user/alice");
+  EXPECT_EQ(issueCert(o).error().code, ErrorCode::kConflict);  // no silent overwrite
+  o.force = true;
+  int64_t now = std::time(nullptr);
+  o.not_before_unix = now - 864000;
+  o.not_after_unix = now - 86400;
+  auto expired = issueCert(o);
+  ASSERT_TRUE(expired.has_value());
+  EXPECT_EQ(verify(pki() + "/ca.crt", expired->cert_path), X509_V_ERR_CERT_HAS_EXPIRED);
+  // Another CA's certificate does not chain.
+  ASSERT_TRUE(initPki({.cluster = "c1", .dir = (dir_ / "other").string(), .hostname = "x"}));
+  EXPECT_NE(verify((dir_ / "other" / "ca.crt").string(), issued->cert_path), 0);
+}
+
+TEST(Identity, ParsesStrictly) {
+  auto id = parseIdentityUri("qiao://c1/installer/rack-7");
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(id->kind, IdentityKind::kInstaller);
+  EXPECT_EQ(id->uri(), "qiao://c1/installer/rack-7");
+  for (const std::string& bad :
+       {std::string("qiao://c/user/a/b"), std::string("qiao://C/user/a"),
+        std::string("http://c/user/a"), std::string("qiao://c/root/a"),
+        std::string("qiao://c/user/a\"b"), std::string(""), std::string("qiao://c/user/"),
+        "qiao://c/user/" + std::string(300, 'a'), std::string("qiao://c/user/a?x=1")}) {
+    EXPECT_FALSE(parseIdentityUri(bad).has_value()) << bad;
+  }
+}
+
+TEST_F(PkiTest, CommandLineUsageAndBinding) {
+  std::string bound;
+  BindIdentity bind = [&](const std::string& uri, Role role, const std::vector<std::string>& t) {
+    bound = uri + " " + std::string(roleName(role)) + " " + (t.empty() ? "" : t[0]);
+    return Status{};
+  };
+  std::FILE* null = std::fopen("/dev/null", "w");
+  auto run = [&](std::vector<std::string> args) { return pkiCommand(args, bind, null, null); };
+  EXPECT_EQ(run({}), 2);
+  EXPECT_EQ(run({"frob"}), 2);
+  EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--dir", pki()}), 2);  // no role
+  EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--role", "operator", "--dir", pki()}), 2);
+  EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--role", "admin", "--tenant", "t",
+                 "--dir", pki()}), 2);
+  EXPECT_EQ(run({"issue", "--kind", "wizard", "--name", "bob", "--role", "admin", "--dir", pki()}), 2);
+  EXPECT_EQ(run({"issue", "--kind", "user", "--name", "Bad Name", "--role", "admin"}), 2);
+  EXPECT_EQ(run({"issue", "--help"}), 0);
+  EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--role", "operator", "--tenant",
+                 "fund-a", "--dir", pki(), "--out", (dir_ / "bob").string()}), 0);
+  EXPECT_EQ(bound, "qiao://c1/user/bob operator fund-a");
+  std::fclose(null);
+}
+
+}  // namespace
+}  // namespace qiao
