@@ -227,6 +227,9 @@ awaitable<void> ApiServer::Impl::acceptLoop(tcp::acceptor& acceptor) {
       socket.close(ignored);
       continue;
     }
+    // Small answers must not wait for delayed ACKs (Nagle): the API is request/response.
+    boost::system::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
     net::co_spawn(ioc, session(std::move(socket)), net::detached);
   }
 }

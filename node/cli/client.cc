@@ -207,6 +207,8 @@ struct ApiClient::Impl {
       return clientError(ec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kUnavailable,
                          "cannot connect to " + where + ": " + ec.message());
     }
+    boost::system::error_code nodelay_ec;
+    tcp_stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
     SSL* ssl = stream->native_handle();
     if (endpoint.is_ip) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), endpoint.host.c_str());

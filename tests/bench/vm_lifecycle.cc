@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "create failed: %s\n", r.raw.c_str());
       return 1;
     }
-    auto task = waitTask(c, r.body["id"]);
+    // Polled every 5 ms, so that the figure is the task's, not the polling's.
+    auto task = waitTask(c, r.body["id"], std::chrono::seconds(120), std::chrono::milliseconds(5));
     api_ms.push_back(ms(Clock::now() - t0));
     if (task["state"] != "succeeded") {
       std::fprintf(stderr, "task failed: %s\n", task.dump().c_str());
@@ -98,8 +99,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < n; ++i) {
     std::string name = "floor-" + tenant + "-" + std::to_string(i);
     std::string file = dir + "/floor.xml";
-    std::ofstream(file) << std::regex_replace(xml, std::regex("<name>[^<]*</name>"),
-                                              "<name>" + name + "</name>");
+    std::string renamed = std::regex_replace(xml, std::regex("<name>[^<]*</name>"),
+                                             "<name>" + name + "</name>");
+    std::ofstream(file) << std::regex_replace(renamed, std::regex("file=['\"][^'\"]*\\.log['\"]"),
+                                              "file=\"" + dir + "/" + name + ".log\"");
     auto t0 = Clock::now();
     virsh({"define", file});
     virsh({"start", name});

@@ -267,7 +267,8 @@ JsonResponse call(ApiClient& client, const std::string& method, const std::strin
   return out;
 }
 
-json waitTask(ApiClient& client, const std::string& id, std::chrono::seconds timeout) {
+json waitTask(ApiClient& client, const std::string& id, std::chrono::seconds timeout,
+              std::chrono::milliseconds poll) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   json task;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -276,7 +277,7 @@ json waitTask(ApiClient& client, const std::string& id, std::chrono::seconds tim
     task = r.body;
     std::string state = task["state"];
     if (state == "succeeded" || state == "failed" || state == "cancelled") return task;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(poll);
   }
   die("task " + id + " did not finish in time: " + task.dump());
 }

@@ -98,7 +98,8 @@ JsonResponse call(ApiClient& client, const std::string& method, const std::strin
                   const std::string& body = {});
 // Polls the task until it is finished; returns the final task JSON.
 nlohmann::json waitTask(ApiClient& client, const std::string& id,
-                        std::chrono::seconds timeout = std::chrono::seconds(120));
+                        std::chrono::seconds timeout = std::chrono::seconds(120),
+                        std::chrono::milliseconds poll = std::chrono::milliseconds(100));
 // Polls until pred(vm json) or timeout; returns the last VM JSON (null when 404).
 nlohmann::json waitVm(ApiClient& client, const std::string& name, const std::string& tenant,
                       const std::function<bool(const nlohmann::json&)>& pred,
