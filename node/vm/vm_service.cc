@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "base/crypto.h"
 #include "base/failpoint.h"
@@ -21,6 +22,8 @@ namespace qiao {
 namespace {
 
 const Logger kLog("vm");
+// How long a step waits for an unreachable libvirt before the task fails.
+constexpr auto kUnavailableRetry = std::chrono::seconds(60);
 
 constexpr std::string_view kCreating = "creating";
 constexpr std::string_view kDeleting = "deleting";
@@ -56,7 +59,11 @@ class VmService::TaskRun {
     service_.updateTask(task_, "running", task_.progress, std::string(message));
     (void)service_.store_.journal(task_.id, step_name, "begin");
     failpoint(task_.kind + "/" + step_name + ":before");
-    Status result = action();
+    Status result;
+    {
+      std::shared_lock lock(service_.ops_mutex_);
+      result = runRetrying(action, message);
+    }
     if (!result) {
       (void)service_.store_.journal(task_.id, step_name, "failed", result.error().describe());
       return result;
@@ -74,7 +81,11 @@ class VmService::TaskRun {
       const std::string& step_name = it->first;
       (void)service_.store_.journal(task_.id, step_name, "undo-begin");
       failpoint(task_.kind + "/" + step_name + ":undo");
-      Status result = it->second();
+      Status result;
+      {
+        std::shared_lock lock(service_.ops_mutex_);
+        result = runRetrying(it->second, "undoing " + step_name);
+      }
       if (result) {
         (void)service_.store_.journal(task_.id, step_name, "undone");
       } else {
@@ -88,6 +99,22 @@ class VmService::TaskRun {
   }
 
  private:
+  // libvirtd restarting is not a reason to fail: steps are idempotent, so wait for the
+  // connection to come back and run the step again.
+  Status runRetrying(const std::function<Status()>& action, std::string_view message) {
+    Status result = action();
+    auto give_up = std::chrono::steady_clock::now() + kUnavailableRetry;
+    while (!result && result.error().code == ErrorCode::kUnavailable &&
+           std::chrono::steady_clock::now() < give_up && !service_.stopping_.load()) {
+      service_.updateTask(task_, "running", task_.progress,
+                          std::string(message) + " (waiting for libvirt: " +
+                              result.error().message + ")");
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      result = action();
+    }
+    return result;
+  }
+
   VmService& service_;
   TaskRecord& task_;
   std::vector<std::pair<std::string, std::function<Status()>>> undo_;
@@ -539,6 +566,7 @@ Result<std::string> VmService::consoleLog(const VmRecord& vm, size_t tail_bytes)
 }
 
 void VmService::onDomainEvent(const DomainEvent& event) {
+  std::unique_lock lock(ops_mutex_);
   switch (event.kind) {
     case DomainEventKind::kConnectionLost:
       libvirt_connected_ = false;
@@ -546,7 +574,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
       return;
     case DomainEventKind::kConnectionRestored: {
       libvirt_connected_ = true;
-      auto report = reconcile();
+      auto report = reconcileLocked();
       kLog.info("libvirt connection restored; reconciled",
                 {{"updated", std::to_string(report.updated)},
                  {"adopted", std::to_string(report.adopted)},
@@ -560,7 +588,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
   if (!splitDomainName(event.domain, &tenant, &name)) return;
   auto vm = store_.getVm(tenant, name);
   if (!vm) {
-    if (event.kind == DomainEventKind::kDefined) reconcile();  // maybe ours, to adopt
+    if (event.kind == DomainEventKind::kDefined) reconcileLocked();  // maybe ours, to adopt
     return;
   }
   if (isTransient(vm->state)) return;  // the running task owns the state
@@ -568,7 +596,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
     case DomainEventKind::kUndefined:
       kLog.warn("domain undefined behind qiaod's back; redefining it",
                 {{"vm", vmId(tenant, name)}});
-      reconcile();
+      reconcileLocked();
       return;
     case DomainEventKind::kRebooted:
       kLog.info("guest rebooted", {{"vm", vmId(tenant, name)}});
@@ -603,6 +631,11 @@ VmService::ReconcileReport VmService::reconcileNow() {
 }
 
 VmService::ReconcileReport VmService::reconcile() {
+  std::unique_lock lock(ops_mutex_);
+  return reconcileLocked();
+}
+
+VmService::ReconcileReport VmService::reconcileLocked() {
   ReconcileReport report;
   auto domains = hypervisor_.listDomains();
   libvirt_connected_ = domains.has_value() || domains.error().code != ErrorCode::kUnavailable;

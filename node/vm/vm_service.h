@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,6 +103,7 @@ class VmService {
 
   void onDomainEvent(const DomainEvent& event);
   ReconcileReport reconcile();
+  ReconcileReport reconcileLocked();
   void resumeUnfinishedTasks();
 
   VmServiceOptions options_;
@@ -110,6 +112,10 @@ class VmService {
   EventBus& events_;
   std::atomic<bool> libvirt_connected_{true};
   std::atomic<bool> stopping_{false};
+  // Task steps hold it shared; reconciliation and event handling hold it exclusively, so that
+  // they never see libvirt and the store in the middle of a step (a domain listed before a
+  // delete's undefine, its row read after the delete's forget, would look like an orphan).
+  std::shared_mutex ops_mutex_;
   WorkQueue control_;  // libvirt events and reconciliation, in order
   WorkQueue tasks_;
 };
