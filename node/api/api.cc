@@ -99,6 +99,13 @@ ApiResponse errorResponse(ErrorCode code, const std::string& message,
   return errorResponse(Error{code, "api", message, details_json});
 }
 
+// 202 with the task, and where to follow it.
+ApiResponse taskAccepted(const TaskRecord& task) {
+  ApiResponse response = jsonResponse(202, taskToJson(task));
+  response.headers.emplace_back("Location", "/v1/tasks/" + task.id);
+  return response;
+}
+
 bool isMutating(const std::string& method) {
   return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
 }
@@ -175,6 +182,21 @@ struct Api::Context {
       return std::vector<std::string>{*wanted};
     }
     return caller->isAdmin() ? std::vector<std::string>{} : caller->tenants;
+  }
+  // visibleTenants() gives an empty list both for "every tenant" (an admin with no ?tenant=)
+  // and for "none"; this tells them apart.
+  bool seesNothing(const std::vector<std::string>& tenants) const {
+    return tenants.empty() && !(caller->isAdmin() && !query("tenant"));
+  }
+  // ?limit= and ?page_token= of the list routes.
+  Status readPaging(int* limit, std::string* page_token) const {
+    if (auto value = query("limit")) {
+      auto n = parseInt("limit", *value, 1, 1000);
+      if (!n) return std::unexpected(n.error());
+      *limit = static_cast<int>(*n);
+    }
+    if (auto token = query("page_token")) *page_token = *token;
+    return {};
   }
 };
 
@@ -378,7 +400,7 @@ ApiResponse Api::listVms(Context& ctx) {
   VmFilter filter;
   auto tenants = ctx.visibleTenants();
   if (!tenants) return errorResponse(tenants.error());
-  if (tenants->empty() && !(ctx.caller->isAdmin() && !ctx.query("tenant"))) {
+  if (ctx.seesNothing(*tenants)) {
     return jsonResponse(200, {{"items", json::array()}, {"next_page_token", ""}});
   }
   filter.tenants = *tenants;
@@ -392,12 +414,9 @@ ApiResponse Api::listVms(Context& ctx) {
     }
     filter.labels.emplace_back(it->second.substr(0, eq), it->second.substr(eq + 1));
   }
-  if (auto limit = ctx.query("limit")) {
-    auto n = parseInt("limit", *limit, 1, 1000);
-    if (!n) return errorResponse(n.error());
-    filter.limit = static_cast<int>(*n);
+  if (auto paging = ctx.readPaging(&filter.limit, &filter.page_token); !paging) {
+    return errorResponse(paging.error());
   }
-  if (auto token = ctx.query("page_token")) filter.page_token = *token;
   auto page = deps_.store.listVms(filter);
   if (!page) return errorResponse(page.error());
   json items = json::array();
@@ -446,9 +465,7 @@ ApiResponse Api::createVm(Context& ctx) {
   if (auto valid = validateVmSpec(*spec, deps_.limits); !valid) return errorResponse(valid.error());
   auto task = deps_.vms.createVm(std::move(*spec), start, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
-  ApiResponse response = jsonResponse(202, taskToJson(*task));
-  response.headers.emplace_back("Location", "/v1/tasks/" + task->id);
-  return response;
+  return taskAccepted(*task);
 }
 
 Result<VmRecord> Api::resolveVm(Context& ctx) {
@@ -458,7 +475,7 @@ Result<VmRecord> Api::resolveVm(Context& ctx) {
   auto not_found = [&]() {
     return makeError(ErrorCode::kNotFound, "api", "no vm named " + name);
   };
-  if (tenants->empty() && !(ctx.caller->isAdmin() && !ctx.query("tenant"))) return not_found();
+  if (ctx.seesNothing(*tenants)) return not_found();
   auto found = deps_.store.findVmsByName(name, *tenants);
   if (!found) return std::unexpected(found.error());
   if (found->empty()) return not_found();
@@ -470,6 +487,17 @@ Result<VmRecord> Api::resolveVm(Context& ctx) {
   }
   ctx.audit_tenant = found->front().tenant;
   return found->front();
+}
+
+Result<VmRecord> Api::resolveVmToChange(Context& ctx) {
+  auto vm = resolveVm(ctx);
+  if (!vm) return vm;
+  if (!ctx.caller->canMutate(vm->tenant)) {
+    return makeError(ErrorCode::kPermissionDenied, "api",
+                     "identity " + ctx.caller->uri + " may not change vms in tenant " +
+                         vm->tenant);
+  }
+  return vm;
 }
 
 ApiResponse Api::getVm(Context& ctx) {
@@ -485,18 +513,11 @@ ApiResponse Api::deleteVm(Context& ctx) {
     if (!parsed) return errorResponse(parsed.error());
     force = *parsed;
   }
-  auto vm = resolveVm(ctx);
+  auto vm = resolveVmToChange(ctx);
   if (!vm) return errorResponse(vm.error());
-  if (!ctx.caller->canMutate(vm->tenant)) {
-    return errorResponse(ErrorCode::kPermissionDenied,
-                         "identity " + ctx.caller->uri + " may not delete vms in tenant " +
-                             vm->tenant);
-  }
   auto task = deps_.vms.deleteVm(*vm, force, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
-  ApiResponse response = jsonResponse(202, taskToJson(*task));
-  response.headers.emplace_back("Location", "/v1/tasks/" + task->id);
-  return response;
+  return taskAccepted(*task);
 }
 
 ApiResponse Api::vmAction(Context& ctx) {
@@ -506,18 +527,11 @@ ApiResponse Api::vmAction(Context& ctx) {
                          "no such action " + quoteForMessage(action) +
                              "; actions: start, stop, force-stop, reboot, pause, resume");
   }
-  auto vm = resolveVm(ctx);
+  auto vm = resolveVmToChange(ctx);
   if (!vm) return errorResponse(vm.error());
-  if (!ctx.caller->canMutate(vm->tenant)) {
-    return errorResponse(ErrorCode::kPermissionDenied,
-                         "identity " + ctx.caller->uri + " may not change vms in tenant " +
-                             vm->tenant);
-  }
   auto task = deps_.vms.action(*vm, action, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
-  ApiResponse response = jsonResponse(202, taskToJson(*task));
-  response.headers.emplace_back("Location", "/v1/tasks/" + task->id);
-  return response;
+  return taskAccepted(*task);
 }
 
 ApiResponse Api::consoleLog(Context& ctx) {
@@ -541,18 +555,15 @@ ApiResponse Api::listTasks(Context& ctx) {
   TaskFilter filter;
   auto tenants = ctx.visibleTenants();
   if (!tenants) return errorResponse(tenants.error());
-  if (tenants->empty() && !(ctx.caller->isAdmin() && !ctx.query("tenant"))) {
+  if (ctx.seesNothing(*tenants)) {
     return jsonResponse(200, {{"items", json::array()}, {"next_page_token", ""}});
   }
   filter.tenants = *tenants;
   if (auto state = ctx.query("state")) filter.state = *state;
   if (auto target = ctx.query("target")) filter.target = *target;
-  if (auto limit = ctx.query("limit")) {
-    auto n = parseInt("limit", *limit, 1, 1000);
-    if (!n) return errorResponse(n.error());
-    filter.limit = static_cast<int>(*n);
+  if (auto paging = ctx.readPaging(&filter.limit, &filter.page_token); !paging) {
+    return errorResponse(paging.error());
   }
-  if (auto token = ctx.query("page_token")) filter.page_token = *token;
   std::string next;
   auto tasks = deps_.store.listTasks(filter, &next);
   if (!tasks) return errorResponse(tasks.error());

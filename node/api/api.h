@@ -69,6 +69,8 @@ class Api {
 
   Result<Caller> authenticate(const ApiRequest& request);
   Result<VmRecord> resolveVm(Context& ctx);
+  // resolveVm, and the caller may change it.
+  Result<VmRecord> resolveVmToChange(Context& ctx);
   void audit(const Context& ctx, int status);
 
   ApiDeps deps_;

@@ -175,6 +175,11 @@ class Cli {
     return "/v1/vms/" + urlEncode(name) + suffix + tenantQuery('?');
   }
   int waitTask(const std::string& id, int timeout_s);
+  // The VM a task worked on, in the task's own tenant.
+  std::optional<json> vmOfTask(const json& task) {
+    return call("GET", "/v1/vms/" + urlEncode(task.value("target", "")) +
+                           "?tenant=" + urlEncode(task.value("tenant", "")));
+  }
   void printVm(const json& vm);
 
   CliIo io_;
@@ -389,11 +394,7 @@ int Cli::vm(const std::string& sub, const Args& a) {
       return 0;
     }
     if (int rc = waitTask(task->value("id", ""), 600); rc != 0) return rc;
-    std::string name = task->value("target", "");
-    std::string saved = tenant_;
-    tenant_ = task->value("tenant", "");
-    auto vm = call("GET", vmPath(name));
-    tenant_ = saved;
+    auto vm = vmOfTask(*task);
     if (!vm) return 1;
     printVm(*vm);
     return 0;
@@ -438,10 +439,7 @@ int Cli::vm(const std::string& sub, const Args& a) {
     std::fprintf(io_.out, "vm %s deleted\n", name.c_str());
     return 0;
   }
-  std::string saved = tenant_;
-  tenant_ = task->value("tenant", "");
-  auto vm = call("GET", vmPath(name));
-  tenant_ = saved;
+  auto vm = vmOfTask(*task);
   if (!vm) return 1;
   if (output_ == "json") printJson(*vm);
   else std::fprintf(io_.out, "vm %s: %s\n", name.c_str(), vm->value("state", "").c_str());

@@ -150,6 +150,19 @@ std::string placeholders(size_t n) {
   return out;
 }
 
+// " AND tenant IN (...) AND state = ?" with the values to bind, for the list queries.
+void appendScope(const std::vector<std::string>& tenants, const std::string& state,
+                 std::string* sql, std::vector<std::string>* args) {
+  if (!tenants.empty()) {
+    *sql += " AND tenant IN (" + placeholders(tenants.size()) + ")";
+    args->insert(args->end(), tenants.begin(), tenants.end());
+  }
+  if (!state.empty()) {
+    *sql += " AND state = ?";
+    args->push_back(state);
+  }
+}
+
 }  // namespace
 
 std::string auditHash(const AuditEntry& e, const std::string& prev_hash) {
@@ -368,17 +381,7 @@ Status Store::createVmWithTask(const VmRecord& vm, const TaskRecord& task) {
       return std::unexpected(e);
     }
   }
-  {
-    Statement q(db_, std::string("INSERT INTO tasks(id, kind, tenant, target, identity, state, "
-                                 "progress, message, error_json, params_json, attempts, "
-                                 "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,") +
-                         kNow + "," + kNow + ")");
-    q.bind(task.id).bind(task.kind).bind(task.tenant).bind(task.target).bind(task.identity)
-        .bind(task.state).bind(int64_t{task.progress}).bind(task.message).bind(task.error_json)
-        .bind(task.params_json.empty() ? std::string("{}") : task.params_json)
-        .bind(int64_t{task.attempts});
-    if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("insert task"));
-  }
+  if (auto inserted = insertTaskLocked(task); !inserted) return inserted;
   return tx.commit();
 }
 
@@ -413,14 +416,7 @@ Result<VmPage> Store::listVms(const VmFilter& filter) {
   std::lock_guard lock(mutex_);
   std::string sql = std::string("SELECT ") + kVmColumns + " FROM vms WHERE 1";
   std::vector<std::string> args;
-  if (!filter.tenants.empty()) {
-    sql += " AND tenant IN (" + placeholders(filter.tenants.size()) + ")";
-    args.insert(args.end(), filter.tenants.begin(), filter.tenants.end());
-  }
-  if (!filter.state.empty()) {
-    sql += " AND state = ?";
-    args.push_back(filter.state);
-  }
+  appendScope(filter.tenants, filter.state, &sql, &args);
   for (const auto& [key, value] : filter.labels) {
     // json_each: the key is compared as a value, never spliced into a JSON path.
     sql += " AND EXISTS (SELECT 1 FROM json_each(vms.spec_json, '$.labels') WHERE "
@@ -509,8 +505,7 @@ Result<std::map<std::string, int>> Store::countVmsByState() {
   return out;
 }
 
-Status Store::createTask(const TaskRecord& task) {
-  std::lock_guard lock(mutex_);
+Status Store::insertTaskLocked(const TaskRecord& task) {
   Statement q(db_, std::string("INSERT INTO tasks(id, kind, tenant, target, identity, state, "
                                "progress, message, error_json, params_json, attempts, "
                                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,") +
@@ -521,6 +516,11 @@ Status Store::createTask(const TaskRecord& task) {
       .bind(int64_t{task.attempts});
   if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("insert task"));
   return {};
+}
+
+Status Store::createTask(const TaskRecord& task) {
+  std::lock_guard lock(mutex_);
+  return insertTaskLocked(task);
 }
 
 Status Store::createTaskIfIdle(const TaskRecord& task) {
@@ -540,15 +540,7 @@ Status Store::createTaskIfIdle(const TaskRecord& task) {
       }
       if (rc != SQLITE_DONE) return std::unexpected(sqlError("busy check"));
     }
-    Statement q(db_, std::string("INSERT INTO tasks(id, kind, tenant, target, identity, state, "
-                                 "progress, message, error_json, params_json, attempts, "
-                                 "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,") +
-                         kNow + "," + kNow + ")");
-    q.bind(task.id).bind(task.kind).bind(task.tenant).bind(task.target).bind(task.identity)
-        .bind(task.state).bind(int64_t{task.progress}).bind(task.message).bind(task.error_json)
-        .bind(task.params_json.empty() ? std::string("{}") : task.params_json)
-        .bind(int64_t{task.attempts});
-    if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("insert task"));
+    if (auto inserted = insertTaskLocked(task); !inserted) return inserted;
     return tx.commit();
   }
 }
@@ -593,14 +585,7 @@ Result<std::vector<TaskRecord>> Store::listTasks(const TaskFilter& filter,
   std::lock_guard lock(mutex_);
   std::string sql = std::string("SELECT ") + kTaskColumns + " FROM tasks WHERE 1";
   std::vector<std::string> args;
-  if (!filter.tenants.empty()) {
-    sql += " AND tenant IN (" + placeholders(filter.tenants.size()) + ")";
-    args.insert(args.end(), filter.tenants.begin(), filter.tenants.end());
-  }
-  if (!filter.state.empty()) {
-    sql += " AND state = ?";
-    args.push_back(filter.state);
-  }
+  appendScope(filter.tenants, filter.state, &sql, &args);
   if (!filter.target.empty()) {
     sql += " AND target = ?";
     args.push_back(filter.target);

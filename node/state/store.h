@@ -139,6 +139,7 @@ class Store {
   class Transaction;
 
   Status exec(const char* sql);
+  Status insertTaskLocked(const TaskRecord& task);  // mutex_ held
   Error sqlError(const std::string& what) const;
 
   std::mutex mutex_;

@@ -43,6 +43,20 @@ std::string vmId(const std::string& tenant, const std::string& name) {
   return tenant + "/" + name;
 }
 
+TaskRecord newTask(std::string kind, const std::string& tenant, const std::string& target,
+                   const std::string& identity, std::string params_json) {
+  TaskRecord task;
+  task.id = newUuid();
+  task.kind = std::move(kind);
+  task.tenant = tenant;
+  task.target = target;
+  task.identity = identity;
+  task.state = "queued";
+  task.message = "queued";
+  task.params_json = std::move(params_json);
+  return task;
+}
+
 }  // namespace
 
 // One run of one task: executes named steps, journals each (begin, done / failed), arms the
@@ -217,15 +231,8 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
   vm.spec_json = vmSpecToJson(spec);
   vm.state = std::string(kCreating);
 
-  TaskRecord task;
-  task.id = newUuid();
-  task.kind = "vm.create";
-  task.tenant = vm.tenant;
-  task.target = vm.name;
-  task.identity = identity;
-  task.state = "queued";
-  task.message = "queued";
-  task.params_json = nlohmann::json{{"start", start}}.dump();
+  TaskRecord task = newTask("vm.create", vm.tenant, vm.name, identity,
+                            nlohmann::json{{"start", start}}.dump());
   if (auto created = store_.createVmWithTask(vm, task); !created) return std::unexpected(created.error());
   auto recorded = store_.getTask(task.id);
   if (!recorded) return std::unexpected(recorded.error());
@@ -258,16 +265,9 @@ Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
                      "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state +
                          "; stop it first, or delete with force=true to power it off");
   }
-  TaskRecord task;
-  task.id = newUuid();
-  task.kind = "vm.delete";
-  task.tenant = vm.tenant;
-  task.target = vm.name;
-  task.identity = identity;
-  task.state = "queued";
-  task.message = "queued";
-  task.params_json = nlohmann::json{{"force", force}}.dump();
-  return queueTask(std::move(task), std::string(kDeleting));
+  return queueTask(newTask("vm.delete", vm.tenant, vm.name, identity,
+                           nlohmann::json{{"force", force}}.dump()),
+                   std::string(kDeleting));
 }
 
 Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action,
@@ -293,16 +293,7 @@ Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action
   if (action == "resume") allowed = needs({"paused", "running"});
   if (!allowed) return std::unexpected(allowed.error());
 
-  TaskRecord task;
-  task.id = newUuid();
-  task.kind = "vm." + std::string(action);
-  task.tenant = vm.tenant;
-  task.target = vm.name;
-  task.identity = identity;
-  task.state = "queued";
-  task.message = "queued";
-  task.params_json = "{}";
-  return queueTask(std::move(task), "");
+  return queueTask(newTask("vm." + std::string(action), vm.tenant, vm.name, identity, "{}"), "");
 }
 
 Result<TaskRecord> VmService::queueTask(TaskRecord task,
