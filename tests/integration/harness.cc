@@ -77,12 +77,13 @@ std::vector<std::string> libvirtDomains() {
   return names;
 }
 
-Qiaod::Qiaod(std::string extra_config) : extra_config_(std::move(extra_config)) {
+Qiaod::Qiaod(std::string extra_config, std::string listen)
+    : extra_config_(std::move(extra_config)) {
   cluster_ = "it-" + randomSuffix(8);
   dir_ = fs::temp_directory_path().string() + "/qiao-" + cluster_;
   fs::create_directories(dir_ + "/state");
   config_file_ = dir_ + "/qiaod.toml";
-  std::ofstream(config_file_) << "[api]\nlisten = [\"127.0.0.1:0\"]\n"
+  std::ofstream(config_file_) << "[api]\nlisten = [" << listen << "]\n"
                               << "[pki]\ndir = \"" << dir_ << "/pki\"\n"
                               << "[state]\ndir = \"" << dir_ << "/state\"\n"
                               << "[vm]\naccelerator = \"tcg\"\nshutdown_timeout_s = 30\n"

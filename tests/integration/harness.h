@@ -50,8 +50,8 @@ struct Identity {
 
 class Qiaod {
  public:
-  // `extra_config` is appended to the generated qiaod.toml.
-  explicit Qiaod(std::string extra_config = {});
+  // `extra_config` is appended to the generated qiaod.toml; `listen` is api.listen's array.
+  explicit Qiaod(std::string extra_config = {}, std::string listen = "\"127.0.0.1:0\"");
   ~Qiaod();  // stops qiaod and deletes every VM of its cluster it left behind
 
   const std::string& cluster() const { return cluster_; }

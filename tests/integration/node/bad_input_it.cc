@@ -119,5 +119,27 @@ TEST_F(BadInputTest, BrokenBodiesGetClearErrors) {
   EXPECT_EQ(call(*client_, "GET", "/v1/healthz").status, 200);
 }
 
+// The API listens where the configuration says, IPv6 included; the node certificate names ::1.
+TEST(Listen, ServesOnIpv6AndIpv4AtOnce) {
+  Qiaod q("", "\"[::1]:0\", \"127.0.0.1:0\"");
+  q.start();
+  auto addresses = runCommand({"cat", q.dir() + "/state/qiaod.addr"}).out;
+  ASSERT_NE(addresses.find("[::1]:"), std::string::npos) << addresses;
+  ASSERT_NE(addresses.find("127.0.0.1:"), std::string::npos) << addresses;
+  std::string v6 = addresses.substr(addresses.find("[::1]:"));
+  v6 = v6.substr(0, v6.find('\n'));
+  const auto& admin = q.identity("admin", "admin");
+  ClientConfig config;
+  config.endpoint = "https://" + v6;
+  config.ca = admin.ca;
+  config.cert = admin.cert;
+  config.key = admin.key;
+  auto client = ApiClient::create(config);
+  ASSERT_TRUE(client.has_value());
+  auto r = client->request("GET", "/v1/healthz");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
 }  // namespace
 }  // namespace qiao::testing
