@@ -16,6 +16,7 @@
 #include "base/config.h"
 #include "base/event_bus.h"
 #include "base/log.h"
+#include "firmware/descriptor.h"
 #include "node/api/api.h"
 #include "node/api/identity.h"
 #include "node/api/metrics.h"
@@ -145,8 +146,11 @@ int runDaemon(const Config& config) {
   limits.host_arch = host.arch;
   limits.max_vcpus = config.vm.max_vcpus;
   limits.max_memory_mib = config.vm.max_memory_mib;
+  FirmwareCatalog firmware = loadFirmwareDescriptors(defaultFirmwareDirs());
+  for (const auto& warning : firmware.warnings) log.warn("firmware descriptor", {{"warning", warning}});
   Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
-                  accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes});
+                  accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
+                  std::move(firmware)});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;

@@ -29,6 +29,7 @@ const std::vector<Route>& routes() {
   static const std::vector<Route> table = {
       {{"GET", "/v1/healthz", "viewer"}, {}},
       {{"GET", "/v1/host", "viewer"}, {}},
+      {{"GET", "/v1/host/firmware", "viewer"}, {}},
       {{"GET", "/metrics", "admin"}, {}},
       {{"GET", "/v1/vms", "viewer"}, {"tenant", "state", "label", "limit", "page_token"}},
       {{"POST", "/v1/vms", "operator"}, {"start"}},
@@ -327,6 +328,7 @@ ApiResponse Api::dispatch(Context& ctx) {
   static const std::map<std::pair<std::string, std::string>, Handler> handlers = {
       {{"GET", "/v1/healthz"}, &Api::healthz},
       {{"GET", "/v1/host"}, &Api::host},
+      {{"GET", "/v1/host/firmware"}, &Api::hostFirmware},
       {{"GET", "/metrics"}, &Api::metrics},
       {{"GET", "/v1/vms"}, &Api::listVms},
       {{"POST", "/v1/vms"}, &Api::createVm},
@@ -371,6 +373,39 @@ ApiResponse Api::host(Context&) {
     body["libvirt_uri"] = info->uri;
   }
   return jsonResponse(200, body);
+}
+
+ApiResponse Api::hostFirmware(Context&) {
+  json builds = json::array();
+  for (const auto& d : deps_.firmware.descriptors) {
+    json targets = json::array();
+    for (const auto& t : d.targets) {
+      targets.push_back({{"architecture", t.architecture}, {"machines", t.machines}});
+    }
+    builds.push_back({{"descriptor", d.source},
+                      {"description", d.description},
+                      {"interfaces", d.interface_types},
+                      {"device", d.device},
+                      {"executable", d.executable},
+                      {"nvram_template", d.nvram_template},
+                      {"targets", std::move(targets)},
+                      {"features", d.features}});
+  }
+  HostFirmware host = readHostFirmware();
+  return jsonResponse(200, {{"builds", std::move(builds)},
+                            {"warnings", deps_.firmware.warnings},
+                            {"host",
+                             {{"arch", deps_.host.arch},
+                              {"cpu_model", deps_.host.cpu_model},
+                              {"microcode", host.microcode},
+                              {"boot_mode", host.boot_mode},
+                              {"secure_boot", host.secure_boot},
+                              {"bios_vendor", host.bios_vendor},
+                              {"bios_version", host.bios_version},
+                              {"bios_date", host.bios_date},
+                              {"system_vendor", host.system_vendor},
+                              {"product_name", host.product_name},
+                              {"device_tree_model", host.device_tree_model}}}});
 }
 
 ApiResponse Api::metrics(Context&) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/event_bus.h"
+#include "firmware/descriptor.h"
 #include "node/api/http.h"
 #include "node/api/metrics.h"
 #include "node/host/host.h"
@@ -41,6 +42,7 @@ struct ApiDeps {
   std::string version;
   SpecLimits limits;
   int64_t console_log_max_bytes = 2 << 20;
+  FirmwareCatalog firmware;  // read at start from QEMU's descriptor directories
 };
 
 class Api {
@@ -56,6 +58,7 @@ class Api {
   ApiResponse dispatch(Context& ctx);
   ApiResponse healthz(Context& ctx);
   ApiResponse host(Context& ctx);
+  ApiResponse hostFirmware(Context& ctx);
   ApiResponse metrics(Context& ctx);
   ApiResponse listVms(Context& ctx);
   ApiResponse createVm(Context& ctx);

@@ -76,6 +76,41 @@ HostFacts readHostFacts() {
   return f;
 }
 
+HostFirmware readHostFirmware() {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::string text;
+    std::getline(in, text, '\0');
+    return trim(text);
+  };
+  HostFirmware f;
+  f.boot_mode = access("/sys/firmware/efi", F_OK) == 0 ? "uefi" : "bios";
+  f.secure_boot = "unknown";
+  if (f.boot_mode == "bios") {
+    f.secure_boot = "disabled";
+  } else {
+    // efivarfs: 4 bytes of attributes, then the value.
+    std::ifstream sb("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+                     std::ios::binary);
+    char buf[5] = {};
+    if (sb.read(buf, 5)) f.secure_boot = buf[4] == 1 ? "enabled" : "disabled";
+  }
+  f.bios_vendor = read("/sys/class/dmi/id/bios_vendor");
+  f.bios_version = read("/sys/class/dmi/id/bios_version");
+  f.bios_date = read("/sys/class/dmi/id/bios_date");
+  f.system_vendor = read("/sys/class/dmi/id/sys_vendor");
+  f.product_name = read("/sys/class/dmi/id/product_name");
+  f.device_tree_model = read("/proc/device-tree/model");
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("microcode", 0) == 0 && line.find(':') != std::string::npos) {
+      f.microcode = trim(line.substr(line.find(':') + 1));
+      break;
+    }
+  }
+  return f;
+}
+
 AccelProbe probeKvm(const std::string& arch, int timeout_ms) {
   AccelProbe probe;
   int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);

@@ -24,6 +24,18 @@ struct HostFacts {
 
 HostFacts readHostFacts();
 
+// The host's own firmware, for installers checking a server against the cluster's baseline.
+struct HostFirmware {
+  std::string boot_mode;    // "uefi" | "bios" (how this host itself booted)
+  std::string secure_boot;  // "enabled" | "disabled" | "unknown"
+  std::string bios_vendor, bios_version, bios_date;  // SMBIOS (x86) when readable
+  std::string system_vendor, product_name;
+  std::string device_tree_model;  // ARM64 hosts booted with a device tree
+  std::string microcode;          // x86 microcode revision
+};
+
+HostFirmware readHostFirmware();
+
 struct AccelProbe {
   bool kvm_usable = false;
   std::string reason;

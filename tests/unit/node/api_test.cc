@@ -161,6 +161,16 @@ TEST_F(ApiTest, EveryMutatingCallIsAudited) {
   EXPECT_TRUE(verify->ok);
 }
 
+TEST_F(ApiTest, HostFirmwareListsBuilds) {
+  auto r = call("view-a", "GET", "/v1/host/firmware");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto body = json::parse(r.body);
+  EXPECT_TRUE(body["builds"].is_array());
+  EXPECT_TRUE(body["warnings"].is_array());
+  EXPECT_TRUE(body["host"]["boot_mode"] == "uefi" || body["host"]["boot_mode"] == "bios");
+  EXPECT_EQ(call("", "GET", "/v1/host/firmware").status, 401);
+}
+
 TEST_F(ApiTest, MetricsCountRequests) {
   call("admin", "GET", "/v1/vms");
   auto m = call("admin", "GET", "/metrics");
