@@ -129,6 +129,11 @@ int runDaemon(const Config& config) {
   VmServiceOptions vm_options;
   vm_options.cluster = *cluster;
   vm_options.console_dir = config.state.dir + "/console";
+  vm_options.nvram_dir = config.state.dir + "/nvram";
+  vm_options.firmware = loadFirmwareDescriptors(defaultFirmwareDirs());
+  for (const auto& warning : vm_options.firmware.warnings) {
+    log.warn("firmware descriptor skipped", {{"warning", warning}});
+  }
   vm_options.host_accelerator = accel->accelerator;
   vm_options.kvm_usable = probe.kvm_usable;
   vm_options.kvm_reason = probe.reason;
@@ -146,11 +151,9 @@ int runDaemon(const Config& config) {
   limits.host_arch = host.arch;
   limits.max_vcpus = config.vm.max_vcpus;
   limits.max_memory_mib = config.vm.max_memory_mib;
-  FirmwareCatalog firmware = loadFirmwareDescriptors(defaultFirmwareDirs());
-  for (const auto& warning : firmware.warnings) log.warn("firmware descriptor", {{"warning", warning}});
   Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
-                  std::move(firmware)});
+                  vm_options.firmware});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;

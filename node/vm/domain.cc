@@ -104,6 +104,10 @@ DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& ctx) {
   d.emulator = ctx.emulator;
   d.console_log_path = ctx.console_log_path;
   d.spare_pcie_ports = ctx.spare_pcie_ports;
+  d.loader = ctx.loader;
+  d.nvram_template = ctx.nvram_template;
+  d.nvram_path = ctx.nvram_path;
+  d.secure_boot = ctx.secure_boot;
   d.metadata.cluster = ctx.cluster;
   d.metadata.tenant = spec.tenant;
   d.metadata.name = spec.name;
@@ -128,6 +132,13 @@ std::string renderDomainXml(const DomainDef& d) {
   w.open("vcpu").attr("placement", "static").text(std::to_string(d.vcpus)).close();
   w.open("os");
   w.open("type").attr("arch", d.arch).attr("machine", d.machine).text("hvm").close();
+  if (!d.loader.empty()) {
+    w.open("loader").attr("readonly", "yes").attr("secure", d.secure_boot ? "yes" : "no");
+    w.attr("type", "pflash").text(d.loader).close();
+    w.open("nvram");
+    if (!d.nvram_template.empty()) w.attr("template", d.nvram_template);
+    w.text(d.nvram_path).close();
+  }
   if (!d.kernel.empty()) {
     w.leaf("kernel", d.kernel);
     if (!d.initrd.empty()) w.leaf("initrd", d.initrd);
@@ -140,6 +151,9 @@ std::string renderDomainXml(const DomainDef& d) {
   w.open("acpi").close();
   if (d.arch == "x86_64") w.open("apic").close();
   if (d.gic_v3) w.open("gic").attr("version", "3").close();
+  if (!d.loader.empty() && d.arch == "x86_64") {
+    w.open("smm").attr("state", d.secure_boot ? "on" : "off").close();
+  }
   w.close();
   if (!d.cpu_mode.empty()) {
     w.open("cpu").attr("mode", d.cpu_mode);

@@ -22,6 +22,11 @@ struct DomainContext {
   std::string emulator;  // "" = libvirt's default for the arch
   std::string cpu_model_tcg_aarch64 = "cortex-a72";
   int spare_pcie_ports = 8;  // for hot-plug later
+  // UEFI: the firmware build chosen from QEMU's descriptors, and this VM's own NVRAM file.
+  std::string loader;          // "" = BIOS
+  std::string nvram_template;
+  std::string nvram_path;
+  bool secure_boot = false;    // with SMM, as the secure descriptors require
 };
 
 struct DomainDef {
@@ -39,6 +44,8 @@ struct DomainDef {
   std::string emulator;
   std::string console_log_path;
   int spare_pcie_ports = 0;
+  std::string loader, nvram_template, nvram_path;
+  bool secure_boot = false;
   QiaoMetadata metadata;
 };
 

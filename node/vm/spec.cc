@@ -157,12 +157,14 @@ Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
     return invalid("firmware must be bios, uefi or uefi-secure, got " +
                    quoteForMessage(s.firmware));
   }
-  if (s.firmware != "bios") {
-    return invalid("firmware " + s.firmware + " is not supported yet on this node; use bios");
-  }
   if (s.arch == "aarch64") {
-    return invalid("firmware bios is for x86_64 guests; aarch64 guests need uefi, which is "
-                   "not supported yet on this node");
+    return invalid("aarch64 guests are not supported yet on this node (they come with the "
+                   "firmware issue's AAVMF support)");
+  }
+  if (s.firmware == "uefi-secure" && s.boot) {
+    return invalid("firmware uefi-secure cannot boot a kernel from host paths: secure boot "
+                   "starts only signed boot loaders and refuses a directly loaded kernel; use "
+                   "firmware uefi, or boot a signed loader from a disk");
   }
   if (s.accel != "auto" && s.accel != "kvm" && s.accel != "tcg") {
     return invalid("accel must be auto, kvm or tcg, got " + quoteForMessage(s.accel));

@@ -147,6 +147,7 @@ VmService::~VmService() { stop(); }
 
 void VmService::start() {
   std::error_code ec;
+  std::filesystem::create_directories(options_.nvram_dir, ec);
   std::filesystem::create_directories(options_.console_dir, ec);
   if (ec) {
     kLog.error("cannot create the console log directory",
@@ -215,10 +216,40 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
   context.console_log_path = consoleLogPath(vm);
   context.machine = spec->arch == "aarch64" ? options_.machine_aarch64 : options_.machine_x86_64;
   context.cpu_model_tcg_aarch64 = options_.cpu_model_aarch64_tcg;
+  auto firmware = chooseFirmware(*spec);
+  if (!firmware) return std::unexpected(firmware.error());
+  if (*firmware) {
+    context.loader = (*firmware)->executable;
+    context.nvram_template = (*firmware)->nvram_template;
+    context.nvram_path = options_.nvram_dir + "/" + vm.uuid + "_VARS.fd";
+    context.secure_boot = spec->firmware == "uefi-secure";
+  }
   return renderDomainXml(buildDomainDef(*spec, context));
 }
 
+Result<std::optional<FirmwareDescriptor>> VmService::chooseFirmware(const VmSpec& spec) const {
+  if (spec.firmware == "bios") return std::optional<FirmwareDescriptor>();
+  FirmwareRequest request;
+  request.arch = spec.arch;
+  request.machine = spec.arch == "aarch64" ? options_.machine_aarch64 : options_.machine_x86_64;
+  request.interface = "uefi";
+  if (spec.firmware == "uefi-secure") {
+    request.require = {"secure-boot", "enrolled-keys", "requires-smm"};
+  } else {
+    // A secure, key-enrolled build refuses a directly booted kernel: never pick one for uefi.
+    request.forbid = {"secure-boot", "enrolled-keys", "requires-smm"};
+  }
+  auto chosen = selectFirmware(options_.firmware, request);
+  if (!chosen) {
+    return makeError(ErrorCode::kInvalidArgument, "firmware",
+                     "firmware " + spec.firmware + " cannot run here: " + chosen.error().message);
+  }
+  return std::optional<FirmwareDescriptor>(std::move(*chosen));
+}
+
 Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::string& identity) {
+  // Refused now, with a 400, rather than as a VM that fails later.
+  if (auto firmware = chooseFirmware(spec); !firmware) return std::unexpected(firmware.error());
   if (spec.accel == "kvm" && !options_.kvm_usable) {
     return makeError(ErrorCode::kInvalidArgument, "vm",
                      "accel kvm was requested but KVM cannot run guests on this host (" +

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -19,6 +20,7 @@
 #include "base/error.h"
 #include "base/event_bus.h"
 #include "base/work_queue.h"
+#include "firmware/descriptor.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
@@ -28,6 +30,8 @@ namespace qiao {
 struct VmServiceOptions {
   std::string cluster;
   std::string console_dir;         // <state dir>/console
+  std::string nvram_dir;           // <state dir>/nvram: each UEFI VM's own variable store
+  FirmwareCatalog firmware;        // QEMU's firmware descriptors, read at start
   std::string host_accelerator;    // "kvm" | "tcg": what accel=auto resolves to
   bool kvm_usable = false;
   std::string kvm_reason;          // why KVM is (not) usable, for error messages
@@ -91,6 +95,8 @@ class VmService {
   Status runAction(TaskRun& run, const VmRecord& vm, std::string_view action);
 
   Result<std::string> renderXml(const VmRecord& vm) const;
+  // The firmware build for a spec (none for bios); kInvalidArgument when the host has none.
+  Result<std::optional<FirmwareDescriptor>> chooseFirmware(const VmSpec& spec) const;
   std::string resolveAccelerator(const VmSpec& spec) const;
   // Reads the domain's state from libvirt and records it (and announces a change).
   void refreshState(const std::string& tenant, const std::string& name,

@@ -62,8 +62,10 @@ TEST(Spec, StrictFieldsAndTypes) {
   expectRefused(R"({"name":"a","memory_mib":18446744073709551615})", "memory_mib");
   expectRefused(R"({"name":"a","memory_mib":1e400})", "JSON");
   expectRefused(R"({"name":"a","arch":"mips"})", "arch");
-  expectRefused(R"({"name":"a","firmware":"uefi"})", "uefi");
-  expectRefused(R"({"name":"a","firmware":"uefi-secure"})", "uefi-secure");
+  expectRefused(R"({"name":"a","firmware":"efi"})", "firmware");
+  expectRefused(R"({"name":"a","firmware":"uefi-secure","boot":{"kernel":"/k"}})", "uefi-secure");
+  EXPECT_TRUE(parseVmSpec(R"({"name":"a","firmware":"uefi","boot":{"kernel":"/k"}})", limits()));
+  EXPECT_TRUE(parseVmSpec(R"({"name":"a","firmware":"uefi-secure"})", limits()));
   expectRefused(R"({"name":"a","arch":"aarch64"})", "aarch64");
   expectRefused(R"({"name":"a","accel":"hvf"})", "accel");
   expectRefused(R"({"name":"a","disks":[{"volume":"v"}]})", "disks");
