@@ -157,9 +157,9 @@ Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
     return invalid("firmware must be bios, uefi or uefi-secure, got " +
                    quoteForMessage(s.firmware));
   }
-  if (s.arch == "aarch64") {
-    return invalid("aarch64 guests are not supported yet on this node (they come with the "
-                   "firmware issue's AAVMF support)");
+  if (s.arch == "aarch64" && s.firmware != "uefi") {
+    return invalid("aarch64 guests boot with firmware uefi (AAVMF); " + s.firmware +
+                   " is for x86_64 guests");
   }
   if (s.firmware == "uefi-secure" && s.boot) {
     return invalid("firmware uefi-secure cannot boot a kernel from host paths: secure boot "

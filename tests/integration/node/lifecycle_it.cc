@@ -287,5 +287,42 @@ TEST_F(LifecycleTest, UefiGuestBootsWithItsOwnNvram) {
   EXPECT_FALSE(std::filesystem::exists(nvram)) << "the NVRAM outlived its VM";
 }
 
+TEST_F(LifecycleTest, Aarch64GuestBootsThroughAavmfUnderTcg) {
+  const std::string dir = buildDir() + "/test-guest-aarch64";
+  ASSERT_TRUE(std::filesystem::exists(dir + "/vmlinuz"))
+      << "run scripts/build-test-guest --arch aarch64 --out " << dir;
+  Qiaod q;
+  q.start();
+  auto c = q.adminClient();
+  const std::string tenant = "arm" + randomSuffix(4);
+  json spec = {{"name", "a1"},
+               {"tenant", tenant},
+               {"arch", "aarch64"},
+               {"firmware", "uefi"},
+               {"memory_mib", 512},
+               {"boot",
+                {{"kernel", std::filesystem::canonical(dir + "/vmlinuz").string()},
+                 {"initrd", std::filesystem::canonical(dir + "/initrd.img").string()},
+                 {"cmdline", "console=ttyAMA0 qiao.name=a1"}}}};
+  auto created = call(c, "POST", "/v1/vms", spec.dump());
+  ASSERT_EQ(created.status, 202) << created.raw;
+  auto task = waitTask(c, created.body["id"]);
+  ASSERT_EQ(task["state"], "succeeded") << task.dump();
+  auto log = waitConsole(c, "a1", tenant, "QIAO-TEST-GUEST booted arch=aarch64", 1,
+                         std::chrono::seconds(120));
+  EXPECT_NE(log.find("QIAO-TEST-GUEST booted arch=aarch64"), std::string::npos) << log;
+  EXPECT_NE(log.find("-arm64"), std::string::npos) << "no arm64 kernel banner:\n" << log;
+  auto xml = runCommand({"virsh", "-c", "qemu:///system", "dumpxml", tenant + ".a1"}).out;
+  EXPECT_NE(xml.find("AAVMF"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("cortex-a72"), std::string::npos);
+  auto uuid = call(c, "GET", "/v1/vms/a1?tenant=" + tenant).body["uuid"].get<std::string>();
+  const std::string nvram = q.dir() + "/state/nvram/" + uuid + "_VARS.fd";
+  EXPECT_TRUE(std::filesystem::exists(nvram));
+  auto del = call(c, "DELETE", "/v1/vms/a1?tenant=" + tenant + "&force=true");
+  ASSERT_EQ(del.status, 202);
+  EXPECT_EQ(waitTask(c, del.body["id"])["state"], "succeeded");
+  EXPECT_FALSE(std::filesystem::exists(nvram));
+}
+
 }  // namespace
 }  // namespace qiao::testing

@@ -66,7 +66,9 @@ TEST(Spec, StrictFieldsAndTypes) {
   expectRefused(R"({"name":"a","firmware":"uefi-secure","boot":{"kernel":"/k"}})", "uefi-secure");
   EXPECT_TRUE(parseVmSpec(R"({"name":"a","firmware":"uefi","boot":{"kernel":"/k"}})", limits()));
   EXPECT_TRUE(parseVmSpec(R"({"name":"a","firmware":"uefi-secure"})", limits()));
-  expectRefused(R"({"name":"a","arch":"aarch64"})", "aarch64");
+  expectRefused(R"({"name":"a","arch":"aarch64"})", "aarch64 guests boot with firmware uefi");
+  expectRefused(R"({"name":"a","arch":"aarch64","firmware":"uefi-secure"})", "x86_64");
+  EXPECT_TRUE(parseVmSpec(R"({"name":"a","arch":"aarch64","firmware":"uefi"})", limits()));
   expectRefused(R"({"name":"a","accel":"hvf"})", "accel");
   expectRefused(R"({"name":"a","disks":[{"volume":"v"}]})", "disks");
   expectRefused(R"({"name":"a","nics":[{}]})", "nics");
