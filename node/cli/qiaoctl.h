@@ -1,6 +1,8 @@
 // qiaoctl: the command line of the node API. runQiaoctl is the whole program (qiaoctl_main.cc
-// only calls it), so that tests can drive it with arguments and capture what it prints.
-// Exit codes: 0 ok, 1 the operation failed (an API error, a failed task), 2 usage error.
+// only fills CliIo and calls it), so that tests drive it with arguments and capture what it
+// prints. The command table and parser are in cli_args.h, the commands in commands.cc.
+// Exit codes: 0 ok, 1 the operation failed (an API or connection error, a failed task, a
+// timeout), 2 usage error.
 #pragma once
 
 #include <cstdio>
@@ -13,15 +15,12 @@ struct CliIo {
   std::FILE* out = stdout;
   std::FILE* err = stderr;
   std::FILE* in = stdin;
-  bool err_is_terminal = false;  // progress bars only on a terminal
+  bool err_is_terminal = false;  // the task progress bar, redrawn in place
+  bool out_is_terminal = false;  // colour (never when NO_COLOR is set)
+  int poll_interval_ms = 200;    // how often a wait asks for the task
 };
 
+// args without the program name.
 int runQiaoctl(const std::vector<std::string>& args, const CliIo& io);
-
-// "3s", "5m", "2h", "4d" since an RFC 3339 UTC timestamp; "-" when it does not parse.
-std::string ageSince(const std::string& rfc3339, long long now_unix);
-
-// Columns aligned with two spaces between them; the first row is the header.
-std::string formatTable(const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace qiao

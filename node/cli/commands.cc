@@ -1,0 +1,565 @@
+#include "node/cli/commands.h"
+
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "node/cli/client.h"
+#include "node/cli/host_check.h"
+#include "node/cli/output.h"
+
+namespace qiao {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kDefaultWaitSeconds = 600;
+
+// "?a=1&b=2" from the parameters that have a value; "" when none.
+class Query {
+ public:
+  Query& add(const std::string& key, const std::string& value) {
+    if (!value.empty()) {
+      text_ += (text_.empty() ? "?" : "&") + key + "=" + urlEncode(value);
+    }
+    return *this;
+  }
+  const std::string& str() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
+std::string str(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return "";
+  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+}
+
+long long num(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return 0;
+  return j[key].get<long long>();
+}
+
+bool isTerminalState(const std::string& state) {
+  return state == "succeeded" || state == "failed" || state == "cancelled";
+}
+
+class Cli {
+ public:
+  Cli(const Invocation& inv, const CliIo& io, ApiClient client)
+      : inv_(inv), io_(io), client_(std::move(client)) {}
+
+  int run();
+
+ private:
+  int hostShow();
+  int hostCheck();
+  int vmList();
+  int vmGet();
+  int vmCreate();
+  int vmChange();  // delete and the actions: a task, then maybe a wait
+  int vmConsoleLog();
+  int taskList();
+  int taskGet();
+  int taskWait();
+
+  // The JSON answer of a 2xx; nullopt after printing the error.
+  std::optional<json> call(const std::string& method, const std::string& target,
+                           const std::string& body = {});
+  int fail(const std::string& message) {
+    std::fprintf(io_.err, "error: %s\n", message.c_str());
+    return 1;
+  }
+  int failWith(const Error& error);
+  void printJson(const json& j) {
+    std::fprintf(io_.out, "%s\n", j.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+  }
+  void printTable(const std::vector<std::vector<std::string>>& rows) {
+    std::fputs(formatTable(rows).c_str(), io_.out);
+  }
+  void printVm(const json& vm);
+  std::string vmTarget(const std::string& suffix = {}) const {
+    return "/v1/vms/" + urlEncode(inv_.operand) + suffix;
+  }
+  // Follows the task until it ends or timeout_s passes; the last answer in *final.
+  int waitTask(const std::string& id, int timeout_s, json* final);
+  int waitSeconds() const {
+    auto t = inv_.value("--timeout");
+    return t ? std::stoi(*t) : kDefaultWaitSeconds;
+  }
+
+  const Invocation& inv_;
+  CliIo io_;
+  ApiClient client_;
+};
+
+int Cli::failWith(const Error& error) {
+  std::fprintf(io_.err, "error: %s\n", error.message.c_str());
+  auto details = json::parse(error.details_json, nullptr, false);
+  if (details.is_object()) {
+    for (const auto& [key, value] : details.items()) {
+      if (key == "subsystem") continue;  // which part of qiaod said it: no help to the reader
+      std::fprintf(io_.err, "  %s: %s\n", key.c_str(),
+                   (value.is_string() ? value.get<std::string>() : value.dump()).c_str());
+    }
+  }
+  return 1;
+}
+
+std::optional<json> Cli::call(const std::string& method, const std::string& target,
+                              const std::string& body) {
+  auto response = client_.request(method, target, body);
+  if (!response) {
+    failWith(response.error());
+    return std::nullopt;
+  }
+  if (response->status < 200 || response->status >= 300) {
+    failWith(errorFromResponse(*response));
+    return std::nullopt;
+  }
+  auto j = json::parse(response->body, nullptr, false);
+  if (j.is_discarded()) {
+    fail("the answer to " + method + " " + target + " is not JSON (HTTP " +
+         std::to_string(response->status) + ", " + response->content_type + ")");
+    return std::nullopt;
+  }
+  return j;
+}
+
+int Cli::run() {
+  const auto& c = *inv_.command;
+  if (c.group == "host") return c.name == "check" ? hostCheck() : hostShow();
+  if (c.group == "vm") {
+    if (c.name == "list") return vmList();
+    if (c.name == "get") return vmGet();
+    if (c.name == "create") return vmCreate();
+    if (c.name == "console-log") return vmConsoleLog();
+    return vmChange();
+  }
+  if (c.name == "list") return taskList();
+  if (c.name == "get") return taskGet();
+  return taskWait();
+}
+
+int Cli::hostShow() {
+  auto host = call("GET", "/v1/host");
+  if (!host) return 1;
+  if (inv_.json_output) {
+    printJson(*host);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"FIELD", "VALUE"}};
+  for (const auto& [key, value] : host->items()) {
+    rows.push_back({key, value.is_string() ? value.get<std::string>() : value.dump()});
+  }
+  printTable(rows);
+  return 0;
+}
+
+int Cli::hostCheck() {
+  auto host = call("GET", "/v1/host");
+  if (!host) return 1;
+  auto health = call("GET", "/v1/healthz");
+  if (!health) return 1;
+  auto results = runHostChecks(HostFacts{*host, *health});
+  bool failed = false;
+  for (const auto& r : results) failed = failed || r.verdict == Verdict::kFail;
+  if (inv_.json_output) {
+    json checks = json::array();
+    for (const auto& r : results) {
+      checks.push_back(
+          {{"name", r.name}, {"verdict", verdictName(r.verdict)}, {"detail", r.detail}});
+    }
+    printJson({{"checks", checks}, {"ok", !failed}});
+    return failed ? 1 : 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : results)
+    rows.push_back({std::string(verdictName(r.verdict)), r.name, r.detail});
+  // Colour goes on after alignment: escape codes take no column.
+  std::istringstream lines(formatTable(rows));
+  size_t i = 0;
+  for (std::string line; std::getline(lines, line) && i < results.size(); ++i) {
+    Verdict v = results[i].verdict;
+    Colour colour = v == Verdict::kPass   ? Colour::kGreen
+                    : v == Verdict::kWarn ? Colour::kYellow
+                                          : Colour::kRed;
+    std::fprintf(io_.out, "%s%s\n",
+                 colourize(line.substr(0, 4), colour, io_.out_is_terminal).c_str(),
+                 line.substr(4).c_str());
+  }
+  return failed ? 1 : 0;
+}
+
+void Cli::printVm(const json& vm) {
+  if (inv_.json_output) {
+    printJson(vm);
+    return;
+  }
+  json spec = vm.contains("spec") && vm["spec"].is_object() ? vm["spec"] : json::object();
+  std::string labels;
+  if (spec.contains("labels") && spec["labels"].is_object()) {
+    for (const auto& [k, v] : spec["labels"].items()) {
+      labels +=
+          (labels.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    }
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"FIELD", "VALUE"},
+      {"name", str(vm, "name")},
+      {"tenant", str(vm, "tenant")},
+      {"state", str(vm, "state")},
+      {"uuid", str(vm, "uuid")},
+      {"domain", str(vm, "domain")},
+      {"arch", str(spec, "arch")},
+      {"vcpus", std::to_string(num(spec, "vcpus"))},
+      {"memory", formatMib(num(spec, "memory_mib"))},
+      {"firmware", str(spec, "firmware")},
+      {"accel", str(spec, "accel")},
+      {"labels", labels},
+      {"created", str(vm, "created_at")},
+      {"updated", str(vm, "updated_at")},
+  };
+  if (!str(vm, "last_error").empty()) rows.push_back({"last error", str(vm, "last_error")});
+  printTable(rows);
+}
+
+int Cli::vmList() {
+  std::string base = "/v1/vms";
+  Query query;
+  query.add("tenant", inv_.tenant)
+      .add("state", inv_.value("--state").value_or(""))
+      .add("limit", inv_.value("--limit").value_or(""));
+  for (const auto& label : inv_.values("--label")) query.add("label", label);
+  json items = json::array();
+  json last_page;
+  std::string token;
+  do {
+    std::string target = base + query.str();
+    if (!token.empty())
+      target += (query.str().empty() ? "?" : "&") + ("page_token=" + urlEncode(token));
+    auto page = call("GET", target);
+    if (!page) return 1;
+    if (page->contains("items") && (*page)["items"].is_array()) {
+      for (const auto& vm : (*page)["items"]) items.push_back(vm);
+    }
+    token = str(*page, "next_page_token");
+    last_page = std::move(*page);
+  } while (inv_.has("--all") && !token.empty());
+  if (inv_.json_output) {
+    if (inv_.has("--all"))
+      printJson({{"items", items}, {"next_page_token", ""}});
+    else
+      printJson(last_page);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"TENANT", "NAME", "STATE", "VCPUS", "MEMORY", "ARCH", "AGE"}};
+  long long now = std::time(nullptr);
+  for (const auto& vm : items) {
+    json spec = vm.contains("spec") && vm["spec"].is_object() ? vm["spec"] : json::object();
+    std::string arch = str(spec, "arch");
+    rows.push_back({str(vm, "tenant"), str(vm, "name"), str(vm, "state"),
+                    std::to_string(num(spec, "vcpus")), formatMib(num(spec, "memory_mib")),
+                    arch.empty() ? "-" : arch, ageSince(str(vm, "created_at"), now)});
+  }
+  printTable(rows);
+  if (!token.empty()) std::fprintf(io_.err, "(more VMs: pass --all)\n");
+  return 0;
+}
+
+int Cli::vmGet() {
+  auto vm = call("GET", vmTarget() + Query().add("tenant", inv_.tenant).str());
+  if (!vm) return 1;
+  printVm(*vm);
+  return 0;
+}
+
+int Cli::vmCreate() {
+  const std::string file = *inv_.value("-f");
+  std::string text;
+  if (file == "-") {
+    char buf[8192];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, io_.in)) > 0;) text.append(buf, n);
+  } else {
+    std::ifstream in(file);
+    if (!in) return fail("cannot read the VM spec " + file + ": " + std::strerror(errno));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  const std::string from = file == "-" ? "the VM spec on standard input" : "the VM spec " + file;
+  json spec;
+  try {
+    spec = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return fail(from + " is not JSON: " + e.what());
+  }
+  if (!spec.is_object()) return fail(from + " is not a JSON object (a VmSpec)");
+  if (!inv_.tenant.empty()) {
+    // The route takes the tenant from the spec, so --tenant goes there.
+    std::string in_spec = str(spec, "tenant");
+    if (in_spec.empty()) {
+      spec["tenant"] = inv_.tenant;
+    } else if (in_spec != inv_.tenant) {
+      return fail(from + " names tenant " + in_spec + " but --tenant says " + inv_.tenant);
+    }
+  }
+  auto task =
+      call("POST", "/v1/vms" + Query().add("start", inv_.has("--no-start") ? "false" : "").str(),
+           spec.dump());
+  if (!task) return 1;
+  if (!inv_.has("--wait")) {
+    if (inv_.json_output)
+      printJson(*task);
+    else
+      std::fprintf(io_.out, "%s\n", str(*task, "id").c_str());
+    return 0;
+  }
+  json final;
+  if (int rc = waitTask(str(*task, "id"), waitSeconds(), &final); rc != 0) return rc;
+  auto vm = call("GET", "/v1/vms/" + urlEncode(str(final, "target")) +
+                            Query().add("tenant", str(final, "tenant")).str());
+  if (!vm) return 1;
+  printVm(*vm);
+  return 0;
+}
+
+int Cli::vmChange() {
+  const std::string action(inv_.command->name);
+  std::optional<json> task;
+  if (action == "delete") {
+    task = call("DELETE", vmTarget() + Query()
+                                           .add("tenant", inv_.tenant)
+                                           .add("force", inv_.has("--force") ? "true" : "")
+                                           .str());
+  } else {
+    task = call("POST", vmTarget("/actions/" + action) + Query().add("tenant", inv_.tenant).str());
+  }
+  if (!task) return 1;
+  if (!inv_.has("--wait")) {
+    if (inv_.json_output)
+      printJson(*task);
+    else
+      std::fprintf(io_.out, "%s\n", str(*task, "id").c_str());
+    return 0;
+  }
+  json final;
+  if (int rc = waitTask(str(*task, "id"), waitSeconds(), &final); rc != 0) return rc;
+  if (action == "delete") {
+    if (inv_.json_output)
+      printJson(final);
+    else
+      std::fprintf(io_.out, "vm %s deleted\n", inv_.operand.c_str());
+    return 0;
+  }
+  // The VM the task worked on, in the task's tenant (the name alone may be ambiguous).
+  auto vm = call("GET", "/v1/vms/" + urlEncode(str(final, "target")) +
+                            Query().add("tenant", str(final, "tenant")).str());
+  if (!vm) return 1;
+  if (inv_.json_output)
+    printJson(*vm);
+  else
+    std::fprintf(io_.out, "vm %s: %s\n", str(*vm, "name").c_str(), str(*vm, "state").c_str());
+  return 0;
+}
+
+int Cli::vmConsoleLog() {
+  auto response = client_.request(
+      "GET", vmTarget("/console-log") + Query()
+                                            .add("tenant", inv_.tenant)
+                                            .add("tail_bytes", inv_.value("--tail").value_or(""))
+                                            .str());
+  if (!response) return failWith(response.error());
+  if (response->status != 200) return failWith(errorFromResponse(*response));
+  std::fwrite(response->body.data(), 1, response->body.size(), io_.out);
+  return 0;
+}
+
+int Cli::taskList() {
+  auto page = call("GET", "/v1/tasks" + Query()
+                                            .add("tenant", inv_.tenant)
+                                            .add("state", inv_.value("--state").value_or(""))
+                                            .add("target", inv_.value("--vm").value_or(""))
+                                            .add("limit", inv_.value("--limit").value_or(""))
+                                            .str());
+  if (!page) return 1;
+  if (inv_.json_output) {
+    printJson(*page);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "KIND", "TENANT", "VM", "STATE", "PROGRESS", "AGE", "MESSAGE"}};
+  long long now = std::time(nullptr);
+  if (page->contains("items") && (*page)["items"].is_array()) {
+    for (const auto& t : (*page)["items"]) {
+      rows.push_back({str(t, "id"), str(t, "kind"), str(t, "tenant"), str(t, "target"),
+                      str(t, "state"), std::to_string(num(t, "progress")) + "%",
+                      ageSince(str(t, "created_at"), now), str(t, "message")});
+    }
+  }
+  printTable(rows);
+  if (!str(*page, "next_page_token").empty()) {
+    std::fprintf(io_.err, "(more tasks: narrow with --state or --vm, or raise --limit)\n");
+  }
+  return 0;
+}
+
+int Cli::taskGet() {
+  auto t = call("GET", "/v1/tasks/" + urlEncode(inv_.operand));
+  if (!t) return 1;
+  if (inv_.json_output) {
+    printJson(*t);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"FIELD", "VALUE"}};
+  for (const char* k : {"id", "kind", "tenant", "target", "state"}) rows.push_back({k, str(*t, k)});
+  rows.push_back({"progress", std::to_string(num(*t, "progress")) + "%"});
+  for (const char* k : {"message", "identity", "created_at", "updated_at"}) {
+    rows.push_back({k, str(*t, k)});
+  }
+  if (t->contains("error") && (*t)["error"].is_object()) {
+    rows.push_back({"error", str((*t)["error"], "message")});
+  }
+  printTable(rows);
+  return 0;
+}
+
+int Cli::taskWait() {
+  json final;
+  int rc = waitTask(inv_.operand, waitSeconds(), &final);
+  if (rc == 0) {
+    if (inv_.json_output)
+      printJson(final);
+    else
+      std::fprintf(io_.out, "task %s succeeded\n", inv_.operand.c_str());
+  }
+  return rc;
+}
+
+int Cli::waitTask(const std::string& id, int timeout_s, json* final) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+  const std::string target = "/v1/tasks/" + urlEncode(id);
+  std::string last_change;
+  bool bar_shown = false;
+  bool answered = false;  // the server knew the task once: later silences are worth waiting out
+  auto endBar = [&] {
+    if (bar_shown) std::fputc('\n', io_.err);
+    bar_shown = false;
+  };
+  for (;;) {
+    auto response = client_.request("GET", target);
+    if (!response) {
+      // No answer (qiaod restarting, a network blip): the task goes on, so keep asking.
+      if (!answered || Clock::now() >= deadline) {
+        endBar();
+        return failWith(response.error());
+      }
+      std::string line = "no answer (" + response.error().message + "); retrying";
+      if (io_.err_is_terminal) {
+        std::fprintf(io_.err, "\r%s\033[K", progressLine(0, "task", id, line, 100).c_str());
+        bar_shown = true;
+      } else if (line != last_change) {
+        std::fprintf(io_.err, "task %s: %s\n", id.c_str(), line.c_str());
+        last_change = line;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(io_.poll_interval_ms));
+      continue;
+    }
+    if (response->status != 200) {
+      endBar();
+      return failWith(errorFromResponse(*response));
+    }
+    answered = true;
+    auto task = json::parse(response->body, nullptr, false);
+    if (!task.is_object()) {
+      endBar();
+      return fail("the answer to GET " + target + " is not a task");
+    }
+    const std::string state = str(task, "state");
+    const std::string message = str(task, "message");
+    if (io_.err_is_terminal) {
+      std::fprintf(io_.err, "\r%s\033[K",
+                   progressLine(static_cast<int>(num(task, "progress")), str(task, "kind"),
+                                str(task, "target"), message, 100)
+                       .c_str());
+      std::fflush(io_.err);
+      bar_shown = true;
+    } else {
+      std::string change = state + (message.empty() ? "" : ": " + message);
+      if (change != last_change) {
+        std::fprintf(io_.err, "task %s %s %s %lld%% %s\n", id.c_str(), str(task, "kind").c_str(),
+                     state.c_str(), num(task, "progress"), message.c_str());
+        last_change = change;
+      }
+    }
+    if (isTerminalState(state)) {
+      endBar();
+      *final = task;
+      if (state == "succeeded") return 0;
+      std::string why = task.contains("error") && task["error"].is_object()
+                            ? str(task["error"], "message")
+                            : message;
+      Error error{ErrorCode::kInternal, "task",
+                  "task " + id + " (" + str(task, "kind") + " " + str(task, "target") + ") " +
+                      state + (why.empty() ? "" : ": " + why),
+                  ""};
+      if (task.contains("error") && task["error"].is_object() &&
+          task["error"].contains("details") && task["error"]["details"].is_object()) {
+        error.details_json = task["error"]["details"].dump();
+      }
+      return failWith(error);
+    }
+    if (Clock::now() >= deadline) {
+      endBar();
+      return fail("task " + id + " did not end within " + std::to_string(timeout_s) +
+                  " s (it goes on; qiaoctl task wait " + id + " follows it)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(io_.poll_interval_ms));
+  }
+}
+
+}  // namespace
+
+std::string urlEncode(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    }
+  }
+  return out;
+}
+
+int runInvocation(const Invocation& inv, const CliIo& io) {
+  auto config = loadClientConfig(inv.config_path);
+  if (!config) {
+    std::fprintf(io.err, "error: %s\n", config.error().message.c_str());
+    return 1;
+  }
+  if (!inv.endpoint.empty()) config->endpoint = inv.endpoint;
+  auto client = ApiClient::create(*config);
+  if (!client) {
+    std::fprintf(io.err, "error: %s\n", client.error().message.c_str());
+    return 1;
+  }
+  return Cli(inv, io, std::move(*client)).run();
+}
+
+}  // namespace qiao
