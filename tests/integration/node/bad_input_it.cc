@@ -32,7 +32,9 @@ class BadInputTest : public ::testing::Test {
     EXPECT_FALSE(message.empty());
     EXPECT_TRUE(r.body["error"].contains("code"));
     EXPECT_TRUE(r.body["error"].contains("details"));
-    if (!hint.empty()) EXPECT_NE(message.find(hint), std::string::npos) << message;
+    if (!hint.empty()) {
+      EXPECT_NE(message.find(hint), std::string::npos) << message;
+    }
   }
 
   Qiaod q_;
