@@ -142,8 +142,9 @@ int runDaemon(const Config& config) {
   vm_options.cpu_model_aarch64_tcg = config.vm.cpu_model_aarch64_tcg;
   vm_options.shutdown_timeout_s = config.vm.shutdown_timeout_s;
   vm_options.console_log_max_bytes = config.vm.console_log_max_bytes;
-  vm_options.task_workers = static_cast<size_t>(config.libvirt.workers);
-  VmService vms(vm_options, **store, *hypervisor, events);
+  TaskEngine tasks(**store, events, static_cast<size_t>(config.libvirt.workers),
+                   /*max_attempts=*/3);
+  VmService vms(vm_options, **store, *hypervisor, events, tasks);
   vms.start();
 
   Metrics metrics;

@@ -10,7 +10,7 @@
 #include "base/log.h"
 #include "base/names.h"
 #include "node/api/identity.h"
-#include "node/vm/vm_json.h"
+#include "node/state/record_json.h"
 
 namespace qiao {
 namespace {
@@ -431,14 +431,19 @@ ApiResponse Api::metrics(Context&) {
   return response;
 }
 
-ApiResponse Api::listVms(Context& ctx) {
-  VmFilter filter;
-  auto tenants = ctx.visibleTenants();
-  if (!tenants) return errorResponse(tenants.error());
-  if (ctx.seesNothing(*tenants)) {
+std::optional<ApiResponse> Api::listScope(Context& ctx, std::vector<std::string>* tenants) {
+  auto visible = ctx.visibleTenants();
+  if (!visible) return errorResponse(visible.error());
+  if (ctx.seesNothing(*visible)) {
     return jsonResponse(200, {{"items", json::array()}, {"next_page_token", ""}});
   }
-  filter.tenants = *tenants;
+  *tenants = std::move(*visible);
+  return std::nullopt;
+}
+
+ApiResponse Api::listVms(Context& ctx) {
+  VmFilter filter;
+  if (auto early = listScope(ctx, &filter.tenants)) return *early;
   if (auto state = ctx.query("state")) filter.state = *state;
   auto range = ctx.request.query.equal_range("label");
   for (auto it = range.first; it != range.second; ++it) {
@@ -588,12 +593,7 @@ ApiResponse Api::consoleLog(Context& ctx) {
 
 ApiResponse Api::listTasks(Context& ctx) {
   TaskFilter filter;
-  auto tenants = ctx.visibleTenants();
-  if (!tenants) return errorResponse(tenants.error());
-  if (ctx.seesNothing(*tenants)) {
-    return jsonResponse(200, {{"items", json::array()}, {"next_page_token", ""}});
-  }
-  filter.tenants = *tenants;
+  if (auto early = listScope(ctx, &filter.tenants)) return *early;
   if (auto state = ctx.query("state")) filter.state = *state;
   if (auto target = ctx.query("target")) filter.target = *target;
   if (auto paging = ctx.readPaging(&filter.limit, &filter.page_token); !paging) {

@@ -5,6 +5,7 @@
 // or not, goes to the hash-chained audit log.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,9 @@ class Api {
   ApiResponse events(Context& ctx);
 
   Result<Caller> authenticate(const ApiRequest& request);
+  // The tenants a list route covers; an answer to send at once (an error, or an empty page
+  // for a caller who sees nothing) instead when there is one.
+  std::optional<ApiResponse> listScope(Context& ctx, std::vector<std::string>* tenants);
   Result<VmRecord> resolveVm(Context& ctx);
   // resolveVm, and the caller may change it.
   Result<VmRecord> resolveVmToChange(Context& ctx);

@@ -22,7 +22,7 @@
 
 #include "base/log.h"
 #include "node/api/pki.h"
-#include "node/vm/vm_json.h"
+#include "node/state/record_json.h"
 
 namespace qiao {
 namespace {

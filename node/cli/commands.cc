@@ -97,6 +97,15 @@ class Cli {
     auto t = inv_.value("--timeout");
     return t ? std::stoi(*t) : kDefaultWaitSeconds;
   }
+  // After a 202: without --wait prints the task (its id, or the JSON) and returns 0; with
+  // --wait follows it, returns its exit code when it did not succeed and nullopt when it did,
+  // the last answer in *final.
+  std::optional<int> followTask(const json& task, json* final);
+  // The VM a finished task worked on, in the task's tenant (the name alone may be ambiguous).
+  std::optional<json> vmOfTask(const json& task) {
+    return call("GET", "/v1/vms/" + urlEncode(str(task, "target")) +
+                           Query().add("tenant", str(task, "tenant")).str());
+  }
 
   const Invocation& inv_;
   CliIo io_;
@@ -319,17 +328,9 @@ int Cli::vmCreate() {
       call("POST", "/v1/vms" + Query().add("start", inv_.has("--no-start") ? "false" : "").str(),
            spec.dump());
   if (!task) return 1;
-  if (!inv_.has("--wait")) {
-    if (inv_.json_output)
-      printJson(*task);
-    else
-      std::fprintf(io_.out, "%s\n", str(*task, "id").c_str());
-    return 0;
-  }
   json final;
-  if (int rc = waitTask(str(*task, "id"), waitSeconds(), &final); rc != 0) return rc;
-  auto vm = call("GET", "/v1/vms/" + urlEncode(str(final, "target")) +
-                            Query().add("tenant", str(final, "tenant")).str());
+  if (auto done = followTask(*task, &final)) return *done;
+  auto vm = vmOfTask(final);
   if (!vm) return 1;
   printVm(*vm);
   return 0;
@@ -347,15 +348,8 @@ int Cli::vmChange() {
     task = call("POST", vmTarget("/actions/" + action) + Query().add("tenant", inv_.tenant).str());
   }
   if (!task) return 1;
-  if (!inv_.has("--wait")) {
-    if (inv_.json_output)
-      printJson(*task);
-    else
-      std::fprintf(io_.out, "%s\n", str(*task, "id").c_str());
-    return 0;
-  }
   json final;
-  if (int rc = waitTask(str(*task, "id"), waitSeconds(), &final); rc != 0) return rc;
+  if (auto done = followTask(*task, &final)) return *done;
   if (action == "delete") {
     if (inv_.json_output)
       printJson(final);
@@ -363,9 +357,7 @@ int Cli::vmChange() {
       std::fprintf(io_.out, "vm %s deleted\n", inv_.operand.c_str());
     return 0;
   }
-  // The VM the task worked on, in the task's tenant (the name alone may be ambiguous).
-  auto vm = call("GET", "/v1/vms/" + urlEncode(str(final, "target")) +
-                            Query().add("tenant", str(final, "tenant")).str());
+  auto vm = vmOfTask(final);
   if (!vm) return 1;
   if (inv_.json_output)
     printJson(*vm);
@@ -445,6 +437,18 @@ int Cli::taskWait() {
       std::fprintf(io_.out, "task %s succeeded\n", inv_.operand.c_str());
   }
   return rc;
+}
+
+std::optional<int> Cli::followTask(const json& task, json* final) {
+  if (!inv_.has("--wait")) {
+    if (inv_.json_output)
+      printJson(task);
+    else
+      std::fprintf(io_.out, "%s\n", str(task, "id").c_str());
+    return 0;
+  }
+  if (int rc = waitTask(str(task, "id"), waitSeconds(), final); rc != 0) return rc;
+  return std::nullopt;
 }
 
 int Cli::waitTask(const std::string& id, int timeout_s, json* final) {

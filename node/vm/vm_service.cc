@@ -10,20 +10,16 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <thread>
 
 #include "base/crypto.h"
-#include "base/failpoint.h"
 #include "base/log.h"
+#include "node/state/record_json.h"
 #include "node/vm/domain.h"
-#include "node/vm/vm_json.h"
 
 namespace qiao {
 namespace {
 
 const Logger kLog("vm");
-// How long a step waits for an unreachable libvirt before the task fails.
-constexpr auto kUnavailableRetry = std::chrono::seconds(60);
 
 constexpr std::string_view kCreating = "creating";
 constexpr std::string_view kDeleting = "deleting";
@@ -43,105 +39,22 @@ std::string vmId(const std::string& tenant, const std::string& name) {
   return tenant + "/" + name;
 }
 
-TaskRecord newTask(std::string kind, const std::string& tenant, const std::string& target,
-                   const std::string& identity, std::string params_json) {
-  TaskRecord task;
-  task.id = newUuid();
-  task.kind = std::move(kind);
-  task.tenant = tenant;
-  task.target = target;
-  task.identity = identity;
-  task.state = "queued";
-  task.message = "queued";
-  task.params_json = std::move(params_json);
-  return task;
-}
-
 }  // namespace
 
-// One run of one task: executes named steps, journals each (begin, done / failed), arms the
-// failpoints "<kind>/<step>:before|after", reports progress, and remembers the undo of every
-// step that completed so that a failure can roll back in reverse order.
-class VmService::TaskRun {
- public:
-  TaskRun(VmService& service, TaskRecord& task) : service_(service), task_(task) {}
-
-  Status step(std::string_view name, int progress, std::string_view message,
-              const std::function<Status()>& action,
-              std::function<Status()> undo = nullptr) {
-    const std::string step_name(name);
-    service_.updateTask(task_, "running", task_.progress, std::string(message));
-    (void)service_.store_.journal(task_.id, step_name, "begin");
-    failpoint(task_.kind + "/" + step_name + ":before");
-    Status result;
-    {
-      std::shared_lock lock(service_.ops_mutex_);
-      result = runRetrying(action, message);
-    }
-    if (!result) {
-      (void)service_.store_.journal(task_.id, step_name, "failed", result.error().describe());
-      return result;
-    }
-    failpoint(task_.kind + "/" + step_name + ":after");
-    (void)service_.store_.journal(task_.id, step_name, "done");
-    if (undo) undo_.emplace_back(step_name, std::move(undo));
-    service_.updateTask(task_, "running", progress, std::string(message));
-    return {};
-  }
-
-  // Undoes the completed steps, newest first. Undo steps are idempotent too.
-  void rollback() {
-    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-      const std::string& step_name = it->first;
-      (void)service_.store_.journal(task_.id, step_name, "undo-begin");
-      failpoint(task_.kind + "/" + step_name + ":undo");
-      Status result;
-      {
-        std::shared_lock lock(service_.ops_mutex_);
-        result = runRetrying(it->second, "undoing " + step_name);
-      }
-      if (result) {
-        (void)service_.store_.journal(task_.id, step_name, "undone");
-      } else {
-        (void)service_.store_.journal(task_.id, step_name, "failed",
-                                      "undo: " + result.error().describe());
-        kLog.error("undo failed", {{"task", task_.id}, {"step", step_name},
-                                   {"error", result.error().describe()}});
-      }
-    }
-    undo_.clear();
-  }
-
- private:
-  // libvirtd restarting is not a reason to fail: steps are idempotent, so wait for the
-  // connection to come back and run the step again.
-  Status runRetrying(const std::function<Status()>& action, std::string_view message) {
-    Status result = action();
-    auto give_up = std::chrono::steady_clock::now() + kUnavailableRetry;
-    while (!result && result.error().code == ErrorCode::kUnavailable &&
-           std::chrono::steady_clock::now() < give_up && !service_.stopping_.load()) {
-      service_.updateTask(task_, "running", task_.progress,
-                          std::string(message) + " (waiting for libvirt: " +
-                              result.error().message + ")");
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      result = action();
-    }
-    return result;
-  }
-
-  VmService& service_;
-  TaskRecord& task_;
-  std::vector<std::pair<std::string, std::function<Status()>>> undo_;
-};
-
 VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor,
-                     EventBus& events)
+                     EventBus& events, TaskEngine& tasks)
     : options_(std::move(options)),
       store_(store),
       hypervisor_(hypervisor),
       events_(events),
-      control_("qiao-control", 1),
-      tasks_("qiao-task", options_.task_workers) {}
+      tasks_(tasks),
+      control_("qiao-control", 1) {
+  TaskEngine::Kind kind;
+  kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
+  kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
+  kind.step_lock = &ops_mutex_;
+  tasks_.addKind("vm.", std::move(kind));
+}
 
 VmService::~VmService() { stop(); }
 
@@ -166,7 +79,7 @@ void VmService::start() {
                {"adopted", std::to_string(report.adopted)},
                {"redefined", std::to_string(report.redefined)},
                {"foreign", std::to_string(report.foreign)}});
-    resumeUnfinishedTasks();
+    tasks_.resumeUnfinished();
   });
 }
 
@@ -262,26 +175,11 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
   vm.spec_json = vmSpecToJson(spec);
   vm.state = std::string(kCreating);
 
-  TaskRecord task = newTask("vm.create", vm.tenant, vm.name, identity,
+  TaskRecord task = TaskEngine::newTask("vm.create", vm.tenant, vm.name, identity,
                             nlohmann::json{{"start", start}}.dump());
   if (auto created = store_.createVmWithTask(vm, task); !created) return std::unexpected(created.error());
-  auto recorded = store_.getTask(task.id);
-  if (!recorded) return std::unexpected(recorded.error());
-  auto stored_vm = store_.getVm(vm.tenant, vm.name);
-  if (stored_vm) {
-    events_.publish({"vm", vm.tenant,
-                     dumpJson({{"type", "vm"},
-                               {"tenant", vm.tenant},
-                               {"name", vm.name},
-                               {"state", vm.state},
-                               {"reason", "created"}})});
-  }
-  publishTask(*recorded);
-  TaskRecord copy = *recorded;
-  if (!tasks_.post([this, copy] { runTask(copy); })) {
-    return makeError(ErrorCode::kUnavailable, "vm", "qiaod is shutting down");
-  }
-  return recorded;
+  publishVm(vm.tenant, vm.name, vm.state, "created");
+  return tasks_.dispatch(task.id);
 }
 
 Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
@@ -296,7 +194,7 @@ Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
                      "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state +
                          "; stop it first, or delete with force=true to power it off");
   }
-  return queueTask(newTask("vm.delete", vm.tenant, vm.name, identity,
+  return queueTask(TaskEngine::newTask("vm.delete", vm.tenant, vm.name, identity,
                            nlohmann::json{{"force", force}}.dump()),
                    std::string(kDeleting));
 }
@@ -324,7 +222,7 @@ Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action
   if (action == "resume") allowed = needs({"paused", "running"});
   if (!allowed) return std::unexpected(allowed.error());
 
-  return queueTask(newTask("vm." + std::string(action), vm.tenant, vm.name, identity, "{}"), "");
+  return queueTask(TaskEngine::newTask("vm." + std::string(action), vm.tenant, vm.name, identity, "{}"), "");
 }
 
 Result<TaskRecord> VmService::queueTask(TaskRecord task,
@@ -336,86 +234,53 @@ Result<TaskRecord> VmService::queueTask(TaskRecord task,
     auto vm = store_.getVm(task.tenant, task.target);
     if (vm) setState(*vm, vm_state_while_running, task.kind);
   }
-  auto recorded = store_.getTask(task.id);
-  if (!recorded) return std::unexpected(recorded.error());
-  publishTask(*recorded);
-  TaskRecord copy = *recorded;
-  if (!tasks_.post([this, copy] { runTask(copy); })) {
-    return makeError(ErrorCode::kUnavailable, "vm", "qiaod is shutting down");
-  }
-  return recorded;
+  return tasks_.dispatch(task.id);
 }
 
-void VmService::publishTask(const TaskRecord& task) {
-  events_.publish({"task", task.tenant, dumpJson(taskToJson(task))});
+void VmService::publishVm(const std::string& tenant, const std::string& name,
+                          const std::string& state, std::string_view reason) {
+  events_.publish({"vm", tenant,
+                   dumpJson({{"type", "vm"},
+                             {"tenant", tenant},
+                             {"name", name},
+                             {"state", state},
+                             {"reason", std::string(reason)}})});
 }
 
-void VmService::updateTask(TaskRecord& task, const std::string& state, int progress,
-                           const std::string& message, const std::string& error_json) {
-  task.state = state;
-  task.progress = progress;
-  task.message = message;
-  task.error_json = error_json;
-  if (auto updated = store_.updateTask(task.id, state, progress, message, error_json);
-      !updated) {
-    kLog.error("cannot record task progress",
-               {{"task", task.id}, {"error", updated.error().describe()}});
-  }
-  if (auto fresh = store_.getTask(task.id)) task.updated_at = fresh->updated_at;
-  publishTask(task);
-}
-
-void VmService::runTask(TaskRecord task) {
-  if (stopping_.load()) return;
+Status VmService::runTask(TaskEngine::Run& run) {
+  const TaskRecord& task = run.task();
   auto vm = store_.getVm(task.tenant, task.target);
-  TaskRun run(*this, task);
+  if (!vm) return std::unexpected(vm.error());
   auto params = nlohmann::json::parse(task.params_json.empty() ? "{}" : task.params_json,
                                       nullptr, false);
   if (params.is_discarded() || !params.is_object()) params = nlohmann::json::object();
-
-  Status result;
-  if (!vm) {
-    result = std::unexpected(vm.error());
-  } else if (task.attempts > options_.max_task_attempts) {
-    // Interrupted too often: give up. A half-made VM is rolled back; other operations stop
-    // where they are (their steps left the VM in a state libvirt reports truthfully).
-    result = makeError(ErrorCode::kInternal, "vm",
-                       "task was interrupted " + std::to_string(task.attempts - 1) +
-                           " times by restarts of qiaod; gave up");
-    if (task.kind == "vm.create") {
-      const std::string domain = domainNameOf(vm->tenant, vm->name);
-      (void)run.step("rollback", task.progress, "rolling back", [&]() -> Status {
-        if (auto destroyed = hypervisor_.destroy(domain); !destroyed) return destroyed;
-        if (auto undefined = hypervisor_.undefine(domain); !undefined) return undefined;
-        return store_.deleteVm(vm->tenant, vm->name);
-      });
-    } else {
-      refreshState(vm->tenant, vm->name, "gave up");
-    }
-  } else if (task.kind == "vm.create") {
-    result = runCreate(run, *vm, params.value("start", true));
-  } else if (task.kind == "vm.delete") {
-    result = runDelete(run, *vm, params.value("force", false));
-  } else if (task.kind.starts_with("vm.") && isAction(std::string_view(task.kind).substr(3))) {
-    result = runAction(run, *vm, std::string_view(task.kind).substr(3));
-  } else {
-    result = makeError(ErrorCode::kInternal, "vm", "unknown task kind " + task.kind);
+  if (task.kind == "vm.create") return runCreate(run, *vm, params.value("start", true));
+  if (task.kind == "vm.delete") return runDelete(run, *vm, params.value("force", false));
+  if (isAction(std::string_view(task.kind).substr(3))) {
+    return runAction(run, *vm, std::string_view(task.kind).substr(3));
   }
-
-  if (result) {
-    updateTask(task, "succeeded", 100, "done");
-    kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind},
-                                 {"vm", vmId(task.tenant, task.target)}});
-  } else {
-    updateTask(task, "failed", task.progress, result.error().describe(),
-               errorToJson(result.error()));
-    kLog.warn("task failed", {{"task", task.id}, {"kind", task.kind},
-                              {"vm", vmId(task.tenant, task.target)},
-                              {"error", result.error().describe()}});
-  }
+  return makeError(ErrorCode::kInternal, "vm", "unknown task kind " + task.kind);
 }
 
-Status VmService::runCreate(TaskRun& run, const VmRecord& vm, bool start) {
+// Interrupted too often: a half-made VM is rolled back; other operations stop where they are
+// (their steps left the VM in a state libvirt reports truthfully).
+void VmService::giveUp(TaskEngine::Run& run) {
+  const TaskRecord& task = run.task();
+  auto vm = store_.getVm(task.tenant, task.target);
+  if (!vm) return;
+  if (task.kind != "vm.create") {
+    refreshState(vm->tenant, vm->name, "gave up");
+    return;
+  }
+  const std::string domain = domainNameOf(vm->tenant, vm->name);
+  (void)run.step("rollback", task.progress, "rolling back", [&]() -> Status {
+    if (auto destroyed = hypervisor_.destroy(domain); !destroyed) return destroyed;
+    if (auto undefined = hypervisor_.undefine(domain); !undefined) return undefined;
+    return store_.deleteVm(vm->tenant, vm->name);
+  });
+}
+
+Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start) {
   const std::string domain = domainNameOf(vm.tenant, vm.name);
   auto forget = [&]() {
     if (auto deleted = store_.deleteVm(vm.tenant, vm.name); !deleted) {
@@ -423,12 +288,7 @@ Status VmService::runCreate(TaskRun& run, const VmRecord& vm, bool start) {
                  {{"vm", vmId(vm.tenant, vm.name)}, {"error", deleted.error().describe()}});
       return;
     }
-    events_.publish({"vm", vm.tenant,
-                     dumpJson({{"type", "vm"},
-                               {"tenant", vm.tenant},
-                               {"name", vm.name},
-                               {"state", "deleted"},
-                               {"reason", "create failed"}})});
+    publishVm(vm.tenant, vm.name, "deleted", "create failed");
   };
   Status result = run.step("define", 40, "defining domain", [&]() -> Status {
     // Never overwrite a domain that is not this VM (a foreign cluster's, or one made by hand).
@@ -467,7 +327,7 @@ Status VmService::runCreate(TaskRun& run, const VmRecord& vm, bool start) {
   return result;
 }
 
-Status VmService::runDelete(TaskRun& run, const VmRecord& vm, bool force) {
+Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force) {
   const std::string domain = domainNameOf(vm.tenant, vm.name);
   Status result = run.step("stop", 30, "powering off", [&]() -> Status {
     auto info = hypervisor_.lookup(domain);
@@ -502,12 +362,7 @@ Status VmService::runDelete(TaskRun& run, const VmRecord& vm, bool force) {
     result = run.step("forget", 100, "forgetting the vm", [&]() -> Status {
       auto deleted = store_.deleteVm(vm.tenant, vm.name);
       if (!deleted) return deleted;
-      events_.publish({"vm", vm.tenant,
-                       dumpJson({{"type", "vm"},
-                                 {"tenant", vm.tenant},
-                                 {"name", vm.name},
-                                 {"state", "deleted"},
-                                 {"reason", "deleted"}})});
+      publishVm(vm.tenant, vm.name, "deleted", "deleted");
       return {};
     });
   }
@@ -515,7 +370,7 @@ Status VmService::runDelete(TaskRun& run, const VmRecord& vm, bool force) {
   return result;
 }
 
-Status VmService::runAction(TaskRun& run, const VmRecord& vm, std::string_view action) {
+Status VmService::runAction(TaskEngine::Run& run, const VmRecord& vm, std::string_view action) {
   const std::string domain = domainNameOf(vm.tenant, vm.name);
   Status result = run.step(action, 90, std::string(action) + " in progress", [&]() -> Status {
     if (action == "start") return hypervisor_.start(domain);
@@ -536,12 +391,7 @@ void VmService::setState(const VmRecord& vm, const std::string& state, std::stri
                {{"vm", vmId(vm.tenant, vm.name)}, {"error", set.error().describe()}});
     return;
   }
-  events_.publish({"vm", vm.tenant,
-                   dumpJson({{"type", "vm"},
-                             {"tenant", vm.tenant},
-                             {"name", vm.name},
-                             {"state", state},
-                             {"reason", std::string(reason)}})});
+  publishVm(vm.tenant, vm.name, state, reason);
 }
 
 void VmService::refreshState(const std::string& tenant, const std::string& name,
@@ -622,12 +472,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
       return;
     case DomainEventKind::kRebooted:
       kLog.info("guest rebooted", {{"vm", vmId(tenant, name)}});
-      events_.publish({"vm", tenant,
-                       dumpJson({{"type", "vm"},
-                                 {"tenant", tenant},
-                                 {"name", name},
-                                 {"state", vm->state},
-                                 {"reason", "rebooted"}})});
+      publishVm(tenant, name, vm->state, "rebooted");
       return;
     default:
       refreshState(tenant, name, event.detail.empty() ? "libvirt event" : event.detail);
@@ -701,12 +546,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       report.notes.push_back("adopted " + d.name);
       kLog.warn("adopted a domain of this cluster that the store did not know",
                 {{"vm", vmId(md.tenant, md.name)}, {"uuid", d.uuid}});
-      events_.publish({"vm", md.tenant,
-                       dumpJson({{"type", "vm"},
-                                 {"tenant", md.tenant},
-                                 {"name", md.name},
-                                 {"state", adopted.state},
-                                 {"reason", "adopted"}})});
+      publishVm(md.tenant, md.name, adopted.state, "adopted");
       continue;
     }
     if (vm->uuid != d.uuid) {
@@ -746,32 +586,6 @@ VmService::ReconcileReport VmService::reconcileLocked() {
     setState(vm, "shutoff", "redefined");
   }
   return report;
-}
-
-void VmService::resumeUnfinishedTasks() {
-  auto unfinished = store_.unfinishedTasks();
-  if (!unfinished) {
-    kLog.error("cannot read unfinished tasks", {{"error", unfinished.error().describe()}});
-    return;
-  }
-  for (auto task : *unfinished) {
-    // Close the steps the previous run began and never ended, so the journal stays whole.
-    if (auto entries = store_.journalOf(task.id)) {
-      std::map<std::string, std::string> last_phase;
-      for (const auto& e : *entries) last_phase[e.step] = e.phase;
-      for (const auto& [step, phase] : last_phase) {
-        if (phase == "begin" || phase == "undo-begin") {
-          (void)store_.journal(task.id, step, "failed", "interrupted by a restart of qiaod");
-        }
-      }
-    }
-    (void)store_.bumpTaskAttempts(task.id);
-    ++task.attempts;
-    kLog.info("resuming a task interrupted by a restart",
-              {{"task", task.id}, {"kind", task.kind},
-               {"attempt", std::to_string(task.attempts)}});
-    tasks_.post([this, task] { runTask(task); });
-  }
 }
 
 }  // namespace qiao

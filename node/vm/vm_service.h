@@ -22,6 +22,7 @@
 #include "base/work_queue.h"
 #include "firmware/descriptor.h"
 #include "node/state/store.h"
+#include "node/tasks/task_engine.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
 
@@ -40,20 +41,21 @@ struct VmServiceOptions {
   std::string cpu_model_aarch64_tcg = "cortex-a72";
   int shutdown_timeout_s = 60;
   int64_t console_log_max_bytes = 2 << 20;
-  size_t task_workers = 4;
-  int max_task_attempts = 3;       // a task interrupted this often is rolled back
 };
 
 class VmService {
  public:
-  VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor, EventBus& events);
+  VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor, EventBus& events,
+            TaskEngine& tasks);
   ~VmService();
   VmService(const VmService&) = delete;
   VmService& operator=(const VmService&) = delete;
 
-  // Subscribes to libvirt events, reconciles, and resumes the tasks a previous run left.
+  // Subscribes to libvirt events, reconciles, then resumes the tasks (of every kind) a
+  // previous run left: other services register their task kinds before this.
   void start();
-  // Stops accepting tasks and waits for the running ones to finish their current step.
+  // Stops the event handling and the task engine (whose VM tasks use this service); running
+  // tasks finish their current step.
   void stop();
 
   // The API's entry points: validate, record the task (and the VM row), queue it.
@@ -85,14 +87,12 @@ class VmService {
   void waitIdle();
 
  private:
-  struct Step;
-  class TaskRun;
-
   Result<TaskRecord> queueTask(TaskRecord task, const std::string& vm_state_while_running);
-  void runTask(TaskRecord task);
-  Status runCreate(TaskRun& run, const VmRecord& vm, bool start);
-  Status runDelete(TaskRun& run, const VmRecord& vm, bool force);
-  Status runAction(TaskRun& run, const VmRecord& vm, std::string_view action);
+  Status runTask(TaskEngine::Run& run);
+  void giveUp(TaskEngine::Run& run);
+  Status runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start);
+  Status runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force);
+  Status runAction(TaskEngine::Run& run, const VmRecord& vm, std::string_view action);
 
   Result<std::string> renderXml(const VmRecord& vm) const;
   // The firmware build for a spec (none for bios); kInvalidArgument when the host has none.
@@ -103,19 +103,18 @@ class VmService {
                     std::string_view reason = {});
   void setState(const VmRecord& vm, const std::string& state, std::string_view reason,
                 const std::string& last_error = {});
-  void publishTask(const TaskRecord& task);
-  void updateTask(TaskRecord& task, const std::string& state, int progress,
-                  const std::string& message, const std::string& error_json = {});
+  void publishVm(const std::string& tenant, const std::string& name, const std::string& state,
+                 std::string_view reason);
 
   void onDomainEvent(const DomainEvent& event);
   ReconcileReport reconcile();
   ReconcileReport reconcileLocked();
-  void resumeUnfinishedTasks();
 
   VmServiceOptions options_;
   Store& store_;
   Hypervisor& hypervisor_;
   EventBus& events_;
+  TaskEngine& tasks_;
   std::atomic<bool> libvirt_connected_{true};
   std::atomic<bool> stopping_{false};
   // Task steps hold it shared; reconciliation and event handling hold it exclusively, so that
@@ -123,7 +122,6 @@ class VmService {
   // delete's undefine, its row read after the delete's forget, would look like an orphan).
   std::shared_mutex ops_mutex_;
   WorkQueue control_;  // libvirt events and reconciliation, in order
-  WorkQueue tasks_;
 };
 
 }  // namespace qiao

@@ -30,7 +30,8 @@ class ApiTest : public ::testing::Test {
     options.cluster = "c1";
     options.console_dir = (dir_ / "console").string();
     options.host_accelerator = "tcg";
-    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_);
+    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
+    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_);
     vms_->start();
     HostFacts host;
     host.arch = "x86_64";
@@ -77,6 +78,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Hypervisor> hypervisor_;
   EventBus events_;
+  std::unique_ptr<TaskEngine> tasks_;
   Metrics metrics_;
   std::unique_ptr<VmService> vms_;
   std::unique_ptr<Api> api_;

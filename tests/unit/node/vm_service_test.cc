@@ -32,7 +32,8 @@ class VmServiceTest : public ::testing::Test {
     options.console_dir = (dir_ / "console").string();
     options.host_accelerator = "tcg";
     options.shutdown_timeout_s = 5;
-    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_);
+    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
+    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_);
     events_.subscribe([this](const Event& e) {
       std::lock_guard lock(mutex_);
       published_.push_back(e);
@@ -67,6 +68,7 @@ class VmServiceTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Hypervisor> hypervisor_;
   EventBus events_;
+  std::unique_ptr<TaskEngine> tasks_;
   std::unique_ptr<VmService> service_;
   std::mutex mutex_;
   std::vector<Event> published_;

@@ -1,4 +1,4 @@
-#include "node/vm/vm_json.h"
+#include "node/state/record_json.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,5 @@
-// The API's JSON shapes of VMs and tasks (docs/api/openapi.yaml): one place renders them, for
-// responses and for the event stream alike.
+// The API's JSON shapes of the stored records (docs/api/openapi.yaml): one place renders them,
+// for responses and for the event stream alike.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

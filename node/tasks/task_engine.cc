@@ -1,0 +1,206 @@
+#include "node/tasks/task_engine.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/crypto.h"
+#include "base/failpoint.h"
+#include "base/log.h"
+#include "node/state/record_json.h"
+
+namespace qiao {
+namespace {
+
+const Logger kLog("task");
+// How long a step waits for an unreachable backend before the task fails.
+constexpr auto kUnavailableRetry = std::chrono::seconds(60);
+
+}  // namespace
+
+TaskEngine::TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts)
+    : store_(store), events_(events), max_attempts_(max_attempts), workers_("qiao-task", workers) {}
+
+TaskEngine::~TaskEngine() { stop(); }
+
+void TaskEngine::addKind(std::string prefix, Kind kind) {
+  kinds_[std::move(prefix)] = std::move(kind);
+}
+
+const TaskEngine::Kind* TaskEngine::kindOf(const std::string& kind) const {
+  for (const auto& [prefix, entry] : kinds_) {
+    if (kind.starts_with(prefix)) return &entry;
+  }
+  return nullptr;
+}
+
+TaskRecord TaskEngine::newTask(std::string kind, const std::string& tenant,
+                               const std::string& target, const std::string& identity,
+                               std::string params_json) {
+  TaskRecord task;
+  task.id = newUuid();
+  task.kind = std::move(kind);
+  task.tenant = tenant;
+  task.target = target;
+  task.identity = identity;
+  task.state = "queued";
+  task.message = "queued";
+  task.params_json = std::move(params_json);
+  return task;
+}
+
+Result<TaskRecord> TaskEngine::submit(const TaskRecord& task) {
+  if (auto created = store_.createTaskIfIdle(task); !created) {
+    return std::unexpected(created.error());
+  }
+  return dispatch(task.id);
+}
+
+Result<TaskRecord> TaskEngine::dispatch(const std::string& id) {
+  auto recorded = store_.getTask(id);
+  if (!recorded) return std::unexpected(recorded.error());
+  publish(*recorded);
+  TaskRecord copy = *recorded;
+  if (stopping_.load() || !workers_.post([this, copy] { runTask(copy); })) {
+    return makeError(ErrorCode::kUnavailable, "task", "qiaod is shutting down");
+  }
+  return recorded;
+}
+
+void TaskEngine::resumeUnfinished() {
+  auto unfinished = store_.unfinishedTasks();
+  if (!unfinished) {
+    kLog.error("cannot read unfinished tasks", {{"error", unfinished.error().describe()}});
+    return;
+  }
+  for (auto task : *unfinished) {
+    // Close the steps the previous run began and never ended, so the journal stays whole.
+    if (auto entries = store_.journalOf(task.id)) {
+      std::map<std::string, std::string> last_phase;
+      for (const auto& e : *entries) last_phase[e.step] = e.phase;
+      for (const auto& [step, phase] : last_phase) {
+        if (phase == "begin" || phase == "undo-begin") {
+          (void)store_.journal(task.id, step, "failed", "interrupted by a restart of qiaod");
+        }
+      }
+    }
+    (void)store_.bumpTaskAttempts(task.id);
+    ++task.attempts;
+    kLog.info("resuming a task interrupted by a restart",
+              {{"task", task.id}, {"kind", task.kind},
+               {"attempt", std::to_string(task.attempts)}});
+    workers_.post([this, task] { runTask(task); });
+  }
+}
+
+void TaskEngine::publish(const TaskRecord& task) {
+  events_.publish({"task", task.tenant, dumpJson(taskToJson(task))});
+}
+
+void TaskEngine::update(TaskRecord& task, const std::string& state, int progress,
+                        const std::string& message, const std::string& error_json) {
+  task.state = state;
+  task.progress = progress;
+  task.message = message;
+  task.error_json = error_json;
+  if (auto updated = store_.updateTask(task.id, state, progress, message, error_json);
+      !updated) {
+    kLog.error("cannot record task progress",
+               {{"task", task.id}, {"error", updated.error().describe()}});
+  }
+  if (auto fresh = store_.getTask(task.id)) task.updated_at = fresh->updated_at;
+  publish(task);
+}
+
+void TaskEngine::stop() {
+  if (stopping_.exchange(true)) return;
+  workers_.stop();
+}
+
+void TaskEngine::runTask(TaskRecord task) {
+  if (stopping_.load()) return;
+  const Kind* kind = kindOf(task.kind);
+  Run run(*this, task, kind ? kind->step_lock : nullptr);
+  Status result;
+  if (kind == nullptr) {
+    result = makeError(ErrorCode::kInternal, "task", "unknown task kind " + task.kind);
+  } else if (task.attempts > max_attempts_) {
+    if (kind->give_up) kind->give_up(run);
+    result = makeError(ErrorCode::kInternal, "task",
+                       "task was interrupted " + std::to_string(task.attempts - 1) +
+                           " times by restarts of qiaod; gave up");
+  } else {
+    result = kind->run(run);
+  }
+  const std::string object = task.tenant + "/" + task.target;
+  if (result) {
+    update(task, "succeeded", 100, "done");
+    kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
+  } else {
+    update(task, "failed", task.progress, result.error().describe(), errorToJson(result.error()));
+    kLog.warn("task failed", {{"task", task.id}, {"kind", task.kind}, {"object", object},
+                              {"error", result.error().describe()}});
+  }
+}
+
+Status TaskEngine::Run::step(std::string_view name, int progress, std::string_view message,
+                             const std::function<Status()>& action, std::function<Status()> undo) {
+  const std::string step_name(name);
+  engine_.update(task_, "running", task_.progress, std::string(message));
+  (void)engine_.store_.journal(task_.id, step_name, "begin");
+  failpoint(task_.kind + "/" + step_name + ":before");
+  Status result = runRetrying(action, message);
+  if (!result) {
+    (void)engine_.store_.journal(task_.id, step_name, "failed", result.error().describe());
+    return result;
+  }
+  failpoint(task_.kind + "/" + step_name + ":after");
+  (void)engine_.store_.journal(task_.id, step_name, "done");
+  if (undo) undo_.emplace_back(step_name, std::move(undo));
+  engine_.update(task_, "running", progress, std::string(message));
+  return {};
+}
+
+void TaskEngine::Run::progress(int percent, const std::string& message) {
+  engine_.update(task_, "running", percent, message);
+}
+
+void TaskEngine::Run::rollback() {
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    const std::string& step_name = it->first;
+    (void)engine_.store_.journal(task_.id, step_name, "undo-begin");
+    failpoint(task_.kind + "/" + step_name + ":undo");
+    Status result = runRetrying(it->second, "undoing " + step_name);
+    if (result) {
+      (void)engine_.store_.journal(task_.id, step_name, "undone");
+    } else {
+      (void)engine_.store_.journal(task_.id, step_name, "failed",
+                                   "undo: " + result.error().describe());
+      kLog.error("undo failed", {{"task", task_.id}, {"step", step_name},
+                                 {"error", result.error().describe()}});
+    }
+  }
+  undo_.clear();
+}
+
+Status TaskEngine::Run::runRetrying(const std::function<Status()>& action,
+                                    std::string_view message) {
+  auto attempt = [&]() -> Status {
+    if (step_lock_ == nullptr) return action();
+    std::shared_lock lock(*step_lock_);
+    return action();
+  };
+  Status result = attempt();
+  auto give_up = std::chrono::steady_clock::now() + kUnavailableRetry;
+  while (!result && result.error().code == ErrorCode::kUnavailable &&
+         std::chrono::steady_clock::now() < give_up && !engine_.stopping()) {
+    engine_.update(task_, "running", task_.progress,
+                   std::string(message) + " (waiting for " + result.error().subsystem + ": " +
+                       result.error().message + ")");
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    result = attempt();
+  }
+  return result;
+}
+
+}  // namespace qiao

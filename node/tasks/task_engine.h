@@ -1,0 +1,111 @@
+// TaskEngine: runs the node's tasks (VM, volume and image operations alike). A task is a row
+// in the store; its run is a sequence of named, idempotent steps, each journaled (begin, done
+// or failed) with its undo remembered, so that a failure rolls back in reverse order and a
+// daemon killed half way resumes the task at its next start. Each family of tasks ("vm.",
+// "volume.", "image.") registers a handler for its kinds; the engine owns the workers, the
+// progress updates and the events.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+#include "base/event_bus.h"
+#include "base/work_queue.h"
+#include "node/state/store.h"
+
+namespace qiao {
+
+class TaskEngine {
+ public:
+  class Run;
+
+  struct Kind {
+    // Does the work of one task; its steps go through run.step().
+    std::function<Status(Run& run)> run;
+    // Runs instead of `run` when the task was interrupted by restarts more than max_attempts
+    // times, before it fails: a half-made object is rolled back here. Optional.
+    std::function<void(Run& run)> give_up;
+    // Held shared by every step, so that the family's reconciliation (holding it exclusively)
+    // never sees a step half done. Optional.
+    std::shared_mutex* step_lock = nullptr;
+  };
+
+  TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts);
+  ~TaskEngine();
+  TaskEngine(const TaskEngine&) = delete;
+  TaskEngine& operator=(const TaskEngine&) = delete;
+
+  // Tasks whose kind starts with `prefix` ("vm.") run with `kind`. Before start().
+  void addKind(std::string prefix, Kind kind);
+
+  // A new task record, queued, with a fresh id.
+  static TaskRecord newTask(std::string kind, const std::string& tenant, const std::string& target,
+                            const std::string& identity, std::string params_json);
+  // Records the task (kConflict when another one for its (tenant, target) is unfinished) and
+  // queues it.
+  Result<TaskRecord> submit(const TaskRecord& task);
+  // Queues a task already recorded (say, in one transaction with the object it creates).
+  Result<TaskRecord> dispatch(const std::string& id);
+  // Queues again the tasks a previous run of qiaod left unfinished, closing their open steps.
+  void resumeUnfinished();
+
+  // Records and announces the task's new state.
+  void update(TaskRecord& task, const std::string& state, int progress, const std::string& message,
+              const std::string& error_json = {});
+
+  // Stops accepting tasks; the running ones finish their current step.
+  void stop();
+  bool stopping() const { return stopping_.load(); }
+  // Blocks until no task is queued or running.
+  void drain() { workers_.drain(); }
+
+ private:
+  void runTask(TaskRecord task);
+  const Kind* kindOf(const std::string& kind) const;
+  void publish(const TaskRecord& task);
+
+  Store& store_;
+  EventBus& events_;
+  int max_attempts_;
+  std::map<std::string, Kind> kinds_;  // by prefix
+  std::atomic<bool> stopping_{false};
+  WorkQueue workers_;
+};
+
+// One run of one task: executes named steps, journals each, arms the failpoints
+// "<kind>/<step>:before|after|undo", reports progress, and remembers the undo of every step
+// that completed.
+class TaskEngine::Run {
+ public:
+  Run(TaskEngine& engine, TaskRecord& task, std::shared_mutex* step_lock)
+      : engine_(engine), task_(task), step_lock_(step_lock) {}
+
+  TaskRecord& task() { return task_; }
+
+  // Runs `action` as step `name`; on success records `progress` and remembers `undo`.
+  // A backend that answers kUnavailable (libvirt or Ceph restarting) is waited for, up to a
+  // minute, and the step run again: steps are idempotent.
+  Status step(std::string_view name, int progress, std::string_view message,
+              const std::function<Status()>& action, std::function<Status()> undo = nullptr);
+  // Reports progress within the current step (long copies).
+  void progress(int percent, const std::string& message);
+  // Undoes the completed steps, newest first. Undo steps are idempotent too.
+  void rollback();
+
+ private:
+  Status runRetrying(const std::function<Status()>& action, std::string_view message);
+
+  TaskEngine& engine_;
+  TaskRecord& task_;
+  std::shared_mutex* step_lock_;
+  std::vector<std::pair<std::string, std::function<Status()>>> undo_;
+};
+
+}  // namespace qiao
