@@ -16,4 +16,6 @@ common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/n
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/spec_fuzz" "$here/spec_fuzz.cc" "${common[@]}"
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/domain_xml_fuzz" "$here/domain_xml_fuzz.cc" \
   "${common[@]}" "$repo/node/vm/xml_writer.cc" "$repo/node/vm/domain.cc" -lxml2
-echo "build.sh: built $out/spec_fuzz $out/domain_xml_fuzz"
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/image_probe_fuzz" "$here/image_probe_fuzz.cc" \
+  "$repo/base/error.cc" "$repo/images/probe.cc"
+echo "build.sh: built $out/spec_fuzz $out/domain_xml_fuzz $out/image_probe_fuzz"
