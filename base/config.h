@@ -41,6 +41,16 @@ struct Config {
     int max_vcpus = 64;
     int64_t max_memory_mib = 262144;
   } vm;
+  struct Storage {
+    std::string backend = "auto";
+    std::string local_dir = "/var/lib/qiao/volumes";
+    std::string ceph_conf = "/etc/ceph/ceph.conf";
+    std::string ceph_user = "qiao";
+    std::string ceph_keyring;
+    std::string ceph_pool = "qiao";
+    int ceph_timeout_s = 30;
+    int64_t max_volume_gib = 16384;
+  } storage;
   struct Log {
     std::string level = "info";
     std::string file;

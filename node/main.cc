@@ -27,10 +27,26 @@
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/vm_service.h"
+#include "node/volumes/volume_service.h"
+#include "storage/volume_driver.h"
 
 namespace {
 
 using namespace qiao;
+
+// The volume backend the config asks for; with backend auto, Ceph when its conf exists.
+Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& storage) {
+  bool rbd = storage.backend == "rbd" ||
+             (storage.backend == "auto" && std::filesystem::exists(storage.ceph_conf));
+  if (!rbd) return makeLocalDriver(storage.local_dir);
+  RbdOptions options;
+  options.conf = storage.ceph_conf;
+  options.user = storage.ceph_user;
+  options.keyring = storage.ceph_keyring;
+  options.pool = storage.ceph_pool;
+  options.op_timeout_s = storage.ceph_timeout_s;
+  return makeRbdDriver(options);
+}
 
 constexpr const char* kDefaultConfig = "/etc/qiao/qiaod.toml";
 
@@ -145,6 +161,15 @@ int runDaemon(const Config& config) {
   TaskEngine tasks(**store, events, static_cast<size_t>(config.libvirt.workers),
                    /*max_attempts=*/3);
   VmService vms(vm_options, **store, *hypervisor, events, tasks);
+
+  auto volume_driver = makeVolumeDriver(config.storage);
+  if (!volume_driver) return fail(volume_driver.error().describe());
+  log.info("volumes", {{"backend", std::string((*volume_driver)->backend())},
+                       {"location", (*volume_driver)->location()}});
+  VolumeService volumes(**store, **volume_driver, tasks, events);
+  VolumeLimits volume_limits;
+  volume_limits.max_size_gib = config.storage.max_volume_gib;
+  if ((*volume_driver)->backend() == "rbd") volume_limits.pool = config.storage.ceph_pool;
   vms.start();
 
   Metrics metrics;
@@ -154,7 +179,7 @@ int runDaemon(const Config& config) {
   limits.max_memory_mib = config.vm.max_memory_mib;
   Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
-                  vm_options.firmware});
+                  vm_options.firmware, volumes, volume_limits});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;

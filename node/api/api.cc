@@ -37,6 +37,11 @@ const std::vector<Route>& routes() {
       {{"DELETE", "/v1/vms/{name}", "operator"}, {"tenant", "force"}},
       {{"POST", "/v1/vms/{name}/actions/{action}", "operator"}, {"tenant"}},
       {{"GET", "/v1/vms/{name}/console-log", "viewer"}, {"tenant", "tail_bytes"}},
+      {{"GET", "/v1/volumes", "viewer"}, {"tenant"}},
+      {{"POST", "/v1/volumes", "operator"}, {}},
+      {{"GET", "/v1/volumes/{name}", "viewer"}, {"tenant"}},
+      {{"DELETE", "/v1/volumes/{name}", "operator"}, {"tenant"}},
+      {{"POST", "/v1/volumes/{name}/resize", "operator"}, {"tenant"}},
       {{"GET", "/v1/tasks", "viewer"}, {"tenant", "state", "target", "limit", "page_token"}},
       {{"GET", "/v1/tasks/{id}", "viewer"}, {}},
       {{"GET", "/v1/events", "viewer"}, {"tenant", "type"}},
@@ -336,6 +341,11 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"DELETE", "/v1/vms/{name}"}, &Api::deleteVm},
       {{"POST", "/v1/vms/{name}/actions/{action}"}, &Api::vmAction},
       {{"GET", "/v1/vms/{name}/console-log"}, &Api::consoleLog},
+      {{"GET", "/v1/volumes"}, &Api::listVolumes},
+      {{"POST", "/v1/volumes"}, &Api::createVolume},
+      {{"GET", "/v1/volumes/{name}"}, &Api::getVolume},
+      {{"DELETE", "/v1/volumes/{name}"}, &Api::deleteVolume},
+      {{"POST", "/v1/volumes/{name}/resize"}, &Api::resizeVolume},
       {{"GET", "/v1/tasks"}, &Api::listTasks},
       {{"GET", "/v1/tasks/{id}"}, &Api::getTask},
       {{"GET", "/v1/events"}, &Api::events},
@@ -465,11 +475,7 @@ ApiResponse Api::listVms(Context& ctx) {
 }
 
 ApiResponse Api::createVm(Context& ctx) {
-  const auto& ct = ctx.request.content_type;
-  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
-    return errorResponse(ErrorCode::kInvalidArgument,
-                         "Content-Type must be application/json, not " + quoteForMessage(ct));
-  }
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
   bool start = true;
   if (auto value = ctx.query("start")) {
     auto parsed = parseBool("start", *value);
@@ -483,21 +489,9 @@ ApiResponse Api::createVm(Context& ctx) {
   auto spec = parseVmSpec(ctx.request.body, parse_limits);
   if (!spec) return errorResponse(spec.error());
   ctx.audit_target = spec->name;
-  if (spec->tenant.empty()) {
-    if (ctx.caller->tenants.size() != 1) {
-      return errorResponse(ErrorCode::kInvalidArgument,
-                           "the spec must name its tenant (this identity may act in " +
-                               std::string(ctx.caller->isAdmin() ? "every tenant" : "several tenants") +
-                               ")");
-    }
-    spec->tenant = ctx.caller->tenants.front();
-  }
-  ctx.audit_tenant = spec->tenant;
-  if (!ctx.caller->canMutate(spec->tenant)) {
-    return errorResponse(ErrorCode::kPermissionDenied,
-                         "identity " + ctx.caller->uri + " may not create vms in tenant " +
-                             spec->tenant);
-  }
+  auto tenant = tenantToCreateIn(ctx, spec->tenant, "vms");
+  if (!tenant) return errorResponse(tenant.error());
+  spec->tenant = *tenant;
   if (spec->boot && !ctx.caller->isAdmin()) {
     return errorResponse(ErrorCode::kPermissionDenied,
                          "boot (a direct kernel boot from host paths) is allowed for admins only");
@@ -508,34 +502,64 @@ ApiResponse Api::createVm(Context& ctx) {
   return taskAccepted(*task);
 }
 
-Result<VmRecord> Api::resolveVm(Context& ctx) {
-  const std::string& name = ctx.params.at("name");
-  auto tenants = ctx.visibleTenants();
-  if (!tenants) return std::unexpected(tenants.error());
-  auto not_found = [&]() {
-    return makeError(ErrorCode::kNotFound, "api", "no vm named " + name);
-  };
-  if (ctx.seesNothing(*tenants)) return not_found();
-  auto found = deps_.store.findVmsByName(name, *tenants);
+Result<std::string> Api::tenantToCreateIn(Context& ctx, const std::string& requested,
+                                          const std::string& kind) {
+  std::string tenant = requested;
+  if (tenant.empty()) {
+    if (ctx.caller->tenants.size() != 1) {
+      return makeError(ErrorCode::kInvalidArgument, "api",
+                       "the spec must name its tenant (this identity may act in " +
+                           std::string(ctx.caller->isAdmin() ? "every tenant" : "several tenants") +
+                           ")");
+    }
+    tenant = ctx.caller->tenants.front();
+  }
+  ctx.audit_tenant = tenant;
+  if (!ctx.caller->canMutate(tenant)) {
+    return makeError(ErrorCode::kPermissionDenied, "api",
+                     "identity " + ctx.caller->uri + " may not create " + kind + " in tenant " +
+                         tenant);
+  }
+  return tenant;
+}
+
+// The one object of `kind` named `name` among those found in the caller's tenants.
+template <typename Record>
+Result<Record> Api::pickOne(Context& ctx, const std::string& kind, const std::string& name,
+                            Result<std::vector<Record>> found) {
   if (!found) return std::unexpected(found.error());
-  if (found->empty()) return not_found();
+  if (found->empty()) return makeError(ErrorCode::kNotFound, "api", "no " + kind + " named " + name);
   if (found->size() > 1) {
     std::string list;
-    for (const auto& vm : *found) list += (list.empty() ? "" : ", ") + vm.tenant;
+    for (const auto& r : *found) list += (list.empty() ? "" : ", ") + r.tenant;
     return makeError(ErrorCode::kConflict, "api",
-                     "ambiguous: vm " + name + " exists in tenants " + list + "; pass ?tenant=");
+                     "ambiguous: " + kind + " " + name + " exists in tenants " + list +
+                         "; pass ?tenant=");
   }
   ctx.audit_tenant = found->front().tenant;
   return found->front();
 }
 
+Result<VmRecord> Api::resolveVm(Context& ctx) {
+  const std::string& name = ctx.params.at("name");
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return std::unexpected(tenants.error());
+  if (ctx.seesNothing(*tenants)) return makeError(ErrorCode::kNotFound, "api", "no vm named " + name);
+  return pickOne<VmRecord>(ctx, "vm", name, deps_.store.findVmsByName(name, *tenants));
+}
+
+Status Api::mayChange(Context& ctx, const std::string& tenant, const std::string& kind) {
+  if (ctx.caller->canMutate(tenant)) return {};
+  return makeError(ErrorCode::kPermissionDenied, "api",
+                   "identity " + ctx.caller->uri + " may not change " + kind + " in tenant " +
+                       tenant);
+}
+
 Result<VmRecord> Api::resolveVmToChange(Context& ctx) {
   auto vm = resolveVm(ctx);
   if (!vm) return vm;
-  if (!ctx.caller->canMutate(vm->tenant)) {
-    return makeError(ErrorCode::kPermissionDenied, "api",
-                     "identity " + ctx.caller->uri + " may not change vms in tenant " +
-                         vm->tenant);
+  if (auto allowed = mayChange(ctx, vm->tenant, "vms"); !allowed) {
+    return std::unexpected(allowed.error());
   }
   return vm;
 }
@@ -589,6 +613,80 @@ ApiResponse Api::consoleLog(Context& ctx) {
   response.content_type = "text/plain; charset=utf-8";
   response.body = std::move(*text);
   return response;
+}
+
+Status Api::checkJsonBody(const Context& ctx) {
+  const auto& ct = ctx.request.content_type;
+  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+    return makeError(ErrorCode::kInvalidArgument, "api",
+                     "Content-Type must be application/json, not " + quoteForMessage(ct));
+  }
+  return {};
+}
+
+ApiResponse Api::listVolumes(Context& ctx) {
+  std::vector<std::string> tenants;
+  if (auto early = listScope(ctx, &tenants)) return *early;
+  auto found = deps_.store.listVolumes(tenants);
+  if (!found) return errorResponse(found.error());
+  json items = json::array();
+  for (const auto& v : *found) items.push_back(volumeToJson(v));
+  return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", ""}});
+}
+
+ApiResponse Api::createVolume(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto spec = parseVolumeSpec(ctx.request.body, deps_.volume_limits);
+  if (!spec) return errorResponse(spec.error());
+  ctx.audit_target = spec->name;
+  auto tenant = tenantToCreateIn(ctx, spec->tenant, "volumes");
+  if (!tenant) return errorResponse(tenant.error());
+  spec->tenant = *tenant;
+  auto task = deps_.volumes.create(*spec, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+Result<VolumeRecord> Api::resolveVolume(Context& ctx, bool to_change) {
+  const std::string& name = ctx.params.at("name");
+  ctx.audit_target = name;
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return std::unexpected(tenants.error());
+  if (ctx.seesNothing(*tenants)) {
+    return makeError(ErrorCode::kNotFound, "api", "no volume named " + name);
+  }
+  auto volume = pickOne<VolumeRecord>(ctx, "volume", name,
+                                      deps_.store.listVolumes(*tenants, name));
+  if (!volume || !to_change) return volume;
+  if (auto allowed = mayChange(ctx, volume->tenant, "volumes"); !allowed) {
+    return std::unexpected(allowed.error());
+  }
+  return volume;
+}
+
+ApiResponse Api::getVolume(Context& ctx) {
+  auto volume = resolveVolume(ctx, false);
+  if (!volume) return errorResponse(volume.error());
+  return jsonResponse(200, volumeToJson(*volume));
+}
+
+ApiResponse Api::deleteVolume(Context& ctx) {
+  auto volume = resolveVolume(ctx, true);
+  if (!volume) return errorResponse(volume.error());
+  auto task = deps_.volumes.remove(*volume, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+ApiResponse Api::resizeVolume(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto size = parseResize(ctx.request.body, deps_.volume_limits);
+  if (!size) return errorResponse(size.error());
+  auto volume = resolveVolume(ctx, true);
+  if (!volume) return errorResponse(volume.error());
+  auto task = deps_.volumes.resize(*volume, *size, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
 }
 
 ApiResponse Api::listTasks(Context& ctx) {

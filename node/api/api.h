@@ -18,6 +18,7 @@
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
 #include "node/vm/vm_service.h"
+#include "node/volumes/volume_service.h"
 
 namespace qiao {
 
@@ -44,6 +45,8 @@ struct ApiDeps {
   SpecLimits limits;
   int64_t console_log_max_bytes = 2 << 20;
   FirmwareCatalog firmware;  // read at start from QEMU's descriptor directories
+  VolumeService& volumes;
+  VolumeLimits volume_limits;
 };
 
 class Api {
@@ -67,6 +70,11 @@ class Api {
   ApiResponse deleteVm(Context& ctx);
   ApiResponse vmAction(Context& ctx);
   ApiResponse consoleLog(Context& ctx);
+  ApiResponse listVolumes(Context& ctx);
+  ApiResponse createVolume(Context& ctx);
+  ApiResponse getVolume(Context& ctx);
+  ApiResponse deleteVolume(Context& ctx);
+  ApiResponse resizeVolume(Context& ctx);
   ApiResponse listTasks(Context& ctx);
   ApiResponse getTask(Context& ctx);
   ApiResponse events(Context& ctx);
@@ -78,6 +86,16 @@ class Api {
   Result<VmRecord> resolveVm(Context& ctx);
   // resolveVm, and the caller may change it.
   Result<VmRecord> resolveVmToChange(Context& ctx);
+  Result<VolumeRecord> resolveVolume(Context& ctx, bool to_change);
+  // The tenant a new object goes to: the one requested, or the caller's only tenant; the
+  // caller must be allowed to create `kind` there.
+  Result<std::string> tenantToCreateIn(Context& ctx, const std::string& requested,
+                                       const std::string& kind);
+  Status mayChange(Context& ctx, const std::string& tenant, const std::string& kind);
+  template <typename Record>
+  Result<Record> pickOne(Context& ctx, const std::string& kind, const std::string& name,
+                         Result<std::vector<Record>> found);
+  static Status checkJsonBody(const Context& ctx);
   void audit(const Context& ctx, int status);
 
   ApiDeps deps_;

@@ -35,6 +35,23 @@ nlohmann::json vmToJson(const VmRecord& vm) {
           {"updated_at", vm.updated_at}};
 }
 
+nlohmann::json volumeToJson(const VolumeRecord& v) {
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  return {{"name", v.name},
+          {"tenant", v.tenant},
+          {"uuid", v.uuid},
+          {"backend", v.backend},
+          {"size_gib", v.size_bytes / kGiB},
+          {"size_bytes", v.size_bytes},
+          {"state", v.state},
+          {"attached_vm", v.attached_vm},
+          {"image", v.image},
+          {"qos", {{"iops", v.qos_iops}, {"bytes_per_sec", v.qos_bytes_per_sec}}},
+          {"last_error", v.last_error},
+          {"created_at", v.created_at},
+          {"updated_at", v.updated_at}};
+}
+
 nlohmann::json taskToJson(const TaskRecord& task) {
   return {{"id", task.id},
           {"kind", task.kind},

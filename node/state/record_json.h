@@ -11,9 +11,11 @@ namespace qiao {
 
 struct VmRecord;
 struct TaskRecord;
+struct VolumeRecord;
 
 nlohmann::json vmToJson(const VmRecord& vm);
 nlohmann::json taskToJson(const TaskRecord& task);
+nlohmann::json volumeToJson(const VolumeRecord& volume);
 // Serialises without throwing: invalid UTF-8 (say, from a libvirt message) becomes U+FFFD.
 std::string dumpJson(const nlohmann::json& value);
 // {"code","message","details"} as stored in a task's error_json.

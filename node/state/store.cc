@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -75,6 +75,26 @@ CREATE TABLE bindings(
   role TEXT NOT NULL,
   tenants_json TEXT NOT NULL,
   created_at TEXT NOT NULL
+);
+)sql",
+    // 2: volumes.
+    R"sql(
+CREATE TABLE volumes(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  uuid TEXT NOT NULL UNIQUE,
+  backend TEXT NOT NULL,
+  object TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attached_vm TEXT NOT NULL DEFAULT '',
+  image TEXT NOT NULL DEFAULT '',
+  qos_iops INTEGER NOT NULL DEFAULT 0,
+  qos_bytes_per_sec INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, name)
 );
 )sql",
 };
@@ -334,6 +354,9 @@ namespace {
 
 constexpr const char* kVmColumns =
     "tenant, name, uuid, spec_json, state, last_error, created_at, updated_at";
+constexpr const char* kVolumeColumns =
+    "tenant, name, uuid, backend, object, size_bytes, state, attached_vm, image, qos_iops, "
+    "qos_bytes_per_sec, last_error, created_at, updated_at";
 constexpr const char* kTaskColumns =
     "id, kind, tenant, target, identity, state, progress, message, error_json, params_json, "
     "created_at, updated_at, attempts, seq";
@@ -344,6 +367,26 @@ constexpr const char* kTaskColumns =
   VmRecord {                                                                             \
     q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7) \
   }
+
+template <typename Q>
+VolumeRecord volumeFrom(const Q& q) {
+  VolumeRecord v;
+  v.tenant = q.text(0);
+  v.name = q.text(1);
+  v.uuid = q.text(2);
+  v.backend = q.text(3);
+  v.object = q.text(4);
+  v.size_bytes = q.integer(5);
+  v.state = q.text(6);
+  v.attached_vm = q.text(7);
+  v.image = q.text(8);
+  v.qos_iops = q.integer(9);
+  v.qos_bytes_per_sec = q.integer(10);
+  v.last_error = q.text(11);
+  v.created_at = q.text(12);
+  v.updated_at = q.text(13);
+  return v;
+}
 
 static TaskRecord taskFrom(const std::function<std::string(int)>& text,
                            const std::function<int64_t(int)>& integer) {
@@ -383,6 +426,84 @@ Status Store::createVmWithTask(const VmRecord& vm, const TaskRecord& task) {
   }
   if (auto inserted = insertTaskLocked(task); !inserted) return inserted;
   return tx.commit();
+}
+
+Status Store::createVolumeWithTask(const VolumeRecord& volume, const TaskRecord& task) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  {
+    Statement q(db_, std::string("INSERT INTO volumes(") + kVolumeColumns +
+                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?," + kNow + "," + kNow + ")");
+    q.bind(volume.tenant).bind(volume.name).bind(volume.uuid).bind(volume.backend)
+        .bind(volume.object).bind(volume.size_bytes).bind(volume.state).bind(volume.attached_vm)
+        .bind(volume.image).bind(volume.qos_iops).bind(volume.qos_bytes_per_sec)
+        .bind(volume.last_error);
+    if (q.step() != SQLITE_DONE) {
+      Error e = sqlError("insert volume");
+      if (e.code == ErrorCode::kConflict) {
+        e.message = "volume " + volume.tenant + "/" + volume.name + " already exists";
+      }
+      return std::unexpected(e);
+    }
+  }
+  if (auto inserted = insertTaskLocked(task); !inserted) return inserted;
+  return tx.commit();
+}
+
+Result<VolumeRecord> Store::getVolume(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("SELECT ") + kVolumeColumns +
+                       " FROM volumes WHERE tenant = ? AND name = ?");
+  q.bind(tenant).bind(name);
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return volumeFrom(q);
+  if (rc == SQLITE_DONE) {
+    return makeError(ErrorCode::kNotFound, "store", "no volume " + tenant + "/" + name);
+  }
+  return std::unexpected(sqlError("get volume"));
+}
+
+Result<std::vector<VolumeRecord>> Store::listVolumes(const std::vector<std::string>& tenants,
+                                                     const std::string& name) {
+  std::lock_guard lock(mutex_);
+  std::string sql = std::string("SELECT ") + kVolumeColumns + " FROM volumes WHERE 1";
+  if (!tenants.empty()) sql += " AND tenant IN (" + placeholders(tenants.size()) + ")";
+  if (!name.empty()) sql += " AND name = ?";
+  sql += " ORDER BY tenant, name";
+  Statement q(db_, sql);
+  q.bindAll(tenants);
+  if (!name.empty()) q.bind(name);
+  std::vector<VolumeRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(volumeFrom(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list volumes"));
+  return out;
+}
+
+Status Store::updateVolume(const VolumeRecord& volume) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE volumes SET size_bytes = ?, state = ?, attached_vm = ?, "
+                               "qos_iops = ?, qos_bytes_per_sec = ?, last_error = ?, "
+                               "updated_at = ") +
+                       kNow + " WHERE tenant = ? AND name = ?");
+  q.bind(volume.size_bytes).bind(volume.state).bind(volume.attached_vm).bind(volume.qos_iops)
+      .bind(volume.qos_bytes_per_sec).bind(volume.last_error).bind(volume.tenant)
+      .bind(volume.name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("update volume"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kNotFound, "store",
+                     "no volume " + volume.tenant + "/" + volume.name);
+  }
+  return {};
+}
+
+Status Store::deleteVolume(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "DELETE FROM volumes WHERE tenant = ? AND name = ?");
+  q.bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete volume"));
+  return {};
 }
 
 Result<VmRecord> Store::getVm(const std::string& tenant, const std::string& name) {

@@ -24,6 +24,19 @@ struct VmRecord {
   std::string tenant, name, uuid, spec_json, state, last_error, created_at, updated_at;
 };
 
+// A volume: a disk of a tenant in a backend ("rbd" | "local"), under the backend object name
+// `object` in the tenant's namespace. state: creating | available | in-use | resizing |
+// deleting | error.
+struct VolumeRecord {
+  std::string tenant, name, uuid, backend, object;
+  int64_t size_bytes = 0;
+  std::string state;
+  std::string attached_vm;  // the VM that uses it, "" when none
+  std::string image;        // the golden image it was cloned from, "" when made empty
+  int64_t qos_iops = 0, qos_bytes_per_sec = 0;
+  std::string last_error, created_at, updated_at;
+};
+
 struct VmFilter {
   std::vector<std::string> tenants;  // empty = every tenant
   std::string state;
@@ -90,6 +103,16 @@ class Store {
                     const std::string& last_error = "");
   Status deleteVm(const std::string& tenant, const std::string& name);  // idempotent
   Result<std::map<std::string, int>> countVmsByState();
+
+  // Volumes. createVolumeWithTask is one transaction: kConflict when (tenant, name) exists.
+  Status createVolumeWithTask(const VolumeRecord& volume, const TaskRecord& task);
+  Result<VolumeRecord> getVolume(const std::string& tenant, const std::string& name);
+  // Ordered by tenant and name; empty tenants = every tenant; empty name = every name.
+  Result<std::vector<VolumeRecord>> listVolumes(const std::vector<std::string>& tenants,
+                                                const std::string& name = {});
+  // Writes size, state, attachment, limits and last error.
+  Status updateVolume(const VolumeRecord& volume);
+  Status deleteVolume(const std::string& tenant, const std::string& name);  // idempotent
 
   // Tasks.
   Status createTask(const TaskRecord& task);

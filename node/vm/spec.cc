@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "base/json_input.h"
 #include "base/names.h"
 
 namespace qiao {
@@ -17,41 +18,6 @@ using nlohmann::json;
 
 std::unexpected<Error> invalid(const std::string& message) {
   return makeError(ErrorCode::kInvalidArgument, "spec", message);
-}
-
-// Deepest nesting of arrays and objects, found without building anything; stops counting
-// once past `limit`.
-int nestingDepth(std::string_view text, int limit) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') {
-      max_depth = std::max(max_depth, ++depth);
-      if (max_depth > limit) return max_depth;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return max_depth;
-}
-
-std::string describe(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    case json::value_t::number_float: return "a number with a fraction";
-    default: return "a number";
-  }
 }
 
 bool isPrintableAscii(std::string_view s) {
@@ -85,32 +51,6 @@ bool isLabelKey(std::string_view k) {
     if (!alnum(c) && c != '.' && c != '_' && c != '/' && c != '-') return false;
   }
   return true;
-}
-
-Result<std::string> getString(const json& obj, const char* field, const std::string& where) {
-  const json& v = obj.at(field);
-  if (!v.is_string()) {
-    return invalid("field \"" + where + field + "\" must be a string, got " + describe(v));
-  }
-  return v.get<std::string>();
-}
-
-Result<int64_t> getInt(const json& obj, const char* field, int64_t min, int64_t max) {
-  const json& v = obj.at(field);
-  std::string range = " from " + std::to_string(min) + " to " + std::to_string(max);
-  if (!v.is_number_integer()) {
-    return invalid("field \"" + std::string(field) + "\" must be an integer" + range + ", got " +
-                   describe(v));
-  }
-  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-    return invalid("field \"" + std::string(field) + "\" must be an integer" + range);
-  }
-  int64_t n = v.get<int64_t>();
-  if (n < min || n > max) {
-    return invalid("field \"" + std::string(field) + "\" must be an integer" + range + ", got " +
-                   std::to_string(n));
-  }
-  return n;
 }
 
 Status checkHostFile(const std::string& what, const std::string& path, bool check_files) {
@@ -206,38 +146,9 @@ Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
 }
 
 Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
-  if (nestingDepth(text, kMaxSpecDepth) > kMaxSpecDepth) {
-    return invalid("spec is nested deeper than " + std::to_string(kMaxSpecDepth) + " levels");
-  }
-  // Duplicate keys would let two readers see two different specs: refuse them.
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  json doc;
-  try {
-    doc = json::parse(
-        text,
-        [&](int, json::parse_event_t event, json& parsed) {
-          if (event == json::parse_event_t::object_start) {
-            keys.emplace_back();
-          } else if (event == json::parse_event_t::object_end) {
-            if (!keys.empty()) keys.pop_back();
-          } else if (event == json::parse_event_t::key && !keys.empty()) {
-            auto key = parsed.get<std::string>();
-            if (!keys.back().insert(key).second && duplicate.empty()) duplicate = key;
-          }
-          return true;
-        });
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    // nlohmann's messages start with "[json.exception.parse_error.101] "; keep the rest.
-    auto bracket = what.find("] ");
-    return invalid("spec is not valid JSON: " +
-                   (bracket == std::string::npos ? what : what.substr(bracket + 2)));
-  }
-  if (!duplicate.empty()) {
-    return invalid("field \"" + duplicate + "\" appears more than once");
-  }
-  if (!doc.is_object()) return invalid("spec must be a JSON object, got " + describe(doc));
+  auto parsed = parseJsonObject(text, kMaxSpecDepth, "spec");
+  if (!parsed) return std::unexpected(parsed.error());
+  const json& doc = *parsed;
   for (const auto& [key, value] : doc.items()) {
     if (!kTopFields.contains(key)) {
       return invalid("unknown field " + quoteForMessage(key) + " in spec");
@@ -246,12 +157,12 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
   VmSpec spec;
   try {
     if (!doc.contains("name")) return invalid("field \"name\" is required");
-    auto name = getString(doc, "name", "");
+    auto name = jsonString(doc, "name", "");
     if (!name) return std::unexpected(name.error());
     spec.name = *name;
     if (auto ok = checkDnsLabel("vm name", spec.name); !ok) return std::unexpected(ok.error());
     if (doc.contains("tenant")) {
-      auto tenant = getString(doc, "tenant", "");
+      auto tenant = jsonString(doc, "tenant", "");
       if (!tenant) return std::unexpected(tenant.error());
       if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
       spec.tenant = *tenant;
@@ -260,23 +171,23 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
     for (auto [field, target] : {std::pair{"arch", &spec.arch}, std::pair{"firmware", &spec.firmware},
                                  std::pair{"accel", &spec.accel}}) {
       if (!doc.contains(field)) continue;
-      auto v = getString(doc, field, "");
+      auto v = jsonString(doc, field, "");
       if (!v) return std::unexpected(v.error());
       *target = *v;
     }
     if (doc.contains("vcpus")) {
-      auto v = getInt(doc, "vcpus", 1, limits.max_vcpus);
+      auto v = jsonInt(doc, "vcpus", 1, limits.max_vcpus);
       if (!v) return std::unexpected(v.error());
       spec.vcpus = static_cast<int>(*v);
     }
     if (doc.contains("memory_mib")) {
-      auto v = getInt(doc, "memory_mib", 64, limits.max_memory_mib);
+      auto v = jsonInt(doc, "memory_mib", 64, limits.max_memory_mib);
       if (!v) return std::unexpected(v.error());
       spec.memory_mib = *v;
     }
     if (doc.contains("boot")) {
       const json& b = doc["boot"];
-      if (!b.is_object()) return invalid("field \"boot\" must be an object, got " + describe(b));
+      if (!b.is_object()) return invalid("field \"boot\" must be an object, got " + describeJsonType(b));
       for (const auto& [key, value] : b.items()) {
         if (!kBootFields.contains(key)) {
           return invalid("unknown field " + quoteForMessage(key) + " in boot");
@@ -288,7 +199,7 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
                                    std::pair{"initrd", &boot.initrd},
                                    std::pair{"cmdline", &boot.cmdline}}) {
         if (!b.contains(field)) continue;
-        auto v = getString(b, field, "boot.");
+        auto v = jsonString(b, field, "boot.");
         if (!v) return std::unexpected(v.error());
         *target = *v;
       }
@@ -299,7 +210,7 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
       const json& v = doc[field];
       if (!v.is_array()) {
         return invalid("field \"" + std::string(field) + "\" must be an array, got " +
-                       describe(v));
+                       describeJsonType(v));
       }
       if (!v.empty()) {
         return invalid(std::string(field) + " are not supported yet on this node (" +
@@ -311,12 +222,12 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
     if (doc.contains("labels")) {
       const json& l = doc["labels"];
       if (!l.is_object()) {
-        return invalid("field \"labels\" must be an object, got " + describe(l));
+        return invalid("field \"labels\" must be an object, got " + describeJsonType(l));
       }
       for (const auto& [key, value] : l.items()) {
         if (!value.is_string()) {
           return invalid("labels." + quoteForMessage(key) + " must be a string, got " +
-                         describe(value));
+                         describeJsonType(value));
         }
         spec.labels[key] = value.get<std::string>();
       }

@@ -12,7 +12,8 @@ launcher=()
 command -v ccache >/dev/null && launcher=(ccache)
 flags=(-std=c++2b -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$repo" -I/usr/include/libxml2)
-common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/node/vm/spec.cc")
+common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/base/json_input.cc"
+        "$repo/node/vm/spec.cc")
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/spec_fuzz" "$here/spec_fuzz.cc" "${common[@]}"
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/domain_xml_fuzz" "$here/domain_xml_fuzz.cc" \
   "${common[@]}" "$repo/node/vm/xml_writer.cc" "$repo/node/vm/domain.cc" -lxml2

@@ -88,6 +88,11 @@ Qiaod::Qiaod(std::string extra_config, std::string listen)
                               << "[state]\ndir = \"" << dir_ << "/state\"\n"
                               << "[vm]\naccelerator = \"tcg\"\nshutdown_timeout_s = 30\n"
                               << "[log]\nlevel = \"debug\"\n"
+                              // Volumes in the test's own folder unless the test says where.
+                              << (extra_config_.find("[storage]") == std::string::npos
+                                      ? "[storage]\nbackend = \"local\"\nlocal_dir = \"" +
+                                            dir_ + "/volumes\"\n"
+                                      : std::string())
                               << extra_config_;
   auto init = admin({"pki", "init", "--cluster", cluster_, "--dir", dir_ + "/pki"});
   if (init.exit_code != 0) die("qiaod pki init failed: " + init.out + init.err);

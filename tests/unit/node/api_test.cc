@@ -33,11 +33,17 @@ class ApiTest : public ::testing::Test {
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
     vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_);
     vms_->start();
+    auto driver = makeLocalDriver((dir_ / "volumes").string());
+    ASSERT_TRUE(driver.has_value());
+    volume_driver_ = std::move(*driver);
+    volumes_ = std::make_unique<VolumeService>(*store_, *volume_driver_, *tasks_, events_);
     HostFacts host;
     host.arch = "x86_64";
     SpecLimits limits;
     api_ = std::make_unique<Api>(ApiDeps{*store_, *vms_, *hypervisor_, events_, metrics_, "c1",
-                                         host, "tcg", "test", "0.0.0-test", limits});
+                                         host, "tcg", "test", "0.0.0-test", limits,
+                                         int64_t{2} << 20, FirmwareCatalog{}, *volumes_,
+                                         VolumeLimits{}});
     bind("qiao://c1/user/admin", "admin", {});
     bind("qiao://c1/user/op-a", "operator", {"ta"});
     bind("qiao://c1/user/op-b", "operator", {"tb"});
@@ -81,6 +87,8 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<TaskEngine> tasks_;
   Metrics metrics_;
   std::unique_ptr<VmService> vms_;
+  std::unique_ptr<VolumeDriver> volume_driver_;
+  std::unique_ptr<VolumeService> volumes_;
   std::unique_ptr<Api> api_;
 };
 

@@ -1,0 +1,294 @@
+#include "node/volumes/volume_service.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/crypto.h"
+#include "base/json_input.h"
+#include "base/log.h"
+#include "base/names.h"
+#include "node/state/record_json.h"
+
+namespace qiao {
+namespace {
+
+const Logger kLog("volume");
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr int kMaxDepth = 8;
+
+const std::set<std::string> kSpecFields = {"name", "tenant", "size_gib", "pool", "qos"};
+const std::set<std::string> kQosFields = {"iops", "bytes_per_sec"};
+
+std::string volumeId(const VolumeRecord& v) { return v.tenant + "/" + v.name; }
+
+}  // namespace
+
+Result<VolumeSpec> parseVolumeSpec(std::string_view text, const VolumeLimits& limits) {
+  auto parsed = parseJsonObject(text, kMaxDepth, "volume spec");
+  if (!parsed) return std::unexpected(parsed.error());
+  const auto& doc = *parsed;
+  if (auto known = checkKnownFields(doc, kSpecFields, "volume spec"); !known) {
+    return std::unexpected(known.error());
+  }
+  VolumeSpec spec;
+  for (const char* required : {"name", "size_gib"}) {
+    if (!doc.contains(required)) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       "field \"" + std::string(required) + "\" is required");
+    }
+  }
+  auto name = jsonString(doc, "name", "");
+  if (!name) return std::unexpected(name.error());
+  if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
+  spec.name = *name;
+  if (doc.contains("tenant")) {
+    auto tenant = jsonString(doc, "tenant", "");
+    if (!tenant) return std::unexpected(tenant.error());
+    if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
+    spec.tenant = *tenant;
+  }
+  auto size = jsonInt(doc, "size_gib", 1, limits.max_size_gib);
+  if (!size) return std::unexpected(size.error());
+  spec.size_gib = *size;
+  if (doc.contains("pool")) {
+    auto pool = jsonString(doc, "pool", "");
+    if (!pool) return std::unexpected(pool.error());
+    if (*pool != limits.pool) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       "pool " + quoteForMessage(*pool) + " is not served here" +
+                           (limits.pool.empty() ? std::string(" (volumes are local files)")
+                                                : " (the pool is " + limits.pool + ")"));
+    }
+  }
+  if (doc.contains("qos")) {
+    const auto& qos = doc.at("qos");
+    if (!qos.is_object()) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       "field \"qos\" must be an object, got " + describeJsonType(qos));
+    }
+    if (auto known = checkKnownFields(qos, kQosFields, "qos"); !known) {
+      return std::unexpected(known.error());
+    }
+    if (qos.contains("iops")) {
+      auto v = jsonInt(qos, "iops", 0, 10'000'000);
+      if (!v) return std::unexpected(v.error());
+      spec.qos.iops = *v;
+    }
+    if (qos.contains("bytes_per_sec")) {
+      auto v = jsonInt(qos, "bytes_per_sec", 0, int64_t{1} << 40);
+      if (!v) return std::unexpected(v.error());
+      spec.qos.bytes_per_sec = *v;
+    }
+  }
+  return spec;
+}
+
+Result<int64_t> parseResize(std::string_view text, const VolumeLimits& limits) {
+  auto parsed = parseJsonObject(text, kMaxDepth, "resize");
+  if (!parsed) return std::unexpected(parsed.error());
+  if (auto known = checkKnownFields(*parsed, {"size_gib"}, "resize"); !known) {
+    return std::unexpected(known.error());
+  }
+  if (!parsed->contains("size_gib")) {
+    return makeError(ErrorCode::kInvalidArgument, "spec", "field \"size_gib\" is required");
+  }
+  return jsonInt(*parsed, "size_gib", 1, limits.max_size_gib);
+}
+
+VolumeService::VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tasks,
+                             EventBus& events)
+    : store_(store), driver_(driver), tasks_(tasks), events_(events) {
+  TaskEngine::Kind kind;
+  kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
+  kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
+  tasks_.addKind("volume.", std::move(kind));
+}
+
+Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::string& identity) {
+  VolumeRecord volume;
+  volume.tenant = spec.tenant;
+  volume.name = spec.name;
+  volume.uuid = newUuid();
+  volume.backend = std::string(driver_.backend());
+  volume.object = "vol-" + spec.name;
+  volume.size_bytes = spec.size_gib * kGiB;
+  volume.state = "creating";
+  volume.qos_iops = spec.qos.iops;
+  volume.qos_bytes_per_sec = spec.qos.bytes_per_sec;
+  TaskRecord task = TaskEngine::newTask("volume.create", volume.tenant, taskTarget(volume.name),
+                                        identity, "{}");
+  if (auto created = store_.createVolumeWithTask(volume, task); !created) {
+    return std::unexpected(created.error());
+  }
+  publish(volume, "created");
+  return tasks_.dispatch(task.id);
+}
+
+Status VolumeService::checkNotInUse(const VolumeRecord& volume) {
+  if (!volume.attached_vm.empty()) {
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(volume) + " is attached to vm " + volume.attached_vm +
+                         "; detach it or delete the vm first",
+                     dumpJson({{"vm", volume.attached_vm}}));
+  }
+  auto holders = driver_.watchers(idOf(volume));
+  if (!holders) {
+    if (holders.error().code == ErrorCode::kNotFound) return {};
+    return std::unexpected(holders.error());
+  }
+  if (!holders->empty()) {
+    std::string list;
+    for (const auto& h : *holders) list += (list.empty() ? "" : ", ") + h;
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(volume) + " is open by " + list + "; close it first",
+                     dumpJson({{"clients", *holders}}));
+  }
+  return {};
+}
+
+Result<TaskRecord> VolumeService::remove(const VolumeRecord& volume,
+                                         const std::string& identity) {
+  if (volume.state == "creating" || volume.state == "deleting") {
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
+  }
+  if (auto free = checkNotInUse(volume); !free) return std::unexpected(free.error());
+  return tasks_.submit(TaskEngine::newTask("volume.delete", volume.tenant,
+                                           taskTarget(volume.name), identity, "{}"));
+}
+
+Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t size_gib,
+                                         const std::string& identity) {
+  if (volume.state != "available" && volume.state != "in-use") {
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
+  }
+  if (size_gib * kGiB < volume.size_bytes) {
+    return makeError(ErrorCode::kInvalidArgument, "volume",
+                     "volume " + volumeId(volume) + " has " +
+                         std::to_string(volume.size_bytes / kGiB) +
+                         " GiB; volumes only grow");
+  }
+  return tasks_.submit(TaskEngine::newTask("volume.resize", volume.tenant,
+                                           taskTarget(volume.name), identity,
+                                           dumpJson({{"size_bytes", size_gib * kGiB}})));
+}
+
+Result<VolumeRecord> VolumeService::volumeOfTask(const TaskRecord& task) {
+  const std::string prefix = "volume/";
+  if (!task.target.starts_with(prefix)) {
+    return makeError(ErrorCode::kInternal, "volume", "task target " + task.target);
+  }
+  return store_.getVolume(task.tenant, task.target.substr(prefix.size()));
+}
+
+Status VolumeService::runTask(TaskEngine::Run& run) {
+  const TaskRecord& task = run.task();
+  auto volume = volumeOfTask(task);
+  if (!volume) return std::unexpected(volume.error());
+  if (task.kind == "volume.create") return runCreate(run, *volume);
+  if (task.kind == "volume.delete") return runRemove(run, *volume);
+  if (task.kind == "volume.resize") {
+    auto params = nlohmann::json::parse(task.params_json, nullptr, false);
+    int64_t size = params.is_object() ? params.value("size_bytes", int64_t{0}) : 0;
+    return runResize(run, *volume, size);
+  }
+  return makeError(ErrorCode::kInternal, "volume", "unknown task kind " + task.kind);
+}
+
+void VolumeService::giveUp(TaskEngine::Run& run) {
+  auto volume = volumeOfTask(run.task());
+  if (!volume) return;
+  if (run.task().kind == "volume.create") {
+    (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
+      if (auto removed = driver_.remove(idOf(*volume)); !removed) return removed;
+      return store_.deleteVolume(volume->tenant, volume->name);
+    });
+    return;
+  }
+  setState(*volume, "error", "gave up after restarts of qiaod");
+}
+
+Status VolumeService::runCreate(TaskEngine::Run& run, VolumeRecord volume) {
+  const VolumeId id = idOf(volume);
+  Status result = run.step("create", 60, "creating the volume",
+                           [&]() { return driver_.create(id, volume.size_bytes); },
+                           [&]() { return driver_.remove(id); });
+  if (result) {
+    result = run.step("limits", 80, "setting I/O limits", [&]() {
+      return driver_.setQos(id, VolumeQos{volume.qos_iops, volume.qos_bytes_per_sec});
+    });
+  }
+  if (result) {
+    result = run.step("record", 100, "recording the volume", [&]() -> Status {
+      setState(volume, "available");
+      return {};
+    });
+  }
+  if (!result) {
+    run.rollback();
+    if (auto forgot = store_.deleteVolume(volume.tenant, volume.name); forgot) {
+      publish(volume, "create failed");
+    }
+  }
+  return result;
+}
+
+Status VolumeService::runRemove(TaskEngine::Run& run, VolumeRecord volume) {
+  const VolumeId id = idOf(volume);
+  const std::string previous = volume.state;
+  setState(volume, "deleting");
+  Status result = run.step("remove", 80, "removing the volume", [&]() -> Status {
+    // Checked again here: a VM may have taken the volume since the API answered.
+    if (auto fresh = store_.getVolume(volume.tenant, volume.name);
+        fresh && !fresh->attached_vm.empty()) {
+      volume.attached_vm = fresh->attached_vm;
+      return checkNotInUse(volume);
+    }
+    return driver_.remove(id);
+  });
+  if (result) {
+    result = run.step("forget", 100, "forgetting the volume", [&]() -> Status {
+      if (auto deleted = store_.deleteVolume(volume.tenant, volume.name); !deleted) return deleted;
+      publish(volume, "deleted");
+      return {};
+    });
+  }
+  if (!result) setState(volume, previous == "deleting" ? "available" : previous,
+                        result.error().describe());
+  return result;
+}
+
+Status VolumeService::runResize(TaskEngine::Run& run, VolumeRecord volume, int64_t size_bytes) {
+  const VolumeId id = idOf(volume);
+  Status result = run.step("resize", 80, "growing the volume",
+                           [&]() { return driver_.resize(id, size_bytes); });
+  if (result) {
+    result = run.step("record", 100, "recording the size", [&]() -> Status {
+      volume.size_bytes = size_bytes;
+      setState(volume, volume.state);
+      return {};
+    });
+  }
+  return result;
+}
+
+void VolumeService::setState(VolumeRecord& volume, const std::string& state,
+                             const std::string& error) {
+  volume.state = state;
+  volume.last_error = error;
+  if (auto updated = store_.updateVolume(volume); !updated) {
+    kLog.error("cannot record a volume's state",
+               {{"volume", volumeId(volume)}, {"error", updated.error().describe()}});
+    return;
+  }
+  publish(volume, state);
+}
+
+void VolumeService::publish(const VolumeRecord& volume, std::string_view reason) {
+  nlohmann::json event = volumeToJson(volume);
+  event["type"] = "volume";
+  event["reason"] = std::string(reason);
+  events_.publish({"volume", volume.tenant, dumpJson(event)});
+}
+
+}  // namespace qiao

@@ -1,0 +1,71 @@
+// VolumeService: the volumes of one node's tenants. The API validates and records a task; the
+// task's steps (create, set limits, resize, remove) run on the TaskEngine against the
+// VolumeDriver, each idempotent with its undo, so a daemon killed half way finishes or rolls
+// back at its next start. A volume in use (attached to a VM, or open by any Ceph client) is
+// never removed: the answer is 409 and names the holder.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "base/event_bus.h"
+#include "node/state/store.h"
+#include "node/tasks/task_engine.h"
+#include "storage/volume_driver.h"
+
+namespace qiao {
+
+struct VolumeSpec {
+  std::string name;
+  std::string tenant;  // may be absent: the API fills it in
+  int64_t size_gib = 0;
+  VolumeQos qos;
+};
+
+struct VolumeLimits {
+  int64_t max_size_gib = 16384;
+  std::string pool;  // the one pool a spec may name ("" with the local driver)
+};
+
+// Strict: unknown fields, wrong types, names that are not DNS labels, sizes and limits out of
+// range are refused with a message naming the field. Never throws.
+Result<VolumeSpec> parseVolumeSpec(std::string_view json_text, const VolumeLimits& limits);
+// {"size_gib": N} of a resize.
+Result<int64_t> parseResize(std::string_view json_text, const VolumeLimits& limits);
+
+class VolumeService {
+ public:
+  VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tasks, EventBus& events);
+
+  Result<TaskRecord> create(const VolumeSpec& spec, const std::string& identity);
+  Result<TaskRecord> remove(const VolumeRecord& volume, const std::string& identity);
+  Result<TaskRecord> resize(const VolumeRecord& volume, int64_t size_gib,
+                            const std::string& identity);
+
+  VolumeDriver& driver() { return driver_; }
+  // Where a volume lives in the backend: the tenant's namespace, "vol-<name>".
+  static VolumeId idOf(const VolumeRecord& volume) { return {volume.tenant, volume.object}; }
+  // Task targets of volumes: "volume/<name>" (never a VM's name, which has no '/').
+  static std::string taskTarget(const std::string& name) { return "volume/" + name; }
+
+ private:
+  Status runTask(TaskEngine::Run& run);
+  void giveUp(TaskEngine::Run& run);
+  Status runCreate(TaskEngine::Run& run, VolumeRecord volume);
+  Status runRemove(TaskEngine::Run& run, VolumeRecord volume);
+  Status runResize(TaskEngine::Run& run, VolumeRecord volume, int64_t size_bytes);
+  // kConflict naming the VM, or the clients, that hold the volume.
+  Status checkNotInUse(const VolumeRecord& volume);
+  void setState(VolumeRecord& volume, const std::string& state, const std::string& error = {});
+  void publish(const VolumeRecord& volume, std::string_view reason);
+  Result<VolumeRecord> volumeOfTask(const TaskRecord& task);
+
+  Store& store_;
+  VolumeDriver& driver_;
+  TaskEngine& tasks_;
+  EventBus& events_;
+};
+
+}  // namespace qiao
