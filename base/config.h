@@ -51,6 +51,12 @@ struct Config {
     int ceph_timeout_s = 30;
     int64_t max_volume_gib = 16384;
   } storage;
+  struct Images {
+    int64_t max_upload_bytes = int64_t{64} << 30;
+    int64_t max_virtual_gib = 2048;
+    int convert_cpu_seconds = 1200;
+    int64_t convert_memory_mib = 1024;
+  } images;
   struct Log {
     std::string level = "info";
     std::string file;

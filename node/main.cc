@@ -27,6 +27,7 @@
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/vm_service.h"
+#include "node/images/image_service.h"
 #include "node/volumes/volume_service.h"
 #include "storage/volume_driver.h"
 
@@ -170,6 +171,13 @@ int runDaemon(const Config& config) {
   VolumeLimits volume_limits;
   volume_limits.max_size_gib = config.storage.max_volume_gib;
   if ((*volume_driver)->backend() == "rbd") volume_limits.pool = config.storage.ceph_pool;
+  ImageServiceOptions image_options;
+  image_options.work_dir = config.state.dir + "/images";
+  image_options.probe.max_virtual_size = config.images.max_virtual_gib << 30;
+  image_options.convert.cpu_seconds = config.images.convert_cpu_seconds;
+  image_options.convert.memory_bytes = config.images.convert_memory_mib << 20;
+  ImageService images(image_options, **store, **volume_driver, tasks, events);
+  images.sweep();
   vms.start();
 
   Metrics metrics;
@@ -179,7 +187,7 @@ int runDaemon(const Config& config) {
   limits.max_memory_mib = config.vm.max_memory_mib;
   Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
-                  vm_options.firmware, volumes, volume_limits});
+                  vm_options.firmware, volumes, volume_limits, images});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;
@@ -189,6 +197,15 @@ int runDaemon(const Config& config) {
   server_options.max_body_bytes = config.api.max_body_bytes;
   server_options.max_connections = config.api.max_connections;
   server_options.request_timeout_s = config.api.request_timeout_s;
+  server_options.upload_dir = image_options.work_dir;
+  server_options.max_upload_bytes = config.images.max_upload_bytes;
+  server_options.streams_body = [](const std::string& method, const std::string& target) {
+    // PUT /v1/images/{name}/data[?query]
+    if (method != "PUT") return false;
+    const std::string path = target.substr(0, target.find('?'));
+    return path.starts_with("/v1/images/") && path.ends_with("/data") &&
+           path.find('/', 11) == path.size() - 5;
+  };
   ApiServer server(server_options, [&api](const ApiRequest& r) { return api.handle(r); }, events);
   auto bound = server.listen();
   if (!bound) return fail(bound.error().describe());

@@ -42,6 +42,11 @@ const std::vector<Route>& routes() {
       {{"GET", "/v1/volumes/{name}", "viewer"}, {"tenant"}},
       {{"DELETE", "/v1/volumes/{name}", "operator"}, {"tenant"}},
       {{"POST", "/v1/volumes/{name}/resize", "operator"}, {"tenant"}},
+      {{"GET", "/v1/images", "viewer"}, {"tenant"}},
+      {{"POST", "/v1/images", "operator"}, {}},
+      {{"GET", "/v1/images/{name}", "viewer"}, {"tenant"}},
+      {{"DELETE", "/v1/images/{name}", "operator"}, {"tenant"}},
+      {{"PUT", "/v1/images/{name}/data", "operator"}, {"tenant"}},
       {{"GET", "/v1/tasks", "viewer"}, {"tenant", "state", "target", "limit", "page_token"}},
       {{"GET", "/v1/tasks/{id}", "viewer"}, {}},
       {{"GET", "/v1/events", "viewer"}, {"tenant", "type"}},
@@ -346,6 +351,11 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"GET", "/v1/volumes/{name}"}, &Api::getVolume},
       {{"DELETE", "/v1/volumes/{name}"}, &Api::deleteVolume},
       {{"POST", "/v1/volumes/{name}/resize"}, &Api::resizeVolume},
+      {{"GET", "/v1/images"}, &Api::listImages},
+      {{"POST", "/v1/images"}, &Api::createImage},
+      {{"GET", "/v1/images/{name}"}, &Api::getImage},
+      {{"DELETE", "/v1/images/{name}"}, &Api::deleteImage},
+      {{"PUT", "/v1/images/{name}/data"}, &Api::uploadImage},
       {{"GET", "/v1/tasks"}, &Api::listTasks},
       {{"GET", "/v1/tasks/{id}"}, &Api::getTask},
       {{"GET", "/v1/events"}, &Api::events},
@@ -685,6 +695,105 @@ ApiResponse Api::resizeVolume(Context& ctx) {
   auto volume = resolveVolume(ctx, true);
   if (!volume) return errorResponse(volume.error());
   auto task = deps_.volumes.resize(*volume, *size, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+Result<std::optional<std::vector<std::string>>> Api::imageScope(Context& ctx) {
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return std::unexpected(tenants.error());
+  if (ctx.query("tenant")) {
+    if (tenants->empty()) return std::optional<std::vector<std::string>>();
+    return std::optional(std::move(*tenants));
+  }
+  if (ctx.caller->isAdmin()) return std::optional(std::vector<std::string>{});  // every tenant
+  tenants->push_back("");  // and the public images
+  return std::optional(std::move(*tenants));
+}
+
+ApiResponse Api::listImages(Context& ctx) {
+  auto scope = imageScope(ctx);
+  if (!scope) return errorResponse(scope.error());
+  json items = json::array();
+  if (*scope) {
+    auto found = deps_.store.listImages(**scope);
+    if (!found) return errorResponse(found.error());
+    for (const auto& image : *found) items.push_back(imageToJson(image));
+  }
+  return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", ""}});
+}
+
+Result<ImageRecord> Api::resolveImage(Context& ctx, bool to_change) {
+  const std::string& name = ctx.params.at("name");
+  ctx.audit_target = name;
+  auto scope = imageScope(ctx);
+  if (!scope) return std::unexpected(scope.error());
+  if (!*scope) return makeError(ErrorCode::kNotFound, "api", "no image named " + name);
+  auto found = deps_.store.listImages(**scope, name);
+  if (!found) return std::unexpected(found.error());
+  // A tenant's own image hides a public one of the same name.
+  if (found->size() > 1) {
+    std::erase_if(*found, [](const ImageRecord& i) { return i.tenant.empty(); });
+  }
+  auto image = pickOne<ImageRecord>(ctx, "image", name, std::move(*found));
+  if (!image || !to_change) return image;
+  if (image->tenant.empty()) {
+    if (!ctx.caller->isAdmin()) {
+      return makeError(ErrorCode::kPermissionDenied, "api",
+                       "public images are changed by admins only");
+    }
+  } else if (auto allowed = mayChange(ctx, image->tenant, "images"); !allowed) {
+    return std::unexpected(allowed.error());
+  }
+  return image;
+}
+
+ApiResponse Api::createImage(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto spec = parseImageSpec(ctx.request.body);
+  if (!spec) return errorResponse(spec.error());
+  ctx.audit_target = spec->name;
+  if ((spec->is_public || !spec->source_path.empty()) && !ctx.caller->isAdmin()) {
+    return errorResponse(ErrorCode::kPermissionDenied,
+                         spec->is_public ? "public images are made by admins only"
+                                         : "source_path (a file of this host) is for admins only");
+  }
+  if (spec->is_public) {
+    ctx.audit_tenant = "";
+  } else {
+    auto tenant = tenantToCreateIn(ctx, spec->tenant, "images");
+    if (!tenant) return errorResponse(tenant.error());
+    spec->tenant = *tenant;
+  }
+  TaskRecord task;
+  auto image = deps_.images.create(*spec, ctx.caller->uri, ctx.caller->uri, &task);
+  if (!image) return errorResponse(image.error());
+  if (spec->source_path.empty()) return jsonResponse(201, imageToJson(*image));
+  return taskAccepted(task);
+}
+
+ApiResponse Api::getImage(Context& ctx) {
+  auto image = resolveImage(ctx, false);
+  if (!image) return errorResponse(image.error());
+  return jsonResponse(200, imageToJson(*image));
+}
+
+ApiResponse Api::deleteImage(Context& ctx) {
+  auto image = resolveImage(ctx, true);
+  if (!image) return errorResponse(image.error());
+  auto task = deps_.images.remove(*image, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+ApiResponse Api::uploadImage(Context& ctx) {
+  if (ctx.request.upload_file.empty()) {
+    return errorResponse(ErrorCode::kInternal, "the upload was not received as a stream");
+  }
+  auto image = resolveImage(ctx, true);
+  if (!image) return errorResponse(image.error());
+  auto task = deps_.images.upload(*image, ctx.request.upload_file, ctx.request.upload_bytes,
+                                  ctx.request.upload_sha256, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
 }

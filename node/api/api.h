@@ -18,6 +18,7 @@
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
 #include "node/vm/vm_service.h"
+#include "node/images/image_service.h"
 #include "node/volumes/volume_service.h"
 
 namespace qiao {
@@ -47,6 +48,7 @@ struct ApiDeps {
   FirmwareCatalog firmware;  // read at start from QEMU's descriptor directories
   VolumeService& volumes;
   VolumeLimits volume_limits;
+  ImageService& images;
 };
 
 class Api {
@@ -75,6 +77,11 @@ class Api {
   ApiResponse getVolume(Context& ctx);
   ApiResponse deleteVolume(Context& ctx);
   ApiResponse resizeVolume(Context& ctx);
+  ApiResponse listImages(Context& ctx);
+  ApiResponse createImage(Context& ctx);
+  ApiResponse getImage(Context& ctx);
+  ApiResponse deleteImage(Context& ctx);
+  ApiResponse uploadImage(Context& ctx);
   ApiResponse listTasks(Context& ctx);
   ApiResponse getTask(Context& ctx);
   ApiResponse events(Context& ctx);
@@ -87,6 +94,10 @@ class Api {
   // resolveVm, and the caller may change it.
   Result<VmRecord> resolveVmToChange(Context& ctx);
   Result<VolumeRecord> resolveVolume(Context& ctx, bool to_change);
+  Result<ImageRecord> resolveImage(Context& ctx, bool to_change);
+  // The tenants whose images a request covers: the visible ones and the public images ("")
+  // unless ?tenant= names one; empty = every tenant (an admin); nullopt = none.
+  Result<std::optional<std::vector<std::string>>> imageScope(Context& ctx);
   // The tenant a new object goes to: the one requested, or the caller's only tenant; the
   // caller must be allowed to create `kind` there.
   Result<std::string> tenantToCreateIn(Context& ctx, const std::string& requested,

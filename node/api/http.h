@@ -2,6 +2,7 @@
 // The HTTPS server (server.cc) turns the wire into an ApiRequest and an ApiResponse back.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -19,6 +20,11 @@ struct ApiRequest {
   std::multimap<std::string, std::string> query;
   std::string content_type;
   std::string body;
+  // A streamed upload (ServerOptions::streams_body): the file holding the body, its size and
+  // SHA-256. The handler renames the file to keep it; the server deletes it otherwise.
+  std::string upload_file;
+  int64_t upload_bytes = 0;
+  std::string upload_sha256;
   std::string peer_identity_uri;  // from the client certificate's URI SAN; "" without one
   std::string peer_error;         // why the certificate yields no identity, when it does not
   std::string remote;             // "127.0.0.1:53422"

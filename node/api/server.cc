@@ -1,5 +1,6 @@
 #include "node/api/server.h"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -18,8 +19,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <optional>
 #include <deque>
 
+#include "base/crypto.h"
+#include "base/handle.h"
 #include "base/log.h"
 #include "node/api/pki.h"
 #include "node/state/record_json.h"
@@ -163,6 +169,12 @@ struct ApiServer::Impl {
   awaitable<void> session(tcp::socket socket);
   awaitable<void> streamEvents(beast::ssl_stream<beast::tcp_stream>& stream,
                                std::function<bool(const Event&)> filter);
+  // Reads a streamed body into a new file in options.upload_dir (never whole in memory),
+  // hashing it on the way; fills request->upload_*. On failure the file is gone.
+  awaitable<Status> readUpload(beast::ssl_stream<beast::tcp_stream>& stream,
+                               beast::flat_buffer& buffer,
+                               http::request_parser<http::empty_body>& header,
+                               ApiRequest* request);
 };
 
 Status ApiServer::Impl::setupTls() {
@@ -266,11 +278,12 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
 
   beast::flat_buffer buffer;
   for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
-    parser.header_limit(16 * 1024);
+    // The header first: an upload's body goes to a file, every other body into memory.
+    http::request_parser<http::empty_body> header;
+    header.body_limit(boost::none);
+    header.header_limit(16 * 1024);
     stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
-    auto [read_ec, bytes] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+    auto [read_ec, bytes] = co_await http::async_read_header(stream, buffer, header, kNoThrow);
     (void)bytes;
     if (read_ec == http::error::end_of_stream || read_ec == net::error::eof ||
         read_ec == ssl::error::stream_truncated) {
@@ -279,28 +292,59 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
     ApiResponse response;
     bool keep_alive = false;
     ApiRequest request;
+    std::optional<http::request_parser<http::string_body>> parser;
+    Error read_error;
+    if (!read_ec) {
+      const auto& head = header.get();
+      request.method = std::string(head.method_string());
+      request.target = std::string(head.target());
+      request.content_type = std::string(head[http::field::content_type]);
+      keep_alive = head.keep_alive();
+      if (options.streams_body && options.streams_body(request.method, request.target)) {
+        if (identity.empty()) {
+          // Nobody unknown gets to fill the disk: refused before a byte of the body is read.
+          read_error = Error{ErrorCode::kUnauthenticated, "api",
+                             "uploads need a client certificate: " + identity_error};
+        } else if (auto upload = co_await readUpload(stream, buffer, header, &request);
+                   !upload) {
+          read_error = upload.error();
+        }
+      } else if (auto declared = header.content_length();
+                 declared && *declared > static_cast<std::uint64_t>(options.max_body_bytes)) {
+        // The header was read without a body limit: a declared length is checked here, a
+        // chunked body by the parser below.
+        read_ec = http::error::body_limit;
+      } else if (!header.is_done()) {
+        parser.emplace(std::move(header));
+        parser->body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
+        stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
+        auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, *parser, kNoThrow);
+        (void)body_bytes;
+        read_ec = body_ec;
+        if (!read_ec) request.body = std::move(parser->get().body());
+      }
+    }
     if (read_ec) {
       if (read_ec == beast::error::timeout || read_ec == net::error::connection_reset ||
           read_ec == net::error::operation_aborted) {
         break;
       }
-      Error error{ErrorCode::kInvalidArgument, "api", "malformed HTTP request: " + read_ec.message()};
+      read_error = Error{ErrorCode::kInvalidArgument, "api",
+                         "malformed HTTP request: " + read_ec.message()};
       if (read_ec == http::error::body_limit) {
-        error = Error{ErrorCode::kPayloadTooLarge, "api",
-                      "request body is larger than " + std::to_string(options.max_body_bytes) +
-                          " bytes"};
+        read_error = Error{ErrorCode::kPayloadTooLarge, "api",
+                           "request body is larger than " +
+                               std::to_string(options.max_body_bytes) + " bytes"};
       } else if (read_ec == http::error::header_limit) {
-        error = Error{ErrorCode::kPayloadTooLarge, "api", "request headers are too large"};
+        read_error = Error{ErrorCode::kPayloadTooLarge, "api", "request headers are too large"};
       }
-      response.status = httpStatus(error.code);
-      response.body = errorBody(error);
+    }
+    const bool failed_read = read_ec || !read_error.message.empty();
+    if (failed_read) {
+      keep_alive = false;
+      response.status = httpStatus(read_error.code);
+      response.body = errorBody(read_error);
     } else {
-      auto& msg = parser.get();
-      keep_alive = msg.keep_alive();
-      request.method = std::string(msg.method_string());
-      request.target = std::string(msg.target());
-      request.content_type = std::string(msg[http::field::content_type]);
-      request.body = std::move(msg.body());
       request.peer_identity_uri = identity;
       request.peer_error = identity_error;
       request.remote = remote;
@@ -309,9 +353,12 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
         response.status = 400;
         response.body = errorBody(error);
       } else {
+        const std::string upload_file = request.upload_file;
         // Run the handler on the pool; resume here, on the io thread.
         response = co_await net::co_spawn(pool, runHandler(handler, std::move(request)),
                                           use_awaitable);
+        // An upload the handler did not take is not kept.
+        if (!upload_file.empty()) ::unlink(upload_file.c_str());
       }
     }
     if (response.event_filter && response.status == 200) {
@@ -329,7 +376,7 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
     stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
     auto [write_ec, written] = co_await http::async_write(stream, res, kNoThrow);
     (void)written;
-    if (!write_ec && (read_ec == http::error::body_limit || read_ec == http::error::header_limit)) {
+    if (!write_ec && failed_read) {
       // The client is likely still sending what we refused. Read and drop it for a moment
       // (bounded), so that it gets to read our answer instead of a connection reset.
       std::array<char, 16384> sink;
@@ -341,10 +388,80 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
         drained += n;
       }
     }
-    if (write_ec || !keep_alive || read_ec) break;
+    if (write_ec || !keep_alive || failed_read) break;
   }
   stream.next_layer().expires_after(std::chrono::seconds(2));
   co_await stream.async_shutdown(kNoThrow);
+}
+
+awaitable<Status> ApiServer::Impl::readUpload(beast::ssl_stream<beast::tcp_stream>& stream,
+                                              beast::flat_buffer& buffer,
+                                              http::request_parser<http::empty_body>& header,
+                                              ApiRequest* request) {
+  if (options.upload_dir.empty()) {
+    co_return makeError(ErrorCode::kInternal, "api", "uploads are not configured");
+  }
+  const std::string path = options.upload_dir + "/upload-" + randomHex(8) + ".part";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) {
+    co_return makeError(ErrorCode::kInternal, "api",
+                        "cannot store the upload: " + std::string(std::strerror(errno)));
+  }
+  auto fail = [&](Error error) -> Status {
+    ::unlink(path.c_str());
+    return std::unexpected(std::move(error));
+  };
+  Sha256 hash;
+  int64_t total = 0;
+  auto too_large = [&] {
+    return fail(Error{ErrorCode::kPayloadTooLarge, "api",
+                      "the upload is larger than " + std::to_string(options.max_upload_bytes) +
+                          " bytes"});
+  };
+  // The header was read without a body limit, so the limit is kept here: at once for a
+  // declared length, as the bytes come for a chunked body.
+  if (auto declared = header.content_length();
+      declared && *declared > static_cast<std::uint64_t>(options.max_upload_bytes)) {
+    co_return too_large();
+  }
+  if (!header.is_done()) {
+    http::request_parser<http::buffer_body> body{std::move(header)};
+    body.body_limit(static_cast<std::uint64_t>(options.max_upload_bytes));
+    std::vector<char> chunk(1 << 20);
+    while (!body.is_done()) {
+      body.get().body().data = chunk.data();
+      body.get().body().size = chunk.size();
+      // The deadline is per chunk: a large image takes as long as it takes, a stalled
+      // client does not.
+      stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
+      auto [ec, n] = co_await http::async_read(stream, buffer, body, kNoThrow);
+      (void)n;
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec == http::error::body_limit) co_return too_large();
+      if (ec) co_return fail(Error{ErrorCode::kInvalidArgument, "api",
+                                   "the upload was cut off: " + ec.message()});
+      const size_t got = chunk.size() - body.get().body().size;
+      for (size_t done = 0; done < got;) {
+        ssize_t w = ::write(fd.get(), chunk.data() + done, got - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+          co_return fail(Error{ErrorCode::kInternal, "api",
+                               "cannot store the upload: " + std::string(std::strerror(errno))});
+        }
+        done += static_cast<size_t>(w);
+      }
+      hash.update(std::string_view(chunk.data(), got));
+      total += static_cast<int64_t>(got);
+      if (total > options.max_upload_bytes) co_return too_large();
+    }
+  }
+  if (::fsync(fd.get()) != 0) {
+    co_return fail(Error{ErrorCode::kInternal, "api", "cannot store the upload"});
+  }
+  request->upload_file = path;
+  request->upload_bytes = total;
+  request->upload_sha256 = hash.finishHex();
+  co_return Status{};
 }
 
 awaitable<void> ApiServer::Impl::streamEvents(beast::ssl_stream<beast::tcp_stream>& stream,

@@ -6,6 +6,7 @@
 // server-sent events. Beast and Asio stay in server.cc.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ struct ServerOptions {
   int request_timeout_s = 30;
   int handler_threads = 4;
   int event_keepalive_s = 15;
+  // Requests whose body is streamed to a file in upload_dir instead of memory (image data),
+  // up to max_upload_bytes; the handler sees ApiRequest::upload_*.
+  std::function<bool(const std::string& method, const std::string& target)> streams_body;
+  std::string upload_dir;
+  int64_t max_upload_bytes = int64_t{64} << 30;
 };
 
 class ApiServer {

@@ -52,6 +52,25 @@ nlohmann::json volumeToJson(const VolumeRecord& v) {
           {"updated_at", v.updated_at}};
 }
 
+nlohmann::json imageToJson(const ImageRecord& i) {
+  return {{"name", i.name},
+          {"tenant", i.tenant},
+          {"public", i.tenant.empty()},
+          {"uuid", i.uuid},
+          {"owner", i.owner},
+          {"state", i.state},
+          {"source", i.source},
+          {"declared_format", i.declared_format},
+          {"format", i.format},
+          {"virtual_size", i.virtual_size},
+          {"file_size", i.file_size},
+          {"sha256", i.sha256},
+          {"backend", i.backend},
+          {"last_error", i.last_error},
+          {"created_at", i.created_at},
+          {"updated_at", i.updated_at}};
+}
+
 nlohmann::json taskToJson(const TaskRecord& task) {
   return {{"id", task.id},
           {"kind", task.kind},

@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -91,6 +91,28 @@ CREATE TABLE volumes(
   image TEXT NOT NULL DEFAULT '',
   qos_iops INTEGER NOT NULL DEFAULT 0,
   qos_bytes_per_sec INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, name)
+);
+)sql",
+    // 3: the image catalog.
+    R"sql(
+CREATE TABLE images(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  uuid TEXT NOT NULL UNIQUE,
+  owner TEXT NOT NULL,
+  state TEXT NOT NULL,
+  source TEXT NOT NULL,
+  declared_format TEXT NOT NULL DEFAULT '',
+  format TEXT NOT NULL DEFAULT '',
+  virtual_size INTEGER NOT NULL DEFAULT 0,
+  file_size INTEGER NOT NULL DEFAULT 0,
+  sha256 TEXT NOT NULL DEFAULT '',
+  backend TEXT NOT NULL,
+  object TEXT NOT NULL,
   last_error TEXT NOT NULL DEFAULT '',
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,
@@ -357,6 +379,9 @@ constexpr const char* kVmColumns =
 constexpr const char* kVolumeColumns =
     "tenant, name, uuid, backend, object, size_bytes, state, attached_vm, image, qos_iops, "
     "qos_bytes_per_sec, last_error, created_at, updated_at";
+constexpr const char* kImageColumns =
+    "tenant, name, uuid, owner, state, source, declared_format, format, virtual_size, "
+    "file_size, sha256, backend, object, last_error, created_at, updated_at";
 constexpr const char* kTaskColumns =
     "id, kind, tenant, target, identity, state, progress, message, error_json, params_json, "
     "created_at, updated_at, attempts, seq";
@@ -386,6 +411,28 @@ VolumeRecord volumeFrom(const Q& q) {
   v.created_at = q.text(12);
   v.updated_at = q.text(13);
   return v;
+}
+
+template <typename Q>
+ImageRecord imageFrom(const Q& q) {
+  ImageRecord i;
+  i.tenant = q.text(0);
+  i.name = q.text(1);
+  i.uuid = q.text(2);
+  i.owner = q.text(3);
+  i.state = q.text(4);
+  i.source = q.text(5);
+  i.declared_format = q.text(6);
+  i.format = q.text(7);
+  i.virtual_size = q.integer(8);
+  i.file_size = q.integer(9);
+  i.sha256 = q.text(10);
+  i.backend = q.text(11);
+  i.object = q.text(12);
+  i.last_error = q.text(13);
+  i.created_at = q.text(14);
+  i.updated_at = q.text(15);
+  return i;
 }
 
 static TaskRecord taskFrom(const std::function<std::string(int)>& text,
@@ -503,6 +550,80 @@ Status Store::deleteVolume(const std::string& tenant, const std::string& name) {
   Statement q(db_, "DELETE FROM volumes WHERE tenant = ? AND name = ?");
   q.bind(tenant).bind(name);
   if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete volume"));
+  return {};
+}
+
+Status Store::createImage(const ImageRecord& image, const TaskRecord* task) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  {
+    Statement q(db_, std::string("INSERT INTO images(") + kImageColumns +
+                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?," + kNow + "," + kNow + ")");
+    q.bind(image.tenant).bind(image.name).bind(image.uuid).bind(image.owner).bind(image.state)
+        .bind(image.source).bind(image.declared_format).bind(image.format)
+        .bind(image.virtual_size).bind(image.file_size).bind(image.sha256).bind(image.backend)
+        .bind(image.object).bind(image.last_error);
+    if (q.step() != SQLITE_DONE) {
+      Error e = sqlError("insert image");
+      if (e.code == ErrorCode::kConflict) {
+        e.message = "image " + (image.tenant.empty() ? "(public) " : image.tenant + "/") +
+                    image.name + " already exists";
+      }
+      return std::unexpected(e);
+    }
+  }
+  if (task != nullptr) {
+    if (auto inserted = insertTaskLocked(*task); !inserted) return inserted;
+  }
+  return tx.commit();
+}
+
+Result<std::vector<ImageRecord>> Store::listImages(const std::vector<std::string>& tenants,
+                                                   const std::string& name) {
+  std::lock_guard lock(mutex_);
+  std::string sql = std::string("SELECT ") + kImageColumns + " FROM images WHERE 1";
+  if (!tenants.empty()) sql += " AND tenant IN (" + placeholders(tenants.size()) + ")";
+  if (!name.empty()) sql += " AND name = ?";
+  sql += " ORDER BY tenant, name";
+  Statement q(db_, sql);
+  q.bindAll(tenants);
+  if (!name.empty()) q.bind(name);
+  std::vector<ImageRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(imageFrom(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list images"));
+  return out;
+}
+
+Result<ImageRecord> Store::getImage(const std::string& tenant, const std::string& name) {
+  auto found = listImages({tenant}, name);
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) {
+    return makeError(ErrorCode::kNotFound, "store", "no image " + tenant + "/" + name);
+  }
+  return found->front();
+}
+
+Status Store::updateImage(const ImageRecord& image) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE images SET state = ?, format = ?, virtual_size = ?, "
+                               "file_size = ?, sha256 = ?, last_error = ?, updated_at = ") +
+                       kNow + " WHERE tenant = ? AND name = ?");
+  q.bind(image.state).bind(image.format).bind(image.virtual_size).bind(image.file_size)
+      .bind(image.sha256).bind(image.last_error).bind(image.tenant).bind(image.name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("update image"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kNotFound, "store", "no image " + image.tenant + "/" + image.name);
+  }
+  return {};
+}
+
+Status Store::deleteImage(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "DELETE FROM images WHERE tenant = ? AND name = ?");
+  q.bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete image"));
   return {};
 }
 

@@ -37,6 +37,19 @@ struct VolumeRecord {
   std::string last_error, created_at, updated_at;
 };
 
+// An image of the catalog: a tenant's (tenant = owner) or public (tenant ""). Its data lives
+// in the volume backend as `object` with a protected snapshot "golden" once it is ready.
+// state: pending (waiting for its upload) | importing | ready.
+struct ImageRecord {
+  std::string tenant, name, uuid, owner, state;
+  std::string source;            // "upload" | "path:<host path>"
+  std::string declared_format;   // what the caller said, "" when nothing
+  std::string format;            // what the probe found: raw | qcow2 | iso
+  int64_t virtual_size = 0, file_size = 0;
+  std::string sha256;            // of the file as received
+  std::string backend, object, last_error, created_at, updated_at;
+};
+
 struct VmFilter {
   std::vector<std::string> tenants;  // empty = every tenant
   std::string state;
@@ -113,6 +126,17 @@ class Store {
   // Writes size, state, attachment, limits and last error.
   Status updateVolume(const VolumeRecord& volume);
   Status deleteVolume(const std::string& tenant, const std::string& name);  // idempotent
+
+  // Images. createImage records the image and, when given, its import task in one
+  // transaction: kConflict when (tenant, name) exists.
+  Status createImage(const ImageRecord& image, const TaskRecord* task);
+  Result<ImageRecord> getImage(const std::string& tenant, const std::string& name);
+  // Ordered by tenant and name; empty tenants = every tenant ("" is the public one).
+  Result<std::vector<ImageRecord>> listImages(const std::vector<std::string>& tenants,
+                                              const std::string& name = {});
+  // Writes state, format, sizes, digest and last error.
+  Status updateImage(const ImageRecord& image);
+  Status deleteImage(const std::string& tenant, const std::string& name);  // idempotent
 
   // Tasks.
   Status createTask(const TaskRecord& task);

@@ -37,13 +37,17 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(driver.has_value());
     volume_driver_ = std::move(*driver);
     volumes_ = std::make_unique<VolumeService>(*store_, *volume_driver_, *tasks_, events_);
+    ImageServiceOptions image_options;
+    image_options.work_dir = (dir_ / "images").string();
+    images_ = std::make_unique<ImageService>(image_options, *store_, *volume_driver_, *tasks_,
+                                             events_);
     HostFacts host;
     host.arch = "x86_64";
     SpecLimits limits;
     api_ = std::make_unique<Api>(ApiDeps{*store_, *vms_, *hypervisor_, events_, metrics_, "c1",
                                          host, "tcg", "test", "0.0.0-test", limits,
                                          int64_t{2} << 20, FirmwareCatalog{}, *volumes_,
-                                         VolumeLimits{}});
+                                         VolumeLimits{}, *images_});
     bind("qiao://c1/user/admin", "admin", {});
     bind("qiao://c1/user/op-a", "operator", {"ta"});
     bind("qiao://c1/user/op-b", "operator", {"tb"});
@@ -89,6 +93,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<VmService> vms_;
   std::unique_ptr<VolumeDriver> volume_driver_;
   std::unique_ptr<VolumeService> volumes_;
+  std::unique_ptr<ImageService> images_;
   std::unique_ptr<Api> api_;
 };
 

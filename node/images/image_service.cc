@@ -1,0 +1,386 @@
+#include "node/images/image_service.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/crypto.h"
+#include "base/handle.h"
+#include "base/json_input.h"
+#include "base/log.h"
+#include "base/names.h"
+#include "node/state/record_json.h"
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const Logger kLog("image");
+const std::set<std::string> kSpecFields = {"name", "tenant", "public", "format", "source_path"};
+constexpr size_t kChunk = 4 << 20;
+
+std::string describeImage(const ImageRecord& image) {
+  return image.tenant.empty() ? "public image " + image.name
+                              : "image " + image.tenant + "/" + image.name;
+}
+
+std::string taskTarget(const std::string& name) { return "image/" + name; }
+
+}  // namespace
+
+Result<ImageSpec> parseImageSpec(std::string_view text) {
+  auto parsed = parseJsonObject(text, 8, "image spec");
+  if (!parsed) return std::unexpected(parsed.error());
+  const json& doc = *parsed;
+  if (auto known = checkKnownFields(doc, kSpecFields, "image spec"); !known) {
+    return std::unexpected(known.error());
+  }
+  if (!doc.contains("name")) {
+    return makeError(ErrorCode::kInvalidArgument, "spec", "field \"name\" is required");
+  }
+  ImageSpec spec;
+  auto name = jsonString(doc, "name", "");
+  if (!name) return std::unexpected(name.error());
+  if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
+  spec.name = *name;
+  if (doc.contains("tenant")) {
+    auto tenant = jsonString(doc, "tenant", "");
+    if (!tenant) return std::unexpected(tenant.error());
+    if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
+    spec.tenant = *tenant;
+  }
+  if (doc.contains("public")) {
+    if (!doc.at("public").is_boolean()) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       "field \"public\" must be a boolean, got " +
+                           describeJsonType(doc.at("public")));
+    }
+    spec.is_public = doc.at("public").get<bool>();
+  }
+  if (doc.contains("format")) {
+    auto format = jsonString(doc, "format", "");
+    if (!format) return std::unexpected(format.error());
+    if (!parseImageFormat(*format)) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       "field \"format\" must be raw, qcow2 or iso, not " +
+                           quoteForMessage(*format));
+    }
+    spec.format = *format;
+  }
+  if (doc.contains("source_path")) {
+    auto path = jsonString(doc, "source_path", "");
+    if (!path) return std::unexpected(path.error());
+    if (path->empty() || path->front() != '/' || path->size() > 4096 ||
+        path->find('\0') != std::string::npos) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       "field \"source_path\" must be an absolute path");
+    }
+    spec.source_path = *path;
+  }
+  return spec;
+}
+
+ImageService::ImageService(ImageServiceOptions options, Store& store, VolumeDriver& driver,
+                           TaskEngine& tasks, EventBus& events)
+    : options_(std::move(options)), store_(store), driver_(driver), tasks_(tasks),
+      events_(events) {
+  std::error_code ec;
+  fs::create_directories(options_.work_dir, ec);
+  ::chmod(options_.work_dir.c_str(), 0700);
+  TaskEngine::Kind kind;
+  kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
+  kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
+  tasks_.addKind("image.", std::move(kind));
+}
+
+std::string ImageService::uploadPath(const ImageRecord& image) const {
+  return options_.work_dir + "/" + image.uuid + ".upload";
+}
+
+std::string ImageService::rawPath(const ImageRecord& image) const {
+  return options_.work_dir + "/" + image.uuid + ".raw";
+}
+
+void ImageService::removeWorkFiles(const ImageRecord& image) {
+  ::unlink(uploadPath(image).c_str());
+  ::unlink(rawPath(image).c_str());
+}
+
+void ImageService::sweep() {
+  std::set<std::string> owned;
+  if (auto images = store_.listImages({})) {
+    for (const auto& image : *images) {
+      if (image.state != "ready") owned.insert(image.uuid);
+    }
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.work_dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    const std::string uuid = file.substr(0, file.find('.'));
+    if (owned.contains(uuid)) continue;
+    fs::remove(entry.path(), ec);
+    kLog.info("removed a file no import owns", {{"file", entry.path().string()}});
+  }
+}
+
+Result<ImageRecord> ImageService::create(const ImageSpec& spec, const std::string& owner,
+                                         const std::string& identity, TaskRecord* task) {
+  ImageRecord image;
+  image.tenant = spec.is_public ? "" : spec.tenant;
+  image.name = spec.name;
+  image.uuid = newUuid();
+  image.owner = owner;
+  image.declared_format = spec.format;
+  image.backend = std::string(driver_.backend());
+  image.object = "img-" + spec.name;
+  if (spec.source_path.empty()) {
+    image.source = "upload";
+    image.state = "pending";
+    if (auto created = store_.createImage(image, nullptr); !created) {
+      return std::unexpected(created.error());
+    }
+    publish(image, "created");
+    return image;
+  }
+  image.source = "path:" + spec.source_path;
+  image.state = "importing";
+  *task = TaskEngine::newTask("image.import", image.tenant, taskTarget(image.name), identity,
+                              dumpJson({{"path", spec.source_path}}));
+  if (auto created = store_.createImage(image, task); !created) {
+    return std::unexpected(created.error());
+  }
+  publish(image, "created");
+  auto dispatched = tasks_.dispatch(task->id);
+  if (!dispatched) return std::unexpected(dispatched.error());
+  *task = *dispatched;
+  return image;
+}
+
+Result<TaskRecord> ImageService::upload(const ImageRecord& given, const std::string& file,
+                                        int64_t bytes, const std::string& sha256,
+                                        const std::string& identity) {
+  ImageRecord image = given;
+  if (image.state != "pending") {
+    ::unlink(file.c_str());
+    return makeError(ErrorCode::kConflict, "image",
+                     describeImage(image) + " is " + image.state +
+                         "; data is taken only once, by an image created without source_path");
+  }
+  if (::rename(file.c_str(), uploadPath(image).c_str()) != 0) {
+    int err = errno;
+    ::unlink(file.c_str());
+    return makeError(ErrorCode::kInternal, "image",
+                     "cannot keep the upload: " + std::string(std::strerror(err)));
+  }
+  image.file_size = bytes;
+  image.sha256 = sha256;
+  auto task = tasks_.submit(TaskEngine::newTask("image.import", image.tenant,
+                                                taskTarget(image.name), identity,
+                                                dumpJson({{"path", uploadPath(image)},
+                                                          {"uploaded", true}})));
+  if (!task) {
+    ::unlink(uploadPath(image).c_str());
+    return task;
+  }
+  save(image, "importing");
+  return task;
+}
+
+Result<TaskRecord> ImageService::remove(const ImageRecord& image, const std::string& identity) {
+  if (image.state == "importing") {
+    return makeError(ErrorCode::kConflict, "image",
+                     describeImage(image) + " is being imported; try again when it is done");
+  }
+  // Volumes cloned from it keep it (the backend would refuse too, but this names them).
+  if (auto volumes = store_.listVolumes({})) {
+    std::string users;
+    for (const auto& v : *volumes) {
+      if (v.image == refOf(image)) users += (users.empty() ? "" : ", ") + v.tenant + "/" + v.name;
+    }
+    if (!users.empty()) {
+      return makeError(ErrorCode::kConflict, "image",
+                       describeImage(image) + " has volumes cloned from it: " + users,
+                       dumpJson({{"volumes", users}}));
+    }
+  }
+  return tasks_.submit(TaskEngine::newTask("image.delete", image.tenant, taskTarget(image.name),
+                                           identity, "{}"));
+}
+
+Result<ImageRecord> ImageService::imageOfTask(const TaskRecord& task) {
+  const std::string prefix = "image/";
+  if (!task.target.starts_with(prefix)) {
+    return makeError(ErrorCode::kInternal, "image", "task target " + task.target);
+  }
+  return store_.getImage(task.tenant, task.target.substr(prefix.size()));
+}
+
+Status ImageService::runTask(TaskEngine::Run& run) {
+  const TaskRecord& task = run.task();
+  auto image = imageOfTask(task);
+  if (!image) return std::unexpected(image.error());
+  if (task.kind == "image.delete") return runRemove(run, *image);
+  if (task.kind == "image.import") {
+    auto params = json::parse(task.params_json, nullptr, false);
+    if (!params.is_object()) params = json::object();
+    return runImport(run, *image, params.value("path", ""), params.value("uploaded", false));
+  }
+  return makeError(ErrorCode::kInternal, "image", "unknown task kind " + task.kind);
+}
+
+void ImageService::giveUp(TaskEngine::Run& run) {
+  auto image = imageOfTask(run.task());
+  if (!image) return;
+  (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
+    if (auto removed = driver_.remove(idOf(*image)); !removed) return removed;
+    removeWorkFiles(*image);
+    return store_.deleteImage(image->tenant, image->name);
+  });
+}
+
+Status ImageService::runImport(TaskEngine::Run& run, ImageRecord image, const std::string& source,
+                               bool uploaded) {
+  const VolumeId id = idOf(image);
+  ProbeResult probe;
+  std::string data_file = source;  // what is written into the backend: raw bytes
+
+  Status result = run.step("probe", 10, "checking the image", [&]() -> Status {
+    auto probed = probeImageFile(source, options_.probe);
+    if (!probed) return std::unexpected(probed.error());
+    std::string file_name = uploaded ? image.name : fs::path(source).filename().string();
+    if (auto claims = checkImageClaims(*probed, image.declared_format, file_name); !claims) {
+      return claims;
+    }
+    probe = *probed;
+    return {};
+  });
+  if (result && !uploaded) {
+    result = run.step("digest", 20, "computing the digest", [&]() -> Status {
+      UniqueFd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (!fd.valid()) {
+        return makeError(ErrorCode::kInvalidArgument, "image",
+                         "cannot read " + quoteForMessage(source) + ": " + std::strerror(errno));
+      }
+      Sha256 hash;
+      std::string buf(kChunk, '\0');
+      int64_t total = 0;
+      for (;;) {
+        ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return makeError(ErrorCode::kInternal, "image", "read error on the source");
+        if (n == 0) break;
+        hash.update(std::string_view(buf.data(), static_cast<size_t>(n)));
+        total += n;
+      }
+      image.sha256 = hash.finishHex();
+      image.file_size = total;
+      return {};
+    });
+  }
+  if (result && probe.format == ImageFormat::kQcow2) {
+    result = run.step("convert", 40, "converting qcow2 to raw", [&]() -> Status {
+      return convertToRaw(source, probe.format, rawPath(image), options_.convert);
+    }, [&]() -> Status {
+      ::unlink(rawPath(image).c_str());
+      return {};
+    });
+    data_file = rawPath(image);
+  }
+  if (result) {
+    result = run.step("create", 50, "making the backend image",
+                      [&]() { return driver_.create(id, probe.virtual_size); },
+                      [&]() { return driver_.remove(id); });
+  }
+  if (result) {
+    result = run.step("write", 90, "writing the image", [&]() -> Status {
+      UniqueFd fd(::open(data_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (!fd.valid()) return makeError(ErrorCode::kInternal, "image", "cannot open " + data_file);
+      auto writer = driver_.openWriter(id);
+      if (!writer) return std::unexpected(writer.error());
+      std::string buf(kChunk, '\0');
+      uint64_t offset = 0;
+      int last_percent = -1;
+      for (;;) {
+        ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return makeError(ErrorCode::kInternal, "image", "read error on " + data_file);
+        if (n == 0) break;
+        if (auto written = (*writer)->write(offset, buf.data(), static_cast<size_t>(n));
+            !written) {
+          return written;
+        }
+        offset += static_cast<uint64_t>(n);
+        int percent = probe.virtual_size > 0
+                          ? static_cast<int>(offset * 100 / static_cast<uint64_t>(probe.virtual_size))
+                          : 100;
+        if (percent / 5 != last_percent / 5) {
+          last_percent = percent;
+          run.progress(50 + percent * 40 / 100,
+                       "writing the image: " + std::to_string(offset >> 20) + " of " +
+                           std::to_string(probe.virtual_size >> 20) + " MiB");
+        }
+      }
+      return (*writer)->finish();
+    });
+  }
+  if (result) {
+    result = run.step("golden", 95, "making the golden snapshot",
+                      [&]() { return driver_.createGoldenSnapshot(id, kGoldenSnapshot); });
+  }
+  if (result) {
+    result = run.step("ready", 100, "recording the image", [&]() -> Status {
+      image.format = std::string(imageFormatName(probe.format));
+      image.virtual_size = probe.virtual_size;
+      removeWorkFiles(image);
+      save(image, "ready");
+      return {};
+    });
+  }
+  if (!result) {
+    // A refused or failed import leaves nothing: backend object, files, catalog entry.
+    run.rollback();
+    removeWorkFiles(image);
+    if (store_.deleteImage(image.tenant, image.name)) publish(image, "import failed");
+  }
+  return result;
+}
+
+Status ImageService::runRemove(TaskEngine::Run& run, const ImageRecord& image) {
+  Status result = run.step("remove", 80, "removing the image data",
+                           [&]() { return driver_.remove(idOf(image)); });
+  if (result) {
+    result = run.step("forget", 100, "forgetting the image", [&]() -> Status {
+      removeWorkFiles(image);
+      if (auto deleted = store_.deleteImage(image.tenant, image.name); !deleted) return deleted;
+      publish(image, "deleted");
+      return {};
+    });
+  }
+  return result;
+}
+
+void ImageService::save(ImageRecord& image, const std::string& state, const std::string& error) {
+  image.state = state;
+  image.last_error = error;
+  if (auto updated = store_.updateImage(image); !updated) {
+    kLog.error("cannot record an image", {{"image", describeImage(image)},
+                                          {"error", updated.error().describe()}});
+    return;
+  }
+  publish(image, state);
+}
+
+void ImageService::publish(const ImageRecord& image, std::string_view reason) {
+  json event = imageToJson(image);
+  event["type"] = "image";
+  event["reason"] = std::string(reason);
+  events_.publish({"image", image.tenant, dumpJson(event)});
+}
+
+}  // namespace qiao
