@@ -2,6 +2,7 @@
 // service and the API server, and stops them in order on SIGTERM/SIGINT. Also the offline
 // admin commands: pki, audit verify, journal verify, config.
 #include <pthread.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -26,8 +27,8 @@
 #include "node/host/host.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
-#include "node/vm/vm_service.h"
 #include "node/images/image_service.h"
+#include "node/vm/vm_service.h"
 #include "node/volumes/volume_service.h"
 #include "storage/volume_driver.h"
 
@@ -93,6 +94,26 @@ bool writeFileAtomic(const std::string& path, const std::string& text) {
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
+
+// The cephx key of storage.ceph_user in a root-only file of the state directory, for QEMU's
+// secret object (RBD disks): the key never appears on a command line.
+Result<std::string> writeCephKeyFile(const Config& config) {
+  std::string keyring = config.storage.ceph_keyring;
+  if (keyring.empty()) keyring = "/etc/ceph/ceph.client." + config.storage.ceph_user + ".keyring";
+  auto key = readCephKey(keyring, config.storage.ceph_user);
+  if (!key) return std::unexpected(key.error());
+  const std::string dir = config.state.dir + "/ceph";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  ::chmod(dir.c_str(), 0700);
+  const std::string path = dir + "/client." + config.storage.ceph_user + ".key";
+  if (!writeFileAtomic(path, *key)) {
+    return makeError(ErrorCode::kInternal, "rbd", "cannot write " + path);
+  }
+  ::chmod(path.c_str(), 0600);
+  return path;
+}
+
 
 int runDaemon(const Config& config) {
   // Signals go to one waiting thread; block them before any other thread exists.
@@ -161,8 +182,6 @@ int runDaemon(const Config& config) {
   vm_options.console_log_max_bytes = config.vm.console_log_max_bytes;
   TaskEngine tasks(**store, events, static_cast<size_t>(config.libvirt.workers),
                    /*max_attempts=*/3);
-  VmService vms(vm_options, **store, *hypervisor, events, tasks);
-
   auto volume_driver = makeVolumeDriver(config.storage);
   if (!volume_driver) return fail(volume_driver.error().describe());
   log.info("volumes", {{"backend", std::string((*volume_driver)->backend())},
@@ -177,6 +196,12 @@ int runDaemon(const Config& config) {
   image_options.convert.cpu_seconds = config.images.convert_cpu_seconds;
   image_options.convert.memory_bytes = config.images.convert_memory_mib << 20;
   ImageService images(image_options, **store, **volume_driver, tasks, events);
+  if ((*volume_driver)->backend() == "rbd") {
+    auto key_file = writeCephKeyFile(config);
+    if (!key_file) return fail(key_file.error().describe());
+    vm_options.ceph_key_file = *key_file;
+  }
+  VmService vms(vm_options, **store, *hypervisor, events, tasks, &volumes);
   images.sweep();
   vms.start();
 

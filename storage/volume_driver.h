@@ -107,6 +107,9 @@ struct RbdOptions {
 
 // Connects to the cluster (kUnavailable when it cannot be reached).
 Result<std::unique_ptr<VolumeDriver>> makeRbdDriver(const RbdOptions& options);
+// The base64 key of client.<user> in a Ceph keyring file (for QEMU's secret object).
+Result<std::string> readCephKey(const std::string& keyring, const std::string& user);
+
 // Files under `dir` (created when missing).
 Result<std::unique_ptr<VolumeDriver>> makeLocalDriver(const std::string& dir);
 

@@ -731,10 +731,7 @@ Result<ImageRecord> Api::resolveImage(Context& ctx, bool to_change) {
   if (!*scope) return makeError(ErrorCode::kNotFound, "api", "no image named " + name);
   auto found = deps_.store.listImages(**scope, name);
   if (!found) return std::unexpected(found.error());
-  // A tenant's own image hides a public one of the same name.
-  if (found->size() > 1) {
-    std::erase_if(*found, [](const ImageRecord& i) { return i.tenant.empty(); });
-  }
+  preferOwnImages(*found);
   auto image = pickOne<ImageRecord>(ctx, "image", name, std::move(*found));
   if (!image || !to_change) return image;
   if (image->tenant.empty()) {

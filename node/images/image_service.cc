@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -84,6 +85,23 @@ Result<ImageSpec> parseImageSpec(std::string_view text) {
     spec.source_path = *path;
   }
   return spec;
+}
+
+void preferOwnImages(std::vector<ImageRecord>& images) {
+  const bool own = std::any_of(images.begin(), images.end(),
+                               [](const ImageRecord& i) { return !i.tenant.empty(); });
+  if (own) std::erase_if(images, [](const ImageRecord& i) { return i.tenant.empty(); });
+}
+
+Result<ImageRecord> findImageFor(Store& store, const std::string& tenant, const std::string& name) {
+  auto found = store.listImages({tenant, ""}, name);
+  if (!found) return std::unexpected(found.error());
+  preferOwnImages(*found);
+  if (found->empty()) {
+    return makeError(ErrorCode::kNotFound, "image",
+                     "tenant " + tenant + " has no image named " + name + " (nor is one public)");
+  }
+  return found->front();
 }
 
 ImageService::ImageService(ImageServiceOptions options, Store& store, VolumeDriver& driver,

@@ -38,6 +38,12 @@ struct ImageServiceOptions {
   ConvertLimits convert;
 };
 
+// Of the images named `name`, the tenant's own, else the public one (a tenant's image hides
+// a public one of the same name). kNotFound saying so when there is neither.
+Result<ImageRecord> findImageFor(Store& store, const std::string& tenant, const std::string& name);
+// Drops the public images among `images` when a tenant's image is there too.
+void preferOwnImages(std::vector<ImageRecord>& images);
+
 class ImageService {
  public:
   static constexpr const char* kGoldenSnapshot = "golden";

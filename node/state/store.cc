@@ -475,7 +475,7 @@ Status Store::createVmWithTask(const VmRecord& vm, const TaskRecord& task) {
   return tx.commit();
 }
 
-Status Store::createVolumeWithTask(const VolumeRecord& volume, const TaskRecord& task) {
+Status Store::createVolume(const VolumeRecord& volume, const TaskRecord* task) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   if (!tx.status()) return tx.status();
@@ -494,7 +494,9 @@ Status Store::createVolumeWithTask(const VolumeRecord& volume, const TaskRecord&
       return std::unexpected(e);
     }
   }
-  if (auto inserted = insertTaskLocked(task); !inserted) return inserted;
+  if (task != nullptr) {
+    if (auto inserted = insertTaskLocked(*task); !inserted) return inserted;
+  }
   return tx.commit();
 }
 

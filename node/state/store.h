@@ -117,8 +117,9 @@ class Store {
   Status deleteVm(const std::string& tenant, const std::string& name);  // idempotent
   Result<std::map<std::string, int>> countVmsByState();
 
-  // Volumes. createVolumeWithTask is one transaction: kConflict when (tenant, name) exists.
-  Status createVolumeWithTask(const VolumeRecord& volume, const TaskRecord& task);
+  // Volumes. createVolume records the volume and, when given, its task in one transaction:
+  // kConflict when (tenant, name) exists.
+  Status createVolume(const VolumeRecord& volume, const TaskRecord* task);
   Result<VolumeRecord> getVolume(const std::string& tenant, const std::string& name);
   // Ordered by tenant and name; empty tenants = every tenant; empty name = every name.
   Result<std::vector<VolumeRecord>> listVolumes(const std::vector<std::string>& tenants,

@@ -4,6 +4,7 @@
 #include <libxml/tree.h>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "base/handle.h"
 #include "node/vm/xml_writer.h"
@@ -108,6 +109,8 @@ DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& ctx) {
   d.nvram_template = ctx.nvram_template;
   d.nvram_path = ctx.nvram_path;
   d.secure_boot = ctx.secure_boot;
+  d.disks = ctx.disks;
+  d.ceph_key_file = ctx.ceph_key_file;
   d.metadata.cluster = ctx.cluster;
   d.metadata.tenant = spec.tenant;
   d.metadata.name = spec.name;
@@ -115,9 +118,74 @@ DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& ctx) {
   return d;
 }
 
+std::string qemuDiskNode(size_t index) { return "qiao-disk" + std::to_string(index); }
+
+namespace {
+
+constexpr const char* kQemuNs = "http://libvirt.org/schemas/domain/qemu/1.0";
+constexpr const char* kCephKeyId = "qiao-ceph-key";
+
+void renderFileDisk(XmlWriter& w, const DiskDef& disk, bool boot) {
+  w.open("disk").attr("type", "file").attr("device", disk.cdrom ? "cdrom" : "disk");
+  w.open("driver").attr("name", "qemu").attr("type", "raw").close();
+  w.open("source").attr("file", disk.path).close();
+  w.open("target").attr("dev", disk.target).attr("bus", disk.cdrom ? "sata" : "virtio").close();
+  if (disk.cdrom) w.open("readonly").close();
+  if (boot) w.open("boot").attr("order", "1").close();
+  w.close();
+}
+
+// The -object/-blockdev/-device arguments of the RBD disks (JSON, escaped by nlohmann and
+// then by XmlWriter: nothing of a name reaches QEMU unquoted).
+void renderRbdDisks(XmlWriter& w, const DomainDef& d) {
+  bool any = false;
+  for (const auto& disk : d.disks) any = any || disk.type == "rbd";
+  if (!any) return;
+  auto arg = [&](const std::string& value) { w.open("qemu:arg").attr("value", value).close(); };
+  w.open("qemu:commandline");
+  arg("-object");
+  arg(nlohmann::json{{"qom-type", "secret"},
+                     {"id", kCephKeyId},
+                     {"file", d.ceph_key_file},
+                     {"format", "base64"}}
+          .dump());
+  for (size_t i = 0; i < d.disks.size(); ++i) {
+    const DiskDef& disk = d.disks[i];
+    if (disk.type != "rbd") continue;
+    const std::string node = qemuDiskNode(i);
+    nlohmann::json file = {{"driver", "rbd"},
+                           {"node-name", node + "-file"},
+                           {"pool", disk.pool},
+                           {"image", disk.image},
+                           {"user", disk.user},
+                           {"key-secret", kCephKeyId},
+                           {"auth-client-required", {"cephx"}},
+                           {"cache", {{"direct", false}, {"no-flush", false}}},
+                           {"discard", "unmap"}};
+    if (!disk.ns.empty()) file["namespace"] = disk.ns;
+    if (!disk.conf.empty()) file["conf"] = disk.conf;
+    arg("-blockdev");
+    arg(file.dump());
+    arg("-blockdev");
+    arg(nlohmann::json{{"driver", "raw"}, {"node-name", node}, {"file", node + "-file"},
+                       {"discard", "unmap"}}
+            .dump());
+    nlohmann::json device = {{"driver", "virtio-blk-pci"}, {"drive", node}, {"id", node}};
+    if (i == 0 && d.kernel.empty()) device["bootindex"] = 1;
+    arg("-device");
+    arg(device.dump());
+  }
+  w.close();
+}
+
+}  // namespace
+
 std::string renderDomainXml(const DomainDef& d) {
   XmlWriter w;
   w.open("domain").attr("type", d.type);
+  bool rbd = false;
+  for (const auto& disk : d.disks) rbd = rbd || disk.type == "rbd";
+  if (rbd) w.attr("xmlns:qemu", kQemuNs);
   w.leaf("name", d.name);
   if (!d.uuid.empty()) w.leaf("uuid", d.uuid);
   w.open("metadata");
@@ -143,7 +211,7 @@ std::string renderDomainXml(const DomainDef& d) {
     w.leaf("kernel", d.kernel);
     if (!d.initrd.empty()) w.leaf("initrd", d.initrd);
     if (!d.cmdline.empty()) w.leaf("cmdline", d.cmdline);
-  } else {
+  } else if (d.disks.empty()) {
     w.open("boot").attr("dev", "hd").close();
   }
   w.close();
@@ -172,6 +240,9 @@ std::string renderDomainXml(const DomainDef& d) {
   for (int i = 0; i < d.spare_pcie_ports; ++i) {
     w.open("controller").attr("type", "pci").attr("model", "pcie-root-port").close();
   }
+  for (size_t i = 0; i < d.disks.size(); ++i) {
+    if (d.disks[i].type == "file") renderFileDisk(w, d.disks[i], i == 0 && d.kernel.empty());
+  }
   w.open("serial").attr("type", "pty");
   if (!d.console_log_path.empty()) {
     w.open("log").attr("file", d.console_log_path).attr("append", "on").close();
@@ -186,6 +257,7 @@ std::string renderDomainXml(const DomainDef& d) {
   w.open("backend").attr("model", "random").text("/dev/urandom").close();
   w.close();
   w.close();  // devices
+  renderRbdDisks(w, d);
   return w.finish();
 }
 

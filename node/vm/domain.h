@@ -6,12 +6,29 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
 
 namespace qiao {
+
+// One disk of the domain, as the VM service resolved it from the spec and the volumes.
+// A file is a libvirt <disk>. An RBD volume reaches QEMU as a -blockdev of its own (libvirt
+// 9.0 cannot name an RBD namespace, which keeps tenants apart inside Ceph), with the cephx
+// key read by QEMU from a root-only file, never from a command line.
+struct DiskDef {
+  std::string target;   // "vda", "vdb", ...; "sda" for a CD-ROM
+  std::string type;     // "file" | "rbd"
+  bool cdrom = false;   // read-only, on SATA (cloud-init seeds)
+  std::string path;     // file
+  std::string pool, ns, image, user, conf;  // rbd
+  bool operator==(const DiskDef&) const = default;
+};
+
+// The QEMU ids of disk `index` (its -blockdev node and -device).
+std::string qemuDiskNode(size_t index);
 
 struct DomainContext {
   std::string cluster;
@@ -27,6 +44,8 @@ struct DomainContext {
   std::string nvram_template;
   std::string nvram_path;
   bool secure_boot = false;    // with SMM, as the secure descriptors require
+  std::vector<DiskDef> disks;  // in spec order: the first is vda and boots
+  std::string ceph_key_file;   // base64 cephx key, for RBD disks
 };
 
 struct DomainDef {
@@ -46,6 +65,8 @@ struct DomainDef {
   int spare_pcie_ports = 0;
   std::string loader, nvram_template, nvram_path;
   bool secure_boot = false;
+  std::vector<DiskDef> disks;
+  std::string ceph_key_file;
   QiaoMetadata metadata;
 };
 

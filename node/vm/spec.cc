@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "base/crypto.h"
 #include "base/json_input.h"
 #include "base/names.h"
 
@@ -82,6 +83,7 @@ const std::set<std::string> kTopFields = {"name",     "tenant", "arch",  "vcpus"
                                           "firmware", "accel",  "boot",  "disks", "nics",
                                           "labels"};
 const std::set<std::string> kBootFields = {"kernel", "initrd", "cmdline"};
+const std::set<std::string> kDiskFields = {"volume", "image", "size_gib", "keep"};
 
 }  // namespace
 
@@ -205,18 +207,62 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
       }
       spec.boot = boot;
     }
-    for (const char* field : {"disks", "nics"}) {
-      if (!doc.contains(field)) continue;
-      const json& v = doc[field];
+    if (doc.contains("nics")) {
+      const json& v = doc["nics"];
       if (!v.is_array()) {
-        return invalid("field \"" + std::string(field) + "\" must be an array, got " +
-                       describeJsonType(v));
+        return invalid("field \"nics\" must be an array, got " + describeJsonType(v));
       }
       if (!v.empty()) {
-        return invalid(std::string(field) + " are not supported yet on this node (" +
-                       (std::string(field) == "disks" ? "volumes come with the storage issue"
-                                                      : "networks come with the network issue") +
-                       "); leave " + field + " empty");
+        return invalid("nics are not supported yet on this node (networks come with the network "
+                       "issue); leave nics empty");
+      }
+    }
+    if (doc.contains("disks")) {
+      const json& v = doc["disks"];
+      if (!v.is_array()) {
+        return invalid("field \"disks\" must be an array, got " + describeJsonType(v));
+      }
+      if (v.size() > kMaxDisks) {
+        return invalid("a vm has at most " + std::to_string(kMaxDisks) + " disks");
+      }
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string where = "disks[" + std::to_string(i) + "]";
+        const json& d = v[i];
+        if (!d.is_object()) {
+          return invalid("field \"" + where + "\" must be an object, got " + describeJsonType(d));
+        }
+        if (auto known = checkKnownFields(d, kDiskFields, where); !known) {
+          return std::unexpected(known.error());
+        }
+        DiskSpec disk;
+        if (d.contains("volume") == d.contains("image")) {
+          return invalid(where + " must name either a volume or an image");
+        }
+        for (auto [field, target] : {std::pair{"volume", &disk.volume},
+                                     std::pair{"image", &disk.image}}) {
+          if (!d.contains(field)) continue;
+          auto name = jsonString(d, field, where + ".");
+          if (!name) return std::unexpected(name.error());
+          if (auto ok = checkDnsLabel(where + "." + field, *name); !ok) {
+            return std::unexpected(ok.error());
+          }
+          *target = *name;
+        }
+        if (d.contains("size_gib")) {
+          if (!disk.volume.empty()) return invalid(where + ": size_gib is for image disks");
+          auto size = jsonInt(d, "size_gib", 1, limits.max_disk_gib);
+          if (!size) return std::unexpected(size.error());
+          disk.size_gib = *size;
+        }
+        if (d.contains("keep")) {
+          if (!d["keep"].is_boolean()) {
+            return invalid("field \"" + where + ".keep\" must be a boolean, got " +
+                           describeJsonType(d["keep"]));
+          }
+          if (!disk.volume.empty()) return invalid(where + ": keep is for image disks");
+          disk.keep = d["keep"].get<bool>();
+        }
+        spec.disks.push_back(std::move(disk));
       }
     }
     if (doc.contains("labels")) {
@@ -258,7 +304,27 @@ json vmSpecToJsonValue(const VmSpec& s) {
     out["boot"] = boot;
   }
   for (const auto& [k, v] : s.labels) out["labels"][k] = v;
+  for (const auto& d : s.disks) {
+    json disk = json::object();
+    if (!d.volume.empty()) disk["volume"] = d.volume;
+    if (!d.image.empty()) {
+      disk["image"] = d.image;
+      if (d.size_gib > 0) disk["size_gib"] = d.size_gib;
+      if (d.keep) disk["keep"] = true;
+    }
+    out["disks"].push_back(std::move(disk));
+  }
   return out;
+}
+
+std::string diskVolumeName(const VmSpec& spec, size_t index) {
+  const DiskSpec& disk = spec.disks.at(index);
+  if (!disk.volume.empty()) return disk.volume;
+  const std::string suffix = "-disk" + std::to_string(index);
+  if (spec.name.size() + suffix.size() <= 63) return spec.name + suffix;
+  // Long VM names: a prefix, and a digest of the whole name so two VMs never share a name.
+  return spec.name.substr(0, 63 - suffix.size() - 9) + "-" + sha256Hex(spec.name).substr(0, 8) +
+         suffix;
 }
 
 std::string vmSpecToJson(const VmSpec& s) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 
@@ -22,6 +23,18 @@ struct BootSpec {
   bool operator==(const BootSpec&) const = default;
 };
 
+// A disk of the VM: an existing volume of its tenant, or a new volume cloned from an image's
+// golden snapshot (grown to size_gib; 0 = the image's size), deleted with the VM unless keep.
+struct DiskSpec {
+  std::string volume;
+  std::string image;
+  int64_t size_gib = 0;
+  bool keep = false;
+  bool operator==(const DiskSpec&) const = default;
+};
+
+inline constexpr size_t kMaxDisks = 16;
+
 struct VmSpec {
   std::string name;
   std::string tenant;
@@ -31,6 +44,7 @@ struct VmSpec {
   int vcpus = 1;
   int64_t memory_mib = 512;
   std::optional<BootSpec> boot;
+  std::vector<DiskSpec> disks;  // the first is vda
   std::map<std::string, std::string> labels;
   bool operator==(const VmSpec&) const = default;
 };
@@ -39,6 +53,7 @@ struct SpecLimits {
   std::string host_arch = "x86_64";
   int max_vcpus = 64;
   int64_t max_memory_mib = 262144;
+  int64_t max_disk_gib = 16384;
   bool check_boot_files = true;  // off when re-reading a stored spec, and when fuzzing
 };
 
@@ -49,5 +64,9 @@ Result<VmSpec> parseVmSpec(std::string_view json_text, const SpecLimits& limits)
 Status validateVmSpec(const VmSpec& spec, const SpecLimits& limits);
 std::string vmSpecToJson(const VmSpec& spec);
 nlohmann::json vmSpecToJsonValue(const VmSpec& spec);
+// The name of the volume behind disk `index` of a VM: the volume it names, or the one made
+// for it from an image ("<vm>-disk<index>", shortened with a digest when that is too long
+// for a DNS label).
+std::string diskVolumeName(const VmSpec& spec, size_t index);
 
 }  // namespace qiao

@@ -14,6 +14,7 @@
 #include "base/crypto.h"
 #include "base/log.h"
 #include "node/state/record_json.h"
+#include "node/images/image_service.h"
 #include "node/vm/domain.h"
 
 namespace qiao {
@@ -42,12 +43,13 @@ std::string vmId(const std::string& tenant, const std::string& name) {
 }  // namespace
 
 VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor,
-                     EventBus& events, TaskEngine& tasks)
+                     EventBus& events, TaskEngine& tasks, VolumeService* volumes)
     : options_(std::move(options)),
       store_(store),
       hypervisor_(hypervisor),
       events_(events),
       tasks_(tasks),
+      volumes_(volumes),
       control_("qiao-control", 1) {
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
@@ -110,11 +112,12 @@ std::string VmService::consoleLogPath(const VmRecord& vm) const {
   return options_.console_dir + "/" + vm.uuid + ".log";
 }
 
-Result<std::string> VmService::renderXml(const VmRecord& vm) const {
+Result<VmSpec> VmService::storedSpec(const VmRecord& vm) const {
   SpecLimits limits;
   limits.check_boot_files = false;  // checked when the VM was created; libvirt reports a loss
   limits.max_vcpus = 1 << 16;
   limits.max_memory_mib = int64_t{1} << 40;
+  limits.max_disk_gib = int64_t{1} << 30;
   auto spec = parseVmSpec(vm.spec_json, limits);
   if (!spec) {
     return makeError(ErrorCode::kInternal, "vm",
@@ -122,6 +125,35 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
                          " does not parse: " + spec.error().message);
   }
   spec->tenant = vm.tenant;
+  return spec;
+}
+
+Result<std::vector<DiskDef>> VmService::resolveDisks(const VmSpec& spec) const {
+  std::vector<DiskDef> disks;
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    if (volumes_ == nullptr) {
+      return makeError(ErrorCode::kInternal, "vm", "this node has no volume service");
+    }
+    auto volume = store_.getVolume(spec.tenant, diskVolumeName(spec, i));
+    if (!volume) return std::unexpected(volume.error());
+    DiskSource source = volumes_->diskSource(*volume);
+    DiskDef disk;
+    disk.target = std::string("vd") + static_cast<char>('a' + i);
+    disk.type = source.type;
+    disk.path = source.path;
+    disk.pool = source.pool;
+    disk.ns = source.ns;
+    disk.image = source.image;
+    disk.user = source.user;
+    disk.conf = source.conf;
+    disks.push_back(std::move(disk));
+  }
+  return disks;
+}
+
+Result<std::string> VmService::renderXml(const VmRecord& vm) const {
+  auto spec = storedSpec(vm);
+  if (!spec) return std::unexpected(spec.error());
   DomainContext context;
   context.cluster = options_.cluster;
   context.accelerator = resolveAccelerator(*spec);
@@ -137,6 +169,10 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
     context.nvram_path = options_.nvram_dir + "/" + vm.uuid + "_VARS.fd";
     context.secure_boot = spec->firmware == "uefi-secure";
   }
+  auto disks = resolveDisks(*spec);
+  if (!disks) return std::unexpected(disks.error());
+  context.disks = std::move(*disks);
+  context.ceph_key_file = options_.ceph_key_file;
   return renderDomainXml(buildDomainDef(*spec, context));
 }
 
@@ -160,6 +196,47 @@ Result<std::optional<FirmwareDescriptor>> VmService::chooseFirmware(const VmSpec
   return std::optional<FirmwareDescriptor>(std::move(*chosen));
 }
 
+Status VmService::checkDisks(const VmSpec& spec) const {
+  if (spec.disks.empty()) return {};
+  if (volumes_ == nullptr) {
+    return makeError(ErrorCode::kInvalidArgument, "vm", "this node keeps no volumes");
+  }
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const DiskSpec& disk = spec.disks[i];
+    const std::string where = "disks[" + std::to_string(i) + "]: ";
+    if (!disk.volume.empty()) {
+      auto volume = store_.getVolume(spec.tenant, disk.volume);
+      if (!volume) {
+        return makeError(ErrorCode::kInvalidArgument, "vm",
+                         where + "tenant " + spec.tenant + " has no volume named " + disk.volume);
+      }
+      if (!volume->attached_vm.empty()) {
+        return makeError(ErrorCode::kConflict, "vm",
+                         where + "volume " + disk.volume + " is attached to vm " +
+                             volume->attached_vm);
+      }
+      continue;
+    }
+    auto image = findImageFor(store_, spec.tenant, disk.image);
+    if (!image) return makeError(ErrorCode::kInvalidArgument, "vm", where + image.error().message);
+    if (image->state != "ready") {
+      return makeError(ErrorCode::kConflict, "vm",
+                       where + "image " + disk.image + " is " + image->state + ", not ready");
+    }
+    if (disk.size_gib > 0 && (disk.size_gib << 30) < image->virtual_size) {
+      return makeError(ErrorCode::kInvalidArgument, "vm",
+                       where + "size_gib " + std::to_string(disk.size_gib) +
+                           " is smaller than image " + disk.image);
+    }
+    const std::string name = diskVolumeName(spec, i);
+    if (auto taken = store_.getVolume(spec.tenant, name)) {
+      return makeError(ErrorCode::kConflict, "vm",
+                       where + "volume " + name + " (this disk's) already exists");
+    }
+  }
+  return {};
+}
+
 Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::string& identity) {
   // Refused now, with a 400, rather than as a VM that fails later.
   if (auto firmware = chooseFirmware(spec); !firmware) return std::unexpected(firmware.error());
@@ -168,6 +245,7 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
                      "accel kvm was requested but KVM cannot run guests on this host (" +
                          options_.kvm_reason + "); use accel auto or tcg");
   }
+  if (auto disks = checkDisks(spec); !disks) return std::unexpected(disks.error());
   VmRecord vm;
   vm.tenant = spec.tenant;
   vm.name = spec.name;
@@ -290,7 +368,14 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
     }
     publishVm(vm.tenant, vm.name, "deleted", "create failed");
   };
-  Status result = run.step("define", 40, "defining domain", [&]() -> Status {
+  auto spec = storedSpec(vm);
+  if (!spec) return std::unexpected(spec.error());
+  Status result;
+  if (!spec->disks.empty()) {
+    result = run.step("disks", 20, "preparing disks", [&]() { return takeDisks(*spec); },
+                      [&]() { return giveBackDisks(*spec, /*deleting=*/false); });
+  }
+  if (result) result = run.step("define", 40, "defining domain", [&]() -> Status {
     // Never overwrite a domain that is not this VM (a foreign cluster's, or one made by hand).
     auto existing = hypervisor_.lookup(domain);
     if (existing) {
@@ -327,6 +412,40 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   return result;
 }
 
+Status VmService::takeDisks(const VmSpec& spec) {
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const DiskSpec& disk = spec.disks[i];
+    if (!disk.volume.empty()) {
+      if (auto claimed = volumes_->claimForVm(spec.tenant, disk.volume, spec.name); !claimed) {
+        return std::unexpected(claimed.error());
+      }
+      continue;
+    }
+    auto image = findImageFor(store_, spec.tenant, disk.image);
+    if (!image) return std::unexpected(image.error());
+    const int64_t size = std::max(disk.size_gib << 30, image->virtual_size);
+    auto made = volumes_->cloneForVm(spec.tenant, diskVolumeName(spec, i),
+                                     ImageService::idOf(*image), ImageService::refOf(*image),
+                                     size, spec.name);
+    if (!made) return std::unexpected(made.error());
+  }
+  return {};
+}
+
+Status VmService::giveBackDisks(const VmSpec& spec, bool deleting) {
+  for (size_t i = spec.disks.size(); i-- > 0;) {
+    const DiskSpec& disk = spec.disks[i];
+    // A disk made from an image goes with its VM unless kept; a failed create never keeps one.
+    const bool destroy = !disk.image.empty() && !(deleting && disk.keep);
+    if (auto released = volumes_->releaseFromVm(spec.tenant, diskVolumeName(spec, i), spec.name,
+                                                destroy);
+        !released) {
+      return released;
+    }
+  }
+  return {};
+}
+
 Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force) {
   const std::string domain = domainNameOf(vm.tenant, vm.name);
   Status result = run.step("stop", 30, "powering off", [&]() -> Status {
@@ -347,6 +466,13 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
   if (result) {
     result = run.step("undefine", 60, "removing the domain",
                       [&]() { return hypervisor_.undefine(domain); });
+  }
+  if (result) {
+    result = run.step("disks", 70, "releasing disks", [&]() -> Status {
+      auto spec = storedSpec(vm);
+      if (!spec) return std::unexpected(spec.error());
+      return giveBackDisks(*spec, /*deleting=*/true);
+    });
   }
   if (result) {
     result = run.step("cleanup", 80, "removing the console log", [&]() -> Status {

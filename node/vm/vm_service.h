@@ -24,7 +24,9 @@
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
 #include "node/vm/hypervisor.h"
+#include "node/vm/domain.h"
 #include "node/vm/spec.h"
+#include "node/volumes/volume_service.h"
 
 namespace qiao {
 
@@ -41,12 +43,14 @@ struct VmServiceOptions {
   std::string cpu_model_aarch64_tcg = "cortex-a72";
   int shutdown_timeout_s = 60;
   int64_t console_log_max_bytes = 2 << 20;
+  std::string ceph_key_file;       // the cephx key QEMU reads for RBD disks (root only)
 };
 
 class VmService {
  public:
+  // `volumes` may be null on a node without volumes (then VMs have no disks).
   VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor, EventBus& events,
-            TaskEngine& tasks);
+            TaskEngine& tasks, VolumeService* volumes = nullptr);
   ~VmService();
   VmService(const VmService&) = delete;
   VmService& operator=(const VmService&) = delete;
@@ -94,7 +98,16 @@ class VmService {
   Status runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force);
   Status runAction(TaskEngine::Run& run, const VmRecord& vm, std::string_view action);
 
+  Result<VmSpec> storedSpec(const VmRecord& vm) const;
   Result<std::string> renderXml(const VmRecord& vm) const;
+  // The spec's disks as the domain sees them (from the volumes' records).
+  Result<std::vector<DiskDef>> resolveDisks(const VmSpec& spec) const;
+  // At create time: the volumes exist in the VM's tenant and are free, the images are ready.
+  Status checkDisks(const VmSpec& spec) const;
+  // The create step: volumes claimed, image disks cloned. Its undo, and the delete step:
+  // volumes given back, image disks removed (unless kept, on delete).
+  Status takeDisks(const VmSpec& spec);
+  Status giveBackDisks(const VmSpec& spec, bool deleting);
   // The firmware build for a spec (none for bios); kInvalidArgument when the host has none.
   Result<std::optional<FirmwareDescriptor>> chooseFirmware(const VmSpec& spec) const;
   std::string resolveAccelerator(const VmSpec& spec) const;
@@ -115,6 +128,7 @@ class VmService {
   Hypervisor& hypervisor_;
   EventBus& events_;
   TaskEngine& tasks_;
+  VolumeService* volumes_;
   std::atomic<bool> libvirt_connected_{true};
   std::atomic<bool> stopping_{false};
   // Task steps hold it shared; reconciliation and event handling hold it exclusively, so that

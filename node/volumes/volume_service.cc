@@ -116,11 +116,93 @@ Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::stri
   volume.qos_bytes_per_sec = spec.qos.bytes_per_sec;
   TaskRecord task = TaskEngine::newTask("volume.create", volume.tenant, taskTarget(volume.name),
                                         identity, "{}");
-  if (auto created = store_.createVolumeWithTask(volume, task); !created) {
+  if (auto created = store_.createVolume(volume, &task); !created) {
     return std::unexpected(created.error());
   }
   publish(volume, "created");
   return tasks_.dispatch(task.id);
+}
+
+Result<VolumeRecord> VolumeService::claimForVm(const std::string& tenant, const std::string& name,
+                                               const std::string& vm) {
+  auto volume = store_.getVolume(tenant, name);
+  if (!volume) {
+    if (volume.error().code == ErrorCode::kNotFound) {
+      return makeError(ErrorCode::kNotFound, "volume",
+                       "tenant " + tenant + " has no volume named " + name);
+    }
+    return volume;
+  }
+  if (volume->attached_vm == vm) return volume;
+  if (!volume->attached_vm.empty()) {
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(*volume) + " is attached to vm " + volume->attached_vm,
+                     dumpJson({{"vm", volume->attached_vm}}));
+  }
+  if (volume->state != "available") {
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(*volume) + " is " + volume->state);
+  }
+  volume->attached_vm = vm;
+  setState(*volume, "in-use");
+  return volume;
+}
+
+Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const std::string& name,
+                                               const VolumeId& image,
+                                               const std::string& image_ref, int64_t size_bytes,
+                                               const std::string& vm) {
+  auto existing = store_.getVolume(tenant, name);
+  VolumeRecord volume;
+  if (existing) {
+    if (existing->attached_vm != vm || existing->image != image_ref) {
+      return makeError(ErrorCode::kConflict, "volume",
+                       "volume " + volumeId(*existing) + " already exists and is not this vm's");
+    }
+    volume = *existing;
+  } else if (existing.error().code != ErrorCode::kNotFound) {
+    return existing;
+  } else {
+    volume.tenant = tenant;
+    volume.name = name;
+    volume.uuid = newUuid();
+    volume.backend = std::string(driver_.backend());
+    volume.object = "vol-" + name;
+    volume.size_bytes = size_bytes;
+    volume.state = "creating";
+    volume.attached_vm = vm;
+    volume.image = image_ref;
+    // Recorded first, so that a crash before the clone leaves a row that the undo (or a
+    // retry) finds, never an RBD image nobody knows.
+    if (auto created = store_.createVolume(volume, nullptr); !created) {
+      return std::unexpected(created.error());
+    }
+  }
+  const VolumeId id = idOf(volume);
+  if (auto cloned = driver_.clone(image, "golden", id); !cloned) return std::unexpected(cloned.error());
+  if (auto grown = driver_.resize(id, size_bytes); !grown) return std::unexpected(grown.error());
+  volume.size_bytes = size_bytes;
+  setState(volume, "in-use");
+  return volume;
+}
+
+Status VolumeService::releaseFromVm(const std::string& tenant, const std::string& name,
+                                    const std::string& vm, bool destroy) {
+  auto volume = store_.getVolume(tenant, name);
+  if (!volume) {
+    if (volume.error().code == ErrorCode::kNotFound) return {};
+    return std::unexpected(volume.error());
+  }
+  if (volume->attached_vm != vm) return {};  // not (or no longer) this vm's
+  if (destroy) {
+    if (auto removed = driver_.remove(idOf(*volume)); !removed) return removed;
+    if (auto deleted = store_.deleteVolume(tenant, name); !deleted) return deleted;
+    publish(*volume, "deleted");
+    return {};
+  }
+  volume->attached_vm.clear();
+  setState(*volume, "available");
+  return {};
 }
 
 Status VolumeService::checkNotInUse(const VolumeRecord& volume) {

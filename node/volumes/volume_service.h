@@ -44,6 +44,22 @@ class VolumeService {
   Result<TaskRecord> resize(const VolumeRecord& volume, int64_t size_gib,
                             const std::string& identity);
 
+  // The disks of a VM, made or taken by its tasks' steps (idempotent: a step run again after
+  // a crash finds its own work done).
+  // Takes an available volume of the VM's tenant for the VM (kConflict naming the VM that
+  // has it; kNotFound when the tenant has no such volume).
+  Result<VolumeRecord> claimForVm(const std::string& tenant, const std::string& name,
+                                  const std::string& vm);
+  // A new volume for the VM, a copy-on-write clone of `image_ref`'s golden snapshot, grown to
+  // size_bytes.
+  Result<VolumeRecord> cloneForVm(const std::string& tenant, const std::string& name,
+                                  const VolumeId& image, const std::string& image_ref,
+                                  int64_t size_bytes, const std::string& vm);
+  // Gives the volume back (available), or with destroy removes it (data and record).
+  Status releaseFromVm(const std::string& tenant, const std::string& name, const std::string& vm,
+                       bool destroy);
+  DiskSource diskSource(const VolumeRecord& volume) const { return driver_.diskSource(idOf(volume)); }
+
   VolumeDriver& driver() { return driver_; }
   // Where a volume lives in the backend: the tenant's namespace, "vol-<name>".
   static VolumeId idOf(const VolumeRecord& volume) { return {volume.tenant, volume.object}; }

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "tests/unit/storage/driver_conformance.h"
 
@@ -51,6 +52,32 @@ class CleanUp : public ::testing::Environment {
   void TearDown() override { fs::remove_all(testDir()); }
 };
 const auto* const kCleanUp = ::testing::AddGlobalTestEnvironment(new CleanUp);
+
+}  // namespace
+}  // namespace qiao::testing
+
+namespace qiao::testing {
+namespace {
+
+TEST(CephKeyring, TheUsersKeyIsReadAndNothingElse) {
+  const fs::path file = testDir().string() + "-keyring";
+  {
+    std::ofstream out(file);
+    out << "[client.admin]\n\tkey = AQBadmin==\n[client.qiao]\n\tcaps mon = \"profile rbd\"\n"
+        << "\tkey = AQCqiaoKey+/09==\n";
+  }
+  auto key = readCephKey(file.string(), "qiao");
+  ASSERT_TRUE(key.has_value()) << key.error().describe();
+  EXPECT_EQ(*key, "AQCqiaoKey+/09==");
+  EXPECT_EQ(readCephKey(file.string(), "other").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(readCephKey("/nonexistent/keyring", "qiao").error().code, ErrorCode::kUnavailable);
+  {
+    std::ofstream out(file);
+    out << "[client.qiao]\nkey = AQ\"; rm -rf /\n";
+  }
+  EXPECT_EQ(readCephKey(file.string(), "qiao").error().code, ErrorCode::kInvalidArgument);
+  fs::remove(file);
+}
 
 }  // namespace
 }  // namespace qiao::testing

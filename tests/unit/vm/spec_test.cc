@@ -1,3 +1,4 @@
+#include "base/names.h"
 #include "node/vm/spec.h"
 
 #include <gtest/gtest.h>
@@ -70,10 +71,44 @@ TEST(Spec, StrictFieldsAndTypes) {
   expectRefused(R"({"name":"a","arch":"aarch64","firmware":"uefi-secure"})", "x86_64");
   EXPECT_TRUE(parseVmSpec(R"({"name":"a","arch":"aarch64","firmware":"uefi"})", limits()));
   expectRefused(R"({"name":"a","accel":"hvf"})", "accel");
-  expectRefused(R"({"name":"a","disks":[{"volume":"v"}]})", "disks");
   expectRefused(R"({"name":"a","nics":[{}]})", "nics");
   expectRefused(R"({"name":"a","disks":{}})", "disks");
+  expectRefused(R"({"name":"a","disks":[{}]})", "either a volume or an image");
+  expectRefused(R"({"name":"a","disks":[{"volume":"v","image":"i"}]})", "either");
+  expectRefused(R"({"name":"a","disks":[{"volume":"v/../w"}]})", "disks[0].volume");
+  expectRefused(R"({"name":"a","disks":[{"volume":"v","size_gib":3}]})", "image disks");
+  expectRefused(R"({"name":"a","disks":[{"image":"i","size_gib":0}]})", "size_gib");
+  expectRefused(R"({"name":"a","disks":[{"image":"i","keep":"yes"}]})", "keep");
+  expectRefused(R"({"name":"a","disks":[{"image":"i","bus":"ide"}]})", "unknown field");
+  expectRefused(R"({"name":"a","disks":[1]})", "disks[0]");
+  expectRefused(R"({"name":"a","disks":[{"volume":"a"},{"volume":"b"},{"volume":"c"},)"
+                R"({"volume":"d"},{"volume":"e"},{"volume":"f"},{"volume":"g"},{"volume":"h"},)"
+                R"({"volume":"i"},{"volume":"j"},{"volume":"k"},{"volume":"l"},{"volume":"m"},)"
+                R"({"volume":"n"},{"volume":"o"},{"volume":"p"},{"volume":"q"}]})", "at most 16");
   expectRefused(R"({"name":"a","labels":{"k":1}})", "labels");
+  {
+    auto spec = parseVmSpec(
+        R"({"name":"a","disks":[{"image":"deb","size_gib":10,"keep":true},{"volume":"data"}]})",
+        limits());
+    ASSERT_TRUE(spec.has_value()) << spec.error().describe();
+    ASSERT_EQ(spec->disks.size(), 2u);
+    EXPECT_EQ(spec->disks[0].image, "deb");
+    EXPECT_EQ(spec->disks[0].size_gib, 10);
+    EXPECT_TRUE(spec->disks[0].keep);
+    EXPECT_EQ(spec->disks[1].volume, "data");
+    EXPECT_EQ(diskVolumeName(*spec, 0), "a-disk0");
+    EXPECT_EQ(diskVolumeName(*spec, 1), "data");
+    // The canonical form reads back to the same spec.
+    auto again = parseVmSpec(vmSpecToJson(*spec), limits());
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(*again, *spec);
+    VmSpec long_name = *spec;
+    long_name.name = std::string(60, 'x');
+    const std::string made = diskVolumeName(long_name, 0);
+    EXPECT_LE(made.size(), 63u);
+    EXPECT_TRUE(made.ends_with("-disk0"));
+    EXPECT_TRUE(checkDnsLabel("volume", made).has_value()) << made;
+  }
   expectRefused(R"({"name":"a","labels":{"Bad Key":"v"}})", "label key");
   expectRefused(R"({"name":"a","labels":{"k":"v\u0001"}})", "labels.k");
   expectRefused(R"({"name":"a","name":"b"})", "more than once");

@@ -1,0 +1,226 @@
+// VM disks on the stack's Ceph through a real qiaod and real QEMU: three guests boot with
+// copy-on-write clones of one golden image, each reads the image on vda and its writes stay
+// its own; an attached volume is not deleted (409 names the VM) until the VM is gone; a
+// tenant cannot attach or clone another tenant's volumes and images; QEMU reaches the RBD
+// namespace with the key from a file, never on its command line.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "storage/volume_driver.h"
+#include "tests/integration/harness.h"
+
+namespace qiao::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kCephDir = "/var/lib/qiao-ceph";
+
+std::unique_ptr<VolumeDriver> ceph() {
+  RbdOptions options;
+  options.conf = kCephDir + "/ceph.conf";
+  options.keyring = kCephDir + "/client.qiao.keyring";
+  auto driver = makeRbdDriver(options);
+  return driver ? std::move(*driver) : nullptr;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class VmDisksTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    qiaod_ = new Qiaod("[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kCephDir +
+                       "/ceph.conf\"\nceph_keyring = \"" + kCephDir +
+                       "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n");
+    qiaod_->start();
+  }
+  static void TearDownTestSuite() {
+    delete qiaod_;
+    qiaod_ = nullptr;
+  }
+  void SetUp() override {
+    if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
+    suffix_ = randomSuffix();
+    rbd_ = ceph();
+    ASSERT_NE(rbd_, nullptr);
+  }
+  ApiClient admin() { return qiaod_->adminClient(); }
+  ApiClient opA() { return qiaod_->client(qiaod_->identity("op-a", "operator", {"ta"})); }
+
+  // A ready image of tenant ta whose first bytes are `marker`.
+  void makeImage(const std::string& name, const std::string& marker) {
+    auto a = opA();
+    auto made = call(a, "POST", "/v1/images", json({{"name", name}}).dump());
+    ASSERT_EQ(made.status, 201) << made.raw;
+    std::string data(4 << 20, '\0');
+    data.replace(0, marker.size(), marker);
+    auto put = a.request("PUT", "/v1/images/" + name + "/data", data, "application/octet-stream");
+    ASSERT_TRUE(put && put->status == 202) << (put ? put->body : put.error().describe());
+    ASSERT_EQ(waitTask(a, json::parse(put->body)["id"])["state"], "succeeded");
+  }
+  json createVm(ApiClient& c, const json& spec) {
+    auto r = call(c, "POST", "/v1/vms", spec.dump());
+    EXPECT_EQ(r.status, 202) << r.raw;
+    return waitTask(c, r.body.value("id", ""), std::chrono::seconds(180));
+  }
+  void deleteVm(ApiClient& c, const std::string& name, const std::string& tenant) {
+    auto r = call(c, "DELETE", "/v1/vms/" + name + "?tenant=" + tenant + "&force=true");
+    ASSERT_EQ(r.status, 202) << r.raw;
+    EXPECT_EQ(waitTask(c, r.body["id"])["state"], "succeeded");
+  }
+
+  static Qiaod* qiaod_;
+  std::string suffix_;
+  std::unique_ptr<VolumeDriver> rbd_;
+};
+Qiaod* VmDisksTest::qiaod_ = nullptr;
+
+TEST_F(VmDisksTest, ThreeGuestsBootFromClonesOfOneGoldenImageAndKeepTheirWritesApart) {
+  auto c = admin();
+  const std::string image = "golden-" + suffix_;
+  const std::string marker = "QIAO-GOLDEN-" + suffix_;
+  makeImage(image, marker);
+
+  std::vector<std::string> vms;
+  for (int i = 0; i < 3; ++i) {
+    const std::string vm = "clone" + std::to_string(i) + "-" + suffix_;
+    json spec = guestSpec(vm, "ta",
+                          "qiao.readdisk=vda qiao.writedisk=vda:WROTE-BY-" + vm);
+    spec["disks"] = json::array({{{"image", image}, {"size_gib", 1}}});
+    json task = createVm(c, spec);
+    ASSERT_EQ(task["state"], "succeeded") << task.dump();
+    vms.push_back(vm);
+  }
+  for (const auto& vm : vms) {
+    std::string log = waitConsole(c, vm, "ta", "disk vda wrote", 1, std::chrono::seconds(120));
+    EXPECT_NE(log.find("disk vda head=" + marker), std::string::npos)
+        << vm << " did not read the image on vda:\n" << log;
+  }
+  // Each clone holds its own write; the golden image holds none of them.
+  for (const auto& vm : vms) {
+    const VolumeId disk{"ta", "vol-" + vm + "-disk0"};
+    auto head = rbd_->read(disk, 0, 64);
+    ASSERT_TRUE(head.has_value()) << head.error().describe();
+    EXPECT_TRUE(head->starts_with("WROTE-BY-" + vm)) << vm << ": " << head->substr(0, 40);
+    EXPECT_EQ(rbd_->stat(disk)->size_bytes, int64_t{1} << 30);
+  }
+  EXPECT_TRUE(rbd_->read({"ta", "img-" + image}, 0, 64)->starts_with(marker));
+
+  // The disks are volumes of the tenant, in use by their VMs; not deletable while they are.
+  auto held = call(c, "DELETE", "/v1/volumes/" + vms[0] + "-disk0?tenant=ta");
+  EXPECT_EQ(held.status, 409) << held.raw;
+  EXPECT_EQ(held.body["error"]["details"]["vm"], vms[0]) << held.raw;
+
+  // QEMU reaches the tenant's namespace, and the key is not on its command line.
+  auto xml = runCommand({"virsh", "-c", "qemu:///system", "dumpxml", "ta." + vms[0]});
+  EXPECT_NE(xml.out.find("&quot;namespace&quot;:&quot;ta&quot;"), std::string::npos) << xml.out;
+  const std::string key = readFile(qiaod_->dir() + "/state/ceph/client.qiao.key");
+  ASSERT_GT(key.size(), 20u);
+  auto pids = runCommand({"pgrep", "-f", "guest=ta." + vms[0]});
+  for (const auto& pid : std::vector<std::string>{pids.out.substr(0, pids.out.find('\n'))}) {
+    if (pid.empty()) continue;
+    EXPECT_EQ(readFile("/proc/" + pid + "/cmdline").find(key), std::string::npos)
+        << "the cephx key is on QEMU's command line";
+  }
+
+  for (const auto& vm : vms) deleteVm(c, vm, "ta");
+  for (const auto& vm : vms) {
+    EXPECT_EQ(rbd_->stat({"ta", "vol-" + vm + "-disk0"}).error().code, ErrorCode::kNotFound)
+        << "the disk of " << vm << " outlived it";
+    EXPECT_EQ(call(c, "GET", "/v1/volumes/" + vm + "-disk0?tenant=ta").status, 404);
+  }
+  auto del = call(c, "DELETE", "/v1/images/" + image + "?tenant=ta");
+  ASSERT_EQ(del.status, 202) << del.raw;
+  EXPECT_EQ(waitTask(c, del.body["id"])["state"], "succeeded");
+}
+
+TEST_F(VmDisksTest, AnAttachedVolumeIsHeldUntilItsVmIsGoneAndKeptDisksStay) {
+  auto c = admin();
+  const std::string image = "base-" + suffix_;
+  makeImage(image, "QIAO-BASE");
+  const std::string data = "data-" + suffix_;
+  auto made = call(c, "POST", "/v1/volumes",
+                   json({{"name", data}, {"tenant", "ta"}, {"size_gib", 1}}).dump());
+  ASSERT_EQ(made.status, 202) << made.raw;
+  ASSERT_EQ(waitTask(c, made.body["id"])["state"], "succeeded");
+
+  const std::string vm = "holder-" + suffix_;
+  json spec = guestSpec(vm, "ta", "qiao.readdisk=vdb");
+  spec["disks"] = json::array({{{"image", image}, {"keep", true}}, {{"volume", data}}});
+  ASSERT_EQ(createVm(c, spec)["state"], "succeeded");
+  waitConsole(c, vm, "ta", "disk vdb head=", 1, std::chrono::seconds(120));
+
+  auto volume = call(c, "GET", "/v1/volumes/" + data + "?tenant=ta").body;
+  EXPECT_EQ(volume["state"], "in-use");
+  EXPECT_EQ(volume["attached_vm"], vm);
+  auto held = call(c, "DELETE", "/v1/volumes/" + data + "?tenant=ta");
+  EXPECT_EQ(held.status, 409) << held.raw;
+  EXPECT_NE(held.raw.find(vm), std::string::npos) << held.raw;
+  // Another VM cannot take it either.
+  json other = guestSpec("thief-" + suffix_, "ta");
+  other["disks"] = json::array({{{"volume", data}}});
+  auto refused = call(c, "POST", "/v1/vms", other.dump());
+  EXPECT_EQ(refused.status, 409) << refused.raw;
+
+  deleteVm(c, vm, "ta");
+  volume = call(c, "GET", "/v1/volumes/" + data + "?tenant=ta").body;
+  EXPECT_EQ(volume["state"], "available");
+  EXPECT_EQ(volume["attached_vm"], "");
+  // The kept image disk stays, now a volume of its own.
+  auto kept = call(c, "GET", "/v1/volumes/" + vm + "-disk0?tenant=ta");
+  ASSERT_EQ(kept.status, 200) << kept.raw;
+  EXPECT_EQ(kept.body["state"], "available");
+  EXPECT_EQ(kept.body["image"], "ta/" + image);
+  // An image with a volume cloned from it is not deleted.
+  auto image_held = call(c, "DELETE", "/v1/images/" + image + "?tenant=ta");
+  EXPECT_EQ(image_held.status, 409) << image_held.raw;
+
+  for (const auto& name : {data, vm + "-disk0"}) {
+    auto del = call(c, "DELETE", "/v1/volumes/" + name + "?tenant=ta");
+    ASSERT_EQ(del.status, 202) << del.raw;
+    EXPECT_EQ(waitTask(c, del.body["id"])["state"], "succeeded");
+  }
+  auto del = call(c, "DELETE", "/v1/images/" + image + "?tenant=ta");
+  ASSERT_EQ(del.status, 202) << del.raw;
+  EXPECT_EQ(waitTask(c, del.body["id"])["state"], "succeeded");
+}
+
+TEST_F(VmDisksTest, ATenantCannotAttachOrCloneAnotherTenantsVolumesAndImages) {
+  auto c = admin();
+  const std::string image = "private-" + suffix_;
+  makeImage(image, "QIAO-PRIVATE");
+  const std::string data = "secret-" + suffix_;
+  auto made = call(c, "POST", "/v1/volumes",
+                   json({{"name", data}, {"tenant", "ta"}, {"size_gib", 1}}).dump());
+  ASSERT_EQ(waitTask(c, made.body["id"])["state"], "succeeded");
+
+  const auto domains_before = libvirtDomains();
+  json steal_volume = guestSpec("steal-v-" + suffix_, "tb");
+  steal_volume["disks"] = json::array({{{"volume", data}}});
+  auto r1 = call(c, "POST", "/v1/vms", steal_volume.dump());
+  EXPECT_EQ(r1.status, 400) << r1.raw;
+  EXPECT_NE(r1.raw.find("tenant tb has no volume"), std::string::npos) << r1.raw;
+  json steal_image = guestSpec("steal-i-" + suffix_, "tb");
+  steal_image["disks"] = json::array({{{"image", image}}});
+  auto r2 = call(c, "POST", "/v1/vms", steal_image.dump());
+  EXPECT_EQ(r2.status, 400) << r2.raw;
+  EXPECT_NE(r2.raw.find("tenant tb has no image"), std::string::npos) << r2.raw;
+  EXPECT_EQ(libvirtDomains(), domains_before);
+  auto tb = rbd_->list("tb");
+  ASSERT_TRUE(tb.has_value());
+  for (const auto& name : *tb) EXPECT_EQ(name.find("steal"), std::string::npos) << name;
+
+  auto del = call(c, "DELETE", "/v1/volumes/" + data + "?tenant=ta");
+  EXPECT_EQ(waitTask(c, del.body["id"])["state"], "succeeded");
+  del = call(c, "DELETE", "/v1/images/" + image + "?tenant=ta");
+  EXPECT_EQ(waitTask(c, del.body["id"])["state"], "succeeded");
+}
+
+}  // namespace
+}  // namespace qiao::testing
