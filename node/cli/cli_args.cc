@@ -97,6 +97,45 @@ std::vector<CommandSpec> makeSpecs() {
        "Prints the text as it is (no table, no JSON), whatever -o says.",
        {{"--tail", "BYTES", "the last BYTES bytes (default 65536, the server's limit applies)",
          FlagCheck::kCount}}},
+      {"volume", "list", "", "list volumes",
+       "Columns: TENANT NAME SIZE STATE VM BACKEND AGE (only tenant T with --tenant T).", {}},
+      {"volume", "get", "NAME", "show one volume", "Prints the volume as a two-column table.", {}},
+      {"volume", "create", "NAME", "create an empty volume",
+       "Prints the task's id, or with --wait the volume once created.",
+       {{"--size-gib", "N", "its size in GiB", FlagCheck::kCount, false, true},
+        {"--iops", "N", "I/O operations a second at most (default: no limit)", FlagCheck::kCount},
+        {"--bytes-per-sec", "N", "bytes a second at most (default: no limit)", FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
+      {"volume", "resize", "NAME", "grow a volume (volumes never shrink)",
+       "Prints the task's id, or with --wait the volume once grown.",
+       {{"--size-gib", "N", "the new size in GiB", FlagCheck::kCount, false, true},
+        kWait,
+        kWaitTimeout}},
+      {"volume", "delete", "NAME", "delete a volume",
+       "Refused (conflict) while a VM uses the volume or a Ceph client has it open; the error "
+       "names them.\nPrints the task's id, or with --wait a line once the volume is gone.",
+       {kWait, kWaitTimeout}},
+      {"image", "list", "", "list images (yours and the public ones)",
+       "Columns: TENANT NAME STATE FORMAT SIZE SHA256 AGE; public images show TENANT (public).",
+       {}},
+      {"image", "get", "NAME", "show one image", "Prints the image as a two-column table.", {}},
+      {"image", "create", "NAME", "import an image: a file of yours, or a host path (admins)",
+       "With --file, uploads FILE (streamed, of any size up to the server's limit) and starts "
+       "the import.\nWith --source-path, the server imports a file of its own host (admins "
+       "only). The format comes\nfrom the content (raw, qcow2, ISO 9660); a hostile or "
+       "mismatching image is refused and nothing\nis kept. Prints the task's id, or with --wait "
+       "the image once ready.",
+       {{"--file", "FILE", "the image to upload from this machine"},
+        {"--source-path", "PATH", "a file on the server's host (admins only)"},
+        {"--format", "F", "the format you expect: raw, qcow2 or iso (checked against the content)"},
+        {"--public", "", "every tenant may use it (admins only)"},
+        kWait,
+        kWaitTimeout}},
+      {"image", "delete", "NAME", "delete an image",
+       "Refused (conflict) while volumes cloned from it exist. Prints the task's id, or with "
+       "--wait a\nline once the image is gone.",
+       {kWait, kWaitTimeout}},
       {"task", "list", "", "list tasks",
        "Columns: ID KIND TENANT VM STATE PROGRESS AGE MESSAGE; newest first, one page.",
        {{"--state", "S", "only tasks in state S: queued, running, succeeded, failed, cancelled",
@@ -115,17 +154,29 @@ std::vector<CommandSpec> makeSpecs() {
 }
 // clang-format on
 
-bool isGroup(std::string_view g) { return g == "host" || g == "vm" || g == "task"; }
+bool isGroup(std::string_view g) {
+  return g == "host" || g == "vm" || g == "volume" || g == "image" || g == "task";
+}
 
+// Options wrap onto indented lines so that "Usage: " + the synopsis stays within 100 columns.
 std::string synopsis(const CommandSpec& c) {
   std::string s = "qiaoctl [GLOBAL OPTIONS] " + std::string(c.group);
   if (!c.name.empty()) s += " " + std::string(c.name);
   if (!c.operand.empty()) s += " " + std::string(c.operand);
+  size_t line_start = 0;
+  size_t limit = 93;  // the first line follows "Usage: "
   for (const auto& f : c.flags) {
     std::string item(f.name);
     if (!f.value_name.empty()) item += " " + std::string(f.value_name);
-    s += f.required ? " " + item : " [" + item + "]";
-    if (f.repeatable) s += "...";
+    item = f.required ? item : "[" + item + "]";
+    if (f.repeatable) item += "...";
+    if (s.size() - line_start + 1 + item.size() > limit) {
+      s += "\n";
+      line_start = s.size();
+      s += "           ";
+      limit = 100;
+    }
+    s += " " + item;
   }
   return s;
 }
@@ -383,7 +434,7 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
       group = a;
       if (!isGroup(group)) {
         group.clear();
-        return usage("unknown command \"" + a + "\" (commands: host, vm, task)");
+        return usage("unknown command \"" + a + "\" (commands: host, vm, volume, image, task)");
       }
       continue;
     }

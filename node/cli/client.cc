@@ -428,20 +428,40 @@ struct ApiClient::Impl {
   // any of the answer arrived (a retry on a fresh one is possible for idempotent methods).
   Result<HttpResponse> exchange(std::string_view method, std::string_view target,
                                 std::string_view body, std::string_view content_type, bool* gone) {
-    *gone = false;
     http::request<http::string_body> req{http::string_to_verb(method), target, 11};
     if (req.method() == http::verb::unknown) req.method_string(method);
-    req.set(http::field::host, endpoint.authority);
-    req.set(http::field::user_agent, "qiao-client");
-    req.set(http::field::accept, "application/json");
     if (!body.empty()) {
       req.set(http::field::content_type, content_type);
       req.body() = std::string(body);
     }
+    tcpStream().expires_after(timeout());
+    return exchange(req, gone);
+  }
+
+  // PUT of a file's bytes, streamed from the file (never whole in memory). The write has no
+  // deadline (a large image takes as long as the link needs); the answer has the usual one.
+  Result<HttpResponse> upload(std::string_view target, const std::string& path, bool* gone) {
+    http::request<http::file_body> req{http::verb::put, target, 11};
+    beast::error_code ec;
+    req.body().open(path.c_str(), beast::file_mode::scan, ec);
+    if (ec) {
+      *gone = false;
+      return clientError(ErrorCode::kInvalidArgument, "cannot read " + path + ": " + ec.message());
+    }
+    req.set(http::field::content_type, "application/octet-stream");
+    tcpStream().expires_never();
+    return exchange(req, gone);
+  }
+
+  template <class Body>
+  Result<HttpResponse> exchange(http::request<Body>& req, bool* gone) {
+    *gone = false;
+    req.set(http::field::host, endpoint.authority);
+    req.set(http::field::user_agent, "qiao-client");
+    req.set(http::field::accept, "application/json");
     req.keep_alive(true);
     req.prepare_payload();
-    const std::string what = std::string(method) + " " + std::string(target);
-    tcpStream().expires_after(timeout());
+    const std::string what = std::string(req.method_string()) + " " + std::string(req.target());
     auto ec = run([&](auto handler) { http::async_write(*stream, req, handler); });
     if (ec) {
       *gone = isConnectionGone(ec);
@@ -566,6 +586,18 @@ Result<HttpResponse> ApiClient::request(std::string_view method, std::string_vie
     result = im.exchange(method, target, body, content_type, &gone);
   }
   return result;
+}
+
+Result<HttpResponse> ApiClient::upload(std::string_view target, const std::string& path) {
+  if (!target.starts_with('/') || !isSafeToken(target, true)) {
+    return clientError(ErrorCode::kInvalidArgument, "not a request target: " + std::string(target));
+  }
+  Impl& im = *impl_;
+  // A fresh connection: a body this long is not worth risking on one the server may close.
+  im.disconnect();
+  if (auto ok = im.connect(); !ok) return std::unexpected(ok.error());
+  bool gone = false;
+  return im.upload(target, path, &gone);
 }
 
 Status ApiClient::streamEvents(

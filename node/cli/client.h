@@ -56,6 +56,9 @@ class ApiClient {
                                std::string_view body = {},
                                std::string_view content_type = "application/json");
 
+  // PUT of a file's bytes to `target`, streamed from the file (images of any size).
+  Result<HttpResponse> upload(std::string_view target, const std::string& path);
+
   // Server-sent events on a connection of their own: on_event(type, data) for each event
   // until it returns false, the server ends the stream, or timeout_ms passes (0: no limit);
   // each of these is success. A non-200 answer is its error; so is a stream silent for 60 s

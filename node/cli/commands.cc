@@ -1,5 +1,7 @@
 #include "node/cli/commands.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -72,6 +74,20 @@ class Cli {
   int taskList();
   int taskGet();
   int taskWait();
+  int volumeOrImageList();
+  int volumeOrImageGet();
+  int volumeCreate();
+  int volumeResize();
+  int imageCreate();
+  // delete of a volume or an image: a task, then maybe a wait.
+  int objectDelete();
+  // After a 202 on a volume or an image: the task, or with --wait the object once done.
+  int finishObjectTask(const json& task);
+  // "/v1/volumes/NAME" or "/v1/images/NAME" of the operand, with suffix.
+  std::string objectTarget(const std::string& suffix = {}) const {
+    return "/v1/" + std::string(inv_.command->group) + "s/" + urlEncode(inv_.operand) + suffix;
+  }
+  void printObject(const json& object);
 
   // The JSON answer of a 2xx; nullopt after printing the error.
   std::optional<json> call(const std::string& method, const std::string& target,
@@ -155,9 +171,159 @@ int Cli::run() {
     if (c.name == "console-log") return vmConsoleLog();
     return vmChange();
   }
+  if (c.group == "volume" || c.group == "image") {
+    if (c.name == "list") return volumeOrImageList();
+    if (c.name == "get") return volumeOrImageGet();
+    if (c.name == "delete") return objectDelete();
+    if (c.name == "resize") return volumeResize();
+    return c.group == "volume" ? volumeCreate() : imageCreate();
+  }
   if (c.name == "list") return taskList();
   if (c.name == "get") return taskGet();
   return taskWait();
+}
+
+namespace {
+
+std::string gib(long long bytes) {
+  constexpr long long kGiB = 1LL << 30;
+  if (bytes % kGiB == 0) return std::to_string(bytes / kGiB) + "Gi";
+  return std::to_string((bytes + (1 << 20) - 1) >> 20) + "Mi";
+}
+
+}  // namespace
+
+int Cli::volumeOrImageList() {
+  const bool volumes = inv_.command->group == "volume";
+  auto page = call("GET", std::string(volumes ? "/v1/volumes" : "/v1/images") +
+                              Query().add("tenant", inv_.tenant).str());
+  if (!page) return 1;
+  if (inv_.json_output) {
+    printJson(*page);
+    return 0;
+  }
+  const long long now = static_cast<long long>(std::time(nullptr));
+  std::vector<std::vector<std::string>> rows;
+  if (volumes) {
+    rows.push_back({"TENANT", "NAME", "SIZE", "STATE", "VM", "BACKEND", "AGE"});
+  } else {
+    rows.push_back({"TENANT", "NAME", "STATE", "FORMAT", "SIZE", "SHA256", "AGE"});
+  }
+  if (page->contains("items") && (*page)["items"].is_array()) {
+    for (const auto& o : (*page)["items"]) {
+      if (volumes) {
+        rows.push_back({str(o, "tenant"), str(o, "name"), gib(num(o, "size_bytes")),
+                        str(o, "state"), str(o, "attached_vm").empty() ? "-" : str(o, "attached_vm"),
+                        str(o, "backend"), ageSince(str(o, "created_at"), now)});
+      } else {
+        const std::string tenant = str(o, "tenant");
+        const std::string sha = str(o, "sha256");
+        rows.push_back({tenant.empty() ? "(public)" : tenant, str(o, "name"), str(o, "state"),
+                        str(o, "format").empty() ? "-" : str(o, "format"),
+                        gib(num(o, "virtual_size")), sha.empty() ? "-" : sha.substr(0, 12),
+                        ageSince(str(o, "created_at"), now)});
+      }
+    }
+  }
+  printTable(rows);
+  return 0;
+}
+
+void Cli::printObject(const json& object) {
+  if (inv_.json_output) {
+    printJson(object);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows = {{"FIELD", "VALUE"}};
+  for (const auto& [key, value] : object.items()) {
+    if (value.is_object()) {
+      for (const auto& [k, v] : value.items()) rows.push_back({key + "." + k, v.dump()});
+      continue;
+    }
+    rows.push_back({key, value.is_string() ? value.get<std::string>() : value.dump()});
+  }
+  printTable(rows);
+}
+
+int Cli::volumeOrImageGet() {
+  auto object = call("GET", objectTarget() + Query().add("tenant", inv_.tenant).str());
+  if (!object) return 1;
+  printObject(*object);
+  return 0;
+}
+
+int Cli::finishObjectTask(const json& task) {
+  json final;
+  if (auto done = followTask(task, &final)) return *done;
+  auto object = call("GET", "/v1/" + std::string(inv_.command->group) + "s/" +
+                                urlEncode(inv_.operand) +
+                                Query().add("tenant", str(final, "tenant")).str());
+  if (!object) return 1;
+  printObject(*object);
+  return 0;
+}
+
+int Cli::volumeCreate() {
+  json spec = {{"name", inv_.operand}, {"size_gib", std::stoll(*inv_.value("--size-gib"))}};
+  if (!inv_.tenant.empty()) spec["tenant"] = inv_.tenant;
+  json qos = json::object();
+  if (auto v = inv_.value("--iops")) qos["iops"] = std::stoll(*v);
+  if (auto v = inv_.value("--bytes-per-sec")) qos["bytes_per_sec"] = std::stoll(*v);
+  if (!qos.empty()) spec["qos"] = qos;
+  auto task = call("POST", "/v1/volumes", spec.dump());
+  if (!task) return 1;
+  return finishObjectTask(*task);
+}
+
+int Cli::volumeResize() {
+  auto task = call("POST", objectTarget("/resize") + Query().add("tenant", inv_.tenant).str(),
+                   json{{"size_gib", std::stoll(*inv_.value("--size-gib"))}}.dump());
+  if (!task) return 1;
+  return finishObjectTask(*task);
+}
+
+int Cli::imageCreate() {
+  const auto file = inv_.value("--file");
+  const auto source = inv_.value("--source-path");
+  if (file.has_value() == source.has_value()) {
+    std::fprintf(io_.err, "error: give either --file (upload) or --source-path (a host path)\n");
+    return 2;
+  }
+  json spec = {{"name", inv_.operand}};
+  if (!inv_.tenant.empty()) spec["tenant"] = inv_.tenant;
+  if (auto f = inv_.value("--format")) spec["format"] = *f;
+  if (inv_.has("--public")) spec["public"] = true;
+  if (source) spec["source_path"] = *source;
+  if (file && ::access(file->c_str(), R_OK) != 0) {
+    return fail("cannot read " + *file + ": " + std::strerror(errno));
+  }
+  auto made = call("POST", "/v1/images", spec.dump());
+  if (!made) return 1;
+  if (source) return finishObjectTask(*made);
+  // The image waits for its data: stream the file.
+  const std::string tenant = str(*made, "tenant");
+  std::string target = "/v1/images/" + urlEncode(inv_.operand) + "/data";
+  if (!tenant.empty()) target += Query().add("tenant", tenant).str();
+  auto response = client_.upload(target, *file);
+  if (!response) return failWith(response.error());
+  if (response->status / 100 != 2) return failWith(errorFromResponse(*response));
+  auto task = json::parse(response->body, nullptr, false);
+  if (!task.is_object()) return fail("the server's answer to the upload is not JSON");
+  return finishObjectTask(task);
+}
+
+int Cli::objectDelete() {
+  auto task = call("DELETE", objectTarget() + Query().add("tenant", inv_.tenant).str());
+  if (!task) return 1;
+  json final;
+  if (auto done = followTask(*task, &final)) return *done;
+  if (inv_.json_output) {
+    printJson(final);
+  } else {
+    std::fprintf(io_.out, "%s %s deleted\n", std::string(inv_.command->group).c_str(),
+                 inv_.operand.c_str());
+  }
+  return 0;
 }
 
 int Cli::hostShow() {

@@ -332,5 +332,52 @@ TEST_F(ImagesTest, AnUploadOverTheLimitIsRefusedAndNotKept) {
   EXPECT_EQ(waitTask(a, del.body["id"])["state"], "succeeded");
 }
 
+TEST_F(ImagesTest, QiaoctlStreamsAnImageAndManagesVolumes) {
+  const auto& op = qiaod_->identity("op-a", "operator", {"ta"});
+  const std::string name = "cli-" + suffix_;
+  const std::string data = rawImage("QIAO-CLI", 3);
+  writeFile(work_ + "/cli.img", data);
+
+  auto made = qiaod_->qiaoctl(op, {"image", "create", name, "--file", work_ + "/cli.img",
+                                   "--format", "raw", "--wait"});
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  EXPECT_NE(made.out.find(sha256Hex(data)), std::string::npos) << made.out;
+  auto listed = qiaod_->qiaoctl(op, {"image", "list"});
+  EXPECT_NE(listed.out.find(name), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("ready"), std::string::npos) << listed.out;
+
+  // A refused import: the exit status says so, and the image is not there.
+  run({"qemu-img", "create", "-f", "qcow2", "-u", "-b", "/etc/passwd", "-F", "raw",
+       work_ + "/evil.qcow2", "8M"});
+  auto evil = qiaod_->qiaoctl(op, {"image", "create", "evil-" + suffix_, "--file",
+                                   work_ + "/evil.qcow2", "--wait"});
+  EXPECT_EQ(evil.exit_code, 1) << evil.out << evil.err;
+  EXPECT_NE(evil.err.find("backing file"), std::string::npos) << evil.err;
+
+  const std::string vol = "clivol-" + suffix_;
+  auto v = qiaod_->qiaoctl(op, {"volume", "create", vol, "--size-gib", "1", "--iops", "300",
+                                "--wait"});
+  ASSERT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("available"), std::string::npos) << v.out;
+  auto grown = qiaod_->qiaoctl(op, {"volume", "resize", vol, "--size-gib", "2", "--wait"});
+  ASSERT_EQ(grown.exit_code, 0) << grown.out << grown.err;
+  auto vl = qiaod_->qiaoctl(op, {"volume", "list"});
+  EXPECT_NE(vl.out.find(vol), std::string::npos) << vl.out;
+  EXPECT_NE(vl.out.find("2Gi"), std::string::npos) << vl.out;
+  auto shrink = qiaod_->qiaoctl(op, {"volume", "resize", vol, "--size-gib", "1"});
+  EXPECT_EQ(shrink.exit_code, 1);
+  EXPECT_NE(shrink.err.find("only grow"), std::string::npos) << shrink.err;
+
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"volume", "delete", vol, "--wait"},
+        std::vector<std::string>{"image", "delete", name, "--wait"}}) {
+    auto r = qiaod_->qiaoctl(op, args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("deleted"), std::string::npos) << r.out;
+  }
+  auto a = as("op-a");
+  expectNothingLeft(a, "ta", name);
+}
+
 }  // namespace
 }  // namespace qiao::testing

@@ -108,10 +108,13 @@ TEST(Parser, EveryCommandParses) {
   // The commands of the issue, all of them.
   for (const char* want : {"host ", "host check", "vm list", "vm get", "vm create", "vm start",
                            "vm stop", "vm force-stop", "vm reboot", "vm pause", "vm resume",
-                           "vm delete", "vm console-log", "task list", "task get", "task wait"}) {
+                           "vm delete", "vm console-log", "task list", "task get", "task wait",
+                           "volume list", "volume get", "volume create", "volume resize",
+                           "volume delete", "image list", "image get", "image create",
+                           "image delete"}) {
     EXPECT_TRUE(seen.contains(want)) << want;
   }
-  EXPECT_EQ(seen.size(), 16u);
+  EXPECT_EQ(seen.size(), 25u);
 }
 
 TEST(Parser, EveryFlagInTheHelpIsAcceptedAndEveryAcceptedFlagIsInTheHelp) {
