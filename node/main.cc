@@ -168,6 +168,7 @@ int runDaemon(const Config& config) {
   vm_options.cluster = *cluster;
   vm_options.console_dir = config.state.dir + "/console";
   vm_options.nvram_dir = config.state.dir + "/nvram";
+  vm_options.seed_dir = config.state.dir + "/seeds";
   vm_options.firmware = loadFirmwareDescriptors(defaultFirmwareDirs());
   for (const auto& warning : vm_options.firmware.warnings) {
     log.warn("firmware descriptor skipped", {{"warning", warning}});

@@ -129,7 +129,8 @@ void renderFileDisk(XmlWriter& w, const DiskDef& disk, bool boot) {
   w.open("disk").attr("type", "file").attr("device", disk.cdrom ? "cdrom" : "disk");
   w.open("driver").attr("name", "qemu").attr("type", "raw").close();
   w.open("source").attr("file", disk.path).close();
-  w.open("target").attr("dev", disk.target).attr("bus", disk.cdrom ? "sata" : "virtio").close();
+  // CD-ROMs on virtio-scsi: present on q35 and on aarch64 virt alike (no SATA there).
+  w.open("target").attr("dev", disk.target).attr("bus", disk.cdrom ? "scsi" : "virtio").close();
   if (disk.cdrom) w.open("readonly").close();
   if (boot) w.open("boot").attr("order", "1").close();
   w.close();
@@ -240,9 +241,14 @@ std::string renderDomainXml(const DomainDef& d) {
   for (int i = 0; i < d.spare_pcie_ports; ++i) {
     w.open("controller").attr("type", "pci").attr("model", "pcie-root-port").close();
   }
+  bool cdrom = false;
   for (size_t i = 0; i < d.disks.size(); ++i) {
-    if (d.disks[i].type == "file") renderFileDisk(w, d.disks[i], i == 0 && d.kernel.empty());
+    cdrom = cdrom || d.disks[i].cdrom;
+    if (d.disks[i].type == "file") {
+      renderFileDisk(w, d.disks[i], i == 0 && d.kernel.empty() && !d.disks[i].cdrom);
+    }
   }
+  if (cdrom) w.open("controller").attr("type", "scsi").attr("model", "virtio-scsi").close();
   w.open("serial").attr("type", "pty");
   if (!d.console_log_path.empty()) {
     w.open("log").attr("file", d.console_log_path).attr("append", "on").close();

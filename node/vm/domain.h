@@ -21,7 +21,7 @@ namespace qiao {
 struct DiskDef {
   std::string target;   // "vda", "vdb", ...; "sda" for a CD-ROM
   std::string type;     // "file" | "rbd"
-  bool cdrom = false;   // read-only, on SATA (cloud-init seeds)
+  bool cdrom = false;   // read-only, on virtio-scsi (cloud-init seeds)
   std::string path;     // file
   std::string pool, ns, image, user, conf;  // rbd
   bool operator==(const DiskDef&) const = default;

@@ -11,6 +11,7 @@
 #include "base/crypto.h"
 #include "base/json_input.h"
 #include "base/names.h"
+#include "images/cloud_init.h"
 
 namespace qiao {
 namespace {
@@ -80,10 +81,11 @@ Status checkHostFile(const std::string& what, const std::string& path, bool chec
 }
 
 const std::set<std::string> kTopFields = {"name",     "tenant", "arch",  "vcpus", "memory_mib",
-                                          "firmware", "accel",  "boot",  "disks", "nics",
+                                          "firmware", "accel",  "boot",  "disks", "nics", "cloud_init",
                                           "labels"};
 const std::set<std::string> kBootFields = {"kernel", "initrd", "cmdline"};
 const std::set<std::string> kDiskFields = {"volume", "image", "size_gib", "keep"};
+const std::set<std::string> kCloudInitFields = {"user_data", "meta_data", "network_config"};
 
 }  // namespace
 
@@ -265,6 +267,31 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
         spec.disks.push_back(std::move(disk));
       }
     }
+    if (doc.contains("cloud_init")) {
+      const json& c = doc["cloud_init"];
+      if (!c.is_object()) {
+        return invalid("field \"cloud_init\" must be an object, got " + describeJsonType(c));
+      }
+      if (auto known = checkKnownFields(c, kCloudInitFields, "cloud_init"); !known) {
+        return std::unexpected(known.error());
+      }
+      if (!c.contains("user_data")) return invalid("field \"cloud_init.user_data\" is required");
+      CloudInitSpec seed;
+      for (auto [field, target] : {std::pair{"user_data", &seed.user_data},
+                                   std::pair{"meta_data", &seed.meta_data},
+                                   std::pair{"network_config", &seed.network_config}}) {
+        if (!c.contains(field)) continue;
+        auto v = jsonString(c, field, "cloud_init.");
+        if (!v) return std::unexpected(v.error());
+        *target = *v;
+      }
+      if (auto ok = validateSeedParts(seed.user_data, seed.meta_data, seed.network_config,
+                                      "cloud_init.");
+          !ok) {
+        return std::unexpected(ok.error());
+      }
+      spec.cloud_init = std::move(seed);
+    }
     if (doc.contains("labels")) {
       const json& l = doc["labels"];
       if (!l.is_object()) {
@@ -304,6 +331,14 @@ json vmSpecToJsonValue(const VmSpec& s) {
     out["boot"] = boot;
   }
   for (const auto& [k, v] : s.labels) out["labels"][k] = v;
+  if (s.cloud_init) {
+    json seed = {{"user_data", s.cloud_init->user_data}};
+    if (!s.cloud_init->meta_data.empty()) seed["meta_data"] = s.cloud_init->meta_data;
+    if (!s.cloud_init->network_config.empty()) {
+      seed["network_config"] = s.cloud_init->network_config;
+    }
+    out["cloud_init"] = std::move(seed);
+  }
   for (const auto& d : s.disks) {
     json disk = json::object();
     if (!d.volume.empty()) disk["volume"] = d.volume;

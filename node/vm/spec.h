@@ -35,6 +35,14 @@ struct DiskSpec {
 
 inline constexpr size_t kMaxDisks = 16;
 
+// A cloud-init NoCloud seed, attached as a CD-ROM; instance-id and hostname come from the VM.
+struct CloudInitSpec {
+  std::string user_data;
+  std::string meta_data;
+  std::string network_config;
+  bool operator==(const CloudInitSpec&) const = default;
+};
+
 struct VmSpec {
   std::string name;
   std::string tenant;
@@ -45,6 +53,7 @@ struct VmSpec {
   int64_t memory_mib = 512;
   std::optional<BootSpec> boot;
   std::vector<DiskSpec> disks;  // the first is vda
+  std::optional<CloudInitSpec> cloud_init;
   std::map<std::string, std::string> labels;
   bool operator==(const VmSpec&) const = default;
 };

@@ -14,6 +14,7 @@
 #include "base/crypto.h"
 #include "base/log.h"
 #include "node/state/record_json.h"
+#include "images/cloud_init.h"
 #include "node/images/image_service.h"
 #include "node/vm/domain.h"
 
@@ -128,7 +129,11 @@ Result<VmSpec> VmService::storedSpec(const VmRecord& vm) const {
   return spec;
 }
 
-Result<std::vector<DiskDef>> VmService::resolveDisks(const VmSpec& spec) const {
+std::string VmService::seedPath(const VmRecord& vm) const {
+  return options_.seed_dir + "/" + vm.uuid + ".iso";
+}
+
+Result<std::vector<DiskDef>> VmService::resolveDisks(const VmRecord& vm, const VmSpec& spec) const {
   std::vector<DiskDef> disks;
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     if (volumes_ == nullptr) {
@@ -147,6 +152,14 @@ Result<std::vector<DiskDef>> VmService::resolveDisks(const VmSpec& spec) const {
     disk.user = source.user;
     disk.conf = source.conf;
     disks.push_back(std::move(disk));
+  }
+  if (spec.cloud_init) {
+    DiskDef seed;
+    seed.target = "sda";
+    seed.type = "file";
+    seed.cdrom = true;
+    seed.path = seedPath(vm);
+    disks.push_back(std::move(seed));
   }
   return disks;
 }
@@ -169,7 +182,7 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
     context.nvram_path = options_.nvram_dir + "/" + vm.uuid + "_VARS.fd";
     context.secure_boot = spec->firmware == "uefi-secure";
   }
-  auto disks = resolveDisks(*spec);
+  auto disks = resolveDisks(vm, *spec);
   if (!disks) return std::unexpected(disks.error());
   context.disks = std::move(*disks);
   context.ceph_key_file = options_.ceph_key_file;
@@ -375,6 +388,22 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
     result = run.step("disks", 20, "preparing disks", [&]() { return takeDisks(*spec); },
                       [&]() { return giveBackDisks(*spec, /*deleting=*/false); });
   }
+  if (result && spec->cloud_init) {
+    result = run.step("seed", 30, "building the cloud-init seed", [&]() -> Status {
+      std::error_code ec;
+      std::filesystem::create_directories(options_.seed_dir, ec);
+      SeedContent seed;
+      seed.instance_id = vm.uuid;
+      seed.hostname = vm.name;
+      seed.user_data = spec->cloud_init->user_data;
+      seed.meta_data = spec->cloud_init->meta_data;
+      seed.network_config = spec->cloud_init->network_config;
+      return buildSeedIso(seed, seedPath(vm));
+    }, [&]() -> Status {
+      ::unlink(seedPath(vm).c_str());
+      return {};
+    });
+  }
   if (result) result = run.step("define", 40, "defining domain", [&]() -> Status {
     // Never overwrite a domain that is not this VM (a foreign cluster's, or one made by hand).
     auto existing = hypervisor_.lookup(domain);
@@ -475,12 +504,13 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
     });
   }
   if (result) {
-    result = run.step("cleanup", 80, "removing the console log", [&]() -> Status {
+    result = run.step("cleanup", 80, "removing the console log and seed", [&]() -> Status {
       const std::string path = consoleLogPath(vm);
       std::error_code ec;
       for (const auto& suffix : {"", ".0", ".1", ".2", ".3"}) {
         std::filesystem::remove(path + suffix, ec);
       }
+      std::filesystem::remove(seedPath(vm), ec);
       return {};
     });
   }

@@ -34,6 +34,7 @@ struct VmServiceOptions {
   std::string cluster;
   std::string console_dir;         // <state dir>/console
   std::string nvram_dir;           // <state dir>/nvram: each UEFI VM's own variable store
+  std::string seed_dir;            // <state dir>/seeds: cloud-init seed ISOs
   FirmwareCatalog firmware;        // QEMU's firmware descriptors, read at start
   std::string host_accelerator;    // "kvm" | "tcg": what accel=auto resolves to
   bool kvm_usable = false;
@@ -101,7 +102,8 @@ class VmService {
   Result<VmSpec> storedSpec(const VmRecord& vm) const;
   Result<std::string> renderXml(const VmRecord& vm) const;
   // The spec's disks as the domain sees them (from the volumes' records).
-  Result<std::vector<DiskDef>> resolveDisks(const VmSpec& spec) const;
+  Result<std::vector<DiskDef>> resolveDisks(const VmRecord& vm, const VmSpec& spec) const;
+  std::string seedPath(const VmRecord& vm) const;
   // At create time: the volumes exist in the VM's tenant and are free, the images are ready.
   Status checkDisks(const VmSpec& spec) const;
   // The create step: volumes claimed, image disks cloned. Its undo, and the delete step:

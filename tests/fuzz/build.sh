@@ -13,7 +13,7 @@ command -v ccache >/dev/null && launcher=(ccache)
 flags=(-std=c++2b -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$repo" -I/usr/include/libxml2)
 common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/base/json_input.cc"
-        "$repo/base/crypto.cc"
+        "$repo/base/crypto.cc" "$repo/base/process.cc" "$repo/images/cloud_init.cc"
         "$repo/node/vm/spec.cc")
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/spec_fuzz" "$here/spec_fuzz.cc" "${common[@]}" -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/domain_xml_fuzz" "$here/domain_xml_fuzz.cc" \

@@ -222,5 +222,25 @@ TEST_F(VmDisksTest, ATenantCannotAttachOrCloneAnotherTenantsVolumesAndImages) {
   EXPECT_EQ(waitTask(c, del.body["id"])["state"], "succeeded");
 }
 
+TEST_F(VmDisksTest, ACloudInitSeedReachesTheGuestWithTheVmsIdentity) {
+  auto c = admin();
+  const std::string vm = "seeded-" + suffix_;
+  json spec = guestSpec(vm, "ta", "qiao.seed=1");
+  spec["cloud_init"] = {{"user_data", "#cloud-config for " + vm + "\nruncmd: [\"echo 'quoted' ; true\"]\n"},
+                        {"meta_data", "qiao-test: yes\n"}};
+  ASSERT_EQ(createVm(c, spec)["state"], "succeeded");
+  auto got = call(c, "GET", "/v1/vms/" + vm + "?tenant=ta").body;
+  const std::string uuid = got["uuid"];
+  std::string log = waitConsole(c, vm, "ta", "QIAO-TEST-GUEST seed", 1, std::chrono::seconds(120));
+  EXPECT_NE(log.find("seed instance-id=" + uuid + " hostname=" + vm +
+                     " user-data=#cloud-config for " + vm),
+            std::string::npos)
+      << log;
+  const std::string seed = qiaod_->dir() + "/state/seeds/" + uuid + ".iso";
+  EXPECT_TRUE(fs::exists(seed));
+  deleteVm(c, vm, "ta");
+  EXPECT_FALSE(fs::exists(seed)) << "the seed outlived its VM";
+}
+
 }  // namespace
 }  // namespace qiao::testing

@@ -86,6 +86,27 @@ TEST(Spec, StrictFieldsAndTypes) {
                 R"({"volume":"i"},{"volume":"j"},{"volume":"k"},{"volume":"l"},{"volume":"m"},)"
                 R"({"volume":"n"},{"volume":"o"},{"volume":"p"},{"volume":"q"}]})", "at most 16");
   expectRefused(R"({"name":"a","labels":{"k":1}})", "labels");
+  expectRefused(R"({"name":"a","cloud_init":"x"})", "cloud_init");
+  expectRefused(R"({"name":"a","cloud_init":{}})", "cloud_init.user_data");
+  expectRefused(R"({"name":"a","cloud_init":{"user_data":"x","vendor_data":"y"}})", "unknown field");
+  expectRefused(R"({"name":"a","cloud_init":{"user_data":"a\u0000b"}})", "UTF-8 text");
+  expectRefused(R"({"name":"a","cloud_init":{"user_data":"x","meta_data":"instance-id: evil"}})",
+                "instance-id");
+  expectRefused(R"({"name":"a","cloud_init":{"user_data":"x","meta_data":"a: 1\nlocal-hostname: h"}})",
+                "local-hostname");
+  expectRefused(R"({"name":"a","cloud_init":{"user_data":)" "\"" + std::string(70000, 'x') + "\"}}",
+                "larger than");
+  {
+    auto spec = parseVmSpec(
+        R"({"name":"a","cloud_init":{"user_data":"#cloud-config\nusers: []\n","meta_data":"x: 1"}})",
+        limits());
+    ASSERT_TRUE(spec.has_value()) << spec.error().describe();
+    ASSERT_TRUE(spec->cloud_init.has_value());
+    EXPECT_EQ(spec->cloud_init->user_data, "#cloud-config\nusers: []\n");
+    auto again = parseVmSpec(vmSpecToJson(*spec), limits());
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(*again, *spec);
+  }
   {
     auto spec = parseVmSpec(
         R"({"name":"a","disks":[{"image":"deb","size_gib":10,"keep":true},{"volume":"data"}]})",
