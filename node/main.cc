@@ -37,7 +37,8 @@ namespace {
 using namespace qiao;
 
 // The volume backend the config asks for; with backend auto, Ceph when its conf exists.
-Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& storage) {
+Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& storage,
+                                                       const std::string& state_dir) {
   bool rbd = storage.backend == "rbd" ||
              (storage.backend == "auto" && std::filesystem::exists(storage.ceph_conf));
   if (!rbd) return makeLocalDriver(storage.local_dir);
@@ -47,6 +48,7 @@ Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& st
   options.keyring = storage.ceph_keyring;
   options.pool = storage.ceph_pool;
   options.op_timeout_s = storage.ceph_timeout_s;
+  options.instance_file = state_dir + "/ceph-client";
   return makeRbdDriver(options);
 }
 
@@ -183,10 +185,17 @@ int runDaemon(const Config& config) {
   vm_options.console_log_max_bytes = config.vm.console_log_max_bytes;
   TaskEngine tasks(**store, events, static_cast<size_t>(config.libvirt.workers),
                    /*max_attempts=*/3);
-  auto volume_driver = makeVolumeDriver(config.storage);
+  auto volume_driver = makeVolumeDriver(config.storage, config.state.dir);
   if (!volume_driver) return fail(volume_driver.error().describe());
   log.info("volumes", {{"backend", std::string((*volume_driver)->backend())},
                        {"location", (*volume_driver)->location()}});
+  // Connect to Ceph now, in the background (it may come up after qiaod): that also fences the
+  // Ceph client of a previous qiaod that died, before any task touches a volume it held.
+  std::jthread storage_warmup([&volume_driver, &log] {
+    if (auto ping = (*volume_driver)->ping(); !ping) {
+      log.warn("volume backend not reachable yet", {{"error", ping.error().describe()}});
+    }
+  });
   VolumeService volumes(**store, **volume_driver, tasks, events);
   VolumeLimits volume_limits;
   volume_limits.max_size_gib = config.storage.max_volume_gib;

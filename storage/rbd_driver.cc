@@ -5,7 +5,10 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 
 #include "base/log.h"
@@ -146,7 +149,13 @@ class RbdDriver final : public VolumeDriver {
     IoCtx io;
     Image image;
     if (auto opened = openImage(id, &io, &image); !opened) {
-      return opened.error().code == ErrorCode::kNotFound ? Status{} : opened;
+      if (opened.error().code != ErrorCode::kNotFound) return opened;
+      if (io.io == nullptr) return {};  // no such namespace
+      // A removal cut short (qiaod killed inside rbd_remove) can leave an image that is still
+      // listed but no longer opens: finish it.
+      int rc = rbd_remove(io.io, id.name.c_str());
+      if (rc == 0 || rc == -ENOENT) return {};
+      return std::unexpected(rbdError(rc, "cannot finish removing " + describe(id)));
     }
     auto holders = watchersOf(image.image, id);
     if (!holders) return std::unexpected(holders.error());
@@ -375,8 +384,47 @@ class RbdDriver final : public VolumeDriver {
     cluster_ = cluster;
     kLog.info("connected to Ceph", {{"conf", options_.conf}, {"user", name},
                                     {"pool", options_.pool}});
+    fencePreviousInstance();
     *out = cluster_;
     return {};
+  }
+
+  // Blocklists the Ceph client of the previous run (recorded in options_.instance_file) and
+  // records ours. mutex_ held.
+  void fencePreviousInstance() {
+    if (options_.instance_file.empty()) return;
+    char* addrs = nullptr;
+    if (rados_getaddrs(cluster_, &addrs) < 0 || addrs == nullptr) return;
+    std::string mine = clientAddress(addrs);
+    std::free(addrs);
+    std::string previous;
+    {
+      std::ifstream in(options_.instance_file);
+      std::getline(in, previous);
+    }
+    if (!previous.empty() && previous != mine) {
+      int rc = rados_blocklist_add(cluster_, previous.data(), 3600);
+      kLog.info("fenced the Ceph client of the previous qiaod",
+                {{"client", previous}, {"result", rc < 0 ? std::strerror(-rc) : "blocklisted"}});
+    }
+    const std::string tmp = options_.instance_file + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << mine << "\n";
+    }
+    std::rename(tmp.c_str(), options_.instance_file.c_str());
+  }
+
+  // "[v2:127.0.0.1:0/123,v1:127.0.0.1:0/123]" -> "127.0.0.1:0/123"
+  static std::string clientAddress(std::string addrs) {
+    std::erase(addrs, '[');
+    std::erase(addrs, ']');
+    addrs = addrs.substr(0, addrs.find(','));
+    if (auto colon = addrs.find(':'); addrs.starts_with("v1:") || addrs.starts_with("v2:") ||
+                                      addrs.starts_with("any:")) {
+      addrs = addrs.substr(colon + 1);
+    }
+    return addrs;
   }
 
   Status openIo(const std::string& ns, bool create_ns, IoCtx* io) {
@@ -392,6 +440,9 @@ class RbdDriver final : public VolumeDriver {
     }
     if (!exists) {
       if (!create_ns) {
+        // Never leave an ioctx of the default namespace behind for the caller to use.
+        rados_ioctx_destroy(io->io);
+        io->io = nullptr;
         return makeError(ErrorCode::kNotFound, "rbd",
                          "RBD namespace " + options_.pool + "/" + ns + " does not exist");
       }

@@ -103,6 +103,11 @@ struct RbdOptions {
   std::string keyring;   // optional: overrides the conf's keyring
   std::string pool = "qiao";
   int op_timeout_s = 30;  // monitor and OSD operations
+  // Where the driver keeps the address of its Ceph client. At connect, the client of the
+  // previous run (a qiaod that was killed) is blocklisted for an hour: its watches would
+  // otherwise hold the images it had open, for half a minute, as if they were in use.
+  // Empty: no fencing.
+  std::string instance_file;
 };
 
 // Connects to the cluster (kUnavailable when it cannot be reached).

@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "base/process.h"
 
 namespace qiao::testing {
@@ -324,6 +326,41 @@ std::string waitConsole(ApiClient& client, const std::string& name, const std::s
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   return text;
+}
+
+bool waitAllTasksDone(ApiClient& c, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto queued = call(c, "GET", "/v1/tasks?state=queued");
+    auto running = call(c, "GET", "/v1/tasks?state=running");
+    if (queued.body["items"].empty() && running.body["items"].empty()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+bool runUntilDeath(Qiaod& q, ApiClient& c, const std::string& method, const std::string& target,
+                   const std::string& body) {
+  auto r = c.request(method, target, body);
+  if (!r) return !q.running();
+  if (r->status != 202) {
+    ADD_FAILURE() << method << " " << target << " answered " << r->status << " " << r->body;
+    return false;
+  }
+  auto id = json::parse(r->body)["id"].get<std::string>();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!q.running()) return true;
+    auto t = c.request("GET", "/v1/tasks/" + id);
+    if (!t) return !q.running();
+    auto task = json::parse(t->body, nullptr, false);
+    if (task.is_object() && (task["state"] == "succeeded" || task["state"] == "failed")) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "task " << id << " neither finished nor killed qiaod";
+  return false;
 }
 
 json guestSpec(const std::string& name, const std::string& tenant,

@@ -110,6 +110,13 @@ std::string waitConsole(ApiClient& client, const std::string& name, const std::s
                         std::chrono::seconds timeout = std::chrono::seconds(90));
 int countOccurrences(const std::string& haystack, const std::string& needle);
 
+// Waits until no task is queued or running; false on timeout.
+bool waitAllTasksDone(ApiClient& client, std::chrono::seconds timeout);
+// Sends a request that answers 202 and a task, then follows the task until it ends or the
+// daemon dies (crash tests). True when the daemon died.
+bool runUntilDeath(Qiaod& qiaod, ApiClient& client, const std::string& method,
+                   const std::string& target, const std::string& body);
+
 // A VM spec that boots the test guest directly (admins only: it names host paths).
 nlohmann::json guestSpec(const std::string& name, const std::string& tenant,
                          const std::string& extra_cmdline = {});

@@ -36,18 +36,6 @@ std::multiset<std::string> clusterDomains(const Qiaod& q) {
   return out;
 }
 
-// Waits until no task is queued or running; false on timeout.
-bool waitAllTasksDone(ApiClient& c, std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto queued = call(c, "GET", "/v1/tasks?state=queued");
-    auto running = call(c, "GET", "/v1/tasks?state=running");
-    if (queued.body["items"].empty() && running.body["items"].empty()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
 // Store and libvirt agree: every VM has exactly one domain, every domain of ours a VM.
 void expectConsistent(Qiaod& q, ApiClient& c, const std::string& context) {
   auto list = call(c, "GET", "/v1/vms?limit=1000");
@@ -59,31 +47,6 @@ void expectConsistent(Qiaod& q, ApiClient& c, const std::string& context) {
     EXPECT_NE(vm["state"], "deleting") << context << ": " << vm.dump();
   }
   EXPECT_EQ(stored, clusterDomains(q)) << context;
-}
-
-// Runs one task to its end or to the daemon's death. True when the daemon died.
-bool runUntilDeath(Qiaod& q, ApiClient& c, const std::string& method, const std::string& target,
-                   const std::string& body) {
-  auto r = c.request(method, target, body);
-  if (!r) return !q.running();
-  if (r->status != 202) {
-    ADD_FAILURE() << method << " " << target << " answered " << r->status << " " << r->body;
-    return false;
-  }
-  auto id = json::parse(r->body)["id"].get<std::string>();
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!q.running()) return true;
-    auto t = c.request("GET", "/v1/tasks/" + id);
-    if (!t) return !q.running();
-    auto task = json::parse(t->body, nullptr, false);
-    if (task.is_object() && (task["state"] == "succeeded" || task["state"] == "failed")) {
-      return false;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  ADD_FAILURE() << "task " << id << " neither finished nor killed qiaod";
-  return false;
 }
 
 TEST(CrashSafety, TwentyRoundsKilledAtRandomSteps) {

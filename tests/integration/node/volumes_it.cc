@@ -114,7 +114,9 @@ TEST_F(VolumesTest, TenantsNeitherSeeNorTouchEachOthersVolumes) {
   EXPECT_EQ(call(b, "GET", "/v1/volumes/" + name).status, 404);
   EXPECT_EQ(call(b, "DELETE", "/v1/volumes/" + name).status, 404);
   EXPECT_EQ(call(b, "POST", "/v1/volumes/" + name + "/resize", R"({"size_gib": 5})").status, 404);
-  for (const auto& v : call(b, "GET", "/v1/volumes").body["items"]) {
+  auto b_list = call(b, "GET", "/v1/volumes");
+  ASSERT_EQ(b_list.status, 200) << b_list.raw;
+  for (const auto& v : b_list.body["items"]) {
     EXPECT_NE(v["name"], name) << "tenant b listed tenant a's volume";
   }
   // b may not create in a's tenant.
