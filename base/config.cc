@@ -156,7 +156,9 @@ const std::vector<Option>& options() {
        "CPU time qemu-img may spend converting one qcow2 image to raw."},
       {"images.convert_memory_mib",
        Int64Field([](Config& c) { return &c.images.convert_memory_mib; }), 128, 65536, {},
-       nullptr, "Address space (MiB) qemu-img may use while converting one image."},
+       nullptr,
+       "Address space (MiB) qemu-img may use while writing one image (librbd reserves thread "
+       "stacks: below 2048 the RBD writes fail)."},
       {"log.level", StringField([](Config& c) { return &c.log.level; }), 0, 0,
        {"debug", "info", "warn", "error"}, nullptr, "Least severe level written."},
       {"log.file", StringField([](Config& c) { return &c.log.file; }), 0, 0, {},

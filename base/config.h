@@ -55,7 +55,7 @@ struct Config {
     int64_t max_upload_bytes = int64_t{64} << 30;
     int64_t max_virtual_gib = 2048;
     int convert_cpu_seconds = 1200;
-    int64_t convert_memory_mib = 1024;
+    int64_t convert_memory_mib = 3072;
   } images;
   struct Log {
     std::string level = "info";

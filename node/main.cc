@@ -205,12 +205,13 @@ int runDaemon(const Config& config) {
   image_options.probe.max_virtual_size = config.images.max_virtual_gib << 30;
   image_options.convert.cpu_seconds = config.images.convert_cpu_seconds;
   image_options.convert.memory_bytes = config.images.convert_memory_mib << 20;
-  ImageService images(image_options, **store, **volume_driver, tasks, events);
   if ((*volume_driver)->backend() == "rbd") {
     auto key_file = writeCephKeyFile(config);
     if (!key_file) return fail(key_file.error().describe());
     vm_options.ceph_key_file = *key_file;
+    image_options.ceph_key_file = *key_file;
   }
+  ImageService images(image_options, **store, **volume_driver, tasks, events);
   VmService vms(vm_options, **store, *hypervisor, events, tasks, &volumes);
   images.sweep();
   vms.start();

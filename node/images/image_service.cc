@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
+#include <tuple>
 
 #include "base/crypto.h"
 #include "base/handle.h"
@@ -32,6 +34,27 @@ std::string describeImage(const ImageRecord& image) {
 }
 
 std::string taskTarget(const std::string& name) { return "image/" + name; }
+
+// SHA-256 and size of a file, read in chunks.
+Result<std::pair<std::string, int64_t>> digestFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) {
+    return makeError(ErrorCode::kInvalidArgument, "image",
+                     "cannot read " + quoteForMessage(path) + ": " + std::strerror(errno));
+  }
+  Sha256 hash;
+  std::string buf(kChunk, '\0');
+  int64_t total = 0;
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return makeError(ErrorCode::kInternal, "image", "read error on " + path);
+    if (n == 0) break;
+    hash.update(std::string_view(buf.data(), static_cast<size_t>(n)));
+    total += n;
+  }
+  return std::pair{hash.finishHex(), total};
+}
 
 }  // namespace
 
@@ -121,13 +144,8 @@ std::string ImageService::uploadPath(const ImageRecord& image) const {
   return options_.work_dir + "/" + image.uuid + ".upload";
 }
 
-std::string ImageService::rawPath(const ImageRecord& image) const {
-  return options_.work_dir + "/" + image.uuid + ".raw";
-}
-
 void ImageService::removeWorkFiles(const ImageRecord& image) {
   ::unlink(uploadPath(image).c_str());
-  ::unlink(rawPath(image).c_str());
 }
 
 void ImageService::sweep() {
@@ -266,7 +284,6 @@ Status ImageService::runImport(TaskEngine::Run& run, ImageRecord image, const st
                                bool uploaded) {
   const VolumeId id = idOf(image);
   ProbeResult probe;
-  std::string data_file = source;  // what is written into the backend: raw bytes
 
   Status result = run.step("probe", 10, "checking the image", [&]() -> Status {
     auto probed = probeImageFile(source, options_.probe);
@@ -278,73 +295,32 @@ Status ImageService::runImport(TaskEngine::Run& run, ImageRecord image, const st
     probe = *probed;
     return {};
   });
-  if (result && !uploaded) {
-    result = run.step("digest", 20, "computing the digest", [&]() -> Status {
-      UniqueFd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (!fd.valid()) {
-        return makeError(ErrorCode::kInvalidArgument, "image",
-                         "cannot read " + quoteForMessage(source) + ": " + std::strerror(errno));
-      }
-      Sha256 hash;
-      std::string buf(kChunk, '\0');
-      int64_t total = 0;
-      for (;;) {
-        ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return makeError(ErrorCode::kInternal, "image", "read error on the source");
-        if (n == 0) break;
-        hash.update(std::string_view(buf.data(), static_cast<size_t>(n)));
-        total += n;
-      }
-      image.sha256 = hash.finishHex();
-      image.file_size = total;
-      return {};
-    });
-  }
-  if (result && probe.format == ImageFormat::kQcow2) {
-    result = run.step("convert", 40, "converting qcow2 to raw", [&]() -> Status {
-      return convertToRaw(source, probe.format, rawPath(image), options_.convert);
-    }, [&]() -> Status {
-      ::unlink(rawPath(image).c_str());
-      return {};
-    });
-    data_file = rawPath(image);
-  }
   if (result) {
-    result = run.step("create", 50, "making the backend image",
+    result = run.step("create", 20, "making the backend image",
                       [&]() { return driver_.create(id, probe.virtual_size); },
                       [&]() { return driver_.remove(id); });
   }
   if (result) {
     result = run.step("write", 90, "writing the image", [&]() -> Status {
-      UniqueFd fd(::open(data_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (!fd.valid()) return makeError(ErrorCode::kInternal, "image", "cannot open " + data_file);
-      auto writer = driver_.openWriter(id);
-      if (!writer) return std::unexpected(writer.error());
-      std::string buf(kChunk, '\0');
-      uint64_t offset = 0;
-      int last_percent = -1;
-      for (;;) {
-        ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return makeError(ErrorCode::kInternal, "image", "read error on " + data_file);
-        if (n == 0) break;
-        if (auto written = (*writer)->write(offset, buf.data(), static_cast<size_t>(n));
-            !written) {
-          return written;
-        }
-        offset += static_cast<uint64_t>(n);
-        int percent = probe.virtual_size > 0
-                          ? static_cast<int>(offset * 100 / static_cast<uint64_t>(probe.virtual_size))
-                          : 100;
-        if (percent / 5 != last_percent / 5) {
-          last_percent = percent;
-          run.progress(50 + percent * 40 / 100,
-                       "writing the image: " + std::to_string(offset >> 20) + " of " +
-                           std::to_string(probe.virtual_size >> 20) + " MiB");
-        }
-      }
-      return (*writer)->finish();
+      // A host path is hashed while qemu-img writes (an upload was hashed as it came).
+      Result<std::pair<std::string, int64_t>> digest = std::pair<std::string, int64_t>{};
+      std::thread hasher;
+      if (!uploaded) hasher = std::thread([&] { digest = digestFile(source); });
+      const DiskSource where = driver_.diskSource(id);
+      ConvertTarget target;
+      target.path = where.path;
+      target.pool = where.pool;
+      target.ns = where.ns;
+      target.image = where.image;
+      target.user = where.user;
+      target.conf = where.conf;
+      target.key_file = options_.ceph_key_file;
+      Status written = convertInto(source, probe.format, target, options_.convert);
+      if (hasher.joinable()) hasher.join();
+      if (!written) return written;
+      if (!digest) return std::unexpected(digest.error());
+      if (!uploaded) std::tie(image.sha256, image.file_size) = *digest;
+      return {};
     });
   }
   if (result) {

@@ -1,8 +1,9 @@
 // ImageService: the image catalog of a node. An image arrives as a streamed upload (the
 // server writes it to a file under <state>/images while hashing it) or, for admins, from a
 // host path; an import task then probes it (images/probe.h: the format from the content,
-// hostile images refused), converts a qcow2 to raw under limits, writes it into the volume
-// backend, and makes the protected snapshot "golden" that VM disks are cloned from. Only then
+// hostile images refused), writes its content as raw into the volume backend (qemu-img
+// convert under limits, straight into RBD), and makes the protected snapshot "golden" that
+// VM disks are cloned from. Only then
 // is the image `ready`. A refused or failed import leaves nothing behind: no catalog entry, no
 // backend object, no file. Public images (tenant "") live in the backend's default namespace.
 #pragma once
@@ -36,6 +37,7 @@ struct ImageServiceOptions {
   std::string work_dir;  // <state>/images: uploads and conversions in progress
   ProbeLimits probe;
   ConvertLimits convert;
+  std::string ceph_key_file;  // for qemu-img's writes into RBD
 };
 
 // Of the images named `name`, the tenant's own, else the public one (a tenant's image hides
@@ -82,7 +84,6 @@ class ImageService {
   // Deletes the files of an image's import in work_dir.
   void removeWorkFiles(const ImageRecord& image);
   std::string uploadPath(const ImageRecord& image) const;
-  std::string rawPath(const ImageRecord& image) const;
   void save(ImageRecord& image, const std::string& state, const std::string& error = {});
   void publish(const ImageRecord& image, std::string_view reason);
 

@@ -132,6 +132,12 @@ void renderFileDisk(XmlWriter& w, const DiskDef& disk, bool boot) {
   // CD-ROMs on virtio-scsi: present on q35 and on aarch64 virt alike (no SATA there).
   w.open("target").attr("dev", disk.target).attr("bus", disk.cdrom ? "scsi" : "virtio").close();
   if (disk.cdrom) w.open("readonly").close();
+  if (disk.iops > 0 || disk.bytes_per_sec > 0) {
+    w.open("iotune");
+    if (disk.bytes_per_sec > 0) w.leaf("total_bytes_sec", std::to_string(disk.bytes_per_sec));
+    if (disk.iops > 0) w.leaf("total_iops_sec", std::to_string(disk.iops));
+    w.close();
+  }
   if (boot) w.open("boot").attr("order", "1").close();
   w.close();
 }

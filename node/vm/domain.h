@@ -24,6 +24,8 @@ struct DiskDef {
   bool cdrom = false;   // read-only, on virtio-scsi (cloud-init seeds)
   std::string path;     // file
   std::string pool, ns, image, user, conf;  // rbd
+  // I/O limits, 0 = none: libvirt <iotune> on a file; on RBD librbd applies the image's own.
+  int64_t iops = 0, bytes_per_sec = 0;
   bool operator==(const DiskDef&) const = default;
 };
 

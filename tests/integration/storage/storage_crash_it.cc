@@ -24,9 +24,9 @@ using namespace std::chrono_literals;
 const std::string kCephDir = "/var/lib/qiao-ceph";
 
 const std::vector<std::string> kImportFailpoints = {
-    "image.import/probe:after",  "image.import/convert:after", "image.import/create:after",
+    "image.import/probe:after",  "image.import/write:before", "image.import/create:after",
     "image.import/write:before", "image.import/write:after",   "image.import/golden:after",
-    "image.import/ready:before", "image.import/convert:before",
+    "image.import/ready:before", "image.import/create:before",
 };
 const std::vector<std::string> kCloneFailpoints = {
     "vm.create/disks:before", "vm.create/disks:after", "vm.create/define:after",

@@ -96,6 +96,55 @@ TEST(Domain, ValidatesAgainstLibvirtsSchema) {
   }
 }
 
+// Disks of every kind: a file with I/O limits, an RBD volume in a tenant namespace (QEMU
+// arguments), a cloud-init CD-ROM; the XML is valid for libvirt, names reach QEMU only as
+// escaped JSON, the key only as a file name.
+TEST(Domain, DisksOfEveryKind) {
+  VmSpec s = hostileSpec();
+  s.boot.reset();
+  DomainContext c = context();
+  DiskDef rbd;
+  rbd.target = "vda";
+  rbd.type = "rbd";
+  rbd.pool = "qiao";
+  rbd.ns = "acme";
+  rbd.image = "vol-web1-disk0";
+  rbd.user = "qiao";
+  rbd.conf = "/etc/ceph/ceph.conf";
+  DiskDef file;
+  file.target = "vdb";
+  file.type = "file";
+  file.path = "/var/lib/qiao/volumes/acme/vol-data.raw";
+  file.iops = 500;
+  file.bytes_per_sec = 10 << 20;
+  DiskDef seed;
+  seed.target = "sda";
+  seed.type = "file";
+  seed.cdrom = true;
+  seed.path = "/var/lib/qiao/seeds/x.iso";
+  c.disks = {rbd, file, seed};
+  c.ceph_key_file = "/var/lib/qiao/ceph/client.qiao.key";
+  const std::string xml = renderDomainXml(buildDomainDef(s, c));
+  EXPECT_NE(xml.find("xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\""), std::string::npos);
+  EXPECT_NE(xml.find("&quot;namespace&quot;:&quot;acme&quot;"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("&quot;key-secret&quot;:&quot;qiao-ceph-key&quot;"), std::string::npos);
+  EXPECT_NE(xml.find("&quot;file&quot;:&quot;/var/lib/qiao/ceph/client.qiao.key&quot;"),
+            std::string::npos);
+  EXPECT_NE(xml.find("&quot;bootindex&quot;:1"), std::string::npos) << "vda boots";
+  EXPECT_NE(xml.find("<total_iops_sec>500</total_iops_sec>"), std::string::npos);
+  EXPECT_NE(xml.find("<total_bytes_sec>10485760</total_bytes_sec>"), std::string::npos);
+  EXPECT_NE(xml.find("model=\"virtio-scsi\""), std::string::npos);
+  EXPECT_NE(xml.find("device=\"cdrom\""), std::string::npos);
+  EXPECT_EQ(xml.find("<boot dev="), std::string::npos) << "per-device boot only";
+  if (std::system("command -v virt-xml-validate >/dev/null 2>&1") == 0) {
+    std::string path = "/tmp/qiao-domain-disks-" + std::to_string(::getpid()) + ".xml";
+    std::ofstream(path) << xml;
+    EXPECT_EQ(std::system(("virt-xml-validate " + path + " domain >/dev/null 2>&1").c_str()), 0)
+        << xml;
+    std::remove(path.c_str());
+  }
+}
+
 TEST(XmlWriter, ReplacesWhatXmlCannotCarry) {
   XmlWriter w;
   w.open("a").attr("x", std::string("q\"<>&'\x01\xff", 8)).text(std::string("t\0u", 3)).close();
