@@ -133,6 +133,8 @@ int main(int argc, char** argv) {
     if (auto u = xml.find("<uuid>"); u != std::string::npos) {
       xml.erase(u, xml.find("</uuid>") + 7 - u);
     }
+    // Its own console log (virtlogd holds Qiao's VM's).
+    replaceAll("/state/console/", "/state/console/floor-");
     const std::string file = q.dir() + "/floor.xml";
     { std::ofstream(file) << xml; }
     t0 = Clock::now();
@@ -141,7 +143,10 @@ int main(int argc, char** argv) {
     runCommand({"virsh", "-c", "qemu:///system", "define", file});
     auto started = runCommand({"virsh", "-c", "qemu:///system", "start", "floor-" + floor_ns + "-" + vm});
     floor_vm.push_back(ms(Clock::now() - t0));
-    if (started.exit_code != 0) std::fprintf(stderr, "floor start: %s\n", started.err.c_str());
+    if (started.exit_code != 0) {
+      std::fprintf(stderr, "floor start failed: %s\n", started.err.c_str());
+      return 1;
+    }
     runCommand({"virsh", "-c", "qemu:///system", "destroy", "floor-" + floor_ns + "-" + vm});
     runCommand({"virsh", "-c", "qemu:///system", "undefine", "floor-" + floor_ns + "-" + vm});
   }
