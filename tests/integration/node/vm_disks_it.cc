@@ -242,5 +242,32 @@ TEST_F(VmDisksTest, ACloudInitSeedReachesTheGuestWithTheVmsIdentity) {
   EXPECT_FALSE(fs::exists(seed)) << "the seed outlived its VM";
 }
 
+// No kernel from the host: an operator's VM boots from its disk, a clone of an uploaded
+// bootable image (BIOS, MBR, syslinux), and reads its cloud-init seed.
+TEST_F(VmDisksTest, AnOperatorsVmBootsFromAnUploadedImage) {
+  const std::string disk = testGuestDir() + "/disk.img";
+  if (!fs::exists(disk)) GTEST_SKIP() << "no bootable test disk (x86_64 only)";
+  auto a = opA();
+  const std::string image = "bootable-" + suffix_;
+  auto made = call(a, "POST", "/v1/images", json({{"name", image}, {"format", "raw"}}).dump());
+  ASSERT_EQ(made.status, 201) << made.raw;
+  auto put = a.upload("/v1/images/" + image + "/data", disk);
+  ASSERT_TRUE(put && put->status == 202) << (put ? put->body : put.error().describe());
+  ASSERT_EQ(waitTask(a, json::parse(put->body)["id"])["state"], "succeeded");
+
+  const std::string vm = "fromdisk-" + suffix_;
+  json spec = {{"name", vm}, {"memory_mib", 256},
+               {"disks", json::array({{{"image", image}, {"size_gib", 1}}})},
+               {"cloud_init", {{"user_data", "#cloud-config booted from a disk"}}}};
+  ASSERT_EQ(createVm(a, spec)["state"], "succeeded");
+  std::string log = waitConsole(a, vm, "ta", "QIAO-TEST-GUEST seed", 1, std::chrono::seconds(120));
+  EXPECT_NE(log.find("qiao.from=disk"), std::string::npos) << log;
+  EXPECT_NE(log.find("hostname=" + vm), std::string::npos) << log;
+  deleteVm(a, vm, "ta");
+  auto del = call(a, "DELETE", "/v1/images/" + image);
+  ASSERT_EQ(del.status, 202) << del.raw;
+  EXPECT_EQ(waitTask(a, del.body["id"])["state"], "succeeded");
+}
+
 }  // namespace
 }  // namespace qiao::testing
