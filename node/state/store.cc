@@ -547,6 +547,24 @@ Status Store::updateVolume(const VolumeRecord& volume) {
   return {};
 }
 
+Status Store::transitionVolume(const std::string& tenant, const std::string& name,
+                               const std::vector<std::string>& from_states,
+                               const std::string& from_vm, const std::string& to_state,
+                               const std::string& to_vm) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE volumes SET state = ?, attached_vm = ?, last_error = '', "
+                               "updated_at = ") +
+                       kNow + " WHERE tenant = ? AND name = ? AND attached_vm = ? AND state IN (" +
+                       placeholders(from_states.size()) + ")");
+  q.bind(to_state).bind(to_vm).bind(tenant).bind(name).bind(from_vm).bindAll(from_states);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("transition volume"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kConflict, "store",
+                     "volume " + tenant + "/" + name + " changed meanwhile");
+  }
+  return {};
+}
+
 Status Store::deleteVolume(const std::string& tenant, const std::string& name) {
   std::lock_guard lock(mutex_);
   Statement q(db_, "DELETE FROM volumes WHERE tenant = ? AND name = ?");

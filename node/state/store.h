@@ -126,6 +126,12 @@ class Store {
                                                 const std::string& name = {});
   // Writes size, state, attachment, limits and last error.
   Status updateVolume(const VolumeRecord& volume);
+  // Atomically moves a volume from one of `from_states`, attached to `from_vm` ("" = none), to
+  // `to_state` attached to `to_vm`: kConflict when it is not (any more) in such a state, so
+  // that two tasks never both take, or take and delete, one volume.
+  Status transitionVolume(const std::string& tenant, const std::string& name,
+                          const std::vector<std::string>& from_states, const std::string& from_vm,
+                          const std::string& to_state, const std::string& to_vm);
   Status deleteVolume(const std::string& tenant, const std::string& name);  // idempotent
 
   // Images. createImage records the image and, when given, its import task in one

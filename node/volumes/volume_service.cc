@@ -134,17 +134,22 @@ Result<VolumeRecord> VolumeService::claimForVm(const std::string& tenant, const 
     return volume;
   }
   if (volume->attached_vm == vm) return volume;
-  if (!volume->attached_vm.empty()) {
-    return makeError(ErrorCode::kConflict, "volume",
-                     "volume " + volumeId(*volume) + " is attached to vm " + volume->attached_vm,
-                     dumpJson({{"vm", volume->attached_vm}}));
-  }
-  if (volume->state != "available") {
-    return makeError(ErrorCode::kConflict, "volume",
-                     "volume " + volumeId(*volume) + " is " + volume->state);
+  auto busy = [&](const VolumeRecord& v) -> Result<VolumeRecord> {
+    if (!v.attached_vm.empty()) {
+      return makeError(ErrorCode::kConflict, "volume",
+                       "volume " + volumeId(v) + " is attached to vm " + v.attached_vm,
+                       dumpJson({{"vm", v.attached_vm}}));
+    }
+    return makeError(ErrorCode::kConflict, "volume", "volume " + volumeId(v) + " is " + v.state);
+  };
+  // Taken atomically: a concurrent delete or another VM's create cannot take it too.
+  if (!store_.transitionVolume(tenant, name, {"available"}, "", "in-use", vm)) {
+    auto fresh = store_.getVolume(tenant, name);
+    return busy(fresh ? *fresh : *volume);
   }
   volume->attached_vm = vm;
-  setState(*volume, "in-use");
+  volume->state = "in-use";
+  publish(*volume, "in-use");
   return volume;
 }
 
@@ -200,8 +205,14 @@ Status VolumeService::releaseFromVm(const std::string& tenant, const std::string
     publish(*volume, "deleted");
     return {};
   }
+  if (auto released = store_.transitionVolume(tenant, name, {"in-use", "error"}, vm, "available",
+                                             "");
+      !released) {
+    return released;
+  }
   volume->attached_vm.clear();
-  setState(*volume, "available");
+  volume->state = "available";
+  publish(*volume, "available");
   return {};
 }
 
@@ -317,14 +328,20 @@ Status VolumeService::runCreate(TaskEngine::Run& run, VolumeRecord volume) {
 
 Status VolumeService::runRemove(TaskEngine::Run& run, VolumeRecord volume) {
   const VolumeId id = idOf(volume);
-  const std::string previous = volume.state;
-  setState(volume, "deleting");
   Status result = run.step("remove", 80, "removing the volume", [&]() -> Status {
-    // Checked again here: a VM may have taken the volume since the API answered.
-    if (auto fresh = store_.getVolume(volume.tenant, volume.name);
-        fresh && !fresh->attached_vm.empty()) {
-      volume.attached_vm = fresh->attached_vm;
-      return checkNotInUse(volume);
+    // Marked atomically (a VM may have taken it since the API answered; then it stays). A
+    // step run again after a crash finds it deleting already.
+    if (volume.state != "deleting") {
+      if (!store_.transitionVolume(volume.tenant, volume.name, {"available", "error"}, "",
+                                   "deleting", "")) {
+        auto fresh = store_.getVolume(volume.tenant, volume.name);
+        if (fresh && !fresh->attached_vm.empty()) return checkNotInUse(*fresh);
+        return makeError(ErrorCode::kConflict, "volume",
+                         "volume " + volumeId(volume) + " is " +
+                             (fresh ? fresh->state : std::string("gone")));
+      }
+      volume.state = "deleting";
+      publish(volume, "deleting");
     }
     return driver_.remove(id);
   });
@@ -335,8 +352,12 @@ Status VolumeService::runRemove(TaskEngine::Run& run, VolumeRecord volume) {
       return {};
     });
   }
-  if (!result) setState(volume, previous == "deleting" ? "available" : previous,
-                        result.error().describe());
+  if (!result && volume.state == "deleting") {
+    // Refused before anything was removed (a client holds it): available again. Otherwise
+    // the data may be partly gone: left in error, deletable again.
+    const bool untouched = result.error().code == ErrorCode::kConflict;
+    setState(volume, untouched ? "available" : "error", result.error().describe());
+  }
   return result;
 }
 

@@ -250,3 +250,41 @@ TEST_F(StoreTest, HostileTextIsStoredVerbatim) {
 
 }  // namespace
 }  // namespace qiao
+
+namespace qiao {
+namespace {
+
+TEST(StoreVolumes, TransitionsAreAtomicCompareAndSet) {
+  const std::string path = "/tmp/qiao-store-volumes-" + std::to_string(::getpid()) + ".db";
+  std::remove(path.c_str());
+  auto store = Store::open(path);
+  ASSERT_TRUE(store.has_value());
+  VolumeRecord v;
+  v.tenant = "t";
+  v.name = "data";
+  v.uuid = "u-1";
+  v.backend = "local";
+  v.object = "vol-data";
+  v.size_bytes = 1 << 30;
+  v.state = "available";
+  ASSERT_TRUE((*store)->createVolume(v, nullptr).has_value());
+  // One VM takes it; a second one, or a delete, then cannot.
+  ASSERT_TRUE((*store)->transitionVolume("t", "data", {"available"}, "", "in-use", "vm1"));
+  auto second = (*store)->transitionVolume("t", "data", {"available"}, "", "in-use", "vm2");
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, ErrorCode::kConflict);
+  EXPECT_FALSE((*store)->transitionVolume("t", "data", {"available", "error"}, "", "deleting", ""));
+  // Only its VM gives it back.
+  EXPECT_FALSE((*store)->transitionVolume("t", "data", {"in-use"}, "vm2", "available", ""));
+  ASSERT_TRUE((*store)->transitionVolume("t", "data", {"in-use"}, "vm1", "available", ""));
+  auto back = (*store)->getVolume("t", "data");
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->state, "available");
+  EXPECT_EQ(back->attached_vm, "");
+  EXPECT_TRUE((*store)->transitionVolume("t", "data", {"available", "error"}, "", "deleting", ""));
+  EXPECT_FALSE((*store)->transitionVolume("t", "missing", {"available"}, "", "in-use", "vm1"));
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace qiao
