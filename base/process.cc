@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,8 +29,12 @@ bool makePipe(UniqueFd* read_end, UniqueFd* write_end) {
 }
 
 [[noreturn]] void childExec(const ProcessOptions& options, int in_fd, int out_fd, int err_fd,
-                            int status_fd) {
+                            int status_fd, pid_t parent) {
   setpgid(0, 0);
+  // The child dies with its parent: a qiaod killed in the middle of a step must not leave a
+  // qemu-img writing into a volume behind it while the next qiaod runs the step again.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);  // the parent died before prctl
   dup2(in_fd, 0);
   dup2(out_fd, 1);
   dup2(err_fd, 2);
@@ -68,12 +73,13 @@ Result<ProcessResult> runProcess(const ProcessOptions& options) {
     return makeError(ErrorCode::kInternal, "process",
                      std::string("pipe failed: ") + std::strerror(errno));
   }
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     return makeError(ErrorCode::kInternal, "process",
                      std::string("fork failed: ") + std::strerror(errno));
   }
-  if (pid == 0) childExec(options, in_r.get(), out_w.get(), err_w.get(), st_w.get());
+  if (pid == 0) childExec(options, in_r.get(), out_w.get(), err_w.get(), st_w.get(), parent);
 
   setpgid(pid, pid);  // also in the parent, so the group exists before we may signal it
   in_r.reset();

@@ -1,6 +1,7 @@
 // Running other programs: by argv only (never through a shell), with a timeout, with stdout
 // and stderr captured concurrently and capped. A process that outlives its timeout gets
-// SIGTERM, then SIGKILL two seconds later, with its whole process group.
+// SIGTERM, then SIGKILL two seconds later, with its whole process group. A child dies with
+// its parent (PR_SET_PDEATHSIG): nothing a killed qiaod started keeps running behind it.
 #pragma once
 
 #include <string>

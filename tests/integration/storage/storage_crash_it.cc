@@ -61,8 +61,10 @@ void expectStorageConsistent(Qiaod& q, ApiClient& c, VolumeDriver& rbd, const st
       EXPECT_TRUE(stat.has_value()) << context << ": ready image " << name << " has no data";
       // Its golden snapshot exists: a clone of it can be made.
       VolumeId probe{tenant, "vol-probe-" + name};
-      EXPECT_TRUE(rbd.clone({tenant, "img-" + name}, "golden", probe).has_value())
-          << context << ": ready image " << name << " has no golden snapshot";
+      auto cloned = rbd.clone({tenant, "img-" + name}, "golden", probe);
+      EXPECT_TRUE(cloned.has_value())
+          << context << ": ready image " << name << " cannot be cloned from its golden snapshot: "
+          << (cloned ? std::string() : cloned.error().describe());
       (void)rbd.remove(probe);
     }
   }
