@@ -250,11 +250,9 @@ Result<TaskRecord> ImageService::remove(const ImageRecord& image, const std::str
 }
 
 Result<ImageRecord> ImageService::imageOfTask(const TaskRecord& task) {
-  const std::string prefix = "image/";
-  if (!task.target.starts_with(prefix)) {
-    return makeError(ErrorCode::kInternal, "image", "task target " + task.target);
-  }
-  return store_.getImage(task.tenant, task.target.substr(prefix.size()));
+  auto name = TaskEngine::objectOf(task, "image/");
+  if (!name) return std::unexpected(name.error());
+  return store_.getImage(task.tenant, *name);
 }
 
 Status ImageService::runTask(TaskEngine::Run& run) {
@@ -263,8 +261,7 @@ Status ImageService::runTask(TaskEngine::Run& run) {
   if (!image) return std::unexpected(image.error());
   if (task.kind == "image.delete") return runRemove(run, *image);
   if (task.kind == "image.import") {
-    auto params = json::parse(task.params_json, nullptr, false);
-    if (!params.is_object()) params = json::object();
+    const json params = TaskEngine::params(task);
     return runImport(run, *image, params.value("path", ""), params.value("uploaded", false));
   }
   return makeError(ErrorCode::kInternal, "image", "unknown task kind " + task.kind);

@@ -501,33 +501,40 @@ Status Store::createVolume(const VolumeRecord& volume, const TaskRecord* task) {
 }
 
 Result<VolumeRecord> Store::getVolume(const std::string& tenant, const std::string& name) {
-  std::lock_guard lock(mutex_);
-  Statement q(db_, std::string("SELECT ") + kVolumeColumns +
-                       " FROM volumes WHERE tenant = ? AND name = ?");
-  q.bind(tenant).bind(name);
-  int rc = q.step();
-  if (rc == SQLITE_ROW) return volumeFrom(q);
-  if (rc == SQLITE_DONE) {
+  // An empty name would select every volume of the tenant.
+  auto found = name.empty() ? Result<std::vector<VolumeRecord>>() : listVolumes({tenant}, name);
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) {
     return makeError(ErrorCode::kNotFound, "store", "no volume " + tenant + "/" + name);
   }
-  return std::unexpected(sqlError("get volume"));
+  return found->front();
 }
 
-Result<std::vector<VolumeRecord>> Store::listVolumes(const std::vector<std::string>& tenants,
-                                                     const std::string& name) {
+template <typename Record, typename From>
+Result<std::vector<Record>> Store::selectByTenant(const char* table, const char* columns,
+                                                  From from,
+                                                  const std::vector<std::string>& tenants,
+                                                  const std::string& name) {
   std::lock_guard lock(mutex_);
-  std::string sql = std::string("SELECT ") + kVolumeColumns + " FROM volumes WHERE 1";
+  std::string sql = std::string("SELECT ") + columns + " FROM " + table + " WHERE 1";
   if (!tenants.empty()) sql += " AND tenant IN (" + placeholders(tenants.size()) + ")";
   if (!name.empty()) sql += " AND name = ?";
   sql += " ORDER BY tenant, name";
   Statement q(db_, sql);
   q.bindAll(tenants);
   if (!name.empty()) q.bind(name);
-  std::vector<VolumeRecord> out;
+  std::vector<Record> out;
   int rc;
-  while ((rc = q.step()) == SQLITE_ROW) out.push_back(volumeFrom(q));
-  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list volumes"));
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(from(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError(std::string("list ") + table));
   return out;
+}
+
+Result<std::vector<VolumeRecord>> Store::listVolumes(const std::vector<std::string>& tenants,
+                                                     const std::string& name) {
+  return selectByTenant<VolumeRecord>("volumes", kVolumeColumns,
+                                      [](const Statement& q) { return volumeFrom(q); }, tenants,
+                                      name);
 }
 
 Status Store::updateVolume(const VolumeRecord& volume) {
@@ -601,23 +608,14 @@ Status Store::createImage(const ImageRecord& image, const TaskRecord* task) {
 
 Result<std::vector<ImageRecord>> Store::listImages(const std::vector<std::string>& tenants,
                                                    const std::string& name) {
-  std::lock_guard lock(mutex_);
-  std::string sql = std::string("SELECT ") + kImageColumns + " FROM images WHERE 1";
-  if (!tenants.empty()) sql += " AND tenant IN (" + placeholders(tenants.size()) + ")";
-  if (!name.empty()) sql += " AND name = ?";
-  sql += " ORDER BY tenant, name";
-  Statement q(db_, sql);
-  q.bindAll(tenants);
-  if (!name.empty()) q.bind(name);
-  std::vector<ImageRecord> out;
-  int rc;
-  while ((rc = q.step()) == SQLITE_ROW) out.push_back(imageFrom(q));
-  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list images"));
-  return out;
+  return selectByTenant<ImageRecord>("images", kImageColumns,
+                                     [](const Statement& q) { return imageFrom(q); }, tenants,
+                                     name);
 }
 
 Result<ImageRecord> Store::getImage(const std::string& tenant, const std::string& name) {
-  auto found = listImages({tenant}, name);
+  // An empty name would select every image of the tenant.
+  auto found = name.empty() ? Result<std::vector<ImageRecord>>() : listImages({tenant}, name);
   if (!found) return std::unexpected(found.error());
   if (found->empty()) {
     return makeError(ErrorCode::kNotFound, "store", "no image " + tenant + "/" + name);

@@ -194,6 +194,12 @@ class Store {
 
   Status exec(const char* sql);
   Status insertTaskLocked(const TaskRecord& task);  // mutex_ held
+  // SELECT columns FROM table of some tenants (all when empty) and one name (any when ""),
+  // ordered by tenant and name; `from` makes a record of a row.
+  template <typename Record, typename From>
+  Result<std::vector<Record>> selectByTenant(const char* table, const char* columns, From from,
+                                             const std::vector<std::string>& tenants,
+                                             const std::string& name);
   Error sqlError(const std::string& what) const;
 
   std::mutex mutex_;

@@ -49,6 +49,19 @@ TaskRecord TaskEngine::newTask(std::string kind, const std::string& tenant,
   return task;
 }
 
+Result<std::string> TaskEngine::objectOf(const TaskRecord& task, std::string_view prefix) {
+  if (!task.target.starts_with(prefix)) {
+    return makeError(ErrorCode::kInternal, "task",
+                     "task " + task.id + " of kind " + task.kind + " has target " + task.target);
+  }
+  return task.target.substr(prefix.size());
+}
+
+nlohmann::json TaskEngine::params(const TaskRecord& task) {
+  auto params = nlohmann::json::parse(task.params_json, nullptr, false);
+  return params.is_object() ? params : nlohmann::json::object();
+}
+
 Result<TaskRecord> TaskEngine::submit(const TaskRecord& task) {
   if (auto created = store_.createTaskIfIdle(task); !created) {
     return std::unexpected(created.error());

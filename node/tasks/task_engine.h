@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -48,6 +49,12 @@ class TaskEngine {
   // A new task record, queued, with a fresh id.
   static TaskRecord newTask(std::string kind, const std::string& tenant, const std::string& target,
                             const std::string& identity, std::string params_json);
+  // The object a task of a family works on: "volume/data1" with prefix "volume/" is "data1";
+  // kInternal when the target is not of that family.
+  static Result<std::string> objectOf(const TaskRecord& task, std::string_view prefix);
+  // The task's parameters; an empty object when it has none (or they do not parse).
+  static nlohmann::json params(const TaskRecord& task);
+
   // Records the task (kConflict when another one for its (tenant, target) is unfinished) and
   // queues it.
   Result<TaskRecord> submit(const TaskRecord& task);

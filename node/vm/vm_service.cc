@@ -344,9 +344,7 @@ Status VmService::runTask(TaskEngine::Run& run) {
   const TaskRecord& task = run.task();
   auto vm = store_.getVm(task.tenant, task.target);
   if (!vm) return std::unexpected(vm.error());
-  auto params = nlohmann::json::parse(task.params_json.empty() ? "{}" : task.params_json,
-                                      nullptr, false);
-  if (params.is_discarded() || !params.is_object()) params = nlohmann::json::object();
+  const nlohmann::json params = TaskEngine::params(task);
   if (task.kind == "vm.create") return runCreate(run, *vm, params.value("start", true));
   if (task.kind == "vm.delete") return runDelete(run, *vm, params.value("force", false));
   if (isAction(std::string_view(task.kind).substr(3))) {

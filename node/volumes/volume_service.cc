@@ -267,11 +267,9 @@ Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t siz
 }
 
 Result<VolumeRecord> VolumeService::volumeOfTask(const TaskRecord& task) {
-  const std::string prefix = "volume/";
-  if (!task.target.starts_with(prefix)) {
-    return makeError(ErrorCode::kInternal, "volume", "task target " + task.target);
-  }
-  return store_.getVolume(task.tenant, task.target.substr(prefix.size()));
+  auto name = TaskEngine::objectOf(task, "volume/");
+  if (!name) return std::unexpected(name.error());
+  return store_.getVolume(task.tenant, *name);
 }
 
 Status VolumeService::runTask(TaskEngine::Run& run) {
@@ -281,9 +279,7 @@ Status VolumeService::runTask(TaskEngine::Run& run) {
   if (task.kind == "volume.create") return runCreate(run, *volume);
   if (task.kind == "volume.delete") return runRemove(run, *volume);
   if (task.kind == "volume.resize") {
-    auto params = nlohmann::json::parse(task.params_json, nullptr, false);
-    int64_t size = params.is_object() ? params.value("size_bytes", int64_t{0}) : 0;
-    return runResize(run, *volume, size);
+    return runResize(run, *volume, TaskEngine::params(task).value("size_bytes", int64_t{0}));
   }
   return makeError(ErrorCode::kInternal, "volume", "unknown task kind " + task.kind);
 }

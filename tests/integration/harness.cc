@@ -28,13 +28,6 @@ std::string envOr(const char* name, const std::string& fallback) {
   return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 [[noreturn]] void die(const std::string& message) { throw std::runtime_error(message); }
 
 }  // namespace
@@ -326,6 +319,29 @@ std::string waitConsole(ApiClient& client, const std::string& name, const std::s
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   return text;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::string kStackCephDir = "/var/lib/qiao-ceph";
+
+std::string stackCephConfig() {
+  return "[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kStackCephDir + "/ceph.conf\"\n" +
+         "ceph_keyring = \"" + kStackCephDir + "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n" +
+         "ceph_timeout_s = 20\n";
+}
+
+std::unique_ptr<VolumeDriver> stackCeph() {
+  RbdOptions options;
+  options.conf = kStackCephDir + "/ceph.conf";
+  options.keyring = kStackCephDir + "/client.qiao.keyring";
+  auto driver = makeRbdDriver(options);
+  return driver ? std::move(*driver) : nullptr;
 }
 
 bool waitAllTasksDone(ApiClient& c, std::chrono::seconds timeout) {

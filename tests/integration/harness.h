@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "node/cli/client.h"
+#include "storage/volume_driver.h"
 
 namespace qiao::testing {
 
@@ -109,6 +110,14 @@ std::string waitConsole(ApiClient& client, const std::string& name, const std::s
                         const std::string& needle, int count = 1,
                         std::chrono::seconds timeout = std::chrono::seconds(90));
 int countOccurrences(const std::string& haystack, const std::string& needle);
+
+std::string readFile(const std::string& path);
+
+// The stack's Ceph (scripts/ceph-stack): the qiaod.toml lines that keep volumes on it, and a
+// Ceph client of the test's own (client.qiao) to look behind qiaod's back.
+extern const std::string kStackCephDir;
+std::string stackCephConfig();
+std::unique_ptr<VolumeDriver> stackCeph();
 
 // Waits until no task is queued or running; false on timeout.
 bool waitAllTasksDone(ApiClient& client, std::chrono::seconds timeout);

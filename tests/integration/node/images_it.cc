@@ -17,21 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::string kCephDir = "/var/lib/qiao-ceph";
 constexpr int64_t kMaxUpload = 32 << 20;
-
-std::unique_ptr<VolumeDriver> ceph() {
-  RbdOptions options;
-  options.conf = kCephDir + "/ceph.conf";
-  options.keyring = kCephDir + "/client.qiao.keyring";
-  auto driver = makeRbdDriver(options);
-  return driver ? std::move(*driver) : nullptr;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 void writeFile(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
@@ -58,10 +44,8 @@ std::string be64(uint64_t v) {
 class ImagesTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    qiaod_ = new Qiaod("[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kCephDir +
-                       "/ceph.conf\"\nceph_keyring = \"" + kCephDir +
-                       "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n[images]\n"
-                       "max_upload_bytes = " + std::to_string(kMaxUpload) + "\n");
+    qiaod_ = new Qiaod(stackCephConfig() + "[images]\nmax_upload_bytes = " +
+                       std::to_string(kMaxUpload) + "\n");
     qiaod_->start();
   }
   static void TearDownTestSuite() {
@@ -70,7 +54,7 @@ class ImagesTest : public ::testing::Test {
   }
   void SetUp() override {
     suffix_ = randomSuffix();
-    rbd_ = ceph();
+    rbd_ = stackCeph();
     ASSERT_NE(rbd_, nullptr);
     work_ = qiaod_->dir() + "/test-" + suffix_;
     fs::create_directories(work_);

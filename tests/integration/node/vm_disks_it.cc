@@ -17,27 +17,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::string kCephDir = "/var/lib/qiao-ceph";
-
-std::unique_ptr<VolumeDriver> ceph() {
-  RbdOptions options;
-  options.conf = kCephDir + "/ceph.conf";
-  options.keyring = kCephDir + "/client.qiao.keyring";
-  auto driver = makeRbdDriver(options);
-  return driver ? std::move(*driver) : nullptr;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 class VmDisksTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    qiaod_ = new Qiaod("[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kCephDir +
-                       "/ceph.conf\"\nceph_keyring = \"" + kCephDir +
-                       "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n");
+    qiaod_ = new Qiaod(stackCephConfig());
     qiaod_->start();
   }
   static void TearDownTestSuite() {
@@ -47,7 +31,7 @@ class VmDisksTest : public ::testing::Test {
   void SetUp() override {
     if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
     suffix_ = randomSuffix();
-    rbd_ = ceph();
+    rbd_ = stackCeph();
     ASSERT_NE(rbd_, nullptr);
   }
   ApiClient admin() { return qiaod_->adminClient(); }

@@ -12,27 +12,11 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kGiB = int64_t{1} << 30;
-const std::string kCephDir = "/var/lib/qiao-ceph";
-
-std::string cephConfig() {
-  return "[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kCephDir +
-         "/ceph.conf\"\nceph_keyring = \"" + kCephDir +
-         "/client.qiao.keyring\"\nceph_pool = \"qiao\"\nceph_timeout_s = 20\n";
-}
-
-// A Ceph client of the test's own, to look behind qiaod's back.
-std::unique_ptr<VolumeDriver> ceph() {
-  RbdOptions options;
-  options.conf = kCephDir + "/ceph.conf";
-  options.keyring = kCephDir + "/client.qiao.keyring";
-  auto driver = makeRbdDriver(options);
-  return driver ? std::move(*driver) : nullptr;
-}
 
 class VolumesTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    qiaod_ = new Qiaod(cephConfig());
+    qiaod_ = new Qiaod(stackCephConfig());
     qiaod_->start();
   }
   static void TearDownTestSuite() {
@@ -41,7 +25,7 @@ class VolumesTest : public ::testing::Test {
   }
   void SetUp() override {
     suffix_ = randomSuffix();
-    rbd_ = ceph();
+    rbd_ = stackCeph();
     ASSERT_NE(rbd_, nullptr);
   }
   ApiClient as(const std::string& who) {

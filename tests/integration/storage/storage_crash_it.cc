@@ -21,7 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string kCephDir = "/var/lib/qiao-ceph";
 
 const std::vector<std::string> kImportFailpoints = {
     "image.import/probe:after",  "image.import/write:before", "image.import/create:after",
@@ -32,19 +31,6 @@ const std::vector<std::string> kCloneFailpoints = {
     "vm.create/disks:before", "vm.create/disks:after", "vm.create/define:after",
     "vm.create/record:after", "vm.delete/disks:before", "vm.delete/disks:after",
 };
-
-std::unique_ptr<VolumeDriver> ceph() {
-  RbdOptions options;
-  options.conf = kCephDir + "/ceph.conf";
-  options.keyring = kCephDir + "/client.qiao.keyring";
-  auto driver = makeRbdDriver(options);
-  return driver ? std::move(*driver) : nullptr;
-}
-
-std::string qiaodConfig() {
-  return "[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kCephDir + "/ceph.conf\"\n" +
-         "ceph_keyring = \"" + kCephDir + "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n";
-}
 
 // What qiaod knows and what Ceph and the disk hold agree, for tenant `tenant`.
 void expectStorageConsistent(Qiaod& q, ApiClient& c, VolumeDriver& rbd, const std::string& tenant,
@@ -105,7 +91,7 @@ void expectStorageConsistent(Qiaod& q, ApiClient& c, VolumeDriver& rbd, const st
 class StorageCrash : public ::testing::Test {
  protected:
   void SetUp() override {
-    rbd_ = ceph();
+    rbd_ = stackCeph();
     ASSERT_NE(rbd_, nullptr);
     tenant_ = "sc" + randomSuffix(5);
   }
@@ -115,7 +101,7 @@ class StorageCrash : public ::testing::Test {
 };
 
 TEST_F(StorageCrash, AnImportKilledTenTimesLeavesAReadyImageOrNothing) {
-  Qiaod q(qiaodConfig());
+  Qiaod q(stackCephConfig());
   // A qcow2, so that the conversion step is in the path too.
   const std::string work = q.dir() + "/src";
   fs::create_directories(work);
@@ -175,7 +161,7 @@ TEST_F(StorageCrash, AnImportKilledTenTimesLeavesAReadyImageOrNothing) {
 }
 
 TEST_F(StorageCrash, AVmCloneKilledTenTimesLeavesAVmWithItsDiskOrNeither) {
-  Qiaod q(qiaodConfig());
+  Qiaod q(stackCephConfig());
   q.start();
   {
     auto c = q.adminClient();
