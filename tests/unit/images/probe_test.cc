@@ -825,9 +825,23 @@ TEST_F(QemuImages, ExternalDataFileIsRefused) {
 }
 
 TEST_F(QemuImages, EncryptedImagesAreRefused) {
-  create("luks.qcow2", "1M",
-         {"--object", "secret,id=sec0,data=not-a-real-secret", "-o",
-          "encrypt.format=luks,encrypt.key-secret=sec0"});
+  // qemu-img times PBKDF2 with the thread's CPU clock before it writes a LUKS header; on a
+  // loaded machine with a coarse clock it can measure 0 ms and give up ("Unable to get accurate
+  // CPU usage"). Try a few times; if it never manages, set crypt_method 2 by hand so the
+  // refusal is still asserted.
+  bool made = false;
+  for (int attempt = 0; attempt < 3 && !made; ++attempt) {
+    made = run({"qemu-img", "create", "-q", "-f", "qcow2", "--object",
+                "secret,id=sec0,data=not-a-real-secret", "-o",
+                "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10",
+                path("luks.qcow2"), "1M"},
+               false)
+               .exit_code == 0;
+  }
+  if (!made) {
+    create("luks.qcow2", "1M");
+    patch("luks.qcow2", [](std::string& img) { putBe32(img, kCryptMethod, 2); });
+  }
   expectRefused(probeFile("luks.qcow2"), {"encrypted", "LUKS"});
   // Legacy AES: qemu-img no longer creates it; set crypt_method by hand.
   create("aes.qcow2", "1M");
