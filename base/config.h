@@ -51,6 +51,15 @@ struct Config {
     int ceph_timeout_s = 30;
     int64_t max_volume_gib = 16384;
   } storage;
+  struct Network {
+    std::string mode = "auto";  // auto | ovs | off
+    std::string ovsdb_socket = "/var/run/openvswitch/db.sock";
+    std::string bridge = "br-int";
+    std::string datapath_type = "netdev";
+    int check_interval_ms = 1000;
+    std::string run_dir = "/run/qiao/dhcp";
+    int ovs_timeout_ms = 5000;
+  } network;
   struct Images {
     int64_t max_upload_bytes = int64_t{64} << 30;
     int64_t max_virtual_gib = 2048;

@@ -27,7 +27,12 @@
 #include "node/host/host.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
+#include "network/dhcp.h"
+#include "network/fabric.h"
+#include "network/flows.h"
+#include "network/switch.h"
 #include "node/images/image_service.h"
+#include "node/networks/network_service.h"
 #include "node/vm/vm_service.h"
 #include "node/volumes/volume_service.h"
 #include "storage/volume_driver.h"
@@ -212,8 +217,38 @@ int runDaemon(const Config& config) {
     image_options.ceph_key_file = *key_file;
   }
   ImageService images(image_options, **store, **volume_driver, tasks, events);
-  VmService vms(vm_options, **store, *hypervisor, events, tasks, &volumes);
+
+  // Tenant networks, when Open vSwitch is here (or required). OVS may start after qiaod: the
+  // fabric's check loop programs it once it answers.
+  const bool with_networks =
+      config.network.mode == "ovs" ||
+      (config.network.mode == "auto" && std::filesystem::exists(config.network.ovsdb_socket));
+  std::unique_ptr<Switch> ovs;
+  std::unique_ptr<FlowInstaller> flows;
+  std::unique_ptr<DhcpServers> dhcp;
+  std::unique_ptr<Fabric> fabric;
+  std::unique_ptr<NetworkService> networks;
+  if (with_networks) {
+    SwitchOptions switch_options;
+    switch_options.socket = config.network.ovsdb_socket;
+    switch_options.timeout_ms = config.network.ovs_timeout_ms;
+    ovs = makeOvsdbSwitch(switch_options);
+    OfctlOptions ofctl_options;
+    ofctl_options.timeout_ms = config.network.ovs_timeout_ms;
+    flows = makeOfctlInstaller(ofctl_options);
+    dhcp = std::make_unique<DhcpServers>(config.network.run_dir);
+    FabricOptions fabric_options;
+    fabric_options.bridge = config.network.bridge;
+    fabric_options.datapath_type = config.network.datapath_type;
+    fabric_options.check_interval_ms = config.network.check_interval_ms;
+    fabric = std::make_unique<Fabric>(fabric_options, *ovs, *flows, *dhcp);
+    networks = std::make_unique<NetworkService>(**store, *fabric, tasks, events);
+  }
+  log.info("networks", {{"mode", with_networks ? "ovs" : "off"},
+                        {"bridge", config.network.bridge}});
+  VmService vms(vm_options, **store, *hypervisor, events, tasks, &volumes, networks.get());
   images.sweep();
+  if (networks) networks->start();
   vms.start();
 
   Metrics metrics;
@@ -223,7 +258,7 @@ int runDaemon(const Config& config) {
   limits.max_memory_mib = config.vm.max_memory_mib;
   Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
-                  vm_options.firmware, volumes, volume_limits, images});
+                  vm_options.firmware, volumes, volume_limits, images, networks.get()});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;
@@ -261,6 +296,7 @@ int runDaemon(const Config& config) {
   });
   server.run();
   vms.stop();
+  if (networks) networks->stop();
   hypervisor->stop();
   // Wake the signal thread if run() returned for another reason.
   pthread_kill(signal_thread.native_handle(), SIGTERM);

@@ -42,6 +42,10 @@ const std::vector<Route>& routes() {
       {{"GET", "/v1/volumes/{name}", "viewer"}, {"tenant"}},
       {{"DELETE", "/v1/volumes/{name}", "operator"}, {"tenant"}},
       {{"POST", "/v1/volumes/{name}/resize", "operator"}, {"tenant"}},
+      {{"GET", "/v1/networks", "viewer"}, {"tenant"}},
+      {{"POST", "/v1/networks", "operator"}, {}},
+      {{"GET", "/v1/networks/{name}", "viewer"}, {"tenant"}},
+      {{"DELETE", "/v1/networks/{name}", "operator"}, {"tenant"}},
       {{"GET", "/v1/images", "viewer"}, {"tenant"}},
       {{"POST", "/v1/images", "operator"}, {}},
       {{"GET", "/v1/images/{name}", "viewer"}, {"tenant"}},
@@ -351,6 +355,10 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"GET", "/v1/volumes/{name}"}, &Api::getVolume},
       {{"DELETE", "/v1/volumes/{name}"}, &Api::deleteVolume},
       {{"POST", "/v1/volumes/{name}/resize"}, &Api::resizeVolume},
+      {{"GET", "/v1/networks"}, &Api::listNetworks},
+      {{"POST", "/v1/networks"}, &Api::createNetwork},
+      {{"GET", "/v1/networks/{name}"}, &Api::getNetwork},
+      {{"DELETE", "/v1/networks/{name}"}, &Api::deleteNetwork},
       {{"GET", "/v1/images"}, &Api::listImages},
       {{"POST", "/v1/images"}, &Api::createImage},
       {{"GET", "/v1/images/{name}"}, &Api::getImage},
@@ -577,7 +585,13 @@ Result<VmRecord> Api::resolveVmToChange(Context& ctx) {
 ApiResponse Api::getVm(Context& ctx) {
   auto vm = resolveVm(ctx);
   if (!vm) return errorResponse(vm.error());
-  return jsonResponse(200, vmToJson(*vm));
+  json out = vmToJson(*vm);
+  // The NICs as plugged: their addresses and MACs (chosen by Qiao when the spec left them).
+  auto ports = deps_.store.listPorts("vm", vm->uuid);
+  if (!ports) return errorResponse(ports.error());
+  out["ports"] = json::array();
+  for (const auto& p : *ports) out["ports"].push_back(portToJson(p));
+  return jsonResponse(200, out);
 }
 
 ApiResponse Api::deleteVm(Context& ctx) {
@@ -684,6 +698,75 @@ ApiResponse Api::deleteVolume(Context& ctx) {
   auto volume = resolveVolume(ctx, true);
   if (!volume) return errorResponse(volume.error());
   auto task = deps_.volumes.remove(*volume, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+namespace {
+
+Error noNetworks() {
+  return Error{ErrorCode::kUnavailable, "api", "this node has no networks (Open vSwitch)"};
+}
+
+}  // namespace
+
+ApiResponse Api::listNetworks(Context& ctx) {
+  std::vector<std::string> tenants;
+  if (auto early = listScope(ctx, &tenants)) return *early;
+  auto found = deps_.store.listNetworks(tenants);
+  if (!found) return errorResponse(found.error());
+  json items = json::array();
+  for (const auto& n : *found) items.push_back(networkToJson(n));
+  return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", ""}});
+}
+
+ApiResponse Api::createNetwork(Context& ctx) {
+  if (deps_.networks == nullptr) return errorResponse(noNetworks());
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto spec = parseNetworkSpec(ctx.request.body);
+  if (!spec) return errorResponse(spec.error());
+  ctx.audit_target = spec->name;
+  auto tenant = tenantToCreateIn(ctx, spec->tenant, "networks");
+  if (!tenant) return errorResponse(tenant.error());
+  spec->tenant = *tenant;
+  auto task = deps_.networks->create(*spec, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+Result<NetworkRecord> Api::resolveNetwork(Context& ctx, bool to_change) {
+  const std::string& name = ctx.params.at("name");
+  ctx.audit_target = name;
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return std::unexpected(tenants.error());
+  if (ctx.seesNothing(*tenants)) {
+    return makeError(ErrorCode::kNotFound, "api", "no network named " + name);
+  }
+  auto network = pickOne<NetworkRecord>(ctx, "network", name,
+                                        deps_.store.listNetworks(*tenants, name));
+  if (!network || !to_change) return network;
+  if (auto allowed = mayChange(ctx, network->tenant, "networks"); !allowed) {
+    return std::unexpected(allowed.error());
+  }
+  return network;
+}
+
+ApiResponse Api::getNetwork(Context& ctx) {
+  auto network = resolveNetwork(ctx, false);
+  if (!network) return errorResponse(network.error());
+  json out = networkToJson(*network);
+  auto ports = deps_.store.listPorts("network", network->uuid);
+  if (!ports) return errorResponse(ports.error());
+  out["ports"] = json::array();
+  for (const auto& p : *ports) out["ports"].push_back(portToJson(p));
+  return jsonResponse(200, out);
+}
+
+ApiResponse Api::deleteNetwork(Context& ctx) {
+  if (deps_.networks == nullptr) return errorResponse(noNetworks());
+  auto network = resolveNetwork(ctx, true);
+  if (!network) return errorResponse(network.error());
+  auto task = deps_.networks->remove(*network, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
 }

@@ -19,6 +19,7 @@
 #include "node/vm/spec.h"
 #include "node/vm/vm_service.h"
 #include "node/images/image_service.h"
+#include "node/networks/network_service.h"
 #include "node/volumes/volume_service.h"
 
 namespace qiao {
@@ -49,6 +50,7 @@ struct ApiDeps {
   VolumeService& volumes;
   VolumeLimits volume_limits;
   ImageService& images;
+  NetworkService* networks = nullptr;  // null on a node without networks
 };
 
 class Api {
@@ -77,6 +79,10 @@ class Api {
   ApiResponse getVolume(Context& ctx);
   ApiResponse deleteVolume(Context& ctx);
   ApiResponse resizeVolume(Context& ctx);
+  ApiResponse listNetworks(Context& ctx);
+  ApiResponse createNetwork(Context& ctx);
+  ApiResponse getNetwork(Context& ctx);
+  ApiResponse deleteNetwork(Context& ctx);
   ApiResponse listImages(Context& ctx);
   ApiResponse createImage(Context& ctx);
   ApiResponse getImage(Context& ctx);
@@ -94,6 +100,7 @@ class Api {
   // resolveVm, and the caller may change it.
   Result<VmRecord> resolveVmToChange(Context& ctx);
   Result<VolumeRecord> resolveVolume(Context& ctx, bool to_change);
+  Result<NetworkRecord> resolveNetwork(Context& ctx, bool to_change);
   Result<ImageRecord> resolveImage(Context& ctx, bool to_change);
   // The tenants whose images a request covers: the visible ones and the public images ("")
   // unless ?tenant= names one; empty = every tenant (an admin); nullopt = none.

@@ -116,6 +116,33 @@ std::vector<CommandSpec> makeSpecs() {
        "Refused (conflict) while a VM uses the volume or a Ceph client has it open; the error "
        "names them.\nPrints the task's id, or with --wait a line once the volume is gone.",
        {kWait, kWaitTimeout}},
+      {"network", "list", "", "list networks",
+       "Columns: TENANT NAME TYPE SEGMENT SUBNET GATEWAY DHCP STATE AGE (only tenant T with "
+       "--tenant T).",
+       {}},
+      {"network", "get", "NAME", "show one network and its ports",
+       "Prints the network as a two-column table, then its ports (VM, NIC, device, MAC, IP).",
+       {}},
+      {"network", "create", "NAME", "create a tenant network",
+       "Two tenants may use the same subnet: their traffic never meets. A tenant's own networks "
+       "never\noverlap. The gateway defaults to the subnet's first address, the DHCP server takes "
+       "the next free\none. Prints the task's id, or with --wait the network once ready.",
+       {{"--subnet", "CIDR", "its IPv4 subnet, e.g. 10.0.0.0/24 (prefix 8 to 29)",
+         FlagCheck::kNone, false, true},
+        {"--type", "T", "vxlan (default), geneve or vlan"},
+        {"--segment-id", "N", "VNI or VLAN id (default: the lowest free one)", FlagCheck::kCount},
+        {"--gateway", "IP|none", "the gateway guests get (default: the first address)"},
+        {"--no-dhcp", "", "no DHCP server: guests configure their addresses themselves"},
+        {"--dns", "IP", "a DNS server for the guests; repeat for up to 3 (default: the "
+         "network's DHCP server,\nwhich answers for the VM names)", FlagCheck::kNone, true},
+        {"--mtu", "N", "guest MTU (default 1450 for vxlan/geneve, 1500 for vlan)",
+         FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
+      {"network", "delete", "NAME", "delete a network",
+       "Refused (conflict) while VMs have NICs on it; the error names them. Prints the task's "
+       "id, or with\n--wait a line once the network is gone.",
+       {kWait, kWaitTimeout}},
       {"image", "list", "", "list images (yours and the public ones)",
        "Columns: TENANT NAME STATE FORMAT SIZE SHA256 AGE; public images show TENANT (public).",
        {}},
@@ -155,7 +182,8 @@ std::vector<CommandSpec> makeSpecs() {
 // clang-format on
 
 bool isGroup(std::string_view g) {
-  return g == "host" || g == "vm" || g == "volume" || g == "image" || g == "task";
+  return g == "host" || g == "vm" || g == "volume" || g == "image" || g == "network" ||
+         g == "task";
 }
 
 // Options wrap onto indented lines so that "Usage: " + the synopsis stays within 100 columns.
@@ -434,7 +462,7 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
       group = a;
       if (!isGroup(group)) {
         group.clear();
-        return usage("unknown command \"" + a + "\" (commands: host, vm, volume, image, task)");
+        return usage("unknown command \"" + a + "\" (commands: host, vm, volume, image, network, task)");
       }
       continue;
     }

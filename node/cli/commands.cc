@@ -79,6 +79,9 @@ class Cli {
   int volumeCreate();
   int volumeResize();
   int imageCreate();
+  int networkList();
+  int networkGet();
+  int networkCreate();
   // delete of a volume or an image: a task, then maybe a wait.
   int objectDelete();
   // After a 202 on a volume or an image: the task, or with --wait the object once done.
@@ -177,6 +180,12 @@ int Cli::run() {
     if (c.name == "delete") return objectDelete();
     if (c.name == "resize") return volumeResize();
     return c.group == "volume" ? volumeCreate() : imageCreate();
+  }
+  if (c.group == "network") {
+    if (c.name == "list") return networkList();
+    if (c.name == "get") return networkGet();
+    if (c.name == "delete") return objectDelete();
+    return networkCreate();
   }
   if (c.name == "list") return taskList();
   if (c.name == "get") return taskGet();
@@ -310,6 +319,63 @@ int Cli::imageCreate() {
   auto task = json::parse(response->body, nullptr, false);
   if (!task.is_object()) return fail("the server's answer to the upload is not JSON");
   return finishObjectTask(task);
+}
+
+int Cli::networkList() {
+  auto page = call("GET", "/v1/networks" + Query().add("tenant", inv_.tenant).str());
+  if (!page) return 1;
+  if (inv_.json_output) {
+    printJson(*page);
+    return 0;
+  }
+  const long long now = static_cast<long long>(std::time(nullptr));
+  std::vector<std::vector<std::string>> rows = {
+      {"TENANT", "NAME", "TYPE", "SEGMENT", "SUBNET", "GATEWAY", "DHCP", "STATE", "AGE"}};
+  if (page->contains("items") && (*page)["items"].is_array()) {
+    for (const auto& o : (*page)["items"]) {
+      rows.push_back({str(o, "tenant"), str(o, "name"), str(o, "type"), str(o, "segment_id"),
+                      str(o, "subnet"), str(o, "gateway").empty() ? "-" : str(o, "gateway"),
+                      str(o, "dhcp_server").empty() ? "off" : str(o, "dhcp_server"),
+                      str(o, "state"), ageSince(str(o, "created_at"), now)});
+    }
+  }
+  printTable(rows);
+  return 0;
+}
+
+int Cli::networkGet() {
+  auto network = call("GET", objectTarget() + Query().add("tenant", inv_.tenant).str());
+  if (!network) return 1;
+  if (inv_.json_output) {
+    printJson(*network);
+    return 0;
+  }
+  json ports = network->value("ports", json::array());
+  network->erase("ports");
+  printObject(*network);
+  if (!ports.is_array() || ports.empty()) return 0;
+  std::vector<std::vector<std::string>> rows = {{"VM", "NIC", "DEVICE", "MAC", "IP", "OFPORT"}};
+  for (const auto& p : ports) {
+    rows.push_back({str(p, "vm"), str(p, "nic"), str(p, "device"), str(p, "mac"), str(p, "ip"),
+                    str(p, "ofport")});
+  }
+  std::fputs("\n", io_.out);
+  printTable(rows);
+  return 0;
+}
+
+int Cli::networkCreate() {
+  json spec = {{"name", inv_.operand}, {"subnet", *inv_.value("--subnet")}};
+  if (!inv_.tenant.empty()) spec["tenant"] = inv_.tenant;
+  if (auto v = inv_.value("--type")) spec["type"] = *v;
+  if (auto v = inv_.value("--segment-id")) spec["segment_id"] = std::stoll(*v);
+  if (auto v = inv_.value("--gateway")) spec["gateway"] = *v;
+  if (inv_.has("--no-dhcp")) spec["dhcp"] = false;
+  if (auto dns = inv_.values("--dns"); !dns.empty()) spec["dns"] = dns;
+  if (auto v = inv_.value("--mtu")) spec["mtu"] = std::stoll(*v);
+  auto task = call("POST", "/v1/networks", spec.dump());
+  if (!task) return 1;
+  return finishObjectTask(*task);
 }
 
 int Cli::objectDelete() {

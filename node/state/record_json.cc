@@ -52,6 +52,32 @@ nlohmann::json volumeToJson(const VolumeRecord& v) {
           {"updated_at", v.updated_at}};
 }
 
+nlohmann::json networkToJson(const NetworkRecord& n) {
+  nlohmann::json dns = nlohmann::json::parse(n.dns_json, nullptr, false);
+  if (!dns.is_array()) dns = nlohmann::json::array();
+  nlohmann::json out = {{"name", n.name},
+                        {"tenant", n.tenant},
+                        {"uuid", n.uuid},
+                        {"type", n.type},
+                        {"segment_id", n.segment_id},
+                        {"subnet", n.subnet},
+                        {"gateway", n.gateway},
+                        {"dhcp", n.dhcp},
+                        {"dns", dns},
+                        {"mtu", n.mtu},
+                        {"state", n.state},
+                        {"last_error", n.last_error},
+                        {"created_at", n.created_at},
+                        {"updated_at", n.updated_at}};
+  if (n.dhcp) out["dhcp_server"] = n.dhcp_ip;
+  return out;
+}
+
+nlohmann::json portToJson(const PortRecord& p) {
+  return {{"uuid", p.uuid}, {"vm", p.vm_name}, {"nic", p.nic}, {"device", p.name},
+          {"mac", p.mac},   {"ip", p.ip},      {"ofport", p.ofport}};
+}
+
 nlohmann::json imageToJson(const ImageRecord& i) {
   return {{"name", i.name},
           {"tenant", i.tenant},

@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -117,6 +117,48 @@ CREATE TABLE images(
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,
   PRIMARY KEY (tenant, name)
+);
+)sql",
+    // 4: tenant networks and their ports. local_id tags a network in the flows; ofports are
+    // unique on the host (ports and DHCP ports alike), addresses and MACs within a network.
+    R"sql(
+CREATE TABLE networks(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  uuid TEXT NOT NULL UNIQUE,
+  local_id INTEGER NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  segment_id INTEGER NOT NULL,
+  subnet TEXT NOT NULL,
+  gateway TEXT NOT NULL DEFAULT '',
+  dhcp INTEGER NOT NULL,
+  dns_json TEXT NOT NULL DEFAULT '[]',
+  mtu INTEGER NOT NULL,
+  dhcp_ip TEXT NOT NULL DEFAULT '',
+  dhcp_mac TEXT NOT NULL DEFAULT '',
+  dhcp_ofport INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, name),
+  UNIQUE (type, segment_id)
+);
+CREATE TABLE ports(
+  uuid TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  network TEXT NOT NULL REFERENCES networks(uuid),
+  vm TEXT NOT NULL,
+  vm_name TEXT NOT NULL,
+  nic INTEGER NOT NULL,
+  name TEXT NOT NULL UNIQUE,
+  mac TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  ofport INTEGER NOT NULL UNIQUE,
+  created_at TEXT NOT NULL,
+  UNIQUE (network, ip),
+  UNIQUE (network, mac),
+  UNIQUE (vm, nic)
 );
 )sql",
 };
@@ -382,6 +424,11 @@ constexpr const char* kVolumeColumns =
 constexpr const char* kImageColumns =
     "tenant, name, uuid, owner, state, source, declared_format, format, virtual_size, "
     "file_size, sha256, backend, object, last_error, created_at, updated_at";
+constexpr const char* kNetworkColumns =
+    "tenant, name, uuid, local_id, type, segment_id, subnet, gateway, dhcp, dns_json, mtu, "
+    "dhcp_ip, dhcp_mac, dhcp_ofport, state, last_error, created_at, updated_at";
+constexpr const char* kPortColumns =
+    "uuid, tenant, network, vm, vm_name, nic, name, mac, ip, ofport, created_at";
 constexpr const char* kTaskColumns =
     "id, kind, tenant, target, identity, state, progress, message, error_json, params_json, "
     "created_at, updated_at, attempts, seq";
@@ -433,6 +480,47 @@ ImageRecord imageFrom(const Q& q) {
   i.created_at = q.text(14);
   i.updated_at = q.text(15);
   return i;
+}
+
+template <typename Q>
+NetworkRecord networkFrom(const Q& q) {
+  NetworkRecord n;
+  n.tenant = q.text(0);
+  n.name = q.text(1);
+  n.uuid = q.text(2);
+  n.local_id = q.integer(3);
+  n.type = q.text(4);
+  n.segment_id = q.integer(5);
+  n.subnet = q.text(6);
+  n.gateway = q.text(7);
+  n.dhcp = q.integer(8) != 0;
+  n.dns_json = q.text(9);
+  n.mtu = q.integer(10);
+  n.dhcp_ip = q.text(11);
+  n.dhcp_mac = q.text(12);
+  n.dhcp_ofport = q.integer(13);
+  n.state = q.text(14);
+  n.last_error = q.text(15);
+  n.created_at = q.text(16);
+  n.updated_at = q.text(17);
+  return n;
+}
+
+template <typename Q>
+PortRecord portFrom(const Q& q) {
+  PortRecord p;
+  p.uuid = q.text(0);
+  p.tenant = q.text(1);
+  p.network = q.text(2);
+  p.vm = q.text(3);
+  p.vm_name = q.text(4);
+  p.nic = q.integer(5);
+  p.name = q.text(6);
+  p.mac = q.text(7);
+  p.ip = q.text(8);
+  p.ofport = q.integer(9);
+  p.created_at = q.text(10);
+  return p;
 }
 
 static TaskRecord taskFrom(const std::function<std::string(int)>& text,
@@ -642,6 +730,145 @@ Status Store::deleteImage(const std::string& tenant, const std::string& name) {
   Statement q(db_, "DELETE FROM images WHERE tenant = ? AND name = ?");
   q.bind(tenant).bind(name);
   if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete image"));
+  return {};
+}
+
+// The lowest number from `first` that no row of `sql` (one integer column) has.
+int64_t Store::lowestFreeLocked(const std::string& sql, int64_t first) {
+  Statement q(db_, sql);
+  std::set<int64_t> used;
+  while (q.step() == SQLITE_ROW) used.insert(q.integer(0));
+  int64_t n = first;
+  while (used.contains(n)) ++n;
+  return n;
+}
+
+Status Store::createNetwork(NetworkRecord& network, const TaskRecord* task) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  network.local_id = lowestFreeLocked("SELECT local_id FROM networks", 1);
+  if (network.dhcp) {
+    network.dhcp_ofport = lowestFreeLocked(
+        "SELECT ofport FROM ports UNION SELECT dhcp_ofport FROM networks", kFirstOfport);
+  }
+  {
+    Statement q(db_, std::string("INSERT INTO networks(") + kNetworkColumns +
+                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?," + kNow + "," + kNow + ")");
+    q.bind(network.tenant).bind(network.name).bind(network.uuid).bind(network.local_id)
+        .bind(network.type).bind(network.segment_id).bind(network.subnet).bind(network.gateway)
+        .bind(int64_t{network.dhcp ? 1 : 0}).bind(network.dns_json).bind(network.mtu)
+        .bind(network.dhcp_ip).bind(network.dhcp_mac).bind(network.dhcp_ofport)
+        .bind(network.state).bind(network.last_error);
+    if (q.step() != SQLITE_DONE) {
+      Error e = sqlError("insert network");
+      if (e.code == ErrorCode::kConflict) {
+        e.message = sqlite3_errmsg(db_);
+        e.message = e.message.find("segment_id") != std::string::npos
+                        ? network.type + " segment " + std::to_string(network.segment_id) +
+                              " is taken by another network"
+                        : "network " + network.tenant + "/" + network.name + " already exists";
+      }
+      return std::unexpected(e);
+    }
+  }
+  if (task != nullptr) {
+    if (auto inserted = insertTaskLocked(*task); !inserted) return inserted;
+  }
+  return tx.commit();
+}
+
+Result<std::vector<NetworkRecord>> Store::listNetworks(const std::vector<std::string>& tenants,
+                                                       const std::string& name) {
+  return selectByTenant<NetworkRecord>("networks", kNetworkColumns,
+                                       [](const Statement& q) { return networkFrom(q); }, tenants,
+                                       name);
+}
+
+Result<NetworkRecord> Store::getNetwork(const std::string& tenant, const std::string& name) {
+  auto found = name.empty() ? Result<std::vector<NetworkRecord>>() : listNetworks({tenant}, name);
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) {
+    return makeError(ErrorCode::kNotFound, "store", "no network " + tenant + "/" + name);
+  }
+  return found->front();
+}
+
+Status Store::setNetworkState(const std::string& tenant, const std::string& name,
+                              const std::string& state, const std::string& last_error) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE networks SET state = ?, last_error = ?, updated_at = ") +
+                       kNow + " WHERE tenant = ? AND name = ?");
+  q.bind(state).bind(last_error).bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("update network"));
+  return {};
+}
+
+Status Store::deleteNetwork(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "DELETE FROM networks WHERE tenant = ? AND name = ? AND uuid NOT IN "
+                   "(SELECT network FROM ports)");
+  q.bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete network"));
+  return {};
+}
+
+Result<std::vector<int64_t>> Store::segmentsInUse(const std::string& type) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT segment_id FROM networks WHERE type = ? ORDER BY segment_id");
+  q.bind(type);
+  std::vector<int64_t> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(q.integer(0));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list segments"));
+  return out;
+}
+
+Status Store::createPort(PortRecord& port) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  port.ofport = lowestFreeLocked("SELECT ofport FROM ports UNION SELECT dhcp_ofport FROM networks",
+                                 kFirstOfport);
+  Statement q(db_, std::string("INSERT INTO ports(") + kPortColumns +
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?," + kNow + ")");
+  q.bind(port.uuid).bind(port.tenant).bind(port.network).bind(port.vm).bind(port.vm_name)
+      .bind(port.nic).bind(port.name).bind(port.mac).bind(port.ip).bind(port.ofport);
+  if (q.step() != SQLITE_DONE) {
+    Error e = sqlError("insert port");
+    if (e.code == ErrorCode::kConflict) {
+      std::string what = sqlite3_errmsg(db_);
+      e.message = what.find("ports.ip") != std::string::npos
+                      ? "address " + port.ip + " is taken on this network"
+                  : what.find("ports.mac") != std::string::npos
+                      ? "MAC " + port.mac + " is taken on this network"
+                      : "port conflict: " + what;
+    }
+    return std::unexpected(e);
+  }
+  return tx.commit();
+}
+
+Result<std::vector<PortRecord>> Store::listPorts(const std::string& column,
+                                                 const std::string& value) {
+  std::lock_guard lock(mutex_);
+  std::string sql = std::string("SELECT ") + kPortColumns + " FROM ports";
+  if (column == "network" || column == "vm") sql += " WHERE " + column + " = ?";
+  sql += " ORDER BY vm, nic";
+  Statement q(db_, sql);
+  if (column == "network" || column == "vm") q.bind(value);
+  std::vector<PortRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(portFrom(q));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list ports"));
+  return out;
+}
+
+Status Store::deletePort(const std::string& uuid) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "DELETE FROM ports WHERE uuid = ?");
+  q.bind(uuid);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete port"));
   return {};
 }
 

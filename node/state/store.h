@@ -50,6 +50,35 @@ struct ImageRecord {
   std::string backend, object, last_error, created_at, updated_at;
 };
 
+// A tenant network. type: vlan | vxlan | geneve. local_id tags it in this host's flows. With
+// dhcp, its DHCP server has dhcp_ip/dhcp_mac on OpenFlow port dhcp_ofport. state: creating |
+// ready | deleting | error.
+struct NetworkRecord {
+  std::string tenant, name, uuid;
+  int64_t local_id = 0;
+  std::string type;
+  int64_t segment_id = 0;
+  std::string subnet, gateway;
+  bool dhcp = true;
+  std::string dns_json = "[]";
+  int64_t mtu = 1500;
+  std::string dhcp_ip, dhcp_mac;
+  int64_t dhcp_ofport = 0;
+  std::string state, last_error, created_at, updated_at;
+};
+
+// A VM's NIC on a network: its tap `name`, MAC, address and OpenFlow port number.
+struct PortRecord {
+  std::string uuid, tenant, network, vm, vm_name;  // network and vm by uuid
+  int64_t nic = 0;
+  std::string name, mac, ip;
+  int64_t ofport = 0;
+  std::string created_at;
+};
+
+// OpenFlow port numbers Qiao gives out start here (below are left to OVS and to hand work).
+inline constexpr int64_t kFirstOfport = 100;
+
 struct VmFilter {
   std::vector<std::string> tenants;  // empty = every tenant
   std::string state;
@@ -145,6 +174,25 @@ class Store {
   Status updateImage(const ImageRecord& image);
   Status deleteImage(const std::string& tenant, const std::string& name);  // idempotent
 
+  // Networks. createNetwork fills local_id and dhcp_ofport and records the network and, when
+  // given, its task in one transaction: kConflict when (tenant, name), or (type, segment_id),
+  // exists.
+  Status createNetwork(NetworkRecord& network, const TaskRecord* task);
+  Result<NetworkRecord> getNetwork(const std::string& tenant, const std::string& name);
+  Result<std::vector<NetworkRecord>> listNetworks(const std::vector<std::string>& tenants,
+                                                  const std::string& name = {});
+  Status setNetworkState(const std::string& tenant, const std::string& name,
+                         const std::string& state, const std::string& last_error = "");
+  // Idempotent; a network that still has ports stays.
+  Status deleteNetwork(const std::string& tenant, const std::string& name);
+  Result<std::vector<int64_t>> segmentsInUse(const std::string& type);
+  // Ports. createPort fills ofport: kConflict naming the address or MAC when taken.
+  Status createPort(PortRecord& port);
+  // All ports, or those whose `column` ("network" | "vm") is `value`; by vm and nic.
+  Result<std::vector<PortRecord>> listPorts(const std::string& column = {},
+                                            const std::string& value = {});
+  Status deletePort(const std::string& uuid);  // idempotent
+
   // Tasks.
   Status createTask(const TaskRecord& task);
   // kConflict when another task for the same (tenant, target) is queued or running.
@@ -194,6 +242,7 @@ class Store {
 
   Status exec(const char* sql);
   Status insertTaskLocked(const TaskRecord& task);  // mutex_ held
+  int64_t lowestFreeLocked(const std::string& sql, int64_t first);  // mutex_ held
   // SELECT columns FROM table of some tenants (all when empty) and one name (any when ""),
   // ordered by tenant and name; `from` makes a record of a row.
   template <typename Record, typename From>

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "network/nic.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
 
@@ -48,6 +49,7 @@ struct DomainContext {
   bool secure_boot = false;    // with SMM, as the secure descriptors require
   std::vector<DiskDef> disks;  // in spec order: the first is vda and boots
   std::string ceph_key_file;   // base64 cephx key, for RBD disks
+  std::vector<NicDef> nics;    // in spec order
 };
 
 struct DomainDef {
@@ -69,6 +71,7 @@ struct DomainDef {
   bool secure_boot = false;
   std::vector<DiskDef> disks;
   std::string ceph_key_file;
+  std::vector<NicDef> nics;
   QiaoMetadata metadata;
 };
 

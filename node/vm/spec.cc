@@ -12,6 +12,7 @@
 #include "base/json_input.h"
 #include "base/names.h"
 #include "images/cloud_init.h"
+#include "network/ipam.h"
 
 namespace qiao {
 namespace {
@@ -85,6 +86,7 @@ const std::set<std::string> kTopFields = {"name",     "tenant", "arch",  "vcpus"
                                           "labels"};
 const std::set<std::string> kBootFields = {"kernel", "initrd", "cmdline"};
 const std::set<std::string> kDiskFields = {"volume", "image", "size_gib", "keep"};
+const std::set<std::string> kNicFields = {"network", "ip", "mac"};
 const std::set<std::string> kCloudInitFields = {"user_data", "meta_data", "network_config"};
 
 }  // namespace
@@ -214,9 +216,41 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
       if (!v.is_array()) {
         return invalid("field \"nics\" must be an array, got " + describeJsonType(v));
       }
-      if (!v.empty()) {
-        return invalid("nics are not supported yet on this node (networks come with the network "
-                       "issue); leave nics empty");
+      if (v.size() > kMaxNics) {
+        return invalid("a vm has at most " + std::to_string(kMaxNics) + " nics");
+      }
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string where = "nics[" + std::to_string(i) + "]";
+        const json& n = v[i];
+        if (!n.is_object()) {
+          return invalid("field \"" + where + "\" must be an object, got " + describeJsonType(n));
+        }
+        if (auto known = checkKnownFields(n, kNicFields, where); !known) {
+          return std::unexpected(known.error());
+        }
+        if (!n.contains("network")) return invalid("field \"" + where + ".network\" is required");
+        NicSpec nic;
+        auto network = jsonString(n, "network", where + ".");
+        if (!network) return std::unexpected(network.error());
+        if (auto ok = checkDnsLabel(where + ".network", *network); !ok) {
+          return std::unexpected(ok.error());
+        }
+        nic.network = *network;
+        if (n.contains("ip")) {
+          auto text = jsonString(n, "ip", where + ".");
+          if (!text) return std::unexpected(text.error());
+          auto ip = parseIpv4(*text, where + ".ip");
+          if (!ip) return std::unexpected(ip.error());
+          nic.ip = formatIpv4(*ip);
+        }
+        if (n.contains("mac")) {
+          auto text = jsonString(n, "mac", where + ".");
+          if (!text) return std::unexpected(text.error());
+          auto mac = parseMac(*text, where + ".mac");
+          if (!mac) return std::unexpected(mac.error());
+          nic.mac = *mac;
+        }
+        spec.nics.push_back(std::move(nic));
       }
     }
     if (doc.contains("disks")) {
@@ -348,6 +382,12 @@ json vmSpecToJsonValue(const VmSpec& s) {
       if (d.keep) disk["keep"] = true;
     }
     out["disks"].push_back(std::move(disk));
+  }
+  for (const auto& n : s.nics) {
+    json nic = {{"network", n.network}};
+    if (!n.ip.empty()) nic["ip"] = n.ip;
+    if (!n.mac.empty()) nic["mac"] = n.mac;
+    out["nics"].push_back(std::move(nic));
   }
   return out;
 }

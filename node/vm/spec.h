@@ -35,6 +35,17 @@ struct DiskSpec {
 
 inline constexpr size_t kMaxDisks = 16;
 
+// A NIC on a network of the VM's tenant; ip and mac chosen by Qiao when absent (canonical
+// text once parsed).
+struct NicSpec {
+  std::string network;
+  std::string ip;
+  std::string mac;
+  bool operator==(const NicSpec&) const = default;
+};
+
+inline constexpr size_t kMaxNics = 8;
+
 // A cloud-init NoCloud seed, attached as a CD-ROM; instance-id and hostname come from the VM.
 struct CloudInitSpec {
   std::string user_data;
@@ -53,6 +64,7 @@ struct VmSpec {
   int64_t memory_mib = 512;
   std::optional<BootSpec> boot;
   std::vector<DiskSpec> disks;  // the first is vda
+  std::vector<NicSpec> nics;
   std::optional<CloudInitSpec> cloud_init;
   std::map<std::string, std::string> labels;
   bool operator==(const VmSpec&) const = default;

@@ -44,13 +44,15 @@ std::string vmId(const std::string& tenant, const std::string& name) {
 }  // namespace
 
 VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor,
-                     EventBus& events, TaskEngine& tasks, VolumeService* volumes)
+                     EventBus& events, TaskEngine& tasks, VolumeService* volumes,
+                     NetworkService* networks)
     : options_(std::move(options)),
       store_(store),
       hypervisor_(hypervisor),
       events_(events),
       tasks_(tasks),
       volumes_(volumes),
+      networks_(networks),
       control_("qiao-control", 1) {
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
@@ -188,6 +190,11 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
   if (!disks) return std::unexpected(disks.error());
   context.disks = std::move(*disks);
   context.ceph_key_file = options_.ceph_key_file;
+  if (!spec->nics.empty() && networks_ != nullptr) {
+    auto nics = networks_->nicsOf(vm.uuid);
+    if (!nics) return std::unexpected(nics.error());
+    context.nics = std::move(*nics);
+  }
   return renderDomainXml(buildDomainDef(*spec, context));
 }
 
@@ -209,6 +216,24 @@ Result<std::optional<FirmwareDescriptor>> VmService::chooseFirmware(const VmSpec
                      "firmware " + spec.firmware + " cannot run here: " + chosen.error().message);
   }
   return std::optional<FirmwareDescriptor>(std::move(*chosen));
+}
+
+namespace {
+
+std::vector<NicRequest> nicRequests(const VmSpec& spec) {
+  std::vector<NicRequest> out;
+  for (const auto& n : spec.nics) out.push_back({n.network, n.ip, n.mac});
+  return out;
+}
+
+}  // namespace
+
+Status VmService::checkNics(const VmSpec& spec) const {
+  if (spec.nics.empty()) return {};
+  if (networks_ == nullptr) {
+    return makeError(ErrorCode::kInvalidArgument, "vm", "this node has no networks");
+  }
+  return networks_->checkNics(spec.tenant, nicRequests(spec));
 }
 
 Status VmService::checkDisks(const VmSpec& spec) const {
@@ -261,6 +286,7 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
                          options_.kvm_reason + "); use accel auto or tcg");
   }
   if (auto disks = checkDisks(spec); !disks) return std::unexpected(disks.error());
+  if (auto nics = checkNics(spec); !nics) return std::unexpected(nics.error());
   VmRecord vm;
   vm.tenant = spec.tenant;
   vm.name = spec.name;
@@ -367,6 +393,9 @@ void VmService::giveUp(TaskEngine::Run& run) {
   (void)run.step("rollback", task.progress, "rolling back", [&]() -> Status {
     if (auto destroyed = hypervisor_.destroy(domain); !destroyed) return destroyed;
     if (auto undefined = hypervisor_.undefine(domain); !undefined) return undefined;
+    if (networks_ != nullptr) {
+      if (auto unplugged = networks_->unplugVm(vm->uuid); !unplugged) return unplugged;
+    }
     return store_.deleteVm(vm->tenant, vm->name);
   });
 }
@@ -387,6 +416,11 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   if (!spec->disks.empty()) {
     result = run.step("disks", 20, "preparing disks", [&]() { return takeDisks(*spec); },
                       [&]() { return giveBackDisks(*spec, /*deleting=*/false); });
+  }
+  if (result && !spec->nics.empty()) {
+    result = run.step("nics", 25, "plugging the NICs", [&]() {
+      return networks_->plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
+    }, [&]() { return networks_->unplugVm(vm.uuid); });
   }
   if (result && spec->cloud_init) {
     result = run.step("seed", 30, "building the cloud-init seed", [&]() -> Status {
@@ -436,6 +470,8 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   }
   if (!result) {
     run.rollback();
+    // A NIC step that failed half way (the second NIC's address taken) leaves the first's.
+    if (networks_ != nullptr) (void)networks_->unplugVm(vm.uuid);
     forget();
   }
   return result;
@@ -502,6 +538,10 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
       if (!spec) return std::unexpected(spec.error());
       return giveBackDisks(*spec, /*deleting=*/true);
     });
+  }
+  if (result && networks_ != nullptr) {
+    result = run.step("nics", 75, "unplugging the NICs",
+                      [&]() { return networks_->unplugVm(vm.uuid); });
   }
   if (result) {
     result = run.step("cleanup", 80, "removing the console log and seed", [&]() -> Status {

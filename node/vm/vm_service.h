@@ -26,6 +26,7 @@
 #include "node/vm/hypervisor.h"
 #include "node/vm/domain.h"
 #include "node/vm/spec.h"
+#include "node/networks/network_service.h"
 #include "node/volumes/volume_service.h"
 
 namespace qiao {
@@ -49,9 +50,11 @@ struct VmServiceOptions {
 
 class VmService {
  public:
-  // `volumes` may be null on a node without volumes (then VMs have no disks).
+  // `volumes` may be null on a node without volumes (then VMs have no disks), `networks` on a
+  // node without networks (then VMs have no NICs).
   VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor, EventBus& events,
-            TaskEngine& tasks, VolumeService* volumes = nullptr);
+            TaskEngine& tasks, VolumeService* volumes = nullptr,
+            NetworkService* networks = nullptr);
   ~VmService();
   VmService(const VmService&) = delete;
   VmService& operator=(const VmService&) = delete;
@@ -110,6 +113,7 @@ class VmService {
   // volumes given back, image disks removed (unless kept, on delete).
   Status takeDisks(const VmSpec& spec);
   Status giveBackDisks(const VmSpec& spec, bool deleting);
+  Status checkNics(const VmSpec& spec) const;
   // The firmware build for a spec (none for bios); kInvalidArgument when the host has none.
   Result<std::optional<FirmwareDescriptor>> chooseFirmware(const VmSpec& spec) const;
   std::string resolveAccelerator(const VmSpec& spec) const;
@@ -131,6 +135,7 @@ class VmService {
   EventBus& events_;
   TaskEngine& tasks_;
   VolumeService* volumes_;
+  NetworkService* networks_;
   std::atomic<bool> libvirt_connected_{true};
   std::atomic<bool> stopping_{false};
   // Task steps hold it shared; reconciliation and event handling hold it exclusively, so that

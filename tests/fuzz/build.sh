@@ -14,10 +14,13 @@ flags=(-std=c++2b -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        -I"$repo" -I/usr/include/libxml2)
 common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/base/json_input.cc"
         "$repo/base/crypto.cc" "$repo/base/process.cc" "$repo/images/cloud_init.cc"
-        "$repo/node/vm/spec.cc")
+        "$repo/node/vm/spec.cc" "$repo/network/ipam.cc")
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/spec_fuzz" "$here/spec_fuzz.cc" "${common[@]}" -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/domain_xml_fuzz" "$here/domain_xml_fuzz.cc" \
   "${common[@]}" "$repo/node/vm/xml_writer.cc" "$repo/node/vm/domain.cc" -lxml2 -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/image_probe_fuzz" "$here/image_probe_fuzz.cc" \
   "$repo/base/error.cc" "$repo/images/probe.cc"
-echo "build.sh: built $out/spec_fuzz $out/domain_xml_fuzz $out/image_probe_fuzz"
+"${launcher[@]}" "$cxx" "${flags[@]}" -pthread -o "$out/ovsdb_fuzz" "$here/ovsdb_fuzz.cc" \
+  "$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/base/json_input.cc" \
+  "$repo/network/ovsdb.cc"
+echo "build.sh: built $out/spec_fuzz $out/domain_xml_fuzz $out/image_probe_fuzz $out/ovsdb_fuzz"

@@ -88,6 +88,10 @@ Qiaod::Qiaod(std::string extra_config, std::string listen)
                                       ? "[storage]\nbackend = \"local\"\nlocal_dir = \"" +
                                             dir_ + "/volumes\"\n"
                                       : std::string())
+                              // No networks unless the test asks (each its own bridge).
+                              << (extra_config_.find("[network]") == std::string::npos
+                                      ? "[network]\nmode = \"off\"\n"
+                                      : std::string())
                               << extra_config_;
   auto init = admin({"pki", "init", "--cluster", cluster_, "--dir", dir_ + "/pki"});
   if (init.exit_code != 0) die("qiaod pki init failed: " + init.out + init.err);
@@ -336,6 +340,10 @@ std::string stackCephConfig() {
          "ceph_timeout_s = 20\n";
 }
 
+std::string stackNetworkConfig(const std::string& bridge) {
+  return "[network]\nmode = \"ovs\"\nbridge = \"" + bridge + "\"\ncheck_interval_ms = 500\n";
+}
+
 std::unique_ptr<VolumeDriver> stackCeph() {
   RbdOptions options;
   options.conf = kStackCephDir + "/ceph.conf";
@@ -377,6 +385,26 @@ bool runUntilDeath(Qiaod& q, ApiClient& c, const std::string& method, const std:
   }
   ADD_FAILURE() << "task " << id << " neither finished nor killed qiaod";
   return false;
+}
+
+std::string guestRun(const std::string& script) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out = "qiao.run=";
+  size_t i = 0;
+  for (; i + 2 < script.size(); i += 3) {
+    uint32_t v = (uint8_t(script[i]) << 16) | (uint8_t(script[i + 1]) << 8) | uint8_t(script[i + 2]);
+    for (int k = 3; k >= 0; --k) out += kAlphabet[(v >> (6 * k)) & 63];
+  }
+  if (i + 1 == script.size()) {
+    uint32_t v = uint8_t(script[i]) << 16;
+    out += std::string{kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == script.size()) {
+    uint32_t v = (uint8_t(script[i]) << 16) | (uint8_t(script[i + 1]) << 8);
+    out += std::string{kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63],
+                       kAlphabet[(v >> 6) & 63], '='};
+  }
+  return out;
 }
 
 json guestSpec(const std::string& name, const std::string& tenant,

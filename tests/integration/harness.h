@@ -118,6 +118,9 @@ std::string readFile(const std::string& path);
 extern const std::string kStackCephDir;
 std::string stackCephConfig();
 std::unique_ptr<VolumeDriver> stackCeph();
+// The [network] section of a qiaod on the stack's Open vSwitch with a bridge of its own (each
+// daemon owns its bridge's flows; the test deletes the bridge at its end).
+std::string stackNetworkConfig(const std::string& bridge);
 
 // Waits until no task is queued or running; false on timeout.
 bool waitAllTasksDone(ApiClient& client, std::chrono::seconds timeout);
@@ -125,6 +128,11 @@ bool waitAllTasksDone(ApiClient& client, std::chrono::seconds timeout);
 // daemon dies (crash tests). True when the daemon died.
 bool runUntilDeath(Qiaod& qiaod, ApiClient& client, const std::string& method,
                    const std::string& target, const std::string& body);
+
+// The kernel-command-line word that makes the test guest run `script` (busybox sh) after boot
+// (after its DHCP lease with qiao.dhcp=1); its output comes to the console as
+// "QIAO-TEST-GUEST run: <line>", then "QIAO-TEST-GUEST run exit=<code>".
+std::string guestRun(const std::string& script);
 
 // A VM spec that boots the test guest directly (admins only: it names host paths).
 nlohmann::json guestSpec(const std::string& name, const std::string& tenant,

@@ -1,0 +1,310 @@
+#include "network/fabric.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "network/netdev.h"
+
+namespace qiao {
+
+namespace {
+
+// Ports of Qiao's on the bridge carry one of these.
+bool isQiaoPort(const SwitchPortState& s) {
+  return s.port.external_ids.contains("qiao-tenant") || s.port.external_ids.contains("qiao-role");
+}
+
+}  // namespace
+
+TapOps TapOps::host() {
+  return {[](const std::string& name) { return linkExists(name); },
+          [](const std::string& name, int mtu) { return ensureTap(name, mtu); },
+          [](const std::string& name) { return removeTap(name); }};
+}
+
+Fabric::Fabric(FabricOptions options, Switch& sw, FlowInstaller& flows, DhcpServers& dhcp)
+    : options_(std::move(options)), switch_(sw), flows_(flows), dhcp_(dhcp) {}
+
+Fabric::~Fabric() { stop(); }
+
+void Fabric::load(std::vector<NetworkDef> networks, std::vector<PortDef> ports) {
+  std::lock_guard lock(mutex_);
+  networks_.clear();
+  ports_.clear();
+  for (auto& n : networks) networks_[n.uuid] = std::move(n);
+  for (auto& p : ports) ports_[p.uuid] = std::move(p);
+  installed_.clear();
+  installed_from_.clear();
+}
+
+void Fabric::start() {
+  switch_.setChangeHandler([this] {
+    std::lock_guard lock(wake_mutex_);
+    wake_now_ = true;
+    wake_.notify_all();
+  });
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Fabric::stop() {
+  {
+    std::lock_guard lock(wake_mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    wake_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  switch_.setChangeHandler(nullptr);
+}
+
+void Fabric::loop() {
+  bool was_failing = false;
+  while (true) {
+    {
+      std::unique_lock lock(wake_mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(options_.check_interval_ms),
+                     [this] { return wake_now_ || stopping_; });
+      if (stopping_) return;
+      wake_now_ = false;
+    }
+    auto report = check();
+    if (!report) {
+      // Logged once per outage, not every second.
+      if (!was_failing) {
+        log_.warn("network check failed; will retry", {{"error", report.error().describe()}});
+      }
+      was_failing = true;
+      continue;
+    }
+    if (was_failing) log_.info("network check passes again");
+    was_failing = false;
+  }
+}
+
+Fabric::Counters Fabric::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
+}
+
+SwitchPort Fabric::switchPortOf(const PortDef& p) const {
+  SwitchPort sp;
+  sp.name = p.name;
+  sp.ofport_request = p.ofport;
+  sp.external_ids = {{"iface-id", p.uuid},          {"attached-mac", p.mac},
+                     {"vm-id", p.vm_uuid},          {"qiao-tenant", p.tenant},
+                     {"qiao-network", p.network_uuid}};
+  return sp;
+}
+
+SwitchPort Fabric::switchPortOf(const NetworkDef& n) const {
+  SwitchPort sp;
+  sp.name = dhcpOuter(n);
+  sp.ofport_request = n.dhcp_ofport;
+  sp.external_ids = {{"qiao-role", "dhcp"}, {"qiao-tenant", n.tenant},
+                     {"qiao-network", n.uuid}, {"attached-mac", n.dhcp_mac}};
+  return sp;
+}
+
+DhcpConfig Fabric::dhcpConfigLocked(const NetworkDef& n) const {
+  DhcpConfig c;
+  c.key = n.uuid;
+  c.outer = dhcpOuter(n);
+  c.inner = dhcpInner(n);
+  c.mac = n.dhcp_mac;
+  c.ip = n.dhcp_ip;
+  c.subnet = n.subnet;
+  c.gateway = n.gateway;
+  c.dns = n.dns;
+  c.mtu = n.mtu;
+  c.domain = n.name + "." + n.tenant + ".qiao";
+  for (const auto& [_, p] : ports_) {
+    if (p.network_uuid == n.uuid) c.hosts.push_back({p.mac, p.ip, p.vm_name});
+  }
+  std::sort(c.hosts.begin(), c.hosts.end(),
+            [](const DhcpHost& a, const DhcpHost& b) { return a.mac < b.mac; });
+  return c;
+}
+
+std::vector<std::string> Fabric::wantedFlowsLocked() const {
+  std::vector<FlowPort> fp;
+  for (const auto& [_, n] : networks_) {
+    if (n.dhcp && n.dhcp_ofport > 0) {
+      fp.push_back({dhcpOuter(n), n.dhcp_ofport, n.local_id, n.dhcp_mac, {n.dhcp_ip}, true});
+    }
+  }
+  for (const auto& [_, p] : ports_) {
+    auto n = networks_.find(p.network_uuid);
+    if (n == networks_.end()) continue;
+    fp.push_back({p.name, p.ofport, n->second.local_id, p.mac, {p.ip}, false});
+  }
+  return buildFlows(fp);
+}
+
+Status Fabric::applyFlowsLocked() {
+  std::vector<std::string> wanted = wantedFlowsLocked();
+  if (auto s = flows_.replace(options_.bridge, wanted); !s) return s;
+  ++counters_.flow_installs;
+  auto dumped = flows_.dump(options_.bridge);
+  if (!dumped) return std::unexpected(dumped.error());
+  installed_ = std::move(*dumped);
+  installed_from_ = std::move(wanted);
+  return {};
+}
+
+Status Fabric::ensureNetworkLocked(const NetworkDef& n) {
+  if (!n.dhcp) return {};
+  if (auto s = dhcp_.ensure(dhcpConfigLocked(n)); !s) return s;
+  return switch_.ensurePort(options_.bridge, switchPortOf(n));
+}
+
+Status Fabric::ensurePortLocked(const PortDef& p) {
+  auto n = networks_.find(p.network_uuid);
+  int mtu = n == networks_.end() ? 1500 : n->second.mtu;
+  if (auto s = options_.taps.ensure(p.name, mtu); !s) return s;
+  return switch_.ensurePort(options_.bridge, switchPortOf(p));
+}
+
+Status Fabric::addNetwork(const NetworkDef& network) {
+  std::lock_guard lock(mutex_);
+  networks_[network.uuid] = network;
+  if (!bridge_ready_) {
+    if (auto s = switch_.ensureBridge(options_.bridge, options_.datapath_type); !s) return s;
+    bridge_ready_ = true;
+  }
+  if (auto s = ensureNetworkLocked(network); !s) return s;
+  return applyFlowsLocked();
+}
+
+Status Fabric::removeNetwork(const std::string& uuid) {
+  std::lock_guard lock(mutex_);
+  auto it = networks_.find(uuid);
+  if (it == networks_.end()) return {};
+  NetworkDef n = it->second;
+  networks_.erase(it);
+  if (auto s = applyFlowsLocked(); !s) {
+    networks_[uuid] = n;
+    return s;
+  }
+  if (auto s = switch_.removePort(options_.bridge, dhcpOuter(n)); !s) return s;
+  return dhcp_.remove(dhcpConfigLocked(n));
+}
+
+Status Fabric::plug(const PortDef& port) {
+  std::lock_guard lock(mutex_);
+  ports_[port.uuid] = port;
+  if (!bridge_ready_) {
+    if (auto s = switch_.ensureBridge(options_.bridge, options_.datapath_type); !s) return s;
+    bridge_ready_ = true;
+  }
+  if (auto s = ensurePortLocked(port); !s) return s;
+  if (auto s = applyFlowsLocked(); !s) return s;
+  auto n = networks_.find(port.network_uuid);
+  if (n != networks_.end()) return ensureNetworkLocked(n->second);  // its DHCP host entry
+  return {};
+}
+
+Status Fabric::unplug(const std::string& port_uuid) {
+  std::lock_guard lock(mutex_);
+  auto it = ports_.find(port_uuid);
+  if (it == ports_.end()) return {};
+  PortDef p = it->second;
+  ports_.erase(it);
+  if (auto s = applyFlowsLocked(); !s) {
+    ports_[port_uuid] = p;
+    return s;
+  }
+  if (auto s = switch_.removePort(options_.bridge, p.name); !s) return s;
+  if (auto s = options_.taps.remove(p.name); !s) return s;
+  auto n = networks_.find(p.network_uuid);
+  if (n != networks_.end()) return ensureNetworkLocked(n->second);
+  return {};
+}
+
+Result<CheckReport> Fabric::check() {
+  std::lock_guard lock(mutex_);
+  ++counters_.checks;
+  auto report = checkLocked();
+  if (report && !report->clean()) {
+    ++counters_.repairs;
+    for (const auto& c : report->changes) log_.warn("network drift repaired", {{"change", c}});
+  }
+  return report;
+}
+
+Result<CheckReport> Fabric::checkLocked() {
+  CheckReport report;
+  auto listed = switch_.listPorts(options_.bridge);
+  if (!listed && listed.error().code == ErrorCode::kNotFound) {
+    if (auto s = switch_.ensureBridge(options_.bridge, options_.datapath_type); !s) {
+      return std::unexpected(s.error());
+    }
+    report.changes.push_back("bridge " + options_.bridge + " created");
+    installed_.clear();
+    listed = switch_.listPorts(options_.bridge);
+  }
+  if (!listed) return std::unexpected(listed.error());
+  bridge_ready_ = true;
+
+  std::map<std::string, SwitchPortState> actual;
+  for (auto& s : *listed) actual[s.port.name] = s;
+  std::map<std::string, SwitchPort> wanted;
+  for (const auto& [_, n] : networks_) {
+    if (n.dhcp) wanted[dhcpOuter(n)] = switchPortOf(n);
+  }
+  for (const auto& [_, p] : ports_) wanted[p.name] = switchPortOf(p);
+
+  // Devices first: a tap gone with a host reboot, a DHCP server that died.
+  for (const auto& [_, p] : ports_) {
+    if (!options_.taps.exists(p.name)) {
+      if (auto s = ensurePortLocked(p); !s) return std::unexpected(s.error());
+      report.changes.push_back("tap " + p.name + " re-created");
+    }
+  }
+  for (const auto& [_, n] : networks_) {
+    if (n.dhcp && (!dhcp_.running(n.uuid) || !linkExists(dhcpOuter(n)))) {
+      if (auto s = ensureNetworkLocked(n); !s) return std::unexpected(s.error());
+      report.changes.push_back("DHCP server of network " + n.tenant + "/" + n.name +
+                               " restarted");
+    }
+  }
+  for (const auto& [name, want] : wanted) {
+    auto a = actual.find(name);
+    if (a != actual.end() && a->second.port.type == want.type &&
+        a->second.port.ofport_request == want.ofport_request &&
+        a->second.port.external_ids == want.external_ids) {
+      continue;
+    }
+    if (auto s = switch_.ensurePort(options_.bridge, want); !s) return std::unexpected(s.error());
+    report.changes.push_back("port " + name + (a == actual.end() ? " re-added" : " corrected"));
+  }
+  for (const auto& [name, a] : actual) {
+    if (isQiaoPort(a) && !wanted.contains(name)) {
+      if (auto s = switch_.removePort(options_.bridge, name); !s) return std::unexpected(s.error());
+      report.changes.push_back("stale port " + name + " removed");
+    }
+  }
+
+  auto dumped = flows_.dump(options_.bridge);
+  if (!dumped) return std::unexpected(dumped.error());
+  // Replaced when the switch lost or changed some (a wipe, a vswitchd restart, a hand edit), and
+  // when the model changed since the last install (a change made while OVS was down).
+  if (installed_.empty() || *dumped != installed_ || wantedFlowsLocked() != installed_from_) {
+    size_t missing = 0, extra = 0;
+    for (const auto& f : installed_) {
+      if (!std::binary_search(dumped->begin(), dumped->end(), f)) ++missing;
+    }
+    for (const auto& f : *dumped) {
+      if (!std::binary_search(installed_.begin(), installed_.end(), f)) ++extra;
+    }
+    const bool first = installed_.empty();
+    if (auto s = applyFlowsLocked(); !s) return std::unexpected(s.error());
+    if (!first) {
+      report.changes.push_back("flows replaced (" + std::to_string(missing) + " missing, " +
+                               std::to_string(extra) + " changed or foreign)");
+    }
+  }
+  return report;
+}
+
+}  // namespace qiao

@@ -1,0 +1,134 @@
+// Fabric: this host's tenant networks as they should be on the switch - the integration
+// bridge, a tap and an OVS port per guest NIC, a DHCP server per network, and Qiao's OpenFlow
+// pipeline (flows.h) - and the loop that keeps them so. The node gives it the desired state
+// (from its store) and every change to it; the fabric applies each change at once, and its
+// check (every check_interval_ms, and at once when OVS reports a change or comes back) finds
+// what drifted - a flow wiped or edited by hand, ovs-vswitchd restarted with an empty table, a
+// port deleted, a dnsmasq dead - and repairs it, logging what it changed.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "network/dhcp.h"
+#include "network/flows.h"
+#include "network/ipam.h"
+#include "network/switch.h"
+
+namespace qiao {
+
+struct NetworkDef {
+  std::string uuid, tenant, name;
+  int64_t local_id = 0;  // > 0; the network's tag in the pipeline (reg6)
+  Ipv4Subnet subnet;
+  std::string gateway;   // "" = none
+  std::vector<std::string> dns;
+  int mtu = 1500;
+  bool dhcp = true;
+  std::string dhcp_ip, dhcp_mac;
+  int64_t dhcp_ofport = 0;
+  bool operator==(const NetworkDef&) const = default;
+};
+
+struct PortDef {
+  std::string uuid, tenant, network_uuid;
+  std::string vm_uuid, vm_name;
+  std::string name;  // the tap
+  std::string mac, ip;
+  int64_t ofport = 0;
+  bool operator==(const PortDef&) const = default;
+};
+
+// The host devices behind the ports (netdev.h by default; unit tests give their own).
+struct TapOps {
+  std::function<bool(const std::string&)> exists;
+  std::function<Status(const std::string&, int)> ensure;
+  std::function<Status(const std::string&)> remove;
+  static TapOps host();
+};
+
+struct FabricOptions {
+  std::string bridge = "br-int";
+  std::string datapath_type = "netdev";
+  int check_interval_ms = 1000;
+  TapOps taps = TapOps::host();
+};
+
+struct CheckReport {
+  std::vector<std::string> changes;  // what was repaired, one line each
+  bool clean() const { return changes.empty(); }
+};
+
+class Fabric {
+ public:
+  Fabric(FabricOptions options, Switch& sw, FlowInstaller& flows, DhcpServers& dhcp);
+  ~Fabric();
+  Fabric(const Fabric&) = delete;
+  Fabric& operator=(const Fabric&) = delete;
+
+  // The whole desired state (at start, from the store). Applied by the first check.
+  void load(std::vector<NetworkDef> networks, std::vector<PortDef> ports);
+  // Starts the check loop; stop() ends it.
+  void start();
+  void stop();
+
+  // Each applies the change now (kUnavailable when OVS is down: the change is kept and the
+  // check applies it once OVS is back).
+  Status addNetwork(const NetworkDef& network);
+  Status removeNetwork(const std::string& uuid);
+  Status plug(const PortDef& port);
+  Status unplug(const std::string& port_uuid);
+
+  // One full check and repair, now.
+  Result<CheckReport> check();
+  // Names of the DHCP veth pair of a network ("qd-<8 hex>", "qd-<8 hex>-n").
+  static std::string dhcpOuter(const NetworkDef& n) { return "qd-" + n.uuid.substr(0, 8); }
+  static std::string dhcpInner(const NetworkDef& n) { return dhcpOuter(n) + "-n"; }
+  // Flows, checks and repairs done since start (for metrics and tests).
+  struct Counters {
+    int64_t checks = 0, repairs = 0, flow_installs = 0;
+  };
+  Counters counters() const;
+
+ private:
+  // mutex_ held by all of these.
+  std::vector<std::string> wantedFlowsLocked() const;
+  Status applyFlowsLocked();
+  Status ensureNetworkLocked(const NetworkDef& n);
+  Status ensurePortLocked(const PortDef& p);
+  DhcpConfig dhcpConfigLocked(const NetworkDef& n) const;
+  SwitchPort switchPortOf(const PortDef& p) const;
+  SwitchPort switchPortOf(const NetworkDef& n) const;
+  Result<CheckReport> checkLocked();
+  void loop();
+
+  FabricOptions options_;
+  Switch& switch_;
+  FlowInstaller& flows_;
+  DhcpServers& dhcp_;
+  Logger log_{"network"};
+
+  mutable std::mutex mutex_;
+  std::map<std::string, NetworkDef> networks_;  // by uuid
+  std::map<std::string, PortDef> ports_;        // by uuid
+  std::vector<std::string> installed_;          // Qiao's flows as dumped after the last install
+  std::vector<std::string> installed_from_;     // what that install was given
+  bool bridge_ready_ = false;
+  Counters counters_;
+
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  bool wake_now_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace qiao

@@ -1,0 +1,60 @@
+// Qiao's OpenFlow pipeline on the integration bridge, and how it is installed.
+//
+// Every flow carries Qiao's cookie, so Qiao's flows are listed, compared and replaced without
+// touching anyone else's. The pipeline switches by what Qiao knows (every port's MAC), not by
+// learning:
+//   table 0  in_port: anti-spoofing (only the port's MAC and IPs leave it, ARP included; DHCP
+//            server replies and everything IPv6 from guests are dropped), tags the packet with
+//            its network (reg6)
+//   table 10 egress filter of the sending port (security groups; today: accept)
+//   table 20 L2 by (network, destination MAC) -> reg7 = output port; broadcast and multicast
+//            flood the network's ports
+//   table 30 ingress filter of the receiving port (security groups; today: accept), output
+// Unknown ports, networks and destinations are dropped (the bridge is fail_mode=secure).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace qiao {
+
+inline constexpr uint64_t kQiaoCookie = 0x51a0000000000001ULL;
+
+// A port as the pipeline needs it. MACs and IPs are Qiao's own canonical text (ipam.h).
+struct FlowPort {
+  std::string name;
+  int64_t ofport = 0;
+  int64_t network = 0;           // the network's local id (reg6), > 0
+  std::string mac;
+  std::vector<std::string> ips;
+  bool trusted = false;          // Qiao's own (DHCP): no anti-spoofing
+  bool operator==(const FlowPort&) const = default;
+};
+
+// The flows of the whole bridge, in ovs-ofctl's syntax, each with Qiao's cookie. Deterministic
+// (the same ports give the same lines).
+std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports);
+
+// Installs and reads flows with ovs-ofctl (argv and stdin, never a shell).
+class FlowInstaller {
+ public:
+  virtual ~FlowInstaller() = default;
+  // Replaces all of Qiao's flows on the bridge by `flows` in one OpenFlow bundle: other
+  // cookies' flows are untouched, and no packet ever sees a half-replaced table.
+  virtual Status replace(const std::string& bridge, const std::vector<std::string>& flows) = 0;
+  // Qiao's flows as the switch has them now, without statistics, sorted.
+  virtual Result<std::vector<std::string>> dump(const std::string& bridge) = 0;
+};
+
+struct OfctlOptions {
+  std::string program = "ovs-ofctl";
+  int timeout_ms = 10000;
+};
+
+std::unique_ptr<FlowInstaller> makeOfctlInstaller(const OfctlOptions& options);
+
+}  // namespace qiao

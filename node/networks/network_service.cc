@@ -1,0 +1,505 @@
+#include "node/networks/network_service.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/crypto.h"
+#include "base/json_input.h"
+#include "base/log.h"
+#include "base/names.h"
+#include "node/state/record_json.h"
+
+namespace qiao {
+namespace {
+
+const Logger kLog("network");
+constexpr int kMaxDepth = 8;
+constexpr size_t kMaxDns = 3;
+
+const std::set<std::string> kSpecFields = {"name", "tenant",  "type", "segment_id", "subnet",
+                                           "gateway", "dhcp", "dns",  "mtu"};
+
+std::string networkId(const NetworkRecord& n) { return n.tenant + "/" + n.name; }
+
+Error specError(const std::string& message) {
+  return Error{ErrorCode::kInvalidArgument, "spec", message};
+}
+
+int64_t maxSegment(const std::string& type) { return type == "vlan" ? 4094 : 16777215; }
+
+std::vector<std::string> dnsOf(const NetworkRecord& n) {
+  std::vector<std::string> out;
+  auto parsed = nlohmann::json::parse(n.dns_json, nullptr, false);
+  if (parsed.is_array()) {
+    for (const auto& d : parsed) {
+      if (d.is_string()) out.push_back(d.get<std::string>());
+    }
+  }
+  return out;
+}
+
+// The addresses of a network no port may take: its gateway and its DHCP server.
+std::set<uint32_t> reservedOf(const NetworkRecord& n) {
+  std::set<uint32_t> out;
+  for (const auto& ip : {n.gateway, n.dhcp_ip}) {
+    if (auto v = parseIpv4(ip, "ip"); v) out.insert(*v);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<NetworkSpec> parseNetworkSpec(std::string_view text) {
+  auto parsed = parseJsonObject(text, kMaxDepth, "network spec");
+  if (!parsed) return std::unexpected(parsed.error());
+  const auto& doc = *parsed;
+  if (auto known = checkKnownFields(doc, kSpecFields, "network spec"); !known) {
+    return std::unexpected(known.error());
+  }
+  for (const char* required : {"name", "subnet"}) {
+    if (!doc.contains(required)) {
+      return std::unexpected(specError("field \"" + std::string(required) + "\" is required"));
+    }
+  }
+  NetworkSpec spec;
+  auto name = jsonString(doc, "name", "");
+  if (!name) return std::unexpected(name.error());
+  if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
+  spec.name = *name;
+  if (doc.contains("tenant")) {
+    auto tenant = jsonString(doc, "tenant", "");
+    if (!tenant) return std::unexpected(tenant.error());
+    if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
+    spec.tenant = *tenant;
+  }
+  if (doc.contains("type")) {
+    auto type = jsonString(doc, "type", "");
+    if (!type) return std::unexpected(type.error());
+    if (*type != "vlan" && *type != "vxlan" && *type != "geneve") {
+      return std::unexpected(specError("field \"type\" must be vlan, vxlan or geneve, not " +
+                                       quoteForMessage(*type)));
+    }
+    spec.type = *type;
+  }
+  if (doc.contains("segment_id")) {
+    auto seg = jsonInt(doc, "segment_id", 1, maxSegment(spec.type));
+    if (!seg) return std::unexpected(seg.error());
+    spec.segment_id = *seg;
+  }
+  auto subnet_text = jsonString(doc, "subnet", "");
+  if (!subnet_text) return std::unexpected(subnet_text.error());
+  auto subnet = parseSubnet(*subnet_text, "subnet");
+  if (!subnet) return std::unexpected(subnet.error());
+  spec.subnet = *subnet;
+  if (doc.contains("gateway")) {
+    auto gw = jsonString(doc, "gateway", "");
+    if (!gw) return std::unexpected(gw.error());
+    if (*gw != "none") {
+      auto ip = parseIpv4(*gw, "gateway");
+      if (!ip) return std::unexpected(ip.error());
+      if (!spec.subnet.isHost(*ip)) {
+        return std::unexpected(specError("gateway " + *gw + " is not a host address of " +
+                                         spec.subnet.str()));
+      }
+      spec.gateway = formatIpv4(*ip);
+    } else {
+      spec.gateway = "none";
+    }
+  }
+  if (doc.contains("dhcp")) {
+    if (!doc.at("dhcp").is_boolean()) {
+      return std::unexpected(specError("field \"dhcp\" must be a boolean, got " +
+                                       describeJsonType(doc.at("dhcp"))));
+    }
+    spec.dhcp = doc.at("dhcp").get<bool>();
+  }
+  if (doc.contains("dns")) {
+    const auto& dns = doc.at("dns");
+    if (!dns.is_array() || dns.size() > kMaxDns) {
+      return std::unexpected(specError("field \"dns\" must be an array of at most 3 addresses"));
+    }
+    for (const auto& d : dns) {
+      if (!d.is_string()) return std::unexpected(specError("field \"dns\" holds a non-string"));
+      auto ip = parseIpv4(d.get<std::string>(), "dns server");
+      if (!ip) return std::unexpected(ip.error());
+      spec.dns.push_back(formatIpv4(*ip));
+    }
+  }
+  if (doc.contains("mtu")) {
+    auto mtu = jsonInt(doc, "mtu", 576, spec.type == "vlan" ? 9000 : 8950);
+    if (!mtu) return std::unexpected(mtu.error());
+    spec.mtu = *mtu;
+  }
+  return spec;
+}
+
+NetworkService::NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events)
+    : store_(store), fabric_(fabric), tasks_(tasks), events_(events) {
+  TaskEngine::Kind kind;
+  kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
+  kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
+  tasks_.addKind("network.", std::move(kind));
+}
+
+NetworkDef NetworkService::defOf(const NetworkRecord& n) {
+  NetworkDef d;
+  d.uuid = n.uuid;
+  d.tenant = n.tenant;
+  d.name = n.name;
+  d.local_id = n.local_id;
+  if (auto s = parseSubnet(n.subnet, "subnet"); s) d.subnet = *s;
+  d.gateway = n.gateway;
+  d.dns = dnsOf(n);
+  d.mtu = static_cast<int>(n.mtu);
+  d.dhcp = n.dhcp;
+  d.dhcp_ip = n.dhcp_ip;
+  d.dhcp_mac = n.dhcp_mac;
+  d.dhcp_ofport = n.dhcp_ofport;
+  return d;
+}
+
+namespace {
+
+PortDef portDefOf(const PortRecord& p) {
+  PortDef d;
+  d.uuid = p.uuid;
+  d.tenant = p.tenant;
+  d.network_uuid = p.network;
+  d.vm_uuid = p.vm;
+  d.vm_name = p.vm_name;
+  d.name = p.name;
+  d.mac = p.mac;
+  d.ip = p.ip;
+  d.ofport = p.ofport;
+  return d;
+}
+
+}  // namespace
+
+void NetworkService::start() {
+  std::vector<NetworkDef> networks;
+  std::vector<PortDef> ports;
+  if (auto all = store_.listNetworks({}); all) {
+    for (const auto& n : *all) {
+      // A network still being created is the business of its task.
+      if (n.state == "ready" || n.state == "deleting") networks.push_back(defOf(n));
+    }
+  } else {
+    kLog.error("cannot read the networks", {{"error", all.error().describe()}});
+  }
+  if (auto all = store_.listPorts(); all) {
+    for (const auto& p : *all) ports.push_back(portDefOf(p));
+  } else {
+    kLog.error("cannot read the ports", {{"error", all.error().describe()}});
+  }
+  fabric_.load(std::move(networks), std::move(ports));
+  fabric_.start();
+}
+
+void NetworkService::stop() { fabric_.stop(); }
+
+Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::string& identity) {
+  std::lock_guard lock(create_mutex_);
+  NetworkRecord n;
+  n.tenant = spec.tenant;
+  n.name = spec.name;
+  n.uuid = newUuid();
+  n.type = spec.type;
+  n.subnet = spec.subnet.str();
+  n.dhcp = spec.dhcp;
+  n.dns_json = dumpJson(spec.dns);
+  n.mtu = spec.mtu != 0 ? spec.mtu : (spec.type == "vlan" ? 1500 : 1450);
+  n.state = "creating";
+  // Two tenants may use the same subnet; one tenant's networks never overlap (a guest with a
+  // NIC on each could not route).
+  auto mine = store_.listNetworks({spec.tenant});
+  if (!mine) return std::unexpected(mine.error());
+  for (const auto& other : *mine) {
+    auto s = parseSubnet(other.subnet, "subnet");
+    if (s && s->overlaps(spec.subnet) && other.name != spec.name) {
+      return makeError(ErrorCode::kConflict, "network",
+                       "subnet " + spec.subnet.str() + " overlaps " + other.subnet +
+                           " of network " + networkId(other),
+                       dumpJson({{"network", other.name}}));
+    }
+  }
+  n.segment_id = spec.segment_id;
+  if (n.segment_id == 0) {
+    auto used = store_.segmentsInUse(spec.type);
+    if (!used) return std::unexpected(used.error());
+    std::set<int64_t> taken(used->begin(), used->end());
+    int64_t seg = spec.type == "vlan" ? 100 : 1000;
+    while (taken.contains(seg) && seg <= maxSegment(spec.type)) ++seg;
+    if (seg > maxSegment(spec.type)) {
+      return makeError(ErrorCode::kConflict, "network", "no free " + spec.type + " segment");
+    }
+    n.segment_id = seg;
+  }
+  uint32_t first = spec.subnet.network + 1;
+  std::set<uint32_t> used;
+  if (spec.gateway.empty()) {
+    n.gateway = formatIpv4(first);
+    used.insert(first);
+  } else if (spec.gateway != "none") {
+    n.gateway = spec.gateway;
+    used.insert(*parseIpv4(spec.gateway, "gateway"));
+  }
+  if (spec.dhcp) {
+    auto ip = firstFreeIp(spec.subnet, used);
+    if (!ip) return std::unexpected(ip.error());
+    n.dhcp_ip = formatIpv4(*ip);
+    n.dhcp_mac = macFromSeed("dhcp/" + n.uuid);
+  }
+  TaskRecord task = TaskEngine::newTask("network.create", n.tenant, taskTarget(n.name), identity,
+                                        "{}");
+  if (auto created = store_.createNetwork(n, &task); !created) {
+    return std::unexpected(created.error());
+  }
+  publish(n, "created");
+  return tasks_.dispatch(task.id);
+}
+
+Status NetworkService::checkNotInUse(const NetworkRecord& network) {
+  auto ports = store_.listPorts("network", network.uuid);
+  if (!ports) return std::unexpected(ports.error());
+  if (ports->empty()) return {};
+  std::vector<std::string> vms;
+  for (const auto& p : *ports) {
+    if (vms.empty() || vms.back() != p.vm_name) vms.push_back(p.vm_name);
+  }
+  std::string list;
+  for (const auto& v : vms) list += (list.empty() ? "" : ", ") + v;
+  return makeError(ErrorCode::kConflict, "network",
+                   "network " + networkId(network) + " has ports of vm " + list +
+                       "; delete those vms (or their NICs) first",
+                   dumpJson({{"vms", vms}}));
+}
+
+Result<TaskRecord> NetworkService::remove(const NetworkRecord& network,
+                                          const std::string& identity) {
+  if (network.state == "creating") {
+    return makeError(ErrorCode::kConflict, "network",
+                     "network " + networkId(network) + " is being created; try again later");
+  }
+  if (auto free = checkNotInUse(network); !free) return std::unexpected(free.error());
+  return tasks_.submit(TaskEngine::newTask("network.delete", network.tenant,
+                                           taskTarget(network.name), identity, "{}"));
+}
+
+Status NetworkService::runTask(TaskEngine::Run& run) {
+  const TaskRecord& task = run.task();
+  auto name = TaskEngine::objectOf(task, "network/");
+  if (!name) return std::unexpected(name.error());
+  auto network = store_.getNetwork(task.tenant, *name);
+  if (!network) return std::unexpected(network.error());
+  if (task.kind == "network.create") return runCreate(run, *network);
+  if (task.kind == "network.delete") return runRemove(run, *network);
+  return makeError(ErrorCode::kInternal, "network", "unknown task kind " + task.kind);
+}
+
+void NetworkService::giveUp(TaskEngine::Run& run) {
+  auto name = TaskEngine::objectOf(run.task(), "network/");
+  if (!name) return;
+  auto network = store_.getNetwork(run.task().tenant, *name);
+  if (!network) return;
+  if (run.task().kind == "network.create") {
+    (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
+      if (auto removed = fabric_.removeNetwork(network->uuid); !removed) return removed;
+      return store_.deleteNetwork(network->tenant, network->name);
+    });
+    return;
+  }
+  (void)store_.setNetworkState(network->tenant, network->name, "error",
+                               "gave up after restarts of qiaod");
+}
+
+Status NetworkService::runCreate(TaskEngine::Run& run, NetworkRecord network) {
+  Status result = run.step("fabric", 80, "starting DHCP and installing flows",
+                           [&]() { return fabric_.addNetwork(defOf(network)); },
+                           [&]() { return fabric_.removeNetwork(network.uuid); });
+  if (result) {
+    result = run.step("record", 100, "recording the network", [&]() -> Status {
+      if (auto s = store_.setNetworkState(network.tenant, network.name, "ready"); !s) return s;
+      network.state = "ready";
+      publish(network, "ready");
+      return {};
+    });
+  }
+  if (!result) {
+    run.rollback();
+    if (store_.deleteNetwork(network.tenant, network.name)) publish(network, "create failed");
+  }
+  return result;
+}
+
+Status NetworkService::runRemove(TaskEngine::Run& run, NetworkRecord network) {
+  Status result = run.step("fabric", 80, "stopping DHCP and removing flows", [&]() -> Status {
+    if (auto free = checkNotInUse(network); !free) return free;  // a VM took it meanwhile
+    if (network.state != "deleting") {
+      if (auto s = store_.setNetworkState(network.tenant, network.name, "deleting"); !s) return s;
+      network.state = "deleting";
+      publish(network, "deleting");
+    }
+    return fabric_.removeNetwork(network.uuid);
+  });
+  if (result) {
+    result = run.step("forget", 100, "forgetting the network", [&]() -> Status {
+      if (auto s = store_.deleteNetwork(network.tenant, network.name); !s) return s;
+      if (auto still = store_.getNetwork(network.tenant, network.name); still) {
+        return checkNotInUse(*still);
+      }
+      publish(network, "deleted");
+      return {};
+    });
+  }
+  if (!result && network.state == "deleting") {
+    (void)store_.setNetworkState(network.tenant, network.name, "error",
+                                 result.error().describe());
+  }
+  return result;
+}
+
+Status NetworkService::checkNics(const std::string& tenant, const std::vector<NicRequest>& nics) {
+  for (size_t i = 0; i < nics.size(); ++i) {
+    const std::string where = "nics[" + std::to_string(i) + "]";
+    auto network = store_.getNetwork(tenant, nics[i].network);
+    if (!network) {
+      if (network.error().code == ErrorCode::kNotFound) {
+        return makeError(ErrorCode::kInvalidArgument, "spec",
+                         where + ": tenant " + tenant + " has no network named " +
+                             nics[i].network);
+      }
+      return std::unexpected(network.error());
+    }
+    if (network->state != "ready") {
+      return makeError(ErrorCode::kConflict, "network",
+                       where + ": network " + networkId(*network) + " is " + network->state);
+    }
+    if (!nics[i].ip.empty()) {
+      auto ip = parseIpv4(nics[i].ip, where + ".ip");
+      if (!ip) return std::unexpected(ip.error());
+      auto subnet = parseSubnet(network->subnet, "subnet");
+      if (!subnet || !subnet->isHost(*ip)) {
+        return makeError(ErrorCode::kInvalidArgument, "spec",
+                         where + ".ip " + nics[i].ip + " is not a host address of " +
+                             network->subnet);
+      }
+      if (reservedOf(*network).contains(*ip)) {
+        return makeError(ErrorCode::kConflict, "network",
+                         where + ".ip " + nics[i].ip + " is the gateway or DHCP address of " +
+                             networkId(*network));
+      }
+    }
+  }
+  return {};
+}
+
+Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
+                                            const std::string& vm_uuid,
+                                            const std::string& vm_name, int64_t nic,
+                                            const NicRequest& request) {
+  auto subnet = parseSubnet(network.subnet, "subnet");
+  if (!subnet) return std::unexpected(subnet.error());
+  PortRecord port;
+  port.uuid = newUuid();
+  port.tenant = network.tenant;
+  port.network = network.uuid;
+  port.vm = vm_uuid;
+  port.vm_name = vm_name;
+  port.nic = nic;
+  port.name = "qt-" + port.uuid.substr(0, 8);
+  port.mac = request.mac.empty() ? macFromSeed("port/" + port.uuid) : request.mac;
+  const std::set<uint32_t> reserved = reservedOf(network);
+  // A fixed address is taken or refused; a chosen one is retried if another port took it
+  // between the choice and the insert.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (!request.ip.empty()) {
+      auto ip = parseIpv4(request.ip, "ip");
+      if (!ip) return std::unexpected(ip.error());
+      if (!subnet->isHost(*ip) || reserved.contains(*ip)) {
+        return makeError(ErrorCode::kConflict, "network",
+                         "address " + request.ip + " cannot be taken on " + networkId(network));
+      }
+      port.ip = formatIpv4(*ip);
+    } else {
+      auto ports = store_.listPorts("network", network.uuid);
+      if (!ports) return std::unexpected(ports.error());
+      std::set<uint32_t> used = reserved;
+      for (const auto& p : *ports) {
+        if (auto v = parseIpv4(p.ip, "ip"); v) used.insert(*v);
+      }
+      auto ip = firstFreeIp(*subnet, used);
+      if (!ip) return std::unexpected(ip.error());
+      port.ip = formatIpv4(*ip);
+    }
+    auto created = store_.createPort(port);
+    if (created) return port;
+    if (created.error().code != ErrorCode::kConflict || !request.ip.empty() ||
+        created.error().message.find("address") == std::string::npos) {
+      return std::unexpected(created.error());
+    }
+  }
+  return makeError(ErrorCode::kConflict, "network",
+                   "could not find a free address on " + networkId(network));
+}
+
+Status NetworkService::plugVm(const std::string& tenant, const std::string& vm_uuid,
+                              const std::string& vm_name, const std::vector<NicRequest>& nics) {
+  auto existing = store_.listPorts("vm", vm_uuid);
+  if (!existing) return std::unexpected(existing.error());
+  for (size_t i = 0; i < nics.size(); ++i) {
+    PortRecord port;
+    auto have = std::find_if(existing->begin(), existing->end(),
+                             [&](const PortRecord& p) { return p.nic == int64_t(i); });
+    if (have != existing->end()) {
+      port = *have;
+    } else {
+      auto network = store_.getNetwork(tenant, nics[i].network);
+      if (!network) return std::unexpected(network.error());
+      if (network->state != "ready") {
+        return makeError(ErrorCode::kConflict, "network",
+                         "network " + networkId(*network) + " is " + network->state);
+      }
+      auto made = makePort(*network, vm_uuid, vm_name, static_cast<int64_t>(i), nics[i]);
+      if (!made) return std::unexpected(made.error());
+      port = *made;
+    }
+    if (auto plugged = fabric_.plug(portDefOf(port)); !plugged) return plugged;
+  }
+  return {};
+}
+
+Status NetworkService::unplugVm(const std::string& vm_uuid) {
+  auto ports = store_.listPorts("vm", vm_uuid);
+  if (!ports) return std::unexpected(ports.error());
+  for (const auto& p : *ports) {
+    if (auto unplugged = fabric_.unplug(p.uuid); !unplugged) return unplugged;
+    if (auto deleted = store_.deletePort(p.uuid); !deleted) return deleted;
+  }
+  return {};
+}
+
+Result<std::vector<NicDef>> NetworkService::nicsOf(const std::string& vm_uuid) {
+  auto ports = store_.listPorts("vm", vm_uuid);
+  if (!ports) return std::unexpected(ports.error());
+  auto networks = store_.listNetworks({});
+  if (!networks) return std::unexpected(networks.error());
+  std::vector<NicDef> out;
+  for (const auto& p : *ports) {
+    NicDef nic{p.name, p.mac, 1500};
+    for (const auto& n : *networks) {
+      if (n.uuid == p.network) nic.mtu = static_cast<int>(n.mtu);
+    }
+    out.push_back(nic);
+  }
+  return out;
+}
+
+void NetworkService::publish(const NetworkRecord& network, std::string_view reason) {
+  nlohmann::json event = networkToJson(network);
+  event["type"] = "network";
+  event["reason"] = std::string(reason);
+  events_.publish({"network", network.tenant, dumpJson(event)});
+}
+
+}  // namespace qiao

@@ -1,0 +1,93 @@
+// NetworkService: the tenant networks of one node and the ports of its VMs' NICs. The API
+// validates and records a network with its task; the task's step programs the fabric (DHCP
+// server, flows). A VM's NICs are plugged by a step of the VM's own tasks: each NIC gets a
+// port (address from the network's IPAM, or the fixed one asked for, checked against the
+// subnet and for duplicates; a MAC; a tap; an OpenFlow port number), recorded before the
+// fabric plugs it, so a daemon killed half way finds it and finishes. At start, the fabric is
+// loaded from the store and its check loop keeps OVS matching it.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "base/event_bus.h"
+#include "network/fabric.h"
+#include "network/ipam.h"
+#include "network/nic.h"
+#include "node/state/store.h"
+#include "node/tasks/task_engine.h"
+
+namespace qiao {
+
+struct NetworkSpec {
+  std::string name;
+  std::string tenant;  // may be absent: the API fills it in
+  std::string type = "vxlan";  // vlan | vxlan | geneve
+  int64_t segment_id = 0;      // 0 = the lowest free one
+  Ipv4Subnet subnet;
+  std::string gateway;         // "" = the subnet's first address; "none" = no gateway
+  bool dhcp = true;
+  std::vector<std::string> dns;
+  int64_t mtu = 0;             // 0 = 1500 for vlan, 1450 for the tunnel types
+};
+
+// Strict: unknown fields, wrong types, names that are not DNS labels, malformed or
+// out-of-range subnets, gateways outside the subnet, segment ids out of the type's range,
+// MTUs out of range are refused with a message naming the field. Never throws.
+Result<NetworkSpec> parseNetworkSpec(std::string_view json_text);
+
+// One NIC a VM asks for.
+struct NicRequest {
+  std::string network;
+  std::string ip;   // "" = chosen by IPAM
+  std::string mac;  // "" = derived from the port
+};
+
+class NetworkService {
+ public:
+  NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events);
+
+  // Loads the fabric with every ready network and every port, and starts its check loop.
+  void start();
+  void stop();
+
+  Result<TaskRecord> create(const NetworkSpec& spec, const std::string& identity);
+  // kConflict naming the VMs while ports are on it.
+  Result<TaskRecord> remove(const NetworkRecord& network, const std::string& identity);
+
+  // At a VM's submit: every NIC names a ready network of the tenant, with a well-formed
+  // address inside its subnet and a well-formed MAC.
+  Status checkNics(const std::string& tenant, const std::vector<NicRequest>& nics);
+  // Steps of the VM tasks. Idempotent: a NIC that has its port keeps it.
+  Status plugVm(const std::string& tenant, const std::string& vm_uuid, const std::string& vm_name,
+                const std::vector<NicRequest>& nics);
+  Status unplugVm(const std::string& vm_uuid);
+  // The VM's NICs in order, for its domain XML.
+  Result<std::vector<NicDef>> nicsOf(const std::string& vm_uuid);
+
+  Fabric& fabric() { return fabric_; }
+  static std::string taskTarget(const std::string& name) { return "network/" + name; }
+  static NetworkDef defOf(const NetworkRecord& network);
+
+ private:
+  Status runTask(TaskEngine::Run& run);
+  void giveUp(TaskEngine::Run& run);
+  Status runCreate(TaskEngine::Run& run, NetworkRecord network);
+  Status runRemove(TaskEngine::Run& run, NetworkRecord network);
+  Result<PortRecord> makePort(const NetworkRecord& network, const std::string& vm_uuid,
+                              const std::string& vm_name, int64_t nic, const NicRequest& request);
+  Status checkNotInUse(const NetworkRecord& network);
+  void publish(const NetworkRecord& network, std::string_view reason);
+
+  Store& store_;
+  Fabric& fabric_;
+  TaskEngine& tasks_;
+  EventBus& events_;
+  std::mutex create_mutex_;  // subnet-overlap and segment checks are check-then-insert
+};
+
+}  // namespace qiao

@@ -1,0 +1,197 @@
+// The Fabric over a fake switch, fake flows and fake taps: what it applies, and what its check
+// repairs (a port gone, a port changed, a stale port of Qiao's, flows wiped or edited, OVS
+// down and back) - and that a clean check changes nothing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "network/fabric.h"
+#include "tests/unit/network/fake_switch.h"
+
+namespace qiao {
+namespace {
+
+using testing::FakeSwitch;
+
+// Keeps the last replaced flows; dump() returns them sorted, unless told to lose some.
+class FakeFlows : public FlowInstaller {
+ public:
+  Status replace(const std::string& bridge, const std::vector<std::string>& flows) override {
+    if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
+    table[bridge] = flows;
+    std::sort(table[bridge].begin(), table[bridge].end());
+    ++installs;
+    return {};
+  }
+  Result<std::vector<std::string>> dump(const std::string& bridge) override {
+    if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
+    return table[bridge];
+  }
+  std::map<std::string, std::vector<std::string>> table;
+  int installs = 0;
+  bool down = false;
+};
+
+class FabricTest : public ::testing::Test {
+ protected:
+  FabricTest() : dhcp_("/nonexistent") {
+    options_.bridge = "br-test";
+    options_.check_interval_ms = 60000;  // checks only when a test asks
+    options_.taps = {[this](const std::string& n) { return taps_.contains(n); },
+                     [this](const std::string& n, int) -> Status {
+                       taps_.insert(n);
+                       return {};
+                     },
+                     [this](const std::string& n) -> Status {
+                       taps_.erase(n);
+                       return {};
+                     }};
+    fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  }
+
+  static NetworkDef network(const std::string& uuid, int64_t id) {
+    NetworkDef n;
+    n.uuid = uuid;
+    n.tenant = "t";
+    n.name = "n" + std::to_string(id);
+    n.local_id = id;
+    n.subnet = *parseSubnet("10.0.0.0/24", "");
+    n.dhcp = false;  // no dnsmasq in unit tests
+    return n;
+  }
+  static PortDef port(const std::string& uuid, const std::string& net, int64_t ofport) {
+    PortDef p;
+    p.uuid = uuid;
+    p.tenant = "t";
+    p.network_uuid = net;
+    p.vm_uuid = "vm-" + uuid;
+    p.vm_name = "vm" + uuid;
+    p.name = "qt-" + uuid;
+    p.mac = macFromSeed(uuid);
+    p.ip = "10.0.0." + std::to_string(ofport - 90);
+    p.ofport = ofport;
+    return p;
+  }
+
+  FabricOptions options_;
+  FakeSwitch switch_;
+  FakeFlows flows_;
+  DhcpServers dhcp_;
+  std::set<std::string> taps_;
+  std::unique_ptr<Fabric> fabric_;
+};
+
+TEST_F(FabricTest, PlugMakesTapPortAndFlowsAndUnplugUndoesThem) {
+  ASSERT_TRUE(fabric_->addNetwork(network("n1", 1)));
+  ASSERT_TRUE(fabric_->plug(port("a", "n1", 100)));
+  EXPECT_TRUE(taps_.contains("qt-a"));
+  auto p = switch_.port("br-test", "qt-a");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->port.ofport_request, 100);
+  EXPECT_EQ(p->port.external_ids.at("iface-id"), "a");
+  EXPECT_EQ(p->port.external_ids.at("vm-id"), "vm-a");
+  EXPECT_EQ(p->port.external_ids.at("qiao-tenant"), "t");
+  EXPECT_EQ(switch_.bridges().at("br-test").fail_mode, "secure");
+  const auto& table = flows_.table["br-test"];
+  EXPECT_TRUE(std::any_of(table.begin(), table.end(),
+                          [](const std::string& f) { return f.find("in_port=100") != f.npos; }));
+
+  ASSERT_TRUE(fabric_->unplug("a"));
+  EXPECT_FALSE(taps_.contains("qt-a"));
+  EXPECT_FALSE(switch_.port("br-test", "qt-a"));
+  const auto& after = flows_.table["br-test"];
+  EXPECT_TRUE(std::none_of(after.begin(), after.end(),
+                           [](const std::string& f) { return f.find("in_port=100") != f.npos; }));
+}
+
+TEST_F(FabricTest, ACleanCheckChangesNothing) {
+  fabric_->load({network("n1", 1)}, {port("a", "n1", 100), port("b", "n1", 101)});
+  auto first = fabric_->check();
+  ASSERT_TRUE(first) << first.error().describe();
+  const int writes = switch_.writes();
+  const int installs = flows_.installs;
+  auto again = fabric_->check();
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->clean()) << again->changes.front();
+  EXPECT_EQ(switch_.writes(), writes);
+  EXPECT_EQ(flows_.installs, installs);
+}
+
+TEST_F(FabricTest, CheckRepairsWhatDrifted) {
+  fabric_->load({network("n1", 1)}, {port("a", "n1", 100), port("b", "n1", 101)});
+  ASSERT_TRUE(fabric_->check());
+  const auto good = flows_.table["br-test"];
+
+  // A port deleted behind Qiao's back, another's external_ids edited, a stale port of Qiao's
+  // left over, a foreign port (not Qiao's), a tap gone, flows wiped.
+  switch_.dropPortBehindTheBack("br-test", "qt-a");
+  SwitchPort edited = *switch_.port("br-test", "qt-b").transform([](auto s) { return s.port; });
+  edited.external_ids["qiao-tenant"] = "someone-else";
+  ASSERT_TRUE(switch_.ensurePort("br-test", edited));
+  ASSERT_TRUE(switch_.ensurePort("br-test", {"qt-stale", "", 150, {{"qiao-tenant", "t"}}, {}}));
+  ASSERT_TRUE(switch_.ensurePort("br-test", {"eth-foreign", "", 0, {}, {}}));
+  taps_.erase("qt-b");
+  flows_.table["br-test"].clear();
+
+  auto report = fabric_->check();
+  ASSERT_TRUE(report) << report.error().describe();
+  std::string all;
+  for (const auto& c : report->changes) all += c + "\n";
+  EXPECT_NE(all.find("port qt-a re-added"), std::string::npos) << all;
+  EXPECT_NE(all.find("port qt-b corrected"), std::string::npos) << all;
+  EXPECT_NE(all.find("stale port qt-stale removed"), std::string::npos) << all;
+  EXPECT_NE(all.find("tap qt-b re-created"), std::string::npos) << all;
+  EXPECT_NE(all.find("flows replaced"), std::string::npos) << all;
+  EXPECT_EQ(all.find("eth-foreign"), std::string::npos) << all;
+  EXPECT_TRUE(switch_.port("br-test", "qt-a"));
+  EXPECT_EQ(switch_.port("br-test", "qt-b")->port.external_ids.at("qiao-tenant"), "t");
+  EXPECT_FALSE(switch_.port("br-test", "qt-stale"));
+  EXPECT_TRUE(switch_.port("br-test", "eth-foreign"));
+  EXPECT_EQ(flows_.table["br-test"], good);
+  EXPECT_TRUE(fabric_->check()->clean());
+}
+
+TEST_F(FabricTest, ChangesWhileOvsIsDownAreAppliedWhenItComesBack) {
+  fabric_->load({network("n1", 1)}, {});
+  ASSERT_TRUE(fabric_->check());
+  switch_.setUnavailable(true);
+  flows_.down = true;
+  auto plugged = fabric_->plug(port("a", "n1", 100));
+  ASSERT_FALSE(plugged);
+  EXPECT_EQ(plugged.error().code, ErrorCode::kUnavailable);
+  auto during = fabric_->check();
+  ASSERT_FALSE(during);
+  EXPECT_EQ(during.error().code, ErrorCode::kUnavailable);
+
+  switch_.setUnavailable(false);
+  flows_.down = false;
+  auto report = fabric_->check();
+  ASSERT_TRUE(report) << report.error().describe();
+  EXPECT_TRUE(switch_.port("br-test", "qt-a"));
+  const auto& table = flows_.table["br-test"];
+  EXPECT_TRUE(std::any_of(table.begin(), table.end(),
+                          [](const std::string& f) { return f.find("in_port=100") != f.npos; }));
+}
+
+TEST_F(FabricTest, TheCheckLoopRunsWhenTheSwitchReportsAChange) {
+  fabric_->load({network("n1", 1)}, {port("a", "n1", 100)});
+  fabric_->start();
+  // The first check (on the change the load causes, or the first tick) would take a minute
+  // with this interval: a change reported by the switch wakes it at once.
+  switch_.fireChange();
+  for (int i = 0; i < 100 && !switch_.port("br-test", "qt-a"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(switch_.port("br-test", "qt-a"));
+  switch_.dropPortBehindTheBack("br-test", "qt-a");
+  for (int i = 0; i < 100 && !switch_.port("br-test", "qt-a"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(switch_.port("br-test", "qt-a"));
+  fabric_->stop();
+  EXPECT_GE(fabric_->counters().repairs, 1);
+}
+
+}  // namespace
+}  // namespace qiao

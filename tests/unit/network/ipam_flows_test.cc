@@ -1,0 +1,161 @@
+// IPAM parsing and allocation, and the OpenFlow pipeline Qiao generates.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "network/flows.h"
+#include "network/ipam.h"
+
+namespace qiao {
+namespace {
+
+TEST(Ipam, ParsesAndFormatsAddresses) {
+  auto ip = parseIpv4("10.0.0.254", "ip");
+  ASSERT_TRUE(ip);
+  EXPECT_EQ(formatIpv4(*ip), "10.0.0.254");
+  for (const char* bad : {"", "10.0.0", "10.0.0.0.1", "10.0.0.256", "010.0.0.1", "10.0.0.-1",
+                          "10.0.0.1 ", "a.b.c.d", "10..0.1", "10.0.0.1/24", "1e1.0.0.1"}) {
+    auto r = parseIpv4(bad, "ip");
+    EXPECT_FALSE(r) << bad;
+    if (!r) {
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST(Ipam, SubnetsAreStrict) {
+  auto s = parseSubnet("192.168.10.0/24", "subnet");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->str(), "192.168.10.0/24");
+  EXPECT_TRUE(s->isHost(*parseIpv4("192.168.10.1", "")));
+  EXPECT_FALSE(s->isHost(*parseIpv4("192.168.10.0", "")));
+  EXPECT_FALSE(s->isHost(*parseIpv4("192.168.10.255", "")));
+  EXPECT_FALSE(s->isHost(*parseIpv4("192.168.11.1", "")));
+  auto host_bits = parseSubnet("10.0.0.5/24", "subnet");
+  ASSERT_FALSE(host_bits);
+  EXPECT_NE(host_bits.error().message.find("10.0.0.0/24"), std::string::npos);
+  for (const char* bad : {"10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/7", "10.0.0.0/30",
+                          "127.0.0.0/8", "224.0.0.0/24", "0.0.0.0/8", "10.0.0.0/024",
+                          "10.0.0.0/24\n"}) {
+    EXPECT_FALSE(parseSubnet(bad, "subnet")) << bad;
+  }
+}
+
+TEST(Ipam, Overlaps) {
+  auto a = *parseSubnet("10.0.0.0/16", "");
+  auto b = *parseSubnet("10.0.5.0/24", "");
+  auto c = *parseSubnet("10.1.0.0/24", "");
+  EXPECT_TRUE(a.overlaps(b));
+  EXPECT_TRUE(b.overlaps(a));
+  EXPECT_FALSE(a.overlaps(c));
+  EXPECT_TRUE(c.overlaps(c));
+}
+
+TEST(Ipam, FirstFreeSkipsUsedAndReportsFull) {
+  auto s = *parseSubnet("10.0.0.0/29", "");  // hosts .1 - .6
+  std::set<uint32_t> used;
+  for (int i = 0; i < 6; ++i) {
+    auto ip = firstFreeIp(s, used);
+    ASSERT_TRUE(ip);
+    EXPECT_EQ(*ip, s.network + 1 + static_cast<uint32_t>(i));
+    used.insert(*ip);
+  }
+  auto full = firstFreeIp(s, used);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code, ErrorCode::kConflict);
+  used.erase(s.network + 3);
+  EXPECT_EQ(*firstFreeIp(s, used), s.network + 3);
+}
+
+TEST(Ipam, Macs) {
+  EXPECT_EQ(*parseMac("02:AB:cd:00:11:22", "mac"), "02:ab:cd:00:11:22");
+  for (const char* bad : {"", "02:ab:cd:00:11", "02-ab-cd-00-11-22", "01:00:5e:00:00:01",
+                          "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:ab:cd:00:11:2g",
+                          "02:ab:cd:00:11:22,actions=drop"}) {
+    EXPECT_FALSE(parseMac(bad, "mac")) << bad;
+  }
+  std::string m = macFromSeed("port/x");
+  EXPECT_TRUE(parseMac(m, "mac"));
+  EXPECT_EQ(m.substr(0, 9), "02:51:a0:");
+  EXPECT_EQ(m, macFromSeed("port/x"));
+  EXPECT_NE(m, macFromSeed("port/y"));
+}
+
+std::vector<std::string> flowsWith(const std::vector<std::string>& flows, std::string_view part) {
+  std::vector<std::string> out;
+  for (const auto& f : flows) {
+    if (f.find(part) != std::string::npos) out.push_back(f);
+  }
+  return out;
+}
+
+TEST(Flows, EveryFlowCarriesQiaosCookie) {
+  auto flows = buildFlows({{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false},
+                           {"qd-n", 101, 1, "02:51:a0:00:00:02", {"10.0.0.2"}, true}});
+  ASSERT_FALSE(flows.empty());
+  for (const auto& f : flows) {
+    EXPECT_EQ(f.rfind("cookie=0x51a0000000000001,", 0), 0u) << f;
+    EXPECT_NE(f.find(",actions="), std::string::npos) << f;
+  }
+}
+
+TEST(Flows, AntiSpoofingAllowsOnlyThePortsAddresses) {
+  auto flows = buildFlows({{"qt-a", 100, 7, "02:51:a0:00:00:01", {"10.0.0.3"}, false}});
+  auto in = flowsWith(flows, "in_port=100,");
+  // Allowed: IP from its address, ARP for its address and MAC, DHCP before it has one.
+  EXPECT_EQ(flowsWith(in, "dl_src=02:51:a0:00:00:01,ip,nw_src=10.0.0.3,").size(), 1u);
+  EXPECT_EQ(flowsWith(in, "arp,arp_spa=10.0.0.3,arp_sha=02:51:a0:00:00:01").size(), 1u);
+  EXPECT_EQ(flowsWith(in, "nw_src=0.0.0.0,tp_src=68,tp_dst=67").size(), 1u);
+  // Dropped: DHCP answers and IPv6 (router advertisements) at higher priority, then the rest.
+  auto drops = flowsWith(in, "actions=drop");
+  EXPECT_EQ(flowsWith(drops, "priority=300,in_port=100,udp,tp_src=67").size(), 1u);
+  EXPECT_EQ(flowsWith(drops, "priority=300,in_port=100,ipv6").size(), 1u);
+  EXPECT_EQ(flowsWith(drops, "priority=100,in_port=100,actions=drop").size(), 1u);
+  // Tagged with its network.
+  for (const auto& f : flowsWith(in, "resubmit")) {
+    EXPECT_NE(f.find("load:7->NXM_NX_REG6[]"), std::string::npos) << f;
+  }
+}
+
+TEST(Flows, NetworksAreSwitchedApart) {
+  // Two tenants, same subnet, same address: each MAC is reachable only within its network.
+  auto flows = buildFlows({{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false},
+                           {"qt-b", 101, 1, "02:51:a0:00:00:02", {"10.0.0.4"}, false},
+                           {"qt-c", 102, 2, "02:51:a0:00:00:03", {"10.0.0.3"}, false}});
+  auto l2a = flowsWith(flows, "dl_dst=02:51:a0:00:00:01,");
+  ASSERT_EQ(l2a.size(), 1u);
+  EXPECT_NE(l2a[0].find("reg6=1,"), std::string::npos);
+  auto l2c = flowsWith(flows, "dl_dst=02:51:a0:00:00:03,");
+  ASSERT_EQ(l2c.size(), 1u);
+  EXPECT_NE(l2c[0].find("reg6=2,"), std::string::npos);
+  auto flood1 = flowsWith(flows, "reg6=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
+  ASSERT_EQ(flood1.size(), 1u);
+  EXPECT_NE(flood1[0].find("output:100,output:101"), std::string::npos);
+  EXPECT_EQ(flood1[0].find("output:102"), std::string::npos);
+  auto flood2 = flowsWith(flows, "reg6=2,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
+  ASSERT_EQ(flood2.size(), 1u);
+  EXPECT_EQ(flood2[0].find("output:100"), std::string::npos);
+}
+
+TEST(Flows, TrustedPortsAreNotFiltered) {
+  auto flows = buildFlows({{"qd-n", 101, 3, "02:51:a0:00:00:02", {"10.0.0.2"}, true}});
+  auto in = flowsWith(flows, "in_port=101");
+  ASSERT_EQ(in.size(), 1u);
+  EXPECT_NE(in[0].find("load:3->NXM_NX_REG6[]"), std::string::npos);
+  EXPECT_TRUE(flowsWith(flows, "tp_src=67").empty());
+}
+
+TEST(Flows, DeterministicAndIgnoresUnattachedPorts) {
+  std::vector<FlowPort> ports = {{"qt-b", 101, 1, "02:51:a0:00:00:02", {"10.0.0.4"}, false},
+                                 {"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false}};
+  auto one = buildFlows(ports);
+  std::reverse(ports.begin(), ports.end());
+  EXPECT_EQ(one, buildFlows(ports));
+  ports.push_back({"qt-z", 0, 1, "02:51:a0:00:00:09", {"10.0.0.9"}, false});
+  EXPECT_EQ(one, buildFlows(ports));
+  // No ports: only the table defaults (drop, pass to L2, drop, output).
+  EXPECT_EQ(buildFlows({}).size(), 4u);
+}
+
+}  // namespace
+}  // namespace qiao
