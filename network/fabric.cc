@@ -28,8 +28,10 @@ Fabric::Fabric(FabricOptions options, Switch& sw, FlowInstaller& flows, DhcpServ
 
 Fabric::~Fabric() { stop(); }
 
-void Fabric::load(std::vector<NetworkDef> networks, std::vector<PortDef> ports) {
+void Fabric::load(std::vector<NetworkDef> networks, std::vector<PortDef> ports,
+                  std::vector<FlowGroup> groups) {
   std::lock_guard lock(mutex_);
+  groups_ = std::move(groups);
   networks_.clear();
   ports_.clear();
   for (auto& n : networks) networks_[n.uuid] = std::move(n);
@@ -136,9 +138,9 @@ std::vector<std::string> Fabric::wantedFlowsLocked() const {
   for (const auto& [_, p] : ports_) {
     auto n = networks_.find(p.network_uuid);
     if (n == networks_.end()) continue;
-    fp.push_back({p.name, p.ofport, n->second.local_id, p.mac, {p.ip}, false});
+    fp.push_back({p.name, p.ofport, n->second.local_id, p.mac, {p.ip}, false, p.groups});
   }
-  return buildFlows(fp);
+  return buildFlows(fp, groups_);
 }
 
 Status Fabric::applyFlowsLocked() {
@@ -219,6 +221,12 @@ Status Fabric::unplug(const std::string& port_uuid) {
   auto n = networks_.find(p.network_uuid);
   if (n != networks_.end()) return ensureNetworkLocked(n->second);
   return {};
+}
+
+Status Fabric::setGroups(std::vector<FlowGroup> groups) {
+  std::lock_guard lock(mutex_);
+  groups_ = std::move(groups);
+  return applyFlowsLocked();
 }
 
 Result<CheckReport> Fabric::check() {

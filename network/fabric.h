@@ -44,6 +44,7 @@ struct PortDef {
   std::string name;  // the tap
   std::string mac, ip;
   int64_t ofport = 0;
+  std::vector<std::string> groups;  // keys of its security groups ("<tenant>/<name>")
   bool operator==(const PortDef&) const = default;
 };
 
@@ -75,7 +76,8 @@ class Fabric {
   Fabric& operator=(const Fabric&) = delete;
 
   // The whole desired state (at start, from the store). Applied by the first check.
-  void load(std::vector<NetworkDef> networks, std::vector<PortDef> ports);
+  void load(std::vector<NetworkDef> networks, std::vector<PortDef> ports,
+            std::vector<FlowGroup> groups = {});
   // Starts the check loop; stop() ends it.
   void start();
   void stop();
@@ -86,6 +88,9 @@ class Fabric {
   Status removeNetwork(const std::string& uuid);
   Status plug(const PortDef& port);
   Status unplug(const std::string& port_uuid);
+  // Every security group, after one changed: the flows of all their ports are replaced in one
+  // bundle.
+  Status setGroups(std::vector<FlowGroup> groups);
 
   // One full check and repair, now.
   Result<CheckReport> check();
@@ -119,6 +124,7 @@ class Fabric {
   mutable std::mutex mutex_;
   std::map<std::string, NetworkDef> networks_;  // by uuid
   std::map<std::string, PortDef> ports_;        // by uuid
+  std::vector<FlowGroup> groups_;
   std::vector<std::string> installed_;          // Qiao's flows as dumped after the last install
   std::vector<std::string> installed_from_;     // what that install was given
   bool bridge_ready_ = false;

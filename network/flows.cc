@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "base/process.h"
@@ -90,27 +91,100 @@ class OfctlInstaller : public FlowInstaller {
 
 }  // namespace
 
-std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports) {
+std::vector<std::pair<int, int>> portRangeMasks(int min, int max) {
+  std::vector<std::pair<int, int>> out;
+  if (min < 0 || max > 65535 || min > max) return out;
+  // The largest aligned power-of-two block starting at `min` that stays within `max`, again.
+  int64_t lo = min;
+  while (lo <= max) {
+    int64_t size = 1;
+    while ((lo & (size * 2 - 1)) == 0 && lo + size * 2 - 1 <= max && size * 2 <= 65536) size *= 2;
+    out.emplace_back(static_cast<int>(lo), static_cast<int>(0xffff & ~(size - 1)));
+    lo += size;
+  }
+  return out;
+}
+
+namespace {
+
+constexpr int kTableEgressCt = 11;
+constexpr int kTableIngressCt = 31;
+const std::string kZone = "zone=NXM_NX_REG6[0..15]";
+
+std::string hex(int v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%x", v);
+  return buf;
+}
+
+// The matches of one rule's protocol and ports ("" for any IP), one per port block.
+std::vector<std::string> protocolMatches(const FlowRule& r) {
+  if (r.protocol == "icmp") return {",icmp"};
+  if (r.protocol != "tcp" && r.protocol != "udp") return {",ip"};
+  if (r.port_min == 0 && r.port_max == 0) return {"," + r.protocol};
+  std::vector<std::string> out;
+  for (const auto& [value, mask] : portRangeMasks(r.port_min, std::max(r.port_min, r.port_max))) {
+    out.push_back("," + r.protocol + ",tp_dst=" +
+                  (mask == 0xffff ? std::to_string(value) : hex(value) + "/" + hex(mask)));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
+                                    const std::vector<FlowGroup>& groups) {
+  const std::string l2 = "resubmit(," + std::to_string(kTableL2) + ")";
   std::vector<std::string> flows;
   // Everything not matched below is dropped.
   flows.push_back(head(kTableClassify, 0) + ",actions=drop");
-  flows.push_back(head(kTableEgress, 0) + ",actions=resubmit(," + std::to_string(kTableL2) + ")");
+  flows.push_back(head(kTableEgress, 0) + ",actions=" + l2);
+  flows.push_back(head(kTableEgress, 10) + ",ip,actions=ct(table=" +
+                  std::to_string(kTableEgressCt) + "," + kZone + ")");
+  // A guest's DHCP renewals reach the server whatever its groups say.
+  flows.push_back(head(kTableEgress, 100) + ",udp,tp_src=68,tp_dst=67,actions=" + l2);
+  flows.push_back(head(kTableEgressCt, 0) + ",actions=drop");
+  flows.push_back(head(kTableEgressCt, 200) + ",ct_state=-new+est-inv+trk,actions=" + l2);
+  flows.push_back(head(kTableEgressCt, 200) + ",ct_state=-new+rel-inv+trk,actions=" + l2);
   flows.push_back(head(kTableL2, 0) + ",actions=drop");
-  flows.push_back(head(kTableIngress, 0) + ",actions=output:NXM_NX_REG7[]");
+  const std::string out = "output:NXM_NX_REG7[]";
+  flows.push_back(head(kTableIngress, 0) + ",actions=" + out);
+  flows.push_back(head(kTableIngress, 10) + ",ip,actions=ct(table=" +
+                  std::to_string(kTableIngressCt) + "," + kZone + ")");
+  flows.push_back(head(kTableIngressCt, 0) + ",actions=drop");
+  flows.push_back(head(kTableIngressCt, 200) + ",ct_state=-new+est-inv+trk,actions=" + out);
+  flows.push_back(head(kTableIngressCt, 200) + ",ct_state=-new+rel-inv+trk,actions=" + out);
+
+  std::map<std::string, const FlowGroup*> group_by_key;
+  for (const auto& g : groups) group_by_key[g.key] = &g;
 
   std::map<int64_t, std::vector<int64_t>> members;  // network -> ofports, in port order
   std::vector<FlowPort> sorted = ports;
   std::sort(sorted.begin(), sorted.end(),
             [](const FlowPort& a, const FlowPort& b) { return a.ofport < b.ofport; });
+  // The addresses of a group's ports on one network (remote_group rules).
+  auto groupAddresses = [&](const std::string& key, int64_t network) {
+    std::vector<std::string> ips;
+    for (const auto& q : sorted) {
+      if (q.network != network || q.ofport <= 0) continue;
+      if (std::find(q.groups.begin(), q.groups.end(), key) == q.groups.end()) continue;
+      ips.insert(ips.end(), q.ips.begin(), q.ips.end());
+    }
+    return ips;
+  };
   for (const auto& p : sorted) {
     if (p.ofport <= 0 || p.network <= 0) continue;
-    const std::string in = ",in_port=" + std::to_string(p.ofport);
+    const std::string port = std::to_string(p.ofport);
+    const std::string in = ",in_port=" + port;
     const std::string tag = "load:" + std::to_string(p.network) + "->NXM_NX_REG6[]";
-    const std::string to_l2 = tag + ",resubmit(," + std::to_string(kTableL2) + ")";
+    const std::string to_l2 = tag + "," + l2;
     const std::string to_egress = tag + ",resubmit(," + std::to_string(kTableEgress) + ")";
     members[p.network].push_back(p.ofport);
     if (p.trusted) {
       flows.push_back(head(kTableClassify, 200) + in + ",actions=" + to_l2);
+      // To and from Qiao's own ports, no security group applies.
+      flows.push_back(head(kTableIngress, 200) + ",reg7=" + port + ",actions=" + out);
+      flows.push_back(head(kTableIngress, 200) + in + ",actions=" + out);
     } else {
       const std::string src = in + ",dl_src=" + p.mac;
       // A guest answering DHCP, or speaking IPv6 (router advertisements), is dropped first.
@@ -126,16 +200,50 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports) {
       flows.push_back(head(kTableClassify, 200) + src +
                       ",udp,nw_src=0.0.0.0,tp_src=68,tp_dst=67,actions=" + to_l2);
       flows.push_back(head(kTableClassify, 100) + in + ",actions=drop");
+
+      // Its security groups: new connections it may open (egress) and accept (ingress).
+      const std::string commit = "ct(commit," + kZone + ")";
+      std::set<std::string> seen;  // two groups with the same rule give one flow
+      for (const auto& key : p.groups) {
+        auto g = group_by_key.find(key);
+        if (g == group_by_key.end()) continue;
+        for (const auto& r : g->second->rules) {
+          std::vector<std::string> remotes;
+          if (!r.remote_group.empty()) {
+            remotes = groupAddresses(r.remote_group, p.network);
+            if (remotes.empty()) continue;  // an empty group allows nothing
+          } else if (!r.remote_cidr.empty() && r.remote_cidr != "0.0.0.0/0") {
+            remotes = {r.remote_cidr};
+          } else {
+            remotes = {""};
+          }
+          for (const auto& proto : protocolMatches(r)) {
+            for (const auto& remote : remotes) {
+              std::string flow;
+              if (r.ingress) {
+                flow = head(kTableIngressCt, 100) + ",ct_state=+new-est-inv+trk,reg7=" + port +
+                       proto + (remote.empty() ? "" : ",nw_src=" + remote) +
+                       ",actions=" + commit + ",output:" + port;
+              } else {
+                flow = head(kTableEgressCt, 100) + ",ct_state=+new-est-inv+trk" + in + proto +
+                       (remote.empty() ? "" : ",nw_dst=" + remote) + ",actions=" + commit +
+                       "," + l2;
+              }
+              if (seen.insert(flow).second) flows.push_back(std::move(flow));
+            }
+          }
+        }
+      }
     }
     flows.push_back(head(kTableL2, 100) + ",reg6=" + std::to_string(p.network) +
-                    ",dl_dst=" + p.mac + ",actions=load:" + std::to_string(p.ofport) +
+                    ",dl_dst=" + p.mac + ",actions=load:" + port +
                     "->NXM_NX_REG7[],resubmit(," + std::to_string(kTableIngress) + ")");
   }
   for (const auto& [network, ofports] : members) {
-    std::string out;
-    for (int64_t o : ofports) out += (out.empty() ? "" : ",") + ("output:" + std::to_string(o));
+    std::string flood;
+    for (int64_t o : ofports) flood += (flood.empty() ? "" : ",") + ("output:" + std::to_string(o));
     flows.push_back(head(kTableL2, 50) + ",reg6=" + std::to_string(network) +
-                    ",dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=" + out);
+                    ",dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=" + flood);
   }
   return flows;
 }

@@ -6,16 +6,23 @@
 //   table 0  in_port: anti-spoofing (only the port's MAC and IPs leave it, ARP included; DHCP
 //            server replies and everything IPv6 from guests are dropped), tags the packet with
 //            its network (reg6)
-//   table 10 egress filter of the sending port (security groups; today: accept)
+//   table 10 egress of IP from a guest: DHCP to the server passes; the rest through conntrack
+//            (zone = the network) to table 11
+//   table 11 established and related pass; a new connection passes (and is committed) when a
+//            rule of the sending port's security groups allows it; the rest is dropped
 //   table 20 L2 by (network, destination MAC) -> reg7 = output port; broadcast and multicast
-//            flood the network's ports
-//   table 30 ingress filter of the receiving port (security groups; today: accept), output
+//            flood the network's ports (ARP, DHCP)
+//   table 30 ingress: to and from Qiao's own (DHCP) ports and non-IP pass; IP to a guest
+//            through conntrack to table 31
+//   table 31 established and related pass; new connections need an ingress rule of the
+//            receiving port's groups; the rest is dropped
 // Unknown ports, networks and destinations are dropped (the bridge is fail_mode=secure).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -31,13 +38,34 @@ struct FlowPort {
   int64_t network = 0;           // the network's local id (reg6), > 0
   std::string mac;
   std::vector<std::string> ips;
-  bool trusted = false;          // Qiao's own (DHCP): no anti-spoofing
+  bool trusted = false;          // Qiao's own (DHCP): no anti-spoofing, no security groups
+  std::vector<std::string> groups;  // keys of its security groups
   bool operator==(const FlowPort&) const = default;
 };
 
+// One rule of a security group, as validated by the node (canonical CIDRs, ports in range).
+struct FlowRule {
+  bool ingress = true;
+  std::string protocol = "any";  // any | tcp | udp | icmp
+  int port_min = 0, port_max = 0;  // tcp/udp destination ports; 0 = all
+  std::string remote_cidr;   // "" = anywhere (unless remote_group)
+  std::string remote_group;  // key of a group: the addresses of its ports on the same network
+  bool operator==(const FlowRule&) const = default;
+};
+
+struct FlowGroup {
+  std::string key;  // "<tenant>/<name>"
+  std::vector<FlowRule> rules;
+  bool operator==(const FlowGroup&) const = default;
+};
+
 // The flows of the whole bridge, in ovs-ofctl's syntax, each with Qiao's cookie. Deterministic
-// (the same ports give the same lines).
-std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports);
+// (the same ports and groups give the same lines).
+std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
+                                    const std::vector<FlowGroup>& groups = {});
+
+// The (value, mask) pairs that together match exactly the ports [min, max].
+std::vector<std::pair<int, int>> portRangeMasks(int min, int max);
 
 // Installs and reads flows with ovs-ofctl (argv and stdin, never a shell).
 class FlowInstaller {

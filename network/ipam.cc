@@ -59,24 +59,29 @@ std::string formatIpv4(uint32_t ip) {
   return buf;
 }
 
-Result<Ipv4Subnet> parseSubnet(std::string_view text, std::string_view what) {
+Result<Ipv4Subnet> parseCidr(std::string_view text, std::string_view what) {
+  const char* form = "not an IPv4 CIDR (10.0.0.0/24)";
   size_t slash = text.find('/');
-  if (slash == std::string_view::npos) {
-    return std::unexpected(bad(what, text, "not a subnet in CIDR notation (10.0.0.0/24)"));
-  }
+  if (slash == std::string_view::npos) return std::unexpected(bad(what, text, form));
   auto ip = parseIpv4(text.substr(0, slash), what);
-  if (!ip) return std::unexpected(bad(what, text, "not a subnet in CIDR notation (10.0.0.0/24)"));
   auto prefix = parseDecimal(text.substr(slash + 1), 32);
-  if (!prefix || *prefix < 8 || *prefix > 29) {
-    return std::unexpected(bad(what, text, "the prefix length must be 8 to 29"));
-  }
+  if (!ip || !prefix) return std::unexpected(bad(what, text, form));
   Ipv4Subnet s{*ip, static_cast<int>(*prefix)};
   if ((*ip & s.mask()) != *ip) {
     return std::unexpected(bad(what, text,
                                "host bits are set (did you mean " +
                                    Ipv4Subnet{*ip & s.mask(), s.prefix}.str() + "?)"));
   }
-  uint32_t first = *ip >> 24;
+  return s;
+}
+
+Result<Ipv4Subnet> parseSubnet(std::string_view text, std::string_view what) {
+  auto s = parseCidr(text, what);
+  if (!s) return s;
+  if (s->prefix < 8 || s->prefix > 29) {
+    return std::unexpected(bad(what, text, "the prefix length must be 8 to 29"));
+  }
+  uint32_t first = s->network >> 24;
   if (first == 0 || first == 127 || first >= 224) {
     return std::unexpected(bad(what, text, "not a unicast range usable by guests"));
   }

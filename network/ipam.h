@@ -29,6 +29,8 @@ struct Ipv4Subnet {
 // Dotted quad, four decimal parts 0-255 without leading zeros. `what` names the field.
 Result<uint32_t> parseIpv4(std::string_view text, std::string_view what);
 std::string formatIpv4(uint32_t ip);
+// "a.b.c.d/p", 0 <= p <= 32, no host bits set (security group remotes).
+Result<Ipv4Subnet> parseCidr(std::string_view text, std::string_view what);
 // "a.b.c.d/p" with 8 <= p <= 29 (room for a gateway, DHCP and guests) and no host bits set.
 Result<Ipv4Subnet> parseSubnet(std::string_view text, std::string_view what);
 

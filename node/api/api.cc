@@ -46,6 +46,11 @@ const std::vector<Route>& routes() {
       {{"POST", "/v1/networks", "operator"}, {}},
       {{"GET", "/v1/networks/{name}", "viewer"}, {"tenant"}},
       {{"DELETE", "/v1/networks/{name}", "operator"}, {"tenant"}},
+      {{"GET", "/v1/security-groups", "viewer"}, {"tenant"}},
+      {{"POST", "/v1/security-groups", "operator"}, {}},
+      {{"GET", "/v1/security-groups/{name}", "viewer"}, {"tenant"}},
+      {{"PUT", "/v1/security-groups/{name}", "operator"}, {"tenant"}},
+      {{"DELETE", "/v1/security-groups/{name}", "operator"}, {"tenant"}},
       {{"GET", "/v1/images", "viewer"}, {"tenant"}},
       {{"POST", "/v1/images", "operator"}, {}},
       {{"GET", "/v1/images/{name}", "viewer"}, {"tenant"}},
@@ -359,6 +364,11 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"POST", "/v1/networks"}, &Api::createNetwork},
       {{"GET", "/v1/networks/{name}"}, &Api::getNetwork},
       {{"DELETE", "/v1/networks/{name}"}, &Api::deleteNetwork},
+      {{"GET", "/v1/security-groups"}, &Api::listGroups},
+      {{"POST", "/v1/security-groups"}, &Api::createGroup},
+      {{"GET", "/v1/security-groups/{name}"}, &Api::getGroup},
+      {{"PUT", "/v1/security-groups/{name}"}, &Api::replaceGroup},
+      {{"DELETE", "/v1/security-groups/{name}"}, &Api::deleteGroup},
       {{"GET", "/v1/images"}, &Api::listImages},
       {{"POST", "/v1/images"}, &Api::createImage},
       {{"GET", "/v1/images/{name}"}, &Api::getImage},
@@ -769,6 +779,75 @@ ApiResponse Api::deleteNetwork(Context& ctx) {
   auto task = deps_.networks->remove(*network, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
+}
+
+ApiResponse Api::listGroups(Context& ctx) {
+  std::vector<std::string> tenants;
+  if (auto early = listScope(ctx, &tenants)) return *early;
+  auto found = deps_.store.listSecurityGroups(tenants);
+  if (!found) return errorResponse(found.error());
+  json items = json::array();
+  for (const auto& g : *found) items.push_back(securityGroupToJson(g));
+  return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", ""}});
+}
+
+ApiResponse Api::createGroup(Context& ctx) {
+  if (deps_.networks == nullptr) return errorResponse(noNetworks());
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto spec = parseSecurityGroupSpec(ctx.request.body, /*rules_only=*/false);
+  if (!spec) return errorResponse(spec.error());
+  ctx.audit_target = spec->name;
+  auto tenant = tenantToCreateIn(ctx, spec->tenant, "security groups");
+  if (!tenant) return errorResponse(tenant.error());
+  spec->tenant = *tenant;
+  auto group = deps_.networks->createGroup(*spec);
+  if (!group) return errorResponse(group.error());
+  return jsonResponse(201, securityGroupToJson(*group));
+}
+
+Result<SecurityGroupRecord> Api::resolveGroup(Context& ctx, bool to_change) {
+  const std::string& name = ctx.params.at("name");
+  ctx.audit_target = name;
+  auto tenants = ctx.visibleTenants();
+  if (!tenants) return std::unexpected(tenants.error());
+  if (ctx.seesNothing(*tenants)) {
+    return makeError(ErrorCode::kNotFound, "api", "no security group named " + name);
+  }
+  auto group = pickOne<SecurityGroupRecord>(ctx, "security group", name,
+                                            deps_.store.listSecurityGroups(*tenants, name));
+  if (!group || !to_change) return group;
+  if (auto allowed = mayChange(ctx, group->tenant, "security groups"); !allowed) {
+    return std::unexpected(allowed.error());
+  }
+  return group;
+}
+
+ApiResponse Api::getGroup(Context& ctx) {
+  auto group = resolveGroup(ctx, false);
+  if (!group) return errorResponse(group.error());
+  return jsonResponse(200, securityGroupToJson(*group));
+}
+
+ApiResponse Api::replaceGroup(Context& ctx) {
+  if (deps_.networks == nullptr) return errorResponse(noNetworks());
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto spec = parseSecurityGroupSpec(ctx.request.body, /*rules_only=*/true);
+  if (!spec) return errorResponse(spec.error());
+  auto group = resolveGroup(ctx, true);
+  if (!group) return errorResponse(group.error());
+  auto replaced = deps_.networks->replaceRules(*group, spec->rules);
+  if (!replaced) return errorResponse(replaced.error());
+  return jsonResponse(200, securityGroupToJson(*replaced));
+}
+
+ApiResponse Api::deleteGroup(Context& ctx) {
+  if (deps_.networks == nullptr) return errorResponse(noNetworks());
+  auto group = resolveGroup(ctx, true);
+  if (!group) return errorResponse(group.error());
+  if (auto deleted = deps_.networks->deleteGroup(*group); !deleted) {
+    return errorResponse(deleted.error());
+  }
+  return jsonResponse(200, {{"name", group->name}, {"tenant", group->tenant}, {"deleted", true}});
 }
 
 ApiResponse Api::resizeVolume(Context& ctx) {

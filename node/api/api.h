@@ -83,6 +83,11 @@ class Api {
   ApiResponse createNetwork(Context& ctx);
   ApiResponse getNetwork(Context& ctx);
   ApiResponse deleteNetwork(Context& ctx);
+  ApiResponse listGroups(Context& ctx);
+  ApiResponse createGroup(Context& ctx);
+  ApiResponse getGroup(Context& ctx);
+  ApiResponse replaceGroup(Context& ctx);
+  ApiResponse deleteGroup(Context& ctx);
   ApiResponse listImages(Context& ctx);
   ApiResponse createImage(Context& ctx);
   ApiResponse getImage(Context& ctx);
@@ -101,6 +106,7 @@ class Api {
   Result<VmRecord> resolveVmToChange(Context& ctx);
   Result<VolumeRecord> resolveVolume(Context& ctx, bool to_change);
   Result<NetworkRecord> resolveNetwork(Context& ctx, bool to_change);
+  Result<SecurityGroupRecord> resolveGroup(Context& ctx, bool to_change);
   Result<ImageRecord> resolveImage(Context& ctx, bool to_change);
   // The tenants whose images a request covers: the visible ones and the public images ("")
   // unless ?tenant= names one; empty = every tenant (an admin); nullopt = none.

@@ -133,6 +133,150 @@ Result<NetworkSpec> parseNetworkSpec(std::string_view text) {
   return spec;
 }
 
+namespace {
+
+const std::set<std::string> kGroupFields = {"name", "tenant", "rules"};
+const std::set<std::string> kRuleFields = {"direction",   "protocol",    "port_min",
+                                           "port_max",    "remote_cidr", "remote_group"};
+
+Result<std::vector<FlowRule>> parseRules(const nlohmann::json& rules) {
+  if (!rules.is_array()) {
+    return std::unexpected(specError("field \"rules\" must be an array, got " +
+                                     describeJsonType(rules)));
+  }
+  if (rules.size() > kMaxRules) {
+    return std::unexpected(
+        specError("a security group has at most " + std::to_string(kMaxRules) + " rules"));
+  }
+  std::vector<FlowRule> out;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const std::string where = "rules[" + std::to_string(i) + "]";
+    const auto& r = rules[i];
+    if (!r.is_object()) {
+      return std::unexpected(specError(where + " must be an object, got " + describeJsonType(r)));
+    }
+    if (auto known = checkKnownFields(r, kRuleFields, where); !known) {
+      return std::unexpected(known.error());
+    }
+    FlowRule rule;
+    if (!r.contains("direction")) {
+      return std::unexpected(specError("field \"" + where + ".direction\" is required"));
+    }
+    auto dir = jsonString(r, "direction", where + ".");
+    if (!dir) return std::unexpected(dir.error());
+    if (*dir != "ingress" && *dir != "egress") {
+      return std::unexpected(specError(where + ".direction must be ingress or egress, not " +
+                                       quoteForMessage(*dir)));
+    }
+    rule.ingress = *dir == "ingress";
+    if (r.contains("protocol")) {
+      auto proto = jsonString(r, "protocol", where + ".");
+      if (!proto) return std::unexpected(proto.error());
+      if (*proto != "any" && *proto != "tcp" && *proto != "udp" && *proto != "icmp") {
+        return std::unexpected(specError(where + ".protocol must be any, tcp, udp or icmp, not " +
+                                         quoteForMessage(*proto)));
+      }
+      rule.protocol = *proto;
+    }
+    if (r.contains("port_min") || r.contains("port_max")) {
+      if (rule.protocol != "tcp" && rule.protocol != "udp") {
+        return std::unexpected(specError(where + ": ports need protocol tcp or udp"));
+      }
+      if (!r.contains("port_min")) {
+        return std::unexpected(specError(where + ": port_max needs port_min"));
+      }
+      auto lo = jsonInt(r, "port_min", 1, 65535);
+      if (!lo) return std::unexpected(lo.error());
+      rule.port_min = static_cast<int>(*lo);
+      rule.port_max = rule.port_min;
+      if (r.contains("port_max")) {
+        auto hi = jsonInt(r, "port_max", *lo, 65535);
+        if (!hi) return std::unexpected(hi.error());
+        rule.port_max = static_cast<int>(*hi);
+      }
+    }
+    if (r.contains("remote_cidr") && r.contains("remote_group")) {
+      return std::unexpected(specError(where + ": give remote_cidr or remote_group, not both"));
+    }
+    if (r.contains("remote_cidr")) {
+      auto text = jsonString(r, "remote_cidr", where + ".");
+      if (!text) return std::unexpected(text.error());
+      auto cidr = parseCidr(*text, where + ".remote_cidr");
+      if (!cidr) return std::unexpected(cidr.error());
+      rule.remote_cidr = cidr->str();
+    }
+    if (r.contains("remote_group")) {
+      auto name = jsonString(r, "remote_group", where + ".");
+      if (!name) return std::unexpected(name.error());
+      if (auto ok = checkDnsLabel(where + ".remote_group", *name); !ok) {
+        return std::unexpected(ok.error());
+      }
+      rule.remote_group = *name;
+    }
+    out.push_back(std::move(rule));
+  }
+  return out;
+}
+
+std::vector<FlowRule> defaultRules() {
+  FlowRule egress;
+  egress.ingress = false;
+  FlowRule ingress;
+  ingress.remote_group = kDefaultGroup;
+  return {egress, ingress};
+}
+
+std::string groupKey(const std::string& tenant, const std::string& name) {
+  return tenant + "/" + name;
+}
+
+}  // namespace
+
+Result<SecurityGroupSpec> parseSecurityGroupSpec(std::string_view text, bool rules_only) {
+  auto parsed = parseJsonObject(text, kMaxDepth, "security group");
+  if (!parsed) return std::unexpected(parsed.error());
+  const auto& doc = *parsed;
+  if (auto known = checkKnownFields(doc, rules_only ? std::set<std::string>{"rules"} : kGroupFields,
+                                    "security group");
+      !known) {
+    return std::unexpected(known.error());
+  }
+  SecurityGroupSpec spec;
+  if (!rules_only) {
+    if (!doc.contains("name")) return std::unexpected(specError("field \"name\" is required"));
+    auto name = jsonString(doc, "name", "");
+    if (!name) return std::unexpected(name.error());
+    if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
+    spec.name = *name;
+    if (doc.contains("tenant")) {
+      auto tenant = jsonString(doc, "tenant", "");
+      if (!tenant) return std::unexpected(tenant.error());
+      if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
+      spec.tenant = *tenant;
+    }
+  }
+  if (!doc.contains("rules")) return std::unexpected(specError("field \"rules\" is required"));
+  auto rules = parseRules(doc.at("rules"));
+  if (!rules) return std::unexpected(rules.error());
+  spec.rules = std::move(*rules);
+  return spec;
+}
+
+nlohmann::json rulesToJson(const std::vector<FlowRule>& rules) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : rules) {
+    nlohmann::json j = {{"direction", r.ingress ? "ingress" : "egress"}, {"protocol", r.protocol}};
+    if (r.port_min != 0) {
+      j["port_min"] = r.port_min;
+      j["port_max"] = r.port_max;
+    }
+    if (!r.remote_cidr.empty()) j["remote_cidr"] = r.remote_cidr;
+    if (!r.remote_group.empty()) j["remote_group"] = r.remote_group;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 NetworkService::NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events)
     : store_(store), fabric_(fabric), tasks_(tasks), events_(events) {
   TaskEngine::Kind kind;
@@ -171,10 +315,104 @@ PortDef portDefOf(const PortRecord& p) {
   d.mac = p.mac;
   d.ip = p.ip;
   d.ofport = p.ofport;
+  auto groups = nlohmann::json::parse(p.security_groups, nullptr, false);
+  if (groups.is_array()) {
+    for (const auto& g : groups) {
+      if (g.is_string()) d.groups.push_back(groupKey(p.tenant, g.get<std::string>()));
+    }
+  }
   return d;
 }
 
 }  // namespace
+
+Result<std::vector<FlowGroup>> NetworkService::allGroups() {
+  auto all = store_.listSecurityGroups({});
+  if (!all) return std::unexpected(all.error());
+  std::vector<FlowGroup> out;
+  for (const auto& g : *all) {
+    auto rules = parseRules(nlohmann::json::parse(g.rules_json, nullptr, false));
+    if (!rules) {
+      kLog.error("a stored security group does not parse",
+                 {{"group", groupKey(g.tenant, g.name)}, {"error", rules.error().describe()}});
+      continue;
+    }
+    for (auto& r : *rules) {
+      if (!r.remote_group.empty()) r.remote_group = groupKey(g.tenant, r.remote_group);
+    }
+    out.push_back({groupKey(g.tenant, g.name), std::move(*rules)});
+  }
+  return out;
+}
+
+Status NetworkService::pushGroups() {
+  auto groups = allGroups();
+  if (!groups) return std::unexpected(groups.error());
+  return fabric_.setGroups(std::move(*groups));
+}
+
+Status NetworkService::ensureDefaultGroup(const std::string& tenant) {
+  if (store_.getSecurityGroup(tenant, kDefaultGroup)) return {};
+  SecurityGroupRecord g{tenant, kDefaultGroup, newUuid(), dumpJson(rulesToJson(defaultRules())),
+                        "", ""};
+  auto created = store_.createSecurityGroup(g);
+  if (!created && created.error().code != ErrorCode::kConflict) return created;
+  return pushGroups();
+}
+
+Result<SecurityGroupRecord> NetworkService::createGroup(const SecurityGroupSpec& spec) {
+  SecurityGroupRecord g{spec.tenant, spec.name, newUuid(), dumpJson(rulesToJson(spec.rules)),
+                        "", ""};
+  if (auto created = store_.createSecurityGroup(g); !created) {
+    return std::unexpected(created.error());
+  }
+  // Stored: a switch that is down gets it when it is back.
+  if (auto pushed = pushGroups(); !pushed) {
+    kLog.warn("security group stored; flows follow when OVS answers",
+              {{"group", groupKey(g.tenant, g.name)}, {"error", pushed.error().describe()}});
+  }
+  return store_.getSecurityGroup(g.tenant, g.name);
+}
+
+Result<SecurityGroupRecord> NetworkService::replaceRules(const SecurityGroupRecord& group,
+                                                         const std::vector<FlowRule>& rules) {
+  if (auto set = store_.setSecurityGroupRules(group.tenant, group.name,
+                                              dumpJson(rulesToJson(rules)));
+      !set) {
+    return std::unexpected(set.error());
+  }
+  if (auto pushed = pushGroups(); !pushed) {
+    kLog.warn("security group stored; flows follow when OVS answers",
+              {{"group", groupKey(group.tenant, group.name)},
+               {"error", pushed.error().describe()}});
+  }
+  return store_.getSecurityGroup(group.tenant, group.name);
+}
+
+Status NetworkService::deleteGroup(const SecurityGroupRecord& group) {
+  if (auto deleted = store_.deleteSecurityGroup(group.tenant, group.name); !deleted) {
+    auto ports = store_.listPorts();
+    std::vector<std::string> vms;
+    if (ports) {
+      for (const auto& p : *ports) {
+        if (p.tenant == group.tenant &&
+            p.security_groups.find("\"" + group.name + "\"") != std::string::npos &&
+            (vms.empty() || vms.back() != p.vm_name)) {
+          vms.push_back(p.vm_name);
+        }
+      }
+    }
+    if (vms.empty()) return deleted;
+    std::string list;
+    for (const auto& v : vms) list += (list.empty() ? "" : ", ") + v;
+    return makeError(ErrorCode::kConflict, "network",
+                     "security group " + groupKey(group.tenant, group.name) +
+                         " is used by the NICs of vm " + list,
+                     dumpJson({{"vms", vms}}));
+  }
+  (void)pushGroups();
+  return {};
+}
 
 void NetworkService::start() {
   std::vector<NetworkDef> networks;
@@ -192,7 +430,10 @@ void NetworkService::start() {
   } else {
     kLog.error("cannot read the ports", {{"error", all.error().describe()}});
   }
-  fabric_.load(std::move(networks), std::move(ports));
+  auto groups = allGroups();
+  if (!groups) kLog.error("cannot read the security groups", {{"error", groups.error().describe()}});
+  fabric_.load(std::move(networks), std::move(ports),
+               groups ? std::move(*groups) : std::vector<FlowGroup>{});
   fabric_.start();
 }
 
@@ -375,6 +616,13 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
       return makeError(ErrorCode::kConflict, "network",
                        where + ": network " + networkId(*network) + " is " + network->state);
     }
+    for (const auto& g : nics[i].security_groups) {
+      if (g == kDefaultGroup) continue;  // made when first used
+      if (!store_.getSecurityGroup(tenant, g)) {
+        return makeError(ErrorCode::kInvalidArgument, "spec",
+                         where + ": tenant " + tenant + " has no security group named " + g);
+      }
+    }
     if (!nics[i].ip.empty()) {
       auto ip = parseIpv4(nics[i].ip, where + ".ip");
       if (!ip) return std::unexpected(ip.error());
@@ -409,6 +657,9 @@ Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
   port.nic = nic;
   port.name = "qt-" + port.uuid.substr(0, 8);
   port.mac = request.mac.empty() ? macFromSeed("port/" + port.uuid) : request.mac;
+  port.security_groups = dumpJson(request.security_groups.empty()
+                                      ? std::vector<std::string>{kDefaultGroup}
+                                      : request.security_groups);
   const std::set<uint32_t> reserved = reservedOf(network);
   // A fixed address is taken or refused; a chosen one is retried if another port took it
   // between the choice and the insert.
@@ -447,6 +698,15 @@ Status NetworkService::plugVm(const std::string& tenant, const std::string& vm_u
                               const std::string& vm_name, const std::vector<NicRequest>& nics) {
   auto existing = store_.listPorts("vm", vm_uuid);
   if (!existing) return std::unexpected(existing.error());
+  bool uses_default = false;
+  for (const auto& n : nics) {
+    uses_default = uses_default || n.security_groups.empty() ||
+                   std::find(n.security_groups.begin(), n.security_groups.end(),
+                             std::string(kDefaultGroup)) != n.security_groups.end();
+  }
+  if (uses_default) {
+    if (auto made = ensureDefaultGroup(tenant); !made) return made;
+  }
   for (size_t i = 0; i < nics.size(); ++i) {
     PortRecord port;
     auto have = std::find_if(existing->begin(), existing->end(),

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,7 +46,24 @@ struct NicRequest {
   std::string network;
   std::string ip;   // "" = chosen by IPAM
   std::string mac;  // "" = derived from the port
+  std::vector<std::string> security_groups;  // empty = the tenant's "default"
 };
+
+// A security group as created or replaced through the API.
+struct SecurityGroupSpec {
+  std::string name;
+  std::string tenant;  // may be absent: the API fills it in
+  std::vector<FlowRule> rules;
+};
+
+inline constexpr size_t kMaxRules = 100;
+inline constexpr const char* kDefaultGroup = "default";
+
+// {name, tenant?, rules: [{direction, protocol?, port_min?, port_max?, remote_cidr? |
+// remote_group?}]}; `rules_only` for a replace ({rules} alone). Strict, never throws.
+Result<SecurityGroupSpec> parseSecurityGroupSpec(std::string_view json_text, bool rules_only);
+// The rules as the API shows and the store keeps them.
+nlohmann::json rulesToJson(const std::vector<FlowRule>& rules);
 
 class NetworkService {
  public:
@@ -69,6 +87,15 @@ class NetworkService {
   // The VM's NICs in order, for its domain XML.
   Result<std::vector<NicDef>> nicsOf(const std::string& vm_uuid);
 
+  // Security groups: each change replaces the flows of every port in the group, in one
+  // bundle. The tenant's "default" group (all egress; ingress from its own members) is made
+  // when first used.
+  Result<SecurityGroupRecord> createGroup(const SecurityGroupSpec& spec);
+  Result<SecurityGroupRecord> replaceRules(const SecurityGroupRecord& group,
+                                           const std::vector<FlowRule>& rules);
+  // kConflict while a port uses it.
+  Status deleteGroup(const SecurityGroupRecord& group);
+
   Fabric& fabric() { return fabric_; }
   static std::string taskTarget(const std::string& name) { return "network/" + name; }
   static NetworkDef defOf(const NetworkRecord& network);
@@ -81,6 +108,10 @@ class NetworkService {
   Result<PortRecord> makePort(const NetworkRecord& network, const std::string& vm_uuid,
                               const std::string& vm_name, int64_t nic, const NicRequest& request);
   Status checkNotInUse(const NetworkRecord& network);
+  Status ensureDefaultGroup(const std::string& tenant);
+  // Every group of every tenant to the fabric (kUnavailable: applied when OVS is back).
+  Status pushGroups();
+  Result<std::vector<FlowGroup>> allGroups();
   void publish(const NetworkRecord& network, std::string_view reason);
 
   Store& store_;

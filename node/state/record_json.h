@@ -15,6 +15,7 @@ struct VolumeRecord;
 struct ImageRecord;
 struct NetworkRecord;
 struct PortRecord;
+struct SecurityGroupRecord;
 
 nlohmann::json vmToJson(const VmRecord& vm);
 nlohmann::json taskToJson(const TaskRecord& task);
@@ -22,6 +23,7 @@ nlohmann::json volumeToJson(const VolumeRecord& volume);
 nlohmann::json imageToJson(const ImageRecord& image);
 nlohmann::json networkToJson(const NetworkRecord& network);
 nlohmann::json portToJson(const PortRecord& port);
+nlohmann::json securityGroupToJson(const SecurityGroupRecord& group);
 // Serialises without throwing: invalid UTF-8 (say, from a libvirt message) becomes U+FFFD.
 std::string dumpJson(const nlohmann::json& value);
 // {"code","message","details"} as stored in a task's error_json.

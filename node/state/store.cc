@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -160,6 +160,19 @@ CREATE TABLE ports(
   UNIQUE (network, mac),
   UNIQUE (vm, nic)
 );
+)sql",
+    // 5: security groups; a port names its groups (a JSON array of names of its tenant).
+    R"sql(
+CREATE TABLE security_groups(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  uuid TEXT NOT NULL UNIQUE,
+  rules_json TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, name)
+);
+ALTER TABLE ports ADD COLUMN security_groups TEXT NOT NULL DEFAULT '["default"]';
 )sql",
 };
 
@@ -428,7 +441,8 @@ constexpr const char* kNetworkColumns =
     "tenant, name, uuid, local_id, type, segment_id, subnet, gateway, dhcp, dns_json, mtu, "
     "dhcp_ip, dhcp_mac, dhcp_ofport, state, last_error, created_at, updated_at";
 constexpr const char* kPortColumns =
-    "uuid, tenant, network, vm, vm_name, nic, name, mac, ip, ofport, created_at";
+    "uuid, tenant, network, vm, vm_name, nic, name, mac, ip, ofport, created_at, security_groups";
+constexpr const char* kGroupColumns = "tenant, name, uuid, rules_json, created_at, updated_at";
 constexpr const char* kTaskColumns =
     "id, kind, tenant, target, identity, state, progress, message, error_json, params_json, "
     "created_at, updated_at, attempts, seq";
@@ -520,7 +534,13 @@ PortRecord portFrom(const Q& q) {
   p.ip = q.text(8);
   p.ofport = q.integer(9);
   p.created_at = q.text(10);
+  p.security_groups = q.text(11);
   return p;
+}
+
+template <typename Q>
+SecurityGroupRecord groupFrom(const Q& q) {
+  return {q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)};
 }
 
 static TaskRecord taskFrom(const std::function<std::string(int)>& text,
@@ -831,9 +851,10 @@ Status Store::createPort(PortRecord& port) {
   port.ofport = lowestFreeLocked("SELECT ofport FROM ports UNION SELECT dhcp_ofport FROM networks",
                                  kFirstOfport);
   Statement q(db_, std::string("INSERT INTO ports(") + kPortColumns +
-                       ") VALUES (?,?,?,?,?,?,?,?,?,?," + kNow + ")");
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?," + kNow + ",?)");
   q.bind(port.uuid).bind(port.tenant).bind(port.network).bind(port.vm).bind(port.vm_name)
-      .bind(port.nic).bind(port.name).bind(port.mac).bind(port.ip).bind(port.ofport);
+      .bind(port.nic).bind(port.name).bind(port.mac).bind(port.ip).bind(port.ofport)
+      .bind(port.security_groups);
   if (q.step() != SQLITE_DONE) {
     Error e = sqlError("insert port");
     if (e.code == ErrorCode::kConflict) {
@@ -862,6 +883,66 @@ Result<std::vector<PortRecord>> Store::listPorts(const std::string& column,
   while ((rc = q.step()) == SQLITE_ROW) out.push_back(portFrom(q));
   if (rc != SQLITE_DONE) return std::unexpected(sqlError("list ports"));
   return out;
+}
+
+Status Store::createSecurityGroup(const SecurityGroupRecord& group) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT INTO security_groups(") + kGroupColumns +
+                       ") VALUES (?,?,?,?," + kNow + "," + kNow + ")");
+  q.bind(group.tenant).bind(group.name).bind(group.uuid).bind(group.rules_json);
+  if (q.step() != SQLITE_DONE) {
+    Error e = sqlError("insert security group");
+    if (e.code == ErrorCode::kConflict) {
+      e.message = "security group " + group.tenant + "/" + group.name + " already exists";
+    }
+    return std::unexpected(e);
+  }
+  return {};
+}
+
+Result<std::vector<SecurityGroupRecord>> Store::listSecurityGroups(
+    const std::vector<std::string>& tenants, const std::string& name) {
+  return selectByTenant<SecurityGroupRecord>(
+      "security_groups", kGroupColumns, [](const Statement& q) { return groupFrom(q); }, tenants,
+      name);
+}
+
+Result<SecurityGroupRecord> Store::getSecurityGroup(const std::string& tenant,
+                                                    const std::string& name) {
+  auto found =
+      name.empty() ? Result<std::vector<SecurityGroupRecord>>() : listSecurityGroups({tenant}, name);
+  if (!found) return std::unexpected(found.error());
+  if (found->empty()) {
+    return makeError(ErrorCode::kNotFound, "store", "no security group " + tenant + "/" + name);
+  }
+  return found->front();
+}
+
+Status Store::setSecurityGroupRules(const std::string& tenant, const std::string& name,
+                                    const std::string& rules_json) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE security_groups SET rules_json = ?, updated_at = ") +
+                       kNow + " WHERE tenant = ? AND name = ?");
+  q.bind(rules_json).bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("update security group"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kNotFound, "store", "no security group " + tenant + "/" + name);
+  }
+  return {};
+}
+
+Status Store::deleteSecurityGroup(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  // Not while a port of the tenant names it (names are DNS labels: "\"name\"" is exact).
+  Statement q(db_, "DELETE FROM security_groups WHERE tenant = ? AND name = ? AND NOT EXISTS "
+                   "(SELECT 1 FROM ports WHERE tenant = ? AND instr(security_groups, ?) > 0)");
+  q.bind(tenant).bind(name).bind(tenant).bind("\"" + name + "\"");
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete security group"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kConflict, "store",
+                     "security group " + tenant + "/" + name + " is gone or in use");
+  }
+  return {};
 }
 
 Status Store::deletePort(const std::string& uuid) {

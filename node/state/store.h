@@ -74,6 +74,12 @@ struct PortRecord {
   std::string name, mac, ip;
   int64_t ofport = 0;
   std::string created_at;
+  std::string security_groups = "[\"default\"]";  // JSON array of group names
+};
+
+// A tenant's security group: its rules as the API's JSON array (validated on the way in).
+struct SecurityGroupRecord {
+  std::string tenant, name, uuid, rules_json, created_at, updated_at;
 };
 
 // OpenFlow port numbers Qiao gives out start here (below are left to OVS and to hand work).
@@ -192,6 +198,15 @@ class Store {
   Result<std::vector<PortRecord>> listPorts(const std::string& column = {},
                                             const std::string& value = {});
   Status deletePort(const std::string& uuid);  // idempotent
+  // Security groups. create: kConflict when it exists; delete: kConflict when a port of the
+  // tenant names it, or it is gone.
+  Status createSecurityGroup(const SecurityGroupRecord& group);
+  Result<SecurityGroupRecord> getSecurityGroup(const std::string& tenant, const std::string& name);
+  Result<std::vector<SecurityGroupRecord>> listSecurityGroups(
+      const std::vector<std::string>& tenants, const std::string& name = {});
+  Status setSecurityGroupRules(const std::string& tenant, const std::string& name,
+                               const std::string& rules_json);
+  Status deleteSecurityGroup(const std::string& tenant, const std::string& name);
 
   // Tasks.
   Status createTask(const TaskRecord& task);

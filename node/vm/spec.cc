@@ -86,7 +86,7 @@ const std::set<std::string> kTopFields = {"name",     "tenant", "arch",  "vcpus"
                                           "labels"};
 const std::set<std::string> kBootFields = {"kernel", "initrd", "cmdline"};
 const std::set<std::string> kDiskFields = {"volume", "image", "size_gib", "keep"};
-const std::set<std::string> kNicFields = {"network", "ip", "mac"};
+const std::set<std::string> kNicFields = {"network", "ip", "mac", "security_groups"};
 const std::set<std::string> kCloudInitFields = {"user_data", "meta_data", "network_config"};
 
 }  // namespace
@@ -250,6 +250,24 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
           if (!mac) return std::unexpected(mac.error());
           nic.mac = *mac;
         }
+        if (n.contains("security_groups")) {
+          const json& g = n["security_groups"];
+          if (!g.is_array() || g.empty() || g.size() > kMaxNicGroups) {
+            return invalid("field \"" + where + ".security_groups\" must be an array of 1 to " +
+                           std::to_string(kMaxNicGroups) + " names");
+          }
+          for (const auto& name : g) {
+            if (!name.is_string()) {
+              return invalid("field \"" + where + ".security_groups\" holds " +
+                             describeJsonType(name));
+            }
+            if (auto ok = checkDnsLabel(where + ".security_groups", name.get<std::string>());
+                !ok) {
+              return std::unexpected(ok.error());
+            }
+            nic.security_groups.push_back(name.get<std::string>());
+          }
+        }
         spec.nics.push_back(std::move(nic));
       }
     }
@@ -387,6 +405,7 @@ json vmSpecToJsonValue(const VmSpec& s) {
     json nic = {{"network", n.network}};
     if (!n.ip.empty()) nic["ip"] = n.ip;
     if (!n.mac.empty()) nic["mac"] = n.mac;
+    if (!n.security_groups.empty()) nic["security_groups"] = n.security_groups;
     out["nics"].push_back(std::move(nic));
   }
   return out;

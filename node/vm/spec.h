@@ -41,10 +41,12 @@ struct NicSpec {
   std::string network;
   std::string ip;
   std::string mac;
+  std::vector<std::string> security_groups;  // names in the VM's tenant; empty = "default"
   bool operator==(const NicSpec&) const = default;
 };
 
 inline constexpr size_t kMaxNics = 8;
+inline constexpr size_t kMaxNicGroups = 5;
 
 // A cloud-init NoCloud seed, attached as a CD-ROM; instance-id and hostname come from the VM.
 struct CloudInitSpec {

@@ -222,7 +222,7 @@ namespace {
 
 std::vector<NicRequest> nicRequests(const VmSpec& spec) {
   std::vector<NicRequest> out;
-  for (const auto& n : spec.nics) out.push_back({n.network, n.ip, n.mac});
+  for (const auto& n : spec.nics) out.push_back({n.network, n.ip, n.mac, n.security_groups});
   return out;
 }
 

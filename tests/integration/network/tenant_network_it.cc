@@ -222,6 +222,72 @@ TEST_F(TenantNetworkTest, SpoofedAddressesAndMacsAreDropped) {
   EXPECT_EQ(out.find("MAC-SPOOF-PASSED"), std::string::npos) << out;
 }
 
+TEST_F(TenantNetworkTest, SecurityGroupsOpenOnlyTheirPortsAndChangesApplyToRunningGuests) {
+  auto c = admin();
+  // "web": TCP 8080 and ICMP from anywhere; no egress rule at all (replies still go out).
+  json web = {{"name", "web"},
+              {"tenant", "acme"},
+              {"rules",
+               {{{"direction", "ingress"}, {"protocol", "tcp"}, {"port_min", 8080}},
+                {{"direction", "ingress"}, {"protocol", "icmp"}}}}};
+  auto made = call(c, "POST", "/v1/security-groups", web.dump());
+  ASSERT_EQ(made.status, 201) << made.raw;
+  EXPECT_EQ(made.body["rules"][0]["port_max"], 8080);
+
+  // srv serves 8080 and 9090 (busybox nc, one answer a connection, again and again).
+  {
+    json spec = guestSpec("srv", "acme",
+                          "qiao.dhcp=1 " + guestRun("for p in 8080 9090; do (while true; do nc -l"
+                                                    " -p $p -e echo HELLO-$p; done) & done;"
+                                                    " echo LISTENING; sleep 900"));
+    spec["nics"] = json::array(
+        {{{"network", "net"}, {"ip", "10.50.0.30"}, {"security_groups", {"web"}}}});
+    auto r = call(c, "POST", "/v1/vms", spec.dump());
+    ASSERT_EQ(r.status, 202) << r.raw;
+    ASSERT_EQ(waitTask(c, r.body["id"], std::chrono::seconds(180))["state"], "succeeded");
+  }
+  console("srv", "acme", "run: LISTENING");
+  // cli (default group) tries both ports every second and says what answered.
+  makeGuest("cli", "acme", "net", "10.50.0.31",
+            "for i in $(seq 1 40); do ping -c1 -W1 10.50.0.30 >/dev/null 2>&1 && break; done;"
+            " i=0; while [ $i -lt 150 ]; do for p in 8080 9090; do"
+            " if nc -w 2 10.50.0.30 $p </dev/null | grep -q HELLO-$p; then echo \"C$i $p open\";"
+            " else echo \"C$i $p closed\"; fi; done; i=$((i+1)); sleep 1; done");
+  std::string out = console("cli", "acme", "9090 closed", 3, 180);
+  EXPECT_NE(out.find("8080 open"), std::string::npos) << out;
+  EXPECT_EQ(out.find("9090 open"), std::string::npos) << out;
+  EXPECT_EQ(out.find("8080 closed"), std::string::npos) << out;
+
+  // 9090 opened on the running guest: the flows of every port in "web" change at once.
+  json rules = {{"rules",
+                 {{{"direction", "ingress"}, {"protocol", "tcp"}, {"port_min", 8080}},
+                  {{"direction", "ingress"}, {"protocol", "tcp"}, {"port_min", 9000},
+                   {"port_max", 9099}},
+                  {{"direction", "ingress"}, {"protocol", "icmp"}}}}};
+  auto put = call(c, "PUT", "/v1/security-groups/web?tenant=acme", rules.dump());
+  ASSERT_EQ(put.status, 200) << put.raw;
+  out = console("cli", "acme", "9090 open", 2, 60);
+  EXPECT_GE(countOccurrences(out, "9090 open"), 2) << out;
+
+  // A group in use is not deleted; the VM names it.
+  auto del = call(c, "DELETE", "/v1/security-groups/web?tenant=acme");
+  EXPECT_EQ(del.status, 409) << del.raw;
+  EXPECT_NE(del.raw.find("srv"), std::string::npos) << del.raw;
+  // Bad rules are refused and change nothing.
+  for (const json& bad : {json{{"rules", {{{"direction", "sideways"}}}}},
+                          json{{"rules", {{{"direction", "ingress"}, {"port_min", 80}}}}},
+                          json{{"rules", {{{"direction", "ingress"}, {"protocol", "tcp"},
+                                           {"port_min", 90}, {"port_max", 80}}}}},
+                          json{{"rules", {{{"direction", "ingress"},
+                                           {"remote_cidr", "10.0.0.1/8"}}}}},
+                          json{{"rules", {{{"direction", "ingress"},
+                                           {"remote_group", "x;drop"}}}}}}) {
+    auto r = call(c, "PUT", "/v1/security-groups/web?tenant=acme", bad.dump());
+    EXPECT_EQ(r.status, 400) << bad.dump() << " -> " << r.raw;
+  }
+  EXPECT_EQ(call(c, "GET", "/v1/security-groups/web?tenant=acme").body["rules"].size(), 3u);
+}
+
 TEST_F(TenantNetworkTest, BadInputIsRefusedAndChangesNothingInOvs) {
   auto c = admin();
   const std::string ports_before = ovsPorts(bridge_);
@@ -232,7 +298,7 @@ TEST_F(TenantNetworkTest, BadInputIsRefusedAndChangesNothingInOvs) {
     const char* says;
   };
   const std::vector<Case> cases = {
-      {{{"name", "x1"}, {"tenant", "acme"}, {"subnet", "10.60.0.0/33"}}, 400, "prefix"},
+      {{{"name", "x1"}, {"tenant", "acme"}, {"subnet", "10.60.0.0/33"}}, 400, "CIDR"},
       {{{"name", "x1"}, {"tenant", "acme"}, {"subnet", "10.60.0.5/24"}}, 400, "host bits"},
       {{{"name", "x1"}, {"tenant", "acme"}, {"subnet", "10.50.0.0/16"}}, 409, "overlaps"},
       {{{"name", "x1"}, {"tenant", "acme"}, {"subnet", "10.60.0.0/24"}, {"type", "vlan"},

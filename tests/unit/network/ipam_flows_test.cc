@@ -139,10 +139,13 @@ TEST(Flows, NetworksAreSwitchedApart) {
 
 TEST(Flows, TrustedPortsAreNotFiltered) {
   auto flows = buildFlows({{"qd-n", 101, 3, "02:51:a0:00:00:02", {"10.0.0.2"}, true}});
-  auto in = flowsWith(flows, "in_port=101");
+  auto in = flowsWith(flows, "table=0,priority=200,in_port=101");
   ASSERT_EQ(in.size(), 1u);
   EXPECT_NE(in[0].find("load:3->NXM_NX_REG6[]"), std::string::npos);
-  EXPECT_TRUE(flowsWith(flows, "tp_src=67").empty());
+  EXPECT_TRUE(flowsWith(flows, "in_port=101,udp,tp_src=67").empty());
+  // Its traffic, both ways, passes the ingress table without conntrack.
+  EXPECT_EQ(flowsWith(flows, "table=30,priority=200,reg7=101,actions=output").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "table=30,priority=200,in_port=101,actions=output").size(), 1u);
 }
 
 TEST(Flows, DeterministicAndIgnoresUnattachedPorts) {
@@ -153,8 +156,69 @@ TEST(Flows, DeterministicAndIgnoresUnattachedPorts) {
   EXPECT_EQ(one, buildFlows(ports));
   ports.push_back({"qt-z", 0, 1, "02:51:a0:00:00:09", {"10.0.0.9"}, false});
   EXPECT_EQ(one, buildFlows(ports));
-  // No ports: only the table defaults (drop, pass to L2, drop, output).
-  EXPECT_EQ(buildFlows({}).size(), 4u);
+  // No ports: only the tables' own flows, none naming a port.
+  auto base = buildFlows({});
+  EXPECT_EQ(flowsWith(base, "in_port").size(), 0u);
+  EXPECT_EQ(flowsWith(base, "reg7=").size(), 0u);
+}
+
+TEST(Flows, PortRangesBecomeExactMaskedMatches) {
+  auto covers = [](const std::vector<std::pair<int, int>>& masks, int port) {
+    int n = 0;
+    for (auto [v, m] : masks) n += (port & m) == v;
+    return n;
+  };
+  for (auto [lo, hi] : std::vector<std::pair<int, int>>{
+           {80, 80}, {1, 65535}, {1000, 1999}, {8080, 8090}, {0, 0}, {65535, 65535}, {3, 4}}) {
+    auto masks = portRangeMasks(lo, hi);
+    ASSERT_FALSE(masks.empty()) << lo << "-" << hi;
+    for (int p = 0; p <= 65535; ++p) {
+      ASSERT_EQ(covers(masks, p), (p >= lo && p <= hi) ? 1 : 0) << lo << "-" << hi << " " << p;
+    }
+  }
+  EXPECT_EQ(portRangeMasks(80, 80), (std::vector<std::pair<int, int>>{{80, 0xffff}}));
+  EXPECT_TRUE(portRangeMasks(10, 9).empty());
+}
+
+TEST(Flows, SecurityGroupsAllowOnlyTheirRulesStatefully) {
+  FlowRule web;  // ingress tcp 8080-8081 from 10.9.0.0/16
+  web.protocol = "tcp";
+  web.port_min = 8080;
+  web.port_max = 8081;
+  web.remote_cidr = "10.9.0.0/16";
+  FlowRule peers;  // ingress anything from the members of "t/db"
+  peers.remote_group = "t/db";
+  FlowRule out;
+  out.ingress = false;
+  out.protocol = "udp";
+  out.port_min = 53;
+  std::vector<FlowGroup> groups = {{"t/web", {web, peers, out}}, {"t/db", {}}};
+  auto flows = buildFlows({{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false, {"t/web"}},
+                           {"qt-b", 101, 1, "02:51:a0:00:00:02", {"10.0.0.4"}, false, {"t/db"}},
+                           {"qt-c", 102, 2, "02:51:a0:00:00:03", {"10.0.0.5"}, false, {"t/db"}}},
+                          groups);
+  auto ingress = flowsWith(flows, "table=31,priority=100,ct_state=+new-est-inv+trk,reg7=100,");
+  // 8080-8081 is one masked match; the group's member on the same network only (not qt-c).
+  EXPECT_EQ(flowsWith(ingress, "tcp,tp_dst=0x1f90/0xfffe,nw_src=10.9.0.0/16").size(), 1u);
+  EXPECT_EQ(flowsWith(ingress, "ip,nw_src=10.0.0.4,").size(), 1u);
+  EXPECT_EQ(flowsWith(ingress, "10.0.0.5").size(), 0u);
+  EXPECT_EQ(ingress.size(), 2u);
+  for (const auto& f : ingress) {
+    EXPECT_NE(f.find("actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:100"), std::string::npos)
+        << f;
+  }
+  auto egress = flowsWith(flows, "table=11,priority=100,ct_state=+new-est-inv+trk,in_port=100,");
+  ASSERT_EQ(egress.size(), 1u);
+  EXPECT_NE(egress[0].find("udp,tp_dst=53"), std::string::npos);
+  // qt-b's group has no rules: nothing new in or out; established traffic passes for all.
+  EXPECT_TRUE(flowsWith(flows, "reg7=101,").empty() ||
+              flowsWith(flows, "table=31,priority=100,ct_state=+new-est-inv+trk,reg7=101").empty());
+  EXPECT_TRUE(flowsWith(flows, "table=11,priority=100,ct_state=+new-est-inv+trk,in_port=101")
+                  .empty());
+  EXPECT_EQ(flowsWith(flows, "table=31,priority=200,ct_state=-new+est-inv+trk").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "table=11,priority=200,ct_state=-new+est-inv+trk").size(), 1u);
+  // A guest's DHCP renewals bypass its groups.
+  EXPECT_EQ(flowsWith(flows, "table=10,priority=100,udp,tp_src=68,tp_dst=67").size(), 1u);
 }
 
 }  // namespace
