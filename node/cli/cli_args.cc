@@ -143,6 +143,23 @@ std::vector<CommandSpec> makeSpecs() {
        "Refused (conflict) while VMs have NICs on it; the error names them. Prints the task's "
        "id, or with\n--wait a line once the network is gone.",
        {kWait, kWaitTimeout}},
+      {"security-group", "list", "", "list security groups",
+       "Columns: TENANT NAME RULES AGE (only tenant T with --tenant T).", {}},
+      {"security-group", "get", "NAME", "show one security group and its rules",
+       "Prints the group, then its rules as a table.", {}},
+      {"security-group", "create", "NAME", "create a security group",
+       "Rules allow new connections; replies always pass (stateful). A rule is\n"
+       "DIRECTION[:PROTOCOL[:PORTS[:REMOTE]]]: ingress or egress; any, tcp, udp or icmp; a port "
+       "or\nMIN-MAX; a CIDR or group=NAME. e.g. --rule ingress:tcp:443 --rule "
+       "ingress:any::group=web.",
+       {{"--rule", "RULE", "a rule; repeat it (none: the group allows nothing new)",
+         FlagCheck::kNone, true}}},
+      {"security-group", "set-rules", "NAME", "replace a group's rules",
+       "The flows of every NIC in the group change at once. RULE as for create.",
+       {{"--rule", "RULE", "a rule; repeat it (none: the group allows nothing new)",
+         FlagCheck::kNone, true}}},
+      {"security-group", "delete", "NAME", "delete a security group",
+       "Refused (conflict) while NICs use it; the error names their VMs.", {}},
       {"image", "list", "", "list images (yours and the public ones)",
        "Columns: TENANT NAME STATE FORMAT SIZE SHA256 AGE; public images show TENANT (public).",
        {}},
@@ -183,7 +200,7 @@ std::vector<CommandSpec> makeSpecs() {
 
 bool isGroup(std::string_view g) {
   return g == "host" || g == "vm" || g == "volume" || g == "image" || g == "network" ||
-         g == "task";
+         g == "security-group" || g == "task";
 }
 
 // Options wrap onto indented lines so that "Usage: " + the synopsis stays within 100 columns.
@@ -462,7 +479,7 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
       group = a;
       if (!isGroup(group)) {
         group.clear();
-        return usage("unknown command \"" + a + "\" (commands: host, vm, volume, image, network, task)");
+        return usage("unknown command \"" + a + "\" (commands: host, vm, volume, image, network, security-group, task)");
       }
       continue;
     }

@@ -82,6 +82,10 @@ class Cli {
   int networkList();
   int networkGet();
   int networkCreate();
+  int groupList();
+  int groupGet();
+  int groupWrite();  // create and set-rules
+  int groupDelete();
   // delete of a volume or an image: a task, then maybe a wait.
   int objectDelete();
   // After a 202 on a volume or an image: the task, or with --wait the object once done.
@@ -180,6 +184,12 @@ int Cli::run() {
     if (c.name == "delete") return objectDelete();
     if (c.name == "resize") return volumeResize();
     return c.group == "volume" ? volumeCreate() : imageCreate();
+  }
+  if (c.group == "security-group") {
+    if (c.name == "list") return groupList();
+    if (c.name == "get") return groupGet();
+    if (c.name == "delete") return groupDelete();
+    return groupWrite();
   }
   if (c.group == "network") {
     if (c.name == "list") return networkList();
@@ -376,6 +386,136 @@ int Cli::networkCreate() {
   auto task = call("POST", "/v1/networks", spec.dump());
   if (!task) return 1;
   return finishObjectTask(*task);
+}
+
+namespace {
+
+// DIRECTION[:PROTOCOL[:PORTS[:REMOTE]]] as the API's rule; the server validates the values.
+std::optional<json> parseRuleFlag(const std::string& text, std::string* error) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t pos; (pos = text.find(':', start)) != std::string::npos; start = pos + 1) {
+    parts.push_back(text.substr(start, pos - start));
+  }
+  parts.push_back(text.substr(start));
+  if (parts.size() > 4 || parts[0].empty()) {
+    *error = "--rule " + text + ": expected DIRECTION[:PROTOCOL[:PORTS[:REMOTE]]]";
+    return std::nullopt;
+  }
+  json rule = {{"direction", parts[0]}};
+  if (parts.size() > 1 && !parts[1].empty()) rule["protocol"] = parts[1];
+  if (parts.size() > 2 && !parts[2].empty()) {
+    const std::string& ports = parts[2];
+    size_t dash = ports.find('-');
+    char* end = nullptr;
+    long lo = std::strtol(ports.c_str(), &end, 10);
+    long hi = lo;
+    bool ok = end != ports.c_str() && (dash == std::string::npos ? *end == '\0' : *end == '-');
+    if (ok && dash != std::string::npos) {
+      const char* rest = ports.c_str() + dash + 1;
+      hi = std::strtol(rest, &end, 10);
+      ok = end != rest && *end == '\0';
+    }
+    if (!ok) {
+      *error = "--rule " + text + ": PORTS is a port or MIN-MAX";
+      return std::nullopt;
+    }
+    rule["port_min"] = lo;
+    rule["port_max"] = hi;
+  }
+  if (parts.size() > 3 && !parts[3].empty()) {
+    if (parts[3].rfind("group=", 0) == 0) {
+      rule["remote_group"] = parts[3].substr(6);
+    } else {
+      rule["remote_cidr"] = parts[3];
+    }
+  }
+  return rule;
+}
+
+}  // namespace
+
+int Cli::groupList() {
+  auto page = call("GET", "/v1/security-groups" + Query().add("tenant", inv_.tenant).str());
+  if (!page) return 1;
+  if (inv_.json_output) {
+    printJson(*page);
+    return 0;
+  }
+  const long long now = static_cast<long long>(std::time(nullptr));
+  std::vector<std::vector<std::string>> rows = {{"TENANT", "NAME", "RULES", "AGE"}};
+  for (const auto& g : page->value("items", json::array())) {
+    rows.push_back({str(g, "tenant"), str(g, "name"),
+                    std::to_string(g.value("rules", json::array()).size()),
+                    ageSince(str(g, "created_at"), now)});
+  }
+  printTable(rows);
+  return 0;
+}
+
+int Cli::groupGet() {
+  auto group = call("GET", "/v1/security-groups/" + urlEncode(inv_.operand) +
+                               Query().add("tenant", inv_.tenant).str());
+  if (!group) return 1;
+  if (inv_.json_output) {
+    printJson(*group);
+    return 0;
+  }
+  json rules = group->value("rules", json::array());
+  group->erase("rules");
+  printObject(*group);
+  std::vector<std::vector<std::string>> rows = {{"DIRECTION", "PROTOCOL", "PORTS", "REMOTE"}};
+  for (const auto& r : rules) {
+    std::string ports = r.contains("port_min") ? str(r, "port_min") : "all";
+    if (r.contains("port_max") && str(r, "port_max") != str(r, "port_min")) {
+      ports += "-" + str(r, "port_max");
+    }
+    std::string remote = r.contains("remote_group") ? "group " + str(r, "remote_group")
+                         : r.contains("remote_cidr") ? str(r, "remote_cidr")
+                                                      : "anywhere";
+    rows.push_back({str(r, "direction"), str(r, "protocol"), ports, remote});
+  }
+  std::fputs("\n", io_.out);
+  printTable(rows);
+  return 0;
+}
+
+int Cli::groupWrite() {
+  json rules = json::array();
+  for (const auto& text : inv_.values("--rule")) {
+    std::string error;
+    auto rule = parseRuleFlag(text, &error);
+    if (!rule) {
+      std::fprintf(io_.err, "error: %s\n", error.c_str());
+      return 2;
+    }
+    rules.push_back(*rule);
+  }
+  std::optional<json> group;
+  if (inv_.command->name == "create") {
+    json spec = {{"name", inv_.operand}, {"rules", rules}};
+    if (!inv_.tenant.empty()) spec["tenant"] = inv_.tenant;
+    group = call("POST", "/v1/security-groups", spec.dump());
+  } else {
+    group = call("PUT", "/v1/security-groups/" + urlEncode(inv_.operand) +
+                            Query().add("tenant", inv_.tenant).str(),
+                 json{{"rules", rules}}.dump());
+  }
+  if (!group) return 1;
+  printObject(*group);
+  return 0;
+}
+
+int Cli::groupDelete() {
+  auto done = call("DELETE", "/v1/security-groups/" + urlEncode(inv_.operand) +
+                                 Query().add("tenant", inv_.tenant).str());
+  if (!done) return 1;
+  if (inv_.json_output) {
+    printJson(*done);
+  } else {
+    std::fprintf(io_.out, "security group %s deleted\n", inv_.operand.c_str());
+  }
+  return 0;
 }
 
 int Cli::objectDelete() {

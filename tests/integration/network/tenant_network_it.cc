@@ -288,6 +288,45 @@ TEST_F(TenantNetworkTest, SecurityGroupsOpenOnlyTheirPortsAndChangesApplyToRunni
   EXPECT_EQ(call(c, "GET", "/v1/security-groups/web?tenant=acme").body["rules"].size(), 3u);
 }
 
+TEST_F(TenantNetworkTest, QiaoctlManagesNetworksAndSecurityGroups) {
+  const auto& op = qiaod_->identity("net-op", "operator", {"initech"});
+  auto made = qiaod_->qiaoctl(op, {"network", "create", "lab", "--subnet", "10.80.0.0/24",
+                                   "--type", "geneve", "--dns", "10.80.0.53", "--wait"});
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  EXPECT_NE(made.out.find("10.80.0.0/24"), std::string::npos) << made.out;
+  EXPECT_NE(made.out.find("ready"), std::string::npos) << made.out;
+  auto listed = qiaod_->qiaoctl(op, {"network", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("lab"), std::string::npos);
+  EXPECT_NE(listed.out.find("geneve"), std::string::npos);
+  EXPECT_NE(listed.out.find("10.80.0.2"), std::string::npos) << listed.out;  // DHCP server
+
+  auto group = qiaod_->qiaoctl(op, {"security-group", "create", "ssh", "--rule",
+                                    "ingress:tcp:22", "--rule", "ingress:udp:5000-5010:10.0.0.0/8",
+                                    "--rule", "egress"});
+  ASSERT_EQ(group.exit_code, 0) << group.out << group.err;
+  auto shown = qiaod_->qiaoctl(op, {"security-group", "get", "ssh"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("5000-5010"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("10.0.0.0/8"), std::string::npos) << shown.out;
+  auto bad = qiaod_->qiaoctl(op, {"security-group", "set-rules", "ssh", "--rule", "in:tcp:x"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("PORTS"), std::string::npos) << bad.err;
+  auto set = qiaod_->qiaoctl(op, {"security-group", "set-rules", "ssh", "--rule",
+                                  "ingress:tcp:2222"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  shown = qiaod_->qiaoctl(op, {"security-group", "get", "ssh", "-o", "json"});
+  EXPECT_EQ(json::parse(shown.out)["rules"].size(), 1u) << shown.out;
+  auto gone = qiaod_->qiaoctl(op, {"security-group", "delete", "ssh"});
+  EXPECT_EQ(gone.exit_code, 0) << gone.err;
+  auto net_gone = qiaod_->qiaoctl(op, {"network", "delete", "lab", "--wait"});
+  EXPECT_EQ(net_gone.exit_code, 0) << net_gone.err;
+  // Another tenant's operator sees none of it.
+  const auto& other = qiaod_->identity("other-op", "operator", {"umbrella"});
+  auto hidden = qiaod_->qiaoctl(other, {"network", "get", "net", "--tenant", "acme"});
+  EXPECT_NE(hidden.exit_code, 0);
+}
+
 TEST_F(TenantNetworkTest, BadInputIsRefusedAndChangesNothingInOvs) {
   auto c = admin();
   const std::string ports_before = ovsPorts(bridge_);

@@ -114,7 +114,7 @@ TEST(Parser, EveryCommandParses) {
                            "image delete"}) {
     EXPECT_TRUE(seen.contains(want)) << want;
   }
-  EXPECT_EQ(seen.size(), 29u);
+  EXPECT_EQ(seen.size(), 34u);
 }
 
 TEST(Parser, EveryFlagInTheHelpIsAcceptedAndEveryAcceptedFlagIsInTheHelp) {
