@@ -6,7 +6,12 @@
 // again; bad input changes nothing in OVS.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <chrono>
+#include <filesystem>
+#include <random>
+#include <set>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -203,6 +208,23 @@ TEST_F(TenantNetworkTest, FlowsAndPortsComeBackByThemselves) {
   EXPECT_GE(secondsUntil([&] { return oks() > before + 1; }, std::chrono::seconds(15)), 0)
       << console("web1", "acme", "P ", 1, 1);
   EXPECT_EQ(qiaoFlows(bridge_), installed);
+
+  // The network's dnsmasq killed: a new one serves within a check round.
+  const std::string uuid = call(c, "GET", "/v1/networks/net?tenant=acme").body["uuid"];
+  const std::string pid_file = "/run/qiao/dhcp/" + uuid + "/pid";
+  const std::string old_pid = readFile(pid_file);
+  ASSERT_FALSE(old_pid.empty());
+  ASSERT_EQ(::kill(std::stoi(old_pid), SIGKILL), 0);
+  back = secondsUntil(
+      [&] {
+        std::string now = readFile(pid_file);
+        return !now.empty() && now != old_pid &&
+               std::filesystem::exists("/proc/" + std::to_string(std::stoi(now)));
+      },
+      std::chrono::seconds(10));
+  std::printf("DHCP server back %.2f s after a kill -9\n", back);
+  EXPECT_GE(back, 0);
+  EXPECT_LT(back, 2.0);
 }
 
 TEST_F(TenantNetworkTest, SpoofedAddressesAndMacsAreDropped) {
@@ -400,6 +422,136 @@ TEST_F(TenantNetworkTest, BadInputIsRefusedAndChangesNothingInOvs) {
   std::this_thread::sleep_for(std::chrono::seconds(1));  // a check round
   EXPECT_EQ(ovsPorts(bridge_), ports_before);
   EXPECT_EQ(qiaoFlows(bridge_), flows_before);
+}
+
+// The devices on `bridge` (OVS ports) and the in_port numbers of Qiao's flows must be exactly
+// those of the store's ports plus the network's DHCP port; every port's tap must exist.
+void expectSwitchMatchesStore(ApiClient& c, const std::string& bridge, const std::string& context) {
+  auto network = call(c, "GET", "/v1/networks/crash?tenant=acme").body;
+  std::set<std::string> want_ports = {"qd-" + network["uuid"].get<std::string>().substr(0, 8)};
+  std::set<std::string> want_inports;
+  for (const auto& p : network["ports"]) {
+    want_ports.insert(p["device"].get<std::string>());
+    want_inports.insert("in_port=" + std::to_string(p["ofport"].get<int64_t>()));
+    EXPECT_TRUE(std::filesystem::exists("/sys/class/net/" + p["device"].get<std::string>()))
+        << context << ": tap " << p["device"] << " missing";
+  }
+  std::set<std::string> ports;
+  std::istringstream in(ovsPorts(bridge));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) ports.insert(line);
+  }
+  EXPECT_EQ(ports, want_ports) << context;
+  std::set<std::string> inports;
+  for (const auto& f : qiaoFlows(bridge)) {
+    size_t at = f.find("in_port=");
+    if (at == std::string::npos || f.find("priority=100,in_port=") == std::string::npos) continue;
+    size_t end = f.find_first_of(", ", at);
+    inports.insert(f.substr(at, end - at));
+  }
+  EXPECT_EQ(inports, want_inports) << context;
+}
+
+TEST(NetworkCrash, NicPlugsKilledAtEveryStepLeaveSwitchAndStoreAgreeing) {
+  if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
+  const std::string bridge = "qic-" + randomSuffix(6);
+  Qiaod q(stackNetworkConfig(bridge));
+  q.start();
+  {
+    auto c = q.adminClient();
+    auto r = call(c, "POST", "/v1/networks",
+                  json({{"name", "crash"}, {"tenant", "acme"}, {"subnet", "10.90.0.0/24"}}).dump());
+    ASSERT_EQ(r.status, 202) << r.raw;
+    ASSERT_EQ(waitTask(c, r.body["id"])["state"], "succeeded");
+  }
+  const std::vector<std::string> failpoints = {
+      "vm.create/nics:before", "vm.create/nics:after", "vm.create/define:before",
+      "vm.delete/nics:before", "vm.delete/nics:after"};
+  std::mt19937 rng{std::random_device{}()};
+  int deaths = 0;
+  for (size_t round = 0; round < failpoints.size() + 3; ++round) {
+    const bool use_failpoint = round < failpoints.size();
+    const std::string fp = use_failpoint ? failpoints[round] : "";
+    const bool deleting = fp.starts_with("vm.delete");
+    const std::string vm = "c" + std::to_string(round);
+    const std::string context = "round " + std::to_string(round) + " " +
+                                (use_failpoint ? fp : std::string("random kill"));
+    SCOPED_TRACE(context);
+    if (deleting) {  // a VM with two NICs to delete
+      auto c = q.adminClient();
+      json spec = guestSpec(vm, "acme");
+      spec["nics"] = json::array({{{"network", "crash"}}, {{"network", "crash"}}});
+      auto r = call(c, "POST", "/v1/vms?start=false", spec.dump());
+      ASSERT_EQ(r.status, 202) << r.raw;
+      ASSERT_EQ(waitTask(c, r.body["id"])["state"], "succeeded");
+      q.kill9();
+    } else if (q.running()) {
+      q.kill9();
+    }
+    q.start(use_failpoint ? std::vector<std::string>{"QIAO_FAILPOINT=" + fp}
+                          : std::vector<std::string>{});
+    auto c = q.adminClient();
+    std::thread killer;
+    if (!use_failpoint) {
+      const int delay_ms = static_cast<int>(rng() % 400);
+      killer = std::thread([&q, delay_ms] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        q.kill9();
+      });
+    }
+    bool died;
+    if (deleting) {
+      died = runUntilDeath(q, c, "DELETE", "/v1/vms/" + vm + "?tenant=acme", "");
+    } else {
+      json spec = guestSpec(vm, "acme");
+      spec["nics"] = json::array({{{"network", "crash"}}, {{"network", "crash"}}});
+      died = runUntilDeath(q, c, "POST", "/v1/vms?start=false", spec.dump());
+    }
+    if (killer.joinable()) killer.join();
+    deaths += died;
+    if (q.running()) q.kill9();
+    q.start();
+    auto c2 = q.adminClient();
+    ASSERT_TRUE(waitAllTasksDone(c2, std::chrono::seconds(90)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // a check round
+    expectSwitchMatchesStore(c2, bridge, context);
+    // A VM that exists has both its NICs; one that does not has none.
+    auto got = call(c2, "GET", "/v1/vms/" + vm + "?tenant=acme");
+    if (got.status == 200) {
+      EXPECT_EQ(got.body["ports"].size(), 2u) << got.raw;
+    }
+  }
+  EXPECT_GE(deaths, 5) << "too few rounds actually killed qiaod";
+
+  // Last: a running guest plugged by a qiaod killed right after its NICs: the resumed task
+  // starts it, and it takes its lease and reaches its DHCP server.
+  q.kill9();
+  q.start({"QIAO_FAILPOINT=vm.create/nics:after"});
+  {
+    auto c = q.adminClient();
+    json spec = guestSpec("alive", "acme",
+                          "qiao.dhcp=1 " + guestRun("ping -c 3 -W 2 10.90.0.2 && echo DHCP-REACHED"));
+    spec["nics"] = json::array({{{"network", "crash"}}});
+    EXPECT_TRUE(runUntilDeath(q, c, "POST", "/v1/vms", spec.dump()));
+  }
+  if (q.running()) q.kill9();
+  q.start();
+  auto c = q.adminClient();
+  ASSERT_TRUE(waitAllTasksDone(c, std::chrono::seconds(120)));
+  std::string out = waitConsole(c, "alive", "acme", "run exit=", 1, std::chrono::seconds(120));
+  EXPECT_NE(out.find("DHCP-REACHED"), std::string::npos) << out;
+  expectSwitchMatchesStore(c, bridge, "after the guest");
+
+  // Clean up: VMs, then the network (its DHCP namespace), then the bridge.
+  auto vms = call(c, "GET", "/v1/vms?tenant=acme");
+  for (const auto& v : vms.body.value("items", json::array())) {
+    auto r = call(c, "DELETE", "/v1/vms/" + v["name"].get<std::string>() + "?tenant=acme&force=true");
+    if (r.status == 202) waitTask(c, r.body["id"]);
+  }
+  auto r = call(c, "DELETE", "/v1/networks/crash?tenant=acme");
+  if (r.status == 202) EXPECT_EQ(waitTask(c, r.body["id"])["state"], "succeeded");
+  q.stopGracefully();
+  runCommand({"ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge});
 }
 
 }  // namespace
