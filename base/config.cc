@@ -166,6 +166,11 @@ const std::vector<Option>& options() {
        "keep it world-readable, e.g. under /run)."},
       {"network.ovs_timeout_ms", IntField([](Config& c) { return &c.network.ovs_timeout_ms; }),
        100, 600000, {}, nullptr, "Deadline of one OVSDB transaction or ovs-ofctl call."},
+      {"network.vlan_uplink", StringField([](Config& c) { return &c.network.vlan_uplink; }), 0,
+       0, {}, nullptr,
+       "Host NIC that carries the vlan networks to the physical network (plugged into "
+       "network.bridge; frames leave and enter tagged with the network's segment_id). Empty: "
+       "vlan networks stay on this host."},
       {"images.max_upload_bytes",
        Int64Field([](Config& c) { return &c.images.max_upload_bytes; }), 1 << 20,
        int64_t{1} << 42, {}, nullptr,

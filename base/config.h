@@ -59,6 +59,7 @@ struct Config {
     int check_interval_ms = 1000;
     std::string run_dir = "/run/qiao/dhcp";
     int ovs_timeout_ms = 5000;
+    std::string vlan_uplink;
   } network;
   struct Images {
     int64_t max_upload_bytes = int64_t{64} << 30;

@@ -108,6 +108,14 @@ SwitchPort Fabric::switchPortOf(const NetworkDef& n) const {
   return sp;
 }
 
+SwitchPort Fabric::uplinkPort() const {
+  SwitchPort sp;
+  sp.name = options_.vlan_uplink;
+  sp.ofport_request = options_.uplink_ofport;
+  sp.external_ids = {{"qiao-role", "uplink"}};
+  return sp;
+}
+
 DhcpConfig Fabric::dhcpConfigLocked(const NetworkDef& n) const {
   DhcpConfig c;
   c.key = n.uuid;
@@ -140,7 +148,14 @@ std::vector<std::string> Fabric::wantedFlowsLocked() const {
     if (n == networks_.end()) continue;
     fp.push_back({p.name, p.ofport, n->second.local_id, p.mac, {p.ip}, false, p.groups});
   }
-  return buildFlows(fp, groups_);
+  FlowUplink uplink;
+  if (!options_.vlan_uplink.empty()) {
+    uplink.ofport = options_.uplink_ofport;
+    for (const auto& [_, n] : networks_) {
+      if (n.type == "vlan") uplink.vlans[n.local_id] = n.segment_id;
+    }
+  }
+  return buildFlows(fp, groups_, uplink);
 }
 
 Status Fabric::applyFlowsLocked() {
@@ -261,6 +276,7 @@ Result<CheckReport> Fabric::checkLocked() {
     if (n.dhcp) wanted[dhcpOuter(n)] = switchPortOf(n);
   }
   for (const auto& [_, p] : ports_) wanted[p.name] = switchPortOf(p);
+  if (!options_.vlan_uplink.empty()) wanted[options_.vlan_uplink] = uplinkPort();
 
   // Devices first: a tap gone with a host reboot, a DHCP server that died.
   for (const auto& [_, p] : ports_) {

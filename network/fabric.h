@@ -27,6 +27,8 @@ namespace qiao {
 
 struct NetworkDef {
   std::string uuid, tenant, name;
+  std::string type = "vxlan";  // vlan networks reach the uplink, tagged with segment_id
+  int64_t segment_id = 0;
   int64_t local_id = 0;  // > 0; the network's tag in the pipeline (reg6)
   Ipv4Subnet subnet;
   std::string gateway;   // "" = none
@@ -61,6 +63,10 @@ struct FabricOptions {
   std::string datapath_type = "netdev";
   int check_interval_ms = 1000;
   TapOps taps = TapOps::host();
+  // The host NIC of the vlan networks ("" = none), plugged into the bridge as OpenFlow port
+  // uplink_ofport (below the ports Qiao numbers for guests).
+  std::string vlan_uplink;
+  int64_t uplink_ofport = 10;
 };
 
 struct CheckReport {
@@ -112,6 +118,7 @@ class Fabric {
   DhcpConfig dhcpConfigLocked(const NetworkDef& n) const;
   SwitchPort switchPortOf(const PortDef& p) const;
   SwitchPort switchPortOf(const NetworkDef& n) const;
+  SwitchPort uplinkPort() const;
   Result<CheckReport> checkLocked();
   void loop();
 

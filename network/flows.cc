@@ -133,7 +133,8 @@ std::vector<std::string> protocolMatches(const FlowRule& r) {
 }  // namespace
 
 std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
-                                    const std::vector<FlowGroup>& groups) {
+                                    const std::vector<FlowGroup>& groups,
+                                    const FlowUplink& uplink) {
   const std::string l2 = "resubmit(," + std::to_string(kTableL2) + ")";
   std::vector<std::string> flows;
   // Everything not matched below is dropped.
@@ -239,9 +240,30 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                     ",dl_dst=" + p.mac + ",actions=load:" + port +
                     "->NXM_NX_REG7[],resubmit(," + std::to_string(kTableIngress) + ")");
   }
+  // The uplink: tagged frames in, untagged and given their network; out tagged.
+  std::map<int64_t, std::string> to_uplink;  // network -> actions
+  if (uplink.ofport > 0) {
+    const std::string u = std::to_string(uplink.ofport);
+    for (const auto& [network, vlan] : uplink.vlans) {
+      const std::string net = std::to_string(network);
+      flows.push_back(head(kTableClassify, 200) + ",in_port=" + u + ",dl_vlan=" +
+                      std::to_string(vlan) + ",actions=strip_vlan,load:" + net +
+                      "->NXM_NX_REG6[]," + l2);
+      to_uplink[network] = "mod_vlan_vid:" + std::to_string(vlan) + ",output:" + u;
+      // Unicast to a MAC not on this bridge leaves by the uplink.
+      flows.push_back(head(kTableL2, 10) + ",reg6=" + net + ",actions=" + to_uplink[network]);
+      members[network];  // its broadcasts reach the uplink even with no local port
+    }
+    flows.push_back(head(kTableClassify, 100) + ",in_port=" + u + ",actions=drop");
+    // What comes from the uplink is filtered by the receiving guest's ingress groups.
+  }
   for (const auto& [network, ofports] : members) {
     std::string flood;
     for (int64_t o : ofports) flood += (flood.empty() ? "" : ",") + ("output:" + std::to_string(o));
+    if (auto u = to_uplink.find(network); u != to_uplink.end()) {
+      flood += (flood.empty() ? "" : ",") + u->second;
+    }
+    if (flood.empty()) continue;
     flows.push_back(head(kTableL2, 50) + ",reg6=" + std::to_string(network) +
                     ",dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=" + flood);
   }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -59,10 +60,20 @@ struct FlowGroup {
   bool operator==(const FlowGroup&) const = default;
 };
 
+// The host NIC that carries the vlan networks to the physical network: frames tagged with a
+// network's segment id come in as that network's, and the network's broadcasts and frames to
+// MACs that are not on the bridge go out tagged.
+struct FlowUplink {
+  int64_t ofport = 0;                  // 0 = none
+  std::map<int64_t, int64_t> vlans;    // network local id -> VLAN id
+  bool operator==(const FlowUplink&) const = default;
+};
+
 // The flows of the whole bridge, in ovs-ofctl's syntax, each with Qiao's cookie. Deterministic
 // (the same ports and groups give the same lines).
 std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
-                                    const std::vector<FlowGroup>& groups = {});
+                                    const std::vector<FlowGroup>& groups = {},
+                                    const FlowUplink& uplink = {});
 
 // The (value, mask) pairs that together match exactly the ports [min, max].
 std::vector<std::pair<int, int>> portRangeMasks(int min, int max);

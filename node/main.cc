@@ -241,6 +241,7 @@ int runDaemon(const Config& config) {
     fabric_options.bridge = config.network.bridge;
     fabric_options.datapath_type = config.network.datapath_type;
     fabric_options.check_interval_ms = config.network.check_interval_ms;
+    fabric_options.vlan_uplink = config.network.vlan_uplink;
     fabric = std::make_unique<Fabric>(fabric_options, *ovs, *flows, *dhcp);
     networks = std::make_unique<NetworkService>(**store, *fabric, tasks, events);
   }

@@ -290,6 +290,8 @@ NetworkDef NetworkService::defOf(const NetworkRecord& n) {
   d.uuid = n.uuid;
   d.tenant = n.tenant;
   d.name = n.name;
+  d.type = n.type;
+  d.segment_id = n.segment_id;
   d.local_id = n.local_id;
   if (auto s = parseSubnet(n.subnet, "subnet"); s) d.subnet = *s;
   d.gateway = n.gateway;

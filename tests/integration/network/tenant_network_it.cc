@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "network/netdev.h"
 #include "tests/integration/harness.h"
 
 namespace qiao::testing {
@@ -552,6 +553,101 @@ TEST(NetworkCrash, NicPlugsKilledAtEveryStepLeaveSwitchAndStoreAgreeing) {
   if (r.status == 202) EXPECT_EQ(waitTask(c, r.body["id"])["state"], "succeeded");
   q.stopGracefully();
   runCommand({"ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge});
+}
+
+// Runs `ip ARGS...`; fails the test on an error.
+void ip(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = runCommand(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(VlanUplink, GuestsReachAHostOnTheirVlanAndOnlyThere) {
+  if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
+  const std::string r = randomSuffix(6);
+  const std::string bridge = "qiv-" + r, uplink = "qvu" + r, trunk = "qvt" + r;
+  const std::string access = "qva" + r, host = "qvh" + r, ns = "qext-" + r, ext = "qxb-" + r;
+  const int vlan = 200 + static_cast<int>(std::random_device{}() % 2000);
+  // The physical network: a switch of its own (a standalone OVS bridge; this kernel has no
+  // 8021q) with Qiao's uplink on a trunk port, and a host in a namespace on an access port of
+  // VLAN `vlan` only.
+  ip({"netns", "add", ns});
+  ip({"link", "add", uplink, "type", "veth", "peer", "name", trunk});
+  ip({"link", "add", access, "type", "veth", "peer", "name", host});
+  for (const auto& dev : {uplink, trunk, access, host}) ASSERT_TRUE(disableTxChecksum(dev));
+  ip({"link", "set", host, "netns", ns});
+  for (const auto& dev : {uplink, trunk, access}) ip({"link", "set", dev, "up"});
+  ip({"-n", ns, "addr", "add", "10.55.0.200/24", "dev", host});
+  ip({"-n", ns, "link", "set", host, "up"});
+  auto made_ext = runCommand({"ovs-vsctl", "--timeout=10", "add-br", ext, "--", "set", "bridge",
+                              ext, "datapath_type=netdev", "--", "add-port", ext, trunk, "--",
+                              "add-port", ext, access, "tag=" + std::to_string(vlan)});
+  ASSERT_EQ(made_ext.exit_code, 0) << made_ext.err;
+
+  Qiaod q(stackNetworkConfig(bridge) + "vlan_uplink = \"" + uplink + "\"\n");
+  q.start();
+  auto c = q.adminClient();
+  auto net = [&](const std::string& name, const std::string& tenant, int segment) {
+    auto made = call(c, "POST", "/v1/networks",
+                     json({{"name", name}, {"tenant", tenant}, {"type", "vlan"},
+                           {"segment_id", segment}, {"subnet", "10.55.0.0/24"}})
+                         .dump());
+    ASSERT_EQ(made.status, 202) << made.raw;
+    ASSERT_EQ(waitTask(c, made.body["id"])["state"], "succeeded");
+  };
+  net("prov", "acme", vlan);
+  net("prov", "umbrella", vlan + 1);
+  auto group = call(c, "POST", "/v1/security-groups",
+                    json({{"name", "ext"},
+                          {"tenant", "acme"},
+                          {"rules",
+                           {{{"direction", "ingress"},
+                             {"protocol", "icmp"},
+                             {"remote_cidr", "10.55.0.200/32"}}}}})
+                        .dump());
+  ASSERT_EQ(group.status, 201) << group.raw;
+  auto guest = [&](const std::string& name, const std::string& tenant, json groups) {
+    json spec = guestSpec(name, tenant,
+                          "qiao.dhcp=1 " + guestRun("for i in $(seq 1 20); do ping -c1 -W1"
+                                                    " 10.55.0.200 >/dev/null 2>&1 && echo"
+                                                    " EXT-OK && break; done; echo DONE"));
+    json nic = {{"network", "prov"}, {"ip", "10.55.0.10"}};
+    if (!groups.is_null()) nic["security_groups"] = groups;
+    spec["nics"] = json::array({nic});
+    auto made = call(c, "POST", "/v1/vms", spec.dump());
+    ASSERT_EQ(made.status, 202) << made.raw;
+    ASSERT_EQ(waitTask(c, made.body["id"], std::chrono::seconds(180))["state"], "succeeded");
+  };
+  guest("vg", "acme", json::array({"default", "ext"}));
+  guest("vg2", "umbrella", nullptr);  // same address, other tenant, other VLAN
+  std::string vg = waitConsole(c, "vg", "acme", "run: DONE", 1, std::chrono::seconds(180));
+  std::string vg2 = waitConsole(c, "vg2", "umbrella", "run: DONE", 1, std::chrono::seconds(180));
+  EXPECT_NE(vg.find("lease ip=10.55.0.10"), std::string::npos) << vg;
+  EXPECT_NE(vg.find("EXT-OK"), std::string::npos) << vg;
+  EXPECT_NE(vg2.find("lease ip=10.55.0.10"), std::string::npos) << vg2;
+  EXPECT_EQ(vg2.find("EXT-OK"), std::string::npos) << vg2;
+  // From the outside: the guest answers (its group lets the host in), and it is vg that does.
+  auto ping = runCommand({"ip", "netns", "exec", ns, "ping", "-c", "3", "-W", "2", "10.55.0.10"});
+  EXPECT_EQ(ping.exit_code, 0) << ping.out << ping.err;
+  auto neigh = runCommand({"ip", "-n", ns, "neigh", "show", "10.55.0.10"});
+  auto ports = call(c, "GET", "/v1/vms/vg?tenant=acme").body["ports"];
+  ASSERT_EQ(ports.size(), 1u);
+  EXPECT_NE(neigh.out.find(ports[0]["mac"].get<std::string>()), std::string::npos) << neigh.out;
+
+  for (const auto& [vm, tenant] : {std::pair{"vg", "acme"}, {"vg2", "umbrella"}}) {
+    auto d = call(c, "DELETE", std::string("/v1/vms/") + vm + "?force=true&tenant=" + tenant);
+    if (d.status == 202) waitTask(c, d.body["id"]);
+    auto n = call(c, "DELETE", std::string("/v1/networks/prov?tenant=") + tenant);
+    if (n.status == 202) waitTask(c, n.body["id"]);
+  }
+  q.stopGracefully();
+  for (const auto& b : {bridge, ext}) {
+    runCommand({"ovs-vsctl", "--timeout=10", "--if-exists", "del-br", b});
+  }
+  runCommand({"ip", "link", "delete", uplink});
+  runCommand({"ip", "link", "delete", access});
+  runCommand({"ip", "netns", "delete", ns});
 }
 
 }  // namespace
