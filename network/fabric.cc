@@ -158,9 +158,21 @@ std::vector<std::string> Fabric::wantedFlowsLocked() const {
   return buildFlows(fp, groups_, uplink);
 }
 
-Status Fabric::applyFlowsLocked() {
+Status Fabric::applyFlowsLocked(bool incremental) {
   std::vector<std::string> wanted = wantedFlowsLocked();
-  if (auto s = flows_.replace(options_.bridge, wanted); !s) return s;
+  // Only the difference, and only onto a table that is as Qiao left it: a drift is never
+  // built upon (the dump after would hide it from the check).
+  if (incremental && !installed_from_.empty()) {
+    auto now = flows_.dump(options_.bridge);
+    incremental = now && *now == installed_;
+  }
+  Status s = incremental && !installed_from_.empty()
+                 ? flows_.update(options_.bridge, installed_from_, wanted)
+                 : flows_.replace(options_.bridge, wanted);
+  if (!s) {
+    installed_from_.clear();  // unknown now: the next install replaces the whole table
+    return s;
+  }
   ++counters_.flow_installs;
   auto dumped = flows_.dump(options_.bridge);
   if (!dumped) return std::unexpected(dumped.error());
@@ -182,13 +194,28 @@ Status Fabric::ensurePortLocked(const PortDef& p) {
   return switch_.ensurePort(options_.bridge, switchPortOf(p));
 }
 
+Status Fabric::ensureBridgeLocked() {
+  if (bridge_ready_) return {};
+  if (auto s = switch_.ensureBridge(options_.bridge, options_.datapath_type); !s) return s;
+  // The database has the bridge; ovs-vswitchd makes it a moment later. Flows can go in once
+  // it answers OpenFlow.
+  Status answered;
+  for (int i = 0; i < 100; ++i) {
+    auto dumped = flows_.dump(options_.bridge);
+    if (dumped || dumped.error().code != ErrorCode::kUnavailable) {
+      bridge_ready_ = true;
+      return {};
+    }
+    answered = std::unexpected(dumped.error());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return answered;
+}
+
 Status Fabric::addNetwork(const NetworkDef& network) {
   std::lock_guard lock(mutex_);
   networks_[network.uuid] = network;
-  if (!bridge_ready_) {
-    if (auto s = switch_.ensureBridge(options_.bridge, options_.datapath_type); !s) return s;
-    bridge_ready_ = true;
-  }
+  if (auto s = ensureBridgeLocked(); !s) return s;
   if (auto s = ensureNetworkLocked(network); !s) return s;
   return applyFlowsLocked();
 }
@@ -210,10 +237,7 @@ Status Fabric::removeNetwork(const std::string& uuid) {
 Status Fabric::plug(const PortDef& port) {
   std::lock_guard lock(mutex_);
   ports_[port.uuid] = port;
-  if (!bridge_ready_) {
-    if (auto s = switch_.ensureBridge(options_.bridge, options_.datapath_type); !s) return s;
-    bridge_ready_ = true;
-  }
+  if (auto s = ensureBridgeLocked(); !s) return s;
   if (auto s = ensurePortLocked(port); !s) return s;
   if (auto s = applyFlowsLocked(); !s) return s;
   auto n = networks_.find(port.network_uuid);
@@ -259,9 +283,8 @@ Result<CheckReport> Fabric::checkLocked() {
   CheckReport report;
   auto listed = switch_.listPorts(options_.bridge);
   if (!listed && listed.error().code == ErrorCode::kNotFound) {
-    if (auto s = switch_.ensureBridge(options_.bridge, options_.datapath_type); !s) {
-      return std::unexpected(s.error());
-    }
+    bridge_ready_ = false;
+    if (auto s = ensureBridgeLocked(); !s) return std::unexpected(s.error());
     report.changes.push_back("bridge " + options_.bridge + " created");
     installed_.clear();
     listed = switch_.listPorts(options_.bridge);
@@ -322,7 +345,7 @@ Result<CheckReport> Fabric::checkLocked() {
       if (!std::binary_search(installed_.begin(), installed_.end(), f)) ++extra;
     }
     const bool first = installed_.empty();
-    if (auto s = applyFlowsLocked(); !s) return std::unexpected(s.error());
+    if (auto s = applyFlowsLocked(/*incremental=*/false); !s) return std::unexpected(s.error());
     if (!first) {
       report.changes.push_back("flows replaced (" + std::to_string(missing) + " missing, " +
                                std::to_string(extra) + " changed or foreign)");

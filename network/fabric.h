@@ -111,8 +111,12 @@ class Fabric {
 
  private:
   // mutex_ held by all of these.
+  // The bridge in the database and made by ovs-vswitchd (answering OpenFlow).
+  Status ensureBridgeLocked();
   std::vector<std::string> wantedFlowsLocked() const;
-  Status applyFlowsLocked();
+  // Installs the wanted flows: only the difference from the last install when `incremental`
+  // (and that install is known), else the whole table in one bundle.
+  Status applyFlowsLocked(bool incremental = true);
   Status ensureNetworkLocked(const NetworkDef& n);
   Status ensurePortLocked(const PortDef& p);
   DhcpConfig dhcpConfigLocked(const NetworkDef& n) const;

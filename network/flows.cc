@@ -55,6 +55,16 @@ class OfctlInstaller : public FlowInstaller {
     return {};
   }
 
+  Status update(const std::string& bridge, const std::vector<std::string>& from,
+                const std::vector<std::string>& to) override {
+    const std::string text = flowDiff(from, to);
+    if (text.empty()) return {};
+    auto r = run({"--bundle", "add-flows", bridge, "-"}, text);
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code != 0) return std::unexpected(ofctlError("updating flows on " + bridge, *r));
+    return {};
+  }
+
   Result<std::vector<std::string>> dump(const std::string& bridge) override {
     auto r = run({"--no-stats", "dump-flows", bridge, cookieMatch()}, {});
     if (!r) return std::unexpected(r.error());
@@ -90,6 +100,34 @@ class OfctlInstaller : public FlowInstaller {
 };
 
 }  // namespace
+
+namespace {
+
+// "table=..,priority=..,<match>" of a flow of buildFlows(): between the cookie and actions.
+std::string flowKey(const std::string& flow) {
+  size_t start = flow.find(",table=");
+  size_t end = flow.find(",actions=");
+  if (start == std::string::npos || end == std::string::npos || end < start) return flow;
+  return flow.substr(start + 1, end - start - 1);
+}
+
+}  // namespace
+
+std::string flowDiff(const std::vector<std::string>& from, const std::vector<std::string>& to) {
+  std::set<std::string> old_flows(from.begin(), from.end());
+  std::set<std::string> new_flows(to.begin(), to.end());
+  std::set<std::string> new_keys;
+  for (const auto& f : to) new_keys.insert(flowKey(f));
+  std::string text;
+  for (const auto& f : from) {
+    if (new_flows.contains(f) || new_keys.contains(flowKey(f))) continue;
+    text += "delete_strict " + cookieMatch() + "," + flowKey(f) + "\n";
+  }
+  for (const auto& f : to) {
+    if (!old_flows.contains(f)) text += "add " + f + "\n";
+  }
+  return text;
+}
 
 std::vector<std::pair<int, int>> portRangeMasks(int min, int max) {
   std::vector<std::pair<int, int>> out;

@@ -75,6 +75,11 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                                     const std::vector<FlowGroup>& groups = {},
                                     const FlowUplink& uplink = {});
 
+// The lines of an ovs-ofctl flow file that turn `from` into `to`: "delete_strict" for the
+// flows whose table, priority and match are gone, "add" (which replaces a flow of the same
+// match) for the new and changed ones. Empty when nothing changes.
+std::string flowDiff(const std::vector<std::string>& from, const std::vector<std::string>& to);
+
 // The (value, mask) pairs that together match exactly the ports [min, max].
 std::vector<std::pair<int, int>> portRangeMasks(int min, int max);
 
@@ -85,6 +90,10 @@ class FlowInstaller {
   // Replaces all of Qiao's flows on the bridge by `flows` in one OpenFlow bundle: other
   // cookies' flows are untouched, and no packet ever sees a half-replaced table.
   virtual Status replace(const std::string& bridge, const std::vector<std::string>& flows) = 0;
+  // Changes Qiao's flows from `from` (what is installed) to `to` in one bundle that carries
+  // only the difference: a plug touches its port's flows and its network's, not the table.
+  virtual Status update(const std::string& bridge, const std::vector<std::string>& from,
+                        const std::vector<std::string>& to) = 0;
   // Qiao's flows as the switch has them now, without statistics, sorted.
   virtual Result<std::vector<std::string>> dump(const std::string& bridge) = 0;
 };

@@ -428,7 +428,24 @@ void NetworkService::start() {
     kLog.error("cannot read the networks", {{"error", all.error().describe()}});
   }
   if (auto all = store_.listPorts(); all) {
-    for (const auto& p : *all) ports.push_back(portDefOf(p));
+    std::set<std::string> need_default;
+    for (const auto& p : *all) {
+      ports.push_back(portDefOf(p));
+      if (p.security_groups.find(std::string("\"") + kDefaultGroup + "\"") != std::string::npos) {
+        need_default.insert(p.tenant);
+      }
+    }
+    // Ports from before security groups (store schema 5 gave them ["default"]) keep talking:
+    // their tenant's default group is made now, as a plug would have.
+    for (const auto& tenant : need_default) {
+      if (store_.getSecurityGroup(tenant, kDefaultGroup)) continue;
+      SecurityGroupRecord g{tenant, kDefaultGroup, newUuid(),
+                            dumpJson(rulesToJson(defaultRules())), "", ""};
+      if (auto made = store_.createSecurityGroup(g); !made) {
+        kLog.error("cannot make a tenant's default security group",
+                   {{"tenant", tenant}, {"error", made.error().describe()}});
+      }
+    }
   } else {
     kLog.error("cannot read the ports", {{"error", all.error().describe()}});
   }

@@ -24,12 +24,33 @@ class FakeFlows : public FlowInstaller {
     ++installs;
     return {};
   }
+  // Applies the difference as ovs-ofctl would: by table, priority and match.
+  Status update(const std::string& bridge, const std::vector<std::string>& from,
+                const std::vector<std::string>& to) override {
+    if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
+    (void)from;
+    ++updates;
+    std::vector<std::string> next;
+    auto key = [](const std::string& f) { return f.substr(0, f.find(",actions=")); };
+    std::set<std::string> keys;
+    for (const auto& f : to) keys.insert(key(f));
+    for (const auto& f : table[bridge]) {
+      if (std::find(to.begin(), to.end(), f) != to.end()) continue;
+      bool removed = std::find(from.begin(), from.end(), f) != from.end();
+      if (!removed && !keys.contains(key(f))) next.push_back(f);  // a flow not of that diff
+    }
+    next.insert(next.end(), to.begin(), to.end());
+    std::sort(next.begin(), next.end());
+    table[bridge] = next;
+    return {};
+  }
   Result<std::vector<std::string>> dump(const std::string& bridge) override {
     if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
     return table[bridge];
   }
   std::map<std::string, std::vector<std::string>> table;
   int installs = 0;
+  int updates = 0;
   bool down = false;
 };
 
@@ -103,6 +124,44 @@ TEST_F(FabricTest, PlugMakesTapPortAndFlowsAndUnplugUndoesThem) {
   const auto& after = flows_.table["br-test"];
   EXPECT_TRUE(std::none_of(after.begin(), after.end(),
                            [](const std::string& f) { return f.find("in_port=100") != f.npos; }));
+}
+
+TEST_F(FabricTest, APlugSendsOnlyTheDifferenceUnlessTheTableDrifted) {
+  fabric_->load({network("n1", 1)}, {port("a", "n1", 100)});
+  ASSERT_TRUE(fabric_->check());
+  const int installs = flows_.installs;
+  ASSERT_TRUE(fabric_->plug(port("b", "n1", 101)));
+  EXPECT_EQ(flows_.installs, installs);  // no whole-table replace
+  EXPECT_EQ(flows_.updates, 1);
+  std::vector<std::string> want = buildFlows(
+      {{"qt-a", 100, 1, macFromSeed("a"), {"10.0.0.10"}, false},
+       {"qt-b", 101, 1, macFromSeed("b"), {"10.0.0.11"}, false}});
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(flows_.table["br-test"], want);
+  // A flow lost behind Qiao's back: the next plug replaces the whole table, repairing it.
+  flows_.table["br-test"].pop_back();
+  ASSERT_TRUE(fabric_->plug(port("c", "n1", 102)));
+  EXPECT_EQ(flows_.installs, installs + 1);
+  EXPECT_TRUE(fabric_->check()->clean());
+}
+
+TEST(FlowDiff, DeletesWhatWentAndAddsWhatCame) {
+  auto before = buildFlows({{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false}});
+  auto after = buildFlows({{"qt-b", 101, 1, "02:51:a0:00:00:02", {"10.0.0.4"}, false}});
+  std::string diff = flowDiff(before, after);
+  EXPECT_NE(diff.find("delete_strict cookie=0x51a0000000000001/-1,table=0,priority=100,"
+                      "in_port=100\n"),
+            std::string::npos)
+      << diff;
+  EXPECT_NE(diff.find("add cookie=0x51a0000000000001,table=0,priority=100,in_port=101,"
+                      "actions=drop\n"),
+            std::string::npos)
+      << diff;
+  // The flood flow changed its actions only: replaced by its add, never deleted.
+  EXPECT_EQ(diff.find("delete_strict cookie=0x51a0000000000001/-1,table=20,priority=50"),
+            std::string::npos)
+      << diff;
+  EXPECT_TRUE(flowDiff(after, after).empty());
 }
 
 TEST_F(FabricTest, ACleanCheckChangesNothing) {
