@@ -122,4 +122,21 @@ Status checkKnownFields(const json& object, const std::set<std::string>& known,
   return {};
 }
 
+Status jsonNameAndTenant(const nlohmann::json& obj, std::string* name, std::string* tenant) {
+  if (!obj.contains("name")) {
+    return makeError(ErrorCode::kInvalidArgument, "spec", "field \"name\" is required");
+  }
+  auto n = jsonString(obj, "name", "");
+  if (!n) return std::unexpected(n.error());
+  if (auto ok = checkDnsLabel("name", *n); !ok) return ok;
+  *name = *n;
+  if (obj.contains("tenant")) {
+    auto t = jsonString(obj, "tenant", "");
+    if (!t) return std::unexpected(t.error());
+    if (auto ok = checkDnsLabel("tenant", *t); !ok) return ok;
+    *tenant = *t;
+  }
+  return {};
+}
+
 }  // namespace qiao

@@ -24,6 +24,9 @@ std::string describeJsonType(const nlohmann::json& value);
 // obj[field] (which must exist) as a string; `where` prefixes the field's name ("boot.").
 Result<std::string> jsonString(const nlohmann::json& obj, const char* field,
                                const std::string& where);
+// The "name" (required) and "tenant" (optional, left as is when absent) of an object spec,
+// each a DNS label.
+Status jsonNameAndTenant(const nlohmann::json& obj, std::string* name, std::string* tenant);
 // obj[field] (which must exist) as an integer within [min, max].
 Result<int64_t> jsonInt(const nlohmann::json& obj, const char* field, int64_t min, int64_t max);
 

@@ -100,7 +100,8 @@ Status DhcpServers::ensure(const DhcpConfig& c) {
           formatIpv4(c.subnet.mask()) + ",12h",
       "--dhcp-hostsfile=" + dir + "/hosts", "--dhcp-optsfile=" + dir + "/opts",
       "--addn-hosts=" + dir + "/names", "--leasefile-ro", "--dhcp-authoritative", "--no-resolv",
-      "--no-hosts", "--user=nobody", "--group=nogroup", "--log-facility=" + dir + "/log"};
+      "--no-hosts", "--user=nobody", "--group=nogroup", "--quiet-dhcp",
+      "--log-facility=" + dir + "/log"};
   if (!c.domain.empty()) {
     argv.push_back("--domain=" + c.domain);
     argv.push_back("--local=/" + c.domain + "/");

@@ -223,15 +223,17 @@ Status Fabric::addNetwork(const NetworkDef& network) {
 Status Fabric::removeNetwork(const std::string& uuid) {
   std::lock_guard lock(mutex_);
   auto it = networks_.find(uuid);
-  if (it == networks_.end()) return {};
-  NetworkDef n = it->second;
-  networks_.erase(it);
-  if (auto s = applyFlowsLocked(); !s) {
-    networks_[uuid] = n;
-    return s;
+  if (it == networks_.end() && !gone_networks_.contains(uuid)) return {};
+  // Out of the model at once, whatever fails below: what is left on the host is a tombstone
+  // that every check tries to clean up again.
+  if (it != networks_.end()) {
+    gone_networks_[uuid] = it->second;
+    networks_.erase(it);
   }
-  if (auto s = switch_.removePort(options_.bridge, dhcpOuter(n)); !s) return s;
-  return dhcp_.remove(dhcpConfigLocked(n));
+  if (auto s = applyFlowsLocked(); !s) return s;
+  Status cleaned = cleanupLocked();
+  if (!gone_networks_.contains(uuid)) return {};  // another leftover's error is not ours
+  return cleaned;
 }
 
 Status Fabric::plug(const PortDef& port) {
@@ -250,16 +252,40 @@ Status Fabric::unplug(const std::string& port_uuid) {
   auto it = ports_.find(port_uuid);
   if (it == ports_.end()) return {};
   PortDef p = it->second;
+  gone_ports_[port_uuid] = p;
   ports_.erase(it);
-  if (auto s = applyFlowsLocked(); !s) {
-    ports_[port_uuid] = p;
-    return s;
-  }
-  if (auto s = switch_.removePort(options_.bridge, p.name); !s) return s;
-  if (auto s = options_.taps.remove(p.name); !s) return s;
+  if (auto s = applyFlowsLocked(); !s) return s;
+  Status cleaned = cleanupLocked();
+  if (gone_ports_.contains(port_uuid)) return cleaned;
   auto n = networks_.find(p.network_uuid);
-  if (n != networks_.end()) return ensureNetworkLocked(n->second);
+  if (n != networks_.end()) return ensureNetworkLocked(n->second);  // its DHCP host entry goes
   return {};
+}
+
+Status Fabric::cleanupLocked() {
+  Status first;
+  for (auto it = gone_ports_.begin(); it != gone_ports_.end();) {
+    Status s = switch_.removePort(options_.bridge, it->second.name);
+    if (s) s = options_.taps.remove(it->second.name);
+    if (s) {
+      it = gone_ports_.erase(it);
+    } else {
+      if (first) first = s;
+      ++it;
+    }
+  }
+  for (auto it = gone_networks_.begin(); it != gone_networks_.end();) {
+    const NetworkDef& n = it->second;
+    Status s = switch_.removePort(options_.bridge, dhcpOuter(n));
+    if (s && n.dhcp) s = dhcp_.remove(dhcpConfigLocked(n));
+    if (s) {
+      it = gone_networks_.erase(it);
+    } else {
+      if (first) first = s;
+      ++it;
+    }
+  }
+  return first;
 }
 
 Status Fabric::setGroups(std::vector<FlowGroup> groups) {
@@ -275,6 +301,11 @@ Result<CheckReport> Fabric::check() {
   if (report && !report->clean()) {
     ++counters_.repairs;
     for (const auto& c : report->changes) log_.warn("network drift repaired", {{"change", c}});
+  }
+  if (report && report->errors != last_errors_) {
+    // Each distinct failure once, not every second.
+    for (const auto& e : report->errors) log_.error("network repair failed; will retry", {{"error", e}});
+    last_errors_ = report->errors;
   }
   return report;
 }
@@ -301,19 +332,33 @@ Result<CheckReport> Fabric::checkLocked() {
   for (const auto& [_, p] : ports_) wanted[p.name] = switchPortOf(p);
   if (!options_.vlan_uplink.empty()) wanted[options_.vlan_uplink] = uplinkPort();
 
-  // Devices first: a tap gone with a host reboot, a DHCP server that died.
+  // One item that cannot be repaired never keeps the others (and the flows) from being.
+  auto failed = [&](const std::string& what, const Status& s) {
+    report.errors.push_back(what + ": " + s.error().describe());
+  };
+  // Devices first: a tap gone with a host reboot, a DHCP server that died, what removed
+  // networks and ports left behind.
   for (const auto& [_, p] : ports_) {
     if (!options_.taps.exists(p.name)) {
-      if (auto s = ensurePortLocked(p); !s) return std::unexpected(s.error());
+      if (auto s = ensurePortLocked(p); !s) {
+        failed("tap " + p.name, s);
+        continue;
+      }
       report.changes.push_back("tap " + p.name + " re-created");
     }
   }
   for (const auto& [_, n] : networks_) {
     if (n.dhcp && (!dhcp_.running(n.uuid) || !linkExists(dhcpOuter(n)))) {
-      if (auto s = ensureNetworkLocked(n); !s) return std::unexpected(s.error());
+      if (auto s = ensureNetworkLocked(n); !s) {
+        failed("DHCP server of network " + n.tenant + "/" + n.name, s);
+        continue;
+      }
       report.changes.push_back("DHCP server of network " + n.tenant + "/" + n.name +
                                " restarted");
     }
+  }
+  if (!gone_ports_.empty() || !gone_networks_.empty()) {
+    if (auto s = cleanupLocked(); !s) failed("cleaning up removed ports and networks", s);
   }
   for (const auto& [name, want] : wanted) {
     auto a = actual.find(name);
@@ -322,12 +367,18 @@ Result<CheckReport> Fabric::checkLocked() {
         a->second.port.external_ids == want.external_ids) {
       continue;
     }
-    if (auto s = switch_.ensurePort(options_.bridge, want); !s) return std::unexpected(s.error());
+    if (auto s = switch_.ensurePort(options_.bridge, want); !s) {
+      failed("port " + name, s);
+      continue;
+    }
     report.changes.push_back("port " + name + (a == actual.end() ? " re-added" : " corrected"));
   }
   for (const auto& [name, a] : actual) {
     if (isQiaoPort(a) && !wanted.contains(name)) {
-      if (auto s = switch_.removePort(options_.bridge, name); !s) return std::unexpected(s.error());
+      if (auto s = switch_.removePort(options_.bridge, name); !s) {
+        failed("stale port " + name, s);
+        continue;
+      }
       report.changes.push_back("stale port " + name + " removed");
     }
   }

@@ -71,6 +71,7 @@ struct FabricOptions {
 
 struct CheckReport {
   std::vector<std::string> changes;  // what was repaired, one line each
+  std::vector<std::string> errors;   // what could not be (tried again by the next check)
   bool clean() const { return changes.empty(); }
 };
 
@@ -89,7 +90,8 @@ class Fabric {
   void stop();
 
   // Each applies the change now (kUnavailable when OVS is down: the change is kept and the
-  // check applies it once OVS is back).
+  // check applies it once OVS is back). A removed network or port leaves the model at once;
+  // what of it cannot be removed from the host now is removed by a later check.
   Status addNetwork(const NetworkDef& network);
   Status removeNetwork(const std::string& uuid);
   Status plug(const PortDef& port);
@@ -117,6 +119,8 @@ class Fabric {
   // Installs the wanted flows: only the difference from the last install when `incremental`
   // (and that install is known), else the whole table in one bundle.
   Status applyFlowsLocked(bool incremental = true);
+  // Removes from the host what removed ports and networks left; the first error.
+  Status cleanupLocked();
   Status ensureNetworkLocked(const NetworkDef& n);
   Status ensurePortLocked(const PortDef& p);
   DhcpConfig dhcpConfigLocked(const NetworkDef& n) const;
@@ -136,6 +140,9 @@ class Fabric {
   std::map<std::string, NetworkDef> networks_;  // by uuid
   std::map<std::string, PortDef> ports_;        // by uuid
   std::vector<FlowGroup> groups_;
+  std::map<std::string, NetworkDef> gone_networks_;  // removed, not yet cleaned up
+  std::map<std::string, PortDef> gone_ports_;
+  std::vector<std::string> last_errors_;
   std::vector<std::string> installed_;          // Qiao's flows as dumped after the last install
   std::vector<std::string> installed_from_;     // what that install was given
   bool bridge_ready_ = false;

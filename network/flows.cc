@@ -147,7 +147,10 @@ namespace {
 
 constexpr int kTableEgressCt = 11;
 constexpr int kTableIngressCt = 31;
+// Conntrack zones: a network's egress pass in zone <id>, its ingress pass in zone <id>|0x8000
+// (reg5), so that a connection the sender's groups let out is not thereby let in.
 const std::string kZone = "zone=NXM_NX_REG6[0..15]";
+const std::string kIngressZone = "zone=NXM_NX_REG5[0..15]";
 
 std::string hex(int v) {
   char buf[16];
@@ -180,16 +183,22 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
   flows.push_back(head(kTableEgress, 0) + ",actions=" + l2);
   flows.push_back(head(kTableEgress, 10) + ",ip,actions=ct(table=" +
                   std::to_string(kTableEgressCt) + "," + kZone + ")");
-  // A guest's DHCP renewals reach the server whatever its groups say.
-  flows.push_back(head(kTableEgress, 100) + ",udp,tp_src=68,tp_dst=67,actions=" + l2);
+  // A guest's DHCP requests reach the server whatever its groups say (broadcast here; to
+  // the server's own address with its port below).
+  flows.push_back(head(kTableEgress, 100) + ",udp,nw_dst=255.255.255.255,tp_src=68,tp_dst=67,"
+                  "actions=" + l2);
   flows.push_back(head(kTableEgressCt, 0) + ",actions=drop");
   flows.push_back(head(kTableEgressCt, 200) + ",ct_state=-new+est-inv+trk,actions=" + l2);
   flows.push_back(head(kTableEgressCt, 200) + ",ct_state=-new+rel-inv+trk,actions=" + l2);
   flows.push_back(head(kTableL2, 0) + ",actions=drop");
   const std::string out = "output:NXM_NX_REG7[]";
-  flows.push_back(head(kTableIngress, 0) + ",actions=" + out);
-  flows.push_back(head(kTableIngress, 10) + ",ip,actions=ct(table=" +
-                  std::to_string(kTableIngressCt) + "," + kZone + ")");
+  // To a guest: ARP passes, IP goes through its ingress groups, the rest is dropped.
+  flows.push_back(head(kTableIngress, 0) + ",actions=drop");
+  flows.push_back(head(kTableIngress, 5) + ",arp,actions=" + out);
+  flows.push_back(head(kTableIngress, 10) +
+                  ",ip,actions=move:NXM_NX_REG6[0..14]->NXM_NX_REG5[0..14],"
+                  "load:1->NXM_NX_REG5[15],ct(table=" +
+                  std::to_string(kTableIngressCt) + "," + kIngressZone + ")");
   flows.push_back(head(kTableIngressCt, 0) + ",actions=drop");
   flows.push_back(head(kTableIngressCt, 200) + ",ct_state=-new+est-inv+trk,actions=" + out);
   flows.push_back(head(kTableIngressCt, 200) + ",ct_state=-new+rel-inv+trk,actions=" + out);
@@ -198,6 +207,7 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
   for (const auto& g : groups) group_by_key[g.key] = &g;
 
   std::map<int64_t, std::vector<int64_t>> members;  // network -> ofports, in port order
+  std::map<int64_t, std::vector<int64_t>> servers;  // network -> its trusted (DHCP) ports
   std::vector<FlowPort> sorted = ports;
   std::sort(sorted.begin(), sorted.end(),
             [](const FlowPort& a, const FlowPort& b) { return a.ofport < b.ofport; });
@@ -220,7 +230,12 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
     const std::string to_egress = tag + ",resubmit(," + std::to_string(kTableEgress) + ")";
     members[p.network].push_back(p.ofport);
     if (p.trusted) {
+      servers[p.network].push_back(p.ofport);
       flows.push_back(head(kTableClassify, 200) + in + ",actions=" + to_l2);
+      for (const auto& ip : p.ips) {
+        flows.push_back(head(kTableEgress, 100) + ",udp,reg6=" + std::to_string(p.network) +
+                        ",nw_dst=" + ip + ",tp_src=68,tp_dst=67,actions=" + l2);
+      }
       // To and from Qiao's own ports, no security group applies.
       flows.push_back(head(kTableIngress, 200) + ",reg7=" + port + ",actions=" + out);
       flows.push_back(head(kTableIngress, 200) + in + ",actions=" + out);
@@ -241,7 +256,8 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
       flows.push_back(head(kTableClassify, 100) + in + ",actions=drop");
 
       // Its security groups: new connections it may open (egress) and accept (ingress).
-      const std::string commit = "ct(commit," + kZone + ")";
+      const std::string commit_out = "ct(commit," + kZone + ")";
+      const std::string commit_in = "ct(commit," + kIngressZone + ")";
       std::set<std::string> seen;  // two groups with the same rule give one flow
       for (const auto& key : p.groups) {
         auto g = group_by_key.find(key);
@@ -262,10 +278,10 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
               if (r.ingress) {
                 flow = head(kTableIngressCt, 100) + ",ct_state=+new-est-inv+trk,reg7=" + port +
                        proto + (remote.empty() ? "" : ",nw_src=" + remote) +
-                       ",actions=" + commit + ",output:" + port;
+                       ",actions=" + commit_in + ",output:" + port;
               } else {
                 flow = head(kTableEgressCt, 100) + ",ct_state=+new-est-inv+trk" + in + proto +
-                       (remote.empty() ? "" : ",nw_dst=" + remote) + ",actions=" + commit +
+                       (remote.empty() ? "" : ",nw_dst=" + remote) + ",actions=" + commit_out +
                        "," + l2;
               }
               if (seen.insert(flow).second) flows.push_back(std::move(flow));
@@ -295,15 +311,30 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
     flows.push_back(head(kTableClassify, 100) + ",in_port=" + u + ",actions=drop");
     // What comes from the uplink is filtered by the receiving guest's ingress groups.
   }
+  // Broadcast and multicast never skip an ingress group: ARP floods the network (and its
+  // uplink); a guest's DHCP broadcasts go to the DHCP server only; the DHCP server's own
+  // broadcasts flood; any other broadcast or multicast is dropped.
+  const std::string mcast = ",dl_dst=01:00:00:00:00:00/01:00:00:00:00:00";
   for (const auto& [network, ofports] : members) {
+    const std::string net = ",reg6=" + std::to_string(network);
     std::string flood;
     for (int64_t o : ofports) flood += (flood.empty() ? "" : ",") + ("output:" + std::to_string(o));
     if (auto u = to_uplink.find(network); u != to_uplink.end()) {
       flood += (flood.empty() ? "" : ",") + u->second;
     }
     if (flood.empty()) continue;
-    flows.push_back(head(kTableL2, 50) + ",reg6=" + std::to_string(network) +
-                    ",dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=" + flood);
+    flows.push_back(head(kTableL2, 50) + net + ",arp" + mcast + ",actions=" + flood);
+    std::string to_servers;
+    for (int64_t d : servers[network]) {
+      to_servers += (to_servers.empty() ? "" : ",") + ("output:" + std::to_string(d));
+      flows.push_back(head(kTableL2, 55) + net + ",in_port=" + std::to_string(d) + mcast +
+                      ",actions=" + flood);
+    }
+    if (!to_servers.empty()) {
+      flows.push_back(head(kTableL2, 52) + net + ",udp,tp_src=68,tp_dst=67" + mcast +
+                      ",actions=" + to_servers);
+    }
+    flows.push_back(head(kTableL2, 40) + net + mcast + ",actions=drop");
   }
   return flows;
 }

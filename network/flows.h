@@ -10,10 +10,12 @@
 //            (zone = the network) to table 11
 //   table 11 established and related pass; a new connection passes (and is committed) when a
 //            rule of the sending port's security groups allows it; the rest is dropped
-//   table 20 L2 by (network, destination MAC) -> reg7 = output port; broadcast and multicast
-//            flood the network's ports (ARP, DHCP)
-//   table 30 ingress: to and from Qiao's own (DHCP) ports and non-IP pass; IP to a guest
-//            through conntrack to table 31
+//   table 20 L2 by (network, destination MAC) -> reg7 = output port; ARP broadcasts and the
+//            DHCP server's flood the network's ports, a guest's DHCP broadcasts go to the
+//            server only, other broadcast and multicast is dropped
+//   table 30 ingress: to and from Qiao's own (DHCP) ports and ARP pass; IP to a guest
+//            through conntrack (a zone of its own: reg5 = network | 0x8000) to table 31;
+//            anything else is dropped
 //   table 31 established and related pass; new connections need an ingress rule of the
 //            receiving port's groups; the rest is dropped
 // Unknown ports, networks and destinations are dropped (the bridge is fail_mode=secure).

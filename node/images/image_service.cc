@@ -65,19 +65,9 @@ Result<ImageSpec> parseImageSpec(std::string_view text) {
   if (auto known = checkKnownFields(doc, kSpecFields, "image spec"); !known) {
     return std::unexpected(known.error());
   }
-  if (!doc.contains("name")) {
-    return makeError(ErrorCode::kInvalidArgument, "spec", "field \"name\" is required");
-  }
   ImageSpec spec;
-  auto name = jsonString(doc, "name", "");
-  if (!name) return std::unexpected(name.error());
-  if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
-  spec.name = *name;
-  if (doc.contains("tenant")) {
-    auto tenant = jsonString(doc, "tenant", "");
-    if (!tenant) return std::unexpected(tenant.error());
-    if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
-    spec.tenant = *tenant;
+  if (auto ok = jsonNameAndTenant(doc, &spec.name, &spec.tenant); !ok) {
+    return std::unexpected(ok.error());
   }
   if (doc.contains("public")) {
     if (!doc.at("public").is_boolean()) {
@@ -216,15 +206,20 @@ Result<TaskRecord> ImageService::upload(const ImageRecord& given, const std::str
   }
   image.file_size = bytes;
   image.sha256 = sha256;
+  // Recorded before the task is queued: the task reads the record, and must find the size
+  // and digest of the upload in it (it writes the record back when the image is ready).
+  save(image, "importing");
   auto task = tasks_.submit(TaskEngine::newTask("image.import", image.tenant,
                                                 taskTarget(image.name), identity,
                                                 dumpJson({{"path", uploadPath(image)},
                                                           {"uploaded", true}})));
   if (!task) {
     ::unlink(uploadPath(image).c_str());
+    image.file_size = 0;
+    image.sha256.clear();
+    save(image, "pending");
     return task;
   }
-  save(image, "importing");
   return task;
 }
 

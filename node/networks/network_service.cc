@@ -62,15 +62,8 @@ Result<NetworkSpec> parseNetworkSpec(std::string_view text) {
     }
   }
   NetworkSpec spec;
-  auto name = jsonString(doc, "name", "");
-  if (!name) return std::unexpected(name.error());
-  if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
-  spec.name = *name;
-  if (doc.contains("tenant")) {
-    auto tenant = jsonString(doc, "tenant", "");
-    if (!tenant) return std::unexpected(tenant.error());
-    if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
-    spec.tenant = *tenant;
+  if (auto ok = jsonNameAndTenant(doc, &spec.name, &spec.tenant); !ok) {
+    return std::unexpected(ok.error());
   }
   if (doc.contains("type")) {
     auto type = jsonString(doc, "type", "");
@@ -243,16 +236,8 @@ Result<SecurityGroupSpec> parseSecurityGroupSpec(std::string_view text, bool rul
   }
   SecurityGroupSpec spec;
   if (!rules_only) {
-    if (!doc.contains("name")) return std::unexpected(specError("field \"name\" is required"));
-    auto name = jsonString(doc, "name", "");
-    if (!name) return std::unexpected(name.error());
-    if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
-    spec.name = *name;
-    if (doc.contains("tenant")) {
-      auto tenant = jsonString(doc, "tenant", "");
-      if (!tenant) return std::unexpected(tenant.error());
-      if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
-      spec.tenant = *tenant;
+    if (auto ok = jsonNameAndTenant(doc, &spec.name, &spec.tenant); !ok) {
+      return std::unexpected(ok.error());
     }
   }
   if (!doc.contains("rules")) return std::unexpected(specError("field \"rules\" is required"));
@@ -348,6 +333,8 @@ Result<std::vector<FlowGroup>> NetworkService::allGroups() {
 }
 
 Status NetworkService::pushGroups() {
+  // Read and handed over under one lock: two changes never leave the older set installed.
+  std::lock_guard lock(groups_mutex_);
   auto groups = allGroups();
   if (!groups) return std::unexpected(groups.error());
   return fabric_.setGroups(std::move(*groups));
@@ -362,7 +349,24 @@ Status NetworkService::ensureDefaultGroup(const std::string& tenant) {
   return pushGroups();
 }
 
+Status NetworkService::checkRemoteGroups(const std::string& tenant, const std::string& group,
+                                         const std::vector<FlowRule>& rules) {
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const std::string& remote = rules[i].remote_group;
+    if (remote.empty() || remote == group || remote == kDefaultGroup) continue;
+    if (!store_.getSecurityGroup(tenant, remote)) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       "rules[" + std::to_string(i) + "].remote_group: tenant " + tenant +
+                           " has no security group named " + remote);
+    }
+  }
+  return {};
+}
+
 Result<SecurityGroupRecord> NetworkService::createGroup(const SecurityGroupSpec& spec) {
+  if (auto ok = checkRemoteGroups(spec.tenant, spec.name, spec.rules); !ok) {
+    return std::unexpected(ok.error());
+  }
   SecurityGroupRecord g{spec.tenant, spec.name, newUuid(), dumpJson(rulesToJson(spec.rules)),
                         "", ""};
   if (auto created = store_.createSecurityGroup(g); !created) {
@@ -378,6 +382,9 @@ Result<SecurityGroupRecord> NetworkService::createGroup(const SecurityGroupSpec&
 
 Result<SecurityGroupRecord> NetworkService::replaceRules(const SecurityGroupRecord& group,
                                                          const std::vector<FlowRule>& rules) {
+  if (auto ok = checkRemoteGroups(group.tenant, group.name, rules); !ok) {
+    return std::unexpected(ok.error());
+  }
   if (auto set = store_.setSecurityGroupRules(group.tenant, group.name,
                                               dumpJson(rulesToJson(rules)));
       !set) {
@@ -587,6 +594,9 @@ Status NetworkService::runCreate(TaskEngine::Run& run, NetworkRecord network) {
   }
   if (!result) {
     run.rollback();
+    // The failed step left it in the fabric (a DHCP server that did not start, OVS down):
+    // out of the model now, its leftovers cleaned by the fabric's checks.
+    (void)fabric_.removeNetwork(network.uuid);
     if (store_.deleteNetwork(network.tenant, network.name)) publish(network, "create failed");
   }
   return result;
@@ -594,11 +604,17 @@ Status NetworkService::runCreate(TaskEngine::Run& run, NetworkRecord network) {
 
 Status NetworkService::runRemove(TaskEngine::Run& run, NetworkRecord network) {
   Status result = run.step("fabric", 80, "stopping DHCP and removing flows", [&]() -> Status {
-    if (auto free = checkNotInUse(network); !free) return free;  // a VM took it meanwhile
+    // Marked first: a NIC plug that starts now sees it is not ready; one that took a port
+    // before is seen below.
     if (network.state != "deleting") {
       if (auto s = store_.setNetworkState(network.tenant, network.name, "deleting"); !s) return s;
       network.state = "deleting";
       publish(network, "deleting");
+    }
+    if (auto free = checkNotInUse(network); !free) {
+      (void)store_.setNetworkState(network.tenant, network.name, "ready");
+      network.state = "ready";
+      return free;
     }
     return fabric_.removeNetwork(network.uuid);
   });
@@ -634,6 +650,11 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
     if (network->state != "ready") {
       return makeError(ErrorCode::kConflict, "network",
                        where + ": network " + networkId(*network) + " is " + network->state);
+    }
+    if (nics[i].mac.starts_with("02:51:a0:")) {
+      return makeError(ErrorCode::kInvalidArgument, "spec",
+                       where + ".mac " + nics[i].mac +
+                           ": MACs 02:51:a0:xx:xx:xx are Qiao's own (its ports and DHCP servers)");
     }
     for (const auto& g : nics[i].security_groups) {
       if (g == kDefaultGroup) continue;  // made when first used
@@ -703,7 +724,16 @@ Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
       port.ip = formatIpv4(*ip);
     }
     auto created = store_.createPort(port);
-    if (created) return port;
+    if (created) {
+      // A delete of the network that began meanwhile wins: the port goes again.
+      auto now = store_.getNetwork(network.tenant, network.name);
+      if (!now || now->state != "ready" || now->uuid != network.uuid) {
+        (void)store_.deletePort(port.uuid);
+        return makeError(ErrorCode::kConflict, "network",
+                         "network " + networkId(network) + " is being deleted");
+      }
+      return port;
+    }
     if (created.error().code != ErrorCode::kConflict || !request.ip.empty() ||
         created.error().message.find("address") == std::string::npos) {
       return std::unexpected(created.error());
@@ -752,7 +782,12 @@ Status NetworkService::unplugVm(const std::string& vm_uuid) {
   auto ports = store_.listPorts("vm", vm_uuid);
   if (!ports) return std::unexpected(ports.error());
   for (const auto& p : *ports) {
-    if (auto unplugged = fabric_.unplug(p.uuid); !unplugged) return unplugged;
+    // Out of the fabric's model whatever happens; what OVS or the host keep of it (OVS down)
+    // the fabric's checks remove later. The record goes, so the address is free again.
+    if (auto unplugged = fabric_.unplug(p.uuid); !unplugged) {
+      kLog.warn("port unplugged; its leftovers go at a later check",
+                {{"port", p.name}, {"error", unplugged.error().describe()}});
+    }
     if (auto deleted = store_.deletePort(p.uuid); !deleted) return deleted;
   }
   return {};

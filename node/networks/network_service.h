@@ -109,6 +109,9 @@ class NetworkService {
                               const std::string& vm_name, int64_t nic, const NicRequest& request);
   Status checkNotInUse(const NetworkRecord& network);
   Status ensureDefaultGroup(const std::string& tenant);
+  // A rule's remote_group names a group of the tenant (itself and "default" always do).
+  Status checkRemoteGroups(const std::string& tenant, const std::string& group,
+                           const std::vector<FlowRule>& rules);
   // Every group of every tenant to the fabric (kUnavailable: applied when OVS is back).
   Status pushGroups();
   Result<std::vector<FlowGroup>> allGroups();
@@ -119,6 +122,7 @@ class NetworkService {
   TaskEngine& tasks_;
   EventBus& events_;
   std::mutex create_mutex_;  // subnet-overlap and segment checks are check-then-insert
+  std::mutex groups_mutex_;  // pushGroups: read and install as one
 };
 
 }  // namespace qiao

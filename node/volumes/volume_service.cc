@@ -36,15 +36,8 @@ Result<VolumeSpec> parseVolumeSpec(std::string_view text, const VolumeLimits& li
                        "field \"" + std::string(required) + "\" is required");
     }
   }
-  auto name = jsonString(doc, "name", "");
-  if (!name) return std::unexpected(name.error());
-  if (auto ok = checkDnsLabel("name", *name); !ok) return std::unexpected(ok.error());
-  spec.name = *name;
-  if (doc.contains("tenant")) {
-    auto tenant = jsonString(doc, "tenant", "");
-    if (!tenant) return std::unexpected(tenant.error());
-    if (auto ok = checkDnsLabel("tenant", *tenant); !ok) return std::unexpected(ok.error());
-    spec.tenant = *tenant;
+  if (auto ok = jsonNameAndTenant(doc, &spec.name, &spec.tenant); !ok) {
+    return std::unexpected(ok.error());
   }
   auto size = jsonInt(doc, "size_gib", 1, limits.max_size_gib);
   if (!size) return std::unexpected(size.error());

@@ -233,6 +233,43 @@ TEST_F(FabricTest, ChangesWhileOvsIsDownAreAppliedWhenItComesBack) {
                           [](const std::string& f) { return f.find("in_port=100") != f.npos; }));
 }
 
+TEST_F(FabricTest, AnUnplugWhileOvsIsDownIsFinishedByALaterCheck) {
+  fabric_->load({network("n1", 1)}, {port("a", "n1", 100), port("b", "n1", 101)});
+  ASSERT_TRUE(fabric_->check());
+  switch_.setUnavailable(true);
+  flows_.down = true;
+  EXPECT_FALSE(fabric_->unplug("a"));  // reported, but out of the model
+  switch_.setUnavailable(false);
+  flows_.down = false;
+  auto report = fabric_->check();
+  ASSERT_TRUE(report) << report.error().describe();
+  EXPECT_TRUE(report->errors.empty()) << report->errors.front();
+  EXPECT_FALSE(switch_.port("br-test", "qt-a"));
+  EXPECT_FALSE(taps_.contains("qt-a"));
+  EXPECT_TRUE(switch_.port("br-test", "qt-b"));
+  for (const auto& f : flows_.table["br-test"]) EXPECT_EQ(f.find("in_port=100"), f.npos) << f;
+}
+
+TEST_F(FabricTest, OneItemThatCannotBeRepairedDoesNotStopTheOthers) {
+  fabric_->load({network("n1", 1)}, {port("a", "n1", 100), port("b", "n1", 101)});
+  ASSERT_TRUE(fabric_->check());
+  // qt-a's tap cannot be made any more; qt-b's port and all flows are lost.
+  options_.taps.ensure = [](const std::string& n, int) -> Status {
+    return makeError(ErrorCode::kInternal, "netdev", "no tap " + n);
+  };
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  fabric_->load({network("n1", 1)}, {port("a", "n1", 100), port("b", "n1", 101)});
+  taps_.erase("qt-a");
+  switch_.dropPortBehindTheBack("br-test", "qt-b");
+  flows_.table["br-test"].clear();
+  auto report = fabric_->check();
+  ASSERT_TRUE(report) << report.error().describe();
+  ASSERT_EQ(report->errors.size(), 1u);
+  EXPECT_NE(report->errors[0].find("no tap qt-a"), std::string::npos);
+  EXPECT_TRUE(switch_.port("br-test", "qt-b"));
+  EXPECT_FALSE(flows_.table["br-test"].empty());
+}
+
 TEST_F(FabricTest, TheCheckLoopRunsWhenTheSwitchReportsAChange) {
   fabric_->load({network("n1", 1)}, {port("a", "n1", 100)});
   fabric_->start();

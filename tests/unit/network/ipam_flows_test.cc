@@ -128,13 +128,35 @@ TEST(Flows, NetworksAreSwitchedApart) {
   auto l2c = flowsWith(flows, "dl_dst=02:51:a0:00:00:03,");
   ASSERT_EQ(l2c.size(), 1u);
   EXPECT_NE(l2c[0].find("reg6=2,"), std::string::npos);
-  auto flood1 = flowsWith(flows, "reg6=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
+  auto flood1 = flowsWith(flows, "reg6=1,arp,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
   ASSERT_EQ(flood1.size(), 1u);
   EXPECT_NE(flood1[0].find("output:100,output:101"), std::string::npos);
   EXPECT_EQ(flood1[0].find("output:102"), std::string::npos);
-  auto flood2 = flowsWith(flows, "reg6=2,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
+  auto flood2 = flowsWith(flows, "reg6=2,arp,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
   ASSERT_EQ(flood2.size(), 1u);
   EXPECT_EQ(flood2[0].find("output:100"), std::string::npos);
+}
+
+TEST(Flows, BroadcastNeverSkipsAnIngressGroup) {
+  auto flows = buildFlows({{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false},
+                           {"qd-n", 101, 1, "02:51:a0:00:00:02", {"10.0.0.2"}, true}});
+  const std::string mcast = "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00";
+  auto flooding = flowsWith(flows, mcast);
+  // ARP floods; the DHCP server's broadcasts flood; a guest's DHCP goes to the server only;
+  // anything else multicast is dropped.
+  EXPECT_EQ(flowsWith(flooding, "priority=50,reg6=1,arp," + mcast + ",actions=output:100,output:101")
+                .size(),
+            1u);
+  EXPECT_EQ(flowsWith(flooding, "priority=55,reg6=1,in_port=101").size(), 1u);
+  EXPECT_EQ(flowsWith(flooding, "priority=52,reg6=1,udp,tp_src=68,tp_dst=67," + mcast +
+                                    ",actions=output:101")
+                .size(),
+            1u);
+  EXPECT_EQ(flowsWith(flooding, "priority=40,reg6=1," + mcast + ",actions=drop").size(), 1u);
+  EXPECT_EQ(flooding.size(), 4u);
+  // Non-IP, non-ARP frames to a guest are dropped at its ingress.
+  EXPECT_EQ(flowsWith(flows, "table=30,priority=0,actions=drop").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "table=30,priority=5,arp,actions=output:NXM_NX_REG7[]").size(), 1u);
 }
 
 TEST(Flows, TrustedPortsAreNotFiltered) {
@@ -204,7 +226,7 @@ TEST(Flows, SecurityGroupsAllowOnlyTheirRulesStatefully) {
   EXPECT_EQ(flowsWith(ingress, "10.0.0.5").size(), 0u);
   EXPECT_EQ(ingress.size(), 2u);
   for (const auto& f : ingress) {
-    EXPECT_NE(f.find("actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:100"), std::string::npos)
+    EXPECT_NE(f.find("actions=ct(commit,zone=NXM_NX_REG5[0..15]),output:100"), std::string::npos)
         << f;
   }
   auto egress = flowsWith(flows, "table=11,priority=100,ct_state=+new-est-inv+trk,in_port=100,");
@@ -217,8 +239,18 @@ TEST(Flows, SecurityGroupsAllowOnlyTheirRulesStatefully) {
                   .empty());
   EXPECT_EQ(flowsWith(flows, "table=31,priority=200,ct_state=-new+est-inv+trk").size(), 1u);
   EXPECT_EQ(flowsWith(flows, "table=11,priority=200,ct_state=-new+est-inv+trk").size(), 1u);
-  // A guest's DHCP renewals bypass its groups.
-  EXPECT_EQ(flowsWith(flows, "table=10,priority=100,udp,tp_src=68,tp_dst=67").size(), 1u);
+  // A guest's DHCP broadcasts bypass its groups; nothing else does.
+  EXPECT_EQ(
+      flowsWith(flows, "table=10,priority=100,udp,nw_dst=255.255.255.255,tp_src=68,tp_dst=67")
+          .size(),
+      1u);
+  // Ingress passes and commits in a zone of its own, not the sender's egress zone.
+  for (const auto& f : flowsWith(flows, "table=31,priority=100")) {
+    EXPECT_NE(f.find("ct(commit,zone=NXM_NX_REG5[0..15])"), std::string::npos) << f;
+  }
+  for (const auto& f : flowsWith(flows, "table=11,priority=100")) {
+    EXPECT_NE(f.find("ct(commit,zone=NXM_NX_REG6[0..15])"), std::string::npos) << f;
+  }
 }
 
 }  // namespace
