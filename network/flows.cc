@@ -151,6 +151,7 @@ constexpr int kTableIngressCt = 31;
 // (reg5), so that a connection the sender's groups let out is not thereby let in.
 const std::string kZone = "zone=NXM_NX_REG6[0..15]";
 const std::string kIngressZone = "zone=NXM_NX_REG5[0..15]";
+const std::string kToIngressZone = "move:NXM_NX_REG6[0..14]->NXM_NX_REG5[0..14],load:1->NXM_NX_REG5[15]";
 
 std::string hex(int v) {
   char buf[16];
@@ -196,8 +197,7 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
   flows.push_back(head(kTableIngress, 0) + ",actions=drop");
   flows.push_back(head(kTableIngress, 5) + ",arp,actions=" + out);
   flows.push_back(head(kTableIngress, 10) +
-                  ",ip,actions=move:NXM_NX_REG6[0..14]->NXM_NX_REG5[0..14],"
-                  "load:1->NXM_NX_REG5[15],ct(table=" +
+                  ",ip,actions=" + kToIngressZone + ",ct(table=" +
                   std::to_string(kTableIngressCt) + "," + kIngressZone + ")");
   flows.push_back(head(kTableIngressCt, 0) + ",actions=drop");
   flows.push_back(head(kTableIngressCt, 200) + ",ct_state=-new+est-inv+trk,actions=" + out);
@@ -257,7 +257,10 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
 
       // Its security groups: new connections it may open (egress) and accept (ingress).
       const std::string commit_out = "ct(commit," + kZone + ")";
-      const std::string commit_in = "ct(commit," + kIngressZone + ")";
+      // An accepted new connection is known to both zones: its answers leave through the
+      // guest's egress tables (needed when it came from the uplink, where no egress pass
+      // committed it).
+      const std::string commit_in = "ct(commit," + kIngressZone + "),ct(commit," + kZone + ")";
       std::set<std::string> seen;  // two groups with the same rule give one flow
       for (const auto& key : p.groups) {
         auto g = group_by_key.find(key);
@@ -304,8 +307,12 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                       std::to_string(vlan) + ",actions=strip_vlan,load:" + net +
                       "->NXM_NX_REG6[]," + l2);
       to_uplink[network] = "mod_vlan_vid:" + std::to_string(vlan) + ",output:" + u;
-      // Unicast to a MAC not on this bridge leaves by the uplink.
+      // Unicast to a MAC not on this bridge leaves by the uplink. IP that leaves (the guest's
+      // egress groups let it) is committed in the network's ingress zone too: the answers come
+      // back through the receiving guest's ingress tables, and must be known there.
       flows.push_back(head(kTableL2, 10) + ",reg6=" + net + ",actions=" + to_uplink[network]);
+      flows.push_back(head(kTableL2, 11) + ",ip,reg6=" + net + ",actions=" + kToIngressZone +
+                      ",ct(commit," + kIngressZone + ")," + to_uplink[network]);
       members[network];  // its broadcasts reach the uplink even with no local port
     }
     flows.push_back(head(kTableClassify, 100) + ",in_port=" + u + ",actions=drop");

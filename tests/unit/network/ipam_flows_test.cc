@@ -226,7 +226,9 @@ TEST(Flows, SecurityGroupsAllowOnlyTheirRulesStatefully) {
   EXPECT_EQ(flowsWith(ingress, "10.0.0.5").size(), 0u);
   EXPECT_EQ(ingress.size(), 2u);
   for (const auto& f : ingress) {
-    EXPECT_NE(f.find("actions=ct(commit,zone=NXM_NX_REG5[0..15]),output:100"), std::string::npos)
+    EXPECT_NE(f.find("actions=ct(commit,zone=NXM_NX_REG5[0..15]),ct(commit,zone=NXM_NX_REG6[0..15]),"
+                     "output:100"),
+              std::string::npos)
         << f;
   }
   auto egress = flowsWith(flows, "table=11,priority=100,ct_state=+new-est-inv+trk,in_port=100,");
