@@ -278,6 +278,9 @@ Status Fabric::cleanupLocked() {
     const NetworkDef& n = it->second;
     Status s = switch_.removePort(options_.bridge, dhcpOuter(n));
     if (s && n.dhcp) s = dhcp_.remove(dhcpConfigLocked(n));
+    // Its id goes to the next network: no connection of this one may pass as established.
+    if (s) s = flows_.flushZone(egressZone(n.local_id));
+    if (s) s = flows_.flushZone(ingressZone(n.local_id));
     if (s) {
       it = gone_networks_.erase(it);
     } else {

@@ -65,6 +65,19 @@ class OfctlInstaller : public FlowInstaller {
     return {};
   }
 
+  Status flushZone(int zone) override {
+    ProcessOptions p;
+    p.argv = {options_.appctl, "dpctl/flush-conntrack", "zone=" + std::to_string(zone)};
+    p.timeout_ms = options_.timeout_ms;
+    auto r = runProcess(p);
+    if (!r) {
+      return makeError(ErrorCode::kUnavailable, "ovs",
+                       "cannot run " + options_.appctl + ": " + r.error().message);
+    }
+    if (r->exit_code != 0) return std::unexpected(ofctlError("flushing conntrack zone", *r));
+    return {};
+  }
+
   Result<std::vector<std::string>> dump(const std::string& bridge) override {
     auto r = run({"--no-stats", "dump-flows", bridge, cookieMatch()}, {});
     if (!r) return std::unexpected(r.error());

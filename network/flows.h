@@ -77,6 +77,10 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                                     const std::vector<FlowGroup>& groups = {},
                                     const FlowUplink& uplink = {});
 
+// The conntrack zones of a network: its egress pass and its ingress pass.
+inline int egressZone(int64_t network) { return static_cast<int>(network & 0x7fff); }
+inline int ingressZone(int64_t network) { return static_cast<int>((network & 0x7fff) | 0x8000); }
+
 // The lines of an ovs-ofctl flow file that turn `from` into `to`: "delete_strict" for the
 // flows whose table, priority and match are gone, "add" (which replaces a flow of the same
 // match) for the new and changed ones. Empty when nothing changes.
@@ -85,7 +89,8 @@ std::string flowDiff(const std::vector<std::string>& from, const std::vector<std
 // The (value, mask) pairs that together match exactly the ports [min, max].
 std::vector<std::pair<int, int>> portRangeMasks(int min, int max);
 
-// Installs and reads flows with ovs-ofctl (argv and stdin, never a shell).
+// Installs and reads flows with ovs-ofctl, flushes conntrack zones with ovs-appctl (argv and
+// stdin, never a shell).
 class FlowInstaller {
  public:
   virtual ~FlowInstaller() = default;
@@ -96,12 +101,15 @@ class FlowInstaller {
   // only the difference: a plug touches its port's flows and its network's, not the table.
   virtual Status update(const std::string& bridge, const std::vector<std::string>& from,
                         const std::vector<std::string>& to) = 0;
+  // Forgets every conntrack entry of a zone (a network's, before its id is given to another).
+  virtual Status flushZone(int zone) = 0;
   // Qiao's flows as the switch has them now, without statistics, sorted.
   virtual Result<std::vector<std::string>> dump(const std::string& bridge) = 0;
 };
 
 struct OfctlOptions {
   std::string program = "ovs-ofctl";
+  std::string appctl = "ovs-appctl";
   int timeout_ms = 10000;
 };
 

@@ -202,6 +202,7 @@ class TimedFlows : public FlowInstaller {
   Result<std::vector<std::string>> dump(const std::string& b) override {
     return meter_.time(&Spent::dump, [&] { return inner_.dump(b); });
   }
+  Status flushZone(int zone) override { return inner_.flushZone(zone); }
 
  private:
   FlowInstaller& inner_;

@@ -48,6 +48,12 @@ class FakeFlows : public FlowInstaller {
     if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
     return table[bridge];
   }
+  Status flushZone(int zone) override {
+    if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
+    flushed.push_back(zone);
+    return {};
+  }
+  std::vector<int> flushed;
   std::map<std::string, std::vector<std::string>> table;
   int installs = 0;
   int updates = 0;
@@ -162,6 +168,12 @@ TEST(FlowDiff, DeletesWhatWentAndAddsWhatCame) {
             std::string::npos)
       << diff;
   EXPECT_TRUE(flowDiff(after, after).empty());
+}
+
+TEST_F(FabricTest, ARemovedNetworksConntrackZonesAreFlushed) {
+  ASSERT_TRUE(fabric_->addNetwork(network("n1", 3)));
+  ASSERT_TRUE(fabric_->removeNetwork("n1"));
+  EXPECT_EQ(flows_.flushed, (std::vector<int>{3, 0x8003}));
 }
 
 TEST_F(FabricTest, ACleanCheckChangesNothing) {
