@@ -61,7 +61,11 @@ bool DhcpServers::running(const std::string& key) const { return pidOf(key) != 0
 Status DhcpServers::ensure(const DhcpConfig& c) {
   const std::string ns = netnsOf(c);
   const std::string address = c.ip + "/" + std::to_string(c.subnet.prefix);
-  if (auto s = ensureVethIntoNetns(c.outer, c.inner, ns, c.mac, address, c.mtu); !s) return s;
+  // A serving dnsmasq behind its veth only needs its files (every plug comes here): the
+  // namespace and the veth are set up when either is missing, as after a reboot.
+  if (!linkExists(c.outer) || !running(c.key)) {
+    if (auto s = ensureVethIntoNetns(c.outer, c.inner, ns, c.mac, address, c.mtu); !s) return s;
+  }
 
   const std::string dir = dirOf(c.key);
   std::error_code ec;

@@ -307,7 +307,9 @@ Result<CheckReport> Fabric::check() {
   }
   if (report && report->errors != last_errors_) {
     // Each distinct failure once, not every second.
-    for (const auto& e : report->errors) log_.error("network repair failed; will retry", {{"error", e}});
+    for (const auto& e : report->errors) {
+      log_.error("network repair failed; will retry", {{"error", e}});
+    }
     last_errors_ = report->errors;
   }
   return report;

@@ -164,7 +164,8 @@ constexpr int kTableIngressCt = 31;
 // (reg5), so that a connection the sender's groups let out is not thereby let in.
 const std::string kZone = "zone=NXM_NX_REG6[0..15]";
 const std::string kIngressZone = "zone=NXM_NX_REG5[0..15]";
-const std::string kToIngressZone = "move:NXM_NX_REG6[0..14]->NXM_NX_REG5[0..14],load:1->NXM_NX_REG5[15]";
+const std::string kToIngressZone =
+    "move:NXM_NX_REG6[0..14]->NXM_NX_REG5[0..14],load:1->NXM_NX_REG5[15]";
 
 std::string hex(int v) {
   char buf[16];

@@ -219,6 +219,11 @@ std::vector<FlowRule> defaultRules() {
   return {egress, ingress};
 }
 
+// A port's groups are a JSON array of DNS labels: "\"name\"" in it is exact.
+bool namesGroup(const PortRecord& port, const std::string& name) {
+  return port.security_groups.find("\"" + name + "\"") != std::string::npos;
+}
+
 std::string groupKey(const std::string& tenant, const std::string& name) {
   return tenant + "/" + name;
 }
@@ -340,12 +345,18 @@ Status NetworkService::pushGroups() {
   return fabric_.setGroups(std::move(*groups));
 }
 
-Status NetworkService::ensureDefaultGroup(const std::string& tenant) {
+Status NetworkService::storeDefaultGroup(const std::string& tenant) {
   if (store_.getSecurityGroup(tenant, kDefaultGroup)) return {};
   SecurityGroupRecord g{tenant, kDefaultGroup, newUuid(), dumpJson(rulesToJson(defaultRules())),
                         "", ""};
   auto created = store_.createSecurityGroup(g);
   if (!created && created.error().code != ErrorCode::kConflict) return created;
+  return {};
+}
+
+Status NetworkService::ensureDefaultGroup(const std::string& tenant) {
+  if (store_.getSecurityGroup(tenant, kDefaultGroup)) return {};
+  if (auto stored = storeDefaultGroup(tenant); !stored) return stored;
   return pushGroups();
 }
 
@@ -404,8 +415,7 @@ Status NetworkService::deleteGroup(const SecurityGroupRecord& group) {
     std::vector<std::string> vms;
     if (ports) {
       for (const auto& p : *ports) {
-        if (p.tenant == group.tenant &&
-            p.security_groups.find("\"" + group.name + "\"") != std::string::npos &&
+        if (p.tenant == group.tenant && namesGroup(p, group.name) &&
             (vms.empty() || vms.back() != p.vm_name)) {
           vms.push_back(p.vm_name);
         }
@@ -438,17 +448,12 @@ void NetworkService::start() {
     std::set<std::string> need_default;
     for (const auto& p : *all) {
       ports.push_back(portDefOf(p));
-      if (p.security_groups.find(std::string("\"") + kDefaultGroup + "\"") != std::string::npos) {
-        need_default.insert(p.tenant);
-      }
+      if (namesGroup(p, kDefaultGroup)) need_default.insert(p.tenant);
     }
     // Ports from before security groups (store schema 5 gave them ["default"]) keep talking:
     // their tenant's default group is made now, as a plug would have.
     for (const auto& tenant : need_default) {
-      if (store_.getSecurityGroup(tenant, kDefaultGroup)) continue;
-      SecurityGroupRecord g{tenant, kDefaultGroup, newUuid(),
-                            dumpJson(rulesToJson(defaultRules())), "", ""};
-      if (auto made = store_.createSecurityGroup(g); !made) {
+      if (auto made = storeDefaultGroup(tenant); !made) {
         kLog.error("cannot make a tenant's default security group",
                    {{"tenant", tenant}, {"error", made.error().describe()}});
       }
@@ -457,7 +462,9 @@ void NetworkService::start() {
     kLog.error("cannot read the ports", {{"error", all.error().describe()}});
   }
   auto groups = allGroups();
-  if (!groups) kLog.error("cannot read the security groups", {{"error", groups.error().describe()}});
+  if (!groups) {
+    kLog.error("cannot read the security groups", {{"error", groups.error().describe()}});
+  }
   fabric_.load(std::move(networks), std::move(ports),
                groups ? std::move(*groups) : std::vector<FlowGroup>{});
   fabric_.start();

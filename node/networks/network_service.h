@@ -108,6 +108,8 @@ class NetworkService {
   Result<PortRecord> makePort(const NetworkRecord& network, const std::string& vm_uuid,
                               const std::string& vm_name, int64_t nic, const NicRequest& request);
   Status checkNotInUse(const NetworkRecord& network);
+  // The tenant's default group in the store (made when missing); ensure also installs it.
+  Status storeDefaultGroup(const std::string& tenant);
   Status ensureDefaultGroup(const std::string& tenant);
   // A rule's remote_group names a group of the tenant (itself and "default" always do).
   Status checkRemoteGroups(const std::string& tenant, const std::string& group,

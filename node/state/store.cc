@@ -608,14 +608,23 @@ Status Store::createVolume(const VolumeRecord& volume, const TaskRecord* task) {
   return tx.commit();
 }
 
-Result<VolumeRecord> Store::getVolume(const std::string& tenant, const std::string& name) {
-  // An empty name would select every volume of the tenant.
-  auto found = name.empty() ? Result<std::vector<VolumeRecord>>() : listVolumes({tenant}, name);
+// The one record of (tenant, name) that `list` selects; kNotFound naming the `kind` when there
+// is none. An empty name finds nothing (it would select every record of the tenant).
+template <typename Record, typename List>
+Result<Record> theOne(const char* kind, const std::string& tenant, const std::string& name,
+                      List list) {
+  Result<std::vector<Record>> found = std::vector<Record>{};
+  if (!name.empty()) found = list();
   if (!found) return std::unexpected(found.error());
   if (found->empty()) {
-    return makeError(ErrorCode::kNotFound, "store", "no volume " + tenant + "/" + name);
+    return makeError(ErrorCode::kNotFound, "store",
+                     std::string("no ") + kind + " " + tenant + "/" + name);
   }
   return found->front();
+}
+
+Result<VolumeRecord> Store::getVolume(const std::string& tenant, const std::string& name) {
+  return theOne<VolumeRecord>("volume", tenant, name, [&] { return listVolumes({tenant}, name); });
 }
 
 template <typename Record, typename From>
@@ -722,13 +731,7 @@ Result<std::vector<ImageRecord>> Store::listImages(const std::vector<std::string
 }
 
 Result<ImageRecord> Store::getImage(const std::string& tenant, const std::string& name) {
-  // An empty name would select every image of the tenant.
-  auto found = name.empty() ? Result<std::vector<ImageRecord>>() : listImages({tenant}, name);
-  if (!found) return std::unexpected(found.error());
-  if (found->empty()) {
-    return makeError(ErrorCode::kNotFound, "store", "no image " + tenant + "/" + name);
-  }
-  return found->front();
+  return theOne<ImageRecord>("image", tenant, name, [&] { return listImages({tenant}, name); });
 }
 
 Status Store::updateImage(const ImageRecord& image) {
@@ -806,12 +809,8 @@ Result<std::vector<NetworkRecord>> Store::listNetworks(const std::vector<std::st
 }
 
 Result<NetworkRecord> Store::getNetwork(const std::string& tenant, const std::string& name) {
-  auto found = name.empty() ? Result<std::vector<NetworkRecord>>() : listNetworks({tenant}, name);
-  if (!found) return std::unexpected(found.error());
-  if (found->empty()) {
-    return makeError(ErrorCode::kNotFound, "store", "no network " + tenant + "/" + name);
-  }
-  return found->front();
+  return theOne<NetworkRecord>("network", tenant, name,
+                               [&] { return listNetworks({tenant}, name); });
 }
 
 Status Store::setNetworkState(const std::string& tenant, const std::string& name,
@@ -909,13 +908,8 @@ Result<std::vector<SecurityGroupRecord>> Store::listSecurityGroups(
 
 Result<SecurityGroupRecord> Store::getSecurityGroup(const std::string& tenant,
                                                     const std::string& name) {
-  auto found =
-      name.empty() ? Result<std::vector<SecurityGroupRecord>>() : listSecurityGroups({tenant}, name);
-  if (!found) return std::unexpected(found.error());
-  if (found->empty()) {
-    return makeError(ErrorCode::kNotFound, "store", "no security group " + tenant + "/" + name);
-  }
-  return found->front();
+  return theOne<SecurityGroupRecord>("security group", tenant, name,
+                                     [&] { return listSecurityGroups({tenant}, name); });
 }
 
 Status Store::setSecurityGroupRules(const std::string& tenant, const std::string& name,

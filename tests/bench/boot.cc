@@ -11,23 +11,19 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/bench/bench_util.h"
 #include "tests/integration/harness.h"
 
 using namespace qiao;
 using namespace qiao::testing;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using qiao::bench::Clock;
+using qiao::bench::ms;
+using qiao::bench::percentile;
 
 namespace {
 
 constexpr const char* kMarker = "QIAO-TEST-GUEST booted";
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 bool fileHas(const std::string& path, const std::string& needle) {
   std::ifstream in(path);
@@ -118,8 +114,8 @@ int main(int argc, char** argv) {
       auto del = call(c, "DELETE", "/v1/vms/" + name + "?tenant=" + tenant + "&force=true");
       if (del.status == 202) waitTask(c, del.body["id"]);
     }
-    std::printf("%-14s %12.0f %12.0f %7.2fx\n", k.label.c_str(), median(api), median(floor),
-                median(api) / median(floor));
+    std::printf("%-14s %12.0f %12.0f %7.2fx\n", k.label.c_str(), percentile(api, 50), percentile(floor, 50),
+                percentile(api, 50) / percentile(floor, 50));
   }
   std::printf("(goal: <= 1.1x the floor each)\n");
   return 0;

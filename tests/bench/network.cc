@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/bench/bench_util.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "network/dhcp.h"
@@ -43,18 +44,11 @@
 #include "network/switch.h"
 
 using namespace qiao;
-using Clock = std::chrono::steady_clock;
+using qiao::bench::Clock;
+using qiao::bench::ms;
+using qiao::bench::percentile;
 
 namespace {
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
 
 double maxOf(const std::vector<double>& v) {
   return v.empty() ? 0 : *std::max_element(v.begin(), v.end());

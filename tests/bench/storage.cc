@@ -14,25 +14,19 @@
 #include <string>
 #include <vector>
 
+#include "tests/bench/bench_util.h"
 #include "tests/integration/harness.h"
 
 using namespace qiao;
 using namespace qiao::testing;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using qiao::bench::Clock;
+using qiao::bench::ms;
+using qiao::bench::percentile;
 
 namespace {
 
 const std::string kCephDir = "/var/lib/qiao-ceph";
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
 
 void rbd(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"rbd", "--conf", kCephDir + "/ceph.conf", "--id", "qiao",
