@@ -72,9 +72,29 @@ std::string checkOptionalAbsolutePath(const std::string& v) {
 
 std::string checkNotEmpty(const std::string& v) { return v.empty() ? "must not be empty" : ""; }
 
+// A dotted-quad IPv4 address (each part 0-255, no leading zeros).
+std::string checkIpv4(const std::string& v) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= v.size()) {
+    size_t end = v.find('.', i);
+    if (end == std::string::npos) end = v.size();
+    const std::string part = v.substr(i, end - i);
+    if (part.empty() || part.size() > 3 || part.find_first_not_of("0123456789") != std::string::npos ||
+        (part.size() > 1 && part[0] == '0') || std::stoi(part) > 255) {
+      return "must be an IPv4 address such as 192.0.2.10";
+    }
+    ++parts;
+    i = end + 1;
+  }
+  return parts == 4 ? "" : "must be an IPv4 address such as 192.0.2.10";
+}
+
+std::string checkOptionalIpv4(const std::string& v) { return v.empty() ? "" : checkIpv4(v); }
+
 const std::vector<Option>& options() {
   static const std::vector<Option> table = {
-      {"api.listen", ListField([](Config& c) { return &c.api.listen; }), 0, 0, {}, checkListen,
+      {"api.listen", ListField([](Config& c) { return &c.api.listen; }), 1, 0, {}, checkListen,
        "Addresses the node API listens on (HTTPS), as IP:PORT or [IPv6]:PORT. Port 0 takes "
        "any free port; the bound addresses are written to <state.dir>/qiaod.addr."},
       {"api.max_body_bytes", Int64Field([](Config& c) { return &c.api.max_body_bytes; }), 1024,
@@ -171,6 +191,16 @@ const std::vector<Option>& options() {
        "Host NIC that carries the vlan networks to the physical network (plugged into "
        "network.bridge; frames leave and enter tagged with the network's segment_id). Empty: "
        "vlan networks stay on this host."},
+      {"network.tunnel_ip", StringField([](Config& c) { return &c.network.tunnel_ip; }), 0, 0,
+       {}, checkOptionalIpv4,
+       "This host's address on the underlay network: the local end of the vxlan and geneve "
+       "tunnels to network.tunnel_peers. Empty: no tunnels; vxlan and geneve networks stay on "
+       "this host."},
+      {"network.tunnel_peers", ListField([](Config& c) { return &c.network.tunnel_peers; }), 0,
+       0, {}, checkIpv4,
+       "Underlay addresses of the other hosts that carry this host's vxlan and geneve networks "
+       "(at most 40): a vxlan and a geneve port to each, on network.bridge. The cluster will "
+       "fill this list; until then it is configured here."},
       {"images.max_upload_bytes",
        Int64Field([](Config& c) { return &c.images.max_upload_bytes; }), 1 << 20,
        int64_t{1} << 42, {}, nullptr,
@@ -283,7 +313,7 @@ Status applyValue(const Option& o, const toml::node& node, Config& config,
             if (auto ok = checkString(*v); !ok) return ok;
             values.push_back(*v);
           }
-          if (values.empty()) return bad("must not be empty");
+          if (static_cast<int64_t>(values.size()) < o.min) return bad("must not be empty");
           *p = std::move(values);
         } else {
           auto v = node.value<int64_t>();
@@ -333,6 +363,26 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
       }
       if (auto ok = applyValue(*option, node, config, where); !ok) {
         return std::unexpected(ok.error());
+      }
+    }
+  }
+  // What one key cannot say alone.
+  const auto& net = config.network;
+  auto invalid = [&](const std::string& message) {
+    return makeError(ErrorCode::kInvalidArgument, "config", where + ": " + message);
+  };
+  if (!net.tunnel_peers.empty() && net.tunnel_ip.empty()) {
+    return invalid("network.tunnel_peers needs network.tunnel_ip (this host's underlay address)");
+  }
+  if (net.tunnel_peers.size() > 40) return invalid("network.tunnel_peers: at most 40 peers");
+  for (size_t i = 0; i < net.tunnel_peers.size(); ++i) {
+    const auto& peer = net.tunnel_peers[i];
+    if (peer == net.tunnel_ip) {
+      return invalid("network.tunnel_peers: " + peer + " is this host's own network.tunnel_ip");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (net.tunnel_peers[j] == peer) {
+        return invalid("network.tunnel_peers: " + peer + " is listed twice");
       }
     }
   }

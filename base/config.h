@@ -60,6 +60,8 @@ struct Config {
     std::string run_dir = "/run/qiao/dhcp";
     int ovs_timeout_ms = 5000;
     std::string vlan_uplink;
+    std::string tunnel_ip;                  // "" = no tunnels
+    std::vector<std::string> tunnel_peers;  // the other hosts' tunnel_ip
   } network;
   struct Images {
     int64_t max_upload_bytes = int64_t{64} << 30;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <set>
 
 #include "network/netdev.h"
@@ -116,6 +117,28 @@ SwitchPort Fabric::uplinkPort() const {
   return sp;
 }
 
+std::vector<SwitchPort> Fabric::tunnelPorts() const {
+  std::vector<SwitchPort> out;
+  if (options_.tunnel_ip.empty()) return out;
+  int64_t ofport = options_.first_tunnel_ofport;
+  for (const auto& peer : options_.tunnel_peers) {
+    auto ip = parseIpv4(peer, "tunnel peer");
+    if (!ip) continue;  // the config was checked: never here
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08x", *ip);
+    for (const char* type : {"vxlan", "geneve"}) {
+      SwitchPort sp;
+      sp.name = std::string(type[0] == 'v' ? "qvx-" : "qgn-") + hex;
+      sp.type = type;
+      sp.ofport_request = ofport++;
+      sp.options = {{"remote_ip", peer}, {"local_ip", options_.tunnel_ip}, {"key", "flow"}};
+      sp.external_ids = {{"qiao-role", "tunnel"}, {"qiao-peer", peer}};
+      out.push_back(std::move(sp));
+    }
+  }
+  return out;
+}
+
 DhcpConfig Fabric::dhcpConfigLocked(const NetworkDef& n) const {
   DhcpConfig c;
   c.key = n.uuid;
@@ -155,7 +178,16 @@ std::vector<std::string> Fabric::wantedFlowsLocked() const {
       if (n.type == "vlan") uplink.vlans[n.local_id] = n.segment_id;
     }
   }
-  return buildFlows(fp, groups_, uplink);
+  FlowTunnels tunnels;
+  for (const auto& t : tunnelPorts()) tunnels.ports.push_back({t.ofport_request, t.type});
+  if (!tunnels.ports.empty()) {
+    for (const auto& [_, n] : networks_) {
+      if (n.type == "vxlan" || n.type == "geneve") {
+        tunnels.networks[n.local_id] = {n.type, n.segment_id};
+      }
+    }
+  }
+  return buildFlows(fp, groups_, uplink, tunnels);
 }
 
 Status Fabric::applyFlowsLocked(bool incremental) {
@@ -336,6 +368,7 @@ Result<CheckReport> Fabric::checkLocked() {
   }
   for (const auto& [_, p] : ports_) wanted[p.name] = switchPortOf(p);
   if (!options_.vlan_uplink.empty()) wanted[options_.vlan_uplink] = uplinkPort();
+  for (auto& t : tunnelPorts()) wanted[t.name] = std::move(t);
 
   // One item that cannot be repaired never keeps the others (and the flows) from being.
   auto failed = [&](const std::string& what, const Status& s) {
@@ -369,7 +402,8 @@ Result<CheckReport> Fabric::checkLocked() {
     auto a = actual.find(name);
     if (a != actual.end() && a->second.port.type == want.type &&
         a->second.port.ofport_request == want.ofport_request &&
-        a->second.port.external_ids == want.external_ids) {
+        a->second.port.external_ids == want.external_ids &&
+        a->second.port.options == want.options) {
       continue;
     }
     if (auto s = switch_.ensurePort(options_.bridge, want); !s) {

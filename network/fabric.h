@@ -67,6 +67,12 @@ struct FabricOptions {
   // uplink_ofport (below the ports Qiao numbers for guests).
   std::string vlan_uplink;
   int64_t uplink_ofport = 10;
+  // This host's underlay address and the other hosts' ("" / none = no tunnels): a vxlan and a
+  // geneve port to each peer, OpenFlow ports first_tunnel_ofport + 2 * i (vxlan) and + 1
+  // (geneve), named qvx-/qgn-<the peer's address in hex>.
+  std::string tunnel_ip;
+  std::vector<std::string> tunnel_peers;
+  int64_t first_tunnel_ofport = 20;
 };
 
 struct CheckReport {
@@ -127,6 +133,7 @@ class Fabric {
   SwitchPort switchPortOf(const PortDef& p) const;
   SwitchPort switchPortOf(const NetworkDef& n) const;
   SwitchPort uplinkPort() const;
+  std::vector<SwitchPort> tunnelPorts() const;
   Result<CheckReport> checkLocked();
   void loop();
 

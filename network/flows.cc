@@ -159,6 +159,7 @@ std::vector<std::pair<int, int>> portRangeMasks(int min, int max) {
 namespace {
 
 constexpr int kTableEgressCt = 11;
+constexpr int kTableRemote = 21;
 constexpr int kTableIngressCt = 31;
 // Conntrack zones: a network's egress pass in zone <id>, its ingress pass in zone <id>|0x8000
 // (reg5), so that a connection the sender's groups let out is not thereby let in.
@@ -166,6 +167,12 @@ const std::string kZone = "zone=NXM_NX_REG6[0..15]";
 const std::string kIngressZone = "zone=NXM_NX_REG5[0..15]";
 const std::string kToIngressZone =
     "move:NXM_NX_REG6[0..14]->NXM_NX_REG5[0..14],load:1->NXM_NX_REG5[15]";
+// IP leaving the host (uplink, tunnel) is known to the network's ingress zone, so its answers
+// pass the receiving guest's ingress tables.
+const std::string kCommitIngress = kToIngressZone + ",ct(commit," + kIngressZone + ")";
+// reg4 = 1: the frame came from a tunnel.
+const std::string kFromTunnel = ",reg4=1";
+const std::string kFromHere = ",reg4=0";
 
 std::string hex(int v) {
   char buf[16];
@@ -190,7 +197,7 @@ std::vector<std::string> protocolMatches(const FlowRule& r) {
 
 std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                                     const std::vector<FlowGroup>& groups,
-                                    const FlowUplink& uplink) {
+                                    const FlowUplink& uplink, const FlowTunnels& tunnels) {
   const std::string l2 = "resubmit(," + std::to_string(kTableL2) + ")";
   std::vector<std::string> flows;
   // Everything not matched below is dropped.
@@ -222,6 +229,7 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
 
   std::map<int64_t, std::vector<int64_t>> members;  // network -> ofports, in port order
   std::map<int64_t, std::vector<int64_t>> servers;  // network -> its trusted (DHCP) ports
+  std::map<int64_t, std::vector<std::string>> server_macs;
   std::vector<FlowPort> sorted = ports;
   std::sort(sorted.begin(), sorted.end(),
             [](const FlowPort& a, const FlowPort& b) { return a.ofport < b.ofport; });
@@ -245,6 +253,7 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
     members[p.network].push_back(p.ofport);
     if (p.trusted) {
       servers[p.network].push_back(p.ofport);
+      server_macs[p.network].push_back(p.mac);
       flows.push_back(head(kTableClassify, 200) + in + ",actions=" + to_l2);
       for (const auto& ip : p.ips) {
         flows.push_back(head(kTableEgress, 100) + ",udp,reg6=" + std::to_string(p.network) +
@@ -325,35 +334,109 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
       // egress groups let it) is committed in the network's ingress zone too: the answers come
       // back through the receiving guest's ingress tables, and must be known there.
       flows.push_back(head(kTableL2, 10) + ",reg6=" + net + ",actions=" + to_uplink[network]);
-      flows.push_back(head(kTableL2, 11) + ",ip,reg6=" + net + ",actions=" + kToIngressZone +
-                      ",ct(commit," + kIngressZone + ")," + to_uplink[network]);
+      flows.push_back(head(kTableL2, 11) + ",ip,reg6=" + net + ",actions=" + kCommitIngress +
+                      "," + to_uplink[network]);
       members[network];  // its broadcasts reach the uplink even with no local port
     }
     flows.push_back(head(kTableClassify, 100) + ",in_port=" + u + ",actions=drop");
     // What comes from the uplink is filtered by the receiving guest's ingress groups.
   }
+  // The tunnels: a frame with a known tunnel id gets its network, is marked as from a tunnel
+  // and teaches where its source MAC lives; anything else from a tunnel is dropped.
+  std::map<int64_t, std::string> tunnel_outputs;  // network -> "output:T1,output:T2"
+  char learn[200];
+  std::snprintf(learn, sizeof learn,
+                "learn(table=%d,idle_timeout=%d,priority=100,cookie=0x%" PRIx64
+                ",NXM_NX_REG6[],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[])",
+                kTableRemote, kLearnedIdleSeconds, kQiaoLearnedCookie);
+  for (const auto& t : tunnels.ports) {
+    if (t.ofport <= 0) continue;
+    const std::string in = ",in_port=" + std::to_string(t.ofport);
+    flows.push_back(head(kTableClassify, 100) + in + ",actions=drop");
+    flows.push_back(head(kTableClassify, 300) + in + ",udp,tp_src=67,actions=drop");
+    for (const auto& [network, type_id] : tunnels.networks) {
+      if (type_id.first != t.type || network <= 0) continue;
+      flows.push_back(head(kTableClassify, 200) + in + ",tun_id=" +
+                      std::to_string(type_id.second) + ",actions=load:" +
+                      std::to_string(network) + "->NXM_NX_REG6[],load:1->NXM_NX_REG4[]," + learn +
+                      "," + l2);
+      auto& outputs = tunnel_outputs[network];
+      outputs += (outputs.empty() ? "" : ",") + ("output:" + std::to_string(t.ofport));
+    }
+  }
+  // Unicast from here to a MAC not on the bridge: tagged with the tunnel id, then table 21.
+  std::map<int64_t, std::string> to_tunnels;  // network -> the flood actions into its tunnels
+  for (const auto& [network, outputs] : tunnel_outputs) {
+    const std::string net = ",reg6=" + std::to_string(network);
+    const std::string tag =
+        "set_field:" + std::to_string(tunnels.networks.at(network).second) + "->tun_id";
+    const std::string remote = "resubmit(," + std::to_string(kTableRemote) + ")";
+    to_tunnels[network] = tag + "," + outputs;
+    flows.push_back(head(kTableL2, 5) + net + kFromHere + ",actions=" + tag + "," + remote);
+    flows.push_back(head(kTableL2, 6) + ",ip" + net + kFromHere + ",actions=" + kCommitIngress +
+                    "," + tag + "," + remote);
+    flows.push_back(head(kTableRemote, 1) + net + ",actions=" + outputs);
+    members[network];  // its broadcasts reach the tunnels even with no local port
+  }
+  if (!to_tunnels.empty()) flows.push_back(head(kTableRemote, 0) + ",actions=drop");
+
   // Broadcast and multicast never skip an ingress group: ARP floods the network (and its
   // uplink); a guest's DHCP broadcasts go to the DHCP server only; the DHCP server's own
   // broadcasts flood; any other broadcast or multicast is dropped.
+  // A tunnel's ARP floods the network's ports here but not its DHCP servers, and nothing of a
+  // DHCP server goes into a tunnel.
   const std::string mcast = ",dl_dst=01:00:00:00:00:00/01:00:00:00:00:00";
+  auto join = [](std::string a, const std::string& b) {
+    if (!b.empty()) a += (a.empty() ? "" : ",") + b;
+    return a;
+  };
   for (const auto& [network, ofports] : members) {
     const std::string net = ",reg6=" + std::to_string(network);
-    std::string flood;
-    for (int64_t o : ofports) flood += (flood.empty() ? "" : ",") + ("output:" + std::to_string(o));
-    if (auto u = to_uplink.find(network); u != to_uplink.end()) {
-      flood += (flood.empty() ? "" : ",") + u->second;
+    const std::vector<int64_t>& network_servers = servers[network];
+    std::string flood, guests;  // the ports here (and uplink); the same without DHCP servers
+    for (int64_t o : ofports) {
+      const std::string out_o = "output:" + std::to_string(o);
+      flood = join(flood, out_o);
+      if (std::find(network_servers.begin(), network_servers.end(), o) == network_servers.end()) {
+        guests = join(guests, out_o);
+      }
     }
-    if (flood.empty()) continue;
-    flows.push_back(head(kTableL2, 50) + net + ",arp" + mcast + ",actions=" + flood);
+    if (auto u = to_uplink.find(network); u != to_uplink.end()) {
+      flood = join(flood, u->second);
+      guests = join(guests, u->second);
+    }
+    auto t = to_tunnels.find(network);
+    const std::string everywhere = join(flood, t == to_tunnels.end() ? "" : t->second);
+    if (everywhere.empty()) continue;
+    flows.push_back(head(kTableL2, 50) + net + ",arp" + mcast + ",actions=" + everywhere);
+    if (t != to_tunnels.end()) {
+      flows.push_back(head(kTableL2, 51) + net + kFromTunnel + ",arp" + mcast +
+                      ",actions=" + (guests.empty() ? "drop" : guests));
+    }
     std::string to_servers;
-    for (int64_t d : servers[network]) {
+    for (int64_t d : network_servers) {
+      const std::string in_d = ",in_port=" + std::to_string(d);
       to_servers += (to_servers.empty() ? "" : ",") + ("output:" + std::to_string(d));
-      flows.push_back(head(kTableL2, 55) + net + ",in_port=" + std::to_string(d) + mcast +
-                      ",actions=" + flood);
+      if (!flood.empty()) {
+        flows.push_back(head(kTableL2, 55) + net + in_d + mcast + ",actions=" + flood);
+      }
+      if (t != to_tunnels.end()) {
+        flows.push_back(head(kTableL2, 7) + net + in_d + ",actions=drop");
+      }
+    }
+    if (t != to_tunnels.end()) {
+      for (const auto& mac : server_macs[network]) {
+        flows.push_back(head(kTableL2, 101) + net + kFromTunnel + ",dl_dst=" + mac +
+                        ",actions=drop");
+      }
     }
     if (!to_servers.empty()) {
       flows.push_back(head(kTableL2, 52) + net + ",udp,tp_src=68,tp_dst=67" + mcast +
                       ",actions=" + to_servers);
+      if (t != to_tunnels.end()) {  // another host's guest asks its own server only
+        flows.push_back(head(kTableL2, 53) + net + kFromTunnel + ",udp,tp_src=68,tp_dst=67" +
+                        mcast + ",actions=drop");
+      }
     }
     flows.push_back(head(kTableL2, 40) + net + mcast + ",actions=drop");
   }

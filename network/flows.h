@@ -18,6 +18,8 @@
 //            anything else is dropped
 //   table 31 established and related pass; new connections need an ingress rule of the
 //            receiving port's groups; the rest is dropped
+//   table 21 (tunnel networks) unicast to a MAC not on this bridge: the tunnel that taught
+//            it (learned flows), else every tunnel of the network's type
 // Unknown ports, networks and destinations are dropped (the bridge is fail_mode=secure).
 #pragma once
 
@@ -33,6 +35,10 @@
 namespace qiao {
 
 inline constexpr uint64_t kQiaoCookie = 0x51a0000000000001ULL;
+// Flows the bridge learns from tunnels (where a remote MAC lives); never dumped or replaced as
+// Qiao's, they age out by themselves.
+inline constexpr uint64_t kQiaoLearnedCookie = 0x51a0000000000002ULL;
+inline constexpr int kLearnedIdleSeconds = 300;
 
 // A port as the pipeline needs it. MACs and IPs are Qiao's own canonical text (ipam.h).
 struct FlowPort {
@@ -71,11 +77,32 @@ struct FlowUplink {
   bool operator==(const FlowUplink&) const = default;
 };
 
+// The tunnels to the other hosts that carry the vxlan and geneve networks: one port per peer
+// and type, with key=flow, so a port carries every network of its type, told apart by the
+// tunnel id (the network's segment id). A frame from a tunnel teaches the bridge where its
+// source MAC lives (a learned flow); unicast to a MAC not on the bridge goes to the tunnel that
+// taught it, or to every tunnel of the type while unknown, and ARP broadcasts flood to every
+// tunnel. IP that leaves by a tunnel is committed in the network's ingress zone, as on the
+// uplink, so that the answers pass. What comes from a tunnel never goes into another tunnel
+// (the peers form a full mesh) and never reaches a DHCP server (each host serves its guests).
+struct FlowTunnel {
+  int64_t ofport = 0;
+  std::string type;  // vxlan | geneve
+  bool operator==(const FlowTunnel&) const = default;
+};
+
+struct FlowTunnels {
+  std::vector<FlowTunnel> ports;
+  std::map<int64_t, std::pair<std::string, int64_t>> networks;  // local id -> (type, tunnel id)
+  bool operator==(const FlowTunnels&) const = default;
+};
+
 // The flows of the whole bridge, in ovs-ofctl's syntax, each with Qiao's cookie. Deterministic
 // (the same ports and groups give the same lines).
 std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                                     const std::vector<FlowGroup>& groups = {},
-                                    const FlowUplink& uplink = {});
+                                    const FlowUplink& uplink = {},
+                                    const FlowTunnels& tunnels = {});
 
 // The conntrack zones of a network: its egress pass and its ingress pass.
 inline int egressZone(int64_t network) { return static_cast<int>(network & 0x7fff); }

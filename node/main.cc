@@ -242,11 +242,14 @@ int runDaemon(const Config& config) {
     fabric_options.datapath_type = config.network.datapath_type;
     fabric_options.check_interval_ms = config.network.check_interval_ms;
     fabric_options.vlan_uplink = config.network.vlan_uplink;
+    fabric_options.tunnel_ip = config.network.tunnel_ip;
+    fabric_options.tunnel_peers = config.network.tunnel_peers;
     fabric = std::make_unique<Fabric>(fabric_options, *ovs, *flows, *dhcp);
     networks = std::make_unique<NetworkService>(**store, *fabric, tasks, events);
   }
   log.info("networks", {{"mode", with_networks ? "ovs" : "off"},
-                        {"bridge", config.network.bridge}});
+                        {"bridge", config.network.bridge},
+                        {"tunnel_peers", std::to_string(config.network.tunnel_peers.size())}});
   VmService vms(vm_options, **store, *hypervisor, events, tasks, &volumes, networks.get());
   images.sweep();
   if (networks) networks->start();

@@ -55,6 +55,28 @@ TEST(Config, RefusesWhatIsWrongNamingTheKey) {
   expectError("[api]\nlisten = []\n", "api.listen: must not be empty");
   expectError("[state]\ndir = \"relative\"\n", "state.dir: must be an absolute path");
   expectError("[api\n", "qiaod.toml:");
+  expectError("[network]\ntunnel_ip = \"10.0.0.256\"\n", "network.tunnel_ip: must be an IPv4");
+  expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.01\"]\n",
+              "network.tunnel_peers: must be an IPv4");
+  expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.2; rm\"]\n",
+              "network.tunnel_peers: must be an IPv4");
+  expectError("[network]\ntunnel_peers = [\"10.0.0.2\"]\n", "needs network.tunnel_ip");
+  expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.1\"]\n",
+              "this host's own");
+  expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.2\", \"10.0.0.2\"]\n",
+              "listed twice");
+}
+
+TEST(Config, TunnelPeers) {
+  auto c = parseConfig("[network]\ntunnel_ip = \"192.0.2.1\"\ntunnel_peers = []\n", "t.toml");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_TRUE(c->network.tunnel_peers.empty());
+  c = parseConfig(
+      "[network]\ntunnel_ip = \"192.0.2.1\"\ntunnel_peers = [\"192.0.2.2\", \"192.0.2.3\"]\n",
+      "t.toml");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ(c->network.tunnel_ip, "192.0.2.1");
+  EXPECT_EQ(c->network.tunnel_peers, (std::vector<std::string>{"192.0.2.2", "192.0.2.3"}));
 }
 
 TEST(Config, DefaultFileParsesBackToDefaults) {

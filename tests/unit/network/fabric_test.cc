@@ -223,6 +223,51 @@ TEST_F(FabricTest, CheckRepairsWhatDrifted) {
   EXPECT_TRUE(fabric_->check()->clean());
 }
 
+TEST_F(FabricTest, TunnelPortsToEveryPeerAreKeptAsConfigured) {
+  options_.tunnel_ip = "192.0.2.1";
+  options_.tunnel_peers = {"192.0.2.2", "192.0.2.3"};
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  NetworkDef n = network("n1", 1);
+  n.segment_id = 4242;
+  fabric_->load({n}, {port("a", "n1", 100)});
+  ASSERT_TRUE(fabric_->check());
+  auto vx = switch_.port("br-test", "qvx-c0000202");
+  ASSERT_TRUE(vx);
+  EXPECT_EQ(vx->port.type, "vxlan");
+  EXPECT_EQ(vx->port.ofport_request, 20);
+  EXPECT_EQ(vx->port.options.at("remote_ip"), "192.0.2.2");
+  EXPECT_EQ(vx->port.options.at("local_ip"), "192.0.2.1");
+  EXPECT_EQ(vx->port.options.at("key"), "flow");
+  auto gn = switch_.port("br-test", "qgn-c0000203");
+  ASSERT_TRUE(gn);
+  EXPECT_EQ(gn->port.type, "geneve");
+  EXPECT_EQ(gn->port.ofport_request, 23);
+  const auto& table = flows_.table["br-test"];
+  EXPECT_TRUE(std::any_of(table.begin(), table.end(), [](const std::string& f) {
+    return f.find("in_port=20,tun_id=4242,") != f.npos;
+  }));
+  EXPECT_TRUE(fabric_->check()->clean());
+
+  // A tunnel's options edited by hand are corrected; a peer dropped from the config leaves.
+  SwitchPort edited = vx->port;
+  edited.options["remote_ip"] = "192.0.2.99";
+  ASSERT_TRUE(switch_.ensurePort("br-test", edited));
+  auto report = fabric_->check();
+  ASSERT_TRUE(report);
+  ASSERT_EQ(report->changes.size(), 1u);
+  EXPECT_EQ(report->changes[0], "port qvx-c0000202 corrected");
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000202")->port.options.at("remote_ip"), "192.0.2.2");
+
+  options_.tunnel_peers = {"192.0.2.3"};
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  fabric_->load({n}, {port("a", "n1", 100)});
+  report = fabric_->check();
+  ASSERT_TRUE(report);
+  EXPECT_FALSE(switch_.port("br-test", "qvx-c0000202"));
+  EXPECT_FALSE(switch_.port("br-test", "qgn-c0000202"));
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000203")->port.ofport_request, 20);
+}
+
 TEST_F(FabricTest, ChangesWhileOvsIsDownAreAppliedWhenItComesBack) {
   fabric_->load({network("n1", 1)}, {});
   ASSERT_TRUE(fabric_->check());

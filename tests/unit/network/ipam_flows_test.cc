@@ -170,6 +170,85 @@ TEST(Flows, TrustedPortsAreNotFiltered) {
   EXPECT_EQ(flowsWith(flows, "table=30,priority=200,in_port=101,actions=output").size(), 1u);
 }
 
+TEST(Flows, TunnelsCarryTheirNetworksOnlyAndNeverLoop) {
+  // Network 1 (vxlan 100) and 2 (geneve 100: the same id in another type) and 3 (vxlan 300,
+  // no local port); two peers, a vxlan and a geneve port each.
+  FlowTunnels tunnels;
+  tunnels.ports = {{20, "vxlan"}, {21, "geneve"}, {22, "vxlan"}, {23, "geneve"}};
+  tunnels.networks = {{1, {"vxlan", 100}}, {2, {"geneve", 100}}, {3, {"vxlan", 300}}};
+  auto flows = buildFlows({{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false},
+                           {"qd-n", 101, 1, "02:51:a0:00:00:02", {"10.0.0.2"}, true},
+                           {"qt-c", 102, 2, "02:51:a0:00:00:03", {"10.0.0.3"}, false}},
+                          {}, {}, tunnels);
+  // In: a tunnel id of the port's type gives the network, marks reg4 and learns the source.
+  auto in20 = flowsWith(flows, "table=0,priority=200,in_port=20,");
+  ASSERT_EQ(in20.size(), 2u);  // networks 1 and 3, not the geneve one
+  EXPECT_NE(in20[0].find("tun_id=100,actions=load:1->NXM_NX_REG6[],load:1->NXM_NX_REG4[],learn("),
+            std::string::npos)
+      << in20[0];
+  EXPECT_NE(in20[0].find("cookie=0x51a0000000000002"), std::string::npos);
+  EXPECT_NE(in20[1].find("tun_id=300,actions=load:3->NXM_NX_REG6[]"), std::string::npos);
+  auto in21 = flowsWith(flows, "table=0,priority=200,in_port=21,");
+  ASSERT_EQ(in21.size(), 1u);
+  EXPECT_NE(in21[0].find("tun_id=100,actions=load:2->NXM_NX_REG6[]"), std::string::npos);
+  // Unknown tunnel ids and DHCP answers from a tunnel are dropped.
+  EXPECT_EQ(flowsWith(flows, "table=0,priority=100,in_port=22,actions=drop").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "table=0,priority=300,in_port=23,udp,tp_src=67,actions=drop").size(),
+            1u);
+
+  const std::string mcast = "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00";
+  // ARP from here floods the ports here and the network's tunnels, tagged; from a tunnel, only
+  // the guests here (not the DHCP server, never another tunnel).
+  EXPECT_EQ(flowsWith(flows, "priority=50,reg6=1,arp," + mcast +
+                                 ",actions=output:100,output:101,set_field:100->tun_id,"
+                                 "output:20,output:22")
+                .size(),
+            1u);
+  EXPECT_EQ(flowsWith(flows, "priority=51,reg6=1,reg4=1,arp," + mcast + ",actions=output:100")
+                .size(),
+            1u);
+  EXPECT_EQ(flowsWith(flows, "priority=50,reg6=2,arp," + mcast +
+                                 ",actions=output:102,set_field:100->tun_id,output:21,output:23")
+                .size(),
+            1u);
+  // A network with no port here still reaches its tunnels; nothing of it floods locally.
+  EXPECT_EQ(flowsWith(flows, "priority=50,reg6=3,arp," + mcast +
+                                 ",actions=set_field:300->tun_id,output:20,output:22")
+                .size(),
+            1u);
+  EXPECT_EQ(flowsWith(flows, "priority=51,reg6=3,reg4=1,arp," + mcast + ",actions=drop").size(),
+            1u);
+  // Unicast from here to an unknown MAC: IP committed in the ingress zone, tagged, table 21;
+  // from a tunnel it is dropped (table 20's default). The DHCP server's stays here.
+  EXPECT_EQ(flowsWith(flows, "table=20,priority=5,reg6=1,reg4=0,actions=set_field:100->tun_id,"
+                             "resubmit(,21)")
+                .size(),
+            1u);
+  auto ip_out = flowsWith(flows, "table=20,priority=6,ip,reg6=1,reg4=0,");
+  ASSERT_EQ(ip_out.size(), 1u);
+  EXPECT_NE(ip_out[0].find("ct(commit,zone=NXM_NX_REG5[0..15]),set_field:100->tun_id"),
+            std::string::npos)
+      << ip_out[0];
+  EXPECT_EQ(flowsWith(flows, "table=20,priority=7,reg6=1,in_port=101,actions=drop").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "table=20,priority=101,reg6=1,reg4=1,dl_dst=02:51:a0:00:00:02,"
+                             "actions=drop")
+                .size(),
+            1u);
+  EXPECT_EQ(flowsWith(flows, "priority=53,reg6=1,reg4=1,udp,tp_src=68,tp_dst=67").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "priority=55,reg6=1,in_port=101," + mcast + ",actions=output:100,"
+                             "output:101")
+                .size(),
+            1u);
+  // Table 21: learned flows come first; unknown MACs go to every tunnel of the type.
+  EXPECT_EQ(flowsWith(flows, "table=21,priority=1,reg6=1,actions=output:20,output:22").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "table=21,priority=1,reg6=2,actions=output:21,output:23").size(), 1u);
+  EXPECT_EQ(flowsWith(flows, "table=21,priority=0,actions=drop").size(), 1u);
+  // Without tunnels none of this exists.
+  auto plain = buildFlows({{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false}});
+  EXPECT_TRUE(flowsWith(plain, "table=21").empty());
+  EXPECT_TRUE(flowsWith(plain, "reg4").empty());
+}
+
 TEST(Flows, DeterministicAndIgnoresUnattachedPorts) {
   std::vector<FlowPort> ports = {{"qt-b", 101, 1, "02:51:a0:00:00:02", {"10.0.0.4"}, false},
                                  {"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false}};
