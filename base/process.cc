@@ -182,4 +182,11 @@ Result<ProcessResult> runProcess(const ProcessOptions& options) {
   return result;
 }
 
+std::string ProcessResult::message() const {
+  if (timed_out) return "timed out";
+  std::string m = err.empty() ? out : err;
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
+}
+
 }  // namespace qiao

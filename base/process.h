@@ -26,6 +26,9 @@ struct ProcessResult {
   bool timed_out = false;
   std::string out;
   std::string err;
+  // What the program said about its failure: stderr (stdout when stderr is empty), without
+  // trailing newlines and spaces; "timed out" when it was killed for its deadline.
+  std::string message() const;
 };
 
 // An error only when the program could not be started (kNotFound when it does not exist);

@@ -137,10 +137,8 @@ Status DhcpServers::start(const DhcpConfig& c, const std::vector<std::string>& a
   auto r = runProcess(p);  // dnsmasq forks into the background once it is serving
   if (!r) return std::unexpected(r.error());
   if (r->exit_code != 0) {
-    std::string err = r->err;
-    while (!err.empty() && err.back() == '\n') err.pop_back();
     return makeError(ErrorCode::kInternal, "dhcp",
-                     "dnsmasq for network " + c.key + " did not start: " + err);
+                     "dnsmasq for network " + c.key + " did not start: " + r->message());
   }
   for (int i = 0; i < 40; ++i) {
     if (pidOf(c.key) != 0) return {};

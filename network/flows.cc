@@ -32,14 +32,13 @@ std::string cookieMatch() {
 }
 
 Error ofctlError(const std::string& what, const ProcessResult& r) {
-  std::string err = r.err.empty() ? r.out : r.err;
-  while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+  const std::string err = r.message();
   // ovs-ofctl cannot reach a bridge that is not there or a vswitchd that is down.
   bool down = err.find("is not a bridge or a socket") != std::string::npos ||
               err.find("Connection refused") != std::string::npos ||
               err.find("No such file") != std::string::npos;
   return Error{down ? ErrorCode::kUnavailable : ErrorCode::kInternal, "ovs",
-               what + ": " + (r.timed_out ? std::string("timed out") : err)};
+               what + ": " + err};
 }
 
 class OfctlInstaller : public FlowInstaller {

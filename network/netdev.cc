@@ -48,9 +48,7 @@ Status ip(std::vector<std::string> args) {
   if (r->exit_code != 0) {
     std::string cmd;
     for (const auto& a : p.argv) cmd += (cmd.empty() ? "" : " ") + a;
-    std::string err = r->err;
-    while (!err.empty() && err.back() == '\n') err.pop_back();
-    return makeError(ErrorCode::kInternal, "netdev", cmd + ": " + err);
+    return makeError(ErrorCode::kInternal, "netdev", cmd + ": " + r->message());
   }
   return {};
 }
