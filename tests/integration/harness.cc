@@ -1,6 +1,7 @@
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -97,7 +98,13 @@ Qiaod::Qiaod(std::string extra_config, std::string listen)
   if (init.exit_code != 0) die("qiaod pki init failed: " + init.out + init.err);
 }
 
+void Qiaod::placeOn(const SimHost& host) {
+  launcher_ = host.exec();
+  netns_ = host.netns();
+}
+
 Qiaod::~Qiaod() {
+  NetnsScope in_host(netns_);
   // Leave no guest behind: every domain of this test's cluster is removed.
   if (!running()) {
     try {
@@ -155,9 +162,15 @@ void Qiaod::start(const std::vector<std::string>& env) {
       dup2(log, 2);
     }
     for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
-    std::string bin = qiaodBinary();
-    execl(bin.c_str(), bin.c_str(), "--config", config_file_.c_str(), "run",
-          static_cast<char*>(nullptr));
+    std::vector<std::string> args = launcher_;
+    for (const std::string a : {qiaodBinary(), std::string("--config"), config_file_,
+                                std::string("run")}) {
+      args.push_back(a);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   pid_ = pid;
@@ -338,6 +351,95 @@ std::string stackCephConfig() {
   return "[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kStackCephDir + "/ceph.conf\"\n" +
          "ceph_keyring = \"" + kStackCephDir + "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n" +
          "ceph_timeout_s = 20\n";
+}
+
+NetnsScope::NetnsScope(const std::string& netns_path) {
+  if (netns_path.empty()) return;
+  saved_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int target = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (saved_ < 0 || target < 0 || setns(target, CLONE_NEWNET) != 0) {
+    if (target >= 0) ::close(target);
+    die("cannot enter network namespace " + netns_path);
+  }
+  ::close(target);
+}
+
+NetnsScope::~NetnsScope() {
+  if (saved_ < 0) return;
+  setns(saved_, CLONE_NEWNET);
+  ::close(saved_);
+}
+
+namespace {
+std::string simhostScript() { return sourceDir() + "/scripts/simhost"; }
+}  // namespace
+
+SimHost::SimHost(std::string name, std::string underlay)
+    : name_(std::move(name)), underlay_(std::move(underlay)) {}
+
+SimHost::~SimHost() { runCommand({simhostScript(), "down", name_}, 120000); }
+
+bool SimHost::upAll(const std::vector<SimHost*>& hosts, std::string* output) {
+  std::vector<CommandResult> results(hosts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      std::vector<std::string> argv = {simhostScript(), "up", hosts[i]->name_};
+      if (!hosts[i]->underlay_.empty()) {
+        argv.push_back("--underlay");
+        argv.push_back(hosts[i]->underlay_);
+      }
+      results[i] = runCommand(argv, 240000);
+    });
+  }
+  for (auto& t : threads) t.join();
+  bool ok = true;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    if (output) *output += results[i].out + results[i].err;
+    if (results[i].exit_code != 0) {
+      ok = false;
+      continue;
+    }
+    auto env = runCommand({simhostScript(), "env", hosts[i]->name_});
+    std::istringstream lines(env.out);
+    for (std::string line; std::getline(lines, line);) {
+      auto eq = line.find('=');
+      if (eq != std::string::npos) hosts[i]->env_[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    hosts[i]->netns_ = hosts[i]->env("SIM_NETNS_PATH");
+    if (env.exit_code != 0 || hosts[i]->netns_.empty()) ok = false;
+  }
+  return ok;
+}
+
+CommandResult SimHost::link(const SimHost& a, const SimHost& b) {
+  return runCommand({simhostScript(), "link", a.name_, b.name_});
+}
+
+std::string SimHost::env(const std::string& key) const {
+  auto it = env_.find(key);
+  return it == env_.end() ? std::string() : it->second;
+}
+
+std::vector<std::string> SimHost::exec() const { return {simhostScript(), "exec", name_, "--"}; }
+
+CommandResult SimHost::run(const std::vector<std::string>& argv, int timeout_ms) const {
+  std::vector<std::string> full = exec();
+  full.insert(full.end(), argv.begin(), argv.end());
+  return runCommand(full, timeout_ms);
+}
+
+std::string SimHost::qiaodConfig(const std::vector<std::string>& tunnel_peers) const {
+  std::string peers;
+  for (const auto& p : tunnel_peers) peers += (peers.empty() ? "\"" : ", \"") + p + "\"";
+  const std::string underlay_ip = underlay_.substr(0, underlay_.find('/'));
+  return "[libvirt]\nuri = \"" + env("SIM_LIBVIRT_URI") + "\"\n" +
+         "[network]\nmode = \"ovs\"\novsdb_socket = \"" + env("SIM_OVSDB_SOCKET") +
+         "\"\nbridge = \"br-int\"\ncheck_interval_ms = 500\nrun_dir = \"" +
+         env("SIM_STATE_DIR") + "/dhcp\"\n" +
+         (underlay_ip.empty() ? std::string()
+                              : "tunnel_ip = \"" + underlay_ip + "\"\ntunnel_peers = [" + peers +
+                                    "]\n");
 }
 
 std::string stackNetworkConfig(const std::string& bridge) {

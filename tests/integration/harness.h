@@ -49,6 +49,47 @@ struct Identity {
   std::string config_file;  // a qiaoctl config for this identity
 };
 
+// Runs the calling thread in another network namespace (/run/netns/NAME) while it lives:
+// sockets made meanwhile (an ApiClient's connection) stay in that namespace.
+class NetnsScope {
+ public:
+  explicit NetnsScope(const std::string& netns_path);  // "" = stay where we are
+  ~NetnsScope();
+  NetnsScope(const NetnsScope&) = delete;
+  NetnsScope& operator=(const NetnsScope&) = delete;
+
+ private:
+  int saved_ = -1;
+};
+
+// A simulated compute host (scripts/simhost): its own network namespace, Open vSwitch and
+// libvirtd. up() starts it (with an underlay address on br-phy when given); the destructor
+// takes it down with all it runs.
+class SimHost {
+ public:
+  explicit SimHost(std::string name, std::string underlay = {});
+  ~SimHost();
+  SimHost(const SimHost&) = delete;
+  SimHost& operator=(const SimHost&) = delete;
+  // Starts several at once (each takes tens of seconds); false with the output on failure.
+  static bool upAll(const std::vector<SimHost*>& hosts, std::string* output);
+  static CommandResult link(const SimHost& a, const SimHost& b);
+
+  const std::string& name() const { return name_; }
+  const std::string& netns() const { return netns_; }  // /run/netns/...
+  // `simhost env`'s values: OVS_DB_SOCKET, LIBVIRT_URI, ...
+  std::string env(const std::string& key) const;
+  // The argv prefix that runs a program inside the host.
+  std::vector<std::string> exec() const;
+  CommandResult run(const std::vector<std::string>& argv, int timeout_ms = 60000) const;
+  // qiaod.toml lines of a daemon on this host: its libvirtd, its OVS's br-int, tunnels.
+  std::string qiaodConfig(const std::vector<std::string>& tunnel_peers = {}) const;
+
+ private:
+  std::string name_, underlay_, netns_;
+  std::map<std::string, std::string> env_;
+};
+
 class Qiaod {
  public:
   // `extra_config` is appended to the generated qiaod.toml; `listen` is api.listen's array.
@@ -60,6 +101,11 @@ class Qiaod {
   const std::string& configFile() const { return config_file_; }
   std::string endpoint() const { return "https://" + address_; }
   pid_t pid() const { return pid_; }
+
+  // Runs qiaod inside a simulated host (before start): its API is then reached from that
+  // host's network namespace (NetnsScope, which the destructor enters itself).
+  void placeOn(const SimHost& host);
+  const std::string& netns() const { return netns_; }
 
   // Starts qiaod and waits until it serves. `env` adds variables (QIAO_FAILPOINT=...).
   void start(const std::vector<std::string>& env = {});
@@ -87,6 +133,8 @@ class Qiaod {
   std::string extra_config_;
   pid_t pid_ = -1;
   std::map<std::string, Identity> identities_;
+  std::vector<std::string> launcher_;  // argv prefix (a simulated host's exec)
+  std::string netns_;
 };
 
 // JSON helpers over ApiClient.
