@@ -294,6 +294,11 @@ bool OvsdbClient::connected() const {
   return conn_ != nullptr;
 }
 
+uint64_t OvsdbClient::generation() const {
+  std::lock_guard lock(mu_);
+  return conn_ ? conn_->generation : 0;
+}
+
 void OvsdbClient::run() {
   {
     std::lock_guard lock(mu_);
@@ -681,22 +686,22 @@ void OvsdbClient::issueMonitor(const std::shared_ptr<Connection>& conn,
   auto pending = std::make_shared<Pending>();
   pending->deadline = Clock::now() + options_.call_timeout;
   pending->on_reply = [this, monitor](Result<json> result) {
+    bool first = false;
     {
       std::lock_guard lock(mu_);
       if (monitor->waiting_first) {
+        first = true;
         monitor->first_done = true;
-        monitor->first_result = std::move(result);
+        monitor->first_result = result;
         cv_.notify_all();
-        return;
-      }
-      if (!result && (result.error().code == ErrorCode::kInternal ||
-                      result.error().code == ErrorCode::kNotFound)) {
+      } else if (!result && (result.error().code == ErrorCode::kInternal ||
+                             result.error().code == ErrorCode::kNotFound)) {
         monitors_.erase(monitor->id);
       }
     }
     if (result) {
       monitor->handler(*result, true);
-    } else {
+    } else if (!first) {
       kLog.warn("cannot set up a monitor again",
                 {{"monitor", monitor->id}, {"reason", result.error().message}});
     }
@@ -752,6 +757,45 @@ Result<json> OvsdbClient::monitor(const std::string& db, const json& requests,
     monitors_.erase(monitor->id);
   }
   return std::unexpected(std::move(error));
+}
+
+Status OvsdbTableCache::apply(const json& updates, bool initial) {
+  auto bad = [](const std::string& what) {
+    return makeError(ErrorCode::kInvalidArgument, "ovsdb", "monitor update: " + what);
+  };
+  if (!updates.is_object()) return bad("not an object of tables");
+  for (const auto& [table, rows] : updates.items()) {
+    if (!rows.is_object()) return bad("table " + table + " is not an object of rows");
+    for (const auto& [uuid, change] : rows.items()) {
+      if (!change.is_object()) return bad("a row update of " + table + " is not an object");
+      if (change.contains("new") && !change["new"].is_object()) {
+        return bad("the new row of " + table + " is not an object");
+      }
+    }
+  }
+  if (initial) tables_.clear();
+  for (const auto& [table, rows] : updates.items()) {
+    auto& cached = tables_[table];
+    for (const auto& [uuid, change] : rows.items()) {
+      auto next = change.find("new");
+      if (next == change.end()) {
+        cached.erase(uuid);
+        continue;
+      }
+      json row = *next;
+      row["_uuid"] = json::array({"uuid", uuid});
+      cached[uuid] = std::move(row);
+    }
+  }
+  return {};
+}
+
+std::vector<json> OvsdbTableCache::rows(const std::string& table) const {
+  std::vector<json> out;
+  auto it = tables_.find(table);
+  if (it == tables_.end()) return out;
+  for (const auto& [_, row] : it->second) out.push_back(row);
+  return out;
 }
 
 }  // namespace qiao

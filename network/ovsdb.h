@@ -82,6 +82,21 @@ struct OvsdbClientOptions {
   int max_depth = kOvsdbMaxDepth;
 };
 
+// The rows of monitored tables as a monitor's <table-updates> (RFC 7047 4.1.6, "monitor"
+// method) leave them: a row's "new" replaces it, an update without "new" deletes it. Each row
+// carries its "_uuid" as ["uuid", "..."], like a select's. Not thread-safe.
+class OvsdbTableCache {
+ public:
+  // `initial` (a monitor's whole contents) replaces everything first. kInvalidArgument, and
+  // nothing changed, when `updates` is not of that shape.
+  Status apply(const nlohmann::json& updates, bool initial);
+  std::vector<nlohmann::json> rows(const std::string& table) const;
+  void clear() { tables_.clear(); }
+
+ private:
+  std::map<std::string, std::map<std::string, nlohmann::json>> tables_;  // table -> uuid -> row
+};
+
 class OvsdbClient {
  public:
   // The <table-updates> (or <table-updates2>) of one monitor. `initial` is true when this is
@@ -101,6 +116,10 @@ class OvsdbClient {
   // Joins the reader thread and closes the socket; calls in flight fail with kUnavailable.
   void stop();
   bool connected() const;
+  // The live connection's number (1 for the first, counting reconnections), 0 while there is
+  // none: a view built from a monitor is current while this stays what it was when the
+  // monitor's initial contents came.
+  uint64_t generation() const;
 
   // One JSON-RPC call. kUnavailable when the server cannot be reached (after one immediate
   // connection attempt) or the connection is lost before the reply; kTimeout when no reply
@@ -114,10 +133,13 @@ class OvsdbClient {
   Result<nlohmann::json> transact(const std::string& db, const nlohmann::json& operations,
                                   std::chrono::milliseconds timeout = {});
   // Sets up a monitor of `requests` (<monitor-requests>) on `db` and returns its initial
-  // contents. The monitor stays registered for the client's life: every notification for it
-  // goes to `handler`, and after each reconnection it is issued again and `handler` gets the
-  // new contents with initial=true - also when this first call failed with kUnavailable or
-  // kTimeout. A monitor the server refused is dropped. The handler runs on the reader thread.
+  // contents. The monitor stays registered for the client's life: `handler` gets the initial
+  // contents too (initial=true), then every notification for it, and after each reconnection
+  // it is issued again and `handler` gets the new contents with initial=true - also when this
+  // first call failed with kUnavailable or kTimeout. A monitor the server refused is dropped.
+  // The handler runs on the reader thread, in the order of the server's messages: the update
+  // a transaction of this client caused is handled before that transaction returns
+  // (ovsdb-server sends it before the reply).
   Result<nlohmann::json> monitor(const std::string& db, const nlohmann::json& requests,
                                  MonitorHandler handler,
                                  MonitorMethod method = MonitorMethod::kMonitor,

@@ -254,17 +254,35 @@ class OvsdbSwitch final : public Switch {
     if (auto valid = checkInterfaceName("bridge", bridge); !valid) {
       return std::unexpected(valid.error());
     }
-    // One transaction: one consistent view of the three tables.
-    auto read = client_.transact(
-        kDb, json::array({select("Bridge", json::array({eq("name", bridge)}), {"ports"}),
-                          select("Port", json::array(), {"_uuid", "name", "interfaces"}),
-                          select("Interface", json::array(),
-                                 {"_uuid", "name", "type", "ofport_request", "external_ids",
-                                  "options", "ofport", "error"})}));
-    if (!read) return std::unexpected(read.error());
-    auto bridges = rowsOf(*read, 0);
-    auto ports = rowsOf(*read, 1);
-    auto interfaces = rowsOf(*read, 2);
+    Result<std::vector<json>> bridges, ports, interfaces;
+    bool from_view = false;
+    {
+      // The monitor's view when it is current (no round trip: the check asks every second);
+      // it has every change this client made, and others' as of their notification.
+      std::lock_guard lock(mu_);
+      if (cache_generation_ != 0 && cache_generation_ == client_.generation()) {
+        bridges = std::vector<json>();
+        for (auto& row : cache_.rows("Bridge")) {
+          if (stringOr(row, "name") == bridge) bridges->push_back(std::move(row));
+        }
+        ports = cache_.rows("Port");
+        interfaces = cache_.rows("Interface");
+        from_view = true;
+      }
+    }
+    if (!from_view) {
+      // One transaction: one consistent view of the three tables.
+      auto read = client_.transact(
+          kDb, json::array({select("Bridge", json::array({eq("name", bridge)}), {"ports"}),
+                            select("Port", json::array(), {"_uuid", "name", "interfaces"}),
+                            select("Interface", json::array(),
+                                   {"_uuid", "name", "type", "ofport_request", "external_ids",
+                                    "options", "ofport", "error"})}));
+      if (!read) return std::unexpected(read.error());
+      bridges = rowsOf(*read, 0);
+      ports = rowsOf(*read, 1);
+      interfaces = rowsOf(*read, 2);
+    }
     for (const auto* rows : {&bridges, &ports, &interfaces}) {
       if (!*rows) return std::unexpected(rows->error());
     }
@@ -334,7 +352,20 @@ class OvsdbSwitch final : public Switch {
                      {"Port", columns({"name", "interfaces"})},
                      {"Interface", columns({"name", "type", "ofport", "ofport_request",
                                             "external_ids", "options", "error"})}};
-    auto monitored = client_.monitor(kDb, requests, [this](const json&, bool) { notify(); });
+    auto monitored = client_.monitor(kDb, requests, [this](const json& updates, bool initial) {
+      {
+        std::lock_guard lock(mu_);
+        if (initial) cache_generation_ = client_.generation();
+        if (auto applied = cache_.apply(updates, initial); !applied) {
+          kLog.warn("monitor update not understood; reading the switch directly until the next "
+                    "connection",
+                    {{"reason", applied.error().message}});
+          cache_generation_ = 0;
+          cache_.clear();
+        }
+      }
+      notify();
+    });
     if (!monitored) {
       // The monitor stays registered in the client: it is set up when the server is back,
       // and the handler called then.
@@ -549,6 +580,11 @@ class OvsdbSwitch final : public Switch {
   std::mutex mu_;
   std::shared_ptr<std::function<void()>> handler_;
   bool monitoring_ = false;
+  // Bridge, Port and Interface as the monitor has them; current while the connection it came
+  // on (cache_generation_, 0 = none) is the client's live one.
+  OvsdbTableCache cache_;
+  uint64_t cache_generation_ = 0;
+
   OvsdbClient client_;  // last: its reader thread, which calls notify(), stops first
 };
 

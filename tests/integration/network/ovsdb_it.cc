@@ -228,7 +228,10 @@ TEST_F(OvsdbSwitchIt, PortsAreWrittenExactlyAndUpdatedInPlace) {
   EXPECT_EQ(sw_->ensurePort(other_bridge_ + "x", internal).error().code, ErrorCode::kNotFound);
 }
 
-TEST_F(OvsdbSwitchIt, ChangeHandlerSeesOtherClients) {
+// With a change handler the switch keeps a monitored view of the tables and lists ports from
+// it: other clients' changes show once notified, its own at once (ovsdb-server sends the update
+// before the reply to the transaction).
+TEST_F(OvsdbSwitchIt, TheMonitoredViewFollowsEveryChange) {
   ASSERT_TRUE(sw_->ensureBridge(bridge_, "netdev").has_value());
   std::atomic<int> changes{0};
   sw_->setChangeHandler([&] { ++changes; });
@@ -238,7 +241,45 @@ TEST_F(OvsdbSwitchIt, ChangeHandlerSeesOtherClients) {
   auto added = vsctl({"add-port", bridge_, name, "--", "set", "Interface", name, "type=internal"});
   ASSERT_EQ(added.exit_code, 0) << added.err;
   EXPECT_TRUE(eventually([&] { return changes > 0; }, milliseconds(5000)));
-  EXPECT_TRUE(findPort(*sw_, bridge_, name).has_value());
+  auto seen = findPort(*sw_, bridge_, name);
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->port.type, "internal");
+
+  // Ours: in the view as soon as the call returns, exactly as written.
+  for (int i = 0; i < 20; ++i) {
+    SwitchPort mine{.name = port_prefix_ + "m" + std::to_string(i % 3),
+                    .type = "internal",
+                    .ofport_request = 200 + i,
+                    .external_ids = {{"qiao-tenant", "t" + std::to_string(i)}}};
+    ASSERT_TRUE(sw_->ensurePort(bridge_, mine).has_value());
+    auto now = findPort(*sw_, bridge_, mine.name);
+    ASSERT_TRUE(now.has_value()) << i;
+    EXPECT_EQ(now->port.ofport_request, 200 + i);
+    EXPECT_EQ(now->port.external_ids, mine.external_ids);
+    if (i % 2 == 1) {
+      ASSERT_TRUE(sw_->removePort(bridge_, mine.name).has_value());
+      EXPECT_FALSE(findPort(*sw_, bridge_, mine.name).has_value()) << i;
+    }
+  }
+  // Another client's edit and delete.
+  ASSERT_EQ(vsctl({"set", "Interface", name, "external_ids:qiao-role=edited"}).exit_code, 0);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto p = findPort(*sw_, bridge_, name);
+        return p && p->port.external_ids.contains("qiao-role");
+      },
+      milliseconds(5000)));
+  ASSERT_EQ(vsctl({"del-port", bridge_, name}).exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return !findPort(*sw_, bridge_, name).has_value(); },
+                         milliseconds(5000)));
+  // A bridge deleted behind its back is reported as gone.
+  ASSERT_EQ(vsctl({"del-br", bridge_}).exit_code, 0);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto listed = sw_->listPorts(bridge_);
+        return !listed && listed.error().code == ErrorCode::kNotFound;
+      },
+      milliseconds(5000)));
 }
 
 TEST_F(OvsdbSwitchIt, ReconnectsByItselfAfterOvsRestarts) {
@@ -255,10 +296,11 @@ TEST_F(OvsdbSwitchIt, ReconnectsByItselfAfterOvsRestarts) {
   EXPECT_TRUE(pinged.has_value()) << pinged.error().describe();
   auto ports = sw_->listPorts(bridge_);
   EXPECT_TRUE(ports.has_value()) << ports.error().describe();
-  // And keeps working for changes.
+  // And keeps working for changes (its view too).
   const int before = changes;
   ASSERT_TRUE(
       sw_->ensurePort(bridge_, {.name = port_prefix_ + "r", .type = "internal"}).has_value());
+  EXPECT_TRUE(findPort(*sw_, bridge_, port_prefix_ + "r").has_value());
   EXPECT_TRUE(eventually([&] { return changes > before; }, milliseconds(5000)));
 }
 

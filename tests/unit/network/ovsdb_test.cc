@@ -429,6 +429,8 @@ TEST_F(OvsdbClientTest, NotificationsAndReconnectionReachTheMonitor) {
   auto initial = monitored.get();
   ASSERT_TRUE(initial.has_value()) << initial.error().describe();
   EXPECT_EQ((*initial)["Bridge"]["u1"]["new"]["name"], "br0");
+  const uint64_t first_generation = client.generation();
+  EXPECT_GT(first_generation, 0u);
 
   server_->send(json{{"id", nullptr},
                      {"method", "update"},
@@ -436,10 +438,13 @@ TEST_F(OvsdbClientTest, NotificationsAndReconnectionReachTheMonitor) {
                     .dump());
   ASSERT_TRUE(eventually([&] {
     std::lock_guard lock(mu);
-    return seen.size() == 1;
+    return seen.size() == 2;
   }));
-  EXPECT_FALSE(seen[0].second);
-  EXPECT_EQ(seen[0].first["Bridge"]["u2"]["new"]["name"], "br1");
+  // The handler had the initial contents first, then the update, in the server's order.
+  EXPECT_TRUE(seen[0].second);
+  EXPECT_EQ(seen[0].first["Bridge"]["u1"]["new"]["name"], "br0");
+  EXPECT_FALSE(seen[1].second);
+  EXPECT_EQ(seen[1].first["Bridge"]["u2"]["new"]["name"], "br1");
 
   // A call in flight when the server goes fails, the client comes back by itself and sets the
   // monitor up again, and the handler gets the whole contents again.
@@ -457,10 +462,45 @@ TEST_F(OvsdbClientTest, NotificationsAndReconnectionReachTheMonitor) {
   server_->reply(*again, json{{"Bridge", json::object()}});
   ASSERT_TRUE(eventually([&] {
     std::lock_guard lock(mu);
-    return seen.size() == 2;
+    return seen.size() == 3;
   }));
-  EXPECT_TRUE(seen[1].second);
+  EXPECT_TRUE(seen[2].second);
   EXPECT_TRUE(client.connected());
+  EXPECT_GT(client.generation(), first_generation);
+}
+
+TEST(OvsdbTableCache, FollowsInitialContentsInsertsModifiesAndDeletes) {
+  OvsdbTableCache cache;
+  ASSERT_TRUE(cache.apply({{"Port", {{"p1", {{"new", {{"name", "a"}}}}},
+                                     {"p2", {{"new", {{"name", "b"}}}}}}}},
+                          true));
+  auto ports = cache.rows("Port");
+  ASSERT_EQ(ports.size(), 2u);
+  EXPECT_EQ(ports[0]["_uuid"], json::array({"uuid", "p1"}));
+  EXPECT_EQ(ports[0]["name"], "a");
+  // Modify (old and new: new is the row), insert, delete (old only).
+  ASSERT_TRUE(cache.apply({{"Port",
+                            {{"p1", {{"old", {{"name", "a"}}}, {"new", {{"name", "a2"}}}}},
+                             {"p3", {{"new", {{"name", "c"}}}}},
+                             {"p2", {{"old", {{"name", "b"}}}}}}}},
+                          false));
+  ports = cache.rows("Port");
+  ASSERT_EQ(ports.size(), 2u);
+  EXPECT_EQ(ports[0]["name"], "a2");
+  EXPECT_EQ(ports[1]["name"], "c");
+  EXPECT_TRUE(cache.rows("Bridge").empty());
+  // Wrong shapes change nothing.
+  for (const json& bad : {json::array(), json{{"Port", 1}}, json{{"Port", {{"p1", 2}}}},
+                          json{{"Port", {{"p1", {{"new", 3}}}}}}}) {
+    auto applied = cache.apply(bad, false);
+    ASSERT_FALSE(applied.has_value()) << bad.dump();
+    EXPECT_EQ(applied.error().code, ErrorCode::kInvalidArgument);
+  }
+  EXPECT_EQ(cache.rows("Port").size(), 2u);
+  // A new initial replaces everything (rows gone while disconnected go).
+  ASSERT_TRUE(cache.apply({{"Bridge", {{"b1", {{"new", {{"name", "br"}}}}}}}}, true));
+  EXPECT_TRUE(cache.rows("Port").empty());
+  EXPECT_EQ(cache.rows("Bridge").size(), 1u);
 }
 
 TEST_F(OvsdbClientTest, GarbageDropsTheConnection) {
