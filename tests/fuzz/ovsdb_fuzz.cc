@@ -1,7 +1,9 @@
 // libFuzzer target: what arrives on ovsdb-server's socket - the stream splitter and the message
-// parser on arbitrary bytes. They must never crash, hang or leak; the same stream cut into
-// reads of any size must give the same texts; and whatever the parser accepts must be a
-// well-formed message of its kind that survives being written out and read again.
+// parser on arbitrary bytes, and the monitored view fed with whatever an "update" carries. They
+// must never crash, hang or leak; the same stream cut into reads of any size must give the
+// same texts; whatever the parser accepts must be a well-formed message of its kind that
+// survives being written out and read again; an update the view refuses changes nothing, and
+// every row it keeps is an object with its _uuid.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -42,6 +44,19 @@ void checkMessage(const qiao::OvsdbMessage& m) {
       reparsed->method != m.method || reparsed->params != m.params ||
       reparsed->result != m.result || reparsed->error != m.error) {
     std::abort();
+  }
+  if (m.kind == Kind::kNotification && m.params.size() == 2) {
+    qiao::OvsdbTableCache view;
+    if (!view.apply({{"Port", {{"p0", {{"new", {{"name", "kept"}}}}}}}}, true)) std::abort();
+    const bool applied = view.apply(m.params[1], false).has_value();
+    if (!applied && view.rows("Port").size() != 1) std::abort();
+    if (m.params[1].is_object()) {
+      for (const auto& [table, _] : m.params[1].items()) {
+        for (const auto& row : view.rows(table)) {
+          if (!row.is_object() || !row.contains("_uuid")) std::abort();
+        }
+      }
+    }
   }
 }
 
