@@ -188,9 +188,14 @@ const std::vector<Option>& options() {
        100, 600000, {}, nullptr, "Deadline of one OVSDB transaction or ovs-ofctl call."},
       {"network.vlan_uplink", StringField([](Config& c) { return &c.network.vlan_uplink; }), 0,
        0, {}, nullptr,
-       "Host NIC that carries the vlan networks to the physical network (plugged into "
-       "network.bridge; frames leave and enter tagged with the network's segment_id). Empty: "
-       "vlan networks stay on this host."},
+       "Host NIC that carries the vlan networks to the physical network, on the provider bridge "
+       "network.vlan_bridge (frames leave and enter tagged with the network's segment_id). "
+       "Empty: vlan networks stay on this host."},
+      {"network.vlan_bridge", StringField([](Config& c) { return &c.network.vlan_bridge; }), 0,
+       0, {}, checkNotEmpty,
+       "Provider bridge of network.vlan_uplink: Qiao creates it when missing (standalone: a "
+       "learning switch; an existing one keeps its fail_mode, and may hold the host's address), "
+       "puts the NIC on it and joins it to network.bridge with a patch port pair."},
       {"network.tunnel_ip", StringField([](Config& c) { return &c.network.tunnel_ip; }), 0, 0,
        {}, checkOptionalIpv4,
        "This host's address on the underlay network: the local end of the vxlan and geneve "
@@ -371,6 +376,9 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
   auto invalid = [&](const std::string& message) {
     return makeError(ErrorCode::kInvalidArgument, "config", where + ": " + message);
   };
+  if (net.vlan_bridge == net.bridge) {
+    return invalid("network.vlan_bridge must be another bridge than network.bridge");
+  }
   if (!net.tunnel_peers.empty() && net.tunnel_ip.empty()) {
     return invalid("network.tunnel_peers needs network.tunnel_ip (this host's underlay address)");
   }

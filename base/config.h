@@ -60,6 +60,7 @@ struct Config {
     std::string run_dir = "/run/qiao/dhcp";
     int ovs_timeout_ms = 5000;
     std::string vlan_uplink;
+    std::string vlan_bridge = "br-vlan";
     std::string tunnel_ip;                  // "" = no tunnels
     std::vector<std::string> tunnel_peers;  // the other hosts' tunnel_ip
   } network;

@@ -109,12 +109,31 @@ SwitchPort Fabric::switchPortOf(const NetworkDef& n) const {
   return sp;
 }
 
+namespace {
+std::string patchOnBridge(const FabricOptions& o) { return "qpi-" + o.vlan_bridge.substr(0, 11); }
+std::string patchOnProvider(const FabricOptions& o) { return "qpp-" + o.bridge.substr(0, 11); }
+}  // namespace
+
 SwitchPort Fabric::uplinkPort() const {
   SwitchPort sp;
-  sp.name = options_.vlan_uplink;
+  sp.name = patchOnBridge(options_);
+  sp.type = "patch";
   sp.ofport_request = options_.uplink_ofport;
+  sp.options = {{"peer", patchOnProvider(options_)}};
   sp.external_ids = {{"qiao-role", "uplink"}};
   return sp;
+}
+
+std::map<std::string, SwitchPort> Fabric::providerPorts() const {
+  SwitchPort patch;
+  patch.name = patchOnProvider(options_);
+  patch.type = "patch";
+  patch.options = {{"peer", patchOnBridge(options_)}};
+  patch.external_ids = {{"qiao-role", "uplink"}};
+  SwitchPort nic;
+  nic.name = options_.vlan_uplink;
+  nic.external_ids = {{"qiao-role", "uplink-nic"}};
+  return {{patch.name, patch}, {nic.name, nic}};
 }
 
 std::vector<SwitchPort> Fabric::tunnelPorts() const {
@@ -329,6 +348,37 @@ Status Fabric::setGroups(std::vector<FlowGroup> groups) {
   return applyFlowsLocked();
 }
 
+void Fabric::reconcilePortsLocked(const std::string& bridge,
+                                  const std::vector<SwitchPortState>& listed,
+                                  const std::map<std::string, SwitchPort>& wanted,
+                                  CheckReport& report) {
+  std::map<std::string, const SwitchPortState*> actual;
+  for (const auto& s : listed) actual[s.port.name] = &s;
+  for (const auto& [name, want] : wanted) {
+    auto a = actual.find(name);
+    if (a != actual.end() && a->second->port.type == want.type &&
+        a->second->port.ofport_request == want.ofport_request &&
+        a->second->port.external_ids == want.external_ids &&
+        a->second->port.options == want.options) {
+      continue;
+    }
+    if (auto s = switch_.ensurePort(bridge, want); !s) {
+      report.errors.push_back("port " + name + ": " + s.error().describe());
+      continue;
+    }
+    report.changes.push_back("port " + name + (a == actual.end() ? " re-added" : " corrected"));
+  }
+  for (const auto& [name, a] : actual) {
+    if (isQiaoPort(*a) && !wanted.contains(name)) {
+      if (auto s = switch_.removePort(bridge, name); !s) {
+        report.errors.push_back("stale port " + name + ": " + s.error().describe());
+        continue;
+      }
+      report.changes.push_back("stale port " + name + " removed");
+    }
+  }
+}
+
 Result<CheckReport> Fabric::check() {
   std::lock_guard lock(mutex_);
   ++counters_.checks;
@@ -360,14 +410,12 @@ Result<CheckReport> Fabric::checkLocked() {
   if (!listed) return std::unexpected(listed.error());
   bridge_ready_ = true;
 
-  std::map<std::string, SwitchPortState> actual;
-  for (auto& s : *listed) actual[s.port.name] = s;
   std::map<std::string, SwitchPort> wanted;
   for (const auto& [_, n] : networks_) {
     if (n.dhcp) wanted[dhcpOuter(n)] = switchPortOf(n);
   }
   for (const auto& [_, p] : ports_) wanted[p.name] = switchPortOf(p);
-  if (!options_.vlan_uplink.empty()) wanted[options_.vlan_uplink] = uplinkPort();
+  if (!options_.vlan_uplink.empty()) wanted[uplinkPort().name] = uplinkPort();
   for (auto& t : tunnelPorts()) wanted[t.name] = std::move(t);
 
   // One item that cannot be repaired never keeps the others (and the flows) from being.
@@ -398,27 +446,25 @@ Result<CheckReport> Fabric::checkLocked() {
   if (!gone_ports_.empty() || !gone_networks_.empty()) {
     if (auto s = cleanupLocked(); !s) failed("cleaning up removed ports and networks", s);
   }
-  for (const auto& [name, want] : wanted) {
-    auto a = actual.find(name);
-    if (a != actual.end() && a->second.port.type == want.type &&
-        a->second.port.ofport_request == want.ofport_request &&
-        a->second.port.external_ids == want.external_ids &&
-        a->second.port.options == want.options) {
-      continue;
-    }
-    if (auto s = switch_.ensurePort(options_.bridge, want); !s) {
-      failed("port " + name, s);
-      continue;
-    }
-    report.changes.push_back("port " + name + (a == actual.end() ? " re-added" : " corrected"));
-  }
-  for (const auto& [name, a] : actual) {
-    if (isQiaoPort(a) && !wanted.contains(name)) {
-      if (auto s = switch_.removePort(options_.bridge, name); !s) {
-        failed("stale port " + name, s);
-        continue;
+  reconcilePortsLocked(options_.bridge, *listed, wanted, report);
+  // The provider bridge of the vlan networks: the NIC and the patch to this bridge.
+  if (!options_.vlan_uplink.empty()) {
+    auto provider = switch_.listPorts(options_.vlan_bridge);
+    if (!provider && provider.error().code == ErrorCode::kNotFound) {
+      if (auto s = switch_.ensureBridge(options_.vlan_bridge, options_.datapath_type,
+                                        "standalone");
+          !s) {
+        failed("provider bridge " + options_.vlan_bridge, s);
+      } else {
+        report.changes.push_back("provider bridge " + options_.vlan_bridge + " created");
+        provider = switch_.listPorts(options_.vlan_bridge);
       }
-      report.changes.push_back("stale port " + name + " removed");
+    }
+    if (provider) {
+      reconcilePortsLocked(options_.vlan_bridge, *provider, providerPorts(), report);
+    } else if (provider.error().code != ErrorCode::kNotFound) {
+      report.errors.push_back("provider bridge " + options_.vlan_bridge + ": " +
+                              provider.error().describe());
     }
   }
 

@@ -63,9 +63,12 @@ struct FabricOptions {
   std::string datapath_type = "netdev";
   int check_interval_ms = 1000;
   TapOps taps = TapOps::host();
-  // The host NIC of the vlan networks ("" = none), plugged into the bridge as OpenFlow port
-  // uplink_ofport (below the ports Qiao numbers for guests).
+  // The host NIC of the vlan networks ("" = none), on the provider bridge vlan_bridge (made
+  // standalone, a learning switch, when missing), which a patch port pair joins to the
+  // bridge: qpi-<vlan_bridge> there (OpenFlow port uplink_ofport, below the ports Qiao numbers
+  // for guests), qpp-<bridge> on the provider bridge.
   std::string vlan_uplink;
+  std::string vlan_bridge = "br-vlan";
   int64_t uplink_ofport = 10;
   // This host's underlay address and the other hosts' ("" / none = no tunnels): a vxlan and a
   // geneve port to each peer, OpenFlow ports first_tunnel_ofport + 2 * i (vxlan) and + 1
@@ -132,7 +135,12 @@ class Fabric {
   DhcpConfig dhcpConfigLocked(const NetworkDef& n) const;
   SwitchPort switchPortOf(const PortDef& p) const;
   SwitchPort switchPortOf(const NetworkDef& n) const;
-  SwitchPort uplinkPort() const;
+  SwitchPort uplinkPort() const;                  // the patch on the bridge
+  std::map<std::string, SwitchPort> providerPorts() const;  // the NIC and patch on vlan_bridge
+  // Makes the ports of Qiao's on `bridge` exactly `wanted` (missing or changed ones written,
+  // unwanted ones removed; others' ports untouched), noting what it did in `report`.
+  void reconcilePortsLocked(const std::string& bridge, const std::vector<SwitchPortState>& listed,
+                            const std::map<std::string, SwitchPort>& wanted, CheckReport& report);
   std::vector<SwitchPort> tunnelPorts() const;
   Result<CheckReport> checkLocked();
   void loop();

@@ -197,9 +197,14 @@ class OvsdbSwitch final : public Switch {
     return {};
   }
 
-  Status ensureBridge(const std::string& bridge, const std::string& datapath_type) override {
+  Status ensureBridge(const std::string& bridge, const std::string& datapath_type,
+                      const std::string& fail_mode) override {
     if (auto valid = checkInterfaceName("bridge", bridge); !valid) return valid;
-    return retried([&] { return ensureBridgeOnce(bridge, datapath_type); });
+    if (fail_mode != "secure" && fail_mode != "standalone") {
+      return makeError(ErrorCode::kInvalidArgument, "ovsdb",
+                       "fail_mode must be secure or standalone, not " + quoteForMessage(fail_mode));
+    }
+    return retried([&] { return ensureBridgeOnce(bridge, datapath_type, fail_mode); });
   }
 
   Status ensurePort(const std::string& bridge, const SwitchPort& port) override {
@@ -394,7 +399,10 @@ class OvsdbSwitch final : public Switch {
     return status;
   }
 
-  Status ensureBridgeOnce(const std::string& bridge, const std::string& datapath_type) {
+  Status ensureBridgeOnce(const std::string& bridge, const std::string& datapath_type,
+                          const std::string& fail_mode) {
+    // Only a secure bridge is held to its fail_mode; a standalone one is its owner's.
+    const bool enforce_mode = fail_mode == "secure";
     auto read =
         client_.transact(kDb, json::array({select("Bridge", json::array({eq("name", bridge)}),
                                                   {"_uuid", "datapath_type", "fail_mode"})}));
@@ -405,7 +413,10 @@ class OvsdbSwitch final : public Switch {
       const json& row = (*rows)[0];
       auto fail_mode = readOptionalString(row.value("fail_mode", json()), "Bridge.fail_mode");
       if (!fail_mode) return std::unexpected(fail_mode.error());
-      if (stringOr(row, "datapath_type") == datapath_type && *fail_mode == "secure") return {};
+      if (stringOr(row, "datapath_type") == datapath_type &&
+          (!enforce_mode || *fail_mode == "secure")) {
+        return {};
+      }
       auto uuid = readUuid(row.value("_uuid", json()));
       if (!uuid) return internal("a Bridge row has no _uuid");
       auto updated = client_.transact(
@@ -413,7 +424,9 @@ class OvsdbSwitch final : public Switch {
           json::array({{{"op", "update"},
                         {"table", "Bridge"},
                         {"where", json::array({eq("_uuid", uuidRef(*uuid))})},
-                        {"row", {{"datapath_type", datapath_type}, {"fail_mode", "secure"}}}}}));
+                        {"row", enforce_mode ? json{{"datapath_type", datapath_type},
+                                                   {"fail_mode", "secure"}}
+                                             : json{{"datapath_type", datapath_type}}}}}));
       if (!updated) return std::unexpected(updated.error());
       kLog.info("bridge updated", {{"bridge", bridge}, {"datapath_type", datapath_type}});
       return {};
@@ -434,7 +447,7 @@ class OvsdbSwitch final : public Switch {
          {"row",
           {{"name", bridge},
            {"datapath_type", datapath_type},
-           {"fail_mode", "secure"},
+           {"fail_mode", fail_mode},
            {"ports", namedRef("port")}}},
          {"uuid-name", "bridge"}},
         {{"op", "mutate"},

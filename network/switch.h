@@ -47,8 +47,11 @@ class Switch {
   // kUnavailable when ovsdb-server cannot be reached (it may start after qiaod).
   virtual Status ping() = 0;
   // Creates the bridge when missing (added to Open_vSwitch.bridges) and sets datapath_type and
-  // fail_mode=secure (no NORMAL flow of OVS's own: only Qiao's flows forward).
-  virtual Status ensureBridge(const std::string& bridge, const std::string& datapath_type) = 0;
+  // fail_mode: "secure" (no NORMAL flow of OVS's own: only Qiao's flows forward; an existing
+  // bridge is set so) or "standalone" (a learning switch: a provider bridge; the fail_mode of
+  // an existing bridge is then left as its owner set it).
+  virtual Status ensureBridge(const std::string& bridge, const std::string& datapath_type,
+                              const std::string& fail_mode = "secure") = 0;
   // Creates or updates the port so that type, ofport_request, external_ids and options are
   // exactly `port`'s. A port of that name on another bridge is moved.
   virtual Status ensurePort(const std::string& bridge, const SwitchPort& port) = 0;

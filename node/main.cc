@@ -242,6 +242,7 @@ int runDaemon(const Config& config) {
     fabric_options.datapath_type = config.network.datapath_type;
     fabric_options.check_interval_ms = config.network.check_interval_ms;
     fabric_options.vlan_uplink = config.network.vlan_uplink;
+    fabric_options.vlan_bridge = config.network.vlan_bridge;
     fabric_options.tunnel_ip = config.network.tunnel_ip;
     fabric_options.tunnel_peers = config.network.tunnel_peers;
     fabric = std::make_unique<Fabric>(fabric_options, *ovs, *flows, *dhcp);

@@ -164,8 +164,9 @@ class TimedSwitch : public Switch {
  public:
   TimedSwitch(Switch& inner, Meter& meter) : inner_(inner), meter_(meter) {}
   Status ping() override { return inner_.ping(); }
-  Status ensureBridge(const std::string& b, const std::string& d) override {
-    return meter_.time(&Spent::ovsdb, [&] { return inner_.ensureBridge(b, d); });
+  Status ensureBridge(const std::string& b, const std::string& d,
+                      const std::string& mode) override {
+    return meter_.time(&Spent::ovsdb, [&] { return inner_.ensureBridge(b, d, mode); });
   }
   Status ensurePort(const std::string& b, const SwitchPort& p) override {
     return meter_.time(&Spent::ovsdb, [&] { return inner_.ensurePort(b, p); });

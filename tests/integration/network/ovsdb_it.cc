@@ -120,6 +120,16 @@ TEST_F(OvsdbSwitchIt, BridgesArePlainAndIdempotent) {
   EXPECT_EQ(vsctlColumn("Bridge", bridge_, "fail_mode"), "secure");
   EXPECT_EQ(vsctlColumn("Bridge", bridge_, "_uuid"), uuid);
 
+  // A provider bridge: made standalone; an existing one keeps the fail_mode its owner set.
+  ASSERT_TRUE(sw_->ensureBridge(other_bridge_, "netdev", "standalone").has_value());
+  EXPECT_EQ(vsctlColumn("Bridge", other_bridge_, "fail_mode"), "standalone");
+  ASSERT_EQ(vsctl({"set-fail-mode", other_bridge_, "secure"}).exit_code, 0);
+  ASSERT_TRUE(sw_->ensureBridge(other_bridge_, "netdev", "standalone").has_value());
+  EXPECT_EQ(vsctlColumn("Bridge", other_bridge_, "fail_mode"), "secure");
+  EXPECT_EQ(sw_->ensureBridge(other_bridge_, "netdev", "open").error().code,
+            ErrorCode::kInvalidArgument);
+  ASSERT_EQ(vsctl({"del-br", other_bridge_}).exit_code, 0);
+
   // Its own port is OVS's, not listed.
   auto ports = sw_->listPorts(bridge_);
   ASSERT_TRUE(ports.has_value()) << ports.error().describe();

@@ -569,7 +569,8 @@ void ip(const std::vector<std::string>& args) {
 TEST(VlanUplink, GuestsReachAHostOnTheirVlanAndOnlyThere) {
   if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
   const std::string r = randomSuffix(6);
-  const std::string bridge = "qiv-" + r, uplink = "qvu" + r, trunk = "qvt" + r;
+  const std::string bridge = "qiv-" + r, provider = "qip-" + r;
+  const std::string uplink = "qvu" + r, trunk = "qvt" + r;
   const std::string access = "qva" + r, host = "qvh" + r, ns = "qext-" + r, ext = "qxb-" + r;
   const int vlan = 200 + static_cast<int>(std::random_device{}() % 2000);
   // The physical network: a switch of its own (a standalone OVS bridge; this kernel has no
@@ -588,7 +589,8 @@ TEST(VlanUplink, GuestsReachAHostOnTheirVlanAndOnlyThere) {
                               "add-port", ext, access, "tag=" + std::to_string(vlan)});
   ASSERT_EQ(made_ext.exit_code, 0) << made_ext.err;
 
-  Qiaod q(stackNetworkConfig(bridge) + "vlan_uplink = \"" + uplink + "\"\n");
+  Qiaod q(stackNetworkConfig(bridge) + "vlan_uplink = \"" + uplink + "\"\nvlan_bridge = \"" +
+          provider + "\"\n");
   q.start();
   auto c = q.adminClient();
   auto net = [&](const std::string& name, const std::string& tenant, int segment) {
@@ -637,6 +639,15 @@ TEST(VlanUplink, GuestsReachAHostOnTheirVlanAndOnlyThere) {
   auto ports = call(c, "GET", "/v1/vms/vg?tenant=acme").body["ports"];
   ASSERT_EQ(ports.size(), 1u);
   EXPECT_NE(neigh.out.find(ports[0]["mac"].get<std::string>()), std::string::npos) << neigh.out;
+  // The NIC is on the provider bridge that qiaod made (standalone), patched to its bridge.
+  auto port_to_br = [](const std::string& port) {
+    return runCommand({"ovs-vsctl", "--timeout=10", "port-to-br", port}).out;
+  };
+  EXPECT_EQ(port_to_br(uplink), provider + "\n");
+  EXPECT_EQ(port_to_br("qpi-" + provider), bridge + "\n");
+  EXPECT_EQ(port_to_br("qpp-" + bridge), provider + "\n");
+  EXPECT_EQ(runCommand({"ovs-vsctl", "--timeout=10", "get-fail-mode", provider}).out,
+            "standalone\n");
 
   for (const auto& [vm, tenant] : {std::pair{"vg", "acme"}, {"vg2", "umbrella"}}) {
     auto d = call(c, "DELETE", std::string("/v1/vms/") + vm + "?force=true&tenant=" + tenant);
@@ -645,7 +656,7 @@ TEST(VlanUplink, GuestsReachAHostOnTheirVlanAndOnlyThere) {
     if (n.status == 202) waitTask(c, n.body["id"]);
   }
   q.stopGracefully();
-  for (const auto& b : {bridge, ext}) {
+  for (const auto& b : {bridge, provider, ext}) {
     runCommand({"ovs-vsctl", "--timeout=10", "--if-exists", "del-br", b});
   }
   runCommand({"ip", "link", "delete", uplink});

@@ -268,6 +268,47 @@ TEST_F(FabricTest, TunnelPortsToEveryPeerAreKeptAsConfigured) {
   EXPECT_EQ(switch_.port("br-test", "qvx-c0000203")->port.ofport_request, 20);
 }
 
+TEST_F(FabricTest, TheVlanUplinkIsOnAProviderBridgePatchedToTheBridge) {
+  options_.vlan_uplink = "eth9";
+  options_.vlan_bridge = "br-vlan";
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  NetworkDef n = network("n1", 1);
+  n.type = "vlan";
+  n.segment_id = 300;
+  fabric_->load({n}, {port("a", "n1", 100)});
+  auto report = fabric_->check();
+  ASSERT_TRUE(report) << report.error().describe();
+  EXPECT_EQ(switch_.bridges().at("br-vlan").fail_mode, "standalone");
+  auto nic = switch_.port("br-vlan", "eth9");
+  ASSERT_TRUE(nic);
+  EXPECT_EQ(nic->port.type, "");
+  auto outer = switch_.port("br-vlan", "qpp-br-test");
+  ASSERT_TRUE(outer);
+  EXPECT_EQ(outer->port.type, "patch");
+  EXPECT_EQ(outer->port.options.at("peer"), "qpi-br-vlan");
+  auto inner = switch_.port("br-test", "qpi-br-vlan");
+  ASSERT_TRUE(inner);
+  EXPECT_EQ(inner->port.options.at("peer"), "qpp-br-test");
+  EXPECT_EQ(inner->port.ofport_request, 10);
+  EXPECT_FALSE(switch_.port("br-test", "eth9"));
+  const auto& table = flows_.table["br-test"];
+  EXPECT_TRUE(std::any_of(table.begin(), table.end(), [](const std::string& f) {
+    return f.find("in_port=10,dl_vlan=300,") != f.npos;
+  }));
+  EXPECT_TRUE(fabric_->check()->clean());
+
+  // The patch deleted by hand comes back; an operator's fail_mode and ports on the provider
+  // bridge are theirs.
+  switch_.dropPortBehindTheBack("br-vlan", "qpp-br-test");
+  ASSERT_TRUE(switch_.ensurePort("br-vlan", {"eth-mgmt", "", 0, {}, {}}));
+  ASSERT_TRUE(switch_.ensureBridge("br-vlan", "netdev", "standalone"));
+  report = fabric_->check();
+  ASSERT_TRUE(report);
+  ASSERT_EQ(report->changes.size(), 1u);
+  EXPECT_EQ(report->changes[0], "port qpp-br-test re-added");
+  EXPECT_TRUE(switch_.port("br-vlan", "eth-mgmt"));
+}
+
 TEST_F(FabricTest, ChangesWhileOvsIsDownAreAppliedWhenItComesBack) {
   fabric_->load({network("n1", 1)}, {});
   ASSERT_TRUE(fabric_->check());

@@ -30,15 +30,20 @@ class FakeSwitch : public Switch {
     return checkAvailable();
   }
 
-  Status ensureBridge(const std::string& bridge, const std::string& datapath_type) override {
+  Status ensureBridge(const std::string& bridge, const std::string& datapath_type,
+                      const std::string& fail_mode = "secure") override {
     {
       std::lock_guard lock(mu_);
       if (auto ok = checkAvailable(); !ok) return ok;
       if (auto ok = checkName(bridge); !ok) return ok;
+      const bool made = !bridges_.contains(bridge);
       auto& b = bridges_[bridge];
-      if (b.datapath_type == datapath_type && b.fail_mode == "secure") return {};
+      const bool enforce = fail_mode == "secure";
+      if (!made && b.datapath_type == datapath_type && (!enforce || b.fail_mode == fail_mode)) {
+        return {};
+      }
       b.datapath_type = datapath_type;
-      b.fail_mode = "secure";
+      if (made || enforce) b.fail_mode = fail_mode;
       ++writes_;
     }
     notify();
