@@ -316,8 +316,14 @@ Status Fabric::unplug(const std::string& port_uuid) {
 Status Fabric::cleanupLocked() {
   Status first;
   for (auto it = gone_ports_.begin(); it != gone_ports_.end();) {
-    Status s = switch_.removePort(options_.bridge, it->second.name);
-    if (s) s = options_.taps.remove(it->second.name);
+    const PortDef& p = it->second;
+    Status s = switch_.removePort(options_.bridge, p.name);
+    if (s) s = options_.taps.remove(p.name);
+    // Its address goes to the next port: no connection of this one may pass as established.
+    const NetworkDef* n = nullptr;
+    if (auto live = networks_.find(p.network_uuid); live != networks_.end()) n = &live->second;
+    if (s && n != nullptr && !p.ip.empty()) s = flows_.flushZone(egressZone(n->local_id), p.ip);
+    if (s && n != nullptr && !p.ip.empty()) s = flows_.flushZone(ingressZone(n->local_id), p.ip);
     if (s) {
       it = gone_ports_.erase(it);
     } else {

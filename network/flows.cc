@@ -64,16 +64,28 @@ class OfctlInstaller : public FlowInstaller {
     return {};
   }
 
-  Status flushZone(int zone) override {
-    ProcessOptions p;
-    p.argv = {options_.appctl, "dpctl/flush-conntrack", "zone=" + std::to_string(zone)};
-    p.timeout_ms = options_.timeout_ms;
-    auto r = runProcess(p);
-    if (!r) {
-      return makeError(ErrorCode::kUnavailable, "ovs",
-                       "cannot run " + options_.appctl + ": " + r.error().message);
+  Status flushZone(int zone, const std::string& address) override {
+    const std::string z = "zone=" + std::to_string(zone);
+    std::vector<std::vector<std::string>> calls;
+    if (address.empty()) {
+      calls.push_back({z});
+    } else {
+      // A partial tuple: the entries whose original direction is from, then to, the address.
+      calls.push_back({z, "ct_nw_src=" + address});
+      calls.push_back({z, "ct_nw_dst=" + address});
     }
-    if (r->exit_code != 0) return std::unexpected(ofctlError("flushing conntrack zone", *r));
+    for (const auto& args : calls) {
+      ProcessOptions p;
+      p.argv = {options_.appctl, "dpctl/flush-conntrack"};
+      p.argv.insert(p.argv.end(), args.begin(), args.end());
+      p.timeout_ms = options_.timeout_ms;
+      auto r = runProcess(p);
+      if (!r) {
+        return makeError(ErrorCode::kUnavailable, "ovs",
+                         "cannot run " + options_.appctl + ": " + r.error().message);
+      }
+      if (r->exit_code != 0) return std::unexpected(ofctlError("flushing conntrack " + z, *r));
+    }
     return {};
   }
 

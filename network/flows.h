@@ -128,8 +128,10 @@ class FlowInstaller {
   // only the difference: a plug touches its port's flows and its network's, not the table.
   virtual Status update(const std::string& bridge, const std::vector<std::string>& from,
                         const std::vector<std::string>& to) = 0;
-  // Forgets every conntrack entry of a zone (a network's, before its id is given to another).
-  virtual Status flushZone(int zone) = 0;
+  // Forgets every conntrack entry of a zone (a network's, before its id is given to another),
+  // or only those from or to `address` (an unplugged port's, before the address is given to
+  // another port: no connection of the old one may pass as established to the new one).
+  virtual Status flushZone(int zone, const std::string& address = {}) = 0;
   // Qiao's flows as the switch has them now, without statistics, sorted.
   virtual Result<std::vector<std::string>> dump(const std::string& bridge) = 0;
 };

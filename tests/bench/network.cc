@@ -197,7 +197,9 @@ class TimedFlows : public FlowInstaller {
   Result<std::vector<std::string>> dump(const std::string& b) override {
     return meter_.time(&Spent::dump, [&] { return inner_.dump(b); });
   }
-  Status flushZone(int zone) override { return inner_.flushZone(zone); }
+  Status flushZone(int zone, const std::string& address) override {
+    return inner_.flushZone(zone, address);
+  }
 
  private:
   FlowInstaller& inner_;

@@ -1,6 +1,7 @@
 // The OVSDB Switch against the stack's real Open vSwitch (ovsdb-server and ovs-vswitchd at
 // /var/run/openvswitch): bridges and ports made and read back, hostile values kept exactly,
-// changes by other clients seen, and a restart of OVS survived without help. Each test works
+// changes by other clients seen, and a restart of OVS survived without help. And the
+// FlowInstaller's conntrack flushes, on real connections. Each test works
 // on its own bridges (qit-...-<pid>) and deletes them with ovs-vsctl, which does not depend on
 // the code under test, whatever happened.
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "base/process.h"
+#include "network/flows.h"
 #include "network/switch.h"
 
 namespace qiao::testing {
@@ -52,6 +54,12 @@ bool eventually(const std::function<bool()>& condition, milliseconds timeout) {
     std::this_thread::sleep_for(milliseconds(100));
   }
   return condition();
+}
+
+int countLines(const std::string& text) {
+  int n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
 }
 
 // One column of one row, read by ovs-vsctl as JSON: an independent reader of what we wrote.
@@ -290,6 +298,72 @@ TEST_F(OvsdbSwitchIt, TheMonitoredViewFollowsEveryChange) {
         return !listed && listed.error().code == ErrorCode::kNotFound;
       },
       milliseconds(5000)));
+}
+
+// Two namespaces on a bridge whose flows commit IP in a zone; the installer forgets one
+// address's connections and leaves the others.
+TEST_F(OvsdbSwitchIt, ConntrackIsFlushedByZoneAndByAddress) {
+  const std::string pid = std::to_string(::getpid() % 100000);
+  const std::string ns1 = "qitct1-" + pid, ns2 = "qitct2-" + pid;
+  const std::string v1 = "qctA" + pid, v2 = "qctB" + pid;
+  const int zone = 3000 + static_cast<int>(::getpid() % 1000);
+  auto ip = [](std::vector<std::string> args) {
+    args.insert(args.begin(), "ip");
+    return run(args).exit_code;
+  };
+  ASSERT_EQ(ip({"netns", "add", ns1}), 0);
+  ASSERT_EQ(ip({"netns", "add", ns2}), 0);
+  struct Cleanup {
+    std::function<void()> f;
+    ~Cleanup() { f(); }
+  } cleanup{[&] {
+    ip({"link", "del", v1});
+    ip({"link", "del", v2});
+    ip({"netns", "del", ns1});
+    ip({"netns", "del", ns2});
+  }};
+  int i = 1;
+  for (const auto& [ns, v] : {std::pair{ns1, v1}, std::pair{ns2, v2}}) {
+    ASSERT_EQ(ip({"link", "add", v, "type", "veth", "peer", "name", v + "n"}), 0);
+    ASSERT_EQ(ip({"link", "set", v + "n", "netns", ns}), 0);
+    ASSERT_EQ(ip({"-n", ns, "addr", "add", "10.79.0." + std::to_string(i++) + "/24", "dev",
+                  v + "n"}),
+              0);
+    ASSERT_EQ(ip({"-n", ns, "link", "set", v + "n", "up"}), 0);
+    ASSERT_EQ(ip({"link", "set", v, "up"}), 0);
+  }
+  ASSERT_TRUE(sw_->ensureBridge(bridge_, "netdev").has_value());
+  ASSERT_TRUE(sw_->ensurePort(bridge_, {.name = v1, .ofport_request = 1}).has_value());
+  ASSERT_TRUE(sw_->ensurePort(bridge_, {.name = v2, .ofport_request = 2}).has_value());
+  auto flows = makeOfctlInstaller({});
+  const std::string ct = "ct(commit,zone=" + std::to_string(zone) + ")";
+  ASSERT_TRUE(flows->replace(bridge_, {"cookie=0x51a0000000000001,priority=10,in_port=1,ip,"
+                                       "actions=" + ct + ",output:2",
+                                       "cookie=0x51a0000000000001,priority=10,in_port=2,ip,"
+                                       "actions=" + ct + ",output:1",
+                                       "cookie=0x51a0000000000001,priority=5,in_port=1,"
+                                       "actions=output:2",
+                                       "cookie=0x51a0000000000001,priority=5,in_port=2,"
+                                       "actions=output:1"})
+                  .has_value());
+  auto entries = [&] {
+    return run({"ovs-appctl", "dpctl/dump-conntrack", "zone=" + std::to_string(zone)}).out;
+  };
+  auto ping = [&](const std::string& ns, const std::string& to) {
+    return run({"ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", to}).exit_code;
+  };
+  ASSERT_EQ(ping(ns1, "10.79.0.2"), 0);  // 10.79.0.1 -> .2
+  ASSERT_EQ(ping(ns2, "10.79.0.1"), 0);  // .2 -> .1
+  ASSERT_EQ(countLines(entries()), 2) << entries();
+  // By address: the connections from and to .1 - both here - go.
+  ASSERT_TRUE(flows->flushZone(zone, "10.79.0.1").has_value());
+  EXPECT_EQ(countLines(entries()), 0) << entries();
+  // By address, another: only its own go. By zone: all.
+  ASSERT_EQ(ping(ns1, "10.79.0.2"), 0);
+  ASSERT_TRUE(flows->flushZone(zone, "10.79.0.3").has_value());
+  EXPECT_EQ(countLines(entries()), 1) << entries();
+  ASSERT_TRUE(flows->flushZone(zone).has_value());
+  EXPECT_EQ(countLines(entries()), 0) << entries();
 }
 
 TEST_F(OvsdbSwitchIt, ReconnectsByItselfAfterOvsRestarts) {

@@ -48,12 +48,17 @@ class FakeFlows : public FlowInstaller {
     if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
     return table[bridge];
   }
-  Status flushZone(int zone) override {
+  Status flushZone(int zone, const std::string& address) override {
     if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
-    flushed.push_back(zone);
+    if (address.empty()) {
+      flushed.push_back(zone);
+    } else {
+      flushed_addresses.emplace_back(zone, address);
+    }
     return {};
   }
   std::vector<int> flushed;
+  std::vector<std::pair<int, std::string>> flushed_addresses;
   std::map<std::string, std::vector<std::string>> table;
   int installs = 0;
   int updates = 0;
@@ -174,6 +179,18 @@ TEST_F(FabricTest, ARemovedNetworksConntrackZonesAreFlushed) {
   ASSERT_TRUE(fabric_->addNetwork(network("n1", 3)));
   ASSERT_TRUE(fabric_->removeNetwork("n1"));
   EXPECT_EQ(flows_.flushed, (std::vector<int>{3, 0x8003}));
+}
+
+TEST_F(FabricTest, AnUnpluggedPortsConnectionsAreForgotten) {
+  ASSERT_TRUE(fabric_->addNetwork(network("n1", 3)));
+  ASSERT_TRUE(fabric_->plug(port("a", "n1", 100)));
+  ASSERT_TRUE(fabric_->plug(port("b", "n1", 101)));
+  EXPECT_TRUE(flows_.flushed_addresses.empty());
+  ASSERT_TRUE(fabric_->unplug("a"));
+  using Flush = std::pair<int, std::string>;
+  EXPECT_EQ(flows_.flushed_addresses,
+            (std::vector<Flush>{{3, "10.0.0.10"}, {0x8003, "10.0.0.10"}}));
+  EXPECT_TRUE(flows_.flushed.empty());  // the network's other connections stay
 }
 
 TEST_F(FabricTest, ACleanCheckChangesNothing) {
