@@ -87,7 +87,12 @@ std::string checkIpv4(const std::string& v) {
     ++parts;
     i = end + 1;
   }
-  return parts == 4 ? "" : "must be an IPv4 address such as 192.0.2.10";
+  if (parts != 4) return "must be an IPv4 address such as 192.0.2.10";
+  const int first = std::stoi(v.substr(0, v.find('.')));
+  if (first == 0 || first == 127 || first >= 224) {
+    return "must be a unicast address of a host (not 0.x, 127.x, multicast or reserved)";
+  }
+  return "";
 }
 
 std::string checkOptionalIpv4(const std::string& v) { return v.empty() ? "" : checkIpv4(v); }

@@ -11,7 +11,8 @@ namespace qiao {
 
 namespace {
 
-// Ports of Qiao's on the bridge carry one of these.
+// Ports of Qiao's carry one of these; those on a shared (provider) bridge also name the
+// bridge of the daemon that made them (qiao-bridge).
 bool isQiaoPort(const SwitchPortState& s) {
   return s.port.external_ids.contains("qiao-tenant") || s.port.external_ids.contains("qiao-role");
 }
@@ -125,15 +126,22 @@ SwitchPort Fabric::uplinkPort() const {
 }
 
 std::map<std::string, SwitchPort> Fabric::providerPorts() const {
+  // Another daemon's bridge may be patched to the same provider bridge: each one's ports
+  // say whose they are.
   SwitchPort patch;
   patch.name = patchOnProvider(options_);
   patch.type = "patch";
   patch.options = {{"peer", patchOnBridge(options_)}};
-  patch.external_ids = {{"qiao-role", "uplink"}};
+  patch.external_ids = {{"qiao-role", "uplink"}, {"qiao-bridge", options_.bridge}};
   SwitchPort nic;
   nic.name = options_.vlan_uplink;
-  nic.external_ids = {{"qiao-role", "uplink-nic"}};
+  nic.external_ids = {{"qiao-role", "uplink-nic"}, {"qiao-bridge", options_.bridge}};
   return {{patch.name, patch}, {nic.name, nic}};
+}
+
+bool Fabric::reachesOtherHosts(const std::string& type) const {
+  if (type == "vlan") return !options_.vlan_uplink.empty();
+  return !options_.tunnel_ip.empty() && !options_.tunnel_peers.empty();
 }
 
 std::vector<SwitchPort> Fabric::tunnelPorts() const {
@@ -357,15 +365,18 @@ Status Fabric::setGroups(std::vector<FlowGroup> groups) {
 void Fabric::reconcilePortsLocked(const std::string& bridge,
                                   const std::vector<SwitchPortState>& listed,
                                   const std::map<std::string, SwitchPort>& wanted,
-                                  CheckReport& report) {
+                                  CheckReport& report,
+                                  const std::set<std::string>& present_enough) {
   std::map<std::string, const SwitchPortState*> actual;
   for (const auto& s : listed) actual[s.port.name] = &s;
   for (const auto& [name, want] : wanted) {
     auto a = actual.find(name);
-    if (a != actual.end() && a->second->port.type == want.type &&
-        a->second->port.ofport_request == want.ofport_request &&
-        a->second->port.external_ids == want.external_ids &&
-        a->second->port.options == want.options) {
+    if (a != actual.end() &&
+        (present_enough.contains(name) ||
+         (a->second->port.type == want.type &&
+          a->second->port.ofport_request == want.ofport_request &&
+          a->second->port.external_ids == want.external_ids &&
+          a->second->port.options == want.options))) {
       continue;
     }
     if (auto s = switch_.ensurePort(bridge, want); !s) {
@@ -375,7 +386,10 @@ void Fabric::reconcilePortsLocked(const std::string& bridge,
     report.changes.push_back("port " + name + (a == actual.end() ? " re-added" : " corrected"));
   }
   for (const auto& [name, a] : actual) {
-    if (isQiaoPort(*a) && !wanted.contains(name)) {
+    const auto& ids = a->port.external_ids;
+    auto owner = ids.find("qiao-bridge");
+    const bool ours = isQiaoPort(*a) && (owner == ids.end() || owner->second == options_.bridge);
+    if (ours && !wanted.contains(name)) {
       if (auto s = switch_.removePort(bridge, name); !s) {
         report.errors.push_back("stale port " + name + ": " + s.error().describe());
         continue;
@@ -467,7 +481,10 @@ Result<CheckReport> Fabric::checkLocked() {
       }
     }
     if (provider) {
-      reconcilePortsLocked(options_.vlan_bridge, *provider, providerPorts(), report);
+      // The NIC may be the operator's (its type, options, their tools' external_ids): it is
+      // added when missing, never rewritten.
+      reconcilePortsLocked(options_.vlan_bridge, *provider, providerPorts(), report,
+                           {options_.vlan_uplink});
     } else if (provider.error().code != ErrorCode::kNotFound) {
       report.errors.push_back("provider bridge " + options_.vlan_bridge + ": " +
                               provider.error().describe());

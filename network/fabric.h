@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,6 +112,9 @@ class Fabric {
 
   // One full check and repair, now.
   Result<CheckReport> check();
+  // Whether networks of `type` reach other hosts from here (vxlan and geneve: tunnel peers
+  // configured; vlan: an uplink): then a segment id means the same network on every host.
+  bool reachesOtherHosts(const std::string& type) const;
   // Names of the DHCP veth pair of a network ("qd-<8 hex>", "qd-<8 hex>-n").
   static std::string dhcpOuter(const NetworkDef& n) { return "qd-" + n.uuid.substr(0, 8); }
   static std::string dhcpInner(const NetworkDef& n) { return dhcpOuter(n) + "-n"; }
@@ -138,9 +142,11 @@ class Fabric {
   SwitchPort uplinkPort() const;                  // the patch on the bridge
   std::map<std::string, SwitchPort> providerPorts() const;  // the NIC and patch on vlan_bridge
   // Makes the ports of Qiao's on `bridge` exactly `wanted` (missing or changed ones written,
-  // unwanted ones removed; others' ports untouched), noting what it did in `report`.
+  // unwanted ones of this daemon removed; others' ports untouched), noting what it did in
+  // `report`. A name in `present_enough` is only added when missing: its owner's otherwise.
   void reconcilePortsLocked(const std::string& bridge, const std::vector<SwitchPortState>& listed,
-                            const std::map<std::string, SwitchPort>& wanted, CheckReport& report);
+                            const std::map<std::string, SwitchPort>& wanted, CheckReport& report,
+                            const std::set<std::string>& present_enough = {});
   std::vector<SwitchPort> tunnelPorts() const;
   Result<CheckReport> checkLocked();
   void loop();

@@ -353,12 +353,15 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
     // What comes from the uplink is filtered by the receiving guest's ingress groups.
   }
   // The tunnels: a frame with a known tunnel id gets its network, is marked as from a tunnel
-  // and teaches where its source MAC lives; anything else from a tunnel is dropped.
+  // and teaches where its source MAC lives; anything else from a tunnel is dropped. What a
+  // flow learned goes with it (delete_learned): a network removed, a peer's port renumbered,
+  // and its MACs are forgotten before its id or port can mean something else.
   std::map<int64_t, std::string> tunnel_outputs;  // network -> "output:T1,output:T2"
   char learn[200];
   std::snprintf(learn, sizeof learn,
                 "learn(table=%d,idle_timeout=%d,priority=100,cookie=0x%" PRIx64
-                ",NXM_NX_REG6[],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[])",
+                ",delete_learned,NXM_NX_REG6[],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],"
+                "output:NXM_OF_IN_PORT[])",
                 kTableRemote, kLearnedIdleSeconds, kQiaoLearnedCookie);
   for (const auto& t : tunnels.ports) {
     if (t.ofport <= 0) continue;

@@ -36,7 +36,7 @@ namespace qiao {
 
 inline constexpr uint64_t kQiaoCookie = 0x51a0000000000001ULL;
 // Flows the bridge learns from tunnels (where a remote MAC lives); never dumped or replaced as
-// Qiao's, they age out by themselves.
+// Qiao's: they age out (kLearnedIdleSeconds) or go with the flow that learned them.
 inline constexpr uint64_t kQiaoLearnedCookie = 0x51a0000000000002ULL;
 inline constexpr int kLearnedIdleSeconds = 300;
 

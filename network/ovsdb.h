@@ -138,8 +138,8 @@ class OvsdbClient {
   // it is issued again and `handler` gets the new contents with initial=true - also when this
   // first call failed with kUnavailable or kTimeout. A monitor the server refused is dropped.
   // The handler runs on the reader thread, in the order of the server's messages: the update
-  // a transaction of this client caused is handled before that transaction returns
-  // (ovsdb-server sends it before the reply).
+  // a transaction of this client caused is handled before that transaction returns, because
+  // ovsdb-server sends it before the reply (documented in ovsdb-server(7), not in RFC 7047).
   Result<nlohmann::json> monitor(const std::string& db, const nlohmann::json& requests,
                                  MonitorHandler handler,
                                  MonitorMethod method = MonitorMethod::kMonitor,

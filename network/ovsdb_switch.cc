@@ -360,6 +360,8 @@ class OvsdbSwitch final : public Switch {
     auto monitored = client_.monitor(kDb, requests, [this](const json& updates, bool initial) {
       {
         std::lock_guard lock(mu_);
+        // The connection this came on is the live one: only this (the reader) thread drops
+        // or replaces connections.
         if (initial) cache_generation_ = client_.generation();
         if (auto applied = cache_.apply(updates, initial); !applied) {
           kLog.warn("monitor update not understood; reading the switch directly until the next "

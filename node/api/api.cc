@@ -739,7 +739,7 @@ ApiResponse Api::createNetwork(Context& ctx) {
   auto tenant = tenantToCreateIn(ctx, spec->tenant, "networks");
   if (!tenant) return errorResponse(tenant.error());
   spec->tenant = *tenant;
-  auto task = deps_.networks->create(*spec, ctx.caller->uri);
+  auto task = deps_.networks->create(*spec, ctx.caller->uri, ctx.caller->isAdmin());
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
 }

@@ -472,7 +472,21 @@ void NetworkService::start() {
 
 void NetworkService::stop() { fabric_.stop(); }
 
-Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::string& identity) {
+Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::string& identity,
+                                          bool by_admin) {
+  if (fabric_.reachesOtherHosts(spec.type)) {
+    const std::string why = "a " + spec.type + " network leaves this host (" +
+                            (spec.type == "vlan" ? "network.vlan_uplink" : "tunnel peers") +
+                            "), where the same segment id is the same network on every host";
+    if (!by_admin) {
+      return makeError(ErrorCode::kPermissionDenied, "network",
+                       why + ": its segment_id is chosen by an admin");
+    }
+    if (spec.segment_id == 0) {
+      return makeError(ErrorCode::kInvalidArgument, "network",
+                       why + ": give segment_id (the hosts do not share an allocator yet)");
+    }
+  }
   std::lock_guard lock(create_mutex_);
   NetworkRecord n;
   n.tenant = spec.tenant;

@@ -73,7 +73,11 @@ class NetworkService {
   void start();
   void stop();
 
-  Result<TaskRecord> create(const NetworkSpec& spec, const std::string& identity);
+  // Networks whose type reaches other hosts (Fabric::reachesOtherHosts) need a segment_id
+  // chosen by an admin: each host allocates its own until the cluster shares one allocator,
+  // and the same id on two hosts is one network (400 without one, 403 for other roles).
+  Result<TaskRecord> create(const NetworkSpec& spec, const std::string& identity,
+                            bool by_admin = true);
   // kConflict naming the VMs while ports are on it.
   Result<TaskRecord> remove(const NetworkRecord& network, const std::string& identity);
 

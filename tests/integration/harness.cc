@@ -104,7 +104,9 @@ void Qiaod::placeOn(const SimHost& host) {
 }
 
 Qiaod::~Qiaod() {
-  NetnsScope in_host(netns_);
+  // On a simulated host, its guests are also removed by `simhost down` (the sweep by virsh
+  // below sees the stack's libvirtd only).
+  NetnsScope in_host(netns_, /*required=*/false);
   // Leave no guest behind: every domain of this test's cluster is removed.
   if (!running()) {
     try {
@@ -153,23 +155,27 @@ void Qiaod::start(const std::vector<std::string>& env) {
   if (running()) return;
   const std::string addr_file = dir_ + "/state/qiaod.addr";
   fs::remove(addr_file);
+  // Everything the child needs is made before fork(): it only calls async-signal-safe
+  // functions (this process has threads).
+  std::vector<std::string> args = launcher_;
+  for (const std::string a : {qiaodBinary(), std::string("--config"), config_file_,
+                              std::string("run")}) {
+    args.push_back(a);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_copy = env;
+  const std::string log_path = dir_ + "/qiaod.log";
   pid_t pid = fork();
   if (pid < 0) die("fork failed");
   if (pid == 0) {
-    int log = ::open((dir_ + "/qiaod.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (log >= 0) {
       dup2(log, 1);
       dup2(log, 2);
     }
-    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
-    std::vector<std::string> args = launcher_;
-    for (const std::string a : {qiaodBinary(), std::string("--config"), config_file_,
-                                std::string("run")}) {
-      args.push_back(a);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
+    for (auto& e : env_copy) putenv(e.data());
     execvp(argv[0], argv.data());
     _exit(127);
   }
@@ -353,20 +359,23 @@ std::string stackCephConfig() {
          "ceph_timeout_s = 20\n";
 }
 
-NetnsScope::NetnsScope(const std::string& netns_path) {
+NetnsScope::NetnsScope(const std::string& netns_path, bool required) {
   if (netns_path.empty()) return;
   saved_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int target = ::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (saved_ < 0 || target < 0 || setns(target, CLONE_NEWNET) != 0) {
-    if (target >= 0) ::close(target);
-    die("cannot enter network namespace " + netns_path);
-  }
-  ::close(target);
+  const bool entered = saved_ >= 0 && target >= 0 && setns(target, CLONE_NEWNET) == 0;
+  if (target >= 0) ::close(target);
+  if (entered) return;
+  if (saved_ >= 0) ::close(saved_);
+  saved_ = -1;
+  if (required) die("cannot enter network namespace " + netns_path);
 }
 
 NetnsScope::~NetnsScope() {
   if (saved_ < 0) return;
-  setns(saved_, CLONE_NEWNET);
+  // Back where the thread was; a thread left in a test host's namespace would talk to the
+  // wrong world from here on.
+  if (setns(saved_, CLONE_NEWNET) != 0) std::abort();
   ::close(saved_);
 }
 
@@ -384,6 +393,7 @@ bool SimHost::upAll(const std::vector<SimHost*>& hosts, std::string* output) {
   std::vector<std::thread> threads;
   for (size_t i = 0; i < hosts.size(); ++i) {
     threads.emplace_back([&, i] {
+      runCommand({simhostScript(), "down", hosts[i]->name_}, 120000);
       std::vector<std::string> argv = {simhostScript(), "up", hosts[i]->name_};
       if (!hosts[i]->underlay_.empty()) {
         argv.push_back("--underlay");

@@ -53,7 +53,9 @@ struct Identity {
 // sockets made meanwhile (an ApiClient's connection) stay in that namespace.
 class NetnsScope {
  public:
-  explicit NetnsScope(const std::string& netns_path);  // "" = stay where we are
+  // "" = stay where we are. A namespace that cannot be entered throws when `required`, else
+  // (destructors) leaves the thread where it is.
+  explicit NetnsScope(const std::string& netns_path, bool required = true);
   ~NetnsScope();
   NetnsScope(const NetnsScope&) = delete;
   NetnsScope& operator=(const NetnsScope&) = delete;
@@ -71,7 +73,8 @@ class SimHost {
   ~SimHost();
   SimHost(const SimHost&) = delete;
   SimHost& operator=(const SimHost&) = delete;
-  // Starts several at once (each takes tens of seconds); false with the output on failure.
+  // Starts several at once, each fresh (what a killed run left of a host of that name is taken
+  // down first); false with the output on failure.
   static bool upAll(const std::vector<SimHost*>& hosts, std::string* output);
   static CommandResult link(const SimHost& a, const SimHost& b);
 

@@ -64,6 +64,32 @@ TEST_F(TunnelTest, VxlanAndGeneveCarryEachTenantToItsOwnAndNoFurther) {
       {&qb, "acme-b", "acme", "blue", "10.60.0.12", "10.60.0.11"},
       {&qb, "bolt-b", "bolt", "red", "10.60.0.11", "10.60.0.12"},
   };
+  // A network that reaches other hosts needs a segment id, chosen by an admin: the hosts do
+  // not share an allocator, and the same id on two hosts is one network.
+  {
+    NetnsScope in_host(qa.netns());
+    auto op = qa.client(qa.identity("acme-op", "operator", {"acme"}));
+    json spec = {{"name", "mine"}, {"tenant", "acme"}, {"type", "vxlan"},
+                 {"segment_id", 4242}, {"subnet", "10.61.0.0/24"}};
+    auto refused = call(op, "POST", "/v1/networks", spec.dump());
+    EXPECT_EQ(refused.status, 403) << refused.raw;
+    EXPECT_NE(refused.raw.find("chosen by an admin"), std::string::npos) << refused.raw;
+    auto admin = qa.adminClient();
+    spec.erase("segment_id");
+    spec["type"] = "geneve";
+    auto unnumbered = call(admin, "POST", "/v1/networks", spec.dump());
+    EXPECT_EQ(unnumbered.status, 400) << unnumbered.raw;
+    EXPECT_NE(unnumbered.raw.find("give segment_id"), std::string::npos) << unnumbered.raw;
+    // A vlan network has no uplink here: it stays on the host, any id will do.
+    spec["type"] = "vlan";
+    auto local = call(admin, "POST", "/v1/networks", spec.dump());
+    ASSERT_EQ(local.status, 202) << local.raw;
+    ASSERT_EQ(waitTask(admin, local.body["id"])["state"], "succeeded");
+    auto gone = call(admin, "DELETE", "/v1/networks/mine?tenant=acme");
+    ASSERT_EQ(gone.status, 202) << gone.raw;
+    waitTask(admin, gone.body["id"]);
+  }
+
   // The networks: the same on both hosts (type, segment id, subnet); the same segment id for
   // both tenants, told apart by the tunnel type. Ingress from the subnet: security groups'
   // remote_group rules see the ports of this host only.

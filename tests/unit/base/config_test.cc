@@ -61,6 +61,10 @@ TEST(Config, RefusesWhatIsWrongNamingTheKey) {
   expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.2; rm\"]\n",
               "network.tunnel_peers: must be an IPv4");
   expectError("[network]\ntunnel_peers = [\"10.0.0.2\"]\n", "needs network.tunnel_ip");
+  expectError("[network]\ntunnel_ip = \"127.0.0.1\"\n", "network.tunnel_ip: must be a unicast");
+  expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"239.1.1.1\"]\n",
+              "network.tunnel_peers: must be a unicast");
+  expectError("[network]\nvlan_bridge = \"br-int\"\n", "another bridge");
   expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.1\"]\n",
               "this host's own");
   expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.2\", \"10.0.0.2\"]\n",

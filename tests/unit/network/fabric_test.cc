@@ -315,15 +315,25 @@ TEST_F(FabricTest, TheVlanUplinkIsOnAProviderBridgePatchedToTheBridge) {
   EXPECT_TRUE(fabric_->check()->clean());
 
   // The patch deleted by hand comes back; an operator's fail_mode and ports on the provider
-  // bridge are theirs.
+  // bridge are theirs, and so are the NIC's columns once it is there (their tools may add
+  // external_ids); another daemon's patch on the same provider bridge stays.
   switch_.dropPortBehindTheBack("br-vlan", "qpp-br-test");
   ASSERT_TRUE(switch_.ensurePort("br-vlan", {"eth-mgmt", "", 0, {}, {}}));
+  ASSERT_TRUE(switch_.ensurePort(
+      "br-vlan", {"qpp-br-other", "patch", 0, {{"qiao-role", "uplink"}, {"qiao-bridge", "br-other"}},
+                  {{"peer", "qpi-br-vlan"}}}));
+  SwitchPort nic_now = switch_.port("br-vlan", "eth9")->port;
+  nic_now.external_ids["NM.connection"] = "uuid";
+  ASSERT_TRUE(switch_.ensurePort("br-vlan", nic_now));
   ASSERT_TRUE(switch_.ensureBridge("br-vlan", "netdev", "standalone"));
   report = fabric_->check();
   ASSERT_TRUE(report);
   ASSERT_EQ(report->changes.size(), 1u);
   EXPECT_EQ(report->changes[0], "port qpp-br-test re-added");
   EXPECT_TRUE(switch_.port("br-vlan", "eth-mgmt"));
+  EXPECT_TRUE(switch_.port("br-vlan", "qpp-br-other"));
+  EXPECT_EQ(switch_.port("br-vlan", "eth9")->port.external_ids.at("NM.connection"), "uuid");
+  EXPECT_TRUE(fabric_->check()->clean());
 }
 
 TEST_F(FabricTest, ChangesWhileOvsIsDownAreAppliedWhenItComesBack) {
