@@ -357,6 +357,18 @@ int main(int argc, char** argv) {
       max_seconds = value();
     } else if (flag == "--verbose") {
       verbose = true;
+    } else if (flag == "--help" || flag == "-h") {
+      std::printf(
+          "Usage: bench_network [--n N] [--base B] [--ports P] [--networks K] [--repeat R]\n"
+          "                     [--max-seconds S] [--verbose]\n"
+          "  --n N          ports plugged and timed (default 50)\n"
+          "  --base B       ports on the bridges before (default 20)\n"
+          "  --ports P      ports of the re-sync runs (default 500)\n"
+          "  --networks K   networks the ports are spread over (default 10, at most 250)\n"
+          "  --repeat R     re-sync runs (default 5; the loop runs 2R wipes)\n"
+          "  --max-seconds S  stops (and cleans up) after S seconds (default 1200)\n"
+          "Against the stack's Open vSwitch; needs root. See tests/bench/network.cc.\n");
+      return 0;
     } else {
       die("unknown flag %s (see the head of tests/bench/network.cc)", flag.c_str());
     }
@@ -476,7 +488,7 @@ int main(int argc, char** argv) {
   }
   std::printf("\n1. NIC plug: %d ports onto a bridge with %d (ending at %zu flows)\n", n, base,
               plug_flows);
-  std::printf("   Qiao: Fabric::plug (tap ioctl + OVSDB port + dump, diff bundle, dump)\n");
+  std::printf("   Qiao: Fabric::plug (tap ioctl + OVSDB port + diff bundle + dump)\n");
   std::printf(
       "   floor: ip tuntap add + ip link set up + ovs-vsctl add-port + ovs-ofctl "
       "add-flows (the port's flows only)\n");

@@ -24,24 +24,30 @@ class FakeFlows : public FlowInstaller {
     ++installs;
     return {};
   }
-  // Applies the difference as ovs-ofctl would: by table, priority and match.
+  // Applies the difference as ovs-ofctl would with flowDiff()'s lines: by table, priority and
+  // match, touching nothing else (a flow lost meanwhile stays lost).
   Status update(const std::string& bridge, const std::vector<std::string>& from,
                 const std::vector<std::string>& to) override {
     if (down) return makeError(ErrorCode::kUnavailable, "ovs", "vswitchd down");
-    (void)from;
     ++updates;
-    std::vector<std::string> next;
     auto key = [](const std::string& f) { return f.substr(0, f.find(",actions=")); };
-    std::set<std::string> keys;
-    for (const auto& f : to) keys.insert(key(f));
-    for (const auto& f : table[bridge]) {
-      if (std::find(to.begin(), to.end(), f) != to.end()) continue;
-      bool removed = std::find(from.begin(), from.end(), f) != from.end();
-      if (!removed && !keys.contains(key(f))) next.push_back(f);  // a flow not of that diff
+    const std::set<std::string> old_flows(from.begin(), from.end());
+    const std::set<std::string> new_flows(to.begin(), to.end());
+    std::set<std::string> new_keys;
+    for (const auto& f : to) new_keys.insert(key(f));
+    auto& table = this->table[bridge];
+    auto drop_key = [&](const std::string& k) {
+      std::erase_if(table, [&](const std::string& f) { return key(f) == k; });
+    };
+    for (const auto& f : from) {
+      if (!new_flows.contains(f) && !new_keys.contains(key(f))) drop_key(key(f));
     }
-    next.insert(next.end(), to.begin(), to.end());
-    std::sort(next.begin(), next.end());
-    table[bridge] = next;
+    for (const auto& f : to) {
+      if (old_flows.contains(f)) continue;
+      drop_key(key(f));
+      table.push_back(f);
+    }
+    std::sort(table.begin(), table.end());
     return {};
   }
   Result<std::vector<std::string>> dump(const std::string& bridge) override {
@@ -149,11 +155,27 @@ TEST_F(FabricTest, APlugSendsOnlyTheDifferenceUnlessTheTableDrifted) {
        {"qt-b", 101, 1, macFromSeed("b"), {"10.0.0.11"}, false}});
   std::sort(want.begin(), want.end());
   EXPECT_EQ(flows_.table["br-test"], want);
-  // A flow lost behind Qiao's back: the next plug replaces the whole table, repairing it.
-  flows_.table["br-test"].pop_back();
-  ASSERT_TRUE(fabric_->plug(port("c", "n1", 102)));
-  EXPECT_EQ(flows_.installs, installs + 1);
-  EXPECT_TRUE(fabric_->check()->clean());
+  // A flow lost, edited or added behind Qiao's back: the next plug replaces the whole table,
+  // repairing it.
+  const std::string drifts[] = {"lost", "edited", "added"};
+  int expected_installs = installs;
+  int next_ofport = 102;
+  for (const auto& drift : drifts) {
+    auto& table = flows_.table["br-test"];
+    if (drift == "lost") table.pop_back();
+    if (drift == "edited") table.back() += ",output:999";
+    if (drift == "added") {
+      table.push_back("cookie=0x51a0000000000001,table=0,priority=1,actions=output:1");
+      std::sort(table.begin(), table.end());
+    }
+    const std::string uuid = "p" + std::to_string(next_ofport);
+    ASSERT_TRUE(fabric_->plug(port(uuid, "n1", next_ofport++)));
+    EXPECT_EQ(flows_.installs, ++expected_installs) << drift;
+    EXPECT_TRUE(fabric_->check()->clean()) << drift;
+  }
+  // Without drift, plugs stay incremental.
+  ASSERT_TRUE(fabric_->plug(port("q", "n1", next_ofport)));
+  EXPECT_EQ(flows_.installs, expected_installs);
 }
 
 TEST(FlowDiff, DeletesWhatWentAndAddsWhatCame) {
