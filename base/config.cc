@@ -168,6 +168,12 @@ const std::vector<Option>& options() {
        "unavailable after it."},
       {"storage.max_volume_gib", Int64Field([](Config& c) { return &c.storage.max_volume_gib; }),
        1, int64_t{1} << 20, {}, nullptr, "Largest volume (GiB) a caller may ask for."},
+      {"host.baseline_file", StringField([](Config& c) { return &c.host.baseline_file; }), 0, 0,
+       {}, checkAbsolutePath,
+       "The cluster's baseline for this host (TOML: minimum libvirt and QEMU versions, KVM, CPU "
+       "features, UEFI builds per guest arch, BIOS date, IOMMU, hugepages, time sync); GET "
+       "/v1/host/check and `qiaoctl host check` judge the host against it. Missing: the "
+       "built-in defaults."},
       {"network.mode", StringField([](Config& c) { return &c.network.mode; }), 0, 0,
        {"auto", "ovs", "off"}, nullptr,
        "Tenant networks on Open vSwitch. ovs: required (qiaod waits for OVS when it is down). "

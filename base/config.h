@@ -51,6 +51,9 @@ struct Config {
     int ceph_timeout_s = 30;
     int64_t max_volume_gib = 16384;
   } storage;
+  struct Host {
+    std::string baseline_file = "/etc/qiao/baseline.toml";
+  } host;
   struct Network {
     std::string mode = "auto";  // auto | ovs | off
     std::string ovsdb_socket = "/var/run/openvswitch/db.sock";

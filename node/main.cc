@@ -263,7 +263,8 @@ int runDaemon(const Config& config) {
   limits.max_memory_mib = config.vm.max_memory_mib;
   Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
-                  vm_options.firmware, volumes, volume_limits, images, networks.get()});
+                  vm_options.firmware, volumes, volume_limits, images, networks.get(),
+                  config.host.baseline_file});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;

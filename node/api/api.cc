@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/names.h"
 #include "node/api/identity.h"
+#include "node/host/baseline.h"
 #include "node/state/record_json.h"
 
 namespace qiao {
@@ -30,6 +31,7 @@ const std::vector<Route>& routes() {
       {{"GET", "/v1/healthz", "viewer"}, {}},
       {{"GET", "/v1/host", "viewer"}, {}},
       {{"GET", "/v1/host/firmware", "viewer"}, {}},
+      {{"GET", "/v1/host/check", "viewer"}, {}},
       {{"GET", "/metrics", "admin"}, {}},
       {{"GET", "/v1/vms", "viewer"}, {"tenant", "state", "label", "limit", "page_token"}},
       {{"POST", "/v1/vms", "operator"}, {"start"}},
@@ -348,6 +350,7 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"GET", "/v1/healthz"}, &Api::healthz},
       {{"GET", "/v1/host"}, &Api::host},
       {{"GET", "/v1/host/firmware"}, &Api::hostFirmware},
+      {{"GET", "/v1/host/check"}, &Api::hostCheck},
       {{"GET", "/metrics"}, &Api::metrics},
       {{"GET", "/v1/vms"}, &Api::listVms},
       {{"POST", "/v1/vms"}, &Api::createVm},
@@ -411,6 +414,39 @@ ApiResponse Api::host(Context&) {
     body["libvirt_uri"] = info->uri;
   }
   return jsonResponse(200, body);
+}
+
+ApiResponse Api::hostCheck(Context&) {
+  BaselineFacts facts;
+  facts.libvirt_connected = deps_.vms.libvirtConnected();
+  if (auto info = deps_.hypervisor.info()) {
+    facts.libvirt_version = info->libvirt_version;
+    facts.qemu_version = info->qemu_version;
+  }
+  facts.accelerator = deps_.accelerator;
+  facts.accelerator_reason = deps_.accelerator_reason;
+  readKernelFacts(facts);
+  facts.bios_date = isoDateFromSmbios(readHostFirmware().bios_date);
+  std::vector<CheckResult> results;
+  auto baseline = loadBaseline(deps_.baseline_file);
+  if (baseline) {
+    for (const auto& arch : baseline->firmware_archs) {
+      FirmwareRequest want{arch, arch == "aarch64" ? "virt" : "q35", "uefi", {}, {"enrolled-keys"}};
+      if (selectFirmware(deps_.firmware, want)) facts.uefi_archs.insert(arch);
+    }
+    results = checkHost(*baseline, facts);
+  } else {
+    // A baseline that does not parse is a failed check, naming what is wrong in it.
+    results = checkHost(Baseline{}, facts);
+    results.front() = {"baseline", Verdict::kFail, baseline.error().message};
+  }
+  json checks = json::array();
+  for (const auto& r : results) {
+    checks.push_back({{"name", r.name}, {"verdict", verdictName(r.verdict)}, {"detail", r.detail}});
+  }
+  return jsonResponse(200, {{"baseline_file", deps_.baseline_file},
+                            {"checks", std::move(checks)},
+                            {"ok", mayTakeGuests(results)}});
 }
 
 ApiResponse Api::hostFirmware(Context&) {

@@ -51,6 +51,7 @@ struct ApiDeps {
   VolumeLimits volume_limits;
   ImageService& images;
   NetworkService* networks = nullptr;  // null on a node without networks
+  std::string baseline_file;           // the cluster's host baseline (host.baseline_file)
 };
 
 class Api {
@@ -67,6 +68,7 @@ class Api {
   ApiResponse healthz(Context& ctx);
   ApiResponse host(Context& ctx);
   ApiResponse hostFirmware(Context& ctx);
+  ApiResponse hostCheck(Context& ctx);
   ApiResponse metrics(Context& ctx);
   ApiResponse listVms(Context& ctx);
   ApiResponse createVm(Context& ctx);

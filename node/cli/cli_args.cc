@@ -48,11 +48,22 @@ std::vector<CommandSpec> makeSpecs() {
       {"host", "", "", "show this host: arch, CPU, memory, accelerator, versions",
        "Prints GET /v1/host as a two-column table (-o json: the API's JSON).",
        {}},
-      {"host", "check", "", "check that this host can run guests: pass, warn or fail per item",
-       "One line per check:\n"
-       "  libvirt      qiaod reaches libvirtd (fail when it does not)\n"
-       "  accelerator  kvm passes; tcg (software emulation) warns, with the reason\n"
-       "Exit status 1 when a check fails, else 0 (warnings included).",
+      {"host", "check", "", "check this host against the cluster's baseline: pass, warn or fail per item",
+       "qiaod judges its host against its baseline file (host.baseline_file, by default\n"
+       "/etc/qiao/baseline.toml; see docs/operators/installing.md) and this prints one line\n"
+       "per item (GET /v1/host/check):\n"
+       "  baseline     the file read (warn: none, the defaults; fail: it does not parse)\n"
+       "  libvirt      qiaod reaches libvirtd\n"
+       "  versions     libvirt and QEMU against min_libvirt, min_qemu\n"
+       "  accelerator  kvm passes; tcg fails, warns or passes as the baseline's kvm says\n"
+       "  cpu          the CPU features the baseline lists\n"
+       "  firmware     a UEFI build for each guest arch the baseline lists\n"
+       "  bios         the host's BIOS date against min_bios_date\n"
+       "  iommu        IOMMU groups (required, preferred or ignored)\n"
+       "  hugepages    HugePages_Total against min_hugepages\n"
+       "  time         the kernel's clock synchronized (NTP, chrony)\n"
+       "Items the baseline does not ask for are left out. Exit status 1 when an item fails\n"
+       "(the host must not take guests), else 0 (warnings included).",
        {}},
       {"vm", "list", "", "list VMs",
        "Lists the VMs of the tenants you may see (only tenant T with --tenant T). Columns: "

@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "node/cli/client.h"
-#include "node/cli/host_check.h"
 #include "node/cli/output.h"
 
 namespace qiao {
@@ -548,38 +547,36 @@ int Cli::hostShow() {
 }
 
 int Cli::hostCheck() {
-  auto host = call("GET", "/v1/host");
-  if (!host) return 1;
-  auto health = call("GET", "/v1/healthz");
-  if (!health) return 1;
-  auto results = runHostChecks(HostFacts{*host, *health});
-  bool failed = false;
-  for (const auto& r : results) failed = failed || r.verdict == Verdict::kFail;
+  auto result = call("GET", "/v1/host/check");
+  if (!result) return 1;
+  const bool ok = result->value("ok", false);
   if (inv_.json_output) {
-    json checks = json::array();
-    for (const auto& r : results) {
-      checks.push_back(
-          {{"name", r.name}, {"verdict", verdictName(r.verdict)}, {"detail", r.detail}});
-    }
-    printJson({{"checks", checks}, {"ok", !failed}});
-    return failed ? 1 : 0;
+    printJson(*result);
+    return ok ? 0 : 1;
   }
   std::vector<std::vector<std::string>> rows;
-  for (const auto& r : results)
-    rows.push_back({std::string(verdictName(r.verdict)), r.name, r.detail});
+  std::vector<std::string> verdicts;
+  if (result->contains("checks") && (*result)["checks"].is_array()) {
+    for (const auto& c : (*result)["checks"]) {
+      verdicts.push_back(str(c, "verdict"));
+      rows.push_back({str(c, "verdict"), str(c, "name"), str(c, "detail")});
+    }
+  }
   // Colour goes on after alignment: escape codes take no column.
   std::istringstream lines(formatTable(rows));
   size_t i = 0;
-  for (std::string line; std::getline(lines, line) && i < results.size(); ++i) {
-    Verdict v = results[i].verdict;
-    Colour colour = v == Verdict::kPass   ? Colour::kGreen
-                    : v == Verdict::kWarn ? Colour::kYellow
-                                          : Colour::kRed;
+  for (std::string line; std::getline(lines, line) && i < verdicts.size(); ++i) {
+    Colour colour = verdicts[i] == "pass"   ? Colour::kGreen
+                    : verdicts[i] == "warn" ? Colour::kYellow
+                                            : Colour::kRed;
     std::fprintf(io_.out, "%s%s\n",
                  colourize(line.substr(0, 4), colour, io_.out_is_terminal).c_str(),
                  line.substr(4).c_str());
   }
-  return failed ? 1 : 0;
+  std::fprintf(io_.out, "%s\n",
+               ok ? "This host may take guests."
+                  : "This host must not take guests until the failed items are fixed.");
+  return ok ? 0 : 1;
 }
 
 void Cli::printVm(const json& vm) {

@@ -972,12 +972,16 @@ TEST_F(QiaoctlTest, DeleteConsoleLogAndTaskList) {
 }
 
 TEST_F(QiaoctlTest, HostAndHostCheck) {
-  std::atomic<bool> libvirt_up{true};
+  std::atomic<bool> failing{false};
   start([&](const SeenRequest& r) {
-    if (r.target == "/v1/healthz") {
-      return jsonReply(200, {{"status", "ok"},
-                             {"libvirt", libvirt_up ? "connected" : "disconnected"},
-                             {"version", "0.1.0"}});
+    if (r.target == "/v1/host/check") {
+      json checks = {{{"name", "baseline"}, {"verdict", "pass"}, {"detail", "/etc/qiao/b.toml"}},
+                     {{"name", "accelerator"},
+                      {"verdict", failing ? "fail" : "warn"},
+                      {"detail", "tcg: configured"}}};
+      return jsonReply(200, {{"baseline_file", "/etc/qiao/b.toml"},
+                             {"checks", checks},
+                             {"ok", !failing}});
     }
     return jsonReply(200, {{"hostname", "node1"},
                            {"arch", "x86_64"},
@@ -995,17 +999,19 @@ TEST_F(QiaoctlTest, HostAndHostCheck) {
   auto check = run({"host", "check"});
   EXPECT_EQ(check.rc, 0) << check.err;
   EXPECT_EQ(check.out,
-            "pass  libvirt      qiaod is connected to libvirt 9.0.0\n"
-            "warn  accelerator  tcg (software emulation, guests run many times slower): "
-            "configured accel = tcg\n");
+            "pass  baseline     /etc/qiao/b.toml\n"
+            "warn  accelerator  tcg: configured\n"
+            "This host may take guests.\n");
+  EXPECT_EQ(targets().back(), "GET /v1/host/check");
 
-  libvirt_up = false;
-  auto broken = run({"-o", "json", "host", "check"});
+  failing = true;
+  auto broken = run({"host", "check"});
   EXPECT_EQ(broken.rc, 1);
-  auto j = json::parse(broken.out);
+  EXPECT_NE(broken.out.find("fail  accelerator"), std::string::npos) << broken.out;
+  EXPECT_NE(broken.out.find("must not take guests"), std::string::npos) << broken.out;
+  auto j = json::parse(run({"-o", "json", "host", "check"}).out);
   EXPECT_EQ(j["ok"], false);
-  EXPECT_EQ(j["checks"][0]["verdict"], "fail");
-  EXPECT_EQ(j["checks"][1]["verdict"], "warn");
+  EXPECT_EQ(j["checks"][1]["verdict"], "fail");
 }
 
 TEST_F(QiaoctlTest, EndpointFlagOverridesTheConfiguration) {

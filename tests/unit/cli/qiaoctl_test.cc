@@ -1,5 +1,5 @@
 // qiaoctl without a server: the parser and its help, usage errors, the client configuration,
-// the output formats, the host checks and errorFromResponse.
+// the output formats and errorFromResponse.
 #include "node/cli/qiaoctl.h"
 
 #include <gtest/gtest.h>
@@ -17,7 +17,6 @@
 #include "node/cli/cli_args.h"
 #include "node/cli/client.h"
 #include "node/cli/commands.h"
-#include "node/cli/host_check.h"
 #include "node/cli/output.h"
 
 namespace qiao {
@@ -391,37 +390,6 @@ TEST(Output, AgesSizesAndProgress) {
 TEST(Output, UrlEncoding) {
   EXPECT_EQ(urlEncode("web-1_a.b~"), "web-1_a.b~");
   EXPECT_EQ(urlEncode("a=b&c d/é"), "a%3Db%26c%20d%2F%C3%A9");
-}
-
-// ---- host checks --------------------------------------------------------------------------
-
-TEST(HostCheck, ChecksAreAListWithVerdicts) {
-  std::vector<std::string> names;
-  for (const auto& c : hostChecks()) names.emplace_back(c.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"libvirt", "accelerator"}));
-
-  json host = {{"accelerator", "kvm"},
-               {"accelerator_reason", "/dev/kvm usable"},
-               {"libvirt_version", "9.0.0"}};
-  json health = {{"status", "ok"}, {"libvirt", "connected"}};
-  auto results = runHostChecks({host, health});
-  ASSERT_EQ(results.size(), 2u);
-  EXPECT_EQ(results[0].name, "libvirt");
-  EXPECT_EQ(results[0].verdict, Verdict::kPass);
-  EXPECT_EQ(results[1].verdict, Verdict::kPass);
-
-  host["accelerator"] = "tcg";
-  host["accelerator_reason"] = "/dev/kvm is missing";
-  health["libvirt"] = "disconnected";
-  results = runHostChecks({host, health});
-  EXPECT_EQ(results[0].verdict, Verdict::kFail);
-  EXPECT_EQ(results[1].verdict, Verdict::kWarn);
-  EXPECT_NE(results[1].detail.find("/dev/kvm is missing"), std::string::npos);
-
-  results = runHostChecks({json::object(), json::object()});
-  EXPECT_EQ(results[0].verdict, Verdict::kFail);
-  EXPECT_EQ(results[1].verdict, Verdict::kFail);
-  EXPECT_EQ(verdictName(Verdict::kWarn), "warn");
 }
 
 // ---- errorFromResponse --------------------------------------------------------------------
