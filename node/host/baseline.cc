@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.hpp>
+#include <toml++/toml.h>
 
 namespace qiao {
 

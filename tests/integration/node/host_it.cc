@@ -16,7 +16,7 @@ TEST(HostCheck, JudgesThisHostAgainstItsBaseline) {
   const std::string baseline = "/tmp/qiao-host-it-" + randomSuffix(8) + ".toml";
   Qiaod q("[host]\nbaseline_file = \"" + baseline + "\"\n");
   q.start();
-  const auto& viewer = q.identity("installer", "viewer");
+  const auto& viewer = q.identity("installer", "viewer", {"acme"});
 
   // No file: the defaults (this qiaod runs TCG: KVM is only preferred, a warning).
   auto none = q.qiaoctl(viewer, {"host", "check"});
