@@ -219,30 +219,30 @@ std::vector<std::string> Fabric::wantedFlowsLocked() const {
 
 Status Fabric::applyFlowsLocked(bool incremental) {
   std::vector<std::string> wanted = wantedFlowsLocked();
+  // What a sent change left on the switch; after a failure what is installed is unknown, and
+  // the next install replaces the whole table.
+  auto readBack = [&](const Status& sent) -> Result<std::vector<std::string>> {
+    Result<std::vector<std::string>> dumped =
+        sent ? flows_.dump(options_.bridge) : std::unexpected(sent.error());
+    if (sent) ++counters_.flow_installs;
+    if (!dumped) installed_from_.clear();
+    return dumped;
+  };
   if (incremental && !installed_from_.empty()) {
     // Only the difference; then one dump, which must differ from the last one by exactly what
     // was sent: a flow lost, edited or added behind Qiao's back shows as one more difference
     // and the whole table is replaced at once (a drift is never built upon: taking that dump
     // as the new reference would hide it from the check).
-    if (auto s = flows_.update(options_.bridge, installed_from_, wanted); !s) {
-      installed_from_.clear();  // unknown now: the next install replaces the whole table
-      return s;
-    }
-    ++counters_.flow_installs;
-    auto dumped = flows_.dump(options_.bridge);
-    if (!dumped) {
-      installed_from_.clear();
-      return std::unexpected(dumped.error());
-    }
+    auto dumped = readBack(flows_.update(options_.bridge, installed_from_, wanted));
+    if (!dumped) return std::unexpected(dumped.error());
     auto count_missing = [](const std::vector<std::string>& a, const std::vector<std::string>& b) {
       const std::set<std::string> in_b(b.begin(), b.end());
       size_t n = 0;
       for (const auto& f : a) n += in_b.contains(f) ? 0 : 1;
       return n;
     };
-    const size_t added = count_missing(wanted, installed_from_);
-    const size_t removed = count_missing(installed_from_, wanted);
-    if (count_missing(*dumped, installed_) == added && count_missing(installed_, *dumped) == removed) {
+    if (count_missing(*dumped, installed_) == count_missing(wanted, installed_from_) &&
+        count_missing(installed_, *dumped) == count_missing(installed_from_, wanted)) {
       installed_ = std::move(*dumped);
       installed_from_ = std::move(wanted);
       return {};
@@ -250,16 +250,8 @@ Status Fabric::applyFlowsLocked(bool incremental) {
     log_.warn("flows drifted behind qiaod's back; replacing them all",
               {{"bridge", options_.bridge}});
   }
-  if (auto s = flows_.replace(options_.bridge, wanted); !s) {
-    installed_from_.clear();
-    return s;
-  }
-  ++counters_.flow_installs;
-  auto dumped = flows_.dump(options_.bridge);
-  if (!dumped) {
-    installed_from_.clear();
-    return std::unexpected(dumped.error());
-  }
+  auto dumped = readBack(flows_.replace(options_.bridge, wanted));
+  if (!dumped) return std::unexpected(dumped.error());
   installed_ = std::move(*dumped);
   installed_from_ = std::move(wanted);
   return {};
