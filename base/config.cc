@@ -140,6 +140,12 @@ const std::vector<Option>& options() {
       {"vm.cpu_model_aarch64_tcg",
        StringField([](Config& c) { return &c.vm.cpu_model_aarch64_tcg; }), 0, 0, {},
        checkNotEmpty, "CPU model of aarch64 guests under TCG (KVM uses host-passthrough)."},
+      {"vm.kvm_probe_kernel", StringField([](Config& c) { return &c.vm.kvm_probe_kernel; }), 0,
+       0, {}, checkOptionalAbsolutePath,
+       "Linux kernel the start-up KVM probe boots (vm.accelerator auto or kvm): KVM is usable "
+       "when it prints its banner within 15 s. Empty: /boot/vmlinuz-<running release> when "
+       "readable, else only a halted QEMU is started (which misses a nested KVM that starts "
+       "guests but never runs them)."},
       {"vm.max_vcpus", IntField([](Config& c) { return &c.vm.max_vcpus; }), 1, 4096, {}, nullptr,
        "Most vCPUs a VM may ask for."},
       {"vm.max_memory_mib", Int64Field([](Config& c) { return &c.vm.max_memory_mib; }), 64,

@@ -38,6 +38,7 @@ struct Config {
     std::string machine_x86_64 = "q35";
     std::string machine_aarch64 = "virt";
     std::string cpu_model_aarch64_tcg = "cortex-a72";
+    std::string kvm_probe_kernel;  // "" = /boot/vmlinuz-<running release> when readable
     int max_vcpus = 64;
     int64_t max_memory_mib = 262144;
   } vm;

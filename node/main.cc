@@ -157,7 +157,7 @@ int runDaemon(const Config& config) {
   HostFacts host = readHostFacts();
   AccelProbe probe;
   if (config.vm.accelerator != "tcg") {
-    probe = probeKvm(host.arch, 5000);
+    probe = probeKvm(host.arch, 15000, config.vm.kvm_probe_kernel);
   } else {
     probe.reason = "not probed: vm.accelerator is tcg";
   }

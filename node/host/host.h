@@ -41,7 +41,11 @@ struct AccelProbe {
   std::string reason;
 };
 
-AccelProbe probeKvm(const std::string& arch, int timeout_ms);
+// KVM is usable when a guest really runs: with `kernel` ("" = /boot/vmlinuz-<release> when
+// readable) the probe boots it under KVM (-cpu host, no root: it panics and QEMU exits) and
+// looks for its banner on the serial console within `timeout_ms`; without one it can only
+// check that a halted -cpu host QEMU survives its vCPU setup.
+AccelProbe probeKvm(const std::string& arch, int timeout_ms, const std::string& kernel = {});
 
 struct AccelChoice {
   std::string accelerator;  // "kvm" | "tcg"

@@ -82,7 +82,10 @@ Qiaod::Qiaod(std::string extra_config, std::string listen)
   std::ofstream(config_file_) << "[api]\nlisten = [" << listen << "]\n"
                               << "[pki]\ndir = \"" << dir_ << "/pki\"\n"
                               << "[state]\ndir = \"" << dir_ << "/state\"\n"
-                              << "[vm]\naccelerator = \"tcg\"\nshutdown_timeout_s = 30\n"
+                              // TCG unless the test says otherwise (the KVM probe).
+                              << (extra_config_.find("[vm]") == std::string::npos
+                                      ? "[vm]\naccelerator = \"tcg\"\nshutdown_timeout_s = 30\n"
+                                      : std::string())
                               << "[log]\nlevel = \"debug\"\n"
                               // Volumes in the test's own folder unless the test says where.
                               << (extra_config_.find("[storage]") == std::string::npos

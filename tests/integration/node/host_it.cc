@@ -56,5 +56,42 @@ TEST(HostCheck, JudgesThisHostAgainstItsBaseline) {
   std::remove(baseline.c_str());
 }
 
+// The start-up KVM probe boots a kernel under KVM: its verdict must be what the same kernel
+// does under KVM when the test runs it itself (on this project's nested test machines KVM
+// starts QEMU but a Linux kernel never prints: the verdict must then be TCG, and a baseline
+// that requires KVM fails).
+TEST(HostCheck, TheKvmVerdictIsWhatAKernelUnderKvmDoes) {
+  if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
+  const std::string kernel = testGuestDir() + "/vmlinuz";
+  auto direct = runCommand({"timeout", "15", "qemu-system-x86_64", "-accel", "kvm", "-cpu", "host",
+                            "-m", "256", "-nodefaults", "-display", "none", "-no-reboot",
+                            "-serial", "stdio", "-kernel", kernel, "-append",
+                            "panic=-1 root=/dev/none console=ttyS0"},
+                           30000);
+  const bool kvm_runs_linux = direct.out.find("Linux version") != std::string::npos;
+
+  const std::string baseline = "/tmp/qiao-host-it-" + randomSuffix(8) + ".toml";
+  std::ofstream(baseline) << "[hypervisor]\nkvm = \"required\"\n";
+  Qiaod q("[vm]\naccelerator = \"auto\"\nshutdown_timeout_s = 30\nkvm_probe_kernel = \"" + kernel +
+          "\"\n[host]\nbaseline_file = \"" + baseline + "\"\n");
+  q.start();
+  auto c = q.client(q.identity("installer", "viewer", {"acme"}));
+  auto host = call(c, "GET", "/v1/host");
+  ASSERT_EQ(host.status, 200) << host.raw;
+  EXPECT_EQ(host.body["accelerator"], kvm_runs_linux ? "kvm" : "tcg") << host.raw;
+  auto check = call(c, "GET", "/v1/host/check");
+  ASSERT_EQ(check.status, 200) << check.raw;
+  EXPECT_EQ(check.body["ok"], kvm_runs_linux) << check.raw;
+  for (const auto& item : check.body["checks"]) {
+    if (item["name"] != "accelerator") continue;
+    EXPECT_EQ(item["verdict"], kvm_runs_linux ? "pass" : "fail") << item.dump();
+    if (!kvm_runs_linux) {
+      EXPECT_NE(item["detail"].get<std::string>().find("printed nothing"), std::string::npos)
+          << item.dump();
+    }
+  }
+  std::remove(baseline.c_str());
+}
+
 }  // namespace
 }  // namespace qiao::testing
