@@ -7,9 +7,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "base/files.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "network/netdev.h"
@@ -20,16 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string readAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Writes when different; true when it changed the file.
 Result<bool> writeIfChanged(const std::string& path, const std::string& text) {
-  if (fs::exists(path) && readAll(path) == text) return false;
+  if (fs::exists(path) && readTextFile(path) == text) return false;
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -49,10 +42,10 @@ DhcpServers::DhcpServers(std::string run_dir, std::string program)
     : run_dir_(std::move(run_dir)), program_(std::move(program)) {}
 
 int DhcpServers::pidOf(const std::string& key) const {
-  std::string text = readAll(dirOf(key) + "/pid");
+  std::string text = readTextFile(dirOf(key) + "/pid");
   int pid = std::atoi(text.c_str());
   if (pid <= 1 || ::kill(pid, 0) != 0) return 0;
-  std::string comm = readAll("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm = readTextFile("/proc/" + std::to_string(pid) + "/comm");
   return comm.starts_with("dnsmasq") ? pid : 0;
 }
 

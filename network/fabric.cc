@@ -347,8 +347,7 @@ Status Fabric::cleanupLocked() {
     // Its address goes to the next port: no connection of this one may pass as established.
     const NetworkDef* n = nullptr;
     if (auto live = networks_.find(p.network_uuid); live != networks_.end()) n = &live->second;
-    if (s && n != nullptr && !p.ip.empty()) s = flows_.flushZone(egressZone(n->local_id), p.ip);
-    if (s && n != nullptr && !p.ip.empty()) s = flows_.flushZone(ingressZone(n->local_id), p.ip);
+    if (s && n != nullptr && !p.ip.empty()) s = flushZonesLocked(n->local_id, p.ip);
     if (s) {
       it = gone_ports_.erase(it);
     } else {
@@ -361,8 +360,7 @@ Status Fabric::cleanupLocked() {
     Status s = switch_.removePort(options_.bridge, dhcpOuter(n));
     if (s && n.dhcp) s = dhcp_.remove(dhcpConfigLocked(n));
     // Its id goes to the next network: no connection of this one may pass as established.
-    if (s) s = flows_.flushZone(egressZone(n.local_id));
-    if (s) s = flows_.flushZone(ingressZone(n.local_id));
+    if (s) s = flushZonesLocked(n.local_id, "");
     if (s) {
       it = gone_networks_.erase(it);
     } else {
@@ -371,6 +369,13 @@ Status Fabric::cleanupLocked() {
     }
   }
   return first;
+}
+
+Status Fabric::flushZonesLocked(int64_t network, const std::string& address) {
+  for (int zone : {egressZone(network), ingressZone(network)}) {
+    if (auto s = flows_.flushZone(zone, address); !s) return s;
+  }
+  return {};
 }
 
 Status Fabric::setGroups(std::vector<FlowGroup> groups) {
@@ -388,12 +393,7 @@ void Fabric::reconcilePortsLocked(const std::string& bridge,
   for (const auto& s : listed) actual[s.port.name] = &s;
   for (const auto& [name, want] : wanted) {
     auto a = actual.find(name);
-    if (a != actual.end() &&
-        (present_enough.contains(name) ||
-         (a->second->port.type == want.type &&
-          a->second->port.ofport_request == want.ofport_request &&
-          a->second->port.external_ids == want.external_ids &&
-          a->second->port.options == want.options))) {
+    if (a != actual.end() && (present_enough.contains(name) || a->second->port == want)) {
       continue;
     }
     if (auto s = switch_.ensurePort(bridge, want); !s) {

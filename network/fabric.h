@@ -134,6 +134,8 @@ class Fabric {
   Status applyFlowsLocked(bool incremental = true);
   // Removes from the host what removed ports and networks left; the first error.
   Status cleanupLocked();
+  // Forgets a network's connections, in both its zones: all of them, or those of `address`.
+  Status flushZonesLocked(int64_t network, const std::string& address);
   Status ensureNetworkLocked(const NetworkDef& n);
   Status ensurePortLocked(const PortDef& p);
   DhcpConfig dhcpConfigLocked(const NetworkDef& n) const;

@@ -75,15 +75,10 @@ class OfctlInstaller : public FlowInstaller {
       calls.push_back({z, "ct_nw_dst=" + address});
     }
     for (const auto& args : calls) {
-      ProcessOptions p;
-      p.argv = {options_.appctl, "dpctl/flush-conntrack"};
-      p.argv.insert(p.argv.end(), args.begin(), args.end());
-      p.timeout_ms = options_.timeout_ms;
-      auto r = runProcess(p);
-      if (!r) {
-        return makeError(ErrorCode::kUnavailable, "ovs",
-                         "cannot run " + options_.appctl + ": " + r.error().message);
-      }
+      std::vector<std::string> argv = {options_.appctl, "dpctl/flush-conntrack"};
+      argv.insert(argv.end(), args.begin(), args.end());
+      auto r = runTool(std::move(argv), {});
+      if (!r) return std::unexpected(r.error());
       if (r->exit_code != 0) return std::unexpected(ofctlError("flushing conntrack " + z, *r));
     }
     return {};
@@ -105,17 +100,24 @@ class OfctlInstaller : public FlowInstaller {
   }
 
  private:
+  // ovs-ofctl speaking OpenFlow 1.4.
   Result<ProcessResult> run(std::vector<std::string> args, std::string stdin_data) {
+    std::vector<std::string> argv = {options_.program, "-O", "OpenFlow14"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runTool(std::move(argv), std::move(stdin_data));
+  }
+
+  // One of OVS's tools; kUnavailable when it cannot be started.
+  Result<ProcessResult> runTool(std::vector<std::string> argv, std::string stdin_data) {
     ProcessOptions p;
-    p.argv = {options_.program, "-O", "OpenFlow14"};
-    p.argv.insert(p.argv.end(), args.begin(), args.end());
+    p.argv = std::move(argv);
     p.stdin_data = std::move(stdin_data);
     p.timeout_ms = options_.timeout_ms;
     p.max_output_bytes = 64 << 20;
     auto r = runProcess(p);
     if (!r) {
       return makeError(ErrorCode::kUnavailable, "ovs",
-                       "cannot run " + options_.program + ": " + r.error().message);
+                       "cannot run " + p.argv[0] + ": " + r.error().message);
     }
     return r;
   }
@@ -356,6 +358,11 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
   // and teaches where its source MAC lives; anything else from a tunnel is dropped. What a
   // flow learned goes with it (delete_learned): a network removed, a peer's port renumbered,
   // and its MACs are forgotten before its id or port can mean something else.
+  // "a,b": items of an action list, empty ones left out.
+  auto join = [](std::string a, const std::string& b) {
+    if (!b.empty()) a += (a.empty() ? "" : ",") + b;
+    return a;
+  };
   std::map<int64_t, std::string> tunnel_outputs;  // network -> "output:T1,output:T2"
   char learn[200];
   std::snprintf(learn, sizeof learn,
@@ -374,8 +381,7 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                       std::to_string(type_id.second) + ",actions=load:" +
                       std::to_string(network) + "->NXM_NX_REG6[],load:1->NXM_NX_REG4[]," + learn +
                       "," + l2);
-      auto& outputs = tunnel_outputs[network];
-      outputs += (outputs.empty() ? "" : ",") + ("output:" + std::to_string(t.ofport));
+      tunnel_outputs[network] = join(tunnel_outputs[network], "output:" + std::to_string(t.ofport));
     }
   }
   // Unicast from here to a MAC not on the bridge: tagged with the tunnel id, then table 21.
@@ -400,10 +406,6 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
   // A tunnel's ARP floods the network's ports here but not its DHCP servers, and nothing of a
   // DHCP server goes into a tunnel.
   const std::string mcast = ",dl_dst=01:00:00:00:00:00/01:00:00:00:00:00";
-  auto join = [](std::string a, const std::string& b) {
-    if (!b.empty()) a += (a.empty() ? "" : ",") + b;
-    return a;
-  };
   for (const auto& [network, ofports] : members) {
     const std::string net = ",reg6=" + std::to_string(network);
     const std::vector<int64_t>& network_servers = servers[network];
@@ -430,7 +432,7 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
     std::string to_servers;
     for (int64_t d : network_servers) {
       const std::string in_d = ",in_port=" + std::to_string(d);
-      to_servers += (to_servers.empty() ? "" : ",") + ("output:" + std::to_string(d));
+      to_servers = join(to_servers, "output:" + std::to_string(d));
       if (!flood.empty()) {
         flows.push_back(head(kTableL2, 55) + net + in_d + mcast + ",actions=" + flood);
       }

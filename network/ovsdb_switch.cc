@@ -413,10 +413,10 @@ class OvsdbSwitch final : public Switch {
     if (!rows) return std::unexpected(rows.error());
     if (!rows->empty()) {
       const json& row = (*rows)[0];
-      auto fail_mode = readOptionalString(row.value("fail_mode", json()), "Bridge.fail_mode");
-      if (!fail_mode) return std::unexpected(fail_mode.error());
+      auto current_mode = readOptionalString(row.value("fail_mode", json()), "Bridge.fail_mode");
+      if (!current_mode) return std::unexpected(current_mode.error());
       if (stringOr(row, "datapath_type") == datapath_type &&
-          (!enforce_mode || *fail_mode == "secure")) {
+          (!enforce_mode || *current_mode == "secure")) {
         return {};
       }
       auto uuid = readUuid(row.value("_uuid", json()));

@@ -1,12 +1,14 @@
 #include "node/host/baseline.h"
 
 #include <sys/timex.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
+
+#include "base/files.h"
 
 namespace qiao {
 
@@ -52,13 +54,6 @@ bool isVersion(const std::string& v) {
 bool isIsoDate(const std::string& v) {
   return v.size() == 10 && v[4] == '-' && v[7] == '-' &&
          std::all_of(v.begin(), v.end(), [](char c) { return c == '-' || std::isdigit(c); });
-}
-
-std::string readAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -155,14 +150,15 @@ Result<Baseline> parseBaseline(std::string_view text, const std::string& source)
 Result<Baseline> loadBaseline(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Baseline{};
-  std::ifstream in(path);
-  if (!in) return makeError(ErrorCode::kInternal, "baseline", "cannot read " + path);
-  return parseBaseline(readAll(path), path);
+  if (::access(path.c_str(), R_OK) != 0) {
+    return makeError(ErrorCode::kInternal, "baseline", "cannot read " + path);
+  }
+  return parseBaseline(readTextFile(path), path);
 }
 
 void readKernelFacts(BaselineFacts& facts, const std::string& cpuinfo,
                      const std::string& meminfo, const std::string& iommu_groups) {
-  std::istringstream cpu(readAll(cpuinfo));
+  std::istringstream cpu(readTextFile(cpuinfo));
   for (std::string line; std::getline(cpu, line);) {
     // x86 "flags : ...", arm64 "Features : ..."; the first CPU's is every CPU's.
     if (!line.starts_with("flags") && !line.starts_with("Features")) continue;
@@ -172,7 +168,7 @@ void readKernelFacts(BaselineFacts& facts, const std::string& cpuinfo,
     for (std::string w; words >> w;) facts.cpu_features.insert(w);
     break;
   }
-  std::istringstream mem(readAll(meminfo));
+  std::istringstream mem(readTextFile(meminfo));
   for (std::string line; std::getline(mem, line);) {
     if (line.starts_with("HugePages_Total:")) {
       facts.hugepages = std::atoll(line.substr(16).c_str());
