@@ -33,6 +33,7 @@
 #include "network/switch.h"
 #include "node/images/image_service.h"
 #include "node/networks/network_service.h"
+#include "node/qmp/libvirt_qmp_channel.h"
 #include "node/vm/vm_service.h"
 #include "node/volumes/volume_service.h"
 #include "storage/volume_driver.h"
@@ -252,6 +253,16 @@ int runDaemon(const Config& config) {
                         {"bridge", config.network.bridge},
                         {"tunnel_peers", std::to_string(config.network.tunnel_peers.size())}});
   VmService vms(vm_options, **store, *hypervisor, events, tasks, &volumes, networks.get());
+  // A guest's QMP monitor through libvirt, for what libvirt has no API for (Qiao's RBD disks).
+  vms.setMonitorFactory(
+      [uri = libvirt_options.uri](const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
+        LibvirtQmpOptions options;
+        options.uri = uri;
+        options.domain = domain;
+        return std::make_shared<LibvirtQmpChannel>(std::move(options));
+      });
+  volumes.setLiveResize(
+      [&vms](const VolumeRecord& volume, int64_t size) { return vms.growLive(volume, size); });
   images.sweep();
   if (networks) networks->start();
   vms.start();

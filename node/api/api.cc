@@ -38,6 +38,8 @@ const std::vector<Route>& routes() {
       {{"GET", "/v1/vms/{name}", "viewer"}, {"tenant"}},
       {{"DELETE", "/v1/vms/{name}", "operator"}, {"tenant", "force"}},
       {{"POST", "/v1/vms/{name}/actions/{action}", "operator"}, {"tenant"}},
+      {{"POST", "/v1/vms/{name}/disks", "operator"}, {"tenant"}},
+      {{"DELETE", "/v1/vms/{name}/disks/{volume}", "operator"}, {"tenant"}},
       {{"GET", "/v1/vms/{name}/console-log", "viewer"}, {"tenant", "tail_bytes"}},
       {{"GET", "/v1/volumes", "viewer"}, {"tenant"}},
       {{"POST", "/v1/volumes", "operator"}, {}},
@@ -357,6 +359,8 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"GET", "/v1/vms/{name}"}, &Api::getVm},
       {{"DELETE", "/v1/vms/{name}"}, &Api::deleteVm},
       {{"POST", "/v1/vms/{name}/actions/{action}"}, &Api::vmAction},
+      {{"POST", "/v1/vms/{name}/disks"}, &Api::addVmDisk},
+      {{"DELETE", "/v1/vms/{name}/disks/{volume}"}, &Api::removeVmDisk},
       {{"GET", "/v1/vms/{name}/console-log"}, &Api::consoleLog},
       {{"GET", "/v1/volumes"}, &Api::listVolumes},
       {{"POST", "/v1/volumes"}, &Api::createVolume},
@@ -664,6 +668,29 @@ ApiResponse Api::vmAction(Context& ctx) {
   auto vm = resolveVmToChange(ctx);
   if (!vm) return errorResponse(vm.error());
   auto task = deps_.vms.action(*vm, action, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+ApiResponse Api::addVmDisk(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  SpecLimits limits = deps_.limits;
+  limits.check_boot_files = false;
+  auto disk = parseDiskSpec(ctx.request.body, limits);
+  if (!disk) return errorResponse(disk.error());
+  auto vm = resolveVmToChange(ctx);
+  if (!vm) return errorResponse(vm.error());
+  auto task = deps_.vms.addDisk(*vm, std::move(*disk), ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+ApiResponse Api::removeVmDisk(Context& ctx) {
+  const std::string& volume = ctx.params.at("volume");
+  if (auto ok = checkDnsLabel("volume", volume); !ok) return errorResponse(ok.error());
+  auto vm = resolveVmToChange(ctx);
+  if (!vm) return errorResponse(vm.error());
+  auto task = deps_.vms.removeDisk(*vm, volume, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
 }

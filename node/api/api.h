@@ -75,6 +75,8 @@ class Api {
   ApiResponse getVm(Context& ctx);
   ApiResponse deleteVm(Context& ctx);
   ApiResponse vmAction(Context& ctx);
+  ApiResponse addVmDisk(Context& ctx);
+  ApiResponse removeVmDisk(Context& ctx);
   ApiResponse consoleLog(Context& ctx);
   ApiResponse listVolumes(Context& ctx);
   ApiResponse createVolume(Context& ctx);

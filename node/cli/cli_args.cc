@@ -104,6 +104,24 @@ std::vector<CommandSpec> makeSpecs() {
        "A running VM is refused (conflict) unless --force, which powers it off first. Prints the "
        "task's id,\nor with --wait a line once the VM is gone.",
        {{"--force", "", "delete a running VM too (powered off first)"}, kWait, kWaitTimeout}},
+      {"vm", "disk add", "NAME", "add a disk to a VM, running or not",
+       "A volume of the VM's tenant (--volume), or a new volume made from an image (--image,\n"
+       "named --volume or <vm>-disk<k>). A running VM gets it at once (hot-plug; RBD volumes),\n"
+       "a stopped one at its next start. Prints the task's id, or with --wait the VM once done.",
+       {{"--volume", "V", "the volume to attach (with --image: the new volume's name)"},
+        {"--image", "I", "make the disk from image I (a copy-on-write clone)"},
+        {"--size-gib", "N", "with --image: its size in GiB (default: the image's)",
+         FlagCheck::kCount},
+        {"--keep", "", "with --image: keep the volume when the VM is deleted"},
+        kWait,
+        kWaitTimeout}},
+      {"vm", "disk remove", "NAME", "remove a disk from a VM, running or not",
+       "A running VM's guest is asked to release the disk (PCIe hot-unplug) and the task waits\n"
+       "for it (30 s; a guest that does not let go keeps the disk and the task fails). The\n"
+       "volume stays, available. Prints the task's id, or with --wait the VM once done.",
+       {{"--volume", "V", "the disk's volume", FlagCheck::kNone, false, true},
+        kWait,
+        kWaitTimeout}},
       {"vm", "console-log", "NAME", "print the end of a VM's serial console output",
        "Prints the text as it is (no table, no JSON), whatever -o says.",
        {{"--tail", "BYTES", "the last BYTES bytes (default 65536, the server's limit applies)",
@@ -495,6 +513,17 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
       continue;
     }
     if (inv.command == nullptr) {
+      // Commands of two words ("disk add") first.
+      if (i + 1 < args.size()) {
+        const std::string two = a + " " + args[i + 1];
+        for (const auto& c : commandSpecs()) {
+          if (c.group == group && c.name == two) inv.command = &c;
+        }
+        if (inv.command != nullptr) {
+          ++i;
+          continue;
+        }
+      }
       for (const auto& c : commandSpecs()) {
         if (c.group == group && c.name == a) inv.command = &c;
       }

@@ -77,6 +77,7 @@ class Cli {
   int volumeOrImageGet();
   int volumeCreate();
   int volumeResize();
+  int vmDisk();
   int imageCreate();
   int networkList();
   int networkGet();
@@ -175,6 +176,7 @@ int Cli::run() {
     if (c.name == "get") return vmGet();
     if (c.name == "create") return vmCreate();
     if (c.name == "console-log") return vmConsoleLog();
+    if (c.name.starts_with("disk ")) return vmDisk();
     return vmChange();
   }
   if (c.group == "volume" || c.group == "image") {
@@ -732,6 +734,44 @@ int Cli::vmChange() {
     printJson(*vm);
   else
     std::fprintf(io_.out, "vm %s: %s\n", str(*vm, "name").c_str(), str(*vm, "state").c_str());
+  return 0;
+}
+
+int Cli::vmDisk() {
+  std::optional<json> task;
+  const auto volume = inv_.value("--volume");
+  if (inv_.command->name == "disk add") {
+    json disk = json::object();
+    if (volume) disk["volume"] = *volume;
+    if (auto image = inv_.value("--image")) disk["image"] = *image;
+    if (auto size = inv_.value("--size-gib")) disk["size_gib"] = std::stoll(*size);
+    if (inv_.has("--keep")) disk["keep"] = true;
+    if (!disk.contains("image") && (disk.contains("size_gib") || disk.contains("keep"))) {
+      std::fprintf(io_.err, "error: --size-gib and --keep go with --image\n");
+      return 2;
+    }
+    if (!disk.contains("image") && !volume) {
+      std::fprintf(io_.err, "error: give --volume V, or --image I\n");
+      return 2;
+    }
+    task = call("POST", vmTarget("/disks") + Query().add("tenant", inv_.tenant).str(),
+                disk.dump());
+  } else {
+    task = call("DELETE", vmTarget("/disks/" + urlEncode(*volume)) +
+                              Query().add("tenant", inv_.tenant).str());
+  }
+  if (!task) return 1;
+  json final;
+  if (auto done = followTask(*task, &final)) return *done;
+  auto vm = vmOfTask(final);
+  if (!vm) return 1;
+  if (inv_.json_output) {
+    printJson(*vm);
+  } else {
+    std::fprintf(io_.out, "vm %s: disk %s %s\n", str(*vm, "name").c_str(),
+                 volume ? volume->c_str() : ("from image " + *inv_.value("--image")).c_str(),
+                 inv_.command->name == "disk add" ? "added" : "removed");
+  }
   return 0;
 }
 

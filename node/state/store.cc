@@ -1036,6 +1036,19 @@ Status Store::upsertVm(const VmRecord& vm) {
   return {};
 }
 
+Status Store::setVmSpec(const std::string& tenant, const std::string& name,
+                        const std::string& spec_json) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE vms SET spec_json = ?, updated_at = ") + kNow +
+                       " WHERE tenant = ? AND name = ?");
+  q.bind(spec_json).bind(tenant).bind(name);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("set vm spec"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kNotFound, "store", "no vm " + tenant + "/" + name);
+  }
+  return {};
+}
+
 Status Store::setVmState(const std::string& tenant, const std::string& name,
                          const std::string& state, const std::string& last_error) {
   std::lock_guard lock(mutex_);

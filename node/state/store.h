@@ -149,6 +149,9 @@ class Store {
   Status upsertVm(const VmRecord& vm);
   Status setVmState(const std::string& tenant, const std::string& name, const std::string& state,
                     const std::string& last_error = "");
+  // Only the spec (a disk or NIC added or removed while the VM lives): never its state.
+  Status setVmSpec(const std::string& tenant, const std::string& name,
+                   const std::string& spec_json);
   Status deleteVm(const std::string& tenant, const std::string& name);  // idempotent
   Result<std::map<std::string, int>> countVmsByState();
 

@@ -3,7 +3,11 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <functional>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "base/handle.h"
@@ -119,12 +123,77 @@ DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& ctx) {
   return d;
 }
 
-std::string qemuDiskNode(size_t index) { return "qiao-disk" + std::to_string(index); }
+std::string qemuDiskId(std::string_view volume_uuid) {
+  std::string hex;
+  for (char c : volume_uuid) {
+    if (std::isxdigit(static_cast<unsigned char>(c)) != 0 && hex.size() < 16) hex += c;
+  }
+  return "qd-" + hex;
+}
+
+std::string qemuDiskPort(size_t k) { return "qiao-port" + std::to_string(k); }
+
+nlohmann::json rbdFileNode(const DiskDef& disk) {
+  nlohmann::json file = {{"driver", "rbd"},
+                         {"node-name", disk.id + "-file"},
+                         {"pool", disk.pool},
+                         {"image", disk.image},
+                         {"user", disk.user},
+                         {"key-secret", kCephKeyId},
+                         {"auth-client-required", {"cephx"}},
+                         {"cache", {{"direct", false}, {"no-flush", false}}},
+                         {"discard", "unmap"}};
+  if (!disk.ns.empty()) file["namespace"] = disk.ns;
+  if (!disk.conf.empty()) file["conf"] = disk.conf;
+  return file;
+}
+
+nlohmann::json rbdFormatNode(const DiskDef& disk) {
+  return {{"driver", "raw"}, {"node-name", disk.id}, {"file", disk.id + "-file"},
+          {"discard", "unmap"}};
+}
+
+nlohmann::json rbdDevice(const DiskDef& disk, const std::string& port, bool boot) {
+  nlohmann::json device = {{"driver", "virtio-blk-pci"}, {"drive", disk.id}, {"id", disk.id},
+                           {"bus", port}};
+  if (boot) device["bootindex"] = 1;
+  return device;
+}
+
+std::optional<std::string> freeDiskPort(const nlohmann::json& query_pci) {
+  std::set<std::string> busy, ports;
+  std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& devices) {
+    if (!devices.is_array()) return;
+    for (const auto& dev : devices) {
+      if (!dev.is_object()) continue;
+      const std::string id = dev.value("qdev_id", "");
+      auto bridge = dev.find("pci_bridge");
+      if (!id.starts_with("qiao-port") || bridge == dev.end() || !bridge->is_object()) {
+        if (bridge != dev.end() && bridge->is_object()) walk(bridge->value("devices", nlohmann::json()));
+        continue;
+      }
+      ports.insert(id);
+      const auto behind = bridge->value("devices", nlohmann::json::array());
+      if (behind.is_array() && !behind.empty()) busy.insert(id);
+    }
+  };
+  if (query_pci.is_array()) {
+    for (const auto& bus : query_pci) {
+      if (bus.is_object()) walk(bus.value("devices", nlohmann::json()));
+    }
+  }
+  for (size_t k = 0; k < kMaxDisks; ++k) {
+    const std::string port = qemuDiskPort(k);
+    if (ports.contains(port) && !busy.contains(port)) return port;
+  }
+  return std::nullopt;
+}
 
 namespace {
 
 constexpr const char* kQemuNs = "http://libvirt.org/schemas/domain/qemu/1.0";
-constexpr const char* kCephKeyId = "qiao-ceph-key";
+// Chassis numbers of Qiao's root ports: far above libvirt's (its controller indexes).
+constexpr int kDiskPortChassis = 200;
 
 void renderFileDisk(XmlWriter& w, const DiskDef& disk, bool boot) {
   w.open("disk").attr("type", "file").attr("device", disk.cdrom ? "cdrom" : "disk");
@@ -161,12 +230,19 @@ void renderNic(XmlWriter& w, const NicDef& nic) {
   w.close();
 }
 
-// The -object/-blockdev/-device arguments of the RBD disks (JSON, escaped by nlohmann and
-// then by XmlWriter: nothing of a name reaches QEMU unquoted).
+// The -object/-blockdev/-device arguments of the RBD disks, each on a root port of Qiao's (as
+// many ports as a VM may have disks, so hot-plug finds a free one), the cephx key read by
+// QEMU from a root-only file. Escaped by nlohmann and then by XmlWriter.
+// On a node with Ceph, every VM has Qiao's disk ports (and the key), so that a VM made without
+// disks can get one while it runs.
+bool hasRbdDisks(const DomainDef& d) {
+  if (!d.ceph_key_file.empty()) return true;
+  return std::any_of(d.disks.begin(), d.disks.end(),
+                     [](const DiskDef& disk) { return disk.type == "rbd"; });
+}
+
 void renderRbdDisks(XmlWriter& w, const DomainDef& d) {
-  bool any = false;
-  for (const auto& disk : d.disks) any = any || disk.type == "rbd";
-  if (!any) return;
+  if (!hasRbdDisks(d)) return;
   auto arg = [&](const std::string& value) { w.open("qemu:arg").attr("value", value).close(); };
   w.open("qemu:commandline");
   arg("-object");
@@ -175,31 +251,24 @@ void renderRbdDisks(XmlWriter& w, const DomainDef& d) {
                      {"file", d.ceph_key_file},
                      {"format", "base64"}}
           .dump());
+  for (size_t k = 0; k < kMaxDisks; ++k) {
+    arg("-device");
+    arg(nlohmann::json{{"driver", "pcie-root-port"},
+                       {"id", qemuDiskPort(k)},
+                       {"bus", "pcie.0"},
+                       {"chassis", kDiskPortChassis + static_cast<int>(k)}}
+            .dump());
+  }
+  size_t port = 0;
   for (size_t i = 0; i < d.disks.size(); ++i) {
     const DiskDef& disk = d.disks[i];
     if (disk.type != "rbd") continue;
-    const std::string node = qemuDiskNode(i);
-    nlohmann::json file = {{"driver", "rbd"},
-                           {"node-name", node + "-file"},
-                           {"pool", disk.pool},
-                           {"image", disk.image},
-                           {"user", disk.user},
-                           {"key-secret", kCephKeyId},
-                           {"auth-client-required", {"cephx"}},
-                           {"cache", {{"direct", false}, {"no-flush", false}}},
-                           {"discard", "unmap"}};
-    if (!disk.ns.empty()) file["namespace"] = disk.ns;
-    if (!disk.conf.empty()) file["conf"] = disk.conf;
     arg("-blockdev");
-    arg(file.dump());
+    arg(rbdFileNode(disk).dump());
     arg("-blockdev");
-    arg(nlohmann::json{{"driver", "raw"}, {"node-name", node}, {"file", node + "-file"},
-                       {"discard", "unmap"}}
-            .dump());
-    nlohmann::json device = {{"driver", "virtio-blk-pci"}, {"drive", node}, {"id", node}};
-    if (i == 0 && d.kernel.empty()) device["bootindex"] = 1;
+    arg(rbdFormatNode(disk).dump());
     arg("-device");
-    arg(device.dump());
+    arg(rbdDevice(disk, qemuDiskPort(port++), i == 0 && d.kernel.empty()).dump());
   }
   w.close();
 }
@@ -209,9 +278,7 @@ void renderRbdDisks(XmlWriter& w, const DomainDef& d) {
 std::string renderDomainXml(const DomainDef& d) {
   XmlWriter w;
   w.open("domain").attr("type", d.type);
-  bool rbd = false;
-  for (const auto& disk : d.disks) rbd = rbd || disk.type == "rbd";
-  if (rbd) w.attr("xmlns:qemu", kQemuNs);
+  if (hasRbdDisks(d)) w.attr("xmlns:qemu", kQemuNs);
   w.leaf("name", d.name);
   if (!d.uuid.empty()) w.leaf("uuid", d.uuid);
   w.open("metadata");

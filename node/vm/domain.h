@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +22,7 @@ namespace qiao {
 // 9.0 cannot name an RBD namespace, which keeps tenants apart inside Ceph), with the cephx
 // key read by QEMU from a root-only file, never from a command line.
 struct DiskDef {
+  std::string id;       // rbd: QEMU id of its device and raw node (qemuDiskId of the volume)
   std::string target;   // "vda", "vdb", ...; "sda" for a CD-ROM
   std::string type;     // "file" | "rbd"
   bool cdrom = false;   // read-only, on virtio-scsi (cloud-init seeds)
@@ -30,8 +33,21 @@ struct DiskDef {
   bool operator==(const DiskDef&) const = default;
 };
 
-// The QEMU ids of disk `index` (its -blockdev node and -device).
-std::string qemuDiskNode(size_t index);
+// The QEMU id of a volume's disk (its -device and raw node; "<id>-file" is the rbd node):
+// stable for the volume, so a running VM's disks keep their ids while others come and go.
+std::string qemuDiskId(std::string_view volume_uuid);
+// Qiao's own PCIe root ports for RBD disks, one disk each: a device on the root complex
+// could never be unplugged. "qiao-port<k>", k < kMaxDisks.
+std::string qemuDiskPort(size_t k);
+inline constexpr const char* kCephKeyId = "qiao-ceph-key";
+// The arguments of an RBD disk's nodes (blockdev-add: the rbd node, then raw on it) and of its
+// device (device_add), the same for the command line and for hot-plug. JSON, never text
+// pasted together: nothing of a name reaches QEMU unquoted.
+nlohmann::json rbdFileNode(const DiskDef& disk);
+nlohmann::json rbdFormatNode(const DiskDef& disk);
+nlohmann::json rbdDevice(const DiskDef& disk, const std::string& port, bool boot);
+// The first of Qiao's disk ports with nothing behind it, from QMP query-pci's answer.
+std::optional<std::string> freeDiskPort(const nlohmann::json& query_pci);
 
 struct DomainContext {
   std::string cluster;

@@ -91,6 +91,56 @@ const std::set<std::string> kCloudInitFields = {"user_data", "meta_data", "netwo
 
 }  // namespace
 
+// One disk of a spec (the "disks" array's element, or a hot-plug's body): `where` names it
+// in messages.
+namespace {
+Result<DiskSpec> parseDisk(const json& d, const std::string& where, const SpecLimits& limits) {
+  if (!d.is_object()) {
+    return invalid("field \"" + where + "\" must be an object, got " + describeJsonType(d));
+  }
+  if (auto known = checkKnownFields(d, kDiskFields, where); !known) {
+    return std::unexpected(known.error());
+  }
+  DiskSpec disk;
+  // An image disk may name the volume made for it (hot-plug does, and keeps that name
+  // when disks before it go); without an image, the volume must exist.
+  if (!d.contains("volume") && !d.contains("image")) {
+    return invalid(where + " must name a volume or an image");
+  }
+  for (auto [field, target] : {std::pair{"volume", &disk.volume},
+                               std::pair{"image", &disk.image}}) {
+    if (!d.contains(field)) continue;
+    auto name = jsonString(d, field, where + ".");
+    if (!name) return std::unexpected(name.error());
+    if (auto ok = checkDnsLabel(where + "." + field, *name); !ok) {
+      return std::unexpected(ok.error());
+    }
+    *target = *name;
+  }
+  if (d.contains("size_gib")) {
+    if (disk.image.empty()) return invalid(where + ": size_gib is for image disks");
+    auto size = jsonInt(d, "size_gib", 1, limits.max_disk_gib);
+    if (!size) return std::unexpected(size.error());
+    disk.size_gib = *size;
+  }
+  if (d.contains("keep")) {
+    if (!d["keep"].is_boolean()) {
+      return invalid("field \"" + where + ".keep\" must be a boolean, got " +
+                     describeJsonType(d["keep"]));
+    }
+    if (disk.image.empty()) return invalid(where + ": keep is for image disks");
+    disk.keep = d["keep"].get<bool>();
+  }
+  return disk;
+}
+}  // namespace
+
+Result<DiskSpec> parseDiskSpec(std::string_view json_text, const SpecLimits& limits) {
+  auto parsed = parseJsonObject(json_text, kMaxSpecDepth, "disk");
+  if (!parsed) return std::unexpected(parsed.error());
+  return parseDisk(*parsed, "disk", limits);
+}
+
 Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
   if (auto ok = checkDnsLabel("vm name", s.name); !ok) return ok;
   if (!s.tenant.empty()) {
@@ -135,6 +185,13 @@ Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
     }
     if (s.boot->cmdline.size() > 4096 || !isPrintableAscii(s.boot->cmdline)) {
       return invalid("boot.cmdline must be printable ASCII of at most 4096 bytes");
+    }
+  }
+  std::set<std::string> volumes;
+  for (size_t i = 0; i < s.disks.size(); ++i) {
+    if (!volumes.insert(diskVolumeName(s, i)).second) {
+      return invalid("disks[" + std::to_string(i) + "]: volume " + diskVolumeName(s, i) +
+                     " is already another disk of this vm");
     }
   }
   if (s.labels.size() > 64) return invalid("labels: at most 64 labels");
@@ -281,42 +338,9 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
       }
       for (size_t i = 0; i < v.size(); ++i) {
         const std::string where = "disks[" + std::to_string(i) + "]";
-        const json& d = v[i];
-        if (!d.is_object()) {
-          return invalid("field \"" + where + "\" must be an object, got " + describeJsonType(d));
-        }
-        if (auto known = checkKnownFields(d, kDiskFields, where); !known) {
-          return std::unexpected(known.error());
-        }
-        DiskSpec disk;
-        if (d.contains("volume") == d.contains("image")) {
-          return invalid(where + " must name either a volume or an image");
-        }
-        for (auto [field, target] : {std::pair{"volume", &disk.volume},
-                                     std::pair{"image", &disk.image}}) {
-          if (!d.contains(field)) continue;
-          auto name = jsonString(d, field, where + ".");
-          if (!name) return std::unexpected(name.error());
-          if (auto ok = checkDnsLabel(where + "." + field, *name); !ok) {
-            return std::unexpected(ok.error());
-          }
-          *target = *name;
-        }
-        if (d.contains("size_gib")) {
-          if (!disk.volume.empty()) return invalid(where + ": size_gib is for image disks");
-          auto size = jsonInt(d, "size_gib", 1, limits.max_disk_gib);
-          if (!size) return std::unexpected(size.error());
-          disk.size_gib = *size;
-        }
-        if (d.contains("keep")) {
-          if (!d["keep"].is_boolean()) {
-            return invalid("field \"" + where + ".keep\" must be a boolean, got " +
-                           describeJsonType(d["keep"]));
-          }
-          if (!disk.volume.empty()) return invalid(where + ": keep is for image disks");
-          disk.keep = d["keep"].get<bool>();
-        }
-        spec.disks.push_back(std::move(disk));
+        auto disk = parseDisk(v[i], where, limits);
+        if (!disk) return std::unexpected(disk.error());
+        spec.disks.push_back(std::move(*disk));
       }
     }
     if (doc.contains("cloud_init")) {
@@ -414,10 +438,14 @@ json vmSpecToJsonValue(const VmSpec& s) {
 std::string diskVolumeName(const VmSpec& spec, size_t index) {
   const DiskSpec& disk = spec.disks.at(index);
   if (!disk.volume.empty()) return disk.volume;
+  return imageDiskVolumeName(spec.name, index);
+}
+
+std::string imageDiskVolumeName(const std::string& vm_name, size_t index) {
   const std::string suffix = "-disk" + std::to_string(index);
-  if (spec.name.size() + suffix.size() <= 63) return spec.name + suffix;
+  if (vm_name.size() + suffix.size() <= 63) return vm_name + suffix;
   // Long VM names: a prefix, and a digest of the whole name so two VMs never share a name.
-  return spec.name.substr(0, 63 - suffix.size() - 9) + "-" + sha256Hex(spec.name).substr(0, 8) +
+  return vm_name.substr(0, 63 - suffix.size() - 9) + "-" + sha256Hex(vm_name).substr(0, 8) +
          suffix;
 }
 

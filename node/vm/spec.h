@@ -85,11 +85,16 @@ inline constexpr int kMaxSpecDepth = 32;
 // Never throws. `tenant` may be absent (the API fills it in); everything else is validated.
 Result<VmSpec> parseVmSpec(std::string_view json_text, const SpecLimits& limits);
 Status validateVmSpec(const VmSpec& spec, const SpecLimits& limits);
+// One disk, as POST /v1/vms/{name}/disks takes it: {"volume"} or {"image", "size_gib"?,
+// "keep"?, "volume"? (the new volume's name)}.
+Result<DiskSpec> parseDiskSpec(std::string_view json_text, const SpecLimits& limits);
 std::string vmSpecToJson(const VmSpec& spec);
 nlohmann::json vmSpecToJsonValue(const VmSpec& spec);
 // The name of the volume behind disk `index` of a VM: the volume it names, or the one made
 // for it from an image ("<vm>-disk<index>", shortened with a digest when that is too long
 // for a DNS label).
 std::string diskVolumeName(const VmSpec& spec, size_t index);
+// "<vm>-disk<index>": the name a disk made from an image gets when it names none.
+std::string imageDiskVolumeName(const std::string& vm_name, size_t index);
 
 }  // namespace qiao

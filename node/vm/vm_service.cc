@@ -26,7 +26,6 @@ const Logger kLog("vm");
 constexpr std::string_view kCreating = "creating";
 constexpr std::string_view kDeleting = "deleting";
 
-bool isTransient(std::string_view state) { return state == kCreating || state == kDeleting; }
 
 // "acme.web1" -> {"acme", "web1"}: tenants are DNS labels, so the first dot splits.
 bool splitDomainName(const std::string& domain, std::string* tenant, std::string* name) {
@@ -37,11 +36,24 @@ bool splitDomainName(const std::string& domain, std::string* tenant, std::string
   return true;
 }
 
-std::string vmId(const std::string& tenant, const std::string& name) {
+}  // namespace
+
+bool VmService::isTransientState(std::string_view state) {
+  return state == kCreating || state == kDeleting;
+}
+
+std::string VmService::vmId(const std::string& tenant, const std::string& name) {
   return tenant + "/" + name;
 }
 
-}  // namespace
+SpecLimits VmService::storedLimits() {
+  SpecLimits limits;
+  limits.check_boot_files = false;  // checked when the VM was created; libvirt reports a loss
+  limits.max_vcpus = 1 << 16;
+  limits.max_memory_mib = int64_t{1} << 40;
+  limits.max_disk_gib = int64_t{1} << 30;
+  return limits;
+}
 
 VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor,
                      EventBus& events, TaskEngine& tasks, VolumeService* volumes,
@@ -116,12 +128,7 @@ std::string VmService::consoleLogPath(const VmRecord& vm) const {
 }
 
 Result<VmSpec> VmService::storedSpec(const VmRecord& vm) const {
-  SpecLimits limits;
-  limits.check_boot_files = false;  // checked when the VM was created; libvirt reports a loss
-  limits.max_vcpus = 1 << 16;
-  limits.max_memory_mib = int64_t{1} << 40;
-  limits.max_disk_gib = int64_t{1} << 30;
-  auto spec = parseVmSpec(vm.spec_json, limits);
+  auto spec = parseVmSpec(vm.spec_json, storedLimits());
   if (!spec) {
     return makeError(ErrorCode::kInternal, "vm",
                      "the stored spec of vm " + vmId(vm.tenant, vm.name) +
@@ -145,6 +152,7 @@ Result<std::vector<DiskDef>> VmService::resolveDisks(const VmRecord& vm, const V
     if (!volume) return std::unexpected(volume.error());
     DiskSource source = volumes_->diskSource(*volume);
     DiskDef disk;
+    disk.id = qemuDiskId(volume->uuid);
     disk.target = std::string("vd") + static_cast<char>('a' + i);
     disk.type = source.type;
     disk.path = source.path;
@@ -242,37 +250,7 @@ Status VmService::checkDisks(const VmSpec& spec) const {
     return makeError(ErrorCode::kInvalidArgument, "vm", "this node keeps no volumes");
   }
   for (size_t i = 0; i < spec.disks.size(); ++i) {
-    const DiskSpec& disk = spec.disks[i];
-    const std::string where = "disks[" + std::to_string(i) + "]: ";
-    if (!disk.volume.empty()) {
-      auto volume = store_.getVolume(spec.tenant, disk.volume);
-      if (!volume) {
-        return makeError(ErrorCode::kInvalidArgument, "vm",
-                         where + "tenant " + spec.tenant + " has no volume named " + disk.volume);
-      }
-      if (!volume->attached_vm.empty()) {
-        return makeError(ErrorCode::kConflict, "vm",
-                         where + "volume " + disk.volume + " is attached to vm " +
-                             volume->attached_vm);
-      }
-      continue;
-    }
-    auto image = findImageFor(store_, spec.tenant, disk.image);
-    if (!image) return makeError(ErrorCode::kInvalidArgument, "vm", where + image.error().message);
-    if (image->state != "ready") {
-      return makeError(ErrorCode::kConflict, "vm",
-                       where + "image " + disk.image + " is " + image->state + ", not ready");
-    }
-    if (disk.size_gib > 0 && (disk.size_gib << 30) < image->virtual_size) {
-      return makeError(ErrorCode::kInvalidArgument, "vm",
-                       where + "size_gib " + std::to_string(disk.size_gib) +
-                           " is smaller than image " + disk.image);
-    }
-    const std::string name = diskVolumeName(spec, i);
-    if (auto taken = store_.getVolume(spec.tenant, name)) {
-      return makeError(ErrorCode::kConflict, "vm",
-                       where + "volume " + name + " (this disk's) already exists");
-    }
+    if (auto ok = checkNewDisk(spec, i); !ok) return ok;
   }
   return {};
 }
@@ -303,7 +281,7 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
 
 Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
                                        const std::string& identity) {
-  if (isTransient(vm.state)) {
+  if (isTransientState(vm.state)) {
     return makeError(ErrorCode::kConflict, "vm",
                      "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
   }
@@ -323,7 +301,7 @@ Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action
   if (!isAction(action)) {
     return makeError(ErrorCode::kNotFound, "vm", "no such action " + std::string(action));
   }
-  if (isTransient(vm.state)) {
+  if (isTransientState(vm.state)) {
     return makeError(ErrorCode::kConflict, "vm",
                      "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
   }
@@ -373,6 +351,10 @@ Status VmService::runTask(TaskEngine::Run& run) {
   const nlohmann::json params = TaskEngine::params(task);
   if (task.kind == "vm.create") return runCreate(run, *vm, params.value("start", true));
   if (task.kind == "vm.delete") return runDelete(run, *vm, params.value("force", false));
+  if (task.kind == "vm.disk-add") {
+    return runAddDisk(run, *vm, params.value("disk", nlohmann::json::object()));
+  }
+  if (task.kind == "vm.disk-remove") return runRemoveDisk(run, *vm, params.value("volume", ""));
   if (isAction(std::string_view(task.kind).substr(3))) {
     return runAction(run, *vm, std::string_view(task.kind).substr(3));
   }
@@ -480,7 +462,7 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
 Status VmService::takeDisks(const VmSpec& spec) {
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const DiskSpec& disk = spec.disks[i];
-    if (!disk.volume.empty()) {
+    if (disk.image.empty()) {
       if (auto claimed = volumes_->claimForVm(spec.tenant, disk.volume, spec.name); !claimed) {
         return std::unexpected(claimed.error());
       }
@@ -659,7 +641,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
     if (event.kind == DomainEventKind::kDefined) reconcileLocked();  // maybe ours, to adopt
     return;
   }
-  if (isTransient(vm->state)) return;  // the running task owns the state
+  if (isTransientState(vm->state)) return;  // the running task owns the state
   switch (event.kind) {
     case DomainEventKind::kUndefined:
       kLog.warn("domain undefined behind qiaod's back; redefining it",

@@ -9,12 +9,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <nlohmann/json_fwd.hpp>
 #include <vector>
 
 #include "base/error.h"
@@ -30,6 +32,8 @@
 #include "node/volumes/volume_service.h"
 
 namespace qiao {
+
+class QmpChannel;
 
 struct VmServiceOptions {
   std::string cluster;
@@ -74,6 +78,23 @@ class VmService {
                             const std::string& identity);
   static bool isAction(std::string_view action);
 
+  // Disks while the VM lives (or not): added from a volume or an image (a running VM gets it
+  // hot-plugged, its guest sees it at once), removed (the guest must let it go; the volume
+  // stays, available). Both keep the stored spec and libvirt's definition in step.
+  Result<TaskRecord> addDisk(const VmRecord& vm, DiskSpec disk, const std::string& identity);
+  Result<TaskRecord> removeDisk(const VmRecord& vm, const std::string& volume,
+                                const std::string& identity);
+  // A volume of a running VM has grown: QEMU and the guest are told (a volume resize's step).
+  Status growLive(const VolumeRecord& volume, int64_t size_bytes);
+
+  // The QMP monitor of a libvirt domain (libvirt's passthrough), for what libvirt has no API
+  // for. Set before start(); without one, live disk changes answer kUnavailable.
+  using MonitorFactory =
+      std::function<Result<std::shared_ptr<QmpChannel>>(const std::string& domain)>;
+  void setMonitorFactory(MonitorFactory factory);
+  // How long an unplug waits for the guest to release the disk (default 30 s).
+  void setDiskReleaseTimeout(std::chrono::milliseconds timeout);
+
   // The last `tail_bytes` of the VM's serial console (kept across guest reboots and daemon
   // restarts by virtlogd, rotated at console_log_max_bytes).
   Result<std::string> consoleLog(const VmRecord& vm, size_t tail_bytes) const;
@@ -102,6 +123,24 @@ class VmService {
   Status runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force);
   Status runAction(TaskEngine::Run& run, const VmRecord& vm, std::string_view action);
 
+  Status runAddDisk(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& disk);
+  Status runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm, const std::string& volume);
+  Result<std::shared_ptr<QmpChannel>> monitorOf(const VmRecord& vm);
+  // Running or paused: QEMU is there.
+  Result<bool> isLive(const VmRecord& vm);
+  // Records the spec and defines the domain from it (the running guest is not touched).
+  Status redefineWith(const VmRecord& vm, const VmSpec& spec);
+  Result<DiskDef> diskDefOf(const VmRecord& vm, const std::string& volume_name) const;
+  // Idempotent: a step run again after a crash finds its own work done.
+  Status attachLive(QmpChannel& qmp, const DiskDef& disk);
+  Status detachLive(QmpChannel& qmp, const std::string& id);
+  // Disk i of a spec can be taken by it: its volume free, or its image ready and its name free.
+  Status checkNewDisk(const VmSpec& spec, size_t i) const;
+
+  static bool isTransientState(std::string_view state);
+  static std::string vmId(const std::string& tenant, const std::string& name);
+  // Limits for a spec already accepted once (the host's may have changed since).
+  static SpecLimits storedLimits();
   Result<VmSpec> storedSpec(const VmRecord& vm) const;
   Result<std::string> renderXml(const VmRecord& vm) const;
   // The spec's disks as the domain sees them (from the volumes' records).
@@ -143,6 +182,8 @@ class VmService {
   // delete's undefine, its row read after the delete's forget, would look like an orphan).
   std::shared_mutex ops_mutex_;
   WorkQueue control_;  // libvirt events and reconciliation, in order
+  MonitorFactory monitor_factory_;
+  std::chrono::milliseconds disk_release_timeout_{30000};
 };
 
 }  // namespace qiao

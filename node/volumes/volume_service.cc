@@ -352,8 +352,12 @@ Status VolumeService::runRemove(TaskEngine::Run& run, VolumeRecord volume) {
 
 Status VolumeService::runResize(TaskEngine::Run& run, VolumeRecord volume, int64_t size_bytes) {
   const VolumeId id = idOf(volume);
-  Status result = run.step("resize", 80, "growing the volume",
+  Status result = run.step("resize", 70, "growing the volume",
                            [&]() { return driver_.resize(id, size_bytes); });
+  if (result && !volume.attached_vm.empty() && live_resize_) {
+    result = run.step("guest", 85, "showing the new size to the running guest",
+                      [&]() { return live_resize_(volume, size_bytes); });
+  }
   if (result) {
     result = run.step("record", 100, "recording the size", [&]() -> Status {
       volume.size_bytes = size_bytes;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,11 @@ class VolumeService {
                        bool destroy);
   DiskSource diskSource(const VolumeRecord& volume) const { return driver_.diskSource(idOf(volume)); }
 
+  // Called after a resize of a volume attached to a VM, so that a running guest sees the new
+  // size at once (set by the VM service).
+  using LiveResize = std::function<Status(const VolumeRecord& volume, int64_t size_bytes)>;
+  void setLiveResize(LiveResize hook) { live_resize_ = std::move(hook); }
+
   VolumeDriver& driver() { return driver_; }
   // Where a volume lives in the backend: the tenant's namespace, "vol-<name>".
   static VolumeId idOf(const VolumeRecord& volume) { return {volume.tenant, volume.object}; }
@@ -82,6 +88,7 @@ class VolumeService {
   VolumeDriver& driver_;
   TaskEngine& tasks_;
   EventBus& events_;
+  LiveResize live_resize_;
 };
 
 }  // namespace qiao

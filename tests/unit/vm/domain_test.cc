@@ -96,6 +96,15 @@ TEST(Domain, ValidatesAgainstLibvirtsSchema) {
   }
 }
 
+size_t countOf(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
 // Disks of every kind: a file with I/O limits, an RBD volume in a tenant namespace (QEMU
 // arguments), a cloud-init CD-ROM; the XML is valid for libvirt, names reach QEMU only as
 // escaped JSON, the key only as a file name.
@@ -104,6 +113,7 @@ TEST(Domain, DisksOfEveryKind) {
   s.boot.reset();
   DomainContext c = context();
   DiskDef rbd;
+  rbd.id = qemuDiskId("0a1b2c3d-4e5f-6789-abcd-ef0123456789");
   rbd.target = "vda";
   rbd.type = "rbd";
   rbd.pool = "qiao";
@@ -131,6 +141,13 @@ TEST(Domain, DisksOfEveryKind) {
   EXPECT_NE(xml.find("&quot;file&quot;:&quot;/var/lib/qiao/ceph/client.qiao.key&quot;"),
             std::string::npos);
   EXPECT_NE(xml.find("&quot;bootindex&quot;:1"), std::string::npos) << "vda boots";
+  // Stable ids from the volume, each disk on a root port of Qiao's, one port per possible disk.
+  EXPECT_EQ(rbd.id, "qd-0a1b2c3d4e5f6789");
+  EXPECT_NE(xml.find("&quot;node-name&quot;:&quot;qd-0a1b2c3d4e5f6789-file&quot;"),
+            std::string::npos);
+  EXPECT_NE(xml.find("&quot;bus&quot;:&quot;qiao-port0&quot;"), std::string::npos) << xml;
+  EXPECT_EQ(countOf(xml, "&quot;driver&quot;:&quot;pcie-root-port&quot;"), kMaxDisks);
+  EXPECT_NE(xml.find("&quot;id&quot;:&quot;qiao-port15&quot;"), std::string::npos);
   EXPECT_NE(xml.find("<total_iops_sec>500</total_iops_sec>"), std::string::npos);
   EXPECT_NE(xml.find("<total_bytes_sec>10485760</total_bytes_sec>"), std::string::npos);
   EXPECT_NE(xml.find("model=\"virtio-scsi\""), std::string::npos);

@@ -73,8 +73,18 @@ TEST(Spec, StrictFieldsAndTypes) {
   expectRefused(R"({"name":"a","accel":"hvf"})", "accel");
   expectRefused(R"({"name":"a","nics":[{}]})", "nics");
   expectRefused(R"({"name":"a","disks":{}})", "disks");
-  expectRefused(R"({"name":"a","disks":[{}]})", "either a volume or an image");
-  expectRefused(R"({"name":"a","disks":[{"volume":"v","image":"i"}]})", "either");
+  expectRefused(R"({"name":"a","disks":[{}]})", "a volume or an image");
+  expectRefused(R"({"name":"a","disks":[{"volume":"v"},{"image":"i","volume":"v"}]})",
+                "already another disk");
+  expectRefused(R"({"name":"a","disks":[{"volume":"a-disk1"},{"image":"i"}]})",
+                "already another disk");
+  {
+    // An image disk may name the volume made for it.
+    auto named = parseVmSpec(R"({"name":"a","disks":[{"volume":"v","image":"i"}]})", limits());
+    ASSERT_TRUE(named) << named.error().message;
+    EXPECT_EQ(diskVolumeName(*named, 0), "v");
+    EXPECT_EQ(named->disks[0].image, "i");
+  }
   expectRefused(R"({"name":"a","disks":[{"volume":"v/../w"}]})", "disks[0].volume");
   expectRefused(R"({"name":"a","disks":[{"volume":"v","size_gib":3}]})", "image disks");
   expectRefused(R"({"name":"a","disks":[{"image":"i","size_gib":0}]})", "size_gib");

@@ -1,0 +1,19 @@
+// libvirt's event loop for the whole process: registered once (virEventRegisterDefaultImpl)
+// and run by one thread (virEventRunDefaultImpl) for the life of the process. libvirt delivers
+// every callback (domain events, QEMU monitor events, connection close) on that thread, and a
+// connection opened before the loop was registered never gets any, so every component that
+// wants libvirt callbacks calls ensureLibvirtEventLoop() before its first virConnectOpen.
+//
+// Two components must not each register and run their own loop: a second thread running
+// virEventRunDefaultImpl would compete for the same GLib main context. This helper is the one
+// place; node/vm/libvirt_hypervisor.cc still has its own copy (ensureEventLoop) to be replaced
+// by a call to this one.
+#pragma once
+
+namespace qiao {
+
+// Idempotent and thread-safe. False when libvirt refused to register its loop (logged): no
+// callbacks will arrive, calls still work.
+bool ensureLibvirtEventLoop();
+
+}  // namespace qiao

@@ -1,0 +1,400 @@
+// Disks of a living VM (VmService's share of issue 7): hot-plug and unplug, and a grown
+// volume shown to its guest at once. RBD disks are Qiao's own -blockdevs on Qiao's own root
+// ports (libvirt 9.0 cannot name an RBD namespace), so they change through the guest's QMP
+// monitor; the stored spec and the persistent definition follow in the same task, so the next
+// start of the VM has the same disks.
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/log.h"
+#include "node/images/image_service.h"
+#include "node/qmp/qmp_channel.h"
+#include "node/state/record_json.h"
+#include "node/vm/domain.h"
+#include "node/vm/vm_service.h"
+
+namespace qiao {
+namespace {
+
+const Logger kLog("vm");
+
+// The ids of the devices QEMU holds under /machine/peripheral (those with an id).
+Result<std::set<std::string>> peripheralIds(QmpChannel& qmp) {
+  auto listed = qmp.execute("qom-list", {{"path", "/machine/peripheral"}});
+  if (!listed) return std::unexpected(listed.error());
+  std::set<std::string> ids;
+  if (listed->is_array()) {
+    for (const auto& entry : *listed) {
+      if (entry.is_object() && entry.value("type", "").starts_with("child<")) {
+        ids.insert(entry.value("name", ""));
+      }
+    }
+  }
+  return ids;
+}
+
+Result<std::set<std::string>> blockNodes(QmpChannel& qmp) {
+  auto listed = qmp.execute("query-named-block-nodes", {{"flat", true}});
+  if (!listed) return std::unexpected(listed.error());
+  std::set<std::string> nodes;
+  if (listed->is_array()) {
+    for (const auto& node : *listed) {
+      if (node.is_object()) nodes.insert(node.value("node-name", ""));
+    }
+  }
+  return nodes;
+}
+
+}  // namespace
+
+void VmService::setMonitorFactory(MonitorFactory factory) { monitor_factory_ = std::move(factory); }
+
+void VmService::setDiskReleaseTimeout(std::chrono::milliseconds timeout) {
+  disk_release_timeout_ = timeout;
+}
+
+Result<std::shared_ptr<QmpChannel>> VmService::monitorOf(const VmRecord& vm) {
+  if (!monitor_factory_) {
+    return makeError(ErrorCode::kUnavailable, "vm", "this node has no QMP monitor access");
+  }
+  return monitor_factory_(domainNameOf(vm.tenant, vm.name));
+}
+
+Result<bool> VmService::isLive(const VmRecord& vm) {
+  auto info = hypervisor_.lookup(domainNameOf(vm.tenant, vm.name));
+  if (!info) {
+    if (info.error().code == ErrorCode::kNotFound) return false;
+    return std::unexpected(info.error());
+  }
+  return info->state == DomainState::kRunning || info->state == DomainState::kPaused ||
+         info->state == DomainState::kBlocked || info->state == DomainState::kPmSuspended;
+}
+
+Status VmService::checkNewDisk(const VmSpec& spec, size_t i) const {
+  const DiskSpec& disk = spec.disks[i];
+  const std::string where = "disks[" + std::to_string(i) + "]: ";
+  const std::string name = diskVolumeName(spec, i);
+  if (disk.image.empty()) {
+    auto volume = store_.getVolume(spec.tenant, name);
+    if (!volume) {
+      return makeError(ErrorCode::kInvalidArgument, "vm",
+                       where + "tenant " + spec.tenant + " has no volume named " + name);
+    }
+    if (!volume->attached_vm.empty()) {
+      return makeError(ErrorCode::kConflict, "vm",
+                       where + "volume " + name + " is attached to vm " + volume->attached_vm);
+    }
+    if (volume->state != "available") {
+      return makeError(ErrorCode::kConflict, "vm",
+                       where + "volume " + name + " is " + volume->state + ", not available");
+    }
+    return {};
+  }
+  auto image = findImageFor(store_, spec.tenant, disk.image);
+  if (!image) return makeError(ErrorCode::kInvalidArgument, "vm", where + image.error().message);
+  if (image->state != "ready") {
+    return makeError(ErrorCode::kConflict, "vm",
+                     where + "image " + disk.image + " is " + image->state + ", not ready");
+  }
+  if (disk.size_gib > 0 && (disk.size_gib << 30) < image->virtual_size) {
+    return makeError(ErrorCode::kInvalidArgument, "vm",
+                     where + "size_gib " + std::to_string(disk.size_gib) +
+                         " is smaller than image " + disk.image);
+  }
+  if (store_.getVolume(spec.tenant, name)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     where + "volume " + name + " (this disk's) already exists");
+  }
+  return {};
+}
+
+Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
+                                      const std::string& identity) {
+  if (isTransientState(vm.state)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  }
+  if (volumes_ == nullptr) {
+    return makeError(ErrorCode::kInvalidArgument, "vm", "this node keeps no volumes");
+  }
+  auto spec = storedSpec(vm);
+  if (!spec) return std::unexpected(spec.error());
+  if (spec->disks.size() >= kMaxDisks) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " has " + std::to_string(kMaxDisks) +
+                         " disks, the most a vm may have");
+  }
+  if (!disk.image.empty() && disk.volume.empty()) {
+    // The new volume's name, kept when disks before it go: "<vm>-disk<k>", k free.
+    std::set<std::string> taken;
+    for (size_t i = 0; i < spec->disks.size(); ++i) taken.insert(diskVolumeName(*spec, i));
+    for (size_t k = spec->disks.size(); disk.volume.empty(); ++k) {
+      std::string candidate = imageDiskVolumeName(vm.name, k);
+      if (!taken.contains(candidate) && !store_.getVolume(vm.tenant, candidate)) {
+        disk.volume = std::move(candidate);
+      }
+    }
+  }
+  VmSpec next = *spec;
+  next.disks.push_back(disk);
+  if (auto valid = validateVmSpec(next, storedLimits()); !valid) {
+    return std::unexpected(valid.error());
+  }
+  if (auto ok = checkNewDisk(next, next.disks.size() - 1); !ok) return std::unexpected(ok.error());
+  auto live = isLive(vm);
+  if (!live) return std::unexpected(live.error());
+  if (*live && volumes_->driver().backend() != "rbd") {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is running and its volumes are in a " +
+                         std::string(volumes_->driver().backend()) +
+                         " backend: only RBD disks are hot-plugged; stop the vm to add it");
+  }
+  nlohmann::json params = vmSpecToJsonValue(next)["disks"].back();
+  return queueTask(TaskEngine::newTask("vm.disk-add", vm.tenant, vm.name, identity,
+                                       nlohmann::json{{"disk", params}}.dump()),
+                   "");
+}
+
+Result<TaskRecord> VmService::removeDisk(const VmRecord& vm, const std::string& volume,
+                                         const std::string& identity) {
+  if (isTransientState(vm.state)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  }
+  auto spec = storedSpec(vm);
+  if (!spec) return std::unexpected(spec.error());
+  bool found = false;
+  for (size_t i = 0; i < spec->disks.size(); ++i) found = found || diskVolumeName(*spec, i) == volume;
+  if (!found) {
+    return makeError(ErrorCode::kNotFound, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " has no disk on volume " + volume);
+  }
+  return queueTask(TaskEngine::newTask("vm.disk-remove", vm.tenant, vm.name, identity,
+                                       nlohmann::json{{"volume", volume}}.dump()),
+                   "");
+}
+
+Status VmService::redefineWith(const VmRecord& vm, const VmSpec& spec) {
+  VmRecord next = vm;
+  next.spec_json = vmSpecToJson(spec);
+  if (auto saved = store_.setVmSpec(vm.tenant, vm.name, next.spec_json); !saved) return saved;
+  auto xml = renderXml(next);
+  if (!xml) return std::unexpected(xml.error());
+  return hypervisor_.define(*xml);
+}
+
+Result<DiskDef> VmService::diskDefOf(const VmRecord& vm, const std::string& volume_name) const {
+  auto volume = store_.getVolume(vm.tenant, volume_name);
+  if (!volume) return std::unexpected(volume.error());
+  DiskSource source = volumes_->diskSource(*volume);
+  DiskDef disk;
+  disk.id = qemuDiskId(volume->uuid);
+  disk.type = source.type;
+  disk.pool = source.pool;
+  disk.ns = source.ns;
+  disk.image = source.image;
+  disk.user = source.user;
+  disk.conf = source.conf;
+  return disk;
+}
+
+Status VmService::attachLive(QmpChannel& qmp, const DiskDef& disk) {
+  auto devices = peripheralIds(qmp);
+  if (!devices) return std::unexpected(devices.error());
+  if (devices->contains(disk.id)) return {};  // done before a restart of qiaod
+  auto nodes = blockNodes(qmp);
+  if (!nodes) return std::unexpected(nodes.error());
+  if (!nodes->contains(disk.id + "-file")) {
+    if (auto added = qmp.execute("blockdev-add", rbdFileNode(disk)); !added) {
+      return std::unexpected(added.error());
+    }
+  }
+  if (!nodes->contains(disk.id)) {
+    if (auto added = qmp.execute("blockdev-add", rbdFormatNode(disk)); !added) {
+      return std::unexpected(added.error());
+    }
+  }
+  auto pci = qmp.execute("query-pci");
+  if (!pci) return std::unexpected(pci.error());
+  auto port = freeDiskPort(*pci);
+  if (!port) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "no free PCIe port for a disk (the vm was defined before hot-plug; stop and "
+                     "start it once)");
+  }
+  if (auto added = qmp.execute("device_add", rbdDevice(disk, *port, false)); !added) {
+    return std::unexpected(added.error());
+  }
+  return {};
+}
+
+Status VmService::detachLive(QmpChannel& qmp, const std::string& id) {
+  auto devices = peripheralIds(qmp);
+  if (!devices) return std::unexpected(devices.error());
+  if (devices->contains(id)) {
+    // The guest must let the device go (PCIe hot-unplug is a request to the guest's OS):
+    // wait for QEMU's DEVICE_DELETED, then check.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool deleted = false;
+    QmpSubscription sub = qmp.subscribe("DEVICE_DELETED", [&](const QmpEvent& event) {
+      if (event.data.is_object() && event.data.value("device", "") == id) {
+        std::lock_guard lock(mu);
+        deleted = true;
+        cv.notify_all();
+      }
+    });
+    auto asked = qmp.execute("device_del", {{"id", id}});
+    // Asked before (a task run again): QEMU says the unplug is under way; keep waiting.
+    if (!asked && asked.error().message.find("in the process of unplug") == std::string::npos) {
+      return std::unexpected(asked.error());
+    }
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, disk_release_timeout_, [&] { return deleted; });
+    }
+    sub.reset();
+    auto after = peripheralIds(qmp);
+    if (!after) return std::unexpected(after.error());
+    if (after->contains(id)) {
+      return makeError(ErrorCode::kTimeout, "vm",
+                       "the guest did not release disk " + id + " within " +
+                           std::to_string(disk_release_timeout_.count() / 1000) +
+                           " s (is its OS up, and does it handle PCIe hot-unplug?); the disk "
+                           "stays attached: try again, or stop the vm and remove it then");
+    }
+  }
+  auto nodes = blockNodes(qmp);
+  if (!nodes) return std::unexpected(nodes.error());
+  for (const std::string& node : {id, id + "-file"}) {
+    if (!nodes->contains(node)) continue;
+    if (auto del = qmp.execute("blockdev-del", {{"node-name", node}}); !del) {
+      return std::unexpected(del.error());
+    }
+  }
+  return {};
+}
+
+Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
+                             const nlohmann::json& disk_json) {
+  auto parsed = parseVmSpec(nlohmann::json{{"name", vm.name}, {"disks", {disk_json}}}.dump(),
+                            storedLimits());
+  if (!parsed) return std::unexpected(parsed.error());
+  const DiskSpec disk = parsed->disks.at(0);
+  const std::string name = disk.volume;
+  auto withDisk = [&](bool present) -> Result<VmSpec> {
+    auto spec = storedSpec(vm);
+    if (!spec) return spec;
+    auto& disks = spec->disks;
+    auto at = std::find_if(disks.begin(), disks.end(),
+                           [&](const DiskSpec& d) { return d.volume == name; });
+    if (present && at == disks.end()) disks.push_back(disk);
+    if (!present && at != disks.end()) disks.erase(at);
+    return spec;
+  };
+  Status result = run.step("volume", 20, "preparing the volume", [&]() -> Status {
+    VmSpec one;
+    one.name = vm.name;
+    one.tenant = vm.tenant;
+    one.disks = {disk};
+    return takeDisks(one);
+  }, [&]() -> Status {
+    VmSpec one;
+    one.name = vm.name;
+    one.tenant = vm.tenant;
+    one.disks = {disk};
+    return giveBackDisks(one, /*deleting=*/false);
+  });
+  if (result) {
+    result = run.step("define", 50, "recording the disk", [&]() -> Status {
+      auto spec = withDisk(true);
+      if (!spec) return std::unexpected(spec.error());
+      return redefineWith(vm, *spec);
+    }, [&]() -> Status {
+      auto spec = withDisk(false);
+      if (!spec) return std::unexpected(spec.error());
+      return redefineWith(vm, *spec);
+    });
+  }
+  if (result) {
+    result = run.step("attach", 90, "plugging the disk into the running guest", [&]() -> Status {
+      auto live = isLive(vm);
+      if (!live) return std::unexpected(live.error());
+      if (!*live) return {};  // it has the disk at its next start
+      auto def = diskDefOf(vm, name);
+      if (!def) return std::unexpected(def.error());
+      auto qmp = monitorOf(vm);
+      if (!qmp) return std::unexpected(qmp.error());
+      return attachLive(**qmp, *def);
+    }, [&]() -> Status {
+      auto live = isLive(vm);
+      if (!live || !*live) return live ? Status{} : Status(std::unexpected(live.error()));
+      auto def = diskDefOf(vm, name);
+      if (!def) return std::unexpected(def.error());
+      auto qmp = monitorOf(vm);
+      if (!qmp) return std::unexpected(qmp.error());
+      return detachLive(**qmp, def->id);
+    });
+  }
+  if (!result) run.rollback();
+  kLog.info("disk add", {{"vm", vmId(vm.tenant, vm.name)},
+                         {"volume", name},
+                         {"ok", result ? "yes" : result.error().describe()}});
+  return result;
+}
+
+Status VmService::runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm,
+                                const std::string& volume) {
+  Status result = run.step("detach", 50, "unplugging the disk from the running guest",
+                           [&]() -> Status {
+    auto live = isLive(vm);
+    if (!live) return std::unexpected(live.error());
+    if (!*live) return {};
+    auto def = diskDefOf(vm, volume);
+    if (!def) return std::unexpected(def.error());
+    auto qmp = monitorOf(vm);
+    if (!qmp) return std::unexpected(qmp.error());
+    return detachLive(**qmp, def->id);
+  });
+  if (result) {
+    result = run.step("define", 75, "forgetting the disk", [&]() -> Status {
+      auto spec = storedSpec(vm);
+      if (!spec) return std::unexpected(spec.error());
+      for (size_t i = 0; i < spec->disks.size(); ++i) {
+        // Later image disks keep the names their volumes have now.
+        if (spec->disks[i].volume.empty()) spec->disks[i].volume = diskVolumeName(*spec, i);
+      }
+      std::erase_if(spec->disks, [&](const DiskSpec& d) { return d.volume == volume; });
+      return redefineWith(vm, *spec);
+    });
+  }
+  if (result) {
+    // The volume stays, available to its tenant (one made from an image too): an unplug never
+    // destroys data; delete the volume for that.
+    result = run.step("release", 95, "giving the volume back", [&]() {
+      return volumes_->releaseFromVm(vm.tenant, volume, vm.name, /*destroy=*/false);
+    });
+  }
+  return result;
+}
+
+Status VmService::growLive(const VolumeRecord& volume, int64_t size_bytes) {
+  auto vm = store_.getVm(volume.tenant, volume.attached_vm);
+  if (!vm) return vm.error().code == ErrorCode::kNotFound ? Status{} : Status(std::unexpected(vm.error()));
+  auto live = isLive(*vm);
+  if (!live) return std::unexpected(live.error());
+  if (!*live || volume.backend != "rbd") return {};  // seen at the next start
+  auto qmp = monitorOf(*vm);
+  if (!qmp) return std::unexpected(qmp.error());
+  // QEMU resizes the image (already this size: nothing to do in Ceph) and tells the guest.
+  auto resized = (*qmp)->execute("block_resize",
+                                 {{"node-name", qemuDiskId(volume.uuid)}, {"size", size_bytes}});
+  if (!resized) return std::unexpected(resized.error());
+  return {};
+}
+
+}  // namespace qiao

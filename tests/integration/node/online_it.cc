@@ -1,0 +1,150 @@
+// Online operations on running guests, through a real qiaod, real QEMU (libvirt's QMP
+// passthrough) and the stack's Ceph: a volume hot-plugged into a running test guest appears in
+// it, grows in it without a reboot, and goes from it; a disk made from an image the same; the
+// disk stays across a stop and start; the VM never reboots for any of it.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+namespace qiao::testing {
+namespace {
+
+using nlohmann::json;
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+class OnlineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    qiaod_ = new Qiaod(stackCephConfig());
+    qiaod_->start();
+  }
+  static void TearDownTestSuite() {
+    delete qiaod_;
+    qiaod_ = nullptr;
+  }
+  void SetUp() override {
+    if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
+    suffix_ = randomSuffix();
+  }
+  ApiClient admin() { return qiaod_->adminClient(); }
+
+  json succeeds(ApiClient& c, const std::string& method, const std::string& target,
+                const std::string& body = {}) {
+    auto r = call(c, method, target, body);
+    EXPECT_EQ(r.status, 202) << method << " " << target << ": " << r.raw;
+    if (r.status != 202) return json();
+    auto task = waitTask(c, r.body.value("id", ""), std::chrono::seconds(180));
+    EXPECT_EQ(task["state"], "succeeded") << method << " " << target << ": " << task.dump();
+    return task;
+  }
+  // A running test guest that reports its block devices.
+  void startGuest(ApiClient& c, const std::string& name) {
+    succeeds(c, "POST", "/v1/vms", guestSpec(name, "ta", "qiao.watchblk=1").dump());
+    ASSERT_TRUE(sees(c, name, "QIAO-TEST-GUEST booted"));
+  }
+  // Waits for the guest to print `needle` (`count` times in all); a failure shows the console.
+  bool sees(ApiClient& c, const std::string& name, const std::string& needle, int count = 1,
+            std::chrono::seconds timeout = std::chrono::seconds(90)) {
+    const std::string text = waitConsole(c, name, "ta", needle, count, timeout);
+    const bool seen = countOccurrences(text, needle) >= count;
+    EXPECT_TRUE(seen) << "the guest did not print \"" << needle << "\" " << count
+                      << " time(s); its console ends with:\n"
+                      << text.substr(text.size() > 3000 ? text.size() - 3000 : 0);
+    return seen;
+  }
+  std::string console(ApiClient& c, const std::string& name) {
+    auto r = c.request("GET", "/v1/vms/" + name + "/console-log?tenant=ta");
+    return r && r->status == 200 ? r->body : std::string();
+  }
+  std::string inactiveXml(const std::string& name) {
+    return runCommand({"virsh", "-c", "qemu:///system", "dumpxml", "--inactive", "ta." + name})
+        .out;
+  }
+
+  static Qiaod* qiaod_;
+  std::string suffix_;
+};
+Qiaod* OnlineTest::qiaod_ = nullptr;
+
+TEST_F(OnlineTest, AVolumeIsHotPluggedGrownAndUnpluggedWhileTheGuestRuns) {
+  auto c = admin();
+  const std::string vm = "hot-" + suffix_;
+  const std::string vol = "data-" + suffix_;
+  succeeds(c, "POST", "/v1/volumes",
+           json{{"name", vol}, {"tenant", "ta"}, {"size_gib", 1}}.dump());
+  startGuest(c, vm);
+  ASSERT_EQ(countOccurrences(console(c, vm), "QIAO-TEST-GUEST blk vd"), 0) << "no disk yet";
+
+  // Plugged: the guest sees a 1 GiB disk; the volume is the VM's; the next start has it too.
+  succeeds(c, "POST", "/v1/vms/" + vm + "/disks?tenant=ta", json{{"volume", vol}}.dump());
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST blk vda " + std::to_string(kGiB)));
+  auto volume = call(c, "GET", "/v1/volumes/" + vol + "?tenant=ta");
+  EXPECT_EQ(volume.body["state"], "in-use");
+  EXPECT_EQ(volume.body["attached_vm"], vm);
+  EXPECT_NE(inactiveXml(vm).find("qd-"), std::string::npos) << "the definition has the disk";
+  auto got = call(c, "GET", "/v1/vms/" + vm + "?tenant=ta");
+  ASSERT_EQ(got.body["spec"]["disks"].size(), 1u) << got.raw;
+  EXPECT_EQ(got.body["spec"]["disks"][0]["volume"], vol);
+
+  // Grown: the guest sees 2 GiB at once.
+  succeeds(c, "POST", "/v1/volumes/" + vol + "/resize?tenant=ta", json{{"size_gib", 2}}.dump());
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST blk vda " + std::to_string(2 * kGiB)));
+
+  // Unplugged: the guest lets it go, the volume is available again, the definition forgets it.
+  succeeds(c, "DELETE", "/v1/vms/" + vm + "/disks/" + vol + "?tenant=ta");
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST blk-gone vda"));
+  volume = call(c, "GET", "/v1/volumes/" + vol + "?tenant=ta");
+  EXPECT_EQ(volume.body["state"], "available");
+  EXPECT_EQ(volume.body.value("attached_vm", ""), "");
+  EXPECT_EQ(inactiveXml(vm).find("qd-"), std::string::npos);
+
+  // All of it without a reboot.
+  EXPECT_EQ(countOccurrences(console(c, vm), "QIAO-TEST-GUEST booted"), 1);
+  EXPECT_EQ(call(c, "GET", "/v1/vms/" + vm + "?tenant=ta").body["state"], "running");
+
+  // Refusals: a disk the VM does not have; a volume another VM holds; a hostile name.
+  EXPECT_EQ(call(c, "DELETE", "/v1/vms/" + vm + "/disks/" + vol + "?tenant=ta").status, 404);
+  EXPECT_EQ(call(c, "DELETE", "/v1/vms/" + vm + "/disks/a%22b?tenant=ta").status, 400);
+  EXPECT_EQ(call(c, "POST", "/v1/vms/" + vm + "/disks?tenant=ta", R"({"volume":"nope"})").status,
+            400);
+  EXPECT_EQ(call(c, "POST", "/v1/vms/" + vm + "/disks?tenant=ta", R"({"bus":"ide"})").status, 400);
+
+  succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
+  succeeds(c, "DELETE", "/v1/volumes/" + vol + "?tenant=ta");
+}
+
+TEST_F(OnlineTest, ADiskFromAnImageIsPluggedAndStaysAcrossAStopAndStart) {
+  auto c = admin();
+  const std::string vm = "img-" + suffix_;
+  const std::string image = "blank-" + suffix_;
+  auto made = call(c, "POST", "/v1/images", json{{"name", image}, {"tenant", "ta"}}.dump());
+  ASSERT_EQ(made.status, 201) << made.raw;
+  auto put = c.request("PUT", "/v1/images/" + image + "/data?tenant=ta", std::string(4 << 20, 'q'),
+                       "application/octet-stream");
+  ASSERT_TRUE(put && put->status == 202);
+  ASSERT_EQ(waitTask(c, json::parse(put->body)["id"])["state"], "succeeded");
+  startGuest(c, vm);
+
+  succeeds(c, "POST", "/v1/vms/" + vm + "/disks?tenant=ta",
+           json{{"image", image}, {"size_gib", 1}}.dump());
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST blk vda " + std::to_string(kGiB)));
+  const std::string disk = vm + "-disk0";
+  EXPECT_EQ(call(c, "GET", "/v1/volumes/" + disk + "?tenant=ta").body["attached_vm"], vm);
+
+  // A stop and a start: the disk is there from the boot on.
+  succeeds(c, "POST", "/v1/vms/" + vm + "/actions/force-stop?tenant=ta");
+  succeeds(c, "POST", "/v1/vms/" + vm + "/actions/start?tenant=ta");
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST booted", 2));
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST blk vda " + std::to_string(kGiB), 2));
+
+  // The VM's delete takes the disk made from the image with it.
+  succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
+  EXPECT_EQ(call(c, "GET", "/v1/volumes/" + disk + "?tenant=ta").status, 404);
+  succeeds(c, "DELETE", "/v1/images/" + image + "?tenant=ta");
+}
+
+}  // namespace
+}  // namespace qiao::testing
