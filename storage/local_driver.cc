@@ -160,7 +160,8 @@ class LocalDriver final : public VolumeDriver {
   Status setQos(const VolumeId& id, const VolumeQos& qos) override {
     if (auto s = stat(id); !s) return std::unexpected(s.error());
     std::ofstream out(pathOf(id) + ".qos", std::ios::trunc);
-    out << qos.iops << " " << qos.bytes_per_sec << "\n";
+    out << qos.iops << " " << qos.bytes_per_sec << " " << qos.read_iops << " " << qos.write_iops
+        << " " << qos.read_bytes_per_sec << " " << qos.write_bytes_per_sec << "\n";
     if (!out.flush()) return makeError(ErrorCode::kInternal, "local-volume", "cannot write qos");
     return {};
   }
@@ -170,6 +171,11 @@ class LocalDriver final : public VolumeDriver {
     VolumeQos qos;
     std::ifstream in(pathOf(id) + ".qos");
     in >> qos.iops >> qos.bytes_per_sec;
+    // Files written before reads and writes had limits of their own end here.
+    if (!(in >> qos.read_iops >> qos.write_iops >> qos.read_bytes_per_sec >>
+          qos.write_bytes_per_sec)) {
+      qos.read_iops = qos.write_iops = qos.read_bytes_per_sec = qos.write_bytes_per_sec = 0;
+    }
     return qos;
   }
 

@@ -19,8 +19,20 @@ namespace {
 
 const Logger kLog("rbd");
 
-constexpr const char* kQosIopsKey = "conf_rbd_qos_iops_limit";
-constexpr const char* kQosBpsKey = "conf_rbd_qos_bps_limit";
+// librbd's own limits, as image metadata: they follow the image to any client and host, and an
+// open image applies a change at its next refresh (seconds; no reopen).
+struct QosKey {
+  const char* key;
+  int64_t VolumeQos::*field;
+};
+constexpr QosKey kQosKeys[] = {
+    {"conf_rbd_qos_iops_limit", &VolumeQos::iops},
+    {"conf_rbd_qos_bps_limit", &VolumeQos::bytes_per_sec},
+    {"conf_rbd_qos_read_iops_limit", &VolumeQos::read_iops},
+    {"conf_rbd_qos_write_iops_limit", &VolumeQos::write_iops},
+    {"conf_rbd_qos_read_bps_limit", &VolumeQos::read_bytes_per_sec},
+    {"conf_rbd_qos_write_bps_limit", &VolumeQos::write_bytes_per_sec},
+};
 
 Error rbdError(int rc, const std::string& what) {
   const int e = rc < 0 ? -rc : rc;
@@ -184,8 +196,8 @@ class RbdDriver final : public VolumeDriver {
     IoCtx io;
     Image image;
     if (auto opened = openImage(id, &io, &image); !opened) return opened;
-    for (auto [key, value] : {std::pair{kQosIopsKey, qos.iops},
-                              std::pair{kQosBpsKey, qos.bytes_per_sec}}) {
+    for (const auto& [key, field] : kQosKeys) {
+      const int64_t value = qos.*field;
       int rc = value > 0 ? rbd_metadata_set(image.image, key, std::to_string(value).c_str())
                          : rbd_metadata_remove(image.image, key);
       if (rc < 0 && rc != -ENOENT) {
@@ -200,12 +212,11 @@ class RbdDriver final : public VolumeDriver {
     Image image;
     if (auto opened = openImage(id, &io, &image); !opened) return std::unexpected(opened.error());
     VolumeQos qos;
-    for (auto [key, field] : {std::pair{kQosIopsKey, &qos.iops},
-                              std::pair{kQosBpsKey, &qos.bytes_per_sec}}) {
+    for (const auto& [key, field] : kQosKeys) {
       char value[64];
       size_t len = sizeof(value);
       if (rbd_metadata_get(image.image, key, value, &len) == 0) {
-        *field = std::strtoll(value, nullptr, 10);
+        qos.*field = std::strtoll(value, nullptr, 10);
       }
     }
     return qos;

@@ -33,9 +33,15 @@ struct VolumeStat {
 };
 
 // I/O limits of one volume; 0 = unlimited.
+// I/O limits of a volume, 0 = none: totals, and reads and writes on their own (a disk obeys
+// each limit it has).
 struct VolumeQos {
   int64_t iops = 0;
   int64_t bytes_per_sec = 0;
+  int64_t read_iops = 0;
+  int64_t write_iops = 0;
+  int64_t read_bytes_per_sec = 0;
+  int64_t write_bytes_per_sec = 0;
   bool operator==(const VolumeQos&) const = default;
 };
 

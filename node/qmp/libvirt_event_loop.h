@@ -5,9 +5,8 @@
 // wants libvirt callbacks calls ensureLibvirtEventLoop() before its first virConnectOpen.
 //
 // Two components must not each register and run their own loop: a second thread running
-// virEventRunDefaultImpl would compete for the same GLib main context. This helper is the one
-// place; node/vm/libvirt_hypervisor.cc still has its own copy (ensureEventLoop) to be replaced
-// by a call to this one.
+// virEventRunDefaultImpl would compete for the same GLib main context: this is the one place
+// (the hypervisor's connection and the QMP passthrough channels both call it).
 #pragma once
 
 namespace qiao {

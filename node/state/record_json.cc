@@ -35,6 +35,15 @@ nlohmann::json vmToJson(const VmRecord& vm) {
           {"updated_at", vm.updated_at}};
 }
 
+nlohmann::json qosToJson(const VolumeQos& q) {
+  return {{"iops", q.iops},
+          {"bytes_per_sec", q.bytes_per_sec},
+          {"read_iops", q.read_iops},
+          {"write_iops", q.write_iops},
+          {"read_bytes_per_sec", q.read_bytes_per_sec},
+          {"write_bytes_per_sec", q.write_bytes_per_sec}};
+}
+
 nlohmann::json volumeToJson(const VolumeRecord& v) {
   constexpr int64_t kGiB = int64_t{1} << 30;
   return {{"name", v.name},
@@ -46,7 +55,7 @@ nlohmann::json volumeToJson(const VolumeRecord& v) {
           {"state", v.state},
           {"attached_vm", v.attached_vm},
           {"image", v.image},
-          {"qos", {{"iops", v.qos_iops}, {"bytes_per_sec", v.qos_bytes_per_sec}}},
+          {"qos", qosToJson(v.qos)},
           {"last_error", v.last_error},
           {"created_at", v.created_at},
           {"updated_at", v.updated_at}};

@@ -16,10 +16,13 @@ struct ImageRecord;
 struct NetworkRecord;
 struct PortRecord;
 struct SecurityGroupRecord;
+struct VolumeQos;
 
 nlohmann::json vmToJson(const VmRecord& vm);
 nlohmann::json taskToJson(const TaskRecord& task);
 nlohmann::json volumeToJson(const VolumeRecord& volume);
+// A volume's I/O limits, every field (0 = none).
+nlohmann::json qosToJson(const VolumeQos& qos);
 nlohmann::json imageToJson(const ImageRecord& image);
 nlohmann::json networkToJson(const NetworkRecord& network);
 nlohmann::json portToJson(const PortRecord& port);

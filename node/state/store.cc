@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -173,6 +173,13 @@ CREATE TABLE security_groups(
   PRIMARY KEY (tenant, name)
 );
 ALTER TABLE ports ADD COLUMN security_groups TEXT NOT NULL DEFAULT '["default"]';
+)sql",
+    // 6: reads and writes of a volume get I/O limits of their own.
+    R"sql(
+ALTER TABLE volumes ADD COLUMN qos_read_iops INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN qos_write_iops INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN qos_read_bytes_per_sec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN qos_write_bytes_per_sec INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 
@@ -433,7 +440,8 @@ constexpr const char* kVmColumns =
     "tenant, name, uuid, spec_json, state, last_error, created_at, updated_at";
 constexpr const char* kVolumeColumns =
     "tenant, name, uuid, backend, object, size_bytes, state, attached_vm, image, qos_iops, "
-    "qos_bytes_per_sec, last_error, created_at, updated_at";
+    "qos_bytes_per_sec, last_error, created_at, updated_at, qos_read_iops, qos_write_iops, "
+    "qos_read_bytes_per_sec, qos_write_bytes_per_sec";
 constexpr const char* kImageColumns =
     "tenant, name, uuid, owner, state, source, declared_format, format, virtual_size, "
     "file_size, sha256, backend, object, last_error, created_at, updated_at";
@@ -466,11 +474,15 @@ VolumeRecord volumeFrom(const Q& q) {
   v.state = q.text(6);
   v.attached_vm = q.text(7);
   v.image = q.text(8);
-  v.qos_iops = q.integer(9);
-  v.qos_bytes_per_sec = q.integer(10);
+  v.qos.iops = q.integer(9);
+  v.qos.bytes_per_sec = q.integer(10);
   v.last_error = q.text(11);
   v.created_at = q.text(12);
   v.updated_at = q.text(13);
+  v.qos.read_iops = q.integer(14);
+  v.qos.write_iops = q.integer(15);
+  v.qos.read_bytes_per_sec = q.integer(16);
+  v.qos.write_bytes_per_sec = q.integer(17);
   return v;
 }
 
@@ -589,11 +601,13 @@ Status Store::createVolume(const VolumeRecord& volume, const TaskRecord* task) {
   if (!tx.status()) return tx.status();
   {
     Statement q(db_, std::string("INSERT INTO volumes(") + kVolumeColumns +
-                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?," + kNow + "," + kNow + ")");
+                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?," + kNow + "," + kNow +
+                         ",?,?,?,?)");
     q.bind(volume.tenant).bind(volume.name).bind(volume.uuid).bind(volume.backend)
         .bind(volume.object).bind(volume.size_bytes).bind(volume.state).bind(volume.attached_vm)
-        .bind(volume.image).bind(volume.qos_iops).bind(volume.qos_bytes_per_sec)
-        .bind(volume.last_error);
+        .bind(volume.image).bind(volume.qos.iops).bind(volume.qos.bytes_per_sec)
+        .bind(volume.last_error).bind(volume.qos.read_iops).bind(volume.qos.write_iops)
+        .bind(volume.qos.read_bytes_per_sec).bind(volume.qos.write_bytes_per_sec);
     if (q.step() != SQLITE_DONE) {
       Error e = sqlError("insert volume");
       if (e.code == ErrorCode::kConflict) {
@@ -657,12 +671,14 @@ Result<std::vector<VolumeRecord>> Store::listVolumes(const std::vector<std::stri
 Status Store::updateVolume(const VolumeRecord& volume) {
   std::lock_guard lock(mutex_);
   Statement q(db_, std::string("UPDATE volumes SET size_bytes = ?, state = ?, attached_vm = ?, "
-                               "qos_iops = ?, qos_bytes_per_sec = ?, last_error = ?, "
-                               "updated_at = ") +
+                               "qos_iops = ?, qos_bytes_per_sec = ?, qos_read_iops = ?, "
+                               "qos_write_iops = ?, qos_read_bytes_per_sec = ?, "
+                               "qos_write_bytes_per_sec = ?, last_error = ?, updated_at = ") +
                        kNow + " WHERE tenant = ? AND name = ?");
-  q.bind(volume.size_bytes).bind(volume.state).bind(volume.attached_vm).bind(volume.qos_iops)
-      .bind(volume.qos_bytes_per_sec).bind(volume.last_error).bind(volume.tenant)
-      .bind(volume.name);
+  q.bind(volume.size_bytes).bind(volume.state).bind(volume.attached_vm).bind(volume.qos.iops)
+      .bind(volume.qos.bytes_per_sec).bind(volume.qos.read_iops).bind(volume.qos.write_iops)
+      .bind(volume.qos.read_bytes_per_sec).bind(volume.qos.write_bytes_per_sec)
+      .bind(volume.last_error).bind(volume.tenant).bind(volume.name);
   if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("update volume"));
   if (sqlite3_changes(db_) == 0) {
     return makeError(ErrorCode::kNotFound, "store",

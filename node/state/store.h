@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "storage/volume_driver.h"
 
 struct sqlite3;
 
@@ -33,7 +34,7 @@ struct VolumeRecord {
   std::string state;
   std::string attached_vm;  // the VM that uses it, "" when none
   std::string image;        // the golden image it was cloned from, "" when made empty
-  int64_t qos_iops = 0, qos_bytes_per_sec = 0;
+  VolumeQos qos;
   std::string last_error, created_at, updated_at;
 };
 

@@ -202,10 +202,17 @@ void renderFileDisk(XmlWriter& w, const DiskDef& disk, bool boot) {
   // CD-ROMs on virtio-scsi: present on q35 and on aarch64 virt alike (no SATA there).
   w.open("target").attr("dev", disk.target).attr("bus", disk.cdrom ? "scsi" : "virtio").close();
   if (disk.cdrom) w.open("readonly").close();
-  if (disk.iops > 0 || disk.bytes_per_sec > 0) {
+  if (disk.qos != VolumeQos{}) {
+    // In the order of libvirt's schema.
     w.open("iotune");
-    if (disk.bytes_per_sec > 0) w.leaf("total_bytes_sec", std::to_string(disk.bytes_per_sec));
-    if (disk.iops > 0) w.leaf("total_iops_sec", std::to_string(disk.iops));
+    for (auto [name, value] : {std::pair{"total_bytes_sec", disk.qos.bytes_per_sec},
+                               std::pair{"read_bytes_sec", disk.qos.read_bytes_per_sec},
+                               std::pair{"write_bytes_sec", disk.qos.write_bytes_per_sec},
+                               std::pair{"total_iops_sec", disk.qos.iops},
+                               std::pair{"read_iops_sec", disk.qos.read_iops},
+                               std::pair{"write_iops_sec", disk.qos.write_iops}}) {
+      if (value > 0) w.leaf(name, std::to_string(value));
+    }
     w.close();
   }
   if (boot) w.open("boot").attr("order", "1").close();

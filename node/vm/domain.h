@@ -14,6 +14,7 @@
 #include "network/nic.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
+#include "storage/volume_driver.h"
 
 namespace qiao {
 
@@ -28,8 +29,8 @@ struct DiskDef {
   bool cdrom = false;   // read-only, on virtio-scsi (cloud-init seeds)
   std::string path;     // file
   std::string pool, ns, image, user, conf;  // rbd
-  // I/O limits, 0 = none: libvirt <iotune> on a file; on RBD librbd applies the image's own.
-  int64_t iops = 0, bytes_per_sec = 0;
+  // I/O limits: libvirt <iotune> on a file; on RBD librbd applies the image's own.
+  VolumeQos qos;
   bool operator==(const DiskDef&) const = default;
 };
 

@@ -1,4 +1,5 @@
-// LibvirtHypervisor: Hypervisor on the libvirt C API. The only file that includes libvirt.
+// LibvirtHypervisor: Hypervisor on the libvirt C API (node/qmp holds the other users of libvirt:
+// its event loop and the QMP passthrough).
 //
 // One connection, shared by the worker threads (libvirt connections are thread-safe), owned
 // here and replaced by a background reconnect loop when libvirtd goes away. libvirt's default
@@ -18,6 +19,7 @@
 #include "base/handle.h"
 #include "base/log.h"
 #include "node/vm/domain.h"
+#include "node/qmp/libvirt_event_loop.h"
 #include "node/vm/hypervisor.h"
 
 namespace qiao {
@@ -27,27 +29,6 @@ const Logger kLog("libvirt");
 
 using ConnPtr = CPtr<virConnect, virConnectClose>;
 using DomPtr = CPtr<virDomain, virDomainFree>;
-
-void ignoreLibvirtError(void*, virErrorPtr) {}
-
-// libvirt's event loop: registered once, run by one thread for the life of the process.
-void ensureEventLoop() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    virSetErrorFunc(nullptr, ignoreLibvirtError);
-    virInitialize();
-    if (virEventRegisterDefaultImpl() < 0) {
-      kLog.error("cannot register libvirt's event loop");
-      return;
-    }
-    // A periodic no-op timer keeps the loop turning, so it notices nothing in particular but
-    // never sleeps forever on an empty set of handles.
-    virEventAddTimeout(1000, [](int, void*) {}, nullptr, nullptr);
-    std::thread([] {
-      for (;;) virEventRunDefaultImpl();
-    }).detach();
-  });
-}
 
 std::string versionText(unsigned long v) {
   return std::to_string(v / 1000000) + "." + std::to_string((v / 1000) % 1000) + "." +
@@ -109,7 +90,7 @@ Error lastError(const std::string& what) {
 class LibvirtHypervisor final : public Hypervisor {
  public:
   explicit LibvirtHypervisor(LibvirtOptions options) : options_(std::move(options)) {
-    ensureEventLoop();
+    ensureLibvirtEventLoop();
     if (!connect()) {
       kLog.warn("libvirt is not reachable; retrying in the background", {{"uri", options_.uri}});
       connected_before_ = true;  // so that the first success is announced as a restore

@@ -161,8 +161,7 @@ Result<std::vector<DiskDef>> VmService::resolveDisks(const VmRecord& vm, const V
     disk.image = source.image;
     disk.user = source.user;
     disk.conf = source.conf;
-    disk.iops = volume->qos_iops;
-    disk.bytes_per_sec = volume->qos_bytes_per_sec;
+    disk.qos = volume->qos;
     disks.push_back(std::move(disk));
   }
   if (spec.cloud_init) {

@@ -16,7 +16,51 @@ constexpr int64_t kGiB = int64_t{1} << 30;
 constexpr int kMaxDepth = 8;
 
 const std::set<std::string> kSpecFields = {"name", "tenant", "size_gib", "pool", "qos"};
-const std::set<std::string> kQosFields = {"iops", "bytes_per_sec"};
+// The limits' JSON names, their fields and their largest values.
+struct QosField {
+  const char* name;
+  int64_t VolumeQos::*field;
+  int64_t max;
+};
+constexpr QosField kQosFields[] = {
+    {"iops", &VolumeQos::iops, 10'000'000},
+    {"bytes_per_sec", &VolumeQos::bytes_per_sec, int64_t{1} << 40},
+    {"read_iops", &VolumeQos::read_iops, 10'000'000},
+    {"write_iops", &VolumeQos::write_iops, 10'000'000},
+    {"read_bytes_per_sec", &VolumeQos::read_bytes_per_sec, int64_t{1} << 40},
+    {"write_bytes_per_sec", &VolumeQos::write_bytes_per_sec, int64_t{1} << 40},
+};
+
+// {"iops": N, ...}: absent fields and 0 are no limit.
+Result<VolumeQos> parseQos(const nlohmann::json& qos, const std::string& where) {
+  if (!qos.is_object()) {
+    return makeError(ErrorCode::kInvalidArgument, "spec",
+                     "field \"" + where + "\" must be an object, got " + describeJsonType(qos));
+  }
+  std::set<std::string> names;
+  for (const auto& f : kQosFields) names.insert(f.name);
+  if (auto known = checkKnownFields(qos, names, where); !known) {
+    return std::unexpected(known.error());
+  }
+  VolumeQos out;
+  for (const auto& f : kQosFields) {
+    if (!qos.contains(f.name)) continue;
+    auto v = jsonInt(qos, f.name, 0, f.max);
+    if (!v) return std::unexpected(v.error());
+    out.*(f.field) = *v;
+  }
+  // As QEMU and libvirt take them: a total, or reads and writes on their own.
+  if (out.iops > 0 && (out.read_iops > 0 || out.write_iops > 0)) {
+    return makeError(ErrorCode::kInvalidArgument, "spec",
+                     where + ": give iops, or read_iops and write_iops, not both");
+  }
+  if (out.bytes_per_sec > 0 && (out.read_bytes_per_sec > 0 || out.write_bytes_per_sec > 0)) {
+    return makeError(ErrorCode::kInvalidArgument, "spec",
+                     where + ": give bytes_per_sec, or read_bytes_per_sec and "
+                             "write_bytes_per_sec, not both");
+  }
+  return out;
+}
 
 std::string volumeId(const VolumeRecord& v) { return v.tenant + "/" + v.name; }
 
@@ -53,26 +97,17 @@ Result<VolumeSpec> parseVolumeSpec(std::string_view text, const VolumeLimits& li
     }
   }
   if (doc.contains("qos")) {
-    const auto& qos = doc.at("qos");
-    if (!qos.is_object()) {
-      return makeError(ErrorCode::kInvalidArgument, "spec",
-                       "field \"qos\" must be an object, got " + describeJsonType(qos));
-    }
-    if (auto known = checkKnownFields(qos, kQosFields, "qos"); !known) {
-      return std::unexpected(known.error());
-    }
-    if (qos.contains("iops")) {
-      auto v = jsonInt(qos, "iops", 0, 10'000'000);
-      if (!v) return std::unexpected(v.error());
-      spec.qos.iops = *v;
-    }
-    if (qos.contains("bytes_per_sec")) {
-      auto v = jsonInt(qos, "bytes_per_sec", 0, int64_t{1} << 40);
-      if (!v) return std::unexpected(v.error());
-      spec.qos.bytes_per_sec = *v;
-    }
+    auto qos = parseQos(doc.at("qos"), "qos");
+    if (!qos) return std::unexpected(qos.error());
+    spec.qos = *qos;
   }
   return spec;
+}
+
+Result<VolumeQos> parseQosBody(std::string_view text) {
+  auto parsed = parseJsonObject(text, kMaxDepth, "limits");
+  if (!parsed) return std::unexpected(parsed.error());
+  return parseQos(*parsed, "limits");
 }
 
 Result<int64_t> parseResize(std::string_view text, const VolumeLimits& limits) {
@@ -105,8 +140,7 @@ Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::stri
   volume.object = "vol-" + spec.name;
   volume.size_bytes = spec.size_gib * kGiB;
   volume.state = "creating";
-  volume.qos_iops = spec.qos.iops;
-  volume.qos_bytes_per_sec = spec.qos.bytes_per_sec;
+  volume.qos = spec.qos;
   TaskRecord task = TaskEngine::newTask("volume.create", volume.tenant, taskTarget(volume.name),
                                         identity, "{}");
   if (auto created = store_.createVolume(volume, &task); !created) {
@@ -297,7 +331,7 @@ Status VolumeService::runCreate(TaskEngine::Run& run, VolumeRecord volume) {
                            [&]() { return driver_.remove(id); });
   if (result) {
     result = run.step("limits", 80, "setting I/O limits", [&]() {
-      return driver_.setQos(id, VolumeQos{volume.qos_iops, volume.qos_bytes_per_sec});
+      return driver_.setQos(id, volume.qos);
     });
   }
   if (result) {

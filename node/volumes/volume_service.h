@@ -35,6 +35,8 @@ struct VolumeLimits {
 Result<VolumeSpec> parseVolumeSpec(std::string_view json_text, const VolumeLimits& limits);
 // {"size_gib": N} of a resize.
 Result<int64_t> parseResize(std::string_view json_text, const VolumeLimits& limits);
+// The body of PUT /v1/volumes/{name}/limits: every limit (absent or 0: none).
+Result<VolumeQos> parseQosBody(std::string_view json_text);
 
 class VolumeService {
  public:

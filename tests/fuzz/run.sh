@@ -6,7 +6,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${1:?usage: run.sh BUILD_DIR [SECONDS]}
 seconds=${2:-20}
 rc=0
-for target in spec domain_xml image_probe ovsdb; do
+for target in spec domain_xml image_probe ovsdb qmp; do
   work=$(mktemp -d)
   cp -r "$here/corpus/$target/." "$work/"
   echo "== fuzzing ${target} for ${seconds}s"

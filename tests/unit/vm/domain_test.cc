@@ -125,8 +125,9 @@ TEST(Domain, DisksOfEveryKind) {
   file.target = "vdb";
   file.type = "file";
   file.path = "/var/lib/qiao/volumes/acme/vol-data.raw";
-  file.iops = 500;
-  file.bytes_per_sec = 10 << 20;
+  file.qos.iops = 500;
+  file.qos.read_bytes_per_sec = 10 << 20;
+  file.qos.write_bytes_per_sec = 5 << 20;
   DiskDef seed;
   seed.target = "sda";
   seed.type = "file";
@@ -149,7 +150,8 @@ TEST(Domain, DisksOfEveryKind) {
   EXPECT_EQ(countOf(xml, "&quot;driver&quot;:&quot;pcie-root-port&quot;"), kMaxDisks);
   EXPECT_NE(xml.find("&quot;id&quot;:&quot;qiao-port15&quot;"), std::string::npos);
   EXPECT_NE(xml.find("<total_iops_sec>500</total_iops_sec>"), std::string::npos);
-  EXPECT_NE(xml.find("<total_bytes_sec>10485760</total_bytes_sec>"), std::string::npos);
+  EXPECT_NE(xml.find("<read_bytes_sec>10485760</read_bytes_sec>"), std::string::npos);
+  EXPECT_NE(xml.find("<write_bytes_sec>5242880</write_bytes_sec>"), std::string::npos);
   EXPECT_NE(xml.find("model=\"virtio-scsi\""), std::string::npos);
   EXPECT_NE(xml.find("device=\"cdrom\""), std::string::npos);
   EXPECT_EQ(xml.find("<boot dev="), std::string::npos) << "per-device boot only";
