@@ -41,11 +41,13 @@ const std::vector<Route>& routes() {
       {{"POST", "/v1/vms/{name}/disks", "operator"}, {"tenant"}},
       {{"DELETE", "/v1/vms/{name}/disks/{volume}", "operator"}, {"tenant"}},
       {{"GET", "/v1/vms/{name}/console-log", "viewer"}, {"tenant", "tail_bytes"}},
+      {{"GET", "/v1/vms/{name}/stats", "viewer"}, {"tenant"}},
       {{"GET", "/v1/volumes", "viewer"}, {"tenant"}},
       {{"POST", "/v1/volumes", "operator"}, {}},
       {{"GET", "/v1/volumes/{name}", "viewer"}, {"tenant"}},
       {{"DELETE", "/v1/volumes/{name}", "operator"}, {"tenant"}},
       {{"POST", "/v1/volumes/{name}/resize", "operator"}, {"tenant"}},
+      {{"PUT", "/v1/volumes/{name}/limits", "operator"}, {"tenant"}},
       {{"GET", "/v1/networks", "viewer"}, {"tenant"}},
       {{"POST", "/v1/networks", "operator"}, {}},
       {{"GET", "/v1/networks/{name}", "viewer"}, {"tenant"}},
@@ -362,11 +364,13 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"POST", "/v1/vms/{name}/disks"}, &Api::addVmDisk},
       {{"DELETE", "/v1/vms/{name}/disks/{volume}"}, &Api::removeVmDisk},
       {{"GET", "/v1/vms/{name}/console-log"}, &Api::consoleLog},
+      {{"GET", "/v1/vms/{name}/stats"}, &Api::vmStats},
       {{"GET", "/v1/volumes"}, &Api::listVolumes},
       {{"POST", "/v1/volumes"}, &Api::createVolume},
       {{"GET", "/v1/volumes/{name}"}, &Api::getVolume},
       {{"DELETE", "/v1/volumes/{name}"}, &Api::deleteVolume},
       {{"POST", "/v1/volumes/{name}/resize"}, &Api::resizeVolume},
+      {{"PUT", "/v1/volumes/{name}/limits"}, &Api::setVolumeLimits},
       {{"GET", "/v1/networks"}, &Api::listNetworks},
       {{"POST", "/v1/networks"}, &Api::createNetwork},
       {{"GET", "/v1/networks/{name}"}, &Api::getNetwork},
@@ -489,20 +493,8 @@ ApiResponse Api::hostFirmware(Context&) {
 ApiResponse Api::metrics(Context&) {
   std::map<std::string, int> by_state;
   if (auto counts = deps_.store.countVmsByState()) by_state = *counts;
-  std::vector<VmMetric> vms;
-  if (auto stats = deps_.hypervisor.stats()) {
-    for (const auto& s : *stats) {
-      auto dot = s.name.find('.');
-      if (dot == std::string::npos) continue;
-      VmMetric m;
-      m.tenant = s.name.substr(0, dot);
-      m.name = s.name.substr(dot + 1);
-      m.cpu_time_ns = s.cpu_time_ns;
-      m.memory_rss_bytes = s.memory_rss_kib * 1024;
-      m.memory_max_bytes = s.memory_max_kib * 1024;
-      vms.push_back(std::move(m));
-    }
-  }
+  // One libvirt call for every domain, no QMP (docs/operators/monitoring.md).
+  std::vector<VmFigures> vms = deps_.vms.metricsFigures();
   ApiResponse response;
   response.content_type = "text/plain; version=0.0.4";
   response.body = deps_.metrics.render(by_state, vms);
@@ -693,6 +685,14 @@ ApiResponse Api::removeVmDisk(Context& ctx) {
   auto task = deps_.vms.removeDisk(*vm, volume, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
+}
+
+ApiResponse Api::vmStats(Context& ctx) {
+  auto vm = resolveVm(ctx);
+  if (!vm) return errorResponse(vm.error());
+  auto stats = deps_.vms.stats(*vm);
+  if (!stats) return errorResponse(stats.error());
+  return jsonResponse(200, *stats);
 }
 
 ApiResponse Api::consoleLog(Context& ctx) {
@@ -920,6 +920,17 @@ ApiResponse Api::resizeVolume(Context& ctx) {
   auto volume = resolveVolume(ctx, true);
   if (!volume) return errorResponse(volume.error());
   auto task = deps_.volumes.resize(*volume, *size, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+ApiResponse Api::setVolumeLimits(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto qos = parseQosBody(ctx.request.body);
+  if (!qos) return errorResponse(qos.error());
+  auto volume = resolveVolume(ctx, true);
+  if (!volume) return errorResponse(volume.error());
+  auto task = deps_.volumes.setLimits(*volume, *qos, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
 }

@@ -78,11 +78,13 @@ class Api {
   ApiResponse addVmDisk(Context& ctx);
   ApiResponse removeVmDisk(Context& ctx);
   ApiResponse consoleLog(Context& ctx);
+  ApiResponse vmStats(Context& ctx);
   ApiResponse listVolumes(Context& ctx);
   ApiResponse createVolume(Context& ctx);
   ApiResponse getVolume(Context& ctx);
   ApiResponse deleteVolume(Context& ctx);
   ApiResponse resizeVolume(Context& ctx);
+  ApiResponse setVolumeLimits(Context& ctx);
   ApiResponse listNetworks(Context& ctx);
   ApiResponse createNetwork(Context& ctx);
   ApiResponse getNetwork(Context& ctx);

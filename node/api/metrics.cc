@@ -1,6 +1,7 @@
 #include "node/api/metrics.h"
 
 #include <cstdio>
+#include <tuple>
 
 namespace qiao {
 namespace {
@@ -24,6 +25,133 @@ std::string number(double value) {
   return buf;
 }
 
+// One metric family: its HELP and TYPE lines, then a sample for each (labels, value).
+class Family {
+ public:
+  Family(std::string& out, std::string name, const std::string& type, const std::string& help)
+      : out_(out), name_(std::move(name)) {
+    out_ += "# HELP " + name_ + " " + help + "\n";
+    out_ += "# TYPE " + name_ + " " + type + "\n";
+  }
+  void sample(const std::string& labels, const std::string& value) {
+    out_ += name_ + "{" + labels + "} " + value + "\n";
+  }
+
+ private:
+  std::string& out_;
+  std::string name_;
+};
+
+std::string vmLabels(const VmFigures& vm) {
+  return "tenant=\"" + label(vm.tenant) + "\",vm=\"" + label(vm.name) + "\"";
+}
+
+std::string diskLabels(const VmFigures& vm, const VmFigures::Disk& disk) {
+  return vmLabels(vm) + ",volume=\"" + label(disk.ref.volume) + "\",backend=\"" +
+         label(disk.ref.backend) + "\"";
+}
+
+std::string nicLabels(const VmFigures& vm, const VmFigures::Nic& nic) {
+  return vmLabels(vm) + ",mac=\"" + label(nic.ref.mac) + "\",network=\"" +
+         label(nic.ref.network) + "\"";
+}
+
+std::string count(uint64_t value) { return std::to_string(value); }
+
+// Per-VM series. Disks and NICs only with figures (a running VM; RBD disks are not here:
+// their figures come from QMP, which /metrics does not ask).
+void renderVms(std::string& out, const std::vector<VmFigures>& vms) {
+  {
+    Family f(out, "qiao_vm_cpu_seconds_total", "counter",
+             "CPU time used by the VM's vCPUs and QEMU.");
+    for (const auto& vm : vms) {
+      f.sample(vmLabels(vm), number(static_cast<double>(vm.domain.cpu_time_ns) / 1e9));
+    }
+  }
+  for (auto [name, field, help] :
+       {std::tuple{"qiao_vm_cpu_user_seconds_total", &DomainStats::cpu_user_ns,
+                   "CPU time of the VM's QEMU process in user mode (guest time included)."},
+        std::tuple{"qiao_vm_cpu_system_seconds_total", &DomainStats::cpu_system_ns,
+                   "CPU time of the VM's QEMU process in the host kernel."}}) {
+    Family f(out, name, "counter", help);
+    for (const auto& vm : vms) {
+      const auto& value = vm.domain.*field;
+      if (value) f.sample(vmLabels(vm), number(static_cast<double>(*value) / 1e9));
+    }
+  }
+  {
+    Family f(out, "qiao_vm_vcpus", "gauge", "vCPUs the VM has online.");
+    for (const auto& vm : vms) {
+      if (vm.live()) f.sample(vmLabels(vm), std::to_string(vm.domain.vcpus_current));
+    }
+  }
+  for (auto [name, field, help] :
+       {std::tuple{"qiao_vm_memory_rss_bytes", &DomainStats::memory_rss_kib,
+                   "Resident memory of the VM's QEMU process."},
+        std::tuple{"qiao_vm_memory_max_bytes", &DomainStats::memory_max_kib,
+                   "Memory assigned to the VM."},
+        std::tuple{"qiao_vm_memory_current_bytes", &DomainStats::memory_current_kib,
+                   "Memory the balloon leaves to the guest."}}) {
+    Family f(out, name, "gauge", help);
+    for (const auto& vm : vms) f.sample(vmLabels(vm), count(vm.domain.*field * 1024));
+  }
+  for (auto [name, field, help] :
+       {std::tuple{"qiao_vm_memory_guest_unused_bytes", &DomainStats::memory_unused_kib,
+                   "Memory the guest leaves unused (its balloon driver's report)."},
+        std::tuple{"qiao_vm_memory_guest_available_bytes", &DomainStats::memory_available_kib,
+                   "Memory the guest sees (its balloon driver's report)."},
+        std::tuple{"qiao_vm_memory_guest_usable_bytes", &DomainStats::memory_usable_kib,
+                   "Memory the guest could use without swapping (its balloon driver's report)."}}) {
+    Family f(out, name, "gauge", help);
+    for (const auto& vm : vms) {
+      const auto& value = vm.domain.*field;
+      if (value) f.sample(vmLabels(vm), count(*value * 1024));
+    }
+  }
+  for (auto [name, field, help] :
+       {std::tuple{"qiao_vm_disk_read_bytes_total", &BlockFigures::read_bytes,
+                   "Bytes the guest read from the disk."},
+        std::tuple{"qiao_vm_disk_read_ops_total", &BlockFigures::read_ops,
+                   "Read requests the guest made to the disk."},
+        std::tuple{"qiao_vm_disk_write_bytes_total", &BlockFigures::write_bytes,
+                   "Bytes the guest wrote to the disk."},
+        std::tuple{"qiao_vm_disk_write_ops_total", &BlockFigures::write_ops,
+                   "Write requests the guest made to the disk."},
+        std::tuple{"qiao_vm_disk_flush_ops_total", &BlockFigures::flush_ops,
+                   "Flush requests the guest made to the disk."}}) {
+    Family f(out, name, "counter", help);
+    for (const auto& vm : vms) {
+      for (const auto& disk : vm.disks) {
+        if (disk.figures) f.sample(diskLabels(vm, disk), count((*disk.figures).*field));
+      }
+    }
+  }
+  for (auto [name, field, help] :
+       {std::tuple{"qiao_vm_nic_rx_bytes_total", &DomainNicStats::rx_bytes,
+                   "Bytes the VM received on the NIC."},
+        std::tuple{"qiao_vm_nic_rx_packets_total", &DomainNicStats::rx_packets,
+                   "Packets the VM received on the NIC."},
+        std::tuple{"qiao_vm_nic_rx_errors_total", &DomainNicStats::rx_errors,
+                   "Receive errors on the NIC."},
+        std::tuple{"qiao_vm_nic_rx_drops_total", &DomainNicStats::rx_drops,
+                   "Packets for the VM dropped on the NIC."},
+        std::tuple{"qiao_vm_nic_tx_bytes_total", &DomainNicStats::tx_bytes,
+                   "Bytes the VM sent on the NIC."},
+        std::tuple{"qiao_vm_nic_tx_packets_total", &DomainNicStats::tx_packets,
+                   "Packets the VM sent on the NIC."},
+        std::tuple{"qiao_vm_nic_tx_errors_total", &DomainNicStats::tx_errors,
+                   "Transmit errors on the NIC."},
+        std::tuple{"qiao_vm_nic_tx_drops_total", &DomainNicStats::tx_drops,
+                   "Packets from the VM dropped on the NIC."}}) {
+    Family f(out, name, "counter", help);
+    for (const auto& vm : vms) {
+      for (const auto& nic : vm.nics) {
+        if (nic.figures) f.sample(nicLabels(vm, nic), count((*nic.figures).*field));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void Metrics::observeRequest(const std::string& method, const std::string& route, int status,
@@ -39,7 +167,7 @@ void Metrics::observeRequest(const std::string& method, const std::string& route
 }
 
 std::string Metrics::render(const std::map<std::string, int>& vms_by_state,
-                            const std::vector<VmMetric>& vms) const {
+                            const std::vector<VmFigures>& vms) const {
   std::string out;
   {
     std::lock_guard lock(mutex_);
@@ -70,24 +198,7 @@ std::string Metrics::render(const std::map<std::string, int>& vms_by_state,
   for (const auto& [state, count] : vms_by_state) {
     out += "qiao_vms{state=\"" + label(state) + "\"} " + std::to_string(count) + "\n";
   }
-  out += "# HELP qiao_vm_cpu_seconds_total CPU time used by the VM's vCPUs and QEMU.\n";
-  out += "# TYPE qiao_vm_cpu_seconds_total counter\n";
-  for (const auto& vm : vms) {
-    out += "qiao_vm_cpu_seconds_total{tenant=\"" + label(vm.tenant) + "\",vm=\"" +
-           label(vm.name) + "\"} " + number(static_cast<double>(vm.cpu_time_ns) / 1e9) + "\n";
-  }
-  out += "# HELP qiao_vm_memory_rss_bytes Resident memory of the VM.\n";
-  out += "# TYPE qiao_vm_memory_rss_bytes gauge\n";
-  for (const auto& vm : vms) {
-    out += "qiao_vm_memory_rss_bytes{tenant=\"" + label(vm.tenant) + "\",vm=\"" +
-           label(vm.name) + "\"} " + std::to_string(vm.memory_rss_bytes) + "\n";
-  }
-  out += "# HELP qiao_vm_memory_max_bytes Memory assigned to the VM.\n";
-  out += "# TYPE qiao_vm_memory_max_bytes gauge\n";
-  for (const auto& vm : vms) {
-    out += "qiao_vm_memory_max_bytes{tenant=\"" + label(vm.tenant) + "\",vm=\"" +
-           label(vm.name) + "\"} " + std::to_string(vm.memory_max_bytes) + "\n";
-  }
+  renderVms(out, vms);
   return out;
 }
 

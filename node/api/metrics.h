@@ -1,5 +1,6 @@
 // Metrics: the counters behind GET /metrics (Prometheus text format 0.0.4): API requests by
-// route and status with a latency histogram, VMs by state, and per-VM CPU time and memory.
+// route and status with a latency histogram, VMs by state, and per-VM CPU, memory, disks and
+// NICs (docs/operators/monitoring.md lists them).
 #pragma once
 
 #include <array>
@@ -10,15 +11,9 @@
 #include <tuple>
 #include <vector>
 
-namespace qiao {
+#include "node/vm/vm_stats.h"
 
-struct VmMetric {
-  std::string tenant;
-  std::string name;
-  uint64_t cpu_time_ns = 0;
-  uint64_t memory_rss_bytes = 0;
-  uint64_t memory_max_bytes = 0;
-};
+namespace qiao {
 
 class Metrics {
  public:
@@ -29,7 +24,7 @@ class Metrics {
   void observeRequest(const std::string& method, const std::string& route, int status,
                       double seconds);
   std::string render(const std::map<std::string, int>& vms_by_state,
-                     const std::vector<VmMetric>& vms) const;
+                     const std::vector<VmFigures>& vms) const;
 
  private:
   struct Histogram {

@@ -126,6 +126,12 @@ std::vector<CommandSpec> makeSpecs() {
        "Prints the text as it is (no table, no JSON), whatever -o says.",
        {{"--tail", "BYTES", "the last BYTES bytes (default 65536, the server's limit applies)",
          FlagCheck::kCount}}},
+      {"vm", "stats", "NAME", "show a running VM's CPU, memory, disk and NIC figures",
+       "Prints CPU time, memory (the guest's own figures when its balloon driver reports "
+       "them),\neach disk's reads and writes (by volume) and each NIC's traffic (by MAC and "
+       "network).\nCounters since the VM started. Figures that could not be read are listed "
+       "at the end.\nA VM that is not running is refused (conflict).",
+       {}},
       {"volume", "list", "", "list volumes",
        "Columns: TENANT NAME SIZE STATE VM BACKEND AGE (only tenant T with --tenant T).", {}},
       {"volume", "get", "NAME", "show one volume", "Prints the volume as a two-column table.", {}},
@@ -139,6 +145,19 @@ std::vector<CommandSpec> makeSpecs() {
       {"volume", "resize", "NAME", "grow a volume (volumes never shrink)",
        "Prints the task's id, or with --wait the volume once grown.",
        {{"--size-gib", "N", "the new size in GiB", FlagCheck::kCount, false, true},
+        kWait,
+        kWaitTimeout}},
+      {"volume", "limits", "NAME", "set a volume's I/O limits (replacing all of them)",
+       "Each limit given is set, every other one removed; --none removes them all. A total and\n"
+       "its read/write split exclude each other. A VM using an RBD volume obeys the new limits\n"
+       "within seconds, without a restart. Prints the task's id, or with --wait the volume.",
+       {{"--iops", "N", "I/O operations a second, reads and writes together", FlagCheck::kCount},
+        {"--bytes-per-sec", "N", "bytes a second, reads and writes together", FlagCheck::kCount},
+        {"--read-iops", "N", "read operations a second", FlagCheck::kCount},
+        {"--write-iops", "N", "write operations a second", FlagCheck::kCount},
+        {"--read-bytes-per-sec", "N", "bytes read a second", FlagCheck::kCount},
+        {"--write-bytes-per-sec", "N", "bytes written a second", FlagCheck::kCount},
+        {"--none", "", "no limits at all"},
         kWait,
         kWaitTimeout}},
       {"volume", "delete", "NAME", "delete a volume",

@@ -70,6 +70,7 @@ class Cli {
   int vmCreate();
   int vmChange();  // delete and the actions: a task, then maybe a wait
   int vmConsoleLog();
+  int vmStats();
   int taskList();
   int taskGet();
   int taskWait();
@@ -78,6 +79,7 @@ class Cli {
   int volumeCreate();
   int volumeResize();
   int vmDisk();
+  int volumeLimits();
   int imageCreate();
   int networkList();
   int networkGet();
@@ -176,6 +178,7 @@ int Cli::run() {
     if (c.name == "get") return vmGet();
     if (c.name == "create") return vmCreate();
     if (c.name == "console-log") return vmConsoleLog();
+    if (c.name == "stats") return vmStats();
     if (c.name.starts_with("disk ")) return vmDisk();
     return vmChange();
   }
@@ -184,6 +187,7 @@ int Cli::run() {
     if (c.name == "get") return volumeOrImageGet();
     if (c.name == "delete") return objectDelete();
     if (c.name == "resize") return volumeResize();
+    if (c.name == "limits") return volumeLimits();
     return c.group == "volume" ? volumeCreate() : imageCreate();
   }
   if (c.group == "security-group") {
@@ -298,6 +302,26 @@ int Cli::volumeCreate() {
 int Cli::volumeResize() {
   auto task = call("POST", objectTarget("/resize") + Query().add("tenant", inv_.tenant).str(),
                    json{{"size_gib", std::stoll(*inv_.value("--size-gib"))}}.dump());
+  if (!task) return 1;
+  return finishObjectTask(*task);
+}
+
+int Cli::volumeLimits() {
+  json qos = json::object();
+  for (const char* flag : {"--iops", "--bytes-per-sec", "--read-iops", "--write-iops",
+                           "--read-bytes-per-sec", "--write-bytes-per-sec"}) {
+    if (auto v = inv_.value(flag)) {
+      std::string field = std::string(flag).substr(2);
+      std::replace(field.begin(), field.end(), '-', '_');
+      qos[field] = std::stoll(*v);
+    }
+  }
+  if (qos.empty() != inv_.has("--none")) {
+    std::fprintf(io_.err, "error: give the limits to set, or --none to remove them all\n");
+    return 2;
+  }
+  auto task = call("PUT", objectTarget("/limits") + Query().add("tenant", inv_.tenant).str(),
+                   qos.dump());
   if (!task) return 1;
   return finishObjectTask(*task);
 }
@@ -784,6 +808,79 @@ int Cli::vmConsoleLog() {
   if (!response) return failWith(response.error());
   if (response->status != 200) return failWith(errorFromResponse(*response));
   std::fwrite(response->body.data(), 1, response->body.size(), io_.out);
+  return 0;
+}
+
+// 1536 -> "1.5Ki"; counters of bytes for people (-o json has them exact).
+std::string iecBytes(const json& value) {
+  if (!value.is_number()) return "-";
+  double v = value.get<double>();
+  const char* units[] = {"B", "Ki", "Mi", "Gi", "Ti", "Pi"};
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
+  return buf;
+}
+
+std::string figure(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].dump() : "-";
+}
+
+int Cli::vmStats() {
+  auto stats = call("GET", vmTarget("/stats") + Query().add("tenant", inv_.tenant).str());
+  if (!stats) return 1;
+  if (inv_.json_output) {
+    printJson(*stats);
+    return 0;
+  }
+  const json& s = *stats;
+  const json cpu = s.value("cpu", json::object());
+  const json mem = s.value("memory", json::object());
+  auto secs = [&](const char* key) {
+    if (!cpu.contains(key) || !cpu[key].is_number()) return std::string("-");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2fs", cpu[key].get<double>());
+    return std::string(buf);
+  };
+  printTable({{"VM", str(s, "tenant") + "/" + str(s, "vm")},
+              {"STATE", str(s, "state")},
+              {"CPU", secs("time_seconds") + " (user " + secs("user_seconds") + ", system " +
+                          secs("system_seconds") + "), " + figure(cpu, "vcpus") + " vCPUs"},
+              {"MEMORY", "max " + iecBytes(mem.value("maximum_bytes", json())) + ", current " +
+                             iecBytes(mem.value("current_bytes", json())) + ", rss " +
+                             iecBytes(mem.value("rss_bytes", json()))},
+              {"GUEST MEMORY", "unused " + iecBytes(mem.value("guest_unused_bytes", json())) +
+                                   ", available " +
+                                   iecBytes(mem.value("guest_available_bytes", json())) +
+                                   ", usable " + iecBytes(mem.value("guest_usable_bytes", json()))}});
+  std::vector<std::vector<std::string>> disks = {
+      {"DISK", "BACKEND", "DEVICE", "READ", "READS", "WRITTEN", "WRITES", "FLUSHES"}};
+  for (const auto& d : s.value("disks", json::array())) {
+    disks.push_back({d.value("volume", json()).is_string() ? str(d, "volume") : "(seed)",
+                     str(d, "backend"), str(d, "device"), iecBytes(d.value("read_bytes", json())),
+                     figure(d, "read_ops"), iecBytes(d.value("write_bytes", json())),
+                     figure(d, "write_ops"), figure(d, "flush_ops")});
+  }
+  std::fputs("\n", io_.out);
+  printTable(disks);
+  std::vector<std::vector<std::string>> nics = {{"NIC", "NETWORK", "IP", "DEVICE", "RX", "RX PKTS",
+                                                 "TX", "TX PKTS", "ERRS RX/TX", "DROPS RX/TX"}};
+  for (const auto& n : s.value("nics", json::array())) {
+    nics.push_back({str(n, "mac"), str(n, "network"), str(n, "ip"), str(n, "device"),
+                    iecBytes(n.value("rx_bytes", json())), figure(n, "rx_packets"),
+                    iecBytes(n.value("tx_bytes", json())), figure(n, "tx_packets"),
+                    figure(n, "rx_errors") + "/" + figure(n, "tx_errors"),
+                    figure(n, "rx_drops") + "/" + figure(n, "tx_drops")});
+  }
+  std::fputs("\n", io_.out);
+  printTable(nics);
+  for (const auto& m : s.value("missing", json::array())) {
+    std::fprintf(io_.err, "missing: %s: %s\n", str(m, "part").c_str(), str(m, "reason").c_str());
+  }
   return 0;
 }
 

@@ -293,6 +293,17 @@ Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t siz
                                            dumpJson({{"size_bytes", size_gib * kGiB}})));
 }
 
+Result<TaskRecord> VolumeService::setLimits(const VolumeRecord& volume, const VolumeQos& qos,
+                                            const std::string& identity) {
+  if (volume.state != "available" && volume.state != "in-use") {
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
+  }
+  return tasks_.submit(TaskEngine::newTask("volume.limits", volume.tenant,
+                                           taskTarget(volume.name), identity,
+                                           dumpJson({{"qos", qosToJson(qos)}})));
+}
+
 Result<VolumeRecord> VolumeService::volumeOfTask(const TaskRecord& task) {
   auto name = TaskEngine::objectOf(task, "volume/");
   if (!name) return std::unexpected(name.error());
@@ -307,6 +318,11 @@ Status VolumeService::runTask(TaskEngine::Run& run) {
   if (task.kind == "volume.delete") return runRemove(run, *volume);
   if (task.kind == "volume.resize") {
     return runResize(run, *volume, TaskEngine::params(task).value("size_bytes", int64_t{0}));
+  }
+  if (task.kind == "volume.limits") {
+    auto qos = parseQos(TaskEngine::params(task).value("qos", nlohmann::json::object()), "qos");
+    if (!qos) return std::unexpected(qos.error());
+    return runLimits(run, *volume, *qos);
   }
   return makeError(ErrorCode::kInternal, "volume", "unknown task kind " + task.kind);
 }
@@ -394,12 +410,32 @@ Status VolumeService::runResize(TaskEngine::Run& run, VolumeRecord volume, int64
   }
   if (result) {
     result = run.step("record", 100, "recording the size", [&]() -> Status {
-      volume.size_bytes = size_bytes;
-      setState(volume, volume.state);
-      return {};
+      return updateFresh(volume, [&](VolumeRecord& v) { v.size_bytes = size_bytes; });
     });
   }
   return result;
+}
+
+Status VolumeService::runLimits(TaskEngine::Run& run, VolumeRecord volume, const VolumeQos& qos) {
+  Status result = run.step("limits", 70, "setting I/O limits",
+                           [&]() { return driver_.setQos(idOf(volume), qos); });
+  if (result) {
+    result = run.step("record", 100, "recording the limits", [&]() -> Status {
+      return updateFresh(volume, [&](VolumeRecord& v) { v.qos = qos; });
+    });
+  }
+  return result;
+}
+
+Status VolumeService::updateFresh(const VolumeRecord& volume,
+                                 const std::function<void(VolumeRecord&)>& change) {
+  // Read again: a VM may have taken or given back the volume since the task began.
+  auto fresh = store_.getVolume(volume.tenant, volume.name);
+  if (!fresh) return std::unexpected(fresh.error());
+  change(*fresh);
+  if (auto updated = store_.updateVolume(*fresh); !updated) return updated;
+  publish(*fresh, fresh->state);
+  return {};
 }
 
 void VolumeService::setState(VolumeRecord& volume, const std::string& state,

@@ -46,6 +46,11 @@ class VolumeService {
   Result<TaskRecord> remove(const VolumeRecord& volume, const std::string& identity);
   Result<TaskRecord> resize(const VolumeRecord& volume, int64_t size_gib,
                             const std::string& identity);
+  // Replaces the volume's I/O limits. On RBD they are the image's own (librbd), so a VM that
+  // has the volume open obeys the new ones within seconds, without a restart; a local file's
+  // limits apply at its VM's next start.
+  Result<TaskRecord> setLimits(const VolumeRecord& volume, const VolumeQos& qos,
+                               const std::string& identity);
 
   // The disks of a VM, made or taken by its tasks' steps (idempotent: a step run again after
   // a crash finds its own work done).
@@ -80,9 +85,12 @@ class VolumeService {
   Status runCreate(TaskEngine::Run& run, VolumeRecord volume);
   Status runRemove(TaskEngine::Run& run, VolumeRecord volume);
   Status runResize(TaskEngine::Run& run, VolumeRecord volume, int64_t size_bytes);
+  Status runLimits(TaskEngine::Run& run, VolumeRecord volume, const VolumeQos& qos);
   // kConflict naming the VM, or the clients, that hold the volume.
   Status checkNotInUse(const VolumeRecord& volume);
   void setState(VolumeRecord& volume, const std::string& state, const std::string& error = {});
+  // Changes one thing of the volume's current record (not of a copy read earlier).
+  Status updateFresh(const VolumeRecord& volume, const std::function<void(VolumeRecord&)>& change);
   void publish(const VolumeRecord& volume, std::string_view reason);
   Result<VolumeRecord> volumeOfTask(const TaskRecord& task);
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -144,6 +146,82 @@ TEST_F(OnlineTest, ADiskFromAnImageIsPluggedAndStaysAcrossAStopAndStart) {
   succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
   EXPECT_EQ(call(c, "GET", "/v1/volumes/" + disk + "?tenant=ta").status, 404);
   succeeds(c, "DELETE", "/v1/images/" + image + "?tenant=ta");
+}
+
+// The guest reads its disk 4 MiB at a time, each read at a new offset, and prints when each
+// began and ended (seconds of its uptime): the durations show the limit the disk obeys.
+std::map<int, double> readDurations(const std::string& console) {
+  std::map<int, double> out;
+  std::istringstream lines(console);
+  std::string line;
+  const std::string tag = "QIAO-TEST-GUEST run: read ";
+  while (std::getline(lines, line)) {
+    auto at = line.find(tag);
+    if (at == std::string::npos) continue;
+    std::istringstream words(line.substr(at + tag.size()));
+    int i = 0;
+    double begin = 0, end = 0;
+    if (words >> i >> begin >> end) out[i] = end - begin;
+  }
+  return out;
+}
+
+TEST_F(OnlineTest, IoLimitsChangeLiveAndTheGuestFeelsThem) {
+  auto c = admin();
+  const std::string vm = "qos-" + suffix_;
+  const std::string vol = "slow-" + suffix_;
+  succeeds(c, "POST", "/v1/volumes",
+           json{{"name", vol}, {"tenant", "ta"}, {"size_gib", 2}}.dump());
+  const std::string script =
+      "i=0; while [ $i -lt 300 ]; do a=$(cut -d' ' -f1 /proc/uptime); "
+      "dd if=/dev/vda of=/dev/null bs=1M count=4 skip=$((i*4)) 2>/dev/null; "
+      "b=$(cut -d' ' -f1 /proc/uptime); echo \"read $i $a $b\"; i=$((i+1)); done";
+  json spec = guestSpec(vm, "ta", guestRun(script));
+  spec["disks"] = json::array({{{"volume", vol}}});
+  succeeds(c, "POST", "/v1/vms", spec.dump());
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST run: read 3 "));
+  auto before = readDurations(console(c, vm));
+  double fastest = 1e9;
+  for (auto [i, d] : before) fastest = std::min(fastest, d);
+  ASSERT_LT(fastest, 1.5) << "reads without a limit are not fast enough to show one";
+
+  // 1 MiB/s of reads, set while the guest reads: a 4 MiB read then takes about 3 s or more
+  // (librbd lets one second's worth through at once).
+  succeeds(c, "PUT", "/v1/volumes/" + vol + "/limits?tenant=ta",
+           json{{"read_bytes_per_sec", 1 << 20}}.dump());
+  EXPECT_EQ(call(c, "GET", "/v1/volumes/" + vol + "?tenant=ta").body["qos"]["read_bytes_per_sec"],
+            1 << 20);
+  const int set_at = readDurations(console(c, vm)).rbegin()->first;
+  int slow = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (slow < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    slow = 0;
+    for (auto [i, d] : readDurations(console(c, vm))) {
+      if (i > set_at + 1 && d >= 2.5) ++slow;
+    }
+  }
+  EXPECT_GE(slow, 2) << "the guest's reads did not slow down to the limit";
+
+  // Removed live: fast again.
+  succeeds(c, "PUT", "/v1/volumes/" + vol + "/limits?tenant=ta", "{}");
+  const int cleared_at = readDurations(console(c, vm)).rbegin()->first;
+  bool fast = false;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fast && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    for (auto [i, d] : readDurations(console(c, vm))) fast = fast || (i > cleared_at + 1 && d < 1.5);
+  }
+  EXPECT_TRUE(fast) << "the guest's reads stayed slow after the limits were removed";
+  EXPECT_EQ(countOccurrences(console(c, vm), "QIAO-TEST-GUEST booted"), 1);
+
+  // A total and its split together are refused.
+  EXPECT_EQ(call(c, "PUT", "/v1/volumes/" + vol + "/limits?tenant=ta",
+                 R"({"bytes_per_sec": 1000, "read_bytes_per_sec": 10})")
+                .status,
+            400);
+  succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
+  succeeds(c, "DELETE", "/v1/volumes/" + vol + "?tenant=ta");
 }
 
 }  // namespace
