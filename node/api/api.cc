@@ -8,6 +8,7 @@
 
 #include "base/crypto.h"
 #include "base/log.h"
+#include "network/ipam.h"
 #include "base/names.h"
 #include "node/api/identity.h"
 #include "node/host/baseline.h"
@@ -40,6 +41,8 @@ const std::vector<Route>& routes() {
       {{"POST", "/v1/vms/{name}/actions/{action}", "operator"}, {"tenant"}},
       {{"POST", "/v1/vms/{name}/disks", "operator"}, {"tenant"}},
       {{"DELETE", "/v1/vms/{name}/disks/{volume}", "operator"}, {"tenant"}},
+      {{"POST", "/v1/vms/{name}/nics", "operator"}, {"tenant"}},
+      {{"DELETE", "/v1/vms/{name}/nics/{mac}", "operator"}, {"tenant"}},
       {{"GET", "/v1/vms/{name}/console-log", "viewer"}, {"tenant", "tail_bytes"}},
       {{"GET", "/v1/vms/{name}/stats", "viewer"}, {"tenant"}},
       {{"GET", "/v1/volumes", "viewer"}, {"tenant"}},
@@ -363,6 +366,8 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"POST", "/v1/vms/{name}/actions/{action}"}, &Api::vmAction},
       {{"POST", "/v1/vms/{name}/disks"}, &Api::addVmDisk},
       {{"DELETE", "/v1/vms/{name}/disks/{volume}"}, &Api::removeVmDisk},
+      {{"POST", "/v1/vms/{name}/nics"}, &Api::addVmNic},
+      {{"DELETE", "/v1/vms/{name}/nics/{mac}"}, &Api::removeVmNic},
       {{"GET", "/v1/vms/{name}/console-log"}, &Api::consoleLog},
       {{"GET", "/v1/vms/{name}/stats"}, &Api::vmStats},
       {{"GET", "/v1/volumes"}, &Api::listVolumes},
@@ -693,6 +698,27 @@ ApiResponse Api::vmStats(Context& ctx) {
   auto stats = deps_.vms.stats(*vm);
   if (!stats) return errorResponse(stats.error());
   return jsonResponse(200, *stats);
+}
+
+ApiResponse Api::addVmNic(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto nic = parseNicSpec(ctx.request.body);
+  if (!nic) return errorResponse(nic.error());
+  auto vm = resolveVmToChange(ctx);
+  if (!vm) return errorResponse(vm.error());
+  auto task = deps_.vms.addNic(*vm, std::move(*nic), ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+ApiResponse Api::removeVmNic(Context& ctx) {
+  auto mac = parseMac(ctx.params.at("mac"), "mac");
+  if (!mac) return errorResponse(mac.error());
+  auto vm = resolveVmToChange(ctx);
+  if (!vm) return errorResponse(vm.error());
+  auto task = deps_.vms.removeNic(*vm, *mac, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
 }
 
 ApiResponse Api::consoleLog(Context& ctx) {

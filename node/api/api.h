@@ -77,6 +77,8 @@ class Api {
   ApiResponse vmAction(Context& ctx);
   ApiResponse addVmDisk(Context& ctx);
   ApiResponse removeVmDisk(Context& ctx);
+  ApiResponse addVmNic(Context& ctx);
+  ApiResponse removeVmNic(Context& ctx);
   ApiResponse consoleLog(Context& ctx);
   ApiResponse vmStats(Context& ctx);
   ApiResponse listVolumes(Context& ctx);

@@ -79,6 +79,7 @@ class Cli {
   int volumeCreate();
   int volumeResize();
   int vmDisk();
+  int vmNic();
   int volumeLimits();
   int imageCreate();
   int networkList();
@@ -180,6 +181,7 @@ int Cli::run() {
     if (c.name == "console-log") return vmConsoleLog();
     if (c.name == "stats") return vmStats();
     if (c.name.starts_with("disk ")) return vmDisk();
+    if (c.name.starts_with("nic ")) return vmNic();
     return vmChange();
   }
   if (c.group == "volume" || c.group == "image") {
@@ -799,6 +801,34 @@ int Cli::vmDisk() {
   return 0;
 }
 
+int Cli::vmNic() {
+  std::optional<json> task;
+  if (inv_.command->name == "nic add") {
+    json nic = {{"network", *inv_.value("--network")}};
+    if (auto ip = inv_.value("--ip")) nic["ip"] = *ip;
+    if (auto mac = inv_.value("--mac")) nic["mac"] = *mac;
+    if (auto groups = inv_.values("--security-group"); !groups.empty()) {
+      nic["security_groups"] = groups;
+    }
+    task = call("POST", vmTarget("/nics") + Query().add("tenant", inv_.tenant).str(), nic.dump());
+  } else {
+    task = call("DELETE", vmTarget("/nics/" + urlEncode(*inv_.value("--mac"))) +
+                              Query().add("tenant", inv_.tenant).str());
+  }
+  if (!task) return 1;
+  json final;
+  if (auto done = followTask(*task, &final)) return *done;
+  auto vm = vmOfTask(final);
+  if (!vm) return 1;
+  if (inv_.json_output) {
+    printJson(*vm);
+  } else {
+    std::fprintf(io_.out, "vm %s: nic %s\n", str(*vm, "name").c_str(),
+                 inv_.command->name == "nic add" ? "added" : "removed");
+  }
+  return 0;
+}
+
 int Cli::vmConsoleLog() {
   auto response = client_.request(
       "GET", vmTarget("/console-log") + Query()
@@ -853,10 +883,10 @@ int Cli::vmStats() {
               {"MEMORY", "max " + iecBytes(mem.value("maximum_bytes", json())) + ", current " +
                              iecBytes(mem.value("current_bytes", json())) + ", rss " +
                              iecBytes(mem.value("rss_bytes", json()))},
-              {"GUEST MEMORY", "unused " + iecBytes(mem.value("guest_unused_bytes", json())) +
-                                   ", available " +
-                                   iecBytes(mem.value("guest_available_bytes", json())) +
-                                   ", usable " + iecBytes(mem.value("guest_usable_bytes", json()))}});
+              {"GUEST MEMORY",
+               "unused " + iecBytes(mem.value("guest_unused_bytes", json())) + ", available " +
+                   iecBytes(mem.value("guest_available_bytes", json())) + ", usable " +
+                   iecBytes(mem.value("guest_usable_bytes", json()))}});
   std::vector<std::vector<std::string>> disks = {
       {"DISK", "BACKEND", "DEVICE", "READ", "READS", "WRITTEN", "WRITES", "FLUSHES"}};
   for (const auto& d : s.value("disks", json::array())) {

@@ -814,6 +814,14 @@ Status NetworkService::unplugVm(const std::string& vm_uuid) {
   return {};
 }
 
+Status NetworkService::unplugNic(const PortRecord& port) {
+  if (auto unplugged = fabric_.unplug(port.uuid); !unplugged) {
+    kLog.warn("port unplugged; its leftovers go at a later check",
+              {{"port", port.name}, {"error", unplugged.error().describe()}});
+  }
+  return store_.deletePortOfNic(port.uuid);
+}
+
 Result<std::vector<NicDef>> NetworkService::nicsOf(const std::string& vm_uuid) {
   auto ports = store_.listPorts("vm", vm_uuid);
   if (!ports) return std::unexpected(ports.error());

@@ -88,6 +88,9 @@ class NetworkService {
   Status plugVm(const std::string& tenant, const std::string& vm_uuid, const std::string& vm_name,
                 const std::vector<NicRequest>& nics);
   Status unplugVm(const std::string& vm_uuid);
+  // One NIC of a VM (hot-unplug): its port and flows go, the later NICs move up one.
+  // Idempotent.
+  Status unplugNic(const PortRecord& port);
   // The VM's NICs in order, for its domain XML.
   Result<std::vector<NicDef>> nicsOf(const std::string& vm_uuid);
 

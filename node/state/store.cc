@@ -963,6 +963,33 @@ Status Store::deletePort(const std::string& uuid) {
   return {};
 }
 
+Status Store::deletePortOfNic(const std::string& port_uuid) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  std::string vm;
+  int64_t nic = 0;
+  {
+    Statement q(db_, "SELECT vm, nic FROM ports WHERE uuid = ?");
+    q.bind(port_uuid);
+    int rc = q.step();
+    if (rc == SQLITE_DONE) return tx.commit();  // gone already
+    if (rc != SQLITE_ROW) return std::unexpected(sqlError("find a port"));
+    vm = q.text(0);
+    nic = q.integer(1);
+  }
+  // Later NICs move up one; through negative numbers, since (vm, nic) stays unique at every
+  // row of an UPDATE.
+  for (const char* sql : {"DELETE FROM ports WHERE vm = ?1 AND nic = ?2",
+                          "UPDATE ports SET nic = -(nic - 1) WHERE vm = ?1 AND nic > ?2",
+                          "UPDATE ports SET nic = -nic WHERE vm = ?1 AND nic < 0"}) {
+    Statement q(db_, sql);
+    q.bind(vm).bind(nic);
+    if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete a vm's port"));
+  }
+  return tx.commit();
+}
+
 Result<VmRecord> Store::getVm(const std::string& tenant, const std::string& name) {
   std::lock_guard lock(mutex_);
   Statement q(db_, std::string("SELECT ") + kVmColumns + " FROM vms WHERE tenant = ? AND name = ?");

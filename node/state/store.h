@@ -202,6 +202,9 @@ class Store {
   Result<std::vector<PortRecord>> listPorts(const std::string& column = {},
                                             const std::string& value = {});
   Status deletePort(const std::string& uuid);  // idempotent
+  // A VM's NIC unplugged: its port goes and the VM's later NICs' numbers move up one, so they
+  // stay the indexes of the VM's spec. Idempotent: a port already gone changes nothing.
+  Status deletePortOfNic(const std::string& port_uuid);
   // Security groups. create: kConflict when it exists; delete: kConflict when a port of the
   // tenant names it, or it is gone.
   Status createSecurityGroup(const SecurityGroupRecord& group);

@@ -282,6 +282,12 @@ void renderRbdDisks(XmlWriter& w, const DomainDef& d) {
 
 }  // namespace
 
+std::string renderNicXml(const NicDef& nic) {
+  XmlWriter w;
+  renderNic(w, nic);
+  return w.finish();
+}
+
 std::string renderDomainXml(const DomainDef& d) {
   XmlWriter w;
   w.open("domain").attr("type", d.type);
@@ -358,7 +364,10 @@ std::string renderDomainXml(const DomainDef& d) {
   w.open("console").attr("type", "pty");
   w.open("target").attr("type", "serial").attr("port", "0").close();
   w.close();
-  w.open("memballoon").attr("model", "virtio").close();
+  // The guest's balloon driver reports its own memory figures every 10 s (GET .../stats).
+  w.open("memballoon").attr("model", "virtio");
+  w.open("stats").attr("period", "10").close();
+  w.close();
   w.open("rng").attr("model", "virtio");
   w.open("backend").attr("model", "random").text("/dev/urandom").close();
   w.close();

@@ -94,6 +94,8 @@ struct DomainDef {
 
 DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& context);
 std::string renderDomainXml(const DomainDef& def);
+// One NIC's <interface> alone, for hot-plug (the same as in the domain XML).
+std::string renderNicXml(const NicDef& nic);
 
 // Reads Qiao's metadata element (as virDomainGetMetadata returns it for kQiaoMetadataNs).
 Result<QiaoMetadata> parseQiaoMetadata(std::string_view metadata_element_xml);

@@ -46,13 +46,49 @@ struct DomainInfo {
   std::optional<QiaoMetadata> metadata;  // nullopt: not a Qiao domain
 };
 
+// One disk libvirt knows (a <disk>: local files, the cloud-init CD-ROM; never Qiao's RBD
+// -blockdevs, which only QEMU's query-blockstats sees).
+struct DomainDiskStats {
+  std::string target;  // "vda", "sda"
+  std::string path;    // its source file, when libvirt reports one
+  uint64_t read_bytes = 0, read_ops = 0, write_bytes = 0, write_ops = 0, flush_ops = 0;
+};
+
+// One NIC, by its host-side device (Qiao's tap, "qt-<8 hex>"). rx is what the guest received.
+struct DomainNicStats {
+  std::string device;
+  uint64_t rx_bytes = 0, rx_packets = 0, rx_errors = 0, rx_drops = 0;
+  uint64_t tx_bytes = 0, tx_packets = 0, tx_errors = 0, tx_drops = 0;
+};
+
 struct DomainStats {
   std::string name;
   DomainState state = DomainState::kNoState;
   uint64_t cpu_time_ns = 0;
   uint64_t memory_rss_kib = 0;   // resident set of the QEMU process, when known
   uint64_t memory_max_kib = 0;
+  // The rest is filled when libvirt reports it (a running domain).
+  std::optional<uint64_t> cpu_user_ns, cpu_system_ns;  // the QEMU process's, from its cgroup
+  int vcpus_current = 0, vcpus_maximum = 0;
+  uint64_t memory_current_kib = 0;  // what the balloon leaves the guest
+  // The guest's own view: only with a balloon driver in the guest and a stats period set.
+  std::optional<uint64_t> memory_unused_kib, memory_available_kib, memory_usable_kib;
+  std::optional<int64_t> memory_last_update_s;  // when the guest last reported (epoch)
+  std::vector<DomainDiskStats> disks;
+  std::vector<DomainNicStats> nics;
 };
+
+// One statistic as libvirt names it ("net.0.rx.bytes") with its value: a number (integers
+// of any width; a boolean is 0 or 1) or a text.
+struct DomainStatField {
+  std::string name;
+  uint64_t number = 0;
+  bool negative = false;  // a signed value below zero (then `number` is 0)
+  std::string text;
+};
+// Reads libvirt's fields of one domain (the groups state, cpu-total, balloon, vcpu, interface,
+// block) into DomainStats; fields it does not know are ignored. Pure, for unit tests.
+DomainStats parseDomainStats(std::string name, const std::vector<DomainStatField>& fields);
 
 struct HypervisorInfo {
   std::string hostname;
@@ -107,7 +143,16 @@ class Hypervisor {
   // The live or inactive domain XML.
   virtual Result<std::string> domainXml(const std::string& name) = 0;
 
+  // A device (libvirt device XML) into or out of the running guest only; the persistent
+  // definition is the caller's (it redefines). A detach asks the guest: it returns once asked,
+  // and the device is gone when the live XML no longer has it.
+  virtual Status attachDevice(const std::string& name, const std::string& device_xml) = 0;
+  virtual Status detachDevice(const std::string& name, const std::string& device_xml) = 0;
+
+  // Every domain's figures, in one libvirt call.
   virtual Result<std::vector<DomainStats>> stats() = 0;
+  // One domain's figures (kNotFound when there is no such domain), in one libvirt call.
+  virtual Result<DomainStats> domainStats(const std::string& name) = 0;
 
   // Lifecycle and connection events, delivered on the implementation's event thread.
   // The handler must be quick (post the work elsewhere). Set once, before events matter.

@@ -87,6 +87,46 @@ Error lastError(const std::string& what) {
   return Error{code, "libvirt", what + ": " + message, ""};
 }
 
+// The statistics groups Qiao reads (groups a driver does not have are left out, not refused).
+constexpr unsigned int kStatsGroups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL |
+                                      VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU |
+                                      VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
+
+// A record's typed parameters, out of libvirt's types, then read by parseDomainStats.
+DomainStats statsOf(const virDomainStatsRecord& record) {
+  std::vector<DomainStatField> fields;
+  fields.reserve(static_cast<size_t>(std::max(record.nparams, 0)));
+  for (int p = 0; p < record.nparams; ++p) {
+    const virTypedParameter& param = record.params[p];
+    DomainStatField f;
+    f.name = param.field;
+    switch (param.type) {
+      case VIR_TYPED_PARAM_INT:
+        f.negative = param.value.i < 0;
+        f.number = f.negative ? 0 : static_cast<uint64_t>(param.value.i);
+        break;
+      case VIR_TYPED_PARAM_UINT: f.number = param.value.ui; break;
+      case VIR_TYPED_PARAM_LLONG:
+        f.negative = param.value.l < 0;
+        f.number = f.negative ? 0 : static_cast<uint64_t>(param.value.l);
+        break;
+      case VIR_TYPED_PARAM_ULLONG: f.number = param.value.ul; break;
+      case VIR_TYPED_PARAM_DOUBLE:
+        f.negative = param.value.d < 0;
+        f.number = f.negative ? 0 : static_cast<uint64_t>(param.value.d);
+        break;
+      case VIR_TYPED_PARAM_BOOLEAN: f.number = param.value.b != 0 ? 1 : 0; break;
+      case VIR_TYPED_PARAM_STRING:
+        if (param.value.s != nullptr) f.text = param.value.s;
+        break;
+      default: continue;
+    }
+    fields.push_back(std::move(f));
+  }
+  const char* name = virDomainGetName(record.dom);
+  return parseDomainStats(name != nullptr ? name : "", fields);
+}
+
 class LibvirtHypervisor final : public Hypervisor {
  public:
   explicit LibvirtHypervisor(LibvirtOptions options) : options_(std::move(options)) {
@@ -262,6 +302,24 @@ class LibvirtHypervisor final : public Hypervisor {
     return {};
   }
 
+  Status attachDevice(const std::string& name, const std::string& xml) override {
+    auto dom = find(name);
+    if (!dom) return std::unexpected(dom.error());
+    if (virDomainAttachDeviceFlags(dom->get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) < 0) {
+      return std::unexpected(failed("attach a device to " + name));
+    }
+    return {};
+  }
+
+  Status detachDevice(const std::string& name, const std::string& xml) override {
+    auto dom = find(name);
+    if (!dom) return std::unexpected(dom.error());
+    if (virDomainDetachDeviceFlags(dom->get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) < 0) {
+      return std::unexpected(failed("detach a device from " + name));
+    }
+    return {};
+  }
+
   Result<std::string> domainXml(const std::string& name) override {
     auto dom = find(name);
     if (!dom) return std::unexpected(dom.error());
@@ -276,35 +334,26 @@ class LibvirtHypervisor final : public Hypervisor {
     auto conn = connection();
     if (!conn) return std::unexpected(conn.error());
     virDomainStatsRecordPtr* records = nullptr;
-    unsigned int types =
-        VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON;
-    int n = virConnectGetAllDomainStats(conn->get(), types, &records, 0);
+    int n = virConnectGetAllDomainStats(conn->get(), kStatsGroups, &records, 0);
     if (n < 0) return std::unexpected(failed("domain stats"));
     std::vector<DomainStats> out;
-    for (int i = 0; i < n; ++i) {
-      DomainStats s;
-      if (const char* name = virDomainGetName(records[i]->dom)) s.name = name;
-      for (int p = 0; p < records[i]->nparams; ++p) {
-        const virTypedParameter& param = records[i]->params[p];
-        auto ull = [&]() -> uint64_t {
-          return param.type == VIR_TYPED_PARAM_ULLONG ? param.value.ul
-                 : param.type == VIR_TYPED_PARAM_UINT ? param.value.ui
-                                                      : 0;
-        };
-        if (std::strcmp(param.field, "state.state") == 0 && param.type == VIR_TYPED_PARAM_INT) {
-          s.state = mapState(param.value.i);
-        } else if (std::strcmp(param.field, "cpu.time") == 0) {
-          s.cpu_time_ns = ull();
-        } else if (std::strcmp(param.field, "balloon.rss") == 0) {
-          s.memory_rss_kib = ull();
-        } else if (std::strcmp(param.field, "balloon.maximum") == 0) {
-          s.memory_max_kib = ull();
-        }
-      }
-      out.push_back(std::move(s));
-    }
+    for (int i = 0; i < n; ++i) out.push_back(statsOf(*records[i]));
     virDomainStatsRecordListFree(records);
     return out;
+  }
+
+  Result<DomainStats> domainStats(const std::string& name) override {
+    auto dom = find(name);
+    if (!dom) return std::unexpected(dom.error());
+    virDomainPtr doms[] = {dom->get(), nullptr};
+    virDomainStatsRecordPtr* records = nullptr;
+    int n = virDomainListGetStats(doms, kStatsGroups, &records, 0);
+    if (n < 0) return std::unexpected(failed("stats of " + name));
+    std::optional<DomainStats> out;
+    if (n > 0) out = statsOf(*records[0]);
+    virDomainStatsRecordListFree(records);
+    if (!out) return makeError(ErrorCode::kNotFound, "libvirt", "no stats for domain " + name);
+    return std::move(*out);
   }
 
  private:

@@ -133,12 +133,68 @@ Result<DiskSpec> parseDisk(const json& d, const std::string& where, const SpecLi
   }
   return disk;
 }
+// One NIC of a spec (the "nics" array's element, or a hot-plug's body).
+Result<NicSpec> parseNic(const json& n, const std::string& where) {
+  if (!n.is_object()) {
+    return invalid("field \"" + where + "\" must be an object, got " + describeJsonType(n));
+  }
+  if (auto known = checkKnownFields(n, kNicFields, where); !known) {
+    return std::unexpected(known.error());
+  }
+  if (!n.contains("network")) return invalid("field \"" + where + ".network\" is required");
+  NicSpec nic;
+  auto network = jsonString(n, "network", where + ".");
+  if (!network) return std::unexpected(network.error());
+  if (auto ok = checkDnsLabel(where + ".network", *network); !ok) {
+    return std::unexpected(ok.error());
+  }
+  nic.network = *network;
+  if (n.contains("ip")) {
+    auto text = jsonString(n, "ip", where + ".");
+    if (!text) return std::unexpected(text.error());
+    auto ip = parseIpv4(*text, where + ".ip");
+    if (!ip) return std::unexpected(ip.error());
+    nic.ip = formatIpv4(*ip);
+  }
+  if (n.contains("mac")) {
+    auto text = jsonString(n, "mac", where + ".");
+    if (!text) return std::unexpected(text.error());
+    auto mac = parseMac(*text, where + ".mac");
+    if (!mac) return std::unexpected(mac.error());
+    nic.mac = *mac;
+  }
+  if (n.contains("security_groups")) {
+    const json& g = n["security_groups"];
+    if (!g.is_array() || g.empty() || g.size() > kMaxNicGroups) {
+      return invalid("field \"" + where + ".security_groups\" must be an array of 1 to " +
+                     std::to_string(kMaxNicGroups) + " names");
+    }
+    for (const auto& name : g) {
+      if (!name.is_string()) {
+        return invalid("field \"" + where + ".security_groups\" holds " +
+                       describeJsonType(name));
+      }
+      if (auto ok = checkDnsLabel(where + ".security_groups", name.get<std::string>());
+          !ok) {
+        return std::unexpected(ok.error());
+      }
+      nic.security_groups.push_back(name.get<std::string>());
+    }
+  }
+  return nic;
+}
 }  // namespace
 
 Result<DiskSpec> parseDiskSpec(std::string_view json_text, const SpecLimits& limits) {
   auto parsed = parseJsonObject(json_text, kMaxSpecDepth, "disk");
   if (!parsed) return std::unexpected(parsed.error());
   return parseDisk(*parsed, "disk", limits);
+}
+
+Result<NicSpec> parseNicSpec(std::string_view json_text) {
+  auto parsed = parseJsonObject(json_text, kMaxSpecDepth, "nic");
+  if (!parsed) return std::unexpected(parsed.error());
+  return parseNic(*parsed, "nic");
 }
 
 Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
@@ -278,54 +334,9 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
       }
       for (size_t i = 0; i < v.size(); ++i) {
         const std::string where = "nics[" + std::to_string(i) + "]";
-        const json& n = v[i];
-        if (!n.is_object()) {
-          return invalid("field \"" + where + "\" must be an object, got " + describeJsonType(n));
-        }
-        if (auto known = checkKnownFields(n, kNicFields, where); !known) {
-          return std::unexpected(known.error());
-        }
-        if (!n.contains("network")) return invalid("field \"" + where + ".network\" is required");
-        NicSpec nic;
-        auto network = jsonString(n, "network", where + ".");
-        if (!network) return std::unexpected(network.error());
-        if (auto ok = checkDnsLabel(where + ".network", *network); !ok) {
-          return std::unexpected(ok.error());
-        }
-        nic.network = *network;
-        if (n.contains("ip")) {
-          auto text = jsonString(n, "ip", where + ".");
-          if (!text) return std::unexpected(text.error());
-          auto ip = parseIpv4(*text, where + ".ip");
-          if (!ip) return std::unexpected(ip.error());
-          nic.ip = formatIpv4(*ip);
-        }
-        if (n.contains("mac")) {
-          auto text = jsonString(n, "mac", where + ".");
-          if (!text) return std::unexpected(text.error());
-          auto mac = parseMac(*text, where + ".mac");
-          if (!mac) return std::unexpected(mac.error());
-          nic.mac = *mac;
-        }
-        if (n.contains("security_groups")) {
-          const json& g = n["security_groups"];
-          if (!g.is_array() || g.empty() || g.size() > kMaxNicGroups) {
-            return invalid("field \"" + where + ".security_groups\" must be an array of 1 to " +
-                           std::to_string(kMaxNicGroups) + " names");
-          }
-          for (const auto& name : g) {
-            if (!name.is_string()) {
-              return invalid("field \"" + where + ".security_groups\" holds " +
-                             describeJsonType(name));
-            }
-            if (auto ok = checkDnsLabel(where + ".security_groups", name.get<std::string>());
-                !ok) {
-              return std::unexpected(ok.error());
-            }
-            nic.security_groups.push_back(name.get<std::string>());
-          }
-        }
-        spec.nics.push_back(std::move(nic));
+        auto nic = parseNic(v[i], where);
+        if (!nic) return std::unexpected(nic.error());
+        spec.nics.push_back(std::move(*nic));
       }
     }
     if (doc.contains("disks")) {

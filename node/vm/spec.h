@@ -88,6 +88,8 @@ Status validateVmSpec(const VmSpec& spec, const SpecLimits& limits);
 // One disk, as POST /v1/vms/{name}/disks takes it: {"volume"} or {"image", "size_gib"?,
 // "keep"?, "volume"? (the new volume's name)}.
 Result<DiskSpec> parseDiskSpec(std::string_view json_text, const SpecLimits& limits);
+// One NIC, as POST /v1/vms/{name}/nics takes it: {"network", "ip"?, "mac"?, "security_groups"?}.
+Result<NicSpec> parseNicSpec(std::string_view json_text);
 std::string vmSpecToJson(const VmSpec& spec);
 nlohmann::json vmSpecToJsonValue(const VmSpec& spec);
 // The name of the volume behind disk `index` of a VM: the volume it names, or the one made

@@ -225,15 +225,11 @@ Result<std::optional<FirmwareDescriptor>> VmService::chooseFirmware(const VmSpec
   return std::optional<FirmwareDescriptor>(std::move(*chosen));
 }
 
-namespace {
-
-std::vector<NicRequest> nicRequests(const VmSpec& spec) {
+std::vector<NicRequest> VmService::nicRequests(const VmSpec& spec) {
   std::vector<NicRequest> out;
   for (const auto& n : spec.nics) out.push_back({n.network, n.ip, n.mac, n.security_groups});
   return out;
 }
-
-}  // namespace
 
 Status VmService::checkNics(const VmSpec& spec) const {
   if (spec.nics.empty()) return {};
@@ -354,6 +350,8 @@ Status VmService::runTask(TaskEngine::Run& run) {
     return runAddDisk(run, *vm, params.value("disk", nlohmann::json::object()));
   }
   if (task.kind == "vm.disk-remove") return runRemoveDisk(run, *vm, params.value("volume", ""));
+  if (task.kind == "vm.nic-add") return runAddNic(run, *vm, params);
+  if (task.kind == "vm.nic-remove") return runRemoveNic(run, *vm, params);
   if (isAction(std::string_view(task.kind).substr(3))) {
     return runAction(run, *vm, std::string_view(task.kind).substr(3));
   }

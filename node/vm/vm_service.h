@@ -28,6 +28,7 @@
 #include "node/vm/hypervisor.h"
 #include "node/vm/domain.h"
 #include "node/vm/spec.h"
+#include "node/vm/vm_stats.h"
 #include "node/networks/network_service.h"
 #include "node/volumes/volume_service.h"
 
@@ -84,6 +85,11 @@ class VmService {
   Result<TaskRecord> addDisk(const VmRecord& vm, DiskSpec disk, const std::string& identity);
   Result<TaskRecord> removeDisk(const VmRecord& vm, const std::string& volume,
                                 const std::string& identity);
+  // NICs while the VM lives (or not): a port on the network (address, flows) and, in a
+  // running VM, the device hot-plugged; removed by MAC (the guest must let it go).
+  Result<TaskRecord> addNic(const VmRecord& vm, NicSpec nic, const std::string& identity);
+  Result<TaskRecord> removeNic(const VmRecord& vm, const std::string& mac,
+                               const std::string& identity);
   // A volume of a running VM has grown: QEMU and the guest are told (a volume resize's step).
   Status growLive(const VolumeRecord& volume, int64_t size_bytes);
 
@@ -99,6 +105,13 @@ class VmService {
   // restarts by virtlogd, rotated at console_log_max_bytes).
   Result<std::string> consoleLog(const VmRecord& vm, size_t tail_bytes) const;
   std::string consoleLogPath(const VmRecord& vm) const;
+
+  // Statistics (vm_stats.cc). One VM's: libvirt's figures and QMP's for its RBD disks, as the
+  // API's object; a VM that is not running answers kConflict; a QMP failure leaves the RBD
+  // disks' figures null and says so under "missing".
+  Result<nlohmann::json> stats(const VmRecord& vm);
+  // Every VM's figures for /metrics from one libvirt call, without QMP (no RBD disks' figures).
+  std::vector<VmFigures> metricsFigures();
 
   struct ReconcileReport {
     int seen = 0;
@@ -125,7 +138,15 @@ class VmService {
 
   Status runAddDisk(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& disk);
   Status runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm, const std::string& volume);
+  Status runAddNic(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& params);
+  Status runRemoveNic(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& params);
+  Result<PortRecord> portOfNic(const VmRecord& vm, size_t index);
+  Status attachNicLive(const VmRecord& vm, size_t index);
+  Status detachNicLive(const VmRecord& vm, const NicDef& nic);
   Result<std::shared_ptr<QmpChannel>> monitorOf(const VmRecord& vm);
+  // What Qiao knows of a VM's disks and NICs, to name their figures (vm_stats.cc).
+  Result<std::vector<VmStatsDisk>> statsDisksOf(const VmRecord& vm) const;
+  Result<std::vector<VmStatsNic>> statsNicsOf(const VmRecord& vm) const;
   // Running or paused: QEMU is there.
   Result<bool> isLive(const VmRecord& vm);
   // Records the spec and defines the domain from it (the running guest is not touched).
@@ -138,6 +159,7 @@ class VmService {
   Status checkNewDisk(const VmSpec& spec, size_t i) const;
 
   static bool isTransientState(std::string_view state);
+  static std::vector<NicRequest> nicRequests(const VmSpec& spec);
   static std::string vmId(const std::string& tenant, const std::string& name);
   // Limits for a spec already accepted once (the host's may have changed since).
   static SpecLimits storedLimits();

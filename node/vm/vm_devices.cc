@@ -1,5 +1,5 @@
-// Disks of a living VM (VmService's share of issue 7): hot-plug and unplug, and a grown
-// volume shown to its guest at once. RBD disks are Qiao's own -blockdevs on Qiao's own root
+// Disks and NICs of a living VM: hot-plug and unplug, and a grown volume shown to its guest
+// at once. NICs are libvirt interfaces (libvirt attaches and detaches them). RBD disks are Qiao's own -blockdevs on Qiao's own root
 // ports (libvirt 9.0 cannot name an RBD namespace), so they change through the guest's QMP
 // monitor; the stored spec and the persistent definition follow in the same task, so the next
 // start of the VM has the same disks.
@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "base/log.h"
 #include "node/images/image_service.h"
@@ -395,6 +396,205 @@ Status VmService::growLive(const VolumeRecord& volume, int64_t size_bytes) {
                                  {{"node-name", qemuDiskId(volume.uuid)}, {"size", size_bytes}});
   if (!resized) return std::unexpected(resized.error());
   return {};
+}
+
+}  // namespace qiao
+
+namespace qiao {
+namespace {
+
+// libvirt writes attributes in single quotes: <mac address='02:51:a0:..'/>.
+bool hasMac(const std::string& domain_xml, const std::string& mac) {
+  return domain_xml.find("'" + mac + "'") != std::string::npos ||
+         domain_xml.find("\"" + mac + "\"") != std::string::npos;
+}
+
+}  // namespace
+
+Result<TaskRecord> VmService::addNic(const VmRecord& vm, NicSpec nic, const std::string& identity) {
+  if (isTransientState(vm.state)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  }
+  if (networks_ == nullptr) {
+    return makeError(ErrorCode::kInvalidArgument, "vm", "this node has no networks");
+  }
+  auto spec = storedSpec(vm);
+  if (!spec) return std::unexpected(spec.error());
+  if (spec->nics.size() >= kMaxNics) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " has " + std::to_string(kMaxNics) +
+                         " nics, the most a vm may have");
+  }
+  VmSpec next = *spec;
+  next.nics.push_back(nic);
+  if (auto ok = networks_->checkNics(vm.tenant, {nicRequests(next).back()}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  nlohmann::json params = {{"nic", vmSpecToJsonValue(next)["nics"].back()},
+                           {"index", spec->nics.size()}};
+  return queueTask(
+      TaskEngine::newTask("vm.nic-add", vm.tenant, vm.name, identity, params.dump()), "");
+}
+
+Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& mac,
+                                        const std::string& identity) {
+  if (isTransientState(vm.state)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  }
+  auto spec = storedSpec(vm);
+  if (!spec) return std::unexpected(spec.error());
+  auto ports = store_.listPorts("vm", vm.uuid);
+  if (!ports) return std::unexpected(ports.error());
+  for (const auto& port : *ports) {
+    if (port.mac != mac) continue;
+    nlohmann::json params = {{"mac", mac},
+                             {"port", port.uuid},
+                             {"index", port.nic},
+                             {"nics_before", spec->nics.size()}};
+    return queueTask(
+        TaskEngine::newTask("vm.nic-remove", vm.tenant, vm.name, identity, params.dump()), "");
+  }
+  return makeError(ErrorCode::kNotFound, "vm",
+                   "vm " + vmId(vm.tenant, vm.name) + " has no nic with mac " + mac);
+}
+
+Result<PortRecord> VmService::portOfNic(const VmRecord& vm, size_t index) {
+  auto ports = store_.listPorts("vm", vm.uuid);
+  if (!ports) return std::unexpected(ports.error());
+  for (const auto& port : *ports) {
+    if (port.nic == static_cast<int64_t>(index)) return port;
+  }
+  return makeError(ErrorCode::kNotFound, "vm", "no port for nic " + std::to_string(index));
+}
+
+Status VmService::attachNicLive(const VmRecord& vm, size_t index) {
+  const std::string domain = domainNameOf(vm.tenant, vm.name);
+  auto nics = networks_->nicsOf(vm.uuid);
+  if (!nics) return std::unexpected(nics.error());
+  if (index >= nics->size()) {
+    return makeError(ErrorCode::kInternal, "vm", "nic " + std::to_string(index) + " has no port");
+  }
+  auto live = hypervisor_.domainXml(domain);
+  if (!live) return std::unexpected(live.error());
+  if (hasMac(*live, (*nics)[index].mac)) return {};  // done before a restart of qiaod
+  return hypervisor_.attachDevice(domain, renderNicXml((*nics)[index]));
+}
+
+Status VmService::detachNicLive(const VmRecord& vm, const NicDef& nic) {
+  const std::string domain = domainNameOf(vm.tenant, vm.name);
+  auto live = hypervisor_.domainXml(domain);
+  if (!live) return std::unexpected(live.error());
+  if (!hasMac(*live, nic.mac)) return {};
+  if (auto asked = hypervisor_.detachDevice(domain, renderNicXml(nic)); !asked) return asked;
+  // The guest lets the device go (PCIe hot-unplug); libvirt's live XML says when.
+  const auto deadline = std::chrono::steady_clock::now() + disk_release_timeout_;
+  while (std::chrono::steady_clock::now() < deadline) {
+    live = hypervisor_.domainXml(domain);
+    if (!live) return std::unexpected(live.error());
+    if (!hasMac(*live, nic.mac)) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return makeError(ErrorCode::kTimeout, "vm",
+                   "the guest did not release nic " + nic.mac + " within " +
+                       std::to_string(disk_release_timeout_.count() / 1000) +
+                       " s (is its OS up, and does it handle PCIe hot-unplug?); the nic stays: "
+                       "try again, or stop the vm and remove it then");
+}
+
+Status VmService::runAddNic(TaskEngine::Run& run, const VmRecord& vm,
+                            const nlohmann::json& params) {
+  auto parsed = parseNicSpec(params.value("nic", nlohmann::json::object()).dump());
+  if (!parsed) return std::unexpected(parsed.error());
+  const NicSpec nic = *parsed;
+  const size_t index = params.value("index", size_t{0});
+  // The spec with the NIC at `index` (the task's steps may run again after a restart).
+  auto withNic = [&]() -> Result<VmSpec> {
+    auto spec = storedSpec(vm);
+    if (!spec) return spec;
+    if (spec->nics.size() == index) spec->nics.push_back(nic);
+    return spec;
+  };
+  auto live = [&]() -> Result<bool> { return isLive(vm); };
+  Status result = run.step("port", 30, "making the port", [&]() -> Status {
+    auto spec = withNic();
+    if (!spec) return std::unexpected(spec.error());
+    return networks_->plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
+  }, [&]() -> Status {
+    auto port = portOfNic(vm, index);
+    if (!port) return port.error().code == ErrorCode::kNotFound ? Status{} : Status(std::unexpected(port.error()));
+    return networks_->unplugNic(*port);
+  });
+  if (result) {
+    result = run.step("define", 50, "recording the nic", [&]() -> Status {
+      auto spec = withNic();
+      if (!spec) return std::unexpected(spec.error());
+      return redefineWith(vm, *spec);
+    }, [&]() -> Status {
+      auto spec = storedSpec(vm);
+      if (!spec) return std::unexpected(spec.error());
+      if (spec->nics.size() > index) spec->nics.erase(spec->nics.begin() + index);
+      return redefineWith(vm, *spec);
+    });
+  }
+  if (result) {
+    result = run.step("attach", 90, "plugging the nic into the running guest", [&]() -> Status {
+      auto is_live = live();
+      if (!is_live) return std::unexpected(is_live.error());
+      return *is_live ? attachNicLive(vm, index) : Status{};
+    }, [&]() -> Status {
+      auto is_live = live();
+      if (!is_live || !*is_live) return is_live ? Status{} : Status(std::unexpected(is_live.error()));
+      auto nics = networks_->nicsOf(vm.uuid);
+      if (!nics) return std::unexpected(nics.error());
+      return index < nics->size() ? detachNicLive(vm, (*nics)[index]) : Status{};
+    });
+  }
+  if (!result) run.rollback();
+  return result;
+}
+
+Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
+                               const nlohmann::json& params) {
+  const std::string mac = params.value("mac", "");
+  const std::string port_uuid = params.value("port", "");
+  const size_t index = params.value("index", size_t{0});
+  const size_t before = params.value("nics_before", size_t{0});
+  Status result = run.step("detach", 40, "unplugging the nic from the running guest",
+                           [&]() -> Status {
+    auto is_live = isLive(vm);
+    if (!is_live) return std::unexpected(is_live.error());
+    if (!*is_live) return {};
+    auto nics = networks_->nicsOf(vm.uuid);
+    if (!nics) return std::unexpected(nics.error());
+    for (const auto& nic : *nics) {
+      if (nic.mac == mac) return detachNicLive(vm, nic);
+    }
+    return {};  // its port is gone: unplugged before a restart of qiaod
+  });
+  if (result) {
+    result = run.step("define", 70, "forgetting the nic", [&]() -> Status {
+      auto spec = storedSpec(vm);
+      if (!spec) return std::unexpected(spec.error());
+      // Only once: a step run again after a restart finds the spec one NIC shorter.
+      if (spec->nics.size() == before && index < before) {
+        spec->nics.erase(spec->nics.begin() + index);
+      }
+      return redefineWith(vm, *spec);
+    });
+  }
+  if (result) {
+    result = run.step("port", 95, "removing the port", [&]() -> Status {
+      auto ports = store_.listPorts("vm", vm.uuid);
+      if (!ports) return std::unexpected(ports.error());
+      for (const auto& port : *ports) {
+        if (port.uuid == port_uuid) return networks_->unplugNic(port);
+      }
+      return {};
+    });
+  }
+  return result;
 }
 
 }  // namespace qiao
