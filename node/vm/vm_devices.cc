@@ -574,24 +574,25 @@ Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
     return {};  // its port is gone: unplugged before a restart of qiaod
   });
   if (result) {
-    result = run.step("define", 70, "forgetting the nic", [&]() -> Status {
-      auto spec = storedSpec(vm);
-      if (!spec) return std::unexpected(spec.error());
-      // Only once: a step run again after a restart finds the spec one NIC shorter.
-      if (spec->nics.size() == before && index < before) {
-        spec->nics.erase(spec->nics.begin() + index);
-      }
-      return redefineWith(vm, *spec);
-    });
-  }
-  if (result) {
-    result = run.step("port", 95, "removing the port", [&]() -> Status {
+    result = run.step("port", 70, "removing the port", [&]() -> Status {
       auto ports = store_.listPorts("vm", vm.uuid);
       if (!ports) return std::unexpected(ports.error());
       for (const auto& port : *ports) {
         if (port.uuid == port_uuid) return networks_->unplugNic(port);
       }
       return {};
+    });
+  }
+  if (result) {
+    result = run.step("define", 95, "forgetting the nic", [&]() -> Status {
+      auto spec = storedSpec(vm);
+      if (!spec) return std::unexpected(spec.error());
+      // After the port (the definition's NICs come from the ports). Only once: a step run
+      // again after a restart finds the spec one NIC shorter.
+      if (spec->nics.size() == before && index < before) {
+        spec->nics.erase(spec->nics.begin() + index);
+      }
+      return redefineWith(vm, *spec);
     });
   }
   return result;

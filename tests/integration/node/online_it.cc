@@ -20,12 +20,25 @@ constexpr int64_t kGiB = int64_t{1} << 30;
 class OnlineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    qiaod_ = new Qiaod(stackCephConfig());
+    bridge_ = "qon-" + randomSuffix(6);
+    qiaod_ = new Qiaod(stackCephConfig() + stackNetworkConfig(bridge_));
     qiaod_->start();
   }
   static void TearDownTestSuite() {
+    if (qiaod_ != nullptr) {
+      auto c = qiaod_->adminClient();
+      for (const auto& vm : call(c, "GET", "/v1/vms?tenant=ta").body.value("items", json::array())) {
+        auto r = call(c, "DELETE", "/v1/vms/" + vm["name"].get<std::string>() + "?force=true&tenant=ta");
+        if (r.status == 202) waitTask(c, r.body["id"]);
+      }
+      for (const auto& n : call(c, "GET", "/v1/networks?tenant=ta").body.value("items", json::array())) {
+        auto r = call(c, "DELETE", "/v1/networks/" + n["name"].get<std::string>() + "?tenant=ta");
+        if (r.status == 202) waitTask(c, r.body["id"]);
+      }
+    }
     delete qiaod_;
     qiaod_ = nullptr;
+    runCommand({"ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge_});
   }
   void SetUp() override {
     if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
@@ -67,9 +80,11 @@ class OnlineTest : public ::testing::Test {
   }
 
   static Qiaod* qiaod_;
+  static std::string bridge_;
   std::string suffix_;
 };
 Qiaod* OnlineTest::qiaod_ = nullptr;
+std::string OnlineTest::bridge_;
 
 TEST_F(OnlineTest, AVolumeIsHotPluggedGrownAndUnpluggedWhileTheGuestRuns) {
   auto c = admin();
@@ -146,6 +161,45 @@ TEST_F(OnlineTest, ADiskFromAnImageIsPluggedAndStaysAcrossAStopAndStart) {
   succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
   EXPECT_EQ(call(c, "GET", "/v1/volumes/" + disk + "?tenant=ta").status, 404);
   succeeds(c, "DELETE", "/v1/images/" + image + "?tenant=ta");
+}
+
+TEST_F(OnlineTest, ANicIsHotPluggedGetsALeaseAndIsUnpluggedWhileTheGuestRuns) {
+  auto c = admin();
+  const std::string vm = "nic-" + suffix_;
+  const std::string net = "lan-" + suffix_;
+  succeeds(c, "POST", "/v1/networks",
+           json{{"name", net}, {"tenant", "ta"}, {"subnet", "10.77.0.0/24"}}.dump());
+  // The guest waits for a second NIC, takes a lease on it, and says when it is gone.
+  const std::string script =
+      "while [ ! -e /sys/class/net/eth1 ]; do sleep 1; done; ip link set eth1 up; "
+      "udhcpc -i eth1 -n -q -t 20 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 "
+      "|| echo lease failed; while [ -e /sys/class/net/eth1 ]; do sleep 1; done; "
+      "echo eth1 gone";
+  json spec = guestSpec(vm, "ta", "qiao.dhcp=1 " + guestRun(script));
+  spec["nics"] = json::array({{{"network", net}}});
+  succeeds(c, "POST", "/v1/vms", spec.dump());
+  ASSERT_TRUE(sees(c, vm, "iface=eth0"));
+
+  succeeds(c, "POST", "/v1/vms/" + vm + "/nics?tenant=ta", json{{"network", net}}.dump());
+  auto got = call(c, "GET", "/v1/vms/" + vm + "?tenant=ta");
+  ASSERT_EQ(got.body["ports"].size(), 2u) << got.raw;
+  ASSERT_EQ(got.body["spec"]["nics"].size(), 2u) << got.raw;
+  const std::string ip = got.body["ports"][1]["ip"];
+  const std::string mac = got.body["ports"][1]["mac"];
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST lease ip=" + ip + " iface=eth1"));
+
+  succeeds(c, "DELETE", "/v1/vms/" + vm + "/nics/" + mac + "?tenant=ta");
+  ASSERT_TRUE(sees(c, vm, "QIAO-TEST-GUEST run: eth1 gone"));
+  got = call(c, "GET", "/v1/vms/" + vm + "?tenant=ta");
+  EXPECT_EQ(got.body["ports"].size(), 1u) << got.raw;
+  EXPECT_EQ(got.body["spec"]["nics"].size(), 1u) << got.raw;
+  EXPECT_EQ(got.body["state"], "running");
+  EXPECT_EQ(countOccurrences(console(c, vm), "QIAO-TEST-GUEST booted"), 1);
+  EXPECT_EQ(inactiveXml(vm).find(mac), std::string::npos) << "the definition forgot the nic";
+  EXPECT_EQ(call(c, "DELETE", "/v1/vms/" + vm + "/nics/" + mac + "?tenant=ta").status, 404);
+  EXPECT_EQ(call(c, "DELETE", "/v1/vms/" + vm + "/nics/not-a-mac?tenant=ta").status, 400);
+  succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
+  succeeds(c, "DELETE", "/v1/networks/" + net + "?tenant=ta");
 }
 
 // The guest reads its disk 4 MiB at a time, each read at a new offset, and prints when each
