@@ -42,6 +42,7 @@ const std::vector<Route>& routes() {
       {{"POST", "/v1/vms/{name}/disks", "operator"}, {"tenant"}},
       {{"DELETE", "/v1/vms/{name}/disks/{volume}", "operator"}, {"tenant"}},
       {{"POST", "/v1/vms/{name}/nics", "operator"}, {"tenant"}},
+      {{"POST", "/v1/vms/{name}/resize", "operator"}, {"tenant"}},
       {{"DELETE", "/v1/vms/{name}/nics/{mac}", "operator"}, {"tenant"}},
       {{"GET", "/v1/vms/{name}/console-log", "viewer"}, {"tenant", "tail_bytes"}},
       {{"GET", "/v1/vms/{name}/stats", "viewer"}, {"tenant"}},
@@ -367,6 +368,7 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"POST", "/v1/vms/{name}/disks"}, &Api::addVmDisk},
       {{"DELETE", "/v1/vms/{name}/disks/{volume}"}, &Api::removeVmDisk},
       {{"POST", "/v1/vms/{name}/nics"}, &Api::addVmNic},
+      {{"POST", "/v1/vms/{name}/resize"}, &Api::resizeVm},
       {{"DELETE", "/v1/vms/{name}/nics/{mac}"}, &Api::removeVmNic},
       {{"GET", "/v1/vms/{name}/console-log"}, &Api::consoleLog},
       {{"GET", "/v1/vms/{name}/stats"}, &Api::vmStats},
@@ -707,6 +709,17 @@ ApiResponse Api::addVmNic(Context& ctx) {
   auto vm = resolveVmToChange(ctx);
   if (!vm) return errorResponse(vm.error());
   auto task = deps_.vms.addNic(*vm, std::move(*nic), ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
+ApiResponse Api::resizeVm(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto resize = parseVmResize(ctx.request.body, deps_.limits);
+  if (!resize) return errorResponse(resize.error());
+  auto vm = resolveVmToChange(ctx);
+  if (!vm) return errorResponse(vm.error());
+  auto task = deps_.vms.resize(*vm, resize->vcpus, resize->memory_mib, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
 }

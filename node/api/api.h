@@ -78,6 +78,7 @@ class Api {
   ApiResponse addVmDisk(Context& ctx);
   ApiResponse removeVmDisk(Context& ctx);
   ApiResponse addVmNic(Context& ctx);
+  ApiResponse resizeVm(Context& ctx);
   ApiResponse removeVmNic(Context& ctx);
   ApiResponse consoleLog(Context& ctx);
   ApiResponse vmStats(Context& ctx);

@@ -140,6 +140,14 @@ std::vector<CommandSpec> makeSpecs() {
          true},
         kWait,
         kWaitTimeout}},
+      {"vm", "resize", "NAME", "change a VM's vCPUs or memory, running or not",
+       "Within the max_vcpus and max_memory_mib its spec fixed at create: a running VM gets\n"
+       "vCPUs hot-plugged or unplugged and its balloon set at once; a stopped one has them at\n"
+       "its next start. Prints the task's id, or with --wait the VM once done.",
+       {{"--vcpus", "N", "vCPUs", FlagCheck::kCount},
+        {"--memory-mib", "M", "memory in MiB", FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
       {"vm", "console-log", "NAME", "print the end of a VM's serial console output",
        "Prints the text as it is (no table, no JSON), whatever -o says.",
        {{"--tail", "BYTES", "the last BYTES bytes (default 65536, the server's limit applies)",

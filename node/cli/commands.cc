@@ -80,6 +80,7 @@ class Cli {
   int volumeResize();
   int vmDisk();
   int vmNic();
+  int vmResize();
   int volumeLimits();
   int imageCreate();
   int networkList();
@@ -182,6 +183,7 @@ int Cli::run() {
     if (c.name == "stats") return vmStats();
     if (c.name.starts_with("disk ")) return vmDisk();
     if (c.name.starts_with("nic ")) return vmNic();
+    if (c.name == "resize") return vmResize();
     return vmChange();
   }
   if (c.group == "volume" || c.group == "image") {
@@ -825,6 +827,32 @@ int Cli::vmNic() {
   } else {
     std::fprintf(io_.out, "vm %s: nic %s\n", str(*vm, "name").c_str(),
                  inv_.command->name == "nic add" ? "added" : "removed");
+  }
+  return 0;
+}
+
+int Cli::vmResize() {
+  json body = json::object();
+  if (auto v = inv_.value("--vcpus")) body["vcpus"] = std::stoll(*v);
+  if (auto v = inv_.value("--memory-mib")) body["memory_mib"] = std::stoll(*v);
+  if (body.empty()) {
+    std::fprintf(io_.err, "error: give --vcpus N, --memory-mib M or both\n");
+    return 2;
+  }
+  auto task = call("POST", vmTarget("/resize") + Query().add("tenant", inv_.tenant).str(),
+                   body.dump());
+  if (!task) return 1;
+  json final;
+  if (auto done = followTask(*task, &final)) return *done;
+  auto vm = vmOfTask(final);
+  if (!vm) return 1;
+  if (inv_.json_output) {
+    printJson(*vm);
+  } else {
+    const json spec = vm->value("spec", json::object());
+    std::fprintf(io_.out, "vm %s: %lld vCPUs, %lld MiB\n", str(*vm, "name").c_str(),
+                 static_cast<long long>(spec.value("vcpus", 0)),
+                 static_cast<long long>(spec.value("memory_mib", 0)));
   }
   return 0;
 }

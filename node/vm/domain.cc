@@ -89,7 +89,9 @@ DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& ctx) {
   d.arch = spec.arch;
   d.machine = ctx.machine;
   d.vcpus = spec.vcpus;
+  d.max_vcpus = std::max(spec.max_vcpus, spec.vcpus);
   d.memory_kib = static_cast<uint64_t>(spec.memory_mib) * 1024;
+  d.max_memory_kib = static_cast<uint64_t>(std::max(spec.max_memory_mib, spec.memory_mib)) * 1024;
   if (spec.boot) {
     d.kernel = spec.boot->kernel;
     d.initrd = spec.boot->initrd;
@@ -301,9 +303,12 @@ std::string renderDomainXml(const DomainDef& d) {
   w.leaf("qiao:name", d.metadata.name);
   w.leaf("qiao:spec", d.metadata.spec_json);
   w.close().close();
-  w.open("memory").attr("unit", "KiB").text(std::to_string(d.memory_kib)).close();
+  // The guest boots with the most memory it may have; the balloon holds it at its current.
+  w.open("memory").attr("unit", "KiB").text(std::to_string(d.max_memory_kib)).close();
   w.open("currentMemory").attr("unit", "KiB").text(std::to_string(d.memory_kib)).close();
-  w.open("vcpu").attr("placement", "static").text(std::to_string(d.vcpus)).close();
+  w.open("vcpu").attr("placement", "static");
+  if (d.max_vcpus > d.vcpus) w.attr("current", std::to_string(d.vcpus));
+  w.text(std::to_string(d.max_vcpus)).close();
   w.open("os");
   w.open("type").attr("arch", d.arch).attr("machine", d.machine).text("hvm").close();
   if (!d.loader.empty()) {

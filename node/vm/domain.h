@@ -75,8 +75,8 @@ struct DomainDef {
   std::string uuid;
   std::string arch;
   std::string machine;
-  int vcpus = 1;
-  uint64_t memory_kib = 0;
+  int vcpus = 1, max_vcpus = 1;
+  uint64_t memory_kib = 0, max_memory_kib = 0;
   std::string kernel, initrd, cmdline;
   std::string cpu_mode;   // "" (QEMU's default), "host-passthrough", "custom"
   std::string cpu_model;  // with cpu_mode "custom"

@@ -148,6 +148,9 @@ class Hypervisor {
   // and the device is gone when the live XML no longer has it.
   virtual Status attachDevice(const std::string& name, const std::string& device_xml) = 0;
   virtual Status detachDevice(const std::string& name, const std::string& device_xml) = 0;
+  // The running guest's vCPUs (hot-plug and unplug, up to its maximum) and its balloon target.
+  virtual Status setVcpus(const std::string& name, int vcpus) = 0;
+  virtual Status setMemory(const std::string& name, uint64_t kib) = 0;
 
   // Every domain's figures, in one libvirt call.
   virtual Result<std::vector<DomainStats>> stats() = 0;

@@ -320,6 +320,35 @@ class LibvirtHypervisor final : public Hypervisor {
     return {};
   }
 
+  Status setVcpus(const std::string& name, int vcpus) override {
+    auto dom = find(name);
+    if (!dom) return std::unexpected(dom.error());
+    if (virDomainSetVcpusFlags(dom->get(), static_cast<unsigned>(vcpus), VIR_DOMAIN_AFFECT_LIVE) ==
+        0) {
+      return {};
+    }
+    Error error = failed("set the vCPUs of " + name);
+    if (error.code != ErrorCode::kTimeout) return std::unexpected(error);
+    // libvirt waits 5 s for the guest to let a vCPU go; a slow guest (TCG) may take longer:
+    // wait for it up to 30 s more before saying so.
+    for (int i = 0; i < 300; ++i) {
+      if (virDomainGetVcpusFlags(dom->get(), VIR_DOMAIN_AFFECT_LIVE) == vcpus) return {};
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    error.message = "the guest of " + name + " did not let its vCPUs go within 35 s (is its OS "
+                    "up, and does it handle ACPI CPU hot-unplug?): " + error.message;
+    return std::unexpected(error);
+  }
+
+  Status setMemory(const std::string& name, uint64_t kib) override {
+    auto dom = find(name);
+    if (!dom) return std::unexpected(dom.error());
+    if (virDomainSetMemoryFlags(dom->get(), kib, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+      return std::unexpected(failed("set the memory of " + name));
+    }
+    return {};
+  }
+
   Result<std::string> domainXml(const std::string& name) override {
     auto dom = find(name);
     if (!dom) return std::unexpected(dom.error());

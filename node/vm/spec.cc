@@ -81,7 +81,8 @@ Status checkHostFile(const std::string& what, const std::string& path, bool chec
   return {};
 }
 
-const std::set<std::string> kTopFields = {"name",     "tenant", "arch",  "vcpus", "memory_mib",
+const std::set<std::string> kTopFields = {"max_vcpus", "max_memory_mib",
+                                          "name",     "tenant", "arch",  "vcpus", "memory_mib",
                                           "firmware", "accel",  "boot",  "disks", "nics", "cloud_init",
                                           "labels"};
 const std::set<std::string> kBootFields = {"kernel", "initrd", "cmdline"};
@@ -191,6 +192,27 @@ Result<DiskSpec> parseDiskSpec(std::string_view json_text, const SpecLimits& lim
   return parseDisk(*parsed, "disk", limits);
 }
 
+Result<VmResize> parseVmResize(std::string_view json_text, const SpecLimits& limits) {
+  auto parsed = parseJsonObject(json_text, kMaxSpecDepth, "resize");
+  if (!parsed) return std::unexpected(parsed.error());
+  if (auto known = checkKnownFields(*parsed, {"vcpus", "memory_mib"}, "resize"); !known) {
+    return std::unexpected(known.error());
+  }
+  VmResize out;
+  if (parsed->contains("vcpus")) {
+    auto v = jsonInt(*parsed, "vcpus", 1, limits.max_vcpus);
+    if (!v) return std::unexpected(v.error());
+    out.vcpus = static_cast<int>(*v);
+  }
+  if (parsed->contains("memory_mib")) {
+    auto v = jsonInt(*parsed, "memory_mib", 64, limits.max_memory_mib);
+    if (!v) return std::unexpected(v.error());
+    out.memory_mib = *v;
+  }
+  if (out.vcpus == 0 && out.memory_mib == 0) return invalid("give vcpus, memory_mib or both");
+  return out;
+}
+
 Result<NicSpec> parseNicSpec(std::string_view json_text) {
   auto parsed = parseJsonObject(json_text, kMaxSpecDepth, "nic");
   if (!parsed) return std::unexpected(parsed.error());
@@ -231,6 +253,19 @@ Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
   if (s.memory_mib < 64 || s.memory_mib > limits.max_memory_mib) {
     return invalid("field \"memory_mib\" must be an integer from 64 to " +
                    std::to_string(limits.max_memory_mib));
+  }
+  if (s.max_vcpus != 0 && (s.max_vcpus < s.vcpus || s.max_vcpus > limits.max_vcpus)) {
+    return invalid("field \"max_vcpus\" must be from vcpus (" + std::to_string(s.vcpus) +
+                   ") to " + std::to_string(limits.max_vcpus));
+  }
+  if (s.max_memory_mib != 0 &&
+      (s.max_memory_mib < s.memory_mib || s.max_memory_mib > limits.max_memory_mib)) {
+    return invalid("field \"max_memory_mib\" must be from memory_mib (" +
+                   std::to_string(s.memory_mib) + ") to " +
+                   std::to_string(limits.max_memory_mib));
+  }
+  if (s.max_vcpus > s.vcpus && s.arch == "aarch64") {
+    return invalid("max_vcpus above vcpus: QEMU cannot add vCPUs to a running aarch64 guest");
   }
   if (s.boot) {
     if (auto ok = checkHostFile("kernel", s.boot->kernel, limits.check_boot_files); !ok) return ok;
@@ -303,6 +338,18 @@ Result<VmSpec> parseVmSpec(std::string_view text, const SpecLimits& limits) {
       auto v = jsonInt(doc, "memory_mib", 64, limits.max_memory_mib);
       if (!v) return std::unexpected(v.error());
       spec.memory_mib = *v;
+    }
+    spec.max_vcpus = spec.vcpus;
+    if (doc.contains("max_vcpus")) {
+      auto v = jsonInt(doc, "max_vcpus", 1, limits.max_vcpus);
+      if (!v) return std::unexpected(v.error());
+      spec.max_vcpus = static_cast<int>(*v);
+    }
+    spec.max_memory_mib = spec.memory_mib;
+    if (doc.contains("max_memory_mib")) {
+      auto v = jsonInt(doc, "max_memory_mib", 64, limits.max_memory_mib);
+      if (!v) return std::unexpected(v.error());
+      spec.max_memory_mib = *v;
     }
     if (doc.contains("boot")) {
       const json& b = doc["boot"];
@@ -405,6 +452,8 @@ json vmSpecToJsonValue(const VmSpec& s) {
               {"arch", s.arch},
               {"vcpus", s.vcpus},
               {"memory_mib", s.memory_mib},
+              {"max_vcpus", std::max(s.max_vcpus, s.vcpus)},
+              {"max_memory_mib", std::max(s.max_memory_mib, s.memory_mib)},
               {"firmware", s.firmware},
               {"accel", s.accel},
               {"disks", json::array()},

@@ -64,6 +64,10 @@ struct VmSpec {
   std::string accel = "auto";
   int vcpus = 1;
   int64_t memory_mib = 512;
+  // The most vCPUs and memory the VM can be given while it runs (fixed at create: QEMU starts
+  // with them); absent = vcpus and memory_mib.
+  int max_vcpus = 0;
+  int64_t max_memory_mib = 0;
   std::optional<BootSpec> boot;
   std::vector<DiskSpec> disks;  // the first is vda
   std::vector<NicSpec> nics;
@@ -88,6 +92,12 @@ Status validateVmSpec(const VmSpec& spec, const SpecLimits& limits);
 // One disk, as POST /v1/vms/{name}/disks takes it: {"volume"} or {"image", "size_gib"?,
 // "keep"?, "volume"? (the new volume's name)}.
 Result<DiskSpec> parseDiskSpec(std::string_view json_text, const SpecLimits& limits);
+// POST /v1/vms/{name}/resize: {"vcpus"?, "memory_mib"?}, at least one (0 = unchanged).
+struct VmResize {
+  int vcpus = 0;
+  int64_t memory_mib = 0;
+};
+Result<VmResize> parseVmResize(std::string_view json_text, const SpecLimits& limits);
 // One NIC, as POST /v1/vms/{name}/nics takes it: {"network", "ip"?, "mac"?, "security_groups"?}.
 Result<NicSpec> parseNicSpec(std::string_view json_text);
 std::string vmSpecToJson(const VmSpec& spec);

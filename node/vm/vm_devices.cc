@@ -599,3 +599,64 @@ Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
 }
 
 }  // namespace qiao
+
+namespace qiao {
+
+Result<TaskRecord> VmService::resize(const VmRecord& vm, int vcpus, int64_t memory_mib,
+                                     const std::string& identity) {
+  if (isTransientState(vm.state)) {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  }
+  auto spec = storedSpec(vm);
+  if (!spec) return std::unexpected(spec.error());
+  if (vcpus > spec->max_vcpus) {
+    return makeError(ErrorCode::kInvalidArgument, "vm",
+                     "vcpus " + std::to_string(vcpus) + " is above the vm's max_vcpus (" +
+                         std::to_string(spec->max_vcpus) + ", fixed when it was created)");
+  }
+  if (memory_mib > spec->max_memory_mib) {
+    return makeError(ErrorCode::kInvalidArgument, "vm",
+                     "memory_mib " + std::to_string(memory_mib) +
+                         " is above the vm's max_memory_mib (" +
+                         std::to_string(spec->max_memory_mib) + ", fixed when it was created)");
+  }
+  nlohmann::json params = nlohmann::json::object();
+  if (vcpus > 0) params["vcpus"] = vcpus;
+  if (memory_mib > 0) params["memory_mib"] = memory_mib;
+  return queueTask(
+      TaskEngine::newTask("vm.resize", vm.tenant, vm.name, identity, params.dump()), "");
+}
+
+Status VmService::runResize(TaskEngine::Run& run, const VmRecord& vm, int vcpus,
+                            int64_t memory_mib) {
+  const std::string domain = domainNameOf(vm.tenant, vm.name);
+  // The running guest first: what it refuses (a vCPU it does not let go) changes nothing.
+  Status result = run.step("live", 60, "changing the running guest", [&]() -> Status {
+    auto live = isLive(vm);
+    if (!live) return std::unexpected(live.error());
+    if (!*live) return {};
+    if (vcpus > 0) {
+      if (auto set = hypervisor_.setVcpus(domain, vcpus); !set) return set;
+    }
+    if (memory_mib > 0) {
+      if (auto set = hypervisor_.setMemory(domain, static_cast<uint64_t>(memory_mib) * 1024);
+          !set) {
+        return set;
+      }
+    }
+    return {};
+  });
+  if (result) {
+    result = run.step("define", 95, "recording the new size", [&]() -> Status {
+      auto spec = storedSpec(vm);
+      if (!spec) return std::unexpected(spec.error());
+      if (vcpus > 0) spec->vcpus = vcpus;
+      if (memory_mib > 0) spec->memory_mib = memory_mib;
+      return redefineWith(vm, *spec);
+    });
+  }
+  return result;
+}
+
+}  // namespace qiao

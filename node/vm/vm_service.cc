@@ -351,6 +351,9 @@ Status VmService::runTask(TaskEngine::Run& run) {
   }
   if (task.kind == "vm.disk-remove") return runRemoveDisk(run, *vm, params.value("volume", ""));
   if (task.kind == "vm.nic-add") return runAddNic(run, *vm, params);
+  if (task.kind == "vm.resize") {
+    return runResize(run, *vm, params.value("vcpus", 0), params.value("memory_mib", int64_t{0}));
+  }
   if (task.kind == "vm.nic-remove") return runRemoveNic(run, *vm, params);
   if (isAction(std::string_view(task.kind).substr(3))) {
     return runAction(run, *vm, std::string_view(task.kind).substr(3));

@@ -90,6 +90,10 @@ class VmService {
   Result<TaskRecord> addNic(const VmRecord& vm, NicSpec nic, const std::string& identity);
   Result<TaskRecord> removeNic(const VmRecord& vm, const std::string& mac,
                                const std::string& identity);
+  // vCPUs and memory (the balloon's target) within the maximums fixed at create; a running
+  // VM changes at once, a stopped one at its next start. 0 = unchanged.
+  Result<TaskRecord> resize(const VmRecord& vm, int vcpus, int64_t memory_mib,
+                            const std::string& identity);
   // A volume of a running VM has grown: QEMU and the guest are told (a volume resize's step).
   Status growLive(const VolumeRecord& volume, int64_t size_bytes);
 
@@ -139,6 +143,7 @@ class VmService {
   Status runAddDisk(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& disk);
   Status runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm, const std::string& volume);
   Status runAddNic(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& params);
+  Status runResize(TaskEngine::Run& run, const VmRecord& vm, int vcpus, int64_t memory_mib);
   Status runRemoveNic(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& params);
   Result<PortRecord> portOfNic(const VmRecord& vm, size_t index);
   Status attachNicLive(const VmRecord& vm, size_t index);

@@ -107,14 +107,14 @@ TEST(Parser, EveryCommandParses) {
   // The commands of the issue, all of them.
   for (const char* want : {"host ", "host check", "vm list", "vm get", "vm create", "vm start",
                            "vm stop", "vm force-stop", "vm reboot", "vm pause", "vm resume",
-                           "vm delete", "vm console-log", "vm disk add", "vm disk remove", "vm nic add", "vm nic remove", "vm stats",
+                           "vm delete", "vm console-log", "vm disk add", "vm disk remove", "vm nic add", "vm nic remove", "vm resize", "vm stats",
                            "task list", "task get", "task wait",
                            "volume list", "volume get", "volume create", "volume resize",
                            "volume delete", "image list", "image get", "image create",
                            "image delete"}) {
     EXPECT_TRUE(seen.contains(want)) << want;
   }
-  EXPECT_EQ(seen.size(), 40u);
+  EXPECT_EQ(seen.size(), 41u);
   // Commands of two words, typed as two words.
   auto disk = parseCommandLine({"vm", "disk", "remove", "web1", "--volume", "data"});
   ASSERT_EQ(disk.outcome, Outcome::kRun) << disk.text;
