@@ -139,4 +139,17 @@ Status jsonNameAndTenant(const nlohmann::json& obj, std::string* name, std::stri
   return {};
 }
 
+bool jsonInt64(const nlohmann::json& value, int64_t* out) {
+  if (value.is_number_unsigned()) {
+    if (value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return false;
+    *out = static_cast<int64_t>(value.get<uint64_t>());
+    return true;
+  }
+  if (value.is_number_integer()) {
+    *out = value.get<int64_t>();
+    return true;
+  }
+  return false;
+}
+
 }  // namespace qiao

@@ -29,5 +29,8 @@ Result<std::string> jsonString(const nlohmann::json& obj, const char* field,
 Status jsonNameAndTenant(const nlohmann::json& obj, std::string* name, std::string* tenant);
 // obj[field] (which must exist) as an integer within [min, max].
 Result<int64_t> jsonInt(const nlohmann::json& obj, const char* field, int64_t min, int64_t max);
+// An integer that fits int64_t (the ids of the JSON-RPC requests we issue, say): false for any
+// other value.
+bool jsonInt64(const nlohmann::json& value, int64_t* out);
 
 }  // namespace qiao

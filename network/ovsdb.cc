@@ -73,19 +73,6 @@ Error operationError(const json& result, const std::string& where) {
   return Error{code, "ovsdb", std::move(message), {}};
 }
 
-// Parses JSON-RPC ids we issued (integers); anything else is not ours.
-bool ourId(const json& id, int64_t* out) {
-  if (id.is_number_unsigned()) {
-    if (id.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return false;
-    *out = static_cast<int64_t>(id.get<uint64_t>());
-    return true;
-  }
-  if (id.is_number_integer()) {
-    *out = id.get<int64_t>();
-    return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -503,7 +490,7 @@ void OvsdbClient::deliverReply(const OvsdbMessage& message) {
   std::shared_ptr<Pending> pending;
   {
     std::lock_guard lock(mu_);
-    auto it = ourId(message.id, &id) ? pending_.find(id) : pending_.end();
+    auto it = jsonInt64(message.id, &id) ? pending_.find(id) : pending_.end();
     if (it == pending_.end()) {
       // The answer to a call that timed out.
       kLog.debug("reply to no pending call", {{"id", shortDump(message.id)}});

@@ -129,6 +129,10 @@ class Cli {
   // the last answer in *final.
   std::optional<int> followTask(const json& task, json* final);
   // The VM a finished task worked on, in the task's tenant (the name alone may be ambiguous).
+  // After a 202 on a VM's device or size: the task's id, or with --wait the VM once done
+  // (JSON, or one line of `line(vm)`).
+  int finishVmChange(const std::optional<json>& task,
+                     const std::function<std::string(const json& vm)>& line);
   std::optional<json> vmOfTask(const json& task) {
     return call("GET", "/v1/vms/" + urlEncode(str(task, "target")) +
                            Query().add("tenant", str(task, "tenant")).str());
@@ -788,19 +792,10 @@ int Cli::vmDisk() {
     task = call("DELETE", vmTarget("/disks/" + urlEncode(*volume)) +
                               Query().add("tenant", inv_.tenant).str());
   }
-  if (!task) return 1;
-  json final;
-  if (auto done = followTask(*task, &final)) return *done;
-  auto vm = vmOfTask(final);
-  if (!vm) return 1;
-  if (inv_.json_output) {
-    printJson(*vm);
-  } else {
-    std::fprintf(io_.out, "vm %s: disk %s %s\n", str(*vm, "name").c_str(),
-                 volume ? volume->c_str() : ("from image " + *inv_.value("--image")).c_str(),
-                 inv_.command->name == "disk add" ? "added" : "removed");
-  }
-  return 0;
+  const std::string what = volume ? *volume : "from image " + *inv_.value("--image");
+  return finishVmChange(task, [&](const json&) {
+    return "disk " + what + (inv_.command->name == "disk add" ? " added" : " removed");
+  });
 }
 
 int Cli::vmNic() {
@@ -817,18 +812,9 @@ int Cli::vmNic() {
     task = call("DELETE", vmTarget("/nics/" + urlEncode(*inv_.value("--mac"))) +
                               Query().add("tenant", inv_.tenant).str());
   }
-  if (!task) return 1;
-  json final;
-  if (auto done = followTask(*task, &final)) return *done;
-  auto vm = vmOfTask(final);
-  if (!vm) return 1;
-  if (inv_.json_output) {
-    printJson(*vm);
-  } else {
-    std::fprintf(io_.out, "vm %s: nic %s\n", str(*vm, "name").c_str(),
-                 inv_.command->name == "nic add" ? "added" : "removed");
-  }
-  return 0;
+  return finishVmChange(task, [&](const json&) {
+    return std::string(inv_.command->name == "nic add" ? "nic added" : "nic removed");
+  });
 }
 
 int Cli::vmResize() {
@@ -841,6 +827,15 @@ int Cli::vmResize() {
   }
   auto task = call("POST", vmTarget("/resize") + Query().add("tenant", inv_.tenant).str(),
                    body.dump());
+  return finishVmChange(task, [](const json& vm) {
+    const json spec = vm.value("spec", json::object());
+    return std::to_string(spec.value("vcpus", 0)) + " vCPUs, " +
+           std::to_string(spec.value("memory_mib", int64_t{0})) + " MiB";
+  });
+}
+
+int Cli::finishVmChange(const std::optional<json>& task,
+                        const std::function<std::string(const json& vm)>& line) {
   if (!task) return 1;
   json final;
   if (auto done = followTask(*task, &final)) return *done;
@@ -849,10 +844,7 @@ int Cli::vmResize() {
   if (inv_.json_output) {
     printJson(*vm);
   } else {
-    const json spec = vm->value("spec", json::object());
-    std::fprintf(io_.out, "vm %s: %lld vCPUs, %lld MiB\n", str(*vm, "name").c_str(),
-                 static_cast<long long>(spec.value("vcpus", 0)),
-                 static_cast<long long>(spec.value("memory_mib", 0)));
+    std::fprintf(io_.out, "vm %s: %s\n", str(*vm, "name").c_str(), line(*vm).c_str());
   }
   return 0;
 }

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/json_input.h"
 #include "base/log.h"
 
 namespace qiao {
@@ -67,18 +68,6 @@ void logCoroutineEnd(std::exception_ptr e) {
   }
 }
 
-bool ourId(const json& id, int64_t* out) {
-  if (id.is_number_unsigned()) {
-    if (id.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return false;
-    *out = static_cast<int64_t>(id.get<uint64_t>());
-    return true;
-  }
-  if (id.is_number_integer()) {
-    *out = id.get<int64_t>();
-    return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -515,7 +504,7 @@ void QmpSocketChannel::Impl::deliver(const QmpMessage& reply) {
   std::shared_ptr<Pending> p;
   {
     std::lock_guard lock(mu);
-    auto it = ourId(id, &n) ? pending.find(n) : pending.end();
+    auto it = jsonInt64(id, &n) ? pending.find(n) : pending.end();
     if (it == pending.end()) {
       // The late reply of a command that timed out (or a reply to nothing we sent).
       kLog.debug("QMP reply to no waiting command", {{"qmp", opt.name}, {"id", qmpShortDump(id)}});

@@ -114,6 +114,7 @@ DomainDef buildDomainDef(const VmSpec& spec, const DomainContext& ctx) {
   d.loader = ctx.loader;
   d.nvram_template = ctx.nvram_template;
   d.nvram_path = ctx.nvram_path;
+  d.nvram_rbd = ctx.nvram_rbd;
   d.secure_boot = ctx.secure_boot;
   d.disks = ctx.disks;
   d.nics = ctx.nics;
@@ -245,7 +246,7 @@ void renderNic(XmlWriter& w, const NicDef& nic) {
 // On a node with Ceph, every VM has Qiao's disk ports (and the key), so that a VM made without
 // disks can get one while it runs.
 bool hasRbdDisks(const DomainDef& d) {
-  if (!d.ceph_key_file.empty()) return true;
+  if (!d.ceph_key_file.empty() || d.nvram_rbd) return true;
   return std::any_of(d.disks.begin(), d.disks.end(),
                      [](const DiskDef& disk) { return disk.type == "rbd"; });
 }
@@ -267,6 +268,17 @@ void renderRbdDisks(XmlWriter& w, const DomainDef& d) {
                        {"bus", "pcie.0"},
                        {"chassis", kDiskPortChassis + static_cast<int>(k)}}
             .dump());
+  }
+  if (d.nvram_rbd) {
+    // The variable store as the machine's second flash (libvirt has the first: the code).
+    arg("-blockdev");
+    arg(rbdFileNode(*d.nvram_rbd).dump());
+    arg("-blockdev");
+    arg(nlohmann::json{{"driver", "raw"}, {"node-name", d.nvram_rbd->id},
+                       {"file", d.nvram_rbd->id + "-file"}}
+            .dump());
+    arg("-machine");
+    arg("pflash1=" + d.nvram_rbd->id);
   }
   size_t port = 0;
   for (size_t i = 0; i < d.disks.size(); ++i) {
@@ -313,10 +325,14 @@ std::string renderDomainXml(const DomainDef& d) {
   w.open("type").attr("arch", d.arch).attr("machine", d.machine).text("hvm").close();
   if (!d.loader.empty()) {
     w.open("loader").attr("readonly", "yes").attr("secure", d.secure_boot ? "yes" : "no");
-    w.attr("type", "pflash").text(d.loader).close();
-    w.open("nvram");
-    if (!d.nvram_template.empty()) w.attr("template", d.nvram_template);
-    w.text(d.nvram_path).close();
+    w.attr("type", "pflash");
+    if (d.nvram_rbd) w.attr("stateless", "yes");  // Qiao gives QEMU the variable store itself
+    w.text(d.loader).close();
+    if (!d.nvram_rbd) {
+      w.open("nvram");
+      if (!d.nvram_template.empty()) w.attr("template", d.nvram_template);
+      w.text(d.nvram_path).close();
+    }
   }
   if (!d.kernel.empty()) {
     w.leaf("kernel", d.kernel);

@@ -63,6 +63,9 @@ struct DomainContext {
   std::string loader;          // "" = BIOS
   std::string nvram_template;
   std::string nvram_path;
+  // Or the NVRAM on RBD, beside the VM's disks (so that the VM can move hosts): an image of
+  // its own, given to QEMU as pflash1 (libvirt 9.0 cannot name an RBD namespace).
+  std::optional<DiskDef> nvram_rbd;
   bool secure_boot = false;    // with SMM, as the secure descriptors require
   std::vector<DiskDef> disks;  // in spec order: the first is vda and boots
   std::string ceph_key_file;   // base64 cephx key, for RBD disks
@@ -85,6 +88,7 @@ struct DomainDef {
   std::string console_log_path;
   int spare_pcie_ports = 0;
   std::string loader, nvram_template, nvram_path;
+  std::optional<DiskDef> nvram_rbd;
   bool secure_boot = false;
   std::vector<DiskDef> disks;
   std::string ceph_key_file;

@@ -115,10 +115,7 @@ Status VmService::checkNewDisk(const VmSpec& spec, size_t i) const {
 
 Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
                                       const std::string& identity) {
-  if (isTransientState(vm.state)) {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
-  }
+  if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   if (volumes_ == nullptr) {
     return makeError(ErrorCode::kInvalidArgument, "vm", "this node keeps no volumes");
   }
@@ -162,10 +159,7 @@ Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
 
 Result<TaskRecord> VmService::removeDisk(const VmRecord& vm, const std::string& volume,
                                          const std::string& identity) {
-  if (isTransientState(vm.state)) {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
-  }
+  if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
   bool found = false;
@@ -412,10 +406,7 @@ bool hasMac(const std::string& domain_xml, const std::string& mac) {
 }  // namespace
 
 Result<TaskRecord> VmService::addNic(const VmRecord& vm, NicSpec nic, const std::string& identity) {
-  if (isTransientState(vm.state)) {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
-  }
+  if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   if (networks_ == nullptr) {
     return makeError(ErrorCode::kInvalidArgument, "vm", "this node has no networks");
   }
@@ -439,10 +430,7 @@ Result<TaskRecord> VmService::addNic(const VmRecord& vm, NicSpec nic, const std:
 
 Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& mac,
                                         const std::string& identity) {
-  if (isTransientState(vm.state)) {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
-  }
+  if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
   auto ports = store_.listPorts("vm", vm.uuid);
@@ -604,10 +592,7 @@ namespace qiao {
 
 Result<TaskRecord> VmService::resize(const VmRecord& vm, int vcpus, int64_t memory_mib,
                                      const std::string& identity) {
-  if (isTransientState(vm.state)) {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
-  }
+  if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
   if (vcpus > spec->max_vcpus) {

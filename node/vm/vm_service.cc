@@ -12,6 +12,7 @@
 #include <set>
 
 #include "base/crypto.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "node/state/record_json.h"
 #include "images/cloud_init.h"
@@ -40,6 +41,12 @@ bool splitDomainName(const std::string& domain, std::string* tenant, std::string
 
 bool VmService::isTransientState(std::string_view state) {
   return state == kCreating || state == kDeleting;
+}
+
+Status VmService::checkNotBusy(const VmRecord& vm) {
+  if (!isTransientState(vm.state)) return {};
+  return makeError(ErrorCode::kConflict, "vm",
+                   "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
 }
 
 std::string VmService::vmId(const std::string& tenant, const std::string& name) {
@@ -138,6 +145,29 @@ Result<VmSpec> VmService::storedSpec(const VmRecord& vm) const {
   return spec;
 }
 
+bool VmService::nvramOnRbd() const {
+  return volumes_ != nullptr && volumes_->driver().backend() == "rbd" &&
+         !options_.ceph_key_file.empty();
+}
+
+VolumeId VmService::nvramId(const VmRecord& vm) { return {vm.tenant, "nvram-" + vm.uuid}; }
+
+Status VmService::makeNvram(const VmRecord& vm, const std::string& template_path) {
+  const std::string bytes = readTextFile(template_path);
+  if (bytes.empty()) {
+    return makeError(ErrorCode::kInternal, "firmware",
+                     "cannot read the NVRAM template " + template_path);
+  }
+  VolumeDriver& driver = volumes_->driver();
+  const VolumeId id = nvramId(vm);
+  // Written whole each time: the step may run again after a crash, before the VM ever ran.
+  if (auto made = driver.create(id, static_cast<int64_t>(bytes.size())); !made) return made;
+  auto writer = driver.openWriter(id);
+  if (!writer) return std::unexpected(writer.error());
+  if (auto wrote = (*writer)->write(0, bytes.data(), bytes.size()); !wrote) return wrote;
+  return (*writer)->finish();
+}
+
 std::string VmService::seedPath(const VmRecord& vm) const {
   return options_.seed_dir + "/" + vm.uuid + ".iso";
 }
@@ -191,6 +221,20 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
     context.loader = (*firmware)->executable;
     context.nvram_template = (*firmware)->nvram_template;
     context.nvram_path = options_.nvram_dir + "/" + vm.uuid + "_VARS.fd";
+    // On RBD when the VM's volumes are (made there by its create; a VM from before keeps its
+    // file).
+    if (nvramOnRbd() && volumes_->driver().stat(nvramId(vm))) {
+      DiskSource source = volumes_->driver().diskSource(nvramId(vm));
+      DiskDef nvram;
+      nvram.id = "qiao-nvram";
+      nvram.type = source.type;
+      nvram.pool = source.pool;
+      nvram.ns = source.ns;
+      nvram.image = source.image;
+      nvram.user = source.user;
+      nvram.conf = source.conf;
+      context.nvram_rbd = std::move(nvram);
+    }
     context.secure_boot = spec->firmware == "uefi-secure";
   }
   auto disks = resolveDisks(vm, *spec);
@@ -276,10 +320,7 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
 
 Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
                                        const std::string& identity) {
-  if (isTransientState(vm.state)) {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
-  }
+  if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   bool stopped = vm.state == "shutoff" || vm.state == "crashed" || vm.state == "error";
   if (!stopped && !force) {
     return makeError(ErrorCode::kConflict, "vm",
@@ -296,10 +337,7 @@ Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action
   if (!isAction(action)) {
     return makeError(ErrorCode::kNotFound, "vm", "no such action " + std::string(action));
   }
-  if (isTransientState(vm.state)) {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
-  }
+  if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   auto needs = [&](std::initializer_list<std::string_view> states) -> Status {
     for (auto s : states) {
       if (vm.state == s) return {};
@@ -378,6 +416,9 @@ void VmService::giveUp(TaskEngine::Run& run) {
     if (networks_ != nullptr) {
       if (auto unplugged = networks_->unplugVm(vm->uuid); !unplugged) return unplugged;
     }
+    if (nvramOnRbd()) {
+      if (auto removed = volumes_->driver().remove(nvramId(*vm)); !removed) return removed;
+    }
     return store_.deleteVm(vm->tenant, vm->name);
   });
 }
@@ -403,6 +444,15 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
     result = run.step("nics", 25, "plugging the NICs", [&]() {
       return networks_->plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
     }, [&]() { return networks_->unplugVm(vm.uuid); });
+  }
+  if (result && nvramOnRbd()) {
+    auto firmware = chooseFirmware(*spec);
+    if (!firmware) return std::unexpected(firmware.error());
+    if (*firmware) {
+      result = run.step("nvram", 28, "making the NVRAM on RBD", [&]() {
+        return makeNvram(vm, (*firmware)->nvram_template);
+      }, [&]() { return volumes_->driver().remove(nvramId(vm)); });
+    }
   }
   if (result && spec->cloud_init) {
     result = run.step("seed", 30, "building the cloud-init seed", [&]() -> Status {
@@ -524,6 +574,10 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
   if (result && networks_ != nullptr) {
     result = run.step("nics", 75, "unplugging the NICs",
                       [&]() { return networks_->unplugVm(vm.uuid); });
+  }
+  if (result && nvramOnRbd()) {
+    result = run.step("nvram", 78, "removing the NVRAM",
+                      [&]() { return volumes_->driver().remove(nvramId(vm)); });
   }
   if (result) {
     result = run.step("cleanup", 80, "removing the console log and seed", [&]() -> Status {

@@ -164,6 +164,8 @@ class VmService {
   Status checkNewDisk(const VmSpec& spec, size_t i) const;
 
   static bool isTransientState(std::string_view state);
+  // kConflict while the VM is being created or deleted.
+  static Status checkNotBusy(const VmRecord& vm);
   static std::vector<NicRequest> nicRequests(const VmSpec& spec);
   static std::string vmId(const std::string& tenant, const std::string& name);
   // Limits for a spec already accepted once (the host's may have changed since).
@@ -173,6 +175,12 @@ class VmService {
   // The spec's disks as the domain sees them (from the volumes' records).
   Result<std::vector<DiskDef>> resolveDisks(const VmRecord& vm, const VmSpec& spec) const;
   std::string seedPath(const VmRecord& vm) const;
+  // A UEFI VM's NVRAM is an RBD image beside its disks when the node keeps volumes on RBD
+  // (made from the firmware's template at create, removed with the VM); else a file in
+  // nvram_dir that libvirt makes.
+  bool nvramOnRbd() const;
+  static VolumeId nvramId(const VmRecord& vm);
+  Status makeNvram(const VmRecord& vm, const std::string& template_path);
   // At create time: the volumes exist in the VM's tenant and are free, the images are ready.
   Status checkDisks(const VmSpec& spec) const;
   // The create step: volumes claimed, image disks cloned. Its undo, and the delete step:

@@ -478,10 +478,23 @@ bool waitAllTasksDone(ApiClient& c, std::chrono::seconds timeout) {
   return false;
 }
 
+namespace {
+
+// After a request failed: qiaod may be dying (a failpoint's SIGKILL) but not yet reaped.
+bool diesSoon(Qiaod& q) {
+  for (int i = 0; i < 40; ++i) {
+    if (!q.running()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+}  // namespace
+
 bool runUntilDeath(Qiaod& q, ApiClient& c, const std::string& method, const std::string& target,
                    const std::string& body) {
   auto r = c.request(method, target, body);
-  if (!r) return !q.running();
+  if (!r) return diesSoon(q);
   if (r->status != 202) {
     ADD_FAILURE() << method << " " << target << " answered " << r->status << " " << r->body;
     return false;
@@ -491,7 +504,7 @@ bool runUntilDeath(Qiaod& q, ApiClient& c, const std::string& method, const std:
   while (std::chrono::steady_clock::now() < deadline) {
     if (!q.running()) return true;
     auto t = c.request("GET", "/v1/tasks/" + id);
-    if (!t) return !q.running();
+    if (!t) return diesSoon(q);
     auto task = json::parse(t->body, nullptr, false);
     if (task.is_object() && (task["state"] == "succeeded" || task["state"] == "failed")) {
       return false;

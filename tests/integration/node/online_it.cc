@@ -4,11 +4,14 @@
 // disk stays across a stop and start; the VM never reboots for any of it.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <filesystem>
 #include <chrono>
 #include <map>
 #include <sstream>
 #include <thread>
 
+#include "storage/volume_driver.h"
 #include "tests/integration/harness.h"
 
 namespace qiao::testing {
@@ -270,6 +273,164 @@ TEST_F(OnlineTest, VcpusAndMemoryChangeLiveWithinTheirMaximums) {
             400);
   EXPECT_EQ(call(c, "POST", "/v1/vms/" + vm + "/resize?tenant=ta", "{}").status, 400);
   succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
+}
+
+// On a node whose volumes are on RBD, a UEFI VM's NVRAM is an RBD image of its own beside them
+// (made from the firmware's template, given to QEMU as its second flash), for x86_64 (plain
+// and secure) and aarch64 guests; it goes with the VM.
+TEST_F(OnlineTest, UefiNvramLivesOnRbdBesideTheDisks) {
+  auto c = admin();
+  auto rbd = stackCeph();
+  ASSERT_NE(rbd, nullptr);
+  struct Case {
+    std::string name;
+    json spec;
+    std::string marker;  // "" = no kernel: it only has to run
+  };
+  const std::string arm = buildDir() + "/test-guest-aarch64";
+  std::vector<Case> cases;
+  {
+    json x86 = guestSpec("efi-" + suffix_, "ta");
+    x86["firmware"] = "uefi";
+    cases.push_back({"efi-" + suffix_, x86, "QIAO-TEST-GUEST booted arch=x86_64"});
+    cases.push_back({"sec-" + suffix_,
+                     json{{"name", "sec-" + suffix_}, {"tenant", "ta"}, {"memory_mib", 256},
+                          {"firmware", "uefi-secure"}},
+                     ""});
+    if (std::filesystem::exists(arm + "/vmlinuz")) {
+      cases.push_back(
+          {"arm-" + suffix_,
+           json{{"name", "arm-" + suffix_},
+                {"tenant", "ta"},
+                {"arch", "aarch64"},
+                {"firmware", "uefi"},
+                {"memory_mib", 512},
+                {"boot",
+                 {{"kernel", std::filesystem::canonical(arm + "/vmlinuz").string()},
+                  {"initrd", std::filesystem::canonical(arm + "/initrd.img").string()},
+                  {"cmdline", "console=ttyAMA0 qiao.name=arm-" + suffix_}}}},
+           "QIAO-TEST-GUEST booted arch=aarch64"});
+    }
+  }
+  for (const auto& each : cases) {
+    SCOPED_TRACE(each.name);
+    succeeds(c, "POST", "/v1/vms", each.spec.dump());
+    const std::string uuid = call(c, "GET", "/v1/vms/" + each.name + "?tenant=ta").body["uuid"];
+    const VolumeId id{"ta", "nvram-" + uuid};
+    auto stat = rbd->stat(id);
+    ASSERT_TRUE(stat) << "no NVRAM image in the tenant's namespace";
+    EXPECT_FALSE(std::filesystem::exists(qiaod_->dir() + "/state/nvram/" + uuid + "_VARS.fd"));
+    const std::string xml =
+        runCommand({"virsh", "-c", "qemu:///system", "dumpxml", "ta." + each.name}).out;
+    EXPECT_NE(xml.find("stateless='yes'"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("pflash1=qiao-nvram"), std::string::npos) << xml;
+    if (!each.marker.empty()) {
+      ASSERT_TRUE(sees(c, each.name, each.marker, 1, std::chrono::seconds(150)));
+    } else {
+      std::this_thread::sleep_for(std::chrono::seconds(5));
+      EXPECT_EQ(call(c, "GET", "/v1/vms/" + each.name + "?tenant=ta").body["state"], "running");
+      EXPECT_NE(xml.find("secure='yes'"), std::string::npos) << xml;
+    }
+    // The variable store starts as the firmware's template (a secure one with its keys).
+    auto head = rbd->read(id, 0, 4096);
+    ASSERT_TRUE(head);
+    EXPECT_NE(head->find("_FVH"), std::string::npos) << "not a firmware volume";
+    succeeds(c, "DELETE", "/v1/vms/" + each.name + "?tenant=ta&force=true");
+    auto gone = rbd->stat(id);
+    ASSERT_FALSE(gone);
+    EXPECT_EQ(gone.error().code, ErrorCode::kNotFound) << "the NVRAM outlived its VM";
+  }
+}
+
+// A disk's QEMU id (node/vm/domain.cc qemuDiskId): "qd-" and the first 16 hex digits of its
+// volume's uuid.
+std::string diskId(const std::string& volume_uuid) {
+  std::string hex;
+  for (char ch : volume_uuid) {
+    if (std::isxdigit(static_cast<unsigned char>(ch)) != 0 && hex.size() < 16) hex += ch;
+  }
+  return "qd-" + hex;
+}
+
+// qiaod killed (SIGKILL, at a named step) in the middle of a hot-plug and of an unplug: after
+// its restart the interrupted task is finished, and the store (spec, volume), libvirt's
+// definition, QEMU and the guest agree on whether the VM has the disk.
+TEST_F(OnlineTest, KilledDuringHotPlugAndUnplugTheStoreLibvirtAndTheGuestAgree) {
+  const std::string vm = "kill-" + suffix_;
+  const std::string vol = "kd-" + suffix_;
+  {
+    auto c = admin();
+    succeeds(c, "POST", "/v1/volumes",
+             json{{"name", vol}, {"tenant", "ta"}, {"size_gib", 1}}.dump());
+    startGuest(c, vm);
+  }
+  const std::string domain = "ta." + vm;
+  auto agree = [&](const std::string& context) -> bool {
+    auto c = admin();
+    EXPECT_TRUE(waitAllTasksDone(c, std::chrono::seconds(120))) << context;
+    auto got = call(c, "GET", "/v1/vms/" + vm + "?tenant=ta");
+    bool in_spec = false;
+    for (const auto& d : got.body["spec"]["disks"]) in_spec = in_spec || d.value("volume", "") == vol;
+    auto volume = call(c, "GET", "/v1/volumes/" + vol + "?tenant=ta").body;
+    const std::string id = diskId(volume.value("uuid", ""));
+    const bool in_definition = inactiveXml(vm).find(id) != std::string::npos;
+    const bool in_qemu =
+        runCommand({"virsh", "-c", "qemu:///system", "qemu-monitor-command", domain,
+                    R"({"execute":"qom-list","arguments":{"path":"/machine/peripheral"}})"})
+            .out.find("\"" + id + "\"") != std::string::npos;
+    const bool attached = volume.value("attached_vm", "") == vm && volume["state"] == "in-use";
+    const std::string tasks = call(c, "GET", "/v1/tasks?tenant=ta&limit=2").raw;
+    EXPECT_EQ(in_definition, in_spec) << context << "; last tasks: " << tasks;
+    EXPECT_EQ(in_qemu, in_spec) << context << "; last tasks: " << tasks;
+    EXPECT_EQ(attached, in_spec) << context << ": " << volume.dump();
+    if (in_spec) {
+      EXPECT_EQ(volume.value("state", ""), "in-use") << context;
+    } else {
+      EXPECT_EQ(volume.value("state", ""), "available") << context;
+    }
+    // The guest: its last word on vda says the same (it looks every second).
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    const std::string text = console(c, vm);
+    const auto plugged = text.rfind("QIAO-TEST-GUEST blk vda ");
+    const auto gone = text.rfind("QIAO-TEST-GUEST blk-gone vda");
+    const bool guest_has = plugged != std::string::npos && (gone == std::string::npos || gone < plugged);
+    EXPECT_EQ(guest_has, in_spec) << context;
+    return in_spec;
+  };
+  const std::vector<std::pair<std::string, std::string>> rounds = {
+      {"vm.disk-add/volume:after", "vm.disk-remove/detach:after"},
+      {"vm.disk-add/define:after", "vm.disk-remove/define:before"},
+      {"vm.disk-add/attach:before", "vm.disk-remove/release:before"},
+      {"vm.disk-add/attach:after", "vm.disk-remove/detach:before"},
+  };
+  for (const auto& [add_at, remove_at] : rounds) {
+    for (const auto& [point, method] : {std::pair{add_at, std::string("POST")},
+                                        std::pair{remove_at, std::string("DELETE")}}) {
+      SCOPED_TRACE(point);
+      qiaod_->kill9();
+      qiaod_->start({"QIAO_FAILPOINT=" + point});
+      auto c = admin();
+      const bool adding = method == "POST";
+      const std::string target = adding ? "/v1/vms/" + vm + "/disks?tenant=ta"
+                                        : "/v1/vms/" + vm + "/disks/" + vol + "?tenant=ta";
+      EXPECT_TRUE(runUntilDeath(*qiaod_, c, method, target,
+                                adding ? json{{"volume", vol}}.dump() : std::string()))
+          << "failpoint " << point << " did not kill qiaod";
+      if (qiaod_->running()) qiaod_->kill9();
+      qiaod_->start();
+      const bool has = agree(point + " after the restart");
+      // Whatever the interrupted task ended in, the next round starts from the other state.
+      if (has != adding) {
+        auto c2 = admin();
+        succeeds(c2, method, target, adding ? json{{"volume", vol}}.dump() : std::string());
+        agree(point + " after doing it again");
+      }
+    }
+  }
+  auto c = admin();
+  EXPECT_EQ(countOccurrences(console(c, vm), "QIAO-TEST-GUEST booted"), 1);
+  succeeds(c, "DELETE", "/v1/vms/" + vm + "?tenant=ta&force=true");
+  succeeds(c, "DELETE", "/v1/volumes/" + vol + "?tenant=ta");
 }
 
 // The guest reads its disk 4 MiB at a time, each read at a new offset, and prints when each
