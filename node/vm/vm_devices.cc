@@ -1,8 +1,8 @@
-// Disks and NICs of a living VM: hot-plug and unplug, and a grown volume shown to its guest
-// at once. NICs are libvirt interfaces (libvirt attaches and detaches them). RBD disks are Qiao's own -blockdevs on Qiao's own root
-// ports (libvirt 9.0 cannot name an RBD namespace), so they change through the guest's QMP
-// monitor; the stored spec and the persistent definition follow in the same task, so the next
-// start of the VM has the same disks.
+// Disks and NICs of a living VM: hot-plug and unplug, a grown volume shown to its guest at
+// once, vCPUs and memory. NICs are libvirt interfaces (libvirt attaches and detaches them).
+// RBD disks are Qiao's own -blockdevs on Qiao's own root ports (libvirt 9.0 cannot name an
+// RBD namespace), so they change through the guest's QMP monitor. The stored spec and the
+// persistent definition follow in the same task, so the next start has the same devices.
 #include <algorithm>
 #include <condition_variable>
 #include <functional>

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "base/crypto.h"
 #include "base/files.h"
@@ -151,6 +152,20 @@ bool VmService::nvramOnRbd() const {
 }
 
 VolumeId VmService::nvramId(const VmRecord& vm) { return {vm.tenant, "nvram-" + vm.uuid}; }
+
+Status VmService::removeNvram(const VmRecord& vm) {
+  // A QEMU that had to be killed leaves its watch on the image until the OSD times it out
+  // (30 s by default): the guest is gone (the step runs after the undefine), so wait for it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
+  for (;;) {
+    Status removed = volumes_->driver().remove(nvramId(vm));
+    if (removed || removed.error().code != ErrorCode::kConflict ||
+        std::chrono::steady_clock::now() > deadline) {
+      return removed;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
 
 Status VmService::makeNvram(const VmRecord& vm, const std::string& template_path) {
   const std::string bytes = readTextFile(template_path);
@@ -417,7 +432,7 @@ void VmService::giveUp(TaskEngine::Run& run) {
       if (auto unplugged = networks_->unplugVm(vm->uuid); !unplugged) return unplugged;
     }
     if (nvramOnRbd()) {
-      if (auto removed = volumes_->driver().remove(nvramId(*vm)); !removed) return removed;
+      if (auto removed = removeNvram(*vm); !removed) return removed;
     }
     return store_.deleteVm(vm->tenant, vm->name);
   });
@@ -576,8 +591,7 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
                       [&]() { return networks_->unplugVm(vm.uuid); });
   }
   if (result && nvramOnRbd()) {
-    result = run.step("nvram", 78, "removing the NVRAM",
-                      [&]() { return volumes_->driver().remove(nvramId(vm)); });
+    result = run.step("nvram", 78, "removing the NVRAM", [&]() { return removeNvram(vm); });
   }
   if (result) {
     result = run.step("cleanup", 80, "removing the console log and seed", [&]() -> Status {

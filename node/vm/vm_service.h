@@ -181,6 +181,8 @@ class VmService {
   bool nvramOnRbd() const;
   static VolumeId nvramId(const VmRecord& vm);
   Status makeNvram(const VmRecord& vm, const std::string& template_path);
+  // Once the guest is gone: waits out a killed QEMU's watch on the image.
+  Status removeNvram(const VmRecord& vm);
   // At create time: the volumes exist in the VM's tenant and are free, the images are ready.
   Status checkDisks(const VmSpec& spec) const;
   // The create step: volumes claimed, image disks cloned. Its undo, and the delete step:
