@@ -31,16 +31,25 @@ bool isPrintableAscii(std::string_view s) {
 }
 
 // Valid UTF-8 without control characters.
+// UTF-8 without control characters, and only characters XML can carry (the spec goes into the
+// domain's metadata and must come back the same): no overlong forms, surrogates, code points
+// above U+10FFFF, or U+FFFE/U+FFFF.
 bool isPrintableUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == 0x7f) return false;
     size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
     if (len == 0 || i + len > s.size()) return false;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
     for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+      auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3F);
     }
-    if (len == 2 && c < 0xC2) return false;  // overlong
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF) return false;           // overlong, too large
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;              // surrogates
+    if (cp == 0xFFFE || cp == 0xFFFF) return false;              // not characters in XML
     i += len;
   }
   return true;

@@ -1,6 +1,7 @@
 // libFuzzer target: the domain XML writer. A spec is made from the fuzzer's bytes (names are
 // valid labels, but labels, the command line and paths carry any bytes the parser lets
-// through, and the context carries arbitrary text), rendered, and parsed back with libxml2:
+// through (specs it refuses are skipped), and the context carries arbitrary text), rendered,
+// and parsed back with libxml2:
 // the output must always be well-formed, name the domain <tenant>.<name>, and give back
 // exactly the metadata that went in.
 #include <libxml/parser.h>
@@ -62,6 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ctx.console_log_path = "/var/lib/qiao/console/" + take(data, size);
   ctx.machine = spec.arch == "aarch64" ? "virt" : "q35";
 
+  // Only what the spec's parser lets through reaches the writer.
+  qiao::SpecLimits limits;
+  limits.check_boot_files = false;
+  if (!qiao::validateVmSpec(spec, limits)) return 0;
   std::string xml = qiao::renderDomainXml(qiao::buildDomainDef(spec, ctx));
   xmlDocPtr doc = xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "fuzz.xml", nullptr,
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);

@@ -96,6 +96,11 @@ TEST(Spec, StrictFieldsAndTypes) {
                 R"({"volume":"i"},{"volume":"j"},{"volume":"k"},{"volume":"l"},{"volume":"m"},)"
                 R"({"volume":"n"},{"volume":"o"},{"volume":"p"},{"volume":"q"}]})", "at most 16");
   expectRefused(R"({"name":"a","labels":{"k":1}})", "labels");
+  // Characters XML cannot carry (the spec goes into the domain's metadata) are refused.
+  expectRefused("{\"name\":\"a\",\"labels\":{\"k\":\"x\xef\xbf\xbf\"}}", "labels.k");
+  expectRefused("{\"name\":\"a\",\"labels\":{\"k\":\"x\xed\xa0\x80\"}}", "");
+  expectRefused("{\"name\":\"a\",\"labels\":{\"k\":\"x\xe0\x80\xaf\"}}", "");
+  EXPECT_TRUE(parseVmSpec("{\"name\":\"a\",\"labels\":{\"k\":\"\xe6\xa1\xa5 ok\"}}", limits()));
   expectRefused(R"({"name":"a","cloud_init":"x"})", "cloud_init");
   expectRefused(R"({"name":"a","cloud_init":{}})", "cloud_init.user_data");
   expectRefused(R"({"name":"a","cloud_init":{"user_data":"x","vendor_data":"y"}})", "unknown field");
