@@ -134,6 +134,19 @@ std::string qemuDiskId(std::string_view volume_uuid) {
   return "qd-" + hex;
 }
 
+DiskDef diskFromSource(std::string id, const DiskSource& source) {
+  DiskDef disk;
+  disk.id = std::move(id);
+  disk.type = source.type;
+  disk.path = source.path;
+  disk.pool = source.pool;
+  disk.ns = source.ns;
+  disk.image = source.image;
+  disk.user = source.user;
+  disk.conf = source.conf;
+  return disk;
+}
+
 std::string qemuDiskPort(size_t k) { return "qiao-port" + std::to_string(k); }
 
 nlohmann::json rbdFileNode(const DiskDef& disk) {

@@ -34,6 +34,9 @@ struct DiskDef {
   bool operator==(const DiskDef&) const = default;
 };
 
+// A disk as QEMU reaches its volume (the backend's DiskSource), with QEMU id `id`.
+DiskDef diskFromSource(std::string id, const DiskSource& source);
+
 // The QEMU id of a volume's disk (its -device and raw node; "<id>-file" is the rbd node):
 // stable for the volume, so a running VM's disks keep their ids while others come and go.
 std::string qemuDiskId(std::string_view volume_uuid);

@@ -185,16 +185,7 @@ Status VmService::redefineWith(const VmRecord& vm, const VmSpec& spec) {
 Result<DiskDef> VmService::diskDefOf(const VmRecord& vm, const std::string& volume_name) const {
   auto volume = store_.getVolume(vm.tenant, volume_name);
   if (!volume) return std::unexpected(volume.error());
-  DiskSource source = volumes_->diskSource(*volume);
-  DiskDef disk;
-  disk.id = qemuDiskId(volume->uuid);
-  disk.type = source.type;
-  disk.pool = source.pool;
-  disk.ns = source.ns;
-  disk.image = source.image;
-  disk.user = source.user;
-  disk.conf = source.conf;
-  return disk;
+  return diskFromSource(qemuDiskId(volume->uuid), volumes_->diskSource(*volume));
 }
 
 Status VmService::attachLive(QmpChannel& qmp, const DiskDef& disk) {

@@ -195,17 +195,8 @@ Result<std::vector<DiskDef>> VmService::resolveDisks(const VmRecord& vm, const V
     }
     auto volume = store_.getVolume(spec.tenant, diskVolumeName(spec, i));
     if (!volume) return std::unexpected(volume.error());
-    DiskSource source = volumes_->diskSource(*volume);
-    DiskDef disk;
-    disk.id = qemuDiskId(volume->uuid);
+    DiskDef disk = diskFromSource(qemuDiskId(volume->uuid), volumes_->diskSource(*volume));
     disk.target = std::string("vd") + static_cast<char>('a' + i);
-    disk.type = source.type;
-    disk.path = source.path;
-    disk.pool = source.pool;
-    disk.ns = source.ns;
-    disk.image = source.image;
-    disk.user = source.user;
-    disk.conf = source.conf;
     disk.qos = volume->qos;
     disks.push_back(std::move(disk));
   }
@@ -239,16 +230,8 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
     // On RBD when the VM's volumes are (made there by its create; a VM from before keeps its
     // file).
     if (nvramOnRbd() && volumes_->driver().stat(nvramId(vm))) {
-      DiskSource source = volumes_->driver().diskSource(nvramId(vm));
-      DiskDef nvram;
-      nvram.id = "qiao-nvram";
-      nvram.type = source.type;
-      nvram.pool = source.pool;
-      nvram.ns = source.ns;
-      nvram.image = source.image;
-      nvram.user = source.user;
-      nvram.conf = source.conf;
-      context.nvram_rbd = std::move(nvram);
+      context.nvram_rbd =
+          diskFromSource("qiao-nvram", volumes_->driver().diskSource(nvramId(vm)));
     }
     context.secure_boot = spec->firmware == "uefi-secure";
   }
