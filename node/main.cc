@@ -263,6 +263,11 @@ int runDaemon(const Config& config) {
       });
   volumes.setLiveResize(
       [&vms](const VolumeRecord& volume, int64_t size) { return vms.growLive(volume, size); });
+  volumes.setLiveDiskOf([&vms](const VolumeRecord& volume) { return vms.liveDiskOf(volume); });
+  StorageDaemonOptions daemons;
+  daemons.dir = config.state.dir + "/jobs";
+  daemons.ceph_key_file = vm_options.ceph_key_file;
+  volumes.setStorageDaemons(std::move(daemons));
   images.sweep();
   if (networks) networks->start();
   vms.start();
@@ -272,7 +277,7 @@ int runDaemon(const Config& config) {
   limits.host_arch = host.arch;
   limits.max_vcpus = config.vm.max_vcpus;
   limits.max_memory_mib = config.vm.max_memory_mib;
-  Api api(ApiDeps{**store, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
+  Api api(ApiDeps{**store, tasks, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
                   vm_options.firmware, volumes, volume_limits, images, networks.get(),
                   config.host.baseline_file});

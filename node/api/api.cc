@@ -51,6 +51,7 @@ const std::vector<Route>& routes() {
       {{"GET", "/v1/volumes/{name}", "viewer"}, {"tenant"}},
       {{"DELETE", "/v1/volumes/{name}", "operator"}, {"tenant"}},
       {{"POST", "/v1/volumes/{name}/resize", "operator"}, {"tenant"}},
+      {{"POST", "/v1/volumes/{name}/copy", "operator"}, {"tenant"}},
       {{"PUT", "/v1/volumes/{name}/limits", "operator"}, {"tenant"}},
       {{"GET", "/v1/networks", "viewer"}, {"tenant"}},
       {{"POST", "/v1/networks", "operator"}, {}},
@@ -68,6 +69,7 @@ const std::vector<Route>& routes() {
       {{"PUT", "/v1/images/{name}/data", "operator"}, {"tenant"}},
       {{"GET", "/v1/tasks", "viewer"}, {"tenant", "state", "target", "limit", "page_token"}},
       {{"GET", "/v1/tasks/{id}", "viewer"}, {}},
+      {{"POST", "/v1/tasks/{id}/cancel", "operator"}, {}},
       {{"GET", "/v1/events", "viewer"}, {"tenant", "type"}},
   };
   return table;
@@ -377,6 +379,7 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"GET", "/v1/volumes/{name}"}, &Api::getVolume},
       {{"DELETE", "/v1/volumes/{name}"}, &Api::deleteVolume},
       {{"POST", "/v1/volumes/{name}/resize"}, &Api::resizeVolume},
+      {{"POST", "/v1/volumes/{name}/copy"}, &Api::copyVolume},
       {{"PUT", "/v1/volumes/{name}/limits"}, &Api::setVolumeLimits},
       {{"GET", "/v1/networks"}, &Api::listNetworks},
       {{"POST", "/v1/networks"}, &Api::createNetwork},
@@ -394,6 +397,7 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"PUT", "/v1/images/{name}/data"}, &Api::uploadImage},
       {{"GET", "/v1/tasks"}, &Api::listTasks},
       {{"GET", "/v1/tasks/{id}"}, &Api::getTask},
+      {{"POST", "/v1/tasks/{id}/cancel"}, &Api::cancelTask},
       {{"GET", "/v1/events"}, &Api::events},
   };
   auto handler = handlers.find({ctx.route->info.method, ctx.route->info.pattern});
@@ -963,6 +967,17 @@ ApiResponse Api::resizeVolume(Context& ctx) {
   return taskAccepted(*task);
 }
 
+ApiResponse Api::copyVolume(Context& ctx) {
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto request = parseCopy(ctx.request.body);
+  if (!request) return errorResponse(request.error());
+  auto volume = resolveVolume(ctx, true);
+  if (!volume) return errorResponse(volume.error());
+  auto task = deps_.volumes.copy(*volume, *request, ctx.caller->uri);
+  if (!task) return errorResponse(task.error());
+  return taskAccepted(*task);
+}
+
 ApiResponse Api::setVolumeLimits(Context& ctx) {
   if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
   auto qos = parseQosBody(ctx.request.body);
@@ -1086,16 +1101,35 @@ ApiResponse Api::listTasks(Context& ctx) {
   return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", next}});
 }
 
-ApiResponse Api::getTask(Context& ctx) {
+// The task of the path's {id}, when the caller may see it (404 otherwise, as for no task).
+Result<TaskRecord> Api::visibleTask(Context& ctx) {
   const std::string& id = ctx.params.at("id");
   auto task = deps_.store.getTask(id);
   if (!task || !ctx.caller->canSee(task->tenant)) {
     if (task || task.error().code == ErrorCode::kNotFound) {
-      return errorResponse(ErrorCode::kNotFound, "no task " + quoteForMessage(id));
+      return makeError(ErrorCode::kNotFound, "api", "no task " + quoteForMessage(id));
     }
-    return errorResponse(task.error());
+    return task;
   }
+  return task;
+}
+
+ApiResponse Api::getTask(Context& ctx) {
+  auto task = visibleTask(ctx);
+  if (!task) return errorResponse(task.error());
   return jsonResponse(200, taskToJson(*task));
+}
+
+ApiResponse Api::cancelTask(Context& ctx) {
+  auto task = visibleTask(ctx);
+  if (!task) return errorResponse(task.error());
+  if (!ctx.caller->canMutate(task->tenant)) {
+    return errorResponse(ErrorCode::kPermissionDenied,
+                         "cancelling a task of tenant " + task->tenant + " needs an operator of it");
+  }
+  auto cancelled = deps_.tasks.cancel(task->id, ctx.caller->uri);
+  if (!cancelled) return errorResponse(cancelled.error());
+  return jsonResponse(202, taskToJson(*cancelled));
 }
 
 ApiResponse Api::events(Context& ctx) {

@@ -35,6 +35,7 @@ const std::vector<RouteInfo>& routeTable();
 
 struct ApiDeps {
   Store& store;
+  TaskEngine& tasks;
   VmService& vms;
   Hypervisor& hypervisor;
   EventBus& events;
@@ -87,6 +88,7 @@ class Api {
   ApiResponse getVolume(Context& ctx);
   ApiResponse deleteVolume(Context& ctx);
   ApiResponse resizeVolume(Context& ctx);
+  ApiResponse copyVolume(Context& ctx);
   ApiResponse setVolumeLimits(Context& ctx);
   ApiResponse listNetworks(Context& ctx);
   ApiResponse createNetwork(Context& ctx);
@@ -104,6 +106,8 @@ class Api {
   ApiResponse uploadImage(Context& ctx);
   ApiResponse listTasks(Context& ctx);
   ApiResponse getTask(Context& ctx);
+  ApiResponse cancelTask(Context& ctx);
+  Result<TaskRecord> visibleTask(Context& ctx);
   ApiResponse events(Context& ctx);
 
   Result<Caller> authenticate(const ApiRequest& request);

@@ -186,6 +186,17 @@ std::vector<CommandSpec> makeSpecs() {
         {"--none", "", "no limits at all"},
         kWait,
         kWaitTimeout}},
+      {"volume", "copy", "NAME", "copy a volume into a new one, with progress",
+       "A full copy of the volume as it was when the copy began, made by a QEMU block job: live\n"
+       "in the running VM that has it attached (RBD), else in a qemu-storage-daemon. While it\n"
+       "runs the volume cannot be resized, deleted or attached, nor its VM started, stopped or\n"
+       "deleted; qiaoctl task cancel ID stops it and removes the partial copy, the source\n"
+       "untouched. Prints the task's id, or with --wait the new volume.",
+       {{"--to", "NAME", "the new volume's name", FlagCheck::kNone, false, true},
+        {"--bandwidth-mib-s", "N", "copy at most N MiB a second (default: no cap)",
+         FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
       {"volume", "delete", "NAME", "delete a volume",
        "Refused (conflict) while a VM uses the volume or a Ceph client has it open; the error "
        "names them.\nPrints the task's id, or with --wait a line once the volume is gone.",
@@ -262,6 +273,12 @@ std::vector<CommandSpec> makeSpecs() {
         {"--limit", "N", "at most N tasks (the server's default when not given)",
          FlagCheck::kCount}}},
       {"task", "get", "ID", "show one task", "Prints the task as a two-column table.", {}},
+      {"task", "cancel", "ID", "stop a running task",
+       "Only tasks that can stop half way are cancelled (volume copies); others answer a\n"
+       "conflict. The task undoes what it did and ends 'cancelled'; one that finishes first\n"
+       "keeps its outcome. Prints a line, or with --wait waits for the task to end: exit status\n"
+       "0 when it ended cancelled, 1 otherwise.",
+       {kWait, kWaitTimeout}},
       {"task", "wait", "ID", "wait for a task to end",
        "Polls the task every 200 ms: a progress bar on stderr when it is a terminal, else a line "
        "on stderr\nper change. Exit status 0 when it succeeded; 1 when it failed or was "

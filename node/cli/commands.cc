@@ -74,6 +74,7 @@ class Cli {
   int taskList();
   int taskGet();
   int taskWait();
+  int taskCancel();
   int volumeOrImageList();
   int volumeOrImageGet();
   int volumeCreate();
@@ -82,6 +83,7 @@ class Cli {
   int vmNic();
   int vmResize();
   int volumeLimits();
+  int volumeCopy();
   int imageCreate();
   int networkList();
   int networkGet();
@@ -93,7 +95,8 @@ class Cli {
   // delete of a volume or an image: a task, then maybe a wait.
   int objectDelete();
   // After a 202 on a volume or an image: the task, or with --wait the object once done.
-  int finishObjectTask(const json& task);
+  // Follows the task (--wait) and prints the object `name` (default: the operand) after.
+  int finishObjectTask(const json& task, const std::string& name = {});
   // "/v1/volumes/NAME" or "/v1/images/NAME" of the operand, with suffix.
   std::string objectTarget(const std::string& suffix = {}) const {
     return "/v1/" + std::string(inv_.command->group) + "s/" + urlEncode(inv_.operand) + suffix;
@@ -119,7 +122,9 @@ class Cli {
     return "/v1/vms/" + urlEncode(inv_.operand) + suffix;
   }
   // Follows the task until it ends or timeout_s passes; the last answer in *final.
-  int waitTask(const std::string& id, int timeout_s, json* final);
+  // 0 when the task succeeded (or, with `wanted` "cancelled", ended cancelled).
+  int waitTask(const std::string& id, int timeout_s, json* final,
+               std::string_view wanted = "succeeded");
   int waitSeconds() const {
     auto t = inv_.value("--timeout");
     return t ? std::stoi(*t) : kDefaultWaitSeconds;
@@ -196,6 +201,7 @@ int Cli::run() {
     if (c.name == "delete") return objectDelete();
     if (c.name == "resize") return volumeResize();
     if (c.name == "limits") return volumeLimits();
+    if (c.name == "copy") return volumeCopy();
     return c.group == "volume" ? volumeCreate() : imageCreate();
   }
   if (c.group == "security-group") {
@@ -212,6 +218,7 @@ int Cli::run() {
   }
   if (c.name == "list") return taskList();
   if (c.name == "get") return taskGet();
+  if (c.name == "cancel") return taskCancel();
   return taskWait();
 }
 
@@ -284,11 +291,11 @@ int Cli::volumeOrImageGet() {
   return 0;
 }
 
-int Cli::finishObjectTask(const json& task) {
+int Cli::finishObjectTask(const json& task, const std::string& name) {
   json final;
   if (auto done = followTask(task, &final)) return *done;
   auto object = call("GET", "/v1/" + std::string(inv_.command->group) + "s/" +
-                                urlEncode(inv_.operand) +
+                                urlEncode(name.empty() ? inv_.operand : name) +
                                 Query().add("tenant", str(final, "tenant")).str());
   if (!object) return 1;
   printObject(*object);
@@ -312,6 +319,15 @@ int Cli::volumeResize() {
                    json{{"size_gib", std::stoll(*inv_.value("--size-gib"))}}.dump());
   if (!task) return 1;
   return finishObjectTask(*task);
+}
+
+int Cli::volumeCopy() {
+  json body = {{"name", *inv_.value("--to")}};
+  if (auto cap = inv_.value("--bandwidth-mib-s")) body["bandwidth_mib_s"] = std::stoll(*cap);
+  auto task = call("POST", objectTarget("/copy") + Query().add("tenant", inv_.tenant).str(),
+                   body.dump());
+  if (!task) return 1;
+  return finishObjectTask(*task, *inv_.value("--to"));
 }
 
 int Cli::volumeLimits() {
@@ -983,6 +999,29 @@ int Cli::taskGet() {
   return 0;
 }
 
+int Cli::taskCancel() {
+  const std::string& id = inv_.operand;
+  auto task = call("POST", "/v1/tasks/" + urlEncode(id) + "/cancel", "");
+  if (!task) return 1;
+  if (!inv_.has("--wait")) {
+    if (inv_.json_output) {
+      printJson(*task);
+    } else {
+      std::fprintf(io_.out, "cancel of task %s requested\n", id.c_str());
+    }
+    return 0;
+  }
+  json final;
+  int rc = waitTask(id, waitSeconds(), &final, "cancelled");
+  if (rc != 0) return rc;  // it said how the task ended instead
+  if (inv_.json_output) {
+    printJson(final);
+  } else {
+    std::fprintf(io_.out, "task %s cancelled\n", id.c_str());
+  }
+  return 0;
+}
+
 int Cli::taskWait() {
   json final;
   int rc = waitTask(inv_.operand, waitSeconds(), &final);
@@ -1007,7 +1046,7 @@ std::optional<int> Cli::followTask(const json& task, json* final) {
   return std::nullopt;
 }
 
-int Cli::waitTask(const std::string& id, int timeout_s, json* final) {
+int Cli::waitTask(const std::string& id, int timeout_s, json* final, std::string_view wanted) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
   const std::string target = "/v1/tasks/" + urlEncode(id);
@@ -1067,7 +1106,7 @@ int Cli::waitTask(const std::string& id, int timeout_s, json* final) {
     if (isTerminalState(state)) {
       endBar();
       *final = task;
-      if (state == "succeeded") return 0;
+      if (state == wanted) return 0;
       std::string why = task.contains("error") && task["error"].is_object()
                             ? str(task["error"], "message")
                             : message;

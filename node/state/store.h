@@ -228,7 +228,8 @@ class Store {
   // Queued or running, oldest first.
   Result<std::vector<TaskRecord>> unfinishedTasks();
 
-  // The journal of task steps: phases begin, done, failed, undo-begin, undone.
+  // The journal of task steps: phases begin, done, failed, undo-begin, undone; and
+  // cancel-requested, a mark (step "cancel") that opens and closes nothing.
   Status journal(const std::string& task_id, const std::string& step, const std::string& phase,
                  const std::string& detail = "");
   Result<std::vector<JournalEntry>> journalOf(const std::string& task_id);

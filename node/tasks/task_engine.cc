@@ -1,5 +1,6 @@
 #include "node/tasks/task_engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -13,6 +14,8 @@ namespace qiao {
 namespace {
 
 const Logger kLog("task");
+// The journal's mark of a cancel request (not a step: it opens and closes nothing).
+constexpr std::string_view kCancelPhase = "cancel-requested";
 // How long a step waits for an unreachable backend before the task fails.
 constexpr auto kUnavailableRetry = std::chrono::seconds(60);
 
@@ -90,7 +93,14 @@ void TaskEngine::resumeUnfinished() {
     // Close the steps the previous run began and never ended, so the journal stays whole.
     if (auto entries = store_.journalOf(task.id)) {
       std::map<std::string, std::string> last_phase;
-      for (const auto& e : *entries) last_phase[e.step] = e.phase;
+      for (const auto& e : *entries) {
+        if (e.phase == kCancelPhase) {
+          std::lock_guard lock(cancel_mu_);
+          cancel_requested_.insert(task.id);
+          continue;
+        }
+        last_phase[e.step] = e.phase;
+      }
       for (const auto& [step, phase] : last_phase) {
         if (phase == "begin" || phase == "undo-begin") {
           (void)store_.journal(task.id, step, "failed", "interrupted by a restart of qiaod");
@@ -104,6 +114,41 @@ void TaskEngine::resumeUnfinished() {
                {"attempt", std::to_string(task.attempts)}});
     workers_.post([this, task] { runTask(task); });
   }
+}
+
+Result<TaskRecord> TaskEngine::cancel(const std::string& id, const std::string& identity) {
+  auto task = store_.getTask(id);
+  if (!task) return task;
+  if (task->state != "queued" && task->state != "running") {
+    return makeError(ErrorCode::kConflict, "task",
+                     "task " + id + " has already " +
+                         (task->state == "cancelled" ? std::string("been cancelled")
+                                                     : task->state));
+  }
+  const Kind* kind = kindOf(task->kind);
+  if (kind == nullptr ||
+      std::find(kind->cancellable.begin(), kind->cancellable.end(), task->kind) ==
+          kind->cancellable.end()) {
+    return makeError(ErrorCode::kConflict, "task",
+                     "a " + task->kind + " task cannot be cancelled; it finishes or rolls back "
+                     "by itself");
+  }
+  {
+    std::lock_guard lock(cancel_mu_);
+    if (!cancel_requested_.insert(id).second) return task;  // asked already
+  }
+  (void)store_.journal(id, "cancel", std::string(kCancelPhase), "by " + identity);
+  kLog.info("task cancel requested", {{"task", id}, {"kind", task->kind}, {"by", identity}});
+  return task;
+}
+
+bool TaskEngine::cancelRequested(const std::string& id) const {
+  std::lock_guard lock(cancel_mu_);
+  return cancel_requested_.contains(id);
+}
+
+Error TaskEngine::Run::cancelledError() {
+  return Error{ErrorCode::kConflict, "task", "cancelled", {}};
 }
 
 void TaskEngine::publish(const TaskRecord& task) {
@@ -146,9 +191,17 @@ void TaskEngine::runTask(TaskRecord task) {
     result = kind->run(run);
   }
   const std::string object = task.tenant + "/" + task.target;
+  const bool cancelled = cancelRequested(task.id);
+  if (cancelled) {
+    std::lock_guard lock(cancel_mu_);
+    cancel_requested_.erase(task.id);
+  }
   if (result) {
     update(task, "succeeded", 100, "done");
     kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
+  } else if (cancelled) {
+    update(task, "cancelled", task.progress, "cancelled", errorToJson(result.error()));
+    kLog.info("task cancelled", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
   } else {
     update(task, "failed", task.progress, result.error().describe(), errorToJson(result.error()));
     kLog.warn("task failed", {{"task", task.id}, {"kind", task.kind}, {"object", object},

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <set>
 #include <nlohmann/json_fwd.hpp>
 #include <shared_mutex>
 #include <string>
@@ -36,6 +38,9 @@ class TaskEngine {
     // Held shared by every step, so that the family's reconciliation (holding it exclusively)
     // never sees a step half done. Optional.
     std::shared_mutex* step_lock = nullptr;
+    // The kinds ("volume.copy") that cancel() may stop; their run checks Run::cancelled()
+    // between its waits and rolls back when asked.
+    std::vector<std::string> cancellable;
   };
 
   TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts);
@@ -63,6 +68,13 @@ class TaskEngine {
   // Queues again the tasks a previous run of qiaod left unfinished, closing their open steps.
   void resumeUnfinished();
 
+  // Asks an unfinished task of a cancellable kind to stop: it ends "cancelled" once its run
+  // sees the request (Run::cancelled()) and has rolled back what it did; a task that
+  // finishes first keeps its outcome. The request is journaled, so a restart keeps it.
+  // kNotFound for no such task; kConflict when it has finished or its kind cannot stop.
+  Result<TaskRecord> cancel(const std::string& id, const std::string& identity);
+  bool cancelRequested(const std::string& id) const;
+
   // Records and announces the task's new state.
   void update(TaskRecord& task, const std::string& state, int progress, const std::string& message,
               const std::string& error_json = {});
@@ -83,6 +95,8 @@ class TaskEngine {
   int max_attempts_;
   std::map<std::string, Kind> kinds_;  // by prefix
   std::atomic<bool> stopping_{false};
+  mutable std::mutex cancel_mu_;
+  std::set<std::string> cancel_requested_;  // task ids
   WorkQueue workers_;
 };
 
@@ -103,6 +117,10 @@ class TaskEngine::Run {
               const std::function<Status()>& action, std::function<Status()> undo = nullptr);
   // Reports progress within the current step (long copies).
   void progress(int percent, const std::string& message);
+  // True once cancel() was asked for this task.
+  bool cancelled() const { return engine_.cancelRequested(task_.id); }
+  // The error a run returns when it stopped because it was cancelled.
+  static Error cancelledError();
   // Undoes the completed steps, newest first. Undo steps are idempotent too.
   void rollback();
 

@@ -149,25 +149,23 @@ DiskDef diskFromSource(std::string id, const DiskSource& source) {
 
 std::string qemuDiskPort(size_t k) { return "qiao-port" + std::to_string(k); }
 
-nlohmann::json rbdFileNode(const DiskDef& disk) {
-  nlohmann::json file = {{"driver", "rbd"},
-                         {"node-name", disk.id + "-file"},
-                         {"pool", disk.pool},
-                         {"image", disk.image},
-                         {"user", disk.user},
-                         {"key-secret", kCephKeyId},
-                         {"auth-client-required", {"cephx"}},
-                         {"cache", {{"direct", false}, {"no-flush", false}}},
-                         {"discard", "unmap"}};
-  if (!disk.ns.empty()) file["namespace"] = disk.ns;
-  if (!disk.conf.empty()) file["conf"] = disk.conf;
-  return file;
+DiskSource sourceOf(const DiskDef& disk) {
+  DiskSource source;
+  source.type = disk.type;
+  source.path = disk.path;
+  source.pool = disk.pool;
+  source.ns = disk.ns;
+  source.image = disk.image;
+  source.user = disk.user;
+  source.conf = disk.conf;
+  return source;
 }
 
-nlohmann::json rbdFormatNode(const DiskDef& disk) {
-  return {{"driver", "raw"}, {"node-name", disk.id}, {"file", disk.id + "-file"},
-          {"discard", "unmap"}};
+nlohmann::json rbdFileNode(const DiskDef& disk) {
+  return protocolNode(sourceOf(disk), disk.id + "-file");
 }
+
+nlohmann::json rbdFormatNode(const DiskDef& disk) { return rawNode(disk.id, disk.id + "-file"); }
 
 nlohmann::json rbdDevice(const DiskDef& disk, const std::string& port, bool boot) {
   nlohmann::json device = {{"driver", "virtio-blk-pci"}, {"drive", disk.id}, {"id", disk.id},

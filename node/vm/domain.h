@@ -14,6 +14,7 @@
 #include "network/nic.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/spec.h"
+#include "storage/qemu_block.h"
 #include "storage/volume_driver.h"
 
 namespace qiao {
@@ -43,10 +44,9 @@ std::string qemuDiskId(std::string_view volume_uuid);
 // Qiao's own PCIe root ports for RBD disks, one disk each: a device on the root complex
 // could never be unplugged. "qiao-port<k>", k < kMaxDisks.
 std::string qemuDiskPort(size_t k);
-inline constexpr const char* kCephKeyId = "qiao-ceph-key";
 // The arguments of an RBD disk's nodes (blockdev-add: the rbd node, then raw on it) and of its
-// device (device_add), the same for the command line and for hot-plug. JSON, never text
-// pasted together: nothing of a name reaches QEMU unquoted.
+// device (device_add), the same for the command line and for hot-plug (storage/qemu_block.h).
+DiskSource sourceOf(const DiskDef& disk);
 nlohmann::json rbdFileNode(const DiskDef& disk);
 nlohmann::json rbdFormatNode(const DiskDef& disk);
 nlohmann::json rbdDevice(const DiskDef& disk, const std::string& port, bool boot);

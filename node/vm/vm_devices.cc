@@ -160,6 +160,7 @@ Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
 Result<TaskRecord> VmService::removeDisk(const VmRecord& vm, const std::string& volume,
                                          const std::string& identity) {
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
+  if (auto idle = checkNotCopying(vm, volume); !idle) return std::unexpected(idle.error());
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
   bool found = false;
@@ -381,6 +382,27 @@ Status VmService::growLive(const VolumeRecord& volume, int64_t size_bytes) {
                                  {{"node-name", qemuDiskId(volume.uuid)}, {"size", size_bytes}});
   if (!resized) return std::unexpected(resized.error());
   return {};
+}
+
+Result<VolumeService::LiveDisk> VmService::liveDiskOf(const VolumeRecord& volume) {
+  if (volume.attached_vm.empty()) return VolumeService::LiveDisk{};
+  auto vm = store_.getVm(volume.tenant, volume.attached_vm);
+  if (!vm) {
+    if (vm.error().code == ErrorCode::kNotFound) return VolumeService::LiveDisk{};
+    return std::unexpected(vm.error());
+  }
+  auto live = isLive(*vm);
+  if (!live) return std::unexpected(live.error());
+  if (!*live) return VolumeService::LiveDisk{};
+  if (volume.backend != "rbd") {
+    return makeError(ErrorCode::kConflict, "vm",
+                     "volume " + volume.tenant + "/" + volume.name + " is a local file of running "
+                     "vm " + volume.attached_vm + ": live copies need volumes on Ceph; stop the "
+                     "vm to copy it");
+  }
+  auto qmp = monitorOf(*vm);
+  if (!qmp) return std::unexpected(qmp.error());
+  return VolumeService::LiveDisk{*qmp, qemuDiskId(volume.uuid)};
 }
 
 }  // namespace qiao

@@ -154,17 +154,8 @@ bool VmService::nvramOnRbd() const {
 VolumeId VmService::nvramId(const VmRecord& vm) { return {vm.tenant, "nvram-" + vm.uuid}; }
 
 Status VmService::removeNvram(const VmRecord& vm) {
-  // A QEMU that had to be killed leaves its watch on the image until the OSD times it out
-  // (30 s by default): the guest is gone (the step runs after the undefine), so wait for it.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
-  for (;;) {
-    Status removed = volumes_->driver().remove(nvramId(vm));
-    if (removed || removed.error().code != ErrorCode::kConflict ||
-        std::chrono::steady_clock::now() > deadline) {
-      return removed;
-    }
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
+  // The step runs after the undefine: a killed QEMU's watch is all that can hold it.
+  return volumes_->removeReleased(nvramId(vm));
 }
 
 Status VmService::makeNvram(const VmRecord& vm, const std::string& template_path) {
@@ -316,9 +307,23 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
   return tasks_.dispatch(task.id);
 }
 
+Status VmService::checkNotCopying(const VmRecord& vm, const std::string& only_volume) {
+  if (volumes_ == nullptr) return {};
+  if (!only_volume.empty()) return volumes_->checkNotCopying(vm.tenant, only_volume);
+  auto spec = storedSpec(vm);
+  if (!spec) return {};  // a vm without a readable spec has no disks to speak of
+  for (size_t i = 0; i < spec->disks.size(); ++i) {
+    if (auto idle = volumes_->checkNotCopying(vm.tenant, diskVolumeName(*spec, i)); !idle) {
+      return idle;
+    }
+  }
+  return {};
+}
+
 Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
                                        const std::string& identity) {
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
+  if (auto idle = checkNotCopying(vm); !idle) return std::unexpected(idle.error());
   bool stopped = vm.state == "shutoff" || vm.state == "crashed" || vm.state == "error";
   if (!stopped && !force) {
     return makeError(ErrorCode::kConflict, "vm",
@@ -336,6 +341,7 @@ Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action
     return makeError(ErrorCode::kNotFound, "vm", "no such action " + std::string(action));
   }
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
+  if (auto idle = checkNotCopying(vm); !idle) return std::unexpected(idle.error());
   auto needs = [&](std::initializer_list<std::string_view> states) -> Status {
     for (auto s : states) {
       if (vm.state == s) return {};

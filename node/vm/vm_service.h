@@ -96,6 +96,9 @@ class VmService {
                             const std::string& identity);
   // A volume of a running VM has grown: QEMU and the guest are told (a volume resize's step).
   Status growLive(const VolumeRecord& volume, int64_t size_bytes);
+  // The running VM's QEMU that has the volume open and its disk's node there (a volume copy
+  // runs there, live); a null qmp when no running VM has it.
+  Result<VolumeService::LiveDisk> liveDiskOf(const VolumeRecord& volume);
 
   // The QMP monitor of a libvirt domain (libvirt's passthrough), for what libvirt has no API
   // for. Set before start(); without one, live disk changes answer kUnavailable.
@@ -166,6 +169,9 @@ class VmService {
   static bool isTransientState(std::string_view state);
   // kConflict while the VM is being created or deleted.
   static Status checkNotBusy(const VmRecord& vm);
+  // kConflict when a copy of one of the VM's volumes (or of `only_volume`) runs: its QEMU
+  // must not come or go, nor the disk, under the copy.
+  Status checkNotCopying(const VmRecord& vm, const std::string& only_volume = {});
   static std::vector<NicRequest> nicRequests(const VmSpec& spec);
   static std::string vmId(const std::string& tenant, const std::string& name);
   // Limits for a spec already accepted once (the host's may have changed since).

@@ -1,5 +1,8 @@
 #include "node/volumes/volume_service.h"
 
+#include <cctype>
+#include <chrono>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "base/crypto.h"
@@ -110,6 +113,25 @@ Result<VolumeQos> parseQosBody(std::string_view text) {
   return parseQos(*parsed, "limits");
 }
 
+Result<CopyRequest> parseCopy(std::string_view text) {
+  auto parsed = parseJsonObject(text, kMaxDepth, "copy");
+  if (!parsed) return std::unexpected(parsed.error());
+  if (auto known = checkKnownFields(*parsed, {"name", "bandwidth_mib_s"}, "copy"); !known) {
+    return std::unexpected(known.error());
+  }
+  CopyRequest request;
+  std::string no_tenant;
+  if (auto named = jsonNameAndTenant(*parsed, &request.name, &no_tenant); !named) {
+    return std::unexpected(named.error());
+  }
+  if (parsed->contains("bandwidth_mib_s")) {
+    auto cap = jsonInt(*parsed, "bandwidth_mib_s", 0, 1 << 20);
+    if (!cap) return std::unexpected(cap.error());
+    request.bandwidth_mib_s = *cap;
+  }
+  return request;
+}
+
 Result<int64_t> parseResize(std::string_view text, const VolumeLimits& limits) {
   auto parsed = parseJsonObject(text, kMaxDepth, "resize");
   if (!parsed) return std::unexpected(parsed.error());
@@ -128,6 +150,7 @@ VolumeService::VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tas
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
+  kind.cancellable = {"volume.copy"};
   tasks_.addKind("volume.", std::move(kind));
 }
 
@@ -161,6 +184,7 @@ Result<VolumeRecord> VolumeService::claimForVm(const std::string& tenant, const 
     return volume;
   }
   if (volume->attached_vm == vm) return volume;
+  if (auto idle = checkNotCopying(tenant, name); !idle) return std::unexpected(idle.error());
   auto busy = [&](const VolumeRecord& v) -> Result<VolumeRecord> {
     if (!v.attached_vm.empty()) {
       return makeError(ErrorCode::kConflict, "volume",
@@ -304,6 +328,47 @@ Result<TaskRecord> VolumeService::setLimits(const VolumeRecord& volume, const Vo
                                            dumpJson({{"qos", qosToJson(qos)}})));
 }
 
+Result<TaskRecord> VolumeService::copy(const VolumeRecord& source, const CopyRequest& request,
+                                       const std::string& identity) {
+  if (source.state != "available" && source.state != "in-use") {
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(source) + " is " + source.state + "; try again later");
+  }
+  VolumeRecord target;
+  target.tenant = source.tenant;
+  target.name = request.name;
+  target.uuid = newUuid();
+  target.backend = std::string(driver_.backend());
+  target.object = "vol-" + request.name;
+  target.size_bytes = source.size_bytes;
+  target.state = "creating";
+  TaskRecord task = TaskEngine::newTask(
+      "volume.copy", source.tenant, taskTarget(source.name), identity,
+      dumpJson({{"name", request.name},
+                {"speed_bytes_per_sec", request.bandwidth_mib_s * (int64_t{1} << 20)}}));
+  // One transaction: the new name is taken and the copy recorded, or neither (a source with
+  // another task unfinished answers kConflict).
+  if (auto created = store_.createVolume(target, &task); !created) {
+    return std::unexpected(created.error());
+  }
+  publish(target, "created");
+  return tasks_.dispatch(task.id);
+}
+
+Status VolumeService::checkNotCopying(const std::string& tenant, const std::string& name) {
+  auto unfinished = store_.unfinishedTasks();
+  if (!unfinished) return std::unexpected(unfinished.error());
+  for (const auto& task : *unfinished) {
+    if (task.kind == "volume.copy" && task.tenant == tenant && task.target == taskTarget(name)) {
+      return makeError(ErrorCode::kConflict, "volume",
+                       "volume " + tenant + "/" + name + " is being copied by task " + task.id +
+                           "; wait for it, or cancel it (qiaoctl task cancel " + task.id + ")",
+                       dumpJson({{"task", task.id}}));
+    }
+  }
+  return {};
+}
+
 Result<VolumeRecord> VolumeService::volumeOfTask(const TaskRecord& task) {
   auto name = TaskEngine::objectOf(task, "volume/");
   if (!name) return std::unexpected(name.error());
@@ -324,12 +389,17 @@ Status VolumeService::runTask(TaskEngine::Run& run) {
     if (!qos) return std::unexpected(qos.error());
     return runLimits(run, *volume, *qos);
   }
+  if (task.kind == "volume.copy") return runCopy(run, *volume);
   return makeError(ErrorCode::kInternal, "volume", "unknown task kind " + task.kind);
 }
 
 void VolumeService::giveUp(TaskEngine::Run& run) {
   auto volume = volumeOfTask(run.task());
   if (!volume) return;
+  if (run.task().kind == "volume.copy") {
+    abandonCopy(run.task(), *volume);
+    return;
+  }
   if (run.task().kind == "volume.create") {
     (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
       if (auto removed = driver_.remove(idOf(*volume)); !removed) return removed;
@@ -425,6 +495,128 @@ Status VolumeService::runLimits(TaskEngine::Run& run, VolumeRecord volume, const
     });
   }
   return result;
+}
+
+namespace {
+
+// The names a copy gives its job and nodes, the same across restarts of its task.
+struct CopyNames {
+  std::string job, source_node, target_node;
+};
+CopyNames copyNames(const TaskRecord& task) {
+  std::string tag;
+  for (char c : task.id) {
+    if (std::isxdigit(static_cast<unsigned char>(c)) != 0 && tag.size() < 12) tag += c;
+  }
+  return {"qiao-copy-" + tag, "qcs-" + tag, "qct-" + tag};
+}
+
+}  // namespace
+
+Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) {
+  const nlohmann::json params = TaskEngine::params(run.task());
+  auto target = store_.getVolume(source.tenant, params.value("name", ""));
+  if (!target) return std::unexpected(target.error());
+  const VolumeId target_id = idOf(*target);
+  const CopyNames names = copyNames(run.task());
+  BlockCopyPlan plan;
+  plan.job_id = names.job;
+  plan.target = {names.target_node, driver_.diskSource(target_id), false};
+  plan.speed_bytes_per_sec = params.value("speed_bytes_per_sec", int64_t{0});
+
+  Status result = run.step("create", 5, "creating the copy " + target->name,
+                           [&]() { return driver_.create(target_id, source.size_bytes); },
+                           [&]() { return removeReleased(target_id); });
+  if (result) {
+    result = run.step("copy", 95, "copying", [&]() -> Status {
+      if (run.cancelled()) return std::unexpected(TaskEngine::Run::cancelledError());
+      LiveDisk live;
+      if (live_disk_of_) {
+        auto found = live_disk_of_(source);
+        if (!found) return std::unexpected(found.error());
+        live = *found;
+      }
+      std::shared_ptr<QmpChannel> qmp = live.qmp;
+      if (qmp) {
+        plan.source_node = live.node;
+        plan.add_source.reset();
+      } else {
+        plan.source_node = names.source_node;
+        plan.add_source = BlockNode{names.source_node, driver_.diskSource(idOf(source)), true};
+        auto daemon = openStorageDaemon(qmp_runtime_, daemons_, names.job);
+        if (!daemon) return std::unexpected(daemon.error());
+        qmp = *daemon;
+      }
+      int last_percent = -1;
+      auto last_report = std::chrono::steady_clock::now();
+      BlockCopyHooks hooks;
+      hooks.cancelled = [&] { return run.cancelled(); };
+      hooks.progress = [&](const BlockCopyProgress& p) {
+        if (p.total_bytes <= 0) return;
+        const int percent = 5 + static_cast<int>(90 * p.done_bytes / p.total_bytes);
+        const auto now = std::chrono::steady_clock::now();
+        if (percent == last_percent && now - last_report < std::chrono::seconds(2)) return;
+        last_percent = percent;
+        last_report = now;
+        run.progress(percent, "copying " + (live.qmp ? std::string("live") : "offline") + ": " +
+                                  std::to_string(p.done_bytes >> 20) + " of " +
+                                  std::to_string(p.total_bytes >> 20) + " MiB");
+      };
+      Status copied = runBlockCopy(*qmp, plan, hooks);
+      Status cleaned = cleanupBlockCopy(*qmp, plan);
+      if (!live.qmp) (void)stopStorageDaemon(qmp_runtime_, daemons_, names.job);
+      if (!copied) return copied;
+      return cleaned;
+    });
+  }
+  if (result) {
+    result = run.step("record", 100, "recording the copy", [&]() -> Status {
+      return updateFresh(*target, [](VolumeRecord& v) { v.state = "available"; });
+    });
+  }
+  if (!result) {
+    run.rollback();
+    abandonCopy(run.task(), source);
+  }
+  return result;
+}
+
+Status VolumeService::removeReleased(const VolumeId& id) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
+  for (;;) {
+    Status removed = driver_.remove(id);
+    if (removed || removed.error().code != ErrorCode::kConflict ||
+        std::chrono::steady_clock::now() > deadline) {
+      return removed;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+void VolumeService::abandonCopy(const TaskRecord& task, const VolumeRecord& source) {
+  const CopyNames names = copyNames(task);
+  BlockCopyPlan plan;
+  plan.job_id = names.job;
+  plan.target.name = names.target_node;
+  if (live_disk_of_) {
+    if (auto live = live_disk_of_(source); live && live->qmp) {
+      if (auto cleaned = cleanupBlockCopy(*live->qmp, plan); !cleaned) {
+        kLog.warn("cannot stop a copy's job in its vm",
+                  {{"task", task.id}, {"error", cleaned.error().describe()}});
+      }
+    }
+  }
+  (void)stopStorageDaemon(qmp_runtime_, daemons_, names.job);
+  auto target = store_.getVolume(source.tenant, TaskEngine::params(task).value("name", ""));
+  if (!target || target->state != "creating") return;  // gone, or a finished copy
+  if (auto removed = removeReleased(idOf(*target)); !removed) {
+    kLog.warn("cannot remove a failed copy", {{"volume", volumeId(*target)},
+                                              {"error", removed.error().describe()}});
+    setState(*target, "error", "the copy failed and its data could not be removed: " +
+                                   removed.error().describe());
+    return;
+  }
+  if (store_.deleteVolume(target->tenant, target->name)) publish(*target, "copy failed");
 }
 
 Status VolumeService::updateFresh(const VolumeRecord& volume,

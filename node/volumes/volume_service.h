@@ -7,13 +7,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "base/error.h"
 #include "base/event_bus.h"
 #include "node/state/store.h"
+#include "node/qmp/qmp_channel.h"
+#include "node/qmp/qmp_socket.h"
 #include "node/tasks/task_engine.h"
+#include "node/volumes/block_copy.h"
 #include "storage/volume_driver.h"
 
 namespace qiao {
@@ -35,6 +39,13 @@ struct VolumeLimits {
 Result<VolumeSpec> parseVolumeSpec(std::string_view json_text, const VolumeLimits& limits);
 // {"size_gib": N} of a resize.
 Result<int64_t> parseResize(std::string_view json_text, const VolumeLimits& limits);
+// The body of POST /v1/volumes/{name}/copy: the new volume's name and, optionally, a cap on
+// the copy's speed (MiB/s) so that it leaves the backend to the guests.
+struct CopyRequest {
+  std::string name;
+  int64_t bandwidth_mib_s = 0;  // 0: no cap
+};
+Result<CopyRequest> parseCopy(std::string_view json_text);
 // The body of PUT /v1/volumes/{name}/limits: every limit (absent or 0: none).
 Result<VolumeQos> parseQosBody(std::string_view json_text);
 
@@ -51,6 +62,17 @@ class VolumeService {
   // limits apply at its VM's next start.
   Result<TaskRecord> setLimits(const VolumeRecord& volume, const VolumeQos& qos,
                                const std::string& identity);
+
+  // A new volume `request.name`, a full copy of `source` (its state when the copy began),
+  // made by a block job with progress; POST /v1/tasks/{id}/cancel stops it and removes the
+  // partial copy, the source untouched. Runs in the QEMU of the running VM that has the source
+  // attached (a live copy), else in a qemu-storage-daemon. The task's target is the source:
+  // while it runs the source cannot be resized, limited, deleted, attached, and its VM cannot
+  // be started, stopped or deleted (checkNotCopying).
+  Result<TaskRecord> copy(const VolumeRecord& source, const CopyRequest& request,
+                          const std::string& identity);
+  // kConflict naming the task when a copy of the tenant's volume `name` is unfinished.
+  Status checkNotCopying(const std::string& tenant, const std::string& name);
 
   // The disks of a VM, made or taken by its tasks' steps (idempotent: a step run again after
   // a crash finds its own work done).
@@ -73,6 +95,23 @@ class VolumeService {
   using LiveResize = std::function<Status(const VolumeRecord& volume, int64_t size_bytes)>;
   void setLiveResize(LiveResize hook) { live_resize_ = std::move(hook); }
 
+  // The running VM's QEMU that has a volume open, and the raw node of its disk there; a null
+  // qmp when no running VM has it (set by the VM service). kConflict when a running VM has it
+  // in a way QMP cannot copy (a local file).
+  struct LiveDisk {
+    std::shared_ptr<QmpChannel> qmp;
+    std::string node;
+  };
+  using LiveDiskOf = std::function<Result<LiveDisk>(const VolumeRecord& volume)>;
+  void setLiveDiskOf(LiveDiskOf hook) { live_disk_of_ = std::move(hook); }
+  // Where copies of volumes no running VM has open run (set at start; the Ceph key for RBD).
+  void setStorageDaemons(StorageDaemonOptions options) { daemons_ = std::move(options); }
+
+  // Removes a volume whose last client is gone: a QEMU (or storage daemon) that had to be
+  // killed leaves its watch on an RBD image until the OSD times it out (30 s by default), so
+  // a kConflict is waited out, up to 45 s.
+  Status removeReleased(const VolumeId& id);
+
   VolumeDriver& driver() { return driver_; }
   // Where a volume lives in the backend: the tenant's namespace, "vol-<name>".
   static VolumeId idOf(const VolumeRecord& volume) { return {volume.tenant, volume.object}; }
@@ -86,6 +125,9 @@ class VolumeService {
   Status runRemove(TaskEngine::Run& run, VolumeRecord volume);
   Status runResize(TaskEngine::Run& run, VolumeRecord volume, int64_t size_bytes);
   Status runLimits(TaskEngine::Run& run, VolumeRecord volume, const VolumeQos& qos);
+  Status runCopy(TaskEngine::Run& run, const VolumeRecord& source);
+  // Stops the copy's job wherever it runs and forgets the target (a failed or abandoned copy).
+  void abandonCopy(const TaskRecord& task, const VolumeRecord& source);
   // kConflict naming the VM, or the clients, that hold the volume.
   Status checkNotInUse(const VolumeRecord& volume);
   void setState(VolumeRecord& volume, const std::string& state, const std::string& error = {});
@@ -99,6 +141,9 @@ class VolumeService {
   TaskEngine& tasks_;
   EventBus& events_;
   LiveResize live_resize_;
+  LiveDiskOf live_disk_of_;
+  StorageDaemonOptions daemons_;
+  QmpRuntime qmp_runtime_;  // the storage daemons' QMP connections
 };
 
 }  // namespace qiao

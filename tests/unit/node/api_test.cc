@@ -44,7 +44,7 @@ class ApiTest : public ::testing::Test {
     HostFacts host;
     host.arch = "x86_64";
     SpecLimits limits;
-    api_ = std::make_unique<Api>(ApiDeps{*store_, *vms_, *hypervisor_, events_, metrics_, "c1",
+    api_ = std::make_unique<Api>(ApiDeps{*store_, *tasks_, *vms_, *hypervisor_, events_, metrics_, "c1",
                                          host, "tcg", "test", "0.0.0-test", limits,
                                          int64_t{2} << 20, FirmwareCatalog{}, *volumes_,
                                          VolumeLimits{}, *images_});
