@@ -17,7 +17,8 @@ common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/b
         "$repo/node/vm/spec.cc" "$repo/network/ipam.cc")
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/spec_fuzz" "$here/spec_fuzz.cc" "${common[@]}" -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/domain_xml_fuzz" "$here/domain_xml_fuzz.cc" \
-  "${common[@]}" "$repo/node/vm/xml_writer.cc" "$repo/node/vm/domain.cc" -lxml2 -lcrypto
+  "${common[@]}" "$repo/node/vm/xml_writer.cc" "$repo/node/vm/domain.cc" "$repo/storage/qemu_block.cc" \
+  -lxml2 -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/image_probe_fuzz" "$here/image_probe_fuzz.cc" \
   "$repo/base/error.cc" "$repo/images/probe.cc"
 "${launcher[@]}" "$cxx" "${flags[@]}" -pthread -o "$out/ovsdb_fuzz" "$here/ovsdb_fuzz.cc" \

@@ -108,13 +108,14 @@ TEST(Parser, EveryCommandParses) {
   for (const char* want : {"host ", "host check", "vm list", "vm get", "vm create", "vm start",
                            "vm stop", "vm force-stop", "vm reboot", "vm pause", "vm resume",
                            "vm delete", "vm console-log", "vm disk add", "vm disk remove", "vm nic add", "vm nic remove", "vm resize", "vm stats",
-                           "task list", "task get", "task wait",
+                           "task list", "task get", "task wait", "task cancel",
                            "volume list", "volume get", "volume create", "volume resize",
+                           "volume copy", "volume limits",
                            "volume delete", "image list", "image get", "image create",
                            "image delete"}) {
     EXPECT_TRUE(seen.contains(want)) << want;
   }
-  EXPECT_EQ(seen.size(), 41u);
+  EXPECT_EQ(seen.size(), 43u);
   // Commands of two words, typed as two words.
   auto disk = parseCommandLine({"vm", "disk", "remove", "web1", "--volume", "data"});
   ASSERT_EQ(disk.outcome, Outcome::kRun) << disk.text;

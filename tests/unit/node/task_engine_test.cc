@@ -1,0 +1,152 @@
+// TaskEngine's cancel: only kinds that say so can be cancelled; a run that sees the request
+// ends "cancelled"; a task that finishes first keeps its outcome; a finished task or another
+// kind answers kConflict; the request is journaled and survives a restart.
+#include "node/tasks/task_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "base/crypto.h"
+#include "node/state/store.h"
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+class TaskEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("qiao-tasks-" + newUuid());
+    fs::create_directories(dir_);
+    openStore();
+  }
+  void TearDown() override {
+    engine_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void openStore() {
+    auto store = Store::open((dir_ / "qiao.db").string());
+    ASSERT_TRUE(store.has_value()) << store.error().describe();
+    store_ = std::move(*store);
+  }
+  // An engine whose "job." kinds run `body`; job.copy can be cancelled, job.plain not.
+  void makeEngine(std::function<Status(TaskEngine::Run&)> body) {
+    engine_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+    TaskEngine::Kind kind;
+    kind.run = std::move(body);
+    kind.cancellable = {"job.copy"};
+    engine_->addKind("job.", std::move(kind));
+  }
+  TaskRecord waitEnd(const std::string& id) {
+    for (int i = 0; i < 500; ++i) {
+      auto task = store_->getTask(id);
+      if (task && task->state != "queued" && task->state != "running") return *task;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    ADD_FAILURE() << "task " << id << " did not end";
+    return {};
+  }
+  // A run that waits (up to 1 s) for a cancel, then stops like a block job does.
+  static Status untilCancelled(TaskEngine::Run& run, std::atomic<bool>* started) {
+    return run.step("work", 50, "working", [&]() -> Status {
+      *started = true;
+      for (int i = 0; i < 100; ++i) {
+        if (run.cancelled()) return std::unexpected(TaskEngine::Run::cancelledError());
+        std::this_thread::sleep_for(milliseconds(10));
+      }
+      return {};
+    });
+  }
+
+  fs::path dir_;
+  EventBus events_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<TaskEngine> engine_;
+};
+
+TEST_F(TaskEngineTest, ARunningCancellableTaskEndsCancelledAndItsJournalIsWhole) {
+  std::atomic<bool> started{false};
+  makeEngine([&](TaskEngine::Run& run) { return untilCancelled(run, &started); });
+  auto task = engine_->submit(TaskEngine::newTask("job.copy", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  while (!started) std::this_thread::sleep_for(milliseconds(5));
+  auto asked = engine_->cancel(task->id, "qiao://c1/user/op");
+  ASSERT_TRUE(asked.has_value()) << asked.error().describe();
+  EXPECT_TRUE(engine_->cancel(task->id, "again").has_value()) << "asking twice is fine";
+  TaskRecord done = waitEnd(task->id);
+  EXPECT_EQ(done.state, "cancelled");
+  EXPECT_EQ(done.message, "cancelled");
+  auto journal = store_->journalOf(task->id);
+  ASSERT_TRUE(journal.has_value());
+  int marks = 0;
+  for (const auto& e : *journal) marks += e.phase == "cancel-requested" ? 1 : 0;
+  EXPECT_EQ(marks, 1);
+  auto verified = store_->verifyJournal();
+  ASSERT_TRUE(verified.has_value());
+  EXPECT_TRUE(verified->ok) << verified->first_problem;
+  // Finished: nothing left to cancel.
+  auto late = engine_->cancel(task->id, "me");
+  ASSERT_FALSE(late.has_value());
+  EXPECT_EQ(late.error().code, ErrorCode::kConflict);
+  EXPECT_NE(late.error().message.find("cancelled"), std::string::npos);
+}
+
+TEST_F(TaskEngineTest, OtherKindsAndUnknownTasksCannotBeCancelled) {
+  std::atomic<bool> started{false};
+  makeEngine([&](TaskEngine::Run& run) { return untilCancelled(run, &started); });
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  auto refused = engine_->cancel(task->id, "me");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_NE(refused.error().message.find("job.plain"), std::string::npos);
+  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  auto unknown = engine_->cancel("no-such-task", "me");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(TaskEngineTest, ATaskThatFinishesFirstKeepsItsOutcome) {
+  std::atomic<bool> release{false};
+  makeEngine([&](TaskEngine::Run& run) {
+    return run.step("work", 50, "working", [&]() -> Status {
+      while (!release) std::this_thread::sleep_for(milliseconds(5));
+      return {};  // never looks at the request
+    });
+  });
+  auto task = engine_->submit(TaskEngine::newTask("job.copy", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  ASSERT_TRUE(engine_->cancel(task->id, "me").has_value());
+  release = true;
+  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+}
+
+TEST_F(TaskEngineTest, ACancelRequestSurvivesARestart) {
+  // The first "qiaod" takes the request and dies before its run saw it.
+  TaskRecord task = TaskEngine::newTask("job.copy", "ta", "x", "me", "{}");
+  ASSERT_TRUE(store_->createTask(task).has_value());
+  ASSERT_TRUE(store_->updateTask(task.id, "running", 10, "working").has_value());
+  makeEngine([](TaskEngine::Run&) -> Status { return {}; });
+  ASSERT_TRUE(engine_->cancel(task.id, "me").has_value());
+  engine_.reset();
+  // The next one resumes it, and its run sees the request at once.
+  std::atomic<bool> saw{false};
+  makeEngine([&](TaskEngine::Run& run) -> Status {
+    saw = run.cancelled();
+    if (saw) return std::unexpected(TaskEngine::Run::cancelledError());
+    return {};
+  });
+  engine_->resumeUnfinished();
+  EXPECT_EQ(waitEnd(task.id).state, "cancelled");
+  EXPECT_TRUE(saw);
+}
+
+}  // namespace
+}  // namespace qiao
