@@ -1,5 +1,5 @@
 // bench_online_ops: the operations Qiao performs on running guests, each next to its floor.
-// One case per section; later work adds hot-plug and block-copy cases here.
+// One case per section; later work adds block-copy cases here.
 //   qmp-roundtrip: one QMP command (query-status) and its reply, p50/p99/max (after a warm-up
 //     of min(200, n/10) calls per path, not counted) of
 //     1. a raw unix-socket write/read loop on `qemu-system-x86_64 -machine none` (the floor);
@@ -8,11 +8,25 @@
 //        virDomainQemuMonitorCommand called in a loop on this thread (its floor);
 //     4. `virsh qemu-monitor-command DOMAIN '{"execute":"query-status"}'`, a process per call
 //        (the floor of the libvirt path as an operator would run it).
-// QEMU is this process's child (killed at the end); the guest is `qbench-qmp-<pid>`, 64 MiB,
-// TCG, no disks, no network, destroyed at the end, on SIGINT/SIGTERM, and after --max-seconds.
-// Unix sockets and libvirtd only.
+//   QEMU is this process's child (killed at the end); the guest is `qbench-qmp-<pid>`, 64 MiB,
+//   TCG, no disks, no network, destroyed at the end, on SIGINT/SIGTERM, and after --max-seconds.
+//   hotplug: a 1 GiB RBD disk plugged into a running test guest and unplugged again, p50/p99/max
+//     of each (one warm-up round per path, not counted), the two paths taking turns:
+//     1. through the API of a qiaod of the bench's own (harness Qiaod: its own port on 127.0.0.1
+//        and state folder, volumes on the stack's Ceph): POST /v1/vms/{vm}/disks and DELETE
+//        /v1/vms/{vm}/disks/{volume}, each until its task is done, on --hotplug-n volumes;
+//     2. the floor: `virsh attach-device DOMAIN disk.xml --live` and `virsh detach-device ...
+//        --live` (a process per call) of a libvirt RBD network disk on an image of the pool's
+//        default namespace, into the same guest (same QEMU); the detach also until `virsh
+//        domblklist` no longer lists the disk.
+//     After each plug and unplug the bench waits, untimed, for the guest to report the disk
+//     come or gone. Everything it makes (the VM, the volumes and their RBD namespace, the
+//     floor's images, the libvirt ceph secret) is removed at the end, also after an error,
+//     SIGINT/SIGTERM or --max-seconds.
+// Unix sockets, libvirtd, and the stack's Ceph and the bench's qiaod on 127.0.0.1 only.
 // Usage: bench_online_ops [--case NAME]... [--n N] [--libvirt-n N] [--virsh-n N]
-//                         [--max-seconds S]          (defaults: all, 2000, 500, 30, 600)
+//                         [--hotplug-n N] [--max-seconds S]
+//                         (defaults: all cases, 2000, 500, 30, 10, 600)
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <sys/socket.h>
@@ -25,9 +39,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +54,7 @@
 #include "node/qmp/libvirt_qmp_channel.h"
 #include "node/qmp/qmp_socket.h"
 #include "tests/bench/bench_util.h"
+#include "tests/integration/harness.h"
 #include "tests/integration/qmp/qmp_test_util.h"
 
 using namespace qiao;
@@ -52,6 +70,7 @@ struct Options {
   int n = 2000;
   int libvirt_n = 500;
   int virsh_n = 30;
+  int hotplug_n = 10;
   int max_seconds = 600;
 };
 
@@ -237,6 +256,501 @@ int caseQmpRoundtrip(const Options& options) {
   return rc;
 }
 
+// ---- hotplug ---------------------------------------------------------------------------------
+
+namespace it = qiao::testing;
+using nlohmann::json;
+
+// How long the guest may take to report a disk come or gone (it looks every second).
+constexpr auto kGuestReports = std::chrono::seconds(30);
+constexpr const char* kDiskCame = "QIAO-TEST-GUEST blk vd";
+constexpr const char* kDiskWent = "QIAO-TEST-GUEST blk-gone vd";
+
+std::chrono::seconds secondsLeft(std::chrono::seconds at_most) {
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(g_deadline - Clock::now());
+  return std::clamp(left, std::chrono::seconds(1), at_most);
+}
+
+ProcessResult runTool(std::vector<std::string> argv, int timeout_ms = 60000) {
+  ProcessOptions options;
+  options.argv = std::move(argv);
+  options.timeout_ms = timeout_ms;
+  auto result = runProcess(options);
+  if (result) return *result;
+  ProcessResult failed;
+  failed.err = result.error().message;
+  return failed;
+}
+
+// The stack's Ceph as client.qiao (the user qiaod runs as, with its caps).
+ProcessResult rbd(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {
+      "rbd",  "--conf",    it::kStackCephDir + "/ceph.conf",          "--id",
+      "qiao", "--keyring", it::kStackCephDir + "/client.qiao.keyring"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runTool(argv);
+}
+
+// The monitor's address from the stack's ceph.conf ("mon host = [v1:127.0.0.1:6789]"); the
+// bench talks to loopback only, so anything else is refused ("").
+std::pair<std::string, std::string> loopbackMon() {
+  const std::string conf = it::readFile(it::kStackCephDir + "/ceph.conf");
+  std::smatch line, addr;
+  if (!std::regex_search(conf, line, std::regex("mon[ _]host\\s*=\\s*([^\\n]*)"))) return {};
+  const std::string value = line[1];
+  if (!std::regex_search(value, addr, std::regex("(127\\.\\d+\\.\\d+\\.\\d+):(\\d+)"))) return {};
+  return {addr[1], addr[2]};
+}
+
+std::string cephKey() {
+  const std::string keyring = it::readFile(it::kStackCephDir + "/client.qiao.keyring");
+  std::smatch key;
+  if (!std::regex_search(keyring, key, std::regex("key\\s*=\\s*(\\S+)"))) return {};
+  return key[1];
+}
+
+std::string newUuid() {
+  std::string uuid = it::readFile("/proc/sys/kernel/random/uuid");
+  while (!uuid.empty() && uuid.back() == '\n') uuid.pop_back();
+  return uuid;
+}
+
+// The floor's disk: what libvirt makes of it is what Qiao plugs (a raw RBD node with
+// writeback cache and discard, a virtio-blk-pci device on a free PCIe root port), minus the
+// RBD namespace, which libvirt 9.0 cannot name.
+std::string floorDiskXml(const std::string& image, const std::string& mon_ip,
+                         const std::string& mon_port, const std::string& secret_uuid) {
+  std::string xml = "<disk type='network' device='disk'>\n";
+  xml += "  <driver name='qemu' type='raw' cache='writeback' discard='unmap'/>\n";
+  xml += "  <source protocol='rbd' name='qiao/" + image + "'>\n";
+  xml += "    <host name='" + mon_ip + "' port='" + mon_port + "'/>\n";
+  xml += "    <auth username='qiao'><secret type='ceph' uuid='" + secret_uuid + "'/></auth>\n";
+  xml += "  </source>\n";
+  xml += "  <target dev='vdb' bus='virtio'/>\n";
+  xml += "</disk>\n";
+  return xml;
+}
+
+// Everything the hotplug case makes, removed by the destructor whatever came before (an
+// error, SIGINT, the deadline), each part on its own so that one failure leaves no more than
+// itself behind, which is then named.
+struct HotplugRun {
+  explicit HotplugRun(it::Qiaod& qiaod) : qiaod(qiaod) {}
+  ~HotplugRun() { cleanUp(); }
+  HotplugRun(const HotplugRun&) = delete;
+  HotplugRun& operator=(const HotplugRun&) = delete;
+
+  it::Qiaod& qiaod;
+  std::string tenant, vm, domain, dir;
+  bool vm_made = false;
+  std::vector<std::string> volumes;  // through the API, in the tenant's RBD namespace
+  std::vector<std::string> images;   // the floor's, in the pool's default namespace
+  std::string secret_uuid;           // a libvirt ceph secret, ephemeral
+  std::string floor_disk_xml;        // a floor disk that may still be in the guest
+
+  void cleanUp() {
+    std::vector<std::string> left;
+    auto attempt = [&](const std::string& what, const std::function<bool()>& undo) {
+      bool done = false;
+      try {
+        done = undo();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "hotplug cleanup, %s: %s\n", what.c_str(), e.what());
+      }
+      if (!done) left.push_back(what);
+    };
+    if (!floor_disk_xml.empty()) {
+      // Let go by libvirt before the VM goes, so that no watch is left on the image.
+      attempt("the floor's disk in " + domain, [&] {
+        qmptest::virsh({"detach-device", domain, floor_disk_xml, "--live"}, 30000);
+        return true;
+      });
+    }
+    const bool api_made = vm_made || !volumes.empty();
+    bool qiaod_up = false;
+    if (api_made) {
+      // A Ctrl-C reaches qiaod too (our process group): it is started again to undo its part.
+      attempt("qiaod", [&] {
+        qiaod.start();
+        auto c = qiaod.adminClient();
+        it::waitAllTasksDone(c, std::chrono::seconds(60));
+        qiaod_up = true;
+        return true;
+      });
+    }
+    auto finished = [&](const std::string& method, const std::string& target) {
+      auto c = qiaod.adminClient();
+      auto r = it::call(c, method, target);
+      if (r.status == 404) return true;
+      if (r.status != 202) {
+        std::fprintf(stderr, "hotplug cleanup: %s %s: %s\n", method.c_str(), target.c_str(),
+                     r.raw.c_str());
+        return false;
+      }
+      auto task = it::waitTask(c, r.body.value("id", ""), std::chrono::seconds(180));
+      if (task["state"] == "succeeded") return true;
+      std::fprintf(stderr, "hotplug cleanup: %s %s: %s\n", method.c_str(), target.c_str(),
+                   task.dump().c_str());
+      return false;
+    };
+    if (vm_made) {
+      attempt("vm " + tenant + "/" + vm, [&] {
+        return qiaod_up &&
+               finished("DELETE", "/v1/vms/" + vm + "?tenant=" + tenant + "&force=true");
+      });
+    }
+    const size_t volumes_left = left.size();
+    for (const auto& volume : volumes) {
+      attempt("volume " + tenant + "/" + volume, [&] {
+        return qiaod_up && finished("DELETE", "/v1/volumes/" + volume + "?tenant=" + tenant);
+      });
+    }
+    if (!volumes.empty() && left.size() == volumes_left) {
+      // The namespace qiaod made for the tenant's volumes, empty now.
+      attempt("rbd namespace qiao/" + tenant, [&] {
+        return rbd({"namespace", "remove", "qiao/" + tenant}).exit_code == 0;
+      });
+    }
+    for (const auto& image : images) {
+      attempt("rbd image qiao/" + image, [&] {
+        // A QEMU killed with its VM keeps a watch until the OSD drops it (30 s).
+        const auto until = Clock::now() + std::chrono::seconds(45);
+        for (;;) {
+          auto removed = rbd({"rm", "--no-progress", "qiao/" + image});
+          if (removed.exit_code == 0) return true;
+          if (Clock::now() > until) {
+            std::fprintf(stderr, "hotplug cleanup: rbd rm qiao/%s: %s\n", image.c_str(),
+                         removed.message().c_str());
+            return false;
+          }
+          std::this_thread::sleep_for(std::chrono::seconds(2));
+        }
+      });
+    }
+    if (!secret_uuid.empty()) {
+      attempt("libvirt secret " + secret_uuid, [&] {
+        return qmptest::virsh({"secret-undefine", secret_uuid}, 30000).exit_code == 0;
+      });
+    }
+    if (!dir.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+    if (left.empty()) {
+      std::printf("  cleaned up: vm, volumes, images, secret\n");
+    } else {
+      for (const auto& what : left) {
+        std::fprintf(stderr, "hotplug: left behind: %s\n", what.c_str());
+      }
+    }
+  }
+};
+
+struct HotplugSamples {
+  std::vector<double> api_attach, api_detach;
+  std::vector<double> virsh_attach, virsh_detach_return, virsh_detach_gone;
+  int virsh_request_sent = 0;  // detaches virsh answered before the guest let the disk go
+};
+
+int measureHotplug(HotplugRun& run, const Options& options, HotplugSamples& out) {
+  it::Qiaod& qiaod = run.qiaod;
+  auto c = qiaod.adminClient();
+  const std::string suffix = it::randomSuffix(6);
+  run.tenant = "qbhp" + suffix;
+  run.vm = "hp";
+  run.domain = run.tenant + "." + run.vm;
+  const int n = std::max(1, options.hotplug_n);
+
+  auto succeeded = [&](const std::string& method, const std::string& target,
+                       const std::string& body, const std::function<void()>& on_accepted,
+                       std::chrono::seconds timeout) -> bool {
+    auto r = it::call(c, method, target, body);
+    if (r.status != 202) {
+      std::fprintf(stderr, "hotplug: %s %s: %d %s\n", method.c_str(), target.c_str(), r.status,
+                   r.raw.c_str());
+      return false;
+    }
+    if (on_accepted) on_accepted();
+    auto task = it::waitTask(c, r.body.value("id", ""), timeout, milliseconds(20));
+    if (task["state"] == "succeeded") return true;
+    std::fprintf(stderr, "hotplug: %s %s: %s\n", method.c_str(), target.c_str(),
+                 task.dump().c_str());
+    return false;
+  };
+
+  // 1. The guest (reporting its block devices as they come and go), the volumes.
+  if (!succeeded(
+          "POST", "/v1/vms", it::guestSpec(run.vm, run.tenant, "qiao.watchblk=1").dump(),
+          [&] { run.vm_made = true; }, std::chrono::seconds(180))) {
+    return 1;
+  }
+  int came = 0, went = 0;  // the guest's reports so far
+  {
+    const std::string booted = "QIAO-TEST-GUEST booted";
+    auto text =
+        it::waitConsole(c, run.vm, run.tenant, booted, 1, secondsLeft(std::chrono::seconds(180)));
+    if (it::countOccurrences(text, booted) < 1) {
+      if (!keepGoing()) return 0;
+      std::fprintf(stderr, "hotplug: the guest did not boot; its console:\n%s\n", text.c_str());
+      return 1;
+    }
+    came = it::countOccurrences(text, kDiskCame);
+    went = it::countOccurrences(text, kDiskWent);
+  }
+  for (int i = 0; i < n && keepGoing(); ++i) {
+    const std::string name = "v" + std::to_string(i);
+    if (!succeeded(
+            "POST", "/v1/volumes",
+            json{{"name", name}, {"tenant", run.tenant}, {"size_gib", 1}}.dump(),
+            [&] { run.volumes.push_back(name); }, std::chrono::seconds(120))) {
+      return 1;
+    }
+  }
+
+  // 2. The floor's secret and images.
+  const auto [mon_ip, mon_port] = loopbackMon();
+  const std::string key = cephKey();
+  if (mon_ip.empty() || key.empty()) {
+    std::fprintf(stderr,
+                 "hotplug: no loopback monitor address in %s/ceph.conf or no key in "
+                 "client.qiao.keyring\n",
+                 it::kStackCephDir.c_str());
+    return 1;
+  }
+  run.dir = qmptest::makeTempDir("qbench-hp");  // 0700
+  {
+    const std::string uuid = newUuid();
+    const std::string xml_path = run.dir + "/secret.xml";
+    std::ofstream(xml_path) << "<secret ephemeral='yes' private='yes'>\n"
+                            << "  <uuid>" << uuid << "</uuid>\n"
+                            << "  <description>bench_online_ops hotplug floor, undefined at "
+                               "its end</description>\n"
+                            << "  <usage type='ceph'><name>qbench-hotplug-" << suffix
+                            << "</name></usage>\n"
+                            << "</secret>\n";
+    auto defined = qmptest::virsh({"secret-define", xml_path}, 30000);
+    if (defined.exit_code != 0) {
+      std::fprintf(stderr, "hotplug: virsh secret-define: %s\n", defined.message().c_str());
+      return 1;
+    }
+    run.secret_uuid = uuid;
+    // The key through a file of this folder, never on a command line.
+    const std::string key_path = run.dir + "/key";
+    std::ofstream(key_path) << key;
+    auto set = qmptest::virsh({"secret-set-value", uuid, "--file", key_path}, 30000);
+    std::filesystem::remove(key_path);
+    if (set.exit_code != 0) {
+      std::fprintf(stderr, "hotplug: virsh secret-set-value: %s\n", set.message().c_str());
+      return 1;
+    }
+  }
+  std::vector<std::string> floor_xml;
+  for (int i = 0; i < n && keepGoing(); ++i) {
+    const std::string image = "qbench-hp-" + suffix + "-" + std::to_string(i);
+    auto made = rbd({"create", "--size", "1024", "qiao/" + image});
+    if (made.exit_code != 0) {
+      std::fprintf(stderr, "hotplug: rbd create qiao/%s: %s\n", image.c_str(),
+                   made.message().c_str());
+      return 1;
+    }
+    run.images.push_back(image);
+    floor_xml.push_back(run.dir + "/disk-" + std::to_string(i) + ".xml");
+    std::ofstream(floor_xml.back()) << floorDiskXml(image, mon_ip, mon_port, run.secret_uuid);
+  }
+  if (!keepGoing()) return 0;
+
+  // 3. The rounds. The guest reports each disk come and go before the next step (untimed).
+  const std::string console =
+      "/v1/vms/" + run.vm + "/console-log?tenant=" + run.tenant + "&tail_bytes=1048576";
+  auto guestReports = [&](bool plugged) -> bool {
+    const char* needle = plugged ? kDiskCame : kDiskWent;
+    const int want = ++(plugged ? came : went);
+    const auto until = Clock::now() + kGuestReports;
+    // Not it::waitConsole: a Ctrl-C stops qiaod too, and this must not wait for it then.
+    while (!g_interrupted && Clock::now() < until) {
+      auto r = c.request("GET", console);
+      if (r && r->status == 200 && it::countOccurrences(r->body, needle) >= want) return true;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    if (!g_interrupted) {
+      std::fprintf(stderr, "hotplug: the guest did not report a disk %s within %lld s\n",
+                   plugged ? "come" : "gone", static_cast<long long>(kGuestReports.count()));
+    }
+    return false;
+  };
+  auto apiTimed = [&](const std::string& method, const std::string& target, const std::string& body,
+                      double* took) -> bool {
+    auto start = Clock::now();
+    auto r = it::call(c, method, target, body);
+    if (r.status != 202) {
+      std::fprintf(stderr, "hotplug: %s %s: %d %s\n", method.c_str(), target.c_str(), r.status,
+                   r.raw.c_str());
+      return false;
+    }
+    // Polled every 5 ms, so that the figure is the task's, not the polling's.
+    auto task = it::waitTask(c, r.body.value("id", ""), std::chrono::seconds(120), milliseconds(5));
+    *took = ms(Clock::now() - start);
+    if (task["state"] == "succeeded") return true;
+    std::fprintf(stderr, "hotplug: %s %s: %s\n", method.c_str(), target.c_str(),
+                 task.dump().c_str());
+    return false;
+  };
+  auto virshTimed = [&](const std::vector<std::string>& args, double* took,
+                        std::string* said = nullptr) -> bool {
+    auto start = Clock::now();
+    auto r = qmptest::virsh(args, 60000);
+    *took = ms(Clock::now() - start);
+    if (said != nullptr) *said = r.out;
+    if (r.exit_code == 0) return true;
+    std::fprintf(stderr, "hotplug: virsh %s: %s\n", args[0].c_str(), r.message().c_str());
+    return false;
+  };
+
+  auto apiRound = [&](size_t k, bool counted) -> bool {
+    const std::string volume = run.volumes[k];
+    double attach = 0, detach = 0;
+    if (!apiTimed("POST", "/v1/vms/" + run.vm + "/disks?tenant=" + run.tenant,
+                  json{{"volume", volume}}.dump(), &attach) ||
+        !guestReports(true)) {
+      return false;
+    }
+    if (!apiTimed("DELETE", "/v1/vms/" + run.vm + "/disks/" + volume + "?tenant=" + run.tenant, "",
+                  &detach) ||
+        !guestReports(false)) {
+      return false;
+    }
+    if (counted) {
+      out.api_attach.push_back(attach);
+      out.api_detach.push_back(detach);
+    }
+    return true;
+  };
+  auto floorRound = [&](size_t k, bool counted) -> bool {
+    const std::string& xml = floor_xml[k];
+    const std::string& image = run.images[k];
+    double attach = 0, returned = 0;
+    run.floor_disk_xml = xml;
+    if (!virshTimed({"attach-device", run.domain, xml, "--live"}, &attach) || !guestReports(true)) {
+      return false;
+    }
+    const auto start = Clock::now();
+    std::string said;
+    if (!virshTimed({"detach-device", run.domain, xml, "--live"}, &returned, &said)) return false;
+    const bool request_only = said.find("request sent") != std::string::npos;
+    double gone = -1;
+    while (Clock::now() - start < std::chrono::seconds(30)) {
+      auto listed = qmptest::virsh({"domblklist", run.domain}, 30000);
+      if (listed.exit_code == 0 && listed.out.find(image) == std::string::npos) {
+        gone = ms(Clock::now() - start);
+        break;
+      }
+    }
+    if (gone < 0) {
+      std::fprintf(stderr, "hotplug: %s still lists qiao/%s 30 s after virsh detach-device\n",
+                   run.domain.c_str(), image.c_str());
+      return false;
+    }
+    run.floor_disk_xml.clear();
+    if (!guestReports(false)) return false;
+    if (counted) {
+      out.virsh_attach.push_back(attach);
+      out.virsh_detach_return.push_back(returned);
+      out.virsh_detach_gone.push_back(gone);
+      if (request_only) ++out.virsh_request_sent;
+    }
+    return true;
+  };
+
+  // A warm-up round per path (i = -1, on the first volume and image), then n counted ones; the
+  // path that goes first alternates, so that neither always follows the other.
+  bool api_ok = true, floor_ok = true;
+  for (int i = -1; i < n && keepGoing() && (api_ok || floor_ok); ++i) {
+    const size_t k = i < 0 ? 0 : static_cast<size_t>(i);
+    for (int turn = 0; turn < 2 && keepGoing(); ++turn) {
+      if ((turn == 0) == (i % 2 == 0)) {
+        if (api_ok) api_ok = apiRound(k, i >= 0);
+      } else {
+        if (floor_ok) floor_ok = floorRound(k, i >= 0);
+      }
+    }
+  }
+  return api_ok && floor_ok ? 0 : 1;
+}
+
+int caseHotplug(const Options& options) {
+  std::printf("\n== hotplug: a 1 GiB RBD disk plugged into a running guest, then unplugged\n");
+  if (!qmptest::libvirtdUp()) {
+    std::printf("  libvirtd is not running (scripts/stack up --no-qiaod): skipped\n");
+    return 0;
+  }
+  if (!it::testGuestAvailable()) {
+    std::printf(
+        "  no test guest in %s (scripts/build-test-guest --out DIR, or "
+        "QIAO_TEST_GUEST_DIR): skipped\n",
+        it::testGuestDir().c_str());
+    return 0;
+  }
+  if (!std::filesystem::exists(it::qiaodBinary())) {
+    std::printf("  no qiaod at %s (build it, or set QIAO_BUILD_DIR): skipped\n",
+                it::qiaodBinary().c_str());
+    return 0;
+  }
+  if (rbd({"ls", "qiao"}).exit_code != 0) {
+    std::printf("  the stack's Ceph does not answer (scripts/stack up --no-qiaod): skipped\n");
+    return 0;
+  }
+  HotplugSamples samples;
+  int rc = 0;
+  try {
+    it::Qiaod qiaod(it::stackCephConfig());
+    qiaod.start();
+    HotplugRun run(qiaod);  // removed before qiaod stops
+    try {
+      rc = measureHotplug(run, options, samples);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "hotplug: %s\n", e.what());
+      rc = 1;
+    }
+    std::printf(
+        "guest: test guest, TCG, 256 MiB, q35; volumes and images 1 GiB on the "
+        "stack's Ceph\n");
+    printHeader();
+    printRow("API POST .../disks, to the task's end", samples.api_attach);
+    printRow("virsh attach-device --live (floor)", samples.virsh_attach);
+    printRow("API DELETE .../disks/V, to the task's end", samples.api_detach);
+    printRow("virsh detach-device --live, its return", samples.virsh_detach_return);
+    printRow("  ... until domblklist drops it (floor)", samples.virsh_detach_gone);
+    if (!samples.api_attach.empty() && !samples.virsh_attach.empty()) {
+      std::printf(
+          "  API/virsh p50: attach %.2fx, detach %.2fx (against virsh until gone; %.2fx "
+          "against its return)   (goal <= 1.2x)\n",
+          percentile(samples.api_attach, 50) / percentile(samples.virsh_attach, 50),
+          percentile(samples.api_detach, 50) / percentile(samples.virsh_detach_gone, 50),
+          percentile(samples.api_detach, 50) / percentile(samples.virsh_detach_return, 50));
+    }
+    if (!samples.virsh_detach_return.empty()) {
+      std::printf(
+          "  virsh detach-device answered \"request sent\" (before the guest let go) "
+          "%d of %zu times\n",
+          samples.virsh_request_sent, samples.virsh_detach_return.size());
+    }
+    std::printf(
+        "  API: from the request to the task's end (polled every 5 ms): attach = volume claimed,\n"
+        "    spec and libvirt definition rewritten, qom-list, query-named-block-nodes,\n"
+        "    blockdev-add x2, query-pci, device_add; detach = device_del and the guest's\n"
+        "    DEVICE_DELETED, blockdev-del x2, spec and definition rewritten, volume released.\n"
+        "  virsh: a process per call (connect to libvirtd, one API call); attach = libvirt's\n"
+        "    object-add of the key, blockdev-add x2, device_add, live only (the persistent\n"
+        "    definition stays as it is); detach = device_del, libvirt waiting (up to 5 s) for\n"
+        "    DEVICE_DELETED, blockdev-del; \"until domblklist\" adds the `virsh domblklist`\n"
+        "    processes run back to back from the detach's start until the disk is not listed.\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hotplug: %s\n", e.what());
+    return 1;
+  }
+  return rc;
+}
+
 // ---- cases -----------------------------------------------------------------------------------
 
 struct Case {
@@ -247,6 +761,7 @@ struct Case {
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
       {"qmp-roundtrip", caseQmpRoundtrip},
+      {"hotplug", caseHotplug},
   };
   return all;
 }
@@ -274,12 +789,14 @@ int main(int argc, char** argv) {
       options.libvirt_n = std::stoi(value());
     else if (arg == "--virsh-n")
       options.virsh_n = std::stoi(value());
+    else if (arg == "--hotplug-n")
+      options.hotplug_n = std::stoi(value());
     else if (arg == "--max-seconds")
       options.max_seconds = std::stoi(value());
     else {
       std::fprintf(stderr,
                    "usage: bench_online_ops [--case NAME]... [--n N] [--libvirt-n N] "
-                   "[--virsh-n N] [--max-seconds S]\ncases:");
+                   "[--virsh-n N] [--hotplug-n N] [--max-seconds S]\ncases:");
       for (const auto& c : cases()) std::fprintf(stderr, " %s", c.name);
       std::fprintf(stderr, "\n");
       return 2;
@@ -297,6 +814,10 @@ int main(int argc, char** argv) {
     }
     rc |= c.run(options);
   }
-  if (g_interrupted) std::printf("\ninterrupted: figures above are partial\n");
+  if (g_interrupted) {
+    std::printf("\ninterrupted: figures above are partial\n");
+  } else if (Clock::now() >= g_deadline) {
+    std::printf("\n--max-seconds reached: figures above may be partial\n");
+  }
   return rc;
 }
