@@ -162,12 +162,18 @@ const std::vector<Option>& options() {
        "storage.ceph_keyring is set)."},
       {"storage.ceph_user", StringField([](Config& c) { return &c.storage.ceph_user; }), 0, 0,
        {}, checkNotEmpty,
-       "cephx user, without \"client.\"; give it `profile rbd` on storage.ceph_pool only."},
+       "cephx user, without \"client.\"; give it `profile rbd` on storage.ceph_pool (and "
+       "storage.ceph_other_pools) only."},
       {"storage.ceph_keyring", StringField([](Config& c) { return &c.storage.ceph_keyring; }), 0,
        0, {}, checkOptionalAbsolutePath,
        "Keyring of storage.ceph_user; empty means the one ceph.conf names."},
       {"storage.ceph_pool", StringField([](Config& c) { return &c.storage.ceph_pool; }), 0, 0,
        {}, checkNotEmpty, "RBD pool of the volumes; each tenant gets an RBD namespace in it."},
+      {"storage.ceph_other_pools",
+       ListField([](Config& c) { return &c.storage.ceph_other_pools; }), 0, 0, {}, checkNotEmpty,
+       "Other RBD pools of the same cluster where a volume may be created or copied to (the "
+       "`pool` of POST /v1/volumes and of a copy), say a faster or a cheaper one; "
+       "storage.ceph_user needs `profile rbd` on each too."},
       {"storage.ceph_timeout_s", IntField([](Config& c) { return &c.storage.ceph_timeout_s; }),
        1, 600, {}, nullptr,
        "Deadline of one Ceph monitor or OSD operation; a Ceph that does not answer is reported "

@@ -49,6 +49,7 @@ struct Config {
     std::string ceph_user = "qiao";
     std::string ceph_keyring;
     std::string ceph_pool = "qiao";
+    std::vector<std::string> ceph_other_pools;  // pools a volume may be made or copied in
     int ceph_timeout_s = 30;
     int64_t max_volume_gib = 16384;
   } storage;

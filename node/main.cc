@@ -205,7 +205,10 @@ int runDaemon(const Config& config) {
   VolumeService volumes(**store, **volume_driver, tasks, events);
   VolumeLimits volume_limits;
   volume_limits.max_size_gib = config.storage.max_volume_gib;
-  if ((*volume_driver)->backend() == "rbd") volume_limits.pool = config.storage.ceph_pool;
+  if ((*volume_driver)->backend() == "rbd") {
+    volume_limits.pool = config.storage.ceph_pool;
+    volume_limits.other_pools = config.storage.ceph_other_pools;
+  }
   ImageServiceOptions image_options;
   image_options.work_dir = config.state.dir + "/images";
   image_options.probe.max_virtual_size = config.images.max_virtual_gib << 30;

@@ -20,17 +20,18 @@ nlohmann::json protocolNode(const DiskSource& source, const std::string& node_na
     if (!source.ns.empty()) node["namespace"] = source.ns;
     if (!source.conf.empty()) node["conf"] = source.conf;
   } else {
-    node = {{"driver", "file"}, {"node-name", node_name}, {"filename", source.path},
+    node = {{"driver", "file"},
+            {"node-name", node_name},
+            {"filename", source.path},
             {"discard", "unmap"}};
   }
   if (read_only) node["read-only"] = true;
   return node;
 }
 
-nlohmann::json rawNode(const std::string& node_name, const std::string& file_node,
-                       bool read_only) {
-  nlohmann::json node = {{"driver", "raw"}, {"node-name", node_name}, {"file", file_node},
-                         {"discard", "unmap"}};
+nlohmann::json rawNode(const std::string& node_name, const std::string& file_node, bool read_only) {
+  nlohmann::json node = {
+      {"driver", "raw"}, {"node-name", node_name}, {"file", file_node}, {"discard", "unmap"}};
   if (read_only) node["read-only"] = true;
   return node;
 }

@@ -90,6 +90,7 @@ class RbdDriver final : public VolumeDriver {
 
   std::string_view backend() const override { return "rbd"; }
   std::string location() const override { return "rbd pool " + options_.pool; }
+  std::string defaultPool() const override { return options_.pool; }
 
   Status ping() override {
     rados_t cluster = nullptr;
@@ -103,7 +104,7 @@ class RbdDriver final : public VolumeDriver {
 
   Status create(const VolumeId& id, int64_t size_bytes) override {
     IoCtx io;
-    if (auto opened = openIo(id.ns, /*create_ns=*/true, &io); !opened) return opened;
+    if (auto opened = openIo(id, /*create_ns=*/true, &io); !opened) return opened;
     rbd_image_options_t opts = nullptr;
     rbd_image_options_create(&opts);
     int rc = rbd_create4(io.io, id.name.c_str(), static_cast<uint64_t>(size_bytes), opts);
@@ -250,8 +251,8 @@ class RbdDriver final : public VolumeDriver {
   Status clone(const VolumeId& parent, const std::string& snapshot,
                const VolumeId& child) override {
     IoCtx parent_io, child_io;
-    if (auto opened = openIo(parent.ns, false, &parent_io); !opened) return opened;
-    if (auto opened = openIo(child.ns, true, &child_io); !opened) return opened;
+    if (auto opened = openIo(parent, false, &parent_io); !opened) return opened;
+    if (auto opened = openIo(child, true, &child_io); !opened) return opened;
     rbd_image_options_t opts = nullptr;
     rbd_image_options_create(&opts);
     rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_CLONE_FORMAT, 2);
@@ -308,7 +309,7 @@ class RbdDriver final : public VolumeDriver {
 
   Result<std::vector<std::string>> list(const std::string& ns) override {
     IoCtx io;
-    if (auto opened = openIo(ns, false, &io); !opened) {
+    if (auto opened = openIo(VolumeId{ns, "", ""}, false, &io); !opened) {
       if (opened.error().code == ErrorCode::kNotFound) return std::vector<std::string>();
       return std::unexpected(opened.error());
     }
@@ -328,7 +329,7 @@ class RbdDriver final : public VolumeDriver {
   DiskSource diskSource(const VolumeId& id) const override {
     DiskSource source;
     source.type = "rbd";
-    source.pool = options_.pool;
+    source.pool = poolOf(id);
     source.ns = id.ns;
     source.image = id.name;
     source.user = options_.user;
@@ -337,7 +338,7 @@ class RbdDriver final : public VolumeDriver {
   }
 
   Status openImage(const VolumeId& id, IoCtx* io, Image* image) {
-    if (auto opened = openIo(id.ns, false, io); !opened) return opened;
+    if (auto opened = openIo(id, false, io); !opened) return opened;
     if (int rc = rbd_open(io->io, id.name.c_str(), &image->image, nullptr); rc < 0) {
       return std::unexpected(rbdError(rc, "cannot open " + describe(id)));
     }
@@ -345,7 +346,7 @@ class RbdDriver final : public VolumeDriver {
   }
 
   std::string describe(const VolumeId& id) const {
-    return "RBD image " + options_.pool + "/" + id.describe();
+    return "RBD image " + poolOf(id) + "/" + id.describe();
   }
 
  private:
@@ -438,11 +439,19 @@ class RbdDriver final : public VolumeDriver {
     return addrs;
   }
 
-  Status openIo(const std::string& ns, bool create_ns, IoCtx* io) {
+  // The pool of a volume: its own, or the driver's.
+  const std::string& poolOf(const VolumeId& id) const {
+    return id.pool.empty() ? options_.pool : id.pool;
+  }
+
+  // An ioctx on the namespace of `where` (its pool and ns; its name is not used).
+  Status openIo(const VolumeId& where, bool create_ns, IoCtx* io) {
+    const std::string& ns = where.ns;
+    const std::string& pool = poolOf(where);
     rados_t cluster = nullptr;
     if (auto connected = connect(&cluster); !connected) return connected;
-    if (int rc = rados_ioctx_create(cluster, options_.pool.c_str(), &io->io); rc < 0) {
-      return std::unexpected(rbdError(rc, "cannot open pool " + options_.pool));
+    if (int rc = rados_ioctx_create(cluster, pool.c_str(), &io->io); rc < 0) {
+      return std::unexpected(rbdError(rc, "cannot open pool " + pool));
     }
     if (ns.empty()) return {};
     bool exists = false;
@@ -455,7 +464,7 @@ class RbdDriver final : public VolumeDriver {
         rados_ioctx_destroy(io->io);
         io->io = nullptr;
         return makeError(ErrorCode::kNotFound, "rbd",
-                         "RBD namespace " + options_.pool + "/" + ns + " does not exist");
+                         "RBD namespace " + pool + "/" + ns + " does not exist");
       }
       if (int rc = rbd_namespace_create(io->io, ns.c_str()); rc < 0 && rc != -EEXIST) {
         return std::unexpected(rbdError(rc, "cannot create RBD namespace " + ns));

@@ -22,6 +22,7 @@ namespace qiao {
 struct VolumeId {
   std::string ns;
   std::string name;
+  std::string pool;  // RBD: the pool, "" for the driver's own (RbdOptions::pool); local: ""
   // "tenant-a/vol-data1" or "vol-data1" in the public namespace.
   std::string describe() const { return ns.empty() ? name : ns + "/" + name; }
   bool operator==(const VolumeId&) const = default;
@@ -50,6 +51,7 @@ struct DiskSource {
   std::string type;  // "file" | "rbd"
   std::string path;  // file
   std::string pool, ns, image, user, conf;  // rbd (the key is in the keyring the conf names)
+  bool operator==(const DiskSource&) const = default;
 };
 
 // Sequential writes into a volume (imports). finish() flushes; a writer destroyed without
@@ -70,6 +72,8 @@ class VolumeDriver {
   virtual std::string location() const = 0;
   // kUnavailable with the reason when the backend cannot be reached now.
   virtual Status ping() = 0;
+  // The pool of a VolumeId whose pool is "" (RBD); "" for backends without pools.
+  virtual std::string defaultPool() const { return {}; }
 
   // Creates an empty (thin) volume. Idempotent: an existing volume of the same size is fine,
   // of another size kConflict.

@@ -969,7 +969,7 @@ ApiResponse Api::resizeVolume(Context& ctx) {
 
 ApiResponse Api::copyVolume(Context& ctx) {
   if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
-  auto request = parseCopy(ctx.request.body);
+  auto request = parseCopy(ctx.request.body, deps_.volume_limits);
   if (!request) return errorResponse(request.error());
   auto volume = resolveVolume(ctx, true);
   if (!volume) return errorResponse(volume.error());

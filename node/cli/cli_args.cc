@@ -164,6 +164,7 @@ std::vector<CommandSpec> makeSpecs() {
       {"volume", "create", "NAME", "create an empty volume",
        "Prints the task's id, or with --wait the volume once created.",
        {{"--size-gib", "N", "its size in GiB", FlagCheck::kCount, false, true},
+        {"--pool", "P", "the RBD pool (default: storage.ceph_pool)"},
         {"--iops", "N", "I/O operations a second at most (default: no limit)", FlagCheck::kCount},
         {"--bytes-per-sec", "N", "bytes a second at most (default: no limit)", FlagCheck::kCount},
         kWait,
@@ -193,6 +194,7 @@ std::vector<CommandSpec> makeSpecs() {
        "deleted; qiaoctl task cancel ID stops it and removes the partial copy, the source\n"
        "untouched. Prints the task's id, or with --wait the new volume.",
        {{"--to", "NAME", "the new volume's name", FlagCheck::kNone, false, true},
+        {"--pool", "P", "the RBD pool of the copy (default: storage.ceph_pool)"},
         {"--bandwidth-mib-s", "N", "copy at most N MiB a second (default: no cap)",
          FlagCheck::kCount},
         kWait,

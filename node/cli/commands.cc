@@ -305,6 +305,7 @@ int Cli::finishObjectTask(const json& task, const std::string& name) {
 int Cli::volumeCreate() {
   json spec = {{"name", inv_.operand}, {"size_gib", std::stoll(*inv_.value("--size-gib"))}};
   if (!inv_.tenant.empty()) spec["tenant"] = inv_.tenant;
+  if (auto pool = inv_.value("--pool")) spec["pool"] = *pool;
   json qos = json::object();
   if (auto v = inv_.value("--iops")) qos["iops"] = std::stoll(*v);
   if (auto v = inv_.value("--bytes-per-sec")) qos["bytes_per_sec"] = std::stoll(*v);
@@ -323,6 +324,7 @@ int Cli::volumeResize() {
 
 int Cli::volumeCopy() {
   json body = {{"name", *inv_.value("--to")}};
+  if (auto pool = inv_.value("--pool")) body["pool"] = *pool;
   if (auto cap = inv_.value("--bandwidth-mib-s")) body["bandwidth_mib_s"] = std::stoll(*cap);
   auto task = call("POST", objectTarget("/copy") + Query().add("tenant", inv_.tenant).str(),
                    body.dump());

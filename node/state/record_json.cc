@@ -50,6 +50,7 @@ nlohmann::json volumeToJson(const VolumeRecord& v) {
           {"tenant", v.tenant},
           {"uuid", v.uuid},
           {"backend", v.backend},
+          {"pool", v.pool},
           {"size_gib", v.size_bytes / kGiB},
           {"size_bytes", v.size_bytes},
           {"state", v.state},

@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -180,6 +180,10 @@ ALTER TABLE volumes ADD COLUMN qos_read_iops INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE volumes ADD COLUMN qos_write_iops INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE volumes ADD COLUMN qos_read_bytes_per_sec INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE volumes ADD COLUMN qos_write_bytes_per_sec INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 7: a volume may live in another pool than the node's first ('' = that one).
+    R"sql(
+ALTER TABLE volumes ADD COLUMN pool TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
@@ -441,7 +445,7 @@ constexpr const char* kVmColumns =
 constexpr const char* kVolumeColumns =
     "tenant, name, uuid, backend, object, size_bytes, state, attached_vm, image, qos_iops, "
     "qos_bytes_per_sec, last_error, created_at, updated_at, qos_read_iops, qos_write_iops, "
-    "qos_read_bytes_per_sec, qos_write_bytes_per_sec";
+    "qos_read_bytes_per_sec, qos_write_bytes_per_sec, pool";
 constexpr const char* kImageColumns =
     "tenant, name, uuid, owner, state, source, declared_format, format, virtual_size, "
     "file_size, sha256, backend, object, last_error, created_at, updated_at";
@@ -483,6 +487,7 @@ VolumeRecord volumeFrom(const Q& q) {
   v.qos.write_iops = q.integer(15);
   v.qos.read_bytes_per_sec = q.integer(16);
   v.qos.write_bytes_per_sec = q.integer(17);
+  v.pool = q.text(18);
   return v;
 }
 
@@ -602,12 +607,13 @@ Status Store::createVolume(const VolumeRecord& volume, const TaskRecord* task) {
   {
     Statement q(db_, std::string("INSERT INTO volumes(") + kVolumeColumns +
                          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?," + kNow + "," + kNow +
-                         ",?,?,?,?)");
+                         ",?,?,?,?,?)");
     q.bind(volume.tenant).bind(volume.name).bind(volume.uuid).bind(volume.backend)
         .bind(volume.object).bind(volume.size_bytes).bind(volume.state).bind(volume.attached_vm)
         .bind(volume.image).bind(volume.qos.iops).bind(volume.qos.bytes_per_sec)
         .bind(volume.last_error).bind(volume.qos.read_iops).bind(volume.qos.write_iops)
-        .bind(volume.qos.read_bytes_per_sec).bind(volume.qos.write_bytes_per_sec);
+        .bind(volume.qos.read_bytes_per_sec).bind(volume.qos.write_bytes_per_sec)
+        .bind(volume.pool);
     if (q.step() != SQLITE_DONE) {
       Error e = sqlError("insert volume");
       if (e.code == ErrorCode::kConflict) {

@@ -35,6 +35,7 @@ struct VolumeRecord {
   std::string attached_vm;  // the VM that uses it, "" when none
   std::string image;        // the golden image it was cloned from, "" when made empty
   VolumeQos qos;
+  std::string pool;         // the RBD pool, "" for the node's first (storage.ceph_pool)
   std::string last_error, created_at, updated_at;
 };
 

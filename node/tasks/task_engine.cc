@@ -110,8 +110,7 @@ void TaskEngine::resumeUnfinished() {
     (void)store_.bumpTaskAttempts(task.id);
     ++task.attempts;
     kLog.info("resuming a task interrupted by a restart",
-              {{"task", task.id}, {"kind", task.kind},
-               {"attempt", std::to_string(task.attempts)}});
+              {{"task", task.id}, {"kind", task.kind}, {"attempt", std::to_string(task.attempts)}});
     workers_.post([this, task] { runTask(task); });
   }
 }
@@ -120,18 +119,18 @@ Result<TaskRecord> TaskEngine::cancel(const std::string& id, const std::string& 
   auto task = store_.getTask(id);
   if (!task) return task;
   if (task->state != "queued" && task->state != "running") {
-    return makeError(ErrorCode::kConflict, "task",
-                     "task " + id + " has already " +
-                         (task->state == "cancelled" ? std::string("been cancelled")
-                                                     : task->state));
+    return makeError(
+        ErrorCode::kConflict, "task",
+        "task " + id + " has already " +
+            (task->state == "cancelled" ? std::string("been cancelled") : task->state));
   }
   const Kind* kind = kindOf(task->kind);
-  if (kind == nullptr ||
-      std::find(kind->cancellable.begin(), kind->cancellable.end(), task->kind) ==
-          kind->cancellable.end()) {
+  if (kind == nullptr || std::find(kind->cancellable.begin(), kind->cancellable.end(),
+                                   task->kind) == kind->cancellable.end()) {
     return makeError(ErrorCode::kConflict, "task",
-                     "a " + task->kind + " task cannot be cancelled; it finishes or rolls back "
-                     "by itself");
+                     "a " + task->kind +
+                         " task cannot be cancelled; it finishes or rolls back "
+                         "by itself");
   }
   {
     std::lock_guard lock(cancel_mu_);
@@ -161,8 +160,7 @@ void TaskEngine::update(TaskRecord& task, const std::string& state, int progress
   task.progress = progress;
   task.message = message;
   task.error_json = error_json;
-  if (auto updated = store_.updateTask(task.id, state, progress, message, error_json);
-      !updated) {
+  if (auto updated = store_.updateTask(task.id, state, progress, message, error_json); !updated) {
     kLog.error("cannot record task progress",
                {{"task", task.id}, {"error", updated.error().describe()}});
   }
@@ -204,7 +202,9 @@ void TaskEngine::runTask(TaskRecord task) {
     kLog.info("task cancelled", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
   } else {
     update(task, "failed", task.progress, result.error().describe(), errorToJson(result.error()));
-    kLog.warn("task failed", {{"task", task.id}, {"kind", task.kind}, {"object", object},
+    kLog.warn("task failed", {{"task", task.id},
+                              {"kind", task.kind},
+                              {"object", object},
                               {"error", result.error().describe()}});
   }
 }
@@ -242,8 +242,8 @@ void TaskEngine::Run::rollback() {
     } else {
       (void)engine_.store_.journal(task_.id, step_name, "failed",
                                    "undo: " + result.error().describe());
-      kLog.error("undo failed", {{"task", task_.id}, {"step", step_name},
-                                 {"error", result.error().describe()}});
+      kLog.error("undo failed",
+                 {{"task", task_.id}, {"step", step_name}, {"error", result.error().describe()}});
     }
   }
   undo_.clear();

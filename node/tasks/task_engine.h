@@ -10,8 +10,8 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <set>
 #include <nlohmann/json_fwd.hpp>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <string_view>

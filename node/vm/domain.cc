@@ -136,33 +136,16 @@ std::string qemuDiskId(std::string_view volume_uuid) {
 
 DiskDef diskFromSource(std::string id, const DiskSource& source) {
   DiskDef disk;
+  static_cast<DiskSource&>(disk) = source;
   disk.id = std::move(id);
-  disk.type = source.type;
-  disk.path = source.path;
-  disk.pool = source.pool;
-  disk.ns = source.ns;
-  disk.image = source.image;
-  disk.user = source.user;
-  disk.conf = source.conf;
   return disk;
 }
 
 std::string qemuDiskPort(size_t k) { return "qiao-port" + std::to_string(k); }
 
-DiskSource sourceOf(const DiskDef& disk) {
-  DiskSource source;
-  source.type = disk.type;
-  source.path = disk.path;
-  source.pool = disk.pool;
-  source.ns = disk.ns;
-  source.image = disk.image;
-  source.user = disk.user;
-  source.conf = disk.conf;
-  return source;
-}
 
 nlohmann::json rbdFileNode(const DiskDef& disk) {
-  return protocolNode(sourceOf(disk), disk.id + "-file");
+  return protocolNode(disk, disk.id + "-file");
 }
 
 nlohmann::json rbdFormatNode(const DiskDef& disk) { return rawNode(disk.id, disk.id + "-file"); }

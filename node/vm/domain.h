@@ -23,13 +23,12 @@ namespace qiao {
 // A file is a libvirt <disk>. An RBD volume reaches QEMU as a -blockdev of its own (libvirt
 // 9.0 cannot name an RBD namespace, which keeps tenants apart inside Ceph), with the cephx
 // key read by QEMU from a root-only file, never from a command line.
-struct DiskDef {
+// A disk of a domain: where its volume is (the backend's DiskSource: type, file path or RBD
+// pool/namespace/image/user/conf) and how the VM has it.
+struct DiskDef : DiskSource {
   std::string id;       // rbd: QEMU id of its device and raw node (qemuDiskId of the volume)
   std::string target;   // "vda", "vdb", ...; "sda" for a CD-ROM
-  std::string type;     // "file" | "rbd"
   bool cdrom = false;   // read-only, on virtio-scsi (cloud-init seeds)
-  std::string path;     // file
-  std::string pool, ns, image, user, conf;  // rbd
   // I/O limits: libvirt <iotune> on a file; on RBD librbd applies the image's own.
   VolumeQos qos;
   bool operator==(const DiskDef&) const = default;
@@ -46,7 +45,6 @@ std::string qemuDiskId(std::string_view volume_uuid);
 std::string qemuDiskPort(size_t k);
 // The arguments of an RBD disk's nodes (blockdev-add: the rbd node, then raw on it) and of its
 // device (device_add), the same for the command line and for hot-plug (storage/qemu_block.h).
-DiskSource sourceOf(const DiskDef& disk);
 nlohmann::json rbdFileNode(const DiskDef& disk);
 nlohmann::json rbdFormatNode(const DiskDef& disk);
 nlohmann::json rbdDevice(const DiskDef& disk, const std::string& port, bool boot);

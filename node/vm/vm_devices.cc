@@ -17,6 +17,7 @@
 #include "node/state/record_json.h"
 #include "node/vm/domain.h"
 #include "node/vm/vm_service.h"
+#include "node/volumes/block_copy.h"
 
 namespace qiao {
 namespace {
@@ -27,27 +28,16 @@ const Logger kLog("vm");
 Result<std::set<std::string>> peripheralIds(QmpChannel& qmp) {
   auto listed = qmp.execute("qom-list", {{"path", "/machine/peripheral"}});
   if (!listed) return std::unexpected(listed.error());
+  if (!listed->is_array()) {
+    return makeError(ErrorCode::kInternal, "qmp", "qom-list did not answer a list");
+  }
   std::set<std::string> ids;
-  if (listed->is_array()) {
-    for (const auto& entry : *listed) {
-      if (entry.is_object() && entry.value("type", "").starts_with("child<")) {
-        ids.insert(entry.value("name", ""));
-      }
+  for (const auto& entry : *listed) {
+    if (entry.is_object() && entry.value("type", "").starts_with("child<")) {
+      ids.insert(entry.value("name", ""));
     }
   }
   return ids;
-}
-
-Result<std::set<std::string>> blockNodes(QmpChannel& qmp) {
-  auto listed = qmp.execute("query-named-block-nodes", {{"flat", true}});
-  if (!listed) return std::unexpected(listed.error());
-  std::set<std::string> nodes;
-  if (listed->is_array()) {
-    for (const auto& node : *listed) {
-      if (node.is_object()) nodes.insert(node.value("node-name", ""));
-    }
-  }
-  return nodes;
 }
 
 }  // namespace
@@ -164,7 +154,8 @@ Result<TaskRecord> VmService::removeDisk(const VmRecord& vm, const std::string& 
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
   bool found = false;
-  for (size_t i = 0; i < spec->disks.size(); ++i) found = found || diskVolumeName(*spec, i) == volume;
+  for (size_t i = 0; i < spec->disks.size(); ++i)
+    found = found || diskVolumeName(*spec, i) == volume;
   if (!found) {
     return makeError(ErrorCode::kNotFound, "vm",
                      "vm " + vmId(vm.tenant, vm.name) + " has no disk on volume " + volume);
@@ -193,17 +184,8 @@ Status VmService::attachLive(QmpChannel& qmp, const DiskDef& disk) {
   auto devices = peripheralIds(qmp);
   if (!devices) return std::unexpected(devices.error());
   if (devices->contains(disk.id)) return {};  // done before a restart of qiaod
-  auto nodes = blockNodes(qmp);
-  if (!nodes) return std::unexpected(nodes.error());
-  if (!nodes->contains(disk.id + "-file")) {
-    if (auto added = qmp.execute("blockdev-add", rbdFileNode(disk)); !added) {
-      return std::unexpected(added.error());
-    }
-  }
-  if (!nodes->contains(disk.id)) {
-    if (auto added = qmp.execute("blockdev-add", rbdFormatNode(disk)); !added) {
-      return std::unexpected(added.error());
-    }
+  if (auto added = addBlockNodes(qmp, BlockNode{disk.id, disk, false}); !added) {
+    return added;
   }
   auto pci = qmp.execute("query-pci");
   if (!pci) return std::unexpected(pci.error());
@@ -255,21 +237,13 @@ Status VmService::detachLive(QmpChannel& qmp, const std::string& id) {
                            "stays attached: try again, or stop the vm and remove it then");
     }
   }
-  auto nodes = blockNodes(qmp);
-  if (!nodes) return std::unexpected(nodes.error());
-  for (const std::string& node : {id, id + "-file"}) {
-    if (!nodes->contains(node)) continue;
-    if (auto del = qmp.execute("blockdev-del", {{"node-name", node}}); !del) {
-      return std::unexpected(del.error());
-    }
-  }
-  return {};
+  return deleteBlockNodes(qmp, {id});
 }
 
 Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
                              const nlohmann::json& disk_json) {
-  auto parsed = parseVmSpec(nlohmann::json{{"name", vm.name}, {"disks", {disk_json}}}.dump(),
-                            storedLimits());
+  auto parsed =
+      parseVmSpec(nlohmann::json{{"name", vm.name}, {"disks", {disk_json}}}.dump(), storedLimits());
   if (!parsed) return std::unexpected(parsed.error());
   const DiskSpec disk = parsed->disks.at(0);
   const std::string name = disk.volume;
@@ -283,49 +257,58 @@ Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
     if (!present && at != disks.end()) disks.erase(at);
     return spec;
   };
-  Status result = run.step("volume", 20, "preparing the volume", [&]() -> Status {
-    VmSpec one;
-    one.name = vm.name;
-    one.tenant = vm.tenant;
-    one.disks = {disk};
-    return takeDisks(one);
-  }, [&]() -> Status {
-    VmSpec one;
-    one.name = vm.name;
-    one.tenant = vm.tenant;
-    one.disks = {disk};
-    return giveBackDisks(one, /*deleting=*/false);
-  });
+  Status result = run.step(
+      "volume", 20, "preparing the volume",
+      [&]() -> Status {
+        VmSpec one;
+        one.name = vm.name;
+        one.tenant = vm.tenant;
+        one.disks = {disk};
+        return takeDisks(one);
+      },
+      [&]() -> Status {
+        VmSpec one;
+        one.name = vm.name;
+        one.tenant = vm.tenant;
+        one.disks = {disk};
+        return giveBackDisks(one, /*deleting=*/false);
+      });
   if (result) {
-    result = run.step("define", 50, "recording the disk", [&]() -> Status {
-      auto spec = withDisk(true);
-      if (!spec) return std::unexpected(spec.error());
-      return redefineWith(vm, *spec);
-    }, [&]() -> Status {
-      auto spec = withDisk(false);
-      if (!spec) return std::unexpected(spec.error());
-      return redefineWith(vm, *spec);
-    });
+    result = run.step(
+        "define", 50, "recording the disk",
+        [&]() -> Status {
+          auto spec = withDisk(true);
+          if (!spec) return std::unexpected(spec.error());
+          return redefineWith(vm, *spec);
+        },
+        [&]() -> Status {
+          auto spec = withDisk(false);
+          if (!spec) return std::unexpected(spec.error());
+          return redefineWith(vm, *spec);
+        });
   }
   if (result) {
-    result = run.step("attach", 90, "plugging the disk into the running guest", [&]() -> Status {
-      auto live = isLive(vm);
-      if (!live) return std::unexpected(live.error());
-      if (!*live) return {};  // it has the disk at its next start
-      auto def = diskDefOf(vm, name);
-      if (!def) return std::unexpected(def.error());
-      auto qmp = monitorOf(vm);
-      if (!qmp) return std::unexpected(qmp.error());
-      return attachLive(**qmp, *def);
-    }, [&]() -> Status {
-      auto live = isLive(vm);
-      if (!live || !*live) return live ? Status{} : Status(std::unexpected(live.error()));
-      auto def = diskDefOf(vm, name);
-      if (!def) return std::unexpected(def.error());
-      auto qmp = monitorOf(vm);
-      if (!qmp) return std::unexpected(qmp.error());
-      return detachLive(**qmp, def->id);
-    });
+    result = run.step(
+        "attach", 90, "plugging the disk into the running guest",
+        [&]() -> Status {
+          auto live = isLive(vm);
+          if (!live) return std::unexpected(live.error());
+          if (!*live) return {};  // it has the disk at its next start
+          auto def = diskDefOf(vm, name);
+          if (!def) return std::unexpected(def.error());
+          auto qmp = monitorOf(vm);
+          if (!qmp) return std::unexpected(qmp.error());
+          return attachLive(**qmp, *def);
+        },
+        [&]() -> Status {
+          auto live = isLive(vm);
+          if (!live || !*live) return live ? Status{} : Status(std::unexpected(live.error()));
+          auto def = diskDefOf(vm, name);
+          if (!def) return std::unexpected(def.error());
+          auto qmp = monitorOf(vm);
+          if (!qmp) return std::unexpected(qmp.error());
+          return detachLive(**qmp, def->id);
+        });
   }
   if (!result) run.rollback();
   kLog.info("disk add", {{"vm", vmId(vm.tenant, vm.name)},
@@ -336,17 +319,17 @@ Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
 
 Status VmService::runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm,
                                 const std::string& volume) {
-  Status result = run.step("detach", 50, "unplugging the disk from the running guest",
-                           [&]() -> Status {
-    auto live = isLive(vm);
-    if (!live) return std::unexpected(live.error());
-    if (!*live) return {};
-    auto def = diskDefOf(vm, volume);
-    if (!def) return std::unexpected(def.error());
-    auto qmp = monitorOf(vm);
-    if (!qmp) return std::unexpected(qmp.error());
-    return detachLive(**qmp, def->id);
-  });
+  Status result =
+      run.step("detach", 50, "unplugging the disk from the running guest", [&]() -> Status {
+        auto live = isLive(vm);
+        if (!live) return std::unexpected(live.error());
+        if (!*live) return {};
+        auto def = diskDefOf(vm, volume);
+        if (!def) return std::unexpected(def.error());
+        auto qmp = monitorOf(vm);
+        if (!qmp) return std::unexpected(qmp.error());
+        return detachLive(**qmp, def->id);
+      });
   if (result) {
     result = run.step("define", 75, "forgetting the disk", [&]() -> Status {
       auto spec = storedSpec(vm);
@@ -371,7 +354,8 @@ Status VmService::runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm,
 
 Status VmService::growLive(const VolumeRecord& volume, int64_t size_bytes) {
   auto vm = store_.getVm(volume.tenant, volume.attached_vm);
-  if (!vm) return vm.error().code == ErrorCode::kNotFound ? Status{} : Status(std::unexpected(vm.error()));
+  if (!vm)
+    return vm.error().code == ErrorCode::kNotFound ? Status{} : Status(std::unexpected(vm.error()));
   auto live = isLive(*vm);
   if (!live) return std::unexpected(live.error());
   if (!*live || volume.backend != "rbd") return {};  // seen at the next start
@@ -396,9 +380,12 @@ Result<VolumeService::LiveDisk> VmService::liveDiskOf(const VolumeRecord& volume
   if (!*live) return VolumeService::LiveDisk{};
   if (volume.backend != "rbd") {
     return makeError(ErrorCode::kConflict, "vm",
-                     "volume " + volume.tenant + "/" + volume.name + " is a local file of running "
-                     "vm " + volume.attached_vm + ": live copies need volumes on Ceph; stop the "
-                     "vm to copy it");
+                     "volume " + volume.tenant + "/" + volume.name +
+                         " is a local file of running "
+                         "vm " +
+                         volume.attached_vm +
+                         ": live copies need volumes on Ceph; stop the "
+                         "vm to copy it");
   }
   auto qmp = monitorOf(*vm);
   if (!qmp) return std::unexpected(qmp.error());
@@ -437,8 +424,8 @@ Result<TaskRecord> VmService::addNic(const VmRecord& vm, NicSpec nic, const std:
   }
   nlohmann::json params = {{"nic", vmSpecToJsonValue(next)["nics"].back()},
                            {"index", spec->nics.size()}};
-  return queueTask(
-      TaskEngine::newTask("vm.nic-add", vm.tenant, vm.name, identity, params.dump()), "");
+  return queueTask(TaskEngine::newTask("vm.nic-add", vm.tenant, vm.name, identity, params.dump()),
+                   "");
 }
 
 Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& mac,
@@ -450,10 +437,8 @@ Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& m
   if (!ports) return std::unexpected(ports.error());
   for (const auto& port : *ports) {
     if (port.mac != mac) continue;
-    nlohmann::json params = {{"mac", mac},
-                             {"port", port.uuid},
-                             {"index", port.nic},
-                             {"nics_before", spec->nics.size()}};
+    nlohmann::json params = {
+        {"mac", mac}, {"port", port.uuid}, {"index", port.nic}, {"nics_before", spec->nics.size()}};
     return queueTask(
         TaskEngine::newTask("vm.nic-remove", vm.tenant, vm.name, identity, params.dump()), "");
   }
@@ -518,39 +503,51 @@ Status VmService::runAddNic(TaskEngine::Run& run, const VmRecord& vm,
     return spec;
   };
   auto live = [&]() -> Result<bool> { return isLive(vm); };
-  Status result = run.step("port", 30, "making the port", [&]() -> Status {
-    auto spec = withNic();
-    if (!spec) return std::unexpected(spec.error());
-    return networks_->plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
-  }, [&]() -> Status {
-    auto port = portOfNic(vm, index);
-    if (!port) return port.error().code == ErrorCode::kNotFound ? Status{} : Status(std::unexpected(port.error()));
-    return networks_->unplugNic(*port);
-  });
+  Status result = run.step(
+      "port", 30, "making the port",
+      [&]() -> Status {
+        auto spec = withNic();
+        if (!spec) return std::unexpected(spec.error());
+        return networks_->plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
+      },
+      [&]() -> Status {
+        auto port = portOfNic(vm, index);
+        if (!port)
+          return port.error().code == ErrorCode::kNotFound ? Status{}
+                                                           : Status(std::unexpected(port.error()));
+        return networks_->unplugNic(*port);
+      });
   if (result) {
-    result = run.step("define", 50, "recording the nic", [&]() -> Status {
-      auto spec = withNic();
-      if (!spec) return std::unexpected(spec.error());
-      return redefineWith(vm, *spec);
-    }, [&]() -> Status {
-      auto spec = storedSpec(vm);
-      if (!spec) return std::unexpected(spec.error());
-      if (spec->nics.size() > index) spec->nics.erase(spec->nics.begin() + index);
-      return redefineWith(vm, *spec);
-    });
+    result = run.step(
+        "define", 50, "recording the nic",
+        [&]() -> Status {
+          auto spec = withNic();
+          if (!spec) return std::unexpected(spec.error());
+          return redefineWith(vm, *spec);
+        },
+        [&]() -> Status {
+          auto spec = storedSpec(vm);
+          if (!spec) return std::unexpected(spec.error());
+          if (spec->nics.size() > index) spec->nics.erase(spec->nics.begin() + index);
+          return redefineWith(vm, *spec);
+        });
   }
   if (result) {
-    result = run.step("attach", 90, "plugging the nic into the running guest", [&]() -> Status {
-      auto is_live = live();
-      if (!is_live) return std::unexpected(is_live.error());
-      return *is_live ? attachNicLive(vm, index) : Status{};
-    }, [&]() -> Status {
-      auto is_live = live();
-      if (!is_live || !*is_live) return is_live ? Status{} : Status(std::unexpected(is_live.error()));
-      auto nics = networks_->nicsOf(vm.uuid);
-      if (!nics) return std::unexpected(nics.error());
-      return index < nics->size() ? detachNicLive(vm, (*nics)[index]) : Status{};
-    });
+    result = run.step(
+        "attach", 90, "plugging the nic into the running guest",
+        [&]() -> Status {
+          auto is_live = live();
+          if (!is_live) return std::unexpected(is_live.error());
+          return *is_live ? attachNicLive(vm, index) : Status{};
+        },
+        [&]() -> Status {
+          auto is_live = live();
+          if (!is_live || !*is_live)
+            return is_live ? Status{} : Status(std::unexpected(is_live.error()));
+          auto nics = networks_->nicsOf(vm.uuid);
+          if (!nics) return std::unexpected(nics.error());
+          return index < nics->size() ? detachNicLive(vm, (*nics)[index]) : Status{};
+        });
   }
   if (!result) run.rollback();
   return result;
@@ -562,18 +559,18 @@ Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
   const std::string port_uuid = params.value("port", "");
   const size_t index = params.value("index", size_t{0});
   const size_t before = params.value("nics_before", size_t{0});
-  Status result = run.step("detach", 40, "unplugging the nic from the running guest",
-                           [&]() -> Status {
-    auto is_live = isLive(vm);
-    if (!is_live) return std::unexpected(is_live.error());
-    if (!*is_live) return {};
-    auto nics = networks_->nicsOf(vm.uuid);
-    if (!nics) return std::unexpected(nics.error());
-    for (const auto& nic : *nics) {
-      if (nic.mac == mac) return detachNicLive(vm, nic);
-    }
-    return {};  // its port is gone: unplugged before a restart of qiaod
-  });
+  Status result =
+      run.step("detach", 40, "unplugging the nic from the running guest", [&]() -> Status {
+        auto is_live = isLive(vm);
+        if (!is_live) return std::unexpected(is_live.error());
+        if (!*is_live) return {};
+        auto nics = networks_->nicsOf(vm.uuid);
+        if (!nics) return std::unexpected(nics.error());
+        for (const auto& nic : *nics) {
+          if (nic.mac == mac) return detachNicLive(vm, nic);
+        }
+        return {};  // its port is gone: unplugged before a restart of qiaod
+      });
   if (result) {
     result = run.step("port", 70, "removing the port", [&]() -> Status {
       auto ports = store_.listPorts("vm", vm.uuid);
@@ -622,8 +619,8 @@ Result<TaskRecord> VmService::resize(const VmRecord& vm, int vcpus, int64_t memo
   nlohmann::json params = nlohmann::json::object();
   if (vcpus > 0) params["vcpus"] = vcpus;
   if (memory_mib > 0) params["memory_mib"] = memory_mib;
-  return queueTask(
-      TaskEngine::newTask("vm.resize", vm.tenant, vm.name, identity, params.dump()), "");
+  return queueTask(TaskEngine::newTask("vm.resize", vm.tenant, vm.name, identity, params.dump()),
+                   "");
 }
 
 Status VmService::runResize(TaskEngine::Run& run, const VmRecord& vm, int vcpus,

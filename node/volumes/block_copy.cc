@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -34,7 +34,36 @@ Result<nlohmann::json> findJob(QmpChannel& qmp, const std::string& id) {
   return nlohmann::json(nullptr);
 }
 
-Result<std::set<std::string>> nodeNames(QmpChannel& qmp) {
+Status startJob(QmpChannel& qmp, const BlockCopyPlan& plan) {
+  if (plan.add_source) {
+    if (auto added = addBlockNodes(qmp, *plan.add_source); !added) return added;
+  }
+  if (auto added = addBlockNodes(qmp, plan.target); !added) return added;
+  nlohmann::json args = {{"job-id", plan.job_id},      {"device", plan.source_node},
+                         {"target", plan.target.name}, {"sync", "full"},
+                         {"auto-dismiss", false},      {"auto-finalize", true}};
+  if (plan.speed_bytes_per_sec > 0) args["speed"] = plan.speed_bytes_per_sec;
+  if (auto started = qmp.execute("blockdev-backup", args); !started) {
+    return std::unexpected(started.error());
+  }
+  kLog.info("block copy started",
+            {{"job", plan.job_id},
+             {"source", plan.source_node},
+             {"target", plan.target.source.image.empty() ? plan.target.source.path
+                                                         : plan.target.source.image}});
+  return {};
+}
+
+BlockCopyProgress progressOf(const nlohmann::json& job) {
+  BlockCopyProgress p;
+  p.done_bytes = job.value("current-progress", int64_t{0});
+  p.total_bytes = job.value("total-progress", int64_t{0});
+  return p;
+}
+
+}  // namespace
+
+Result<std::set<std::string>> blockNodeNames(QmpChannel& qmp) {
   auto listed = qmp.execute("query-named-block-nodes", {{"flat", true}});
   if (!listed) return std::unexpected(listed.error());
   if (!listed->is_array()) {
@@ -47,48 +76,34 @@ Result<std::set<std::string>> nodeNames(QmpChannel& qmp) {
   return names;
 }
 
-Status addNode(QmpChannel& qmp, const std::set<std::string>& have, const BlockNode& node) {
+Status addBlockNodes(QmpChannel& qmp, const BlockNode& node) {
+  auto have = blockNodeNames(qmp);
+  if (!have) return std::unexpected(have.error());
   const std::string file = node.name + "-file";
-  if (!have.contains(file)) {
+  if (!have->contains(file)) {
     auto added = qmp.execute("blockdev-add", protocolNode(node.source, file, node.read_only));
     if (!added) return std::unexpected(added.error());
   }
-  if (!have.contains(node.name)) {
+  if (!have->contains(node.name)) {
     auto added = qmp.execute("blockdev-add", rawNode(node.name, file, node.read_only));
     if (!added) return std::unexpected(added.error());
   }
   return {};
 }
 
-Status startJob(QmpChannel& qmp, const BlockCopyPlan& plan) {
-  auto have = nodeNames(qmp);
+Status deleteBlockNodes(QmpChannel& qmp, const std::vector<std::string>& names) {
+  auto have = blockNodeNames(qmp);
   if (!have) return std::unexpected(have.error());
-  if (plan.add_source) {
-    if (auto added = addNode(qmp, *have, *plan.add_source); !added) return added;
+  for (const auto& name : names) {
+    for (const std::string& node : {name, name + "-file"}) {
+      if (!have->contains(node)) continue;
+      if (auto del = qmp.execute("blockdev-del", {{"node-name", node}}); !del) {
+        return std::unexpected(del.error());
+      }
+    }
   }
-  if (auto added = addNode(qmp, *have, plan.target); !added) return added;
-  nlohmann::json args = {{"job-id", plan.job_id},   {"device", plan.source_node},
-                         {"target", plan.target.name}, {"sync", "full"},
-                         {"auto-dismiss", false},   {"auto-finalize", true}};
-  if (plan.speed_bytes_per_sec > 0) args["speed"] = plan.speed_bytes_per_sec;
-  if (auto started = qmp.execute("blockdev-backup", args); !started) {
-    return std::unexpected(started.error());
-  }
-  kLog.info("block copy started", {{"job", plan.job_id}, {"source", plan.source_node},
-                                   {"target", plan.target.source.image.empty()
-                                                  ? plan.target.source.path
-                                                  : plan.target.source.image}});
   return {};
 }
-
-BlockCopyProgress progressOf(const nlohmann::json& job) {
-  BlockCopyProgress p;
-  p.done_bytes = job.value("current-progress", int64_t{0});
-  p.total_bytes = job.value("total-progress", int64_t{0});
-  return p;
-}
-
-}  // namespace
 
 Status runBlockCopy(QmpChannel& qmp, const BlockCopyPlan& plan, const BlockCopyHooks& hooks) {
   auto job = findJob(qmp, plan.job_id);
@@ -149,20 +164,9 @@ Status cleanupBlockCopy(QmpChannel& qmp, const BlockCopyPlan& plan) {
       }
     }
   }
-  auto have = nodeNames(qmp);
-  if (!have) return std::unexpected(have.error());
-  std::vector<std::string> nodes = {plan.target.name, plan.target.name + "-file"};
-  if (plan.add_source) {
-    nodes.push_back(plan.add_source->name);
-    nodes.push_back(plan.add_source->name + "-file");
-  }
-  for (const auto& node : nodes) {
-    if (!have->contains(node)) continue;
-    if (auto del = qmp.execute("blockdev-del", {{"node-name", node}}); !del) {
-      return std::unexpected(del.error());
-    }
-  }
-  return {};
+  std::vector<std::string> nodes = {plan.target.name};
+  if (plan.add_source) nodes.push_back(plan.add_source->name);
+  return deleteBlockNodes(qmp, nodes);
 }
 
 namespace {
@@ -184,8 +188,8 @@ pid_t livePid(const std::string& pidfile) {
   if (!(in >> pid) || pid <= 1) return 0;
   std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-  if (!args.starts_with("qemu-storage-daemon") && args.find("/qemu-storage-daemon") ==
-                                                       std::string::npos) {
+  if (!args.starts_with("qemu-storage-daemon") &&
+      args.find("/qemu-storage-daemon") == std::string::npos) {
     return 0;
   }
   return args.find(std::string(1, '\0') + pidfile + '\0') != std::string::npos
@@ -217,8 +221,8 @@ std::shared_ptr<QmpSocketChannel> channelTo(QmpRuntime& runtime, const DaemonPat
 }  // namespace
 
 Result<std::shared_ptr<QmpSocketChannel>> openStorageDaemon(QmpRuntime& runtime,
-                                                           const StorageDaemonOptions& options,
-                                                           const std::string& name) {
+                                                            const StorageDaemonOptions& options,
+                                                            const std::string& name) {
   const DaemonPaths paths = pathsOf(options, name);
   if (paths.socket.find(',') != std::string::npos) {
     return makeError(ErrorCode::kInvalidArgument, "blockjob",
@@ -240,11 +244,12 @@ Result<std::shared_ptr<QmpSocketChannel>> openStorageDaemon(QmpRuntime& runtime,
   std::vector<std::string> argv = {options.binary, "--daemonize", "--pidfile", paths.pidfile};
   if (!options.ceph_key_file.empty()) {
     argv.push_back("--object");
-    argv.push_back(nlohmann::json{{"qom-type", "secret"},
-                                  {"id", kCephKeyId},
-                                  {"file", options.ceph_key_file},
-                                  {"format", "base64"}}
-                       .dump());
+    argv.push_back(nlohmann::json{
+        {"qom-type", "secret"},
+        {"id", kCephKeyId},
+        {"file", options.ceph_key_file},
+        {"format",
+         "base64"}}.dump());
   }
   argv.insert(argv.end(), {"--chardev", "socket,id=qmp,server=on,wait=off,path=" + paths.socket,
                            "--monitor", "chardev=qmp"});
@@ -259,7 +264,8 @@ Result<std::shared_ptr<QmpSocketChannel>> openStorageDaemon(QmpRuntime& runtime,
   }
   auto channel = channelTo(runtime, paths, name);
   if (auto connected = channel->connect(); !connected) return std::unexpected(connected.error());
-  kLog.info("storage daemon started", {{"name", name}, {"pid", std::to_string(livePid(paths.pidfile))}});
+  kLog.info("storage daemon started",
+            {{"name", name}, {"pid", std::to_string(livePid(paths.pidfile))}});
   return channel;
 }
 

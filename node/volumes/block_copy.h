@@ -14,7 +14,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "node/qmp/qmp_channel.h"
@@ -23,8 +25,8 @@
 
 namespace qiao {
 
-// A node pair the copy adds to the QEMU that runs it: "<name>-file" (rbd or file) under
-// <name> (raw).
+// A volume's node pair in a QEMU: "<name>-file" (rbd or file) under <name> (raw). A VM's disk
+// (its id), and the source and target of a copy.
 struct BlockNode {
   std::string name;
   DiskSource source;
@@ -50,6 +52,13 @@ struct BlockCopyHooks {
   std::chrono::milliseconds poll{100};
 };
 
+// The names of the block nodes QEMU has (query-named-block-nodes, flat).
+Result<std::set<std::string>> blockNodeNames(QmpChannel& qmp);
+// Adds the node pair of `node` that QEMU does not have yet (idempotent: a step run again after
+// a crash finds its nodes there); deletes the pairs named, raw node first, those that exist.
+Status addBlockNodes(QmpChannel& qmp, const BlockNode& node);
+Status deleteBlockNodes(QmpChannel& qmp, const std::vector<std::string>& names);
+
 // Starts the job unless it exists (adding the nodes that are missing), then follows it until
 // it concludes. OK when everything was copied; TaskEngine::Run::cancelledError() when it was
 // cancelled; the job's own error otherwise (kUnavailable when its QEMU went away). Leaves the
@@ -70,8 +79,8 @@ struct StorageDaemonOptions {
 
 // The daemon called `name` (a task's id), started when none answers on its socket.
 Result<std::shared_ptr<QmpSocketChannel>> openStorageDaemon(QmpRuntime& runtime,
-                                                           const StorageDaemonOptions& options,
-                                                           const std::string& name);
+                                                            const StorageDaemonOptions& options,
+                                                            const std::string& name);
 // Tells it to quit (kills it when it does not answer) and removes its files. Idempotent.
 Status stopStorageDaemon(QmpRuntime& runtime, const StorageDaemonOptions& options,
                          const std::string& name);

@@ -67,6 +67,22 @@ Result<VolumeQos> parseQos(const nlohmann::json& qos, const std::string& where) 
 
 std::string volumeId(const VolumeRecord& v) { return v.tenant + "/" + v.name; }
 
+// doc["pool"]: one of the pools this node serves.
+Result<std::string> jsonPool(const nlohmann::json& doc, const VolumeLimits& limits) {
+  auto pool = jsonString(doc, "pool", "");
+  if (!pool) return pool;
+  if (*pool == limits.pool && !pool->empty()) return pool;
+  for (const auto& other : limits.other_pools) {
+    if (*pool == other) return pool;
+  }
+  std::string served = limits.pool;
+  for (const auto& other : limits.other_pools) served += ", " + other;
+  return makeError(ErrorCode::kInvalidArgument, "spec",
+                   "pool " + quoteForMessage(*pool) + " is not served here" +
+                       (limits.pool.empty() ? std::string(" (volumes are local files)")
+                                            : " (the pools are " + served + ")"));
+}
+
 }  // namespace
 
 Result<VolumeSpec> parseVolumeSpec(std::string_view text, const VolumeLimits& limits) {
@@ -90,14 +106,9 @@ Result<VolumeSpec> parseVolumeSpec(std::string_view text, const VolumeLimits& li
   if (!size) return std::unexpected(size.error());
   spec.size_gib = *size;
   if (doc.contains("pool")) {
-    auto pool = jsonString(doc, "pool", "");
+    auto pool = jsonPool(doc, limits);
     if (!pool) return std::unexpected(pool.error());
-    if (*pool != limits.pool) {
-      return makeError(ErrorCode::kInvalidArgument, "spec",
-                       "pool " + quoteForMessage(*pool) + " is not served here" +
-                           (limits.pool.empty() ? std::string(" (volumes are local files)")
-                                                : " (the pool is " + limits.pool + ")"));
-    }
+    spec.pool = *pool;
   }
   if (doc.contains("qos")) {
     auto qos = parseQos(doc.at("qos"), "qos");
@@ -113,16 +124,22 @@ Result<VolumeQos> parseQosBody(std::string_view text) {
   return parseQos(*parsed, "limits");
 }
 
-Result<CopyRequest> parseCopy(std::string_view text) {
+Result<CopyRequest> parseCopy(std::string_view text, const VolumeLimits& limits) {
   auto parsed = parseJsonObject(text, kMaxDepth, "copy");
   if (!parsed) return std::unexpected(parsed.error());
-  if (auto known = checkKnownFields(*parsed, {"name", "bandwidth_mib_s"}, "copy"); !known) {
+  if (auto known = checkKnownFields(*parsed, {"name", "pool", "bandwidth_mib_s"}, "copy");
+      !known) {
     return std::unexpected(known.error());
   }
   CopyRequest request;
   std::string no_tenant;
   if (auto named = jsonNameAndTenant(*parsed, &request.name, &no_tenant); !named) {
     return std::unexpected(named.error());
+  }
+  if (parsed->contains("pool")) {
+    auto pool = jsonPool(*parsed, limits);
+    if (!pool) return std::unexpected(pool.error());
+    request.pool = *pool;
   }
   if (parsed->contains("bandwidth_mib_s")) {
     auto cap = jsonInt(*parsed, "bandwidth_mib_s", 0, 1 << 20);
@@ -164,6 +181,7 @@ Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::stri
   volume.size_bytes = spec.size_gib * kGiB;
   volume.state = "creating";
   volume.qos = spec.qos;
+  volume.pool = spec.pool.empty() ? driver_.defaultPool() : spec.pool;
   TaskRecord task = TaskEngine::newTask("volume.create", volume.tenant, taskTarget(volume.name),
                                         identity, "{}");
   if (auto created = store_.createVolume(volume, &task); !created) {
@@ -228,6 +246,7 @@ Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const 
     volume.state = "creating";
     volume.attached_vm = vm;
     volume.image = image_ref;
+    volume.pool = driver_.defaultPool();
     // Recorded first, so that a crash before the clone leaves a row that the undo (or a
     // retry) finds, never an RBD image nobody knows.
     if (auto created = store_.createVolume(volume, nullptr); !created) {
@@ -342,6 +361,7 @@ Result<TaskRecord> VolumeService::copy(const VolumeRecord& source, const CopyReq
   target.object = "vol-" + request.name;
   target.size_bytes = source.size_bytes;
   target.state = "creating";
+  target.pool = request.pool.empty() ? driver_.defaultPool() : request.pool;
   TaskRecord task = TaskEngine::newTask(
       "volume.copy", source.tenant, taskTarget(source.name), identity,
       dumpJson({{"name", request.name},

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "base/event_bus.h"
@@ -25,13 +26,15 @@ namespace qiao {
 struct VolumeSpec {
   std::string name;
   std::string tenant;  // may be absent: the API fills it in
+  std::string pool;    // "" : the node's pool
   int64_t size_gib = 0;
   VolumeQos qos;
 };
 
 struct VolumeLimits {
   int64_t max_size_gib = 16384;
-  std::string pool;  // the one pool a spec may name ("" with the local driver)
+  std::string pool;                      // the node's pool ("" with the local driver)
+  std::vector<std::string> other_pools;  // more pools a spec or a copy may name
 };
 
 // Strict: unknown fields, wrong types, names that are not DNS labels, sizes and limits out of
@@ -43,9 +46,10 @@ Result<int64_t> parseResize(std::string_view json_text, const VolumeLimits& limi
 // the copy's speed (MiB/s) so that it leaves the backend to the guests.
 struct CopyRequest {
   std::string name;
+  std::string pool;             // "" : the node's pool
   int64_t bandwidth_mib_s = 0;  // 0: no cap
 };
-Result<CopyRequest> parseCopy(std::string_view json_text);
+Result<CopyRequest> parseCopy(std::string_view json_text, const VolumeLimits& limits);
 // The body of PUT /v1/volumes/{name}/limits: every limit (absent or 0: none).
 Result<VolumeQos> parseQosBody(std::string_view json_text);
 
@@ -114,7 +118,9 @@ class VolumeService {
 
   VolumeDriver& driver() { return driver_; }
   // Where a volume lives in the backend: the tenant's namespace, "vol-<name>".
-  static VolumeId idOf(const VolumeRecord& volume) { return {volume.tenant, volume.object}; }
+  static VolumeId idOf(const VolumeRecord& volume) {
+    return {volume.tenant, volume.object, volume.pool};
+  }
   // Task targets of volumes: "volume/<name>" (never a VM's name, which has no '/').
   static std::string taskTarget(const std::string& name) { return "volume/" + name; }
 

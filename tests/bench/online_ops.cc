@@ -1,5 +1,5 @@
 // bench_online_ops: the operations Qiao performs on running guests, each next to its floor.
-// One case per section; later work adds block-copy cases here.
+// One case per section.
 //   qmp-roundtrip: one QMP command (query-status) and its reply, p50/p99/max (after a warm-up
 //     of min(200, n/10) calls per path, not counted) of
 //     1. a raw unix-socket write/read loop on `qemu-system-x86_64 -machine none` (the floor);
@@ -23,10 +23,19 @@
 //     come or gone. Everything it makes (the VM, the volumes and their RBD namespace, the
 //     floor's images, the libvirt ceph secret) is removed at the end, also after an error,
 //     SIGINT/SIGTERM or --max-seconds.
+//   block-copy: a full copy of a 1 GiB volume filled with random data, MiB/s of each round
+//     (the two paths taking turns, --copy-n rounds each):
+//     1. through the API of a qiaod of the bench's own: POST /v1/volumes/{name}/copy until its
+//        task is done (the volume is attached to no VM: the copy runs in a qemu-storage-daemon,
+//        blockdev-backup sync=full), the copy deleted after each round;
+//     2. the floor: `qemu-img convert -n -f raw -O raw` from the same image into an image made
+//        beforehand in the same namespace (`rbd create`), removed after each round.
+//     The volume, the copies, the floor's images and the tenant's namespace are removed at
+//     the end, also after an error, SIGINT/SIGTERM or --max-seconds.
 // Unix sockets, libvirtd, and the stack's Ceph and the bench's qiaod on 127.0.0.1 only.
 // Usage: bench_online_ops [--case NAME]... [--n N] [--libvirt-n N] [--virsh-n N]
-//                         [--hotplug-n N] [--max-seconds S]
-//                         (defaults: all cases, 2000, 500, 30, 10, 600)
+//                         [--hotplug-n N] [--copy-n N] [--max-seconds S]
+//                         (defaults: all cases, 2000, 500, 30, 10, 3, 600)
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <sys/socket.h>
@@ -71,6 +80,7 @@ struct Options {
   int libvirt_n = 500;
   int virsh_n = 30;
   int hotplug_n = 10;
+  int copy_n = 3;
   int max_seconds = 600;
 };
 
@@ -751,6 +761,188 @@ int caseHotplug(const Options& options) {
   return rc;
 }
 
+// ---- block-copy ------------------------------------------------------------------------------
+
+constexpr int64_t kCopyBytes = int64_t{1} << 30;
+
+// What the block-copy case makes, removed by the destructor whatever came before.
+struct CopyRun {
+  explicit CopyRun(it::Qiaod& qiaod) : qiaod(qiaod) {}
+  ~CopyRun() { cleanUp(); }
+  CopyRun(const CopyRun&) = delete;
+  CopyRun& operator=(const CopyRun&) = delete;
+
+  it::Qiaod& qiaod;
+  std::string tenant;
+  std::vector<std::string> volumes;  // through the API
+  std::vector<std::string> images;   // the floor's, "<tenant>/<image>"
+
+  void cleanUp() {
+    std::vector<std::string> left;
+    if (!volumes.empty()) {
+      try {
+        qiaod.start();  // a Ctrl-C reaches qiaod too (our process group)
+        auto c = qiaod.adminClient();
+        it::waitAllTasksDone(c, std::chrono::seconds(120));
+        for (const auto& v : volumes) {
+          auto r = it::call(c, "DELETE", "/v1/volumes/" + v + "?tenant=" + tenant);
+          if (r.status == 404) continue;
+          if (r.status != 202 || it::waitTask(c, r.body.value("id", ""))["state"] != "succeeded") {
+            left.push_back("volume " + tenant + "/" + v);
+          }
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "block-copy cleanup: %s\n", e.what());
+        left.push_back("the volumes of tenant " + tenant);
+      }
+    }
+    for (const auto& image : images) {
+      if (rbd({"rm", "--no-progress", "qiao/" + image}).exit_code != 0 &&
+          rbd({"info", "qiao/" + image}).exit_code == 0) {
+        left.push_back("rbd image qiao/" + image);
+      }
+    }
+    if (!tenant.empty() && left.empty() && (!volumes.empty() || !images.empty())) {
+      if (rbd({"namespace", "remove", "qiao/" + tenant}).exit_code != 0) {
+        left.push_back("rbd namespace qiao/" + tenant);
+      }
+    }
+    for (const auto& what : left) std::fprintf(stderr, "block-copy: left behind: %s\n", what.c_str());
+    if (left.empty()) std::printf("  cleaned up: volumes, copies, images, namespace\n");
+  }
+};
+
+// qemu-img's JSON name of an image of the stack's pool (the keyring comes from the conf).
+std::string qemuImgRbd(const std::string& ns, const std::string& image) {
+  return "json:" + nlohmann::json{{"driver", "raw"},
+                                  {"file",
+                                   {{"driver", "rbd"},
+                                    {"pool", "qiao"},
+                                    {"namespace", ns},
+                                    {"image", image},
+                                    {"user", "qiao"},
+                                    {"conf", it::kStackCephDir + "/ceph.conf"}}}}
+                       .dump();
+}
+
+int measureCopies(CopyRun& run, const Options& options, std::vector<double>& api,
+                  std::vector<double>& floor) {
+  auto c = run.qiaod.adminClient();
+  run.tenant = "qbbc" + it::randomSuffix(6);
+  const std::string source = "src";
+  auto made = it::call(c, "POST", "/v1/volumes",
+                       nlohmann::json{{"name", source}, {"tenant", run.tenant}, {"size_gib", 1}}
+                           .dump());
+  run.volumes.push_back(source);
+  if (made.status != 202 || it::waitTask(c, made.body.value("id", ""))["state"] != "succeeded") {
+    std::fprintf(stderr, "block-copy: cannot make the source volume: %s\n", made.raw.c_str());
+    return 1;
+  }
+  {  // Random data in every block: nothing for either path to skip.
+    auto ceph = it::stackCeph();
+    auto writer = ceph->openWriter({run.tenant, "vol-" + source});
+    if (!writer) {
+      std::fprintf(stderr, "block-copy: %s\n", writer.error().describe().c_str());
+      return 1;
+    }
+    std::string data(4 << 20, '\0');
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (int64_t offset = 0; offset < kCopyBytes; offset += static_cast<int64_t>(data.size())) {
+      for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::memcpy(&data[i], &x, 8);
+      }
+      if (!(*writer)->write(static_cast<uint64_t>(offset), data.data(), data.size())) return 1;
+    }
+    if (!(*writer)->finish()) return 1;
+  }
+  const double mib = static_cast<double>(kCopyBytes >> 20);
+  for (int round = 0; round < std::max(1, options.copy_n); ++round) {
+    if (g_interrupted || Clock::now() >= g_deadline) break;
+    const std::string copy = "copy" + std::to_string(round);
+    run.volumes.push_back(copy);
+    auto start = Clock::now();
+    auto r = it::call(c, "POST", "/v1/volumes/" + source + "/copy?tenant=" + run.tenant,
+                      nlohmann::json{{"name", copy}}.dump());
+    auto task = r.status == 202 ? it::waitTask(c, r.body.value("id", ""), secondsLeft(std::chrono::seconds(300)),
+                                               std::chrono::milliseconds(20))
+                                : nlohmann::json();
+    if (task.value("state", "") != "succeeded") {
+      std::fprintf(stderr, "block-copy: the API copy failed: %s %s\n", r.raw.c_str(),
+                   task.dump().c_str());
+      return 1;
+    }
+    api.push_back(mib / std::chrono::duration<double>(Clock::now() - start).count());
+    auto del = it::call(c, "DELETE", "/v1/volumes/" + copy + "?tenant=" + run.tenant);
+    if (del.status == 202) it::waitTask(c, del.body.value("id", ""));
+
+    const std::string image = "floor" + std::to_string(round);
+    run.images.push_back(run.tenant + "/" + image);
+    if (rbd({"create", "--size", "1G", "qiao/" + run.tenant + "/" + image}).exit_code != 0) {
+      std::fprintf(stderr, "block-copy: rbd create failed\n");
+      return 1;
+    }
+    start = Clock::now();
+    auto converted = runTool({"qemu-img", "convert", "-n", "-f", "raw", "-O", "raw",
+                              qemuImgRbd(run.tenant, "vol-" + source),
+                              qemuImgRbd(run.tenant, image)},
+                             300000);
+    if (converted.exit_code != 0) {
+      std::fprintf(stderr, "block-copy: qemu-img convert: %s\n", converted.message().c_str());
+      return 1;
+    }
+    floor.push_back(mib / std::chrono::duration<double>(Clock::now() - start).count());
+    rbd({"rm", "--no-progress", "qiao/" + run.tenant + "/" + image});
+  }
+  return 0;
+}
+
+int caseBlockCopy(const Options& options) {
+  std::printf("\n== block-copy: a full copy of a 1 GiB volume of random data, MiB/s\n");
+  if (!std::filesystem::exists(it::qiaodBinary())) {
+    std::printf("  no qiaod at %s (build it, or set QIAO_BUILD_DIR): skipped\n",
+                it::qiaodBinary().c_str());
+    return 0;
+  }
+  if (rbd({"ls", "qiao"}).exit_code != 0) {
+    std::printf("  the stack's Ceph does not answer (scripts/stack up --no-qiaod): skipped\n");
+    return 0;
+  }
+  std::vector<double> api, floor;
+  int rc = 0;
+  try {
+    it::Qiaod qiaod(it::stackCephConfig());
+    qiaod.start();
+    CopyRun run(qiaod);
+    rc = measureCopies(run, options, api, floor);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "block-copy: %s\n", e.what());
+    rc = 1;
+  }
+  auto show = [](const char* what, std::vector<double> v) {
+    if (v.empty()) return;
+    std::sort(v.begin(), v.end());
+    std::printf("  %-52s n=%zu  min %.0f  median %.0f  max %.0f MiB/s\n", what, v.size(),
+                v.front(), v[v.size() / 2], v.back());
+  };
+  show("API volume copy (qemu-storage-daemon), to the task's end", api);
+  show("qemu-img convert -n (floor)", floor);
+  if (!api.empty() && !floor.empty()) {
+    std::sort(api.begin(), api.end());
+    std::sort(floor.begin(), floor.end());
+    std::printf("  API/qemu-img median: %.2fx   (goal >= 0.9x)\n",
+                api[api.size() / 2] / floor[floor.size() / 2]);
+  }
+  std::printf(
+      "  API: from the request to the task's end (polled every 20 ms): the target created, a\n"
+      "    qemu-storage-daemon started, both images opened, blockdev-backup sync=full, the job\n"
+      "    followed, the daemon told to quit, the volume recorded. qemu-img: the copy alone\n"
+      "    (its target made beforehand by `rbd create`, not timed).\n");
+  return rc;
+}
+
 // ---- cases -----------------------------------------------------------------------------------
 
 struct Case {
@@ -762,6 +954,7 @@ const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
       {"qmp-roundtrip", caseQmpRoundtrip},
       {"hotplug", caseHotplug},
+      {"block-copy", caseBlockCopy},
   };
   return all;
 }
@@ -791,12 +984,14 @@ int main(int argc, char** argv) {
       options.virsh_n = std::stoi(value());
     else if (arg == "--hotplug-n")
       options.hotplug_n = std::stoi(value());
+    else if (arg == "--copy-n")
+      options.copy_n = std::stoi(value());
     else if (arg == "--max-seconds")
       options.max_seconds = std::stoi(value());
     else {
       std::fprintf(stderr,
                    "usage: bench_online_ops [--case NAME]... [--n N] [--libvirt-n N] "
-                   "[--virsh-n N] [--hotplug-n N] [--max-seconds S]\ncases:");
+                   "[--virsh-n N] [--hotplug-n N] [--copy-n N] [--max-seconds S]\ncases:");
       for (const auto& c : cases()) std::fprintf(stderr, " %s", c.name);
       std::fprintf(stderr, "\n");
       return 2;

@@ -359,6 +359,7 @@ const std::string kStackCephDir = "/var/lib/qiao-ceph";
 std::string stackCephConfig() {
   return "[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kStackCephDir + "/ceph.conf\"\n" +
          "ceph_keyring = \"" + kStackCephDir + "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n" +
+         "ceph_other_pools = [\"qiao-b\"]\n" +
          "ceph_timeout_s = 20\n";
 }
 

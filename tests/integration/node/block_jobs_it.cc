@@ -8,10 +8,10 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <cstring>
 #include <random>
 #include <thread>
 
@@ -44,7 +44,9 @@ class BlockJobsTest : public ::testing::Test {
   void SetUp() override { suffix_ = randomSuffix(); }
   ApiClient admin() { return qiaod_->adminClient(); }
 
-  static VolumeId idOf(const std::string& name) { return {"ta", "vol-" + name}; }
+  static VolumeId idOf(const std::string& name, const std::string& pool = {}) {
+    return {"ta", "vol-" + name, pool};
+  }
 
   json accepted(ApiClient& c, const std::string& method, const std::string& target,
                 const std::string& body = {}) {
@@ -62,12 +64,14 @@ class BlockJobsTest : public ::testing::Test {
   }
   // A 1 GiB volume with 4 MiB of random data at each of a few offsets (the rest sparse).
   void makeSource(ApiClient& c, const std::string& name) {
-    succeeds(c, "POST", "/v1/volumes", json{{"name", name}, {"tenant", "ta"}, {"size_gib", 1}}.dump());
+    succeeds(c, "POST", "/v1/volumes",
+             json{{"name", name}, {"tenant", "ta"}, {"size_gib", 1}}.dump());
     auto writer = ceph_->openWriter(idOf(name));
     ASSERT_TRUE(writer.has_value()) << writer.error().describe();
     std::mt19937_64 random(std::random_device{}());
     std::string data(kChunk, '\0');
-    for (int64_t offset : {int64_t{0}, int64_t{100} << 20, int64_t{600} << 20, kGiB - int64_t(kChunk)}) {
+    for (int64_t offset :
+         {int64_t{0}, int64_t{100} << 20, int64_t{600} << 20, kGiB - int64_t(kChunk)}) {
       for (size_t i = 0; i < data.size(); i += 8) {
         uint64_t v = random();
         std::memcpy(&data[i], &v, 8);
@@ -76,10 +80,10 @@ class BlockJobsTest : public ::testing::Test {
     }
     ASSERT_TRUE((*writer)->finish());
   }
-  static std::string checksum(const std::string& name) {
+  static std::string checksum(const std::string& name, const std::string& pool = {}) {
     Sha256 hash;
     for (int64_t offset = 0; offset < kGiB; offset += kChunk) {
-      auto chunk = ceph_->read(idOf(name), static_cast<uint64_t>(offset), kChunk);
+      auto chunk = ceph_->read(idOf(name, pool), static_cast<uint64_t>(offset), kChunk);
       if (!chunk) return "unreadable: " + chunk.error().describe();
       hash.update(*chunk);
     }
@@ -162,25 +166,31 @@ TEST_F(BlockJobsTest, AVolumeNoVmRunsIsCopiedExactlyWithProgress) {
   EXPECT_EQ(storageDaemons(), 0) << "the daemon quits with its copy";
 
   // Refusals: the name is taken; malformed bodies; tasks that cannot (or no longer) stop.
-  EXPECT_EQ(call(c, "POST", "/v1/volumes/" + src + "/copy?tenant=ta", json{{"name", dst}}.dump())
-                .status,
-            409);
+  EXPECT_EQ(
+      call(c, "POST", "/v1/volumes/" + src + "/copy?tenant=ta", json{{"name", dst}}.dump()).status,
+      409);
   for (const char* bad : {R"({"name":"a\"b"})", R"({"name":"x","pool":"p"})", R"({})",
+                          R"({"name":"x","pool":""})", R"({"name":"x","pool":7})",
                           R"({"name":"x","bandwidth_mib_s":-1})", R"([1])"}) {
     EXPECT_EQ(call(c, "POST", "/v1/volumes/" + src + "/copy?tenant=ta", bad).status, 400) << bad;
   }
   EXPECT_EQ(call(c, "POST", "/v1/tasks/" + task["id"].get<std::string>() + "/cancel").status, 409);
-  json create = accepted(c, "POST", "/v1/volumes",
-                         json{{"name", "other-" + suffix_}, {"tenant", "ta"}, {"size_gib", 1}}.dump());
+  // (A volume made in the node's other pool, by a task that cannot be cancelled.)
+  json create = accepted(
+      c, "POST", "/v1/volumes",
+      json{{"name", "other-" + suffix_}, {"tenant", "ta"}, {"size_gib", 1}, {"pool", "qiao-b"}}
+          .dump());
   auto refused = call(c, "POST", "/v1/tasks/" + create["id"].get<std::string>() + "/cancel");
   EXPECT_TRUE(refused.status == 409) << refused.raw;
-  waitTask(c, create["id"]);
+  EXPECT_EQ(waitTask(c, create["id"])["state"], "succeeded");
+  EXPECT_TRUE(ceph_->stat(idOf("other-" + suffix_, "qiao-b")).has_value());
+  EXPECT_EQ(call(c, "GET", "/v1/volumes/other-" + suffix_ + "?tenant=ta").body["pool"], "qiao-b");
   EXPECT_EQ(call(c, "POST", "/v1/tasks/no-such-task/cancel").status, 404);
 
   // qiaoctl: the copy with --wait prints the new volume.
   auto op = qiaod_->identity("op-a", "operator", {"ta"});
-  auto ctl = qiaod_->qiaoctl(op, {"volume", "copy", src, "--to", dst + "b", "--wait",
-                                  "--tenant", "ta"});
+  auto ctl =
+      qiaod_->qiaoctl(op, {"volume", "copy", src, "--to", dst + "b", "--wait", "--tenant", "ta"});
   EXPECT_EQ(ctl.exit_code, 0) << ctl.out << ctl.err;
   EXPECT_NE(ctl.out.find(dst + "b"), std::string::npos) << ctl.out;
   EXPECT_EQ(checksum(dst + "b"), before);
@@ -237,8 +247,9 @@ TEST_F(BlockJobsTest, AnAttachedDiskIsCopiedLiveAndACopyOutlivesAKilledQiaod) {
   ASSERT_NE(waitConsole(c, vm, "ta", "QIAO-TEST-GUEST booted").find("booted"), std::string::npos);
   succeeds(c, "POST", "/v1/vms/" + vm + "/disks?tenant=ta", json{{"volume", src}}.dump());
 
+  // Into the node's other pool.
   json task = accepted(c, "POST", "/v1/volumes/" + src + "/copy?tenant=ta",
-                       json{{"name", dst}, {"bandwidth_mib_s", 64}}.dump());
+                       json{{"name", dst}, {"pool", "qiao-b"}, {"bandwidth_mib_s", 64}}.dump());
   ASSERT_TRUE(task.contains("id"));
   const std::string id = task["id"];
   json message;
@@ -260,8 +271,14 @@ TEST_F(BlockJobsTest, AnAttachedDiskIsCopiedLiveAndACopyOutlivesAKilledQiaod) {
   json done = waitTask(c, id, seconds(180));
   ASSERT_EQ(done["state"], "succeeded") << done.dump();
   EXPECT_GT(followedJobs(), followed) << "the job was followed on, not begun again";
-  EXPECT_EQ(checksum(dst), before);
-  EXPECT_EQ(call(c, "GET", "/v1/volumes/" + dst + "?tenant=ta").body["state"], "available");
+  EXPECT_EQ(checksum(dst, "qiao-b"), before);
+  EXPECT_FALSE(ceph_->stat(idOf(dst)).has_value()) << "nothing of the copy in the first pool";
+  auto copy = call(c, "GET", "/v1/volumes/" + dst + "?tenant=ta");
+  EXPECT_EQ(copy.body["state"], "available") << copy.raw;
+  EXPECT_EQ(copy.body["pool"], "qiao-b") << copy.raw;
+  EXPECT_EQ(call(c, "GET", "/v1/volumes/" + src + "?tenant=ta").body["pool"], "qiao");
+  // The copy in the other pool is a disk like any: plugged into the same guest.
+  succeeds(c, "POST", "/v1/vms/" + vm + "/disks?tenant=ta", json{{"volume", dst}}.dump());
   // The guest ran through all of it with its disk.
   EXPECT_EQ(call(c, "GET", "/v1/vms/" + vm + "?tenant=ta").body["state"], "running");
   EXPECT_EQ(call(c, "GET", "/v1/volumes/" + src + "?tenant=ta").body["attached_vm"], vm);

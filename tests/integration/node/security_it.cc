@@ -143,6 +143,12 @@ TEST_F(SecurityTest, ViewerCannotMutate) {
   EXPECT_EQ(call(viewer, "DELETE", "/v1/vms/vm1?tenant=" + tenant_a_ + "&force=true").status,
             403);
   EXPECT_EQ(call(viewer, "GET", "/metrics").status, 403);
+  EXPECT_EQ(call(viewer, "POST", "/v1/vms/vm1/disks?tenant=" + tenant_a_, R"({"volume":"v1"})")
+                .status,
+            403);
+  EXPECT_EQ(call(viewer, "POST", "/v1/vms/vm1/resize?tenant=" + tenant_a_, R"({"vcpus":1})")
+                .status,
+            403);
   expectNothingChanged();
 }
 
@@ -163,6 +169,15 @@ TEST_F(SecurityTest, OperatorOfOneTenantCannotTouchAnother) {
   EXPECT_EQ(call(op, "DELETE", "/v1/vms/vm1?tenant=" + tenant_b_ + "&force=true").status, 404);
   EXPECT_EQ(call(op, "POST", "/v1/vms/vm1/actions/start?tenant=" + tenant_b_).status, 404);
   EXPECT_EQ(call(op, "GET", "/v1/vms/vm1/console-log?tenant=" + tenant_b_).status, 404);
+  // Nor change it online, or read its figures.
+  const std::string b_vm = "/v1/vms/vm1";
+  const std::string in_b = "?tenant=" + tenant_b_;
+  EXPECT_EQ(call(op, "POST", b_vm + "/disks" + in_b, R"({"volume":"v1"})").status, 404);
+  EXPECT_EQ(call(op, "DELETE", b_vm + "/disks/v1" + in_b).status, 404);
+  EXPECT_EQ(call(op, "POST", b_vm + "/nics" + in_b, R"({"network":"n1"})").status, 404);
+  EXPECT_EQ(call(op, "DELETE", b_vm + "/nics/02:00:00:00:00:01" + in_b).status, 404);
+  EXPECT_EQ(call(op, "POST", b_vm + "/resize" + in_b, R"({"vcpus":1})").status, 404);
+  EXPECT_EQ(call(op, "GET", b_vm + "/stats" + in_b).status, 404);
   json spec = {{"name", "intruder"}, {"tenant", tenant_b_}};
   EXPECT_EQ(call(op, "POST", "/v1/vms?start=false", spec.dump()).status, 403);
   // Nor its tasks.
@@ -170,6 +185,7 @@ TEST_F(SecurityTest, OperatorOfOneTenantCannotTouchAnother) {
   ASSERT_FALSE(tasks.body["items"].empty());
   std::string b_task = tasks.body["items"][0]["id"];
   EXPECT_EQ(call(op, "GET", "/v1/tasks/" + b_task).status, 404);
+  EXPECT_EQ(call(op, "POST", "/v1/tasks/" + b_task + "/cancel").status, 404);
   EXPECT_EQ(call(op, "GET", "/v1/tasks?tenant=" + tenant_b_).body["items"].size(), 0u);
   // Operators may not boot host kernels.
   json boot = {{"name", "vm3"}, {"boot", {{"kernel", "/etc/hostname"}}}};

@@ -36,8 +36,11 @@ BlockCopyPlan plan() {
 }
 
 json job(const std::string& status, int64_t done, const std::string& error = {}) {
-  json j = {{"id", "qiao-copy-1"}, {"type", "backup"}, {"status", status},
-            {"current-progress", done}, {"total-progress", 100}};
+  json j = {{"id", "qiao-copy-1"},
+            {"type", "backup"},
+            {"status", status},
+            {"current-progress", done},
+            {"total-progress", 100}};
   if (!error.empty()) j["error"] = error;
   return json::array({j});
 }
@@ -56,6 +59,7 @@ class BlockCopyTest : public ::testing::Test {
         .expect("query-named-block-nodes", json::array())
         .expect("blockdev-add")
         .expect("blockdev-add")
+        .expect("query-named-block-nodes", json::array())
         .expect("blockdev-add")
         .expect("blockdev-add")
         .expect("blockdev-backup");
@@ -145,7 +149,8 @@ TEST_F(BlockCopyTest, ACancelIsAskedOnceAndEndsAsCancelled) {
 
 TEST_F(BlockCopyTest, AFailedOrVanishedJobIsAnError) {
   scriptStart();
-  server_.expect("query-jobs", job("concluded", 10, "Input/output error"))
+  server_
+      .expect("query-jobs", job("concluded", 10, "Input/output error"))
       // Run again: found running (so nothing is started), then gone (its QEMU restarted).
       .expect("query-jobs", job("running", 10))
       .expect("query-jobs", json::array());
@@ -177,9 +182,10 @@ TEST_F(BlockCopyTest, AJobFoundRunningIsFollowedNotBegunAgain) {
 TEST_F(BlockCopyTest, CleanupDismissesTheJobAndDeletesOnlyTheNodesItAdded) {
   server_.expect("query-jobs", job("concluded", 100))
       .expect("job-dismiss")
-      .expect("query-named-block-nodes",
-              json::array({{{"node-name", "qct-1"}}, {{"node-name", "qct-1-file"}},
-                           {{"node-name", "qcs-1-file"}}, {{"node-name", "qd-guest"}}}))
+      .expect("query-named-block-nodes", json::array({{{"node-name", "qct-1"}},
+                                                      {{"node-name", "qct-1-file"}},
+                                                      {{"node-name", "qcs-1-file"}},
+                                                      {{"node-name", "qd-guest"}}}))
       .expect("blockdev-del")
       .expect("blockdev-del")
       .expect("blockdev-del");
