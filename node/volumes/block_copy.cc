@@ -270,12 +270,16 @@ Result<std::shared_ptr<QmpSocketChannel>> openStorageDaemon(QmpRuntime& runtime,
 }
 
 Status stopStorageDaemon(QmpRuntime& runtime, const StorageDaemonOptions& options,
-                         const std::string& name) {
+                         const std::string& name, QmpChannel* connected) {
   const DaemonPaths paths = pathsOf(options, name);
-  if (pid_t pid = livePid(paths.pidfile); pid > 0) {
-    auto channel = channelTo(runtime, paths, name);
-    if (channel->connect()) {
-      (void)channel->execute("quit");  // the answer may be lost with the connection
+  if (livePid(paths.pidfile) > 0) {
+    std::shared_ptr<QmpSocketChannel> own;
+    if (connected == nullptr) {
+      own = channelTo(runtime, paths, name);
+      if (own->connect()) connected = own.get();
+    }
+    if (connected != nullptr) {
+      (void)connected->execute("quit");  // the answer may be lost with the connection
       for (int i = 0; i < 100 && livePid(paths.pidfile) > 0; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }

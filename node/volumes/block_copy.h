@@ -82,7 +82,9 @@ Result<std::shared_ptr<QmpSocketChannel>> openStorageDaemon(QmpRuntime& runtime,
                                                             const StorageDaemonOptions& options,
                                                             const std::string& name);
 // Tells it to quit (kills it when it does not answer) and removes its files. Idempotent.
+// `connected`: the caller's own channel to it, if it has one (a daemon serves one QMP client
+// at a time: a second connection would wait for the first to close).
 Status stopStorageDaemon(QmpRuntime& runtime, const StorageDaemonOptions& options,
-                         const std::string& name);
+                         const std::string& name, QmpChannel* connected = nullptr);
 
 }  // namespace qiao

@@ -584,7 +584,7 @@ Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) 
       };
       Status copied = runBlockCopy(*qmp, plan, hooks);
       Status cleaned = cleanupBlockCopy(*qmp, plan);
-      if (!live.qmp) (void)stopStorageDaemon(qmp_runtime_, daemons_, names.job);
+      if (!live.qmp) (void)stopStorageDaemon(qmp_runtime_, daemons_, names.job, qmp.get());
       if (!copied) return copied;
       return cleaned;
     });
