@@ -595,6 +595,7 @@ Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) 
     });
   }
   if (!result) {
+    stopCopyJob(run.task(), source);  // first: its QEMU may still hold the target open
     run.rollback();
     abandonCopy(run.task(), source);
   }
@@ -613,7 +614,7 @@ Status VolumeService::removeReleased(const VolumeId& id) {
   }
 }
 
-void VolumeService::abandonCopy(const TaskRecord& task, const VolumeRecord& source) {
+void VolumeService::stopCopyJob(const TaskRecord& task, const VolumeRecord& source) {
   const CopyNames names = copyNames(task);
   BlockCopyPlan plan;
   plan.job_id = names.job;
@@ -627,6 +628,10 @@ void VolumeService::abandonCopy(const TaskRecord& task, const VolumeRecord& sour
     }
   }
   (void)stopStorageDaemon(qmp_runtime_, daemons_, names.job);
+}
+
+void VolumeService::abandonCopy(const TaskRecord& task, const VolumeRecord& source) {
+  stopCopyJob(task, source);
   auto target = store_.getVolume(source.tenant, TaskEngine::params(task).value("name", ""));
   if (!target || target->state != "creating") return;  // gone, or a finished copy
   if (auto removed = removeReleased(idOf(*target)); !removed) {

@@ -132,7 +132,9 @@ class VolumeService {
   Status runResize(TaskEngine::Run& run, VolumeRecord volume, int64_t size_bytes);
   Status runLimits(TaskEngine::Run& run, VolumeRecord volume, const VolumeQos& qos);
   Status runCopy(TaskEngine::Run& run, const VolumeRecord& source);
-  // Stops the copy's job wherever it runs and forgets the target (a failed or abandoned copy).
+  // Stops the copy's job wherever it runs (its VM's QEMU, its storage daemon); idempotent.
+  void stopCopyJob(const TaskRecord& task, const VolumeRecord& source);
+  // stopCopyJob, then removes the target and forgets it (a failed or abandoned copy).
   void abandonCopy(const TaskRecord& task, const VolumeRecord& source);
   // kConflict naming the VM, or the clients, that hold the volume.
   Status checkNotInUse(const VolumeRecord& volume);
