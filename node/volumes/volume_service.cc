@@ -171,17 +171,29 @@ VolumeService::VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tas
   tasks_.addKind("volume.", std::move(kind));
 }
 
-Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::string& identity) {
+VolumeRecord VolumeService::newVolume(const std::string& tenant, const std::string& name,
+                                      int64_t size_bytes, const std::string& pool) const {
   VolumeRecord volume;
-  volume.tenant = spec.tenant;
-  volume.name = spec.name;
+  volume.tenant = tenant;
+  volume.name = name;
   volume.uuid = newUuid();
   volume.backend = std::string(driver_.backend());
-  volume.object = "vol-" + spec.name;
-  volume.size_bytes = spec.size_gib * kGiB;
+  volume.object = "vol-" + name;
+  volume.size_bytes = size_bytes;
   volume.state = "creating";
+  volume.pool = pool.empty() ? driver_.defaultPool() : pool;
+  return volume;
+}
+
+Status VolumeService::checkSettled(const VolumeRecord& volume) {
+  if (volume.state == "available" || volume.state == "in-use") return {};
+  return makeError(ErrorCode::kConflict, "volume",
+                   "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
+}
+
+Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::string& identity) {
+  VolumeRecord volume = newVolume(spec.tenant, spec.name, spec.size_gib * kGiB, spec.pool);
   volume.qos = spec.qos;
-  volume.pool = spec.pool.empty() ? driver_.defaultPool() : spec.pool;
   TaskRecord task = TaskEngine::newTask("volume.create", volume.tenant, taskTarget(volume.name),
                                         identity, "{}");
   if (auto created = store_.createVolume(volume, &task); !created) {
@@ -237,16 +249,9 @@ Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const 
   } else if (existing.error().code != ErrorCode::kNotFound) {
     return existing;
   } else {
-    volume.tenant = tenant;
-    volume.name = name;
-    volume.uuid = newUuid();
-    volume.backend = std::string(driver_.backend());
-    volume.object = "vol-" + name;
-    volume.size_bytes = size_bytes;
-    volume.state = "creating";
+    volume = newVolume(tenant, name, size_bytes, "");
     volume.attached_vm = vm;
     volume.image = image_ref;
-    volume.pool = driver_.defaultPool();
     // Recorded first, so that a crash before the clone leaves a row that the undo (or a
     // retry) finds, never an RBD image nobody knows.
     if (auto created = store_.createVolume(volume, nullptr); !created) {
@@ -321,10 +326,7 @@ Result<TaskRecord> VolumeService::remove(const VolumeRecord& volume,
 
 Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t size_gib,
                                          const std::string& identity) {
-  if (volume.state != "available" && volume.state != "in-use") {
-    return makeError(ErrorCode::kConflict, "volume",
-                     "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
-  }
+  if (auto settled = checkSettled(volume); !settled) return std::unexpected(settled.error());
   if (size_gib * kGiB < volume.size_bytes) {
     return makeError(ErrorCode::kInvalidArgument, "volume",
                      "volume " + volumeId(volume) + " has " +
@@ -338,10 +340,7 @@ Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t siz
 
 Result<TaskRecord> VolumeService::setLimits(const VolumeRecord& volume, const VolumeQos& qos,
                                             const std::string& identity) {
-  if (volume.state != "available" && volume.state != "in-use") {
-    return makeError(ErrorCode::kConflict, "volume",
-                     "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
-  }
+  if (auto settled = checkSettled(volume); !settled) return std::unexpected(settled.error());
   return tasks_.submit(TaskEngine::newTask("volume.limits", volume.tenant,
                                            taskTarget(volume.name), identity,
                                            dumpJson({{"qos", qosToJson(qos)}})));
@@ -349,19 +348,9 @@ Result<TaskRecord> VolumeService::setLimits(const VolumeRecord& volume, const Vo
 
 Result<TaskRecord> VolumeService::copy(const VolumeRecord& source, const CopyRequest& request,
                                        const std::string& identity) {
-  if (source.state != "available" && source.state != "in-use") {
-    return makeError(ErrorCode::kConflict, "volume",
-                     "volume " + volumeId(source) + " is " + source.state + "; try again later");
-  }
-  VolumeRecord target;
-  target.tenant = source.tenant;
-  target.name = request.name;
-  target.uuid = newUuid();
-  target.backend = std::string(driver_.backend());
-  target.object = "vol-" + request.name;
-  target.size_bytes = source.size_bytes;
-  target.state = "creating";
-  target.pool = request.pool.empty() ? driver_.defaultPool() : request.pool;
+  if (auto settled = checkSettled(source); !settled) return std::unexpected(settled.error());
+  const VolumeRecord target =
+      newVolume(source.tenant, request.name, source.size_bytes, request.pool);
   TaskRecord task = TaskEngine::newTask(
       "volume.copy", source.tenant, taskTarget(source.name), identity,
       dumpJson({{"name", request.name},

@@ -125,6 +125,12 @@ class VolumeService {
   static std::string taskTarget(const std::string& name) { return "volume/" + name; }
 
  private:
+  // A record of a volume being made: a fresh uuid, this backend, "creating", in `pool` (""
+  // for the node's own).
+  VolumeRecord newVolume(const std::string& tenant, const std::string& name, int64_t size_bytes,
+                         const std::string& pool) const;
+  // kConflict unless the volume is available or in use (not being made, removed, in error).
+  static Status checkSettled(const VolumeRecord& volume);
   Status runTask(TaskEngine::Run& run);
   void giveUp(TaskEngine::Run& run);
   Status runCreate(TaskEngine::Run& run, VolumeRecord volume);
