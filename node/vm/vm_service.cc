@@ -423,6 +423,9 @@ void VmService::giveUp(TaskEngine::Run& run) {
     if (nvramOnRbd()) {
       if (auto removed = removeNvram(*vm); !removed) return removed;
     }
+    if (auto spec = storedSpec(*vm)) {
+      if (auto released = giveBackDisks(*spec, /*deleting=*/false); !released) return released;
+    }
     return store_.deleteVm(vm->tenant, vm->name);
   });
 }
@@ -506,7 +509,10 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   }
   if (!result) {
     run.rollback();
-    // A NIC step that failed half way (the second NIC's address taken) leaves the first's.
+    // A step that failed half way has no undo of its own: the disks step may have taken or
+    // made some disks (a clone's row recorded, its RBD image not yet), the NIC step plugged
+    // the first NIC before the second's address was found taken; giving back is idempotent.
+    if (!spec->disks.empty()) (void)giveBackDisks(*spec, /*deleting=*/false);
     if (networks_ != nullptr) (void)networks_->unplugVm(vm.uuid);
     forget();
   }
