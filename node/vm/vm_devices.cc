@@ -52,7 +52,17 @@ Result<std::shared_ptr<QmpChannel>> VmService::monitorOf(const VmRecord& vm) {
   if (!monitor_factory_) {
     return makeError(ErrorCode::kUnavailable, "vm", "this node has no QMP monitor access");
   }
-  return monitor_factory_(domainNameOf(vm.tenant, vm.name));
+  std::lock_guard lock(monitors_mu_);
+  auto& kept = monitors_[vm.uuid];
+  if (!kept) {
+    auto made = monitor_factory_(domainNameOf(vm.tenant, vm.name));
+    if (!made) {
+      monitors_.erase(vm.uuid);
+      return made;
+    }
+    kept = *made;
+  }
+  return kept;
 }
 
 Result<bool> VmService::isLive(const VmRecord& vm) {

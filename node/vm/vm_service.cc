@@ -575,6 +575,10 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
                       [&]() { return hypervisor_.undefine(domain); });
   }
   if (result) {
+    std::lock_guard lock(monitors_mu_);
+    monitors_.erase(vm.uuid);
+  }
+  if (result) {
     result = run.step("disks", 70, "releasing disks", [&]() -> Status {
       auto spec = storedSpec(vm);
       if (!spec) return std::unexpected(spec.error());

@@ -11,7 +11,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -226,6 +228,11 @@ class VmService {
   std::shared_mutex ops_mutex_;
   WorkQueue control_;  // libvirt events and reconciliation, in order
   MonitorFactory monitor_factory_;
+  // One monitor channel per VM (by uuid), kept: a channel reconnects by itself when libvirtd
+  // comes back, and opening one (a libvirt connection, the domain's lookup, its events) cost
+  // more than the commands a hot-plug sends. Forgotten when the VM is deleted.
+  std::mutex monitors_mu_;
+  std::map<std::string, std::shared_ptr<QmpChannel>> monitors_;
   std::chrono::milliseconds disk_release_timeout_{30000};
 };
 
