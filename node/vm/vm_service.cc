@@ -309,15 +309,12 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
 
 Status VmService::checkNotCopying(const VmRecord& vm, const std::string& only_volume) {
   if (volumes_ == nullptr) return {};
-  if (!only_volume.empty()) return volumes_->checkNotCopying(vm.tenant, only_volume);
+  if (!only_volume.empty()) return volumes_->checkNotCopying(vm.tenant, {only_volume});
   auto spec = storedSpec(vm);
   if (!spec) return {};  // a vm without a readable spec has no disks to speak of
-  for (size_t i = 0; i < spec->disks.size(); ++i) {
-    if (auto idle = volumes_->checkNotCopying(vm.tenant, diskVolumeName(*spec, i)); !idle) {
-      return idle;
-    }
-  }
-  return {};
+  std::vector<std::string> names;
+  for (size_t i = 0; i < spec->disks.size(); ++i) names.push_back(diskVolumeName(*spec, i));
+  return volumes_->checkNotCopying(vm.tenant, names);
 }
 
 Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,

@@ -214,7 +214,7 @@ Result<VolumeRecord> VolumeService::claimForVm(const std::string& tenant, const 
     return volume;
   }
   if (volume->attached_vm == vm) return volume;
-  if (auto idle = checkNotCopying(tenant, name); !idle) return std::unexpected(idle.error());
+  if (auto idle = checkNotCopying(tenant, {name}); !idle) return std::unexpected(idle.error());
   auto busy = [&](const VolumeRecord& v) -> Result<VolumeRecord> {
     if (!v.attached_vm.empty()) {
       return makeError(ErrorCode::kConflict, "volume",
@@ -364,11 +364,15 @@ Result<TaskRecord> VolumeService::copy(const VolumeRecord& source, const CopyReq
   return tasks_.dispatch(task.id);
 }
 
-Status VolumeService::checkNotCopying(const std::string& tenant, const std::string& name) {
+Status VolumeService::checkNotCopying(const std::string& tenant,
+                                      const std::vector<std::string>& names) {
+  if (names.empty()) return {};
   auto unfinished = store_.unfinishedTasks();
   if (!unfinished) return std::unexpected(unfinished.error());
   for (const auto& task : *unfinished) {
-    if (task.kind == "volume.copy" && task.tenant == tenant && task.target == taskTarget(name)) {
+    if (task.kind != "volume.copy" || task.tenant != tenant) continue;
+    for (const auto& name : names) {
+      if (task.target != taskTarget(name)) continue;
       return makeError(ErrorCode::kConflict, "volume",
                        "volume " + tenant + "/" + name + " is being copied by task " + task.id +
                            "; wait for it, or cancel it (qiaoctl task cancel " + task.id + ")",

@@ -75,8 +75,9 @@ class VolumeService {
   // be started, stopped or deleted (checkNotCopying).
   Result<TaskRecord> copy(const VolumeRecord& source, const CopyRequest& request,
                           const std::string& identity);
-  // kConflict naming the task when a copy of the tenant's volume `name` is unfinished.
-  Status checkNotCopying(const std::string& tenant, const std::string& name);
+  // kConflict naming the task when a copy of one of the tenant's volumes `names` is
+  // unfinished (one read of the unfinished tasks for all of them).
+  Status checkNotCopying(const std::string& tenant, const std::vector<std::string>& names);
 
   // The disks of a VM, made or taken by its tasks' steps (idempotent: a step run again after
   // a crash finds its own work done).

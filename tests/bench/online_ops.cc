@@ -325,6 +325,20 @@ std::string newUuid() {
   return uuid;
 }
 
+// A built qiaod and the stack's Ceph, which the API cases need; says which is missing.
+bool qiaodAndCephHere() {
+  if (!std::filesystem::exists(it::qiaodBinary())) {
+    std::printf("  no qiaod at %s (build it, or set QIAO_BUILD_DIR): skipped\n",
+                it::qiaodBinary().c_str());
+    return false;
+  }
+  if (rbd({"ls", "qiao"}).exit_code != 0) {
+    std::printf("  the stack's Ceph does not answer (scripts/stack up --no-qiaod): skipped\n");
+    return false;
+  }
+  return true;
+}
+
 // The floor's disk: what libvirt makes of it is what Qiao plugs (a raw RBD node with
 // writeback cache and discard, a virtio-blk-pci device on a free PCIe root port), minus the
 // RBD namespace, which libvirt 9.0 cannot name.
@@ -700,15 +714,7 @@ int caseHotplug(const Options& options) {
         it::testGuestDir().c_str());
     return 0;
   }
-  if (!std::filesystem::exists(it::qiaodBinary())) {
-    std::printf("  no qiaod at %s (build it, or set QIAO_BUILD_DIR): skipped\n",
-                it::qiaodBinary().c_str());
-    return 0;
-  }
-  if (rbd({"ls", "qiao"}).exit_code != 0) {
-    std::printf("  the stack's Ceph does not answer (scripts/stack up --no-qiaod): skipped\n");
-    return 0;
-  }
+  if (!qiaodAndCephHere()) return 0;
   HotplugSamples samples;
   int rc = 0;
   try {
@@ -901,15 +907,7 @@ int measureCopies(CopyRun& run, const Options& options, std::vector<double>& api
 
 int caseBlockCopy(const Options& options) {
   std::printf("\n== block-copy: a full copy of a 1 GiB volume of random data, MiB/s\n");
-  if (!std::filesystem::exists(it::qiaodBinary())) {
-    std::printf("  no qiaod at %s (build it, or set QIAO_BUILD_DIR): skipped\n",
-                it::qiaodBinary().c_str());
-    return 0;
-  }
-  if (rbd({"ls", "qiao"}).exit_code != 0) {
-    std::printf("  the stack's Ceph does not answer (scripts/stack up --no-qiaod): skipped\n");
-    return 0;
-  }
+  if (!qiaodAndCephHere()) return 0;
   std::vector<double> api, floor;
   int rc = 0;
   try {
