@@ -190,10 +190,6 @@ void TaskEngine::runTask(TaskRecord task) {
   }
   const std::string object = task.tenant + "/" + task.target;
   const bool cancelled = cancelRequested(task.id);
-  if (cancelled) {
-    std::lock_guard lock(cancel_mu_);
-    cancel_requested_.erase(task.id);
-  }
   if (result) {
     update(task, "succeeded", 100, "done");
     kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
@@ -207,6 +203,10 @@ void TaskEngine::runTask(TaskRecord task) {
                               {"object", object},
                               {"error", result.error().describe()}});
   }
+  // A request is forgotten only now that the outcome is recorded: until then the task shows
+  // "running", and a second request must still find the first (one journal mark).
+  std::lock_guard lock(cancel_mu_);
+  cancel_requested_.erase(task.id);
 }
 
 Status TaskEngine::Run::step(std::string_view name, int progress, std::string_view message,
