@@ -197,12 +197,19 @@ pid_t livePid(const std::string& pidfile) {
              : 0;
 }
 
+// Waits up to `limit` for the daemon of `pidfile` to be gone.
+void waitGone(const std::string& pidfile, std::chrono::milliseconds limit) {
+  constexpr std::chrono::milliseconds kPoll{100};
+  for (auto waited = std::chrono::milliseconds(0); waited < limit && livePid(pidfile) > 0;
+       waited += kPoll) {
+    std::this_thread::sleep_for(kPoll);
+  }
+}
+
 void killAndForget(const DaemonPaths& paths) {
   if (pid_t pid = livePid(paths.pidfile); pid > 0) {
     ::kill(pid, SIGKILL);
-    for (int i = 0; i < 50 && livePid(paths.pidfile) > 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    waitGone(paths.pidfile, std::chrono::seconds(5));
   }
   std::error_code ec;
   std::filesystem::remove(paths.socket, ec);
@@ -280,9 +287,7 @@ Status stopStorageDaemon(QmpRuntime& runtime, const StorageDaemonOptions& option
     }
     if (connected != nullptr) {
       (void)connected->execute("quit");  // the answer may be lost with the connection
-      for (int i = 0; i < 100 && livePid(paths.pidfile) > 0; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
+      waitGone(paths.pidfile, std::chrono::seconds(10));
     }
   }
   killAndForget(paths);
