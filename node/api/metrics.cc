@@ -58,8 +58,9 @@ std::string nicLabels(const VmFigures& vm, const VmFigures::Nic& nic) {
 
 std::string count(uint64_t value) { return std::to_string(value); }
 
-// Per-VM series. Disks and NICs only with figures (a running VM; RBD disks are not here:
-// their figures come from QMP, which /metrics does not ask).
+// Per-VM series. Disks and NICs only with figures (a running VM); a part of a running VM that
+// could not be read this time is in qiao_vm_figures_missing instead (its reason is in the
+// VM's stats object and, at debug level, in the log).
 void renderVms(std::string& out, const std::vector<VmFigures>& vms) {
   {
     Family f(out, "qiao_vm_cpu_seconds_total", "counter",
@@ -148,6 +149,14 @@ void renderVms(std::string& out, const std::vector<VmFigures>& vms) {
       for (const auto& nic : vm.nics) {
         if (nic.figures) f.sample(nicLabels(vm, nic), count((*nic.figures).*field));
       }
+    }
+  }
+  {
+    Family f(out, "qiao_vm_figures_missing", "gauge",
+             "1 for each part of a running VM whose figures could not be read for this scrape "
+             "(a QEMU that did not answer in time, a tap that is gone).");
+    for (const auto& vm : vms) {
+      for (const auto& m : vm.missing) f.sample(vmLabels(vm) + ",part=\"" + label(m.part) + "\"", "1");
     }
   }
 }

@@ -29,6 +29,11 @@ enum class DomainState {
 };
 // "running", "paused", "shutoff", ... as the API shows them.
 const char* domainStateName(DomainState state);
+// Running, paused, blocked or suspended: the domain's QEMU is there.
+constexpr bool domainLive(DomainState s) {
+  return s == DomainState::kRunning || s == DomainState::kPaused || s == DomainState::kBlocked ||
+         s == DomainState::kPmSuspended;
+}
 
 // What Qiao wrote into the domain's <metadata> (namespace kQiaoMetadataNs).
 struct QiaoMetadata {

@@ -71,8 +71,7 @@ Result<bool> VmService::isLive(const VmRecord& vm) {
     if (info.error().code == ErrorCode::kNotFound) return false;
     return std::unexpected(info.error());
   }
-  return info->state == DomainState::kRunning || info->state == DomainState::kPaused ||
-         info->state == DomainState::kBlocked || info->state == DomainState::kPmSuspended;
+  return domainLive(info->state);
 }
 
 Status VmService::checkNewDisk(const VmSpec& spec, size_t i) const {

@@ -119,7 +119,10 @@ class VmService {
   // API's object; a VM that is not running answers kConflict; a QMP failure leaves the RBD
   // disks' figures null and says so under "missing".
   Result<nlohmann::json> stats(const VmRecord& vm);
-  // Every VM's figures for /metrics from one libvirt call, without QMP (no RBD disks' figures).
+  // Every VM's figures for /metrics: libvirt's from one call, and QEMU's for the RBD disks of
+  // the live VMs through their kept monitors, a few VMs at a time, each within a short timeout
+  // and all within one budget (a VM whose QEMU does not answer in time has its RBD disks under
+  // `missing`; the scrape does not wait for it).
   std::vector<VmFigures> metricsFigures();
 
   struct ReconcileReport {
@@ -157,6 +160,8 @@ class VmService {
   // What Qiao knows of a VM's disks and NICs, to name their figures (vm_stats.cc).
   Result<std::vector<VmStatsDisk>> statsDisksOf(const VmRecord& vm) const;
   Result<std::vector<VmStatsNic>> statsNicsOf(const VmRecord& vm) const;
+  // QEMU's query-blockstats through the VM's kept monitor (its RBD disks' figures).
+  Result<nlohmann::json> rbdBlockstats(const VmRecord& vm, std::chrono::milliseconds timeout);
   // Running or paused: QEMU is there.
   Result<bool> isLive(const VmRecord& vm);
   // Records the spec and defines the domain from it (the running guest is not touched).

@@ -4,7 +4,9 @@
 // functions here merge them and render the API's object, and are unit-tested on their own.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -62,14 +64,22 @@ struct VmFigures {
 };
 
 // Names libvirt's figures (file disks by path, else by target; NICs by tap) and QEMU's (RBD
-// disks by QEMU id). `blockstats`: QMP's answer, its error, or nullptr when QMP was not asked
-// (then the RBD disks are missing with `no_qmp_reason`). Figures libvirt has for a disk or NIC
-// Qiao does not know are dropped; a disk or NIC without figures is listed as missing.
+// disks by QEMU id). `blockstats`: QMP's answer, its error, or nullptr when QMP was not asked.
+// Figures libvirt has for a disk or NIC Qiao does not know are dropped; a disk or NIC of a
+// live VM without figures is listed as missing, with the reason.
 VmFigures mergeVmFigures(std::string tenant, std::string name, DomainStats domain,
                          const std::vector<VmStatsDisk>& disks,
                          const std::vector<VmStatsNic>& nics,
-                         const Result<nlohmann::json>* blockstats,
-                         const std::string& no_qmp_reason = {});
+                         const Result<nlohmann::json>* blockstats);
+
+// Runs ask(i, timeout) for each i in [0, n), `parallel` at a time, each told to take at most
+// `each` and all of them within `budget` from the call: an i whose turn comes when the budget
+// is spent gets skipped(i) instead. `ask` must keep to its timeout; returns when every ask
+// started has returned. (/metrics asks the VMs' monitors this way.)
+void askWithinBudget(size_t n, size_t parallel, std::chrono::milliseconds each,
+                     std::chrono::milliseconds budget,
+                     const std::function<void(size_t, std::chrono::milliseconds)>& ask,
+                     const std::function<void(size_t)>& skipped);
 
 // The API's object (GET /v1/vms/{name}/stats): docs/api/openapi.yaml's VmStats.
 nlohmann::json vmFiguresToJson(const VmFigures& figures);

@@ -20,7 +20,9 @@
 //        default namespace, into the same guest (same QEMU); the detach also until `virsh
 //        domblklist` no longer lists the disk.
 //     After each plug and unplug the bench waits, untimed, for the guest to report the disk
-//     come or gone. Everything it makes (the VM, the volumes and their RBD namespace, the
+//     come or gone. While the API's disk is plugged, a GET /metrics (whose RBD disk series
+//     must be there) is timed next to `virsh domstats DOMAIN` + `virsh qemu-monitor-command
+//     DOMAIN query-blockstats`. Everything it makes (the VM, the volumes and their RBD namespace, the
 //     floor's images, the libvirt ceph secret) is removed at the end, also after an error,
 //     SIGINT/SIGTERM or --max-seconds.
 //   block-copy: a full copy of a 1 GiB volume filled with random data, MiB/s of each round
@@ -473,6 +475,9 @@ struct HotplugRun {
 struct HotplugSamples {
   std::vector<double> api_attach, api_detach;
   std::vector<double> virsh_attach, virsh_detach_return, virsh_detach_gone;
+  // A /metrics scrape while the API's disk is plugged, and its floor: `virsh domstats` and
+  // `virsh qemu-monitor-command DOMAIN query-blockstats`, one after the other.
+  std::vector<double> api_metrics, virsh_metrics;
   int virsh_request_sent = 0;  // detaches virsh answered before the guest let the disk go
 };
 
@@ -638,6 +643,26 @@ int measureHotplug(HotplugRun& run, const Options& options, HotplugSamples& out)
         !guestReports(true)) {
       return false;
     }
+    if (counted) {
+      // /metrics with the disk plugged: its RBD series must be there (read from QEMU).
+      auto start = Clock::now();
+      auto scraped = c.request("GET", "/metrics");
+      const double took = ms(Clock::now() - start);
+      const std::string series = "volume=\"" + volume + "\",backend=\"rbd\"";
+      if (!scraped || scraped->status != 200 || scraped->body.find(series) == std::string::npos) {
+        std::fprintf(stderr, "hotplug: GET /metrics has no series of the plugged disk %s\n",
+                     volume.c_str());
+        return false;
+      }
+      double domstats = 0, blockstats = 0;
+      if (!virshTimed({"domstats", run.domain}, &domstats) ||
+          !virshTimed({"qemu-monitor-command", run.domain, R"({"execute":"query-blockstats"})"},
+                      &blockstats)) {
+        return false;
+      }
+      out.api_metrics.push_back(took);
+      out.virsh_metrics.push_back(domstats + blockstats);
+    }
     if (!apiTimed("DELETE", "/v1/vms/" + run.vm + "/disks/" + volume + "?tenant=" + run.tenant, "",
                   &detach) ||
         !guestReports(false)) {
@@ -736,6 +761,8 @@ int caseHotplug(const Options& options) {
     printRow("API DELETE .../disks/V, to the task's end", samples.api_detach);
     printRow("virsh detach-device --live, its return", samples.virsh_detach_return);
     printRow("  ... until domblklist drops it (floor)", samples.virsh_detach_gone);
+    printRow("API GET /metrics, the disk plugged", samples.api_metrics);
+    printRow("virsh domstats + query-blockstats (floor)", samples.virsh_metrics);
     if (!samples.api_attach.empty() && !samples.virsh_attach.empty()) {
       std::printf(
           "  API/virsh p50: attach %.2fx, detach %.2fx (against virsh until gone; %.2fx "
@@ -743,6 +770,10 @@ int caseHotplug(const Options& options) {
           percentile(samples.api_attach, 50) / percentile(samples.virsh_attach, 50),
           percentile(samples.api_detach, 50) / percentile(samples.virsh_detach_gone, 50),
           percentile(samples.api_detach, 50) / percentile(samples.virsh_detach_return, 50));
+    }
+    if (!samples.api_metrics.empty() && !samples.virsh_metrics.empty()) {
+      std::printf("  API/virsh p50: /metrics %.2fx\n",
+                  percentile(samples.api_metrics, 50) / percentile(samples.virsh_metrics, 50));
     }
     if (!samples.virsh_detach_return.empty()) {
       std::printf(
@@ -759,7 +790,9 @@ int caseHotplug(const Options& options) {
         "    object-add of the key, blockdev-add x2, device_add, live only (the persistent\n"
         "    definition stays as it is); detach = device_del, libvirt waiting (up to 5 s) for\n"
         "    DEVICE_DELETED, blockdev-del; \"until domblklist\" adds the `virsh domblklist`\n"
-        "    processes run back to back from the detach's start until the disk is not listed.\n");
+        "    processes run back to back from the detach's start until the disk is not listed.\n"
+        "  /metrics: one libvirt bulk stats call and query-blockstats through the VM's kept\n"
+        "    monitor (the bench's qiaod has this one VM); its floor is two virsh processes.\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hotplug: %s\n", e.what());
     return 1;

@@ -1,8 +1,8 @@
 // Per-VM statistics through a real qiaod, QEMU, the stack's Ceph and Open vSwitch: a test
 // guest on a tenant network takes its DHCP lease (its NIC's counters move), gets an RBD volume
 // hot-plugged and reads 32 MiB of it twice (the disk's read bytes grow by at least that much
-// each time, from QMP); GET /v1/vms/{name}/stats, /metrics and qiaoctl vm stats show it; a
-// stopped VM answers 409.
+// each time, from QMP); GET /v1/vms/{name}/stats, /metrics (the RBD disk too) and qiaoctl vm
+// stats show it; a stopped VM answers 409.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -153,6 +153,16 @@ TEST_F(StatsTest, FiguresMoveWithWhatTheGuestDoes) {
   EXPECT_NE(metrics->body.find("qiao_vm_nic_rx_packets_total{" + labels + ",mac=\"" + mac +
                                "\",network=\"" + net + "\"} "),
             std::string::npos)
+      << metrics->body;
+  // The RBD disk too (from QEMU through the VM's kept monitor), with both reads counted.
+  const std::string disk_series =
+      "qiao_vm_disk_read_bytes_total{" + labels + ",volume=\"" + vol + "\",backend=\"rbd\"} ";
+  const auto at = metrics->body.find(disk_series);
+  ASSERT_NE(at, std::string::npos) << metrics->body;
+  const std::string value = metrics->body.substr(
+      at + disk_series.size(), metrics->body.find('\n', at) - at - disk_series.size());
+  EXPECT_GE(std::stoull(value), u64(d2, "read_bytes")) << metrics->body;
+  EXPECT_EQ(metrics->body.find("qiao_vm_figures_missing{" + labels), std::string::npos)
       << metrics->body;
 
   // qiaoctl: the table names the volume and the NIC; -o json is the API's object.

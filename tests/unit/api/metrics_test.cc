@@ -29,6 +29,7 @@ TEST(MetricsRender, PerVmSeriesWithLabels) {
   nic.rx_bytes = 7;
   nic.tx_packets = 9;
   vm.nics.push_back({{"52:54:00:00:00:01", "net\n1", "10.0.0.2", "qt-1"}, nic});
+  vm.missing.push_back({"disk root", "QMP query-blockstats failed: no reply in 2000 ms"});
   VmFigures off;
   off.tenant = "acme";
   off.name = "off";
@@ -52,6 +53,9 @@ TEST(MetricsRender, PerVmSeriesWithLabels) {
   EXPECT_TRUE(hasLine(text, "qiao_vm_disk_write_ops_total{" + d + "} 2")) << text;
   EXPECT_TRUE(hasLine(text, "qiao_vm_disk_flush_ops_total{" + d + "} 3")) << text;
   EXPECT_EQ(text.find(R"(volume="root")"), std::string::npos) << "no figures: no sample";
+  EXPECT_TRUE(hasLine(text, "qiao_vm_figures_missing{" + l + R"(,part="disk root"} 1)")) << text;
+  EXPECT_EQ(text.find("QMP query-blockstats failed"), std::string::npos)
+      << "the reason is no label (one series per part, whatever the reason)";
   const std::string n = l + R"(,mac="52:54:00:00:00:01",network="net\n1")";
   EXPECT_TRUE(hasLine(text, "qiao_vm_nic_rx_bytes_total{" + n + "} 7")) << text;
   EXPECT_TRUE(hasLine(text, "qiao_vm_nic_tx_packets_total{" + n + "} 9")) << text;

@@ -1,11 +1,15 @@
 // A VM's statistics without a QEMU: libvirt's named fields into DomainStats, QMP's
 // query-blockstats by device id, and the two merged by volume name and NIC, with what could
-// not be read said under "missing".
+// not be read said under "missing"; /metrics' way of asking many monitors within a budget.
 #include "node/vm/vm_stats.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 namespace qiao {
 namespace {
@@ -215,11 +219,11 @@ TEST(MergeVmFigures, AQmpFailureKeepsLibvirtsFiguresAndSaysWhatIsMissing) {
   EXPECT_TRUE(j["disks"][0]["read_bytes"].is_null());
   EXPECT_EQ(j["disks"][1]["read_bytes"], 4096);
 
-  // QMP not asked at all (/metrics): the RBD disks are missing with the caller's reason.
+  // QMP not asked at all: the RBD disks are missing, saying so.
   VmFigures g = mergeVmFigures("acme", "web1", parseDomainStats("acme.web1", runningFields()),
-                               disks(), {}, nullptr, "not in /metrics");
+                               disks(), {}, nullptr);
   ASSERT_EQ(g.missing.size(), 1u);
-  EXPECT_EQ(g.missing[0].reason, "not in /metrics");
+  EXPECT_EQ(g.missing[0].reason, "QMP was not asked");
 }
 
 TEST(MergeVmFigures, ADeviceQemuDoesNotHaveIsMissingNotZero) {
@@ -229,6 +233,54 @@ TEST(MergeVmFigures, ADeviceQemuDoesNotHaveIsMissingNotZero) {
   EXPECT_FALSE(f.disks[0].figures.has_value());
   ASSERT_EQ(f.missing.size(), 1u);
   EXPECT_NE(f.missing[0].reason.find("qd-00aa11bb22cc33dd"), std::string::npos);
+}
+
+// Every ask keeps to the timeout it is given (as QMP channels do) and uses all of it: the
+// first batch takes 200 ms, the second is given what the 400 ms budget has left (200 ms less
+// the time the first took beyond its 200), and the third's turn comes after it is spent:
+// skipped, never asked.
+TEST(AskWithinBudget, AsksAFewAtATimeAndSkipsWhatTheBudgetCannotCover) {
+  using std::chrono::milliseconds;
+  std::mutex mu;
+  std::set<size_t> asked, skipped;
+  std::vector<milliseconds> given(9);
+  std::atomic<int> running{0}, most{0};
+  const auto start = std::chrono::steady_clock::now();
+  askWithinBudget(
+      9, 3, milliseconds(200), milliseconds(400),
+      [&](size_t i, milliseconds timeout) {
+        const int now = ++running;
+        for (int m = most; now > m && !most.compare_exchange_weak(m, now);) {
+        }
+        std::this_thread::sleep_for(timeout);
+        --running;
+        std::lock_guard lock(mu);
+        asked.insert(i);
+        given[i] = timeout;
+      },
+      [&](size_t i) {
+        std::lock_guard lock(mu);
+        skipped.insert(i);
+      });
+  const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+  EXPECT_EQ(asked, (std::set<size_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(skipped, (std::set<size_t>{6, 7, 8}));
+  EXPECT_EQ(most.load(), 3) << "three at a time";
+  for (size_t i : {0, 1, 2}) EXPECT_EQ(given[i], milliseconds(200)) << i;
+  for (size_t i : {3, 4, 5}) {
+    EXPECT_LE(given[i], milliseconds(200)) << i;
+    EXPECT_GT(given[i], milliseconds(0)) << i;
+  }
+  EXPECT_LT(took, milliseconds(1000)) << "bounded by the budget, not by 3 x 200 ms";
+}
+
+TEST(AskWithinBudget, QuickAsksAreAllMade) {
+  std::atomic<int> asked{0}, skipped{0};
+  askWithinBudget(
+      20, 8, std::chrono::milliseconds(2000), std::chrono::milliseconds(4000),
+      [&](size_t, std::chrono::milliseconds) { ++asked; }, [&](size_t) { ++skipped; });
+  EXPECT_EQ(asked.load(), 20);
+  EXPECT_EQ(skipped.load(), 0);
 }
 
 }  // namespace
