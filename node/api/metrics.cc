@@ -156,7 +156,9 @@ void renderVms(std::string& out, const std::vector<VmFigures>& vms) {
              "1 for each part of a running VM whose figures could not be read for this scrape "
              "(a QEMU that did not answer in time, a tap that is gone).");
     for (const auto& vm : vms) {
-      for (const auto& m : vm.missing) f.sample(vmLabels(vm) + ",part=\"" + label(m.part) + "\"", "1");
+      for (const auto& m : vm.missing) {
+        f.sample(vmLabels(vm) + ",part=\"" + label(m.part) + "\"", "1");
+      }
     }
   }
 }

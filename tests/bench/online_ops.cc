@@ -22,9 +22,9 @@
 //     After each plug and unplug the bench waits, untimed, for the guest to report the disk
 //     come or gone. While the API's disk is plugged, a GET /metrics (whose RBD disk series
 //     must be there) is timed next to `virsh domstats DOMAIN` + `virsh qemu-monitor-command
-//     DOMAIN query-blockstats`. Everything it makes (the VM, the volumes and their RBD namespace, the
-//     floor's images, the libvirt ceph secret) is removed at the end, also after an error,
-//     SIGINT/SIGTERM or --max-seconds.
+//     DOMAIN query-blockstats`. Everything it makes (the VM, the volumes and their RBD
+//     namespace, the floor's images, the libvirt ceph secret) is removed at the end, also
+//     after an error, SIGINT/SIGTERM or --max-seconds.
 //   block-copy: a full copy of a 1 GiB volume filled with random data, MiB/s of each round
 //     (the two paths taking turns, --copy-n rounds each):
 //     1. through the API of a qiaod of the bench's own: POST /v1/volumes/{name}/copy until its

@@ -262,7 +262,8 @@ TEST(AskWithinBudget, AsksAFewAtATimeAndSkipsWhatTheBudgetCannotCover) {
         std::lock_guard lock(mu);
         skipped.insert(i);
       });
-  const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+  const auto took =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
   EXPECT_EQ(asked, (std::set<size_t>{0, 1, 2, 3, 4, 5}));
   EXPECT_EQ(skipped, (std::set<size_t>{6, 7, 8}));
   EXPECT_EQ(most.load(), 3) << "three at a time";
