@@ -72,15 +72,24 @@ class TaskEngineTest : public ::testing::Test {
 };
 
 TEST_F(TaskEngineTest, ARunningCancellableTaskEndsCancelledAndItsJournalIsWhole) {
-  std::atomic<bool> started{false};
-  makeEngine([&](TaskEngine::Run& run) { return untilCancelled(run, &started); });
+  std::atomic<bool> started{false}, saw_cancel{false}, release{false};
+  // The run sees the request, then holds on until the test has asked twice (on a slow
+  // machine it could otherwise end between the two requests).
+  makeEngine([&](TaskEngine::Run& run) -> Status {
+    Status result = untilCancelled(run, &started);
+    saw_cancel = run.cancelled();
+    for (int i = 0; i < 500 && !release; ++i) std::this_thread::sleep_for(milliseconds(10));
+    return result;
+  });
   auto task = engine_->submit(TaskEngine::newTask("job.copy", "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   while (!started) std::this_thread::sleep_for(milliseconds(5));
   auto asked = engine_->cancel(task->id, "qiao://c1/user/op");
   ASSERT_TRUE(asked.has_value()) << asked.error().describe();
   EXPECT_TRUE(engine_->cancel(task->id, "again").has_value()) << "asking twice is fine";
+  release = true;
   TaskRecord done = waitEnd(task->id);
+  EXPECT_TRUE(saw_cancel);
   EXPECT_EQ(done.state, "cancelled");
   EXPECT_EQ(done.message, "cancelled");
   auto journal = store_->journalOf(task->id);
