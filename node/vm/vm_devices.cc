@@ -249,6 +249,17 @@ Status VmService::detachLive(QmpChannel& qmp, const std::string& id) {
   return deleteBlockNodes(qmp, {id});
 }
 
+Status VmService::unplugDisk(const VmRecord& vm, const std::string& volume) {
+  auto live = isLive(vm);
+  if (!live) return std::unexpected(live.error());
+  if (!*live) return {};
+  auto def = diskDefOf(vm, volume);
+  if (!def) return std::unexpected(def.error());
+  auto qmp = monitorOf(vm);
+  if (!qmp) return std::unexpected(qmp.error());
+  return detachLive(**qmp, def->id);
+}
+
 Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
                              const nlohmann::json& disk_json) {
   auto parsed =
@@ -266,22 +277,13 @@ Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
     if (!present && at != disks.end()) disks.erase(at);
     return spec;
   };
+  VmSpec one;  // the VM with just this disk, for the volume's take and give back
+  one.name = vm.name;
+  one.tenant = vm.tenant;
+  one.disks = {disk};
   Status result = run.step(
-      "volume", 20, "preparing the volume",
-      [&]() -> Status {
-        VmSpec one;
-        one.name = vm.name;
-        one.tenant = vm.tenant;
-        one.disks = {disk};
-        return takeDisks(one);
-      },
-      [&]() -> Status {
-        VmSpec one;
-        one.name = vm.name;
-        one.tenant = vm.tenant;
-        one.disks = {disk};
-        return giveBackDisks(one, /*deleting=*/false);
-      });
+      "volume", 20, "preparing the volume", [&]() -> Status { return takeDisks(one); },
+      [&]() -> Status { return giveBackDisks(one, /*deleting=*/false); });
   if (result) {
     result = run.step(
         "define", 50, "recording the disk",
@@ -309,15 +311,7 @@ Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
           if (!qmp) return std::unexpected(qmp.error());
           return attachLive(**qmp, *def);
         },
-        [&]() -> Status {
-          auto live = isLive(vm);
-          if (!live || !*live) return live ? Status{} : Status(std::unexpected(live.error()));
-          auto def = diskDefOf(vm, name);
-          if (!def) return std::unexpected(def.error());
-          auto qmp = monitorOf(vm);
-          if (!qmp) return std::unexpected(qmp.error());
-          return detachLive(**qmp, def->id);
-        });
+        [&]() -> Status { return unplugDisk(vm, name); });
   }
   if (!result) run.rollback();
   kLog.info("disk add", {{"vm", vmId(vm.tenant, vm.name)},
@@ -328,17 +322,8 @@ Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
 
 Status VmService::runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm,
                                 const std::string& volume) {
-  Status result =
-      run.step("detach", 50, "unplugging the disk from the running guest", [&]() -> Status {
-        auto live = isLive(vm);
-        if (!live) return std::unexpected(live.error());
-        if (!*live) return {};
-        auto def = diskDefOf(vm, volume);
-        if (!def) return std::unexpected(def.error());
-        auto qmp = monitorOf(vm);
-        if (!qmp) return std::unexpected(qmp.error());
-        return detachLive(**qmp, def->id);
-      });
+  Status result = run.step("detach", 50, "unplugging the disk from the running guest",
+                           [&]() -> Status { return unplugDisk(vm, volume); });
   if (result) {
     result = run.step("define", 75, "forgetting the disk", [&]() -> Status {
       auto spec = storedSpec(vm);
@@ -390,11 +375,8 @@ Result<VolumeService::LiveDisk> VmService::liveDiskOf(const VolumeRecord& volume
   if (volume.backend != "rbd") {
     return makeError(ErrorCode::kConflict, "vm",
                      "volume " + volume.tenant + "/" + volume.name +
-                         " is a local file of running "
-                         "vm " +
-                         volume.attached_vm +
-                         ": live copies need volumes on Ceph; stop the "
-                         "vm to copy it");
+                         " is a local file of running vm " + volume.attached_vm +
+                         ": live copies need volumes on Ceph; stop the vm to copy it");
   }
   auto qmp = monitorOf(*vm);
   if (!qmp) return std::unexpected(qmp.error());

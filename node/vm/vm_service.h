@@ -170,6 +170,9 @@ class VmService {
   // Idempotent: a step run again after a crash finds its own work done.
   Status attachLive(QmpChannel& qmp, const DiskDef& disk);
   Status detachLive(QmpChannel& qmp, const std::string& id);
+  // Unplugs the VM's disk on `volume` from its running guest (detachLive); nothing to do
+  // when the VM does not run.
+  Status unplugDisk(const VmRecord& vm, const std::string& volume);
   // Disk i of a spec can be taken by it: its volume free, or its image ready and its name free.
   Status checkNewDisk(const VmSpec& spec, size_t i) const;
 

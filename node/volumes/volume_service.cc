@@ -410,7 +410,8 @@ void VolumeService::giveUp(TaskEngine::Run& run) {
   auto volume = volumeOfTask(run.task());
   if (!volume) return;
   if (run.task().kind == "volume.copy") {
-    abandonCopy(run.task(), *volume);
+    stopCopyJob(run.task(), *volume);
+    removeCopyTarget(run.task(), *volume);
     return;
   }
   if (run.task().kind == "volume.create") {
@@ -590,7 +591,7 @@ Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) 
   if (!result) {
     stopCopyJob(run.task(), source);  // first: its QEMU may still hold the target open
     run.rollback();
-    abandonCopy(run.task(), source);
+    removeCopyTarget(run.task(), source);
   }
   return result;
 }
@@ -623,8 +624,7 @@ void VolumeService::stopCopyJob(const TaskRecord& task, const VolumeRecord& sour
   (void)stopStorageDaemon(qmp_runtime_, daemons_, names.job);
 }
 
-void VolumeService::abandonCopy(const TaskRecord& task, const VolumeRecord& source) {
-  stopCopyJob(task, source);
+void VolumeService::removeCopyTarget(const TaskRecord& task, const VolumeRecord& source) {
   auto target = store_.getVolume(source.tenant, TaskEngine::params(task).value("name", ""));
   if (!target || target->state != "creating") return;  // gone, or a finished copy
   if (auto removed = removeReleased(idOf(*target)); !removed) {

@@ -141,8 +141,9 @@ class VolumeService {
   Status runCopy(TaskEngine::Run& run, const VolumeRecord& source);
   // Stops the copy's job wherever it runs (its VM's QEMU, its storage daemon); idempotent.
   void stopCopyJob(const TaskRecord& task, const VolumeRecord& source);
-  // stopCopyJob, then removes the target and forgets it (a failed or abandoned copy).
-  void abandonCopy(const TaskRecord& task, const VolumeRecord& source);
+  // Removes a failed or abandoned copy's target and forgets it (after stopCopyJob: the job
+  // may hold it open); a finished copy's target stays.
+  void removeCopyTarget(const TaskRecord& task, const VolumeRecord& source);
   // kConflict naming the VM, or the clients, that hold the volume.
   Status checkNotInUse(const VolumeRecord& volume);
   void setState(VolumeRecord& volume, const std::string& state, const std::string& error = {});
