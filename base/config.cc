@@ -129,6 +129,10 @@ const std::vector<Option>& options() {
       {"vm.shutdown_timeout_s", IntField([](Config& c) { return &c.vm.shutdown_timeout_s; }), 1,
        3600, {}, nullptr,
        "How long a stop (ACPI shutdown) waits for the guest to power off before the task fails."},
+      {"vm.dependency_timeout_s",
+       IntField([](Config& c) { return &c.vm.dependency_timeout_s; }), 1, 86400, {}, nullptr,
+       "How long a VM create waits for the networks and images it names that are still being "
+       "made (a network being created, an image being imported) before the create fails."},
       {"vm.console_log_max_bytes",
        Int64Field([](Config& c) { return &c.vm.console_log_max_bytes; }), 4096, int64_t{1} << 30,
        {}, nullptr,

@@ -34,6 +34,7 @@ struct Config {
   struct Vm {
     std::string accelerator = "auto";
     int shutdown_timeout_s = 60;
+    int dependency_timeout_s = 900;
     int64_t console_log_max_bytes = 2 << 20;
     std::string machine_x86_64 = "q35";
     std::string machine_aarch64 = "virt";

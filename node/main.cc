@@ -188,6 +188,7 @@ int runDaemon(const Config& config) {
   vm_options.machine_aarch64 = config.vm.machine_aarch64;
   vm_options.cpu_model_aarch64_tcg = config.vm.cpu_model_aarch64_tcg;
   vm_options.shutdown_timeout_s = config.vm.shutdown_timeout_s;
+  vm_options.dependency_timeout_s = config.vm.dependency_timeout_s;
   vm_options.console_log_max_bytes = config.vm.console_log_max_bytes;
   TaskEngine tasks(**store, events, static_cast<size_t>(config.libvirt.workers),
                    /*max_attempts=*/3);

@@ -434,7 +434,9 @@ std::string topHelp() {
   out +=
       "\n'qiaoctl COMMAND --help' shows a command's options (e.g. qiaoctl vm create --help).\n"
       "Exit status: 0 ok; 1 failed (an API or connection error, a failed task, a timeout); "
-      "2 usage error.\n";
+      "2 usage error.\n"
+      "\nEnvironment: QIAO_CONFIG (see --config); QIAO_API_TRACE=FILE appends every request\n"
+      "and answer to FILE as a JSON line (for debugging; upload bodies are left out).\n";
   return out;
 }
 

@@ -1,11 +1,13 @@
 // The only translation unit of qiao_client with Beast, Asio and OpenSSL in it (compile time).
 #include "node/cli/client.h"
 
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/connect.hpp>
@@ -207,6 +209,35 @@ class SseParser {
   std::string data_;
   bool has_data_ = false;
 };
+
+// With QIAO_API_TRACE=FILE in the environment, every exchange is appended to FILE as one JSON
+// line: method, target, request body (JSON bodies only), status, content type and answer body
+// (event streams: their status and type). For debugging a client, and for the contract test
+// that checks every answer the integration tests saw against docs/api/openapi.yaml. A line is
+// one write() on an O_APPEND descriptor, so processes and threads sharing the file do not mix
+// their lines.
+void traceExchange(std::string_view method, std::string_view target,
+                   std::string_view request_content_type, std::string_view request_body,
+                   const Result<HttpResponse>& response) {
+  const char* file = std::getenv("QIAO_API_TRACE");
+  if (file == nullptr || *file == '\0') return;
+  nlohmann::json line = {{"method", method}, {"target", target}};
+  if (request_content_type == "application/json" && !request_body.empty()) {
+    line["request_body"] = request_body;
+  }
+  if (response) {
+    line["status"] = response->status;
+    line["content_type"] = response->content_type;
+    line["body"] = response->body;
+  } else {
+    line["error"] = response.error().describe();
+  }
+  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  int fd = ::open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  (void)!::write(fd, text.data(), text.size());
+  ::close(fd);
+}
 
 }  // namespace
 
@@ -585,6 +616,7 @@ Result<HttpResponse> ApiClient::request(std::string_view method, std::string_vie
     if (auto ok = im.connect(); !ok) return std::unexpected(ok.error());
     result = im.exchange(method, target, body, content_type, &gone);
   }
+  traceExchange(method, target, content_type, body, result);
   return result;
 }
 
@@ -597,7 +629,9 @@ Result<HttpResponse> ApiClient::upload(std::string_view target, const std::strin
   im.disconnect();
   if (auto ok = im.connect(); !ok) return std::unexpected(ok.error());
   bool gone = false;
-  return im.upload(target, path, &gone);
+  auto result = im.upload(target, path, &gone);
+  traceExchange("PUT", target, "application/octet-stream", {}, result);
+  return result;
 }
 
 Status ApiClient::streamEvents(
@@ -637,14 +671,17 @@ Status ApiClient::streamEvents(
                        "reading the answer to GET " + std::string(target) + " from " + where +
                            " failed: " + tlsReason(ec));
   }
-  if (parser.get().result_int() != 200) {
+  HttpResponse head;
+  head.status = static_cast<int>(parser.get().result_int());
+  head.content_type = std::string(parser.get()[http::field::content_type]);
+  if (head.status != 200) {
     im.tcpStream().expires_after(im.timeout());
     im.run([&](auto handler) { http::async_read(*im.stream, im.buffer, parser, handler); });
-    HttpResponse response;
-    response.status = static_cast<int>(parser.get().result_int());
-    response.body = parser.get().body();
-    return std::unexpected(errorFromResponse(response));
+    head.body = parser.get().body();
+    traceExchange("GET", target, {}, {}, head);
+    return std::unexpected(errorFromResponse(head));
   }
+  traceExchange("GET", target, {}, {}, head);
 
   SseParser sse;
   for (;;) {

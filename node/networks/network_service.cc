@@ -656,7 +656,38 @@ Status NetworkService::runRemove(TaskEngine::Run& run, NetworkRecord network) {
   return result;
 }
 
-Status NetworkService::checkNics(const std::string& tenant, const std::vector<NicRequest>& nics) {
+Result<std::string> NetworkService::awaitedNetworks(const std::string& tenant,
+                                                    const std::vector<NicRequest>& nics) {
+  for (const auto& nic : nics) {
+    auto network = store_.getNetwork(tenant, nic.network);
+    if (!network) {
+      if (network.error().code != ErrorCode::kNotFound) return std::unexpected(network.error());
+      // Its create failed (a failed create leaves no network): say why.
+      std::string why;
+      TaskFilter filter;
+      filter.tenants = {tenant};
+      filter.target = taskTarget(nic.network);
+      filter.limit = 1;
+      std::string next;
+      if (auto tasks = store_.listTasks(filter, &next); tasks && !tasks->empty() &&
+                                                        tasks->front().state == "failed") {
+        why = ": its create failed: " + tasks->front().message;
+      }
+      return makeError(ErrorCode::kConflict, "network",
+                       "network " + tenant + "/" + nic.network + " was not made" + why);
+    }
+    if (network->state == "ready") continue;
+    if (network->state == "creating") {
+      return "network " + networkId(*network) + " (" + network->state + ")";
+    }
+    return makeError(ErrorCode::kConflict, "network",
+                     "network " + networkId(*network) + " is " + network->state);
+  }
+  return std::string();
+}
+
+Status NetworkService::checkNics(const std::string& tenant, const std::vector<NicRequest>& nics,
+                                 bool creating_ok) {
   for (size_t i = 0; i < nics.size(); ++i) {
     const std::string where = "nics[" + std::to_string(i) + "]";
     auto network = store_.getNetwork(tenant, nics[i].network);
@@ -668,7 +699,7 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
       }
       return std::unexpected(network.error());
     }
-    if (network->state != "ready") {
+    if (network->state != "ready" && !(creating_ok && network->state == "creating")) {
       return makeError(ErrorCode::kConflict, "network",
                        where + ": network " + networkId(*network) + " is " + network->state);
     }

@@ -81,9 +81,16 @@ class NetworkService {
   // kConflict naming the VMs while ports are on it.
   Result<TaskRecord> remove(const NetworkRecord& network, const std::string& identity);
 
-  // At a VM's submit: every NIC names a ready network of the tenant, with a well-formed
+  // At a VM's submit: every NIC names a ready network of the tenant (or, with
+  // `creating_ok`, one still being created: a VM create waits for it), with a well-formed
   // address inside its subnet and a well-formed MAC.
-  Status checkNics(const std::string& tenant, const std::vector<NicRequest>& nics);
+  Status checkNics(const std::string& tenant, const std::vector<NicRequest>& nics,
+                   bool creating_ok = false);
+  // For a create that waits: "" when every network the NICs name is ready, else what is
+  // still awaited ("network acme/web (creating)"); an error when one will never be ready (its
+  // create failed: the error says why, or it is being deleted).
+  Result<std::string> awaitedNetworks(const std::string& tenant,
+                                      const std::vector<NicRequest>& nics);
   // Steps of the VM tasks. Idempotent: a NIC that has its port keeps it.
   Status plugVm(const std::string& tenant, const std::string& vm_uuid, const std::string& vm_name,
                 const std::vector<NicRequest>& nics);

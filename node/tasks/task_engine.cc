@@ -150,6 +150,17 @@ Error TaskEngine::Run::cancelledError() {
   return Error{ErrorCode::kConflict, "task", "cancelled", {}};
 }
 
+Error TaskEngine::Run::shutdownError() {
+  return Error{ErrorCode::kUnavailable, "task",
+               "qiaod is stopping; the task goes on at its next start", {}};
+}
+
+bool TaskEngine::Run::isShutdown(const Error& error) {
+  const Error shutdown = shutdownError();
+  return error.code == shutdown.code && error.subsystem == shutdown.subsystem &&
+         error.message == shutdown.message;
+}
+
 void TaskEngine::publish(const TaskRecord& task) {
   events_.publish({"task", task.tenant, dumpJson(taskToJson(task))});
 }
@@ -190,6 +201,11 @@ void TaskEngine::runTask(TaskRecord task) {
   }
   const std::string object = task.tenant + "/" + task.target;
   const bool cancelled = cancelRequested(task.id);
+  if (!result && stopping_.load() && Run::isShutdown(result.error())) {
+    kLog.info("task left for the next start of qiaod",
+              {{"task", task.id}, {"kind", task.kind}, {"object", object}});
+    return;
+  }
   if (result) {
     update(task, "succeeded", 100, "done");
     kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
@@ -224,6 +240,48 @@ Status TaskEngine::Run::step(std::string_view name, int progress, std::string_vi
   (void)engine_.store_.journal(task_.id, step_name, "done");
   if (undo) undo_.emplace_back(step_name, std::move(undo));
   engine_.update(task_, "running", progress, std::string(message));
+  return {};
+}
+
+Status TaskEngine::Run::waitFor(std::string_view name, std::string_view message,
+                                std::chrono::milliseconds timeout,
+                                const std::function<Result<std::string>()>& check) {
+  auto missing = check();
+  if (missing && missing->empty()) return {};  // nothing to wait for: nothing journaled
+  const std::string step_name(name);
+  (void)engine_.store_.journal(task_.id, step_name, "begin");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string shown;
+  Status result;
+  for (;;) {
+    if (!missing) {
+      result = std::unexpected(missing.error());
+      break;
+    }
+    if (missing->empty()) break;
+    if (engine_.stopping()) {
+      result = std::unexpected(shutdownError());
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      result = makeError(ErrorCode::kTimeout, "task",
+                         "gave up after " + std::to_string(timeout.count() / 1000) +
+                             " s waiting for " + *missing);
+      break;
+    }
+    if (*missing != shown) {
+      shown = *missing;
+      engine_.update(task_, "running", task_.progress,
+                     std::string(message) + ": waiting for " + shown);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    missing = check();
+  }
+  if (!result) {
+    (void)engine_.store_.journal(task_.id, step_name, "failed", result.error().describe());
+    return result;
+  }
+  (void)engine_.store_.journal(task_.id, step_name, "done");
   return {};
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -117,10 +118,22 @@ class TaskEngine::Run {
               const std::function<Status()>& action, std::function<Status()> undo = nullptr);
   // Reports progress within the current step (long copies).
   void progress(int percent, const std::string& message);
+  // Waits (polling every 250 ms, outside any step lock) until `check` says what the task
+  // needs is there ("") or fails; while it waits, the task's message is "<message>: waiting
+  // for <what check says is missing>". Journaled as step `name` when it had to wait. Ends
+  // with kTimeout after `timeout`, and with shutdownError() when qiaod stops meanwhile: the
+  // task then stays unfinished and goes on at the next start, like one interrupted by a crash.
+  Status waitFor(std::string_view name, std::string_view message,
+                 std::chrono::milliseconds timeout,
+                 const std::function<Result<std::string>()>& check);
   // True once cancel() was asked for this task.
   bool cancelled() const { return engine_.cancelRequested(task_.id); }
   // The error a run returns when it stopped because it was cancelled.
   static Error cancelledError();
+  // The error a run returns when it stopped because qiaod is stopping; the engine then leaves
+  // the task unfinished (no outcome recorded) for the next start.
+  static Error shutdownError();
+  static bool isShutdown(const Error& error);
   // Undoes the completed steps, newest first. Undo steps are idempotent too.
   void rollback();
 

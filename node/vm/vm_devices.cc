@@ -74,7 +74,7 @@ Result<bool> VmService::isLive(const VmRecord& vm) {
   return domainLive(info->state);
 }
 
-Status VmService::checkNewDisk(const VmSpec& spec, size_t i) const {
+Status VmService::checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok) const {
   const DiskSpec& disk = spec.disks[i];
   const std::string where = "disks[" + std::to_string(i) + "]: ";
   const std::string name = diskVolumeName(spec, i);
@@ -96,11 +96,14 @@ Status VmService::checkNewDisk(const VmSpec& spec, size_t i) const {
   }
   auto image = findImageFor(store_, spec.tenant, disk.image);
   if (!image) return makeError(ErrorCode::kInvalidArgument, "vm", where + image.error().message);
-  if (image->state != "ready") {
+  const bool importing = importing_ok && image->state == "importing";
+  if (image->state != "ready" && !importing) {
     return makeError(ErrorCode::kConflict, "vm",
-                     where + "image " + disk.image + " is " + image->state + ", not ready");
+                     where + "image " + disk.image + " is " + image->state + ", not ready" +
+                         (image->state == "pending" ? " (upload its data first)" : ""));
   }
-  if (disk.size_gib > 0 && (disk.size_gib << 30) < image->virtual_size) {
+  // An image being imported has no size yet: the create checks it once the image is ready.
+  if (!importing && disk.size_gib > 0 && (disk.size_gib << 30) < image->virtual_size) {
     return makeError(ErrorCode::kInvalidArgument, "vm",
                      where + "size_gib " + std::to_string(disk.size_gib) +
                          " is smaller than image " + disk.image);

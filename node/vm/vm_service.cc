@@ -269,7 +269,7 @@ Status VmService::checkNics(const VmSpec& spec) const {
   if (networks_ == nullptr) {
     return makeError(ErrorCode::kInvalidArgument, "vm", "this node has no networks");
   }
-  return networks_->checkNics(spec.tenant, nicRequests(spec));
+  return networks_->checkNics(spec.tenant, nicRequests(spec), /*creating_ok=*/true);
 }
 
 Status VmService::checkDisks(const VmSpec& spec) const {
@@ -278,9 +278,49 @@ Status VmService::checkDisks(const VmSpec& spec) const {
     return makeError(ErrorCode::kInvalidArgument, "vm", "this node keeps no volumes");
   }
   for (size_t i = 0; i < spec.disks.size(); ++i) {
-    if (auto ok = checkNewDisk(spec, i); !ok) return ok;
+    if (auto ok = checkNewDisk(spec, i, /*importing_ok=*/true); !ok) return ok;
   }
   return {};
+}
+
+Result<std::string> VmService::awaitedImages(const VmSpec& spec) const {
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    const DiskSpec& disk = spec.disks[i];
+    if (disk.image.empty()) continue;
+    const std::string where = "disks[" + std::to_string(i) + "]: ";
+    auto image = findImageFor(store_, spec.tenant, disk.image);
+    if (!image) {
+      // A failed import leaves no image: say why.
+      std::string why;
+      TaskFilter filter;
+      filter.tenants = {spec.tenant};
+      filter.target = "image/" + disk.image;
+      filter.limit = 1;
+      std::string next;
+      if (auto tasks = store_.listTasks(filter, &next); tasks && !tasks->empty() &&
+                                                        tasks->front().state == "failed") {
+        why = ": its import failed: " + tasks->front().message;
+      }
+      return makeError(ErrorCode::kConflict, "vm",
+                       where + "image " + disk.image + " was not imported" + why);
+    }
+    if (image->state == "importing") return "image " + disk.image + " (importing)";
+    if (auto ok = checkNewDisk(spec, i); !ok) return std::unexpected(ok.error());
+  }
+  return std::string();
+}
+
+Status VmService::awaitDependencies(TaskEngine::Run& run, const VmSpec& spec) {
+  return run.waitFor("wait", "waiting for the vm's networks and images",
+                     std::chrono::seconds(options_.dependency_timeout_s),
+                     [&]() -> Result<std::string> {
+                       if (networks_ != nullptr && !spec.nics.empty()) {
+                         auto networks = networks_->awaitedNetworks(spec.tenant,
+                                                                    nicRequests(spec));
+                         if (!networks || !networks->empty()) return networks;
+                       }
+                       return awaitedImages(spec);
+                     });
 }
 
 Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::string& identity) {
@@ -439,6 +479,12 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   };
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
+  // Networks and images named by the spec may still be being made: nothing is taken before
+  // they are there, so a failed wait only forgets the VM (a stop leaves it for the next start).
+  if (auto ready = awaitDependencies(run, *spec); !ready) {
+    if (!TaskEngine::Run::isShutdown(ready.error())) forget();
+    return ready;
+  }
   Status result;
   if (!spec->disks.empty()) {
     result = run.step("disks", 20, "preparing disks", [&]() { return takeDisks(*spec); },

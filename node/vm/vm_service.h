@@ -51,6 +51,7 @@ struct VmServiceOptions {
   std::string machine_aarch64 = "virt";
   std::string cpu_model_aarch64_tcg = "cortex-a72";
   int shutdown_timeout_s = 60;
+  int dependency_timeout_s = 900;  // a create's wait for its networks and images
   int64_t console_log_max_bytes = 2 << 20;
   std::string ceph_key_file;       // the cephx key QEMU reads for RBD disks (root only)
 };
@@ -173,8 +174,15 @@ class VmService {
   // Unplugs the VM's disk on `volume` from its running guest (detachLive); nothing to do
   // when the VM does not run.
   Status unplugDisk(const VmRecord& vm, const std::string& volume);
-  // Disk i of a spec can be taken by it: its volume free, or its image ready and its name free.
-  Status checkNewDisk(const VmSpec& spec, size_t i) const;
+  // Disk i of a spec can be taken by it: its volume free, or its image ready (or, with
+  // `importing_ok`, being imported: a create waits for it) and its name free.
+  Status checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok = false) const;
+  // "" when every image the spec's disks name is ready (and not larger than its disk), else
+  // what is still awaited; an error when one will never be ready (its import failed).
+  Result<std::string> awaitedImages(const VmSpec& spec) const;
+  // A create's first wait: for the networks and images it names that are still being made,
+  // vm.dependency_timeout_s at most.
+  Status awaitDependencies(TaskEngine::Run& run, const VmSpec& spec);
 
   static bool isTransientState(std::string_view state);
   // kConflict while the VM is being created or deleted.
@@ -199,7 +207,8 @@ class VmService {
   Status makeNvram(const VmRecord& vm, const std::string& template_path);
   // Once the guest is gone: waits out a killed QEMU's watch on the image.
   Status removeNvram(const VmRecord& vm);
-  // At create time: the volumes exist in the VM's tenant and are free, the images are ready.
+  // At create time: the volumes exist in the VM's tenant and are free, the images are ready or
+  // being imported.
   Status checkDisks(const VmSpec& spec) const;
   // The create step: volumes claimed, image disks cloned. Its undo, and the delete step:
   // volumes given back, image disks removed (unless kept, on delete).

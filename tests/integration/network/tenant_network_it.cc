@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <random>
 #include <set>
 #include <thread>
@@ -164,6 +165,34 @@ TEST_F(TenantNetworkTest, GuestsGetTheirAddressesTalkAndStayApartFromOtherTenant
   EXPECT_NE(intruder.find("DHCP-OK"), std::string::npos) << intruder;  // its own network works
   EXPECT_EQ(intruder.find("REACHED-WEB1"), std::string::npos) << intruder;
   EXPECT_EQ(intruder.find("ARP-ANSWERED"), std::string::npos) << intruder;
+}
+
+// A script may create a network and, at once, a VM on it: the VM's create waits for the
+// network (it used to be refused: "nics[0]: network acme/fresh is creating").
+TEST_F(TenantNetworkTest, AVmCreatedRightAfterItsNetworkWaitsForItAndTakesItsLease) {
+  auto c = admin();
+  json net = {{"name", "fresh"}, {"tenant", "acme"}, {"subnet", "10.57.0.0/24"}};
+  auto n = call(c, "POST", "/v1/networks", net.dump());
+  ASSERT_EQ(n.status, 202) << n.raw;
+  json spec = guestSpec("fresh1", "acme", "qiao.dhcp=1 " + guestRun("echo FRESH-UP"));
+  spec["nics"] = json::array({{{"network", "fresh"}}});
+  auto v = call(c, "POST", "/v1/vms", spec.dump());
+  ASSERT_EQ(v.status, 202) << v.raw;
+  json task = waitTask(c, v.body.value("id", ""), std::chrono::seconds(180));
+  ASSERT_EQ(task["state"], "succeeded") << task.dump();
+  EXPECT_EQ(waitTask(c, n.body["id"])["state"], "succeeded");
+  std::string log = console("fresh1", "acme", "run: FRESH-UP");
+  EXPECT_NE(log.find("lease ip=10.57.0."), std::string::npos) << log;
+  // Whether the create had to wait depends on which task ran first; say which it was.
+  auto waited = runCommand({"sqlite3", qiaod_->dir() + "/state/qiao.db",
+                            "SELECT count(*) FROM journal WHERE task_id = '" +
+                                task["id"].get<std::string>() + "' AND step = 'wait'"});
+  std::cout << "the create " << (waited.out.starts_with("0") ? "found the network ready"
+                                                              : "waited for the network")
+            << "\n";
+  auto d = call(c, "DELETE", "/v1/vms/fresh1?tenant=acme&force=true");
+  ASSERT_EQ(d.status, 202) << d.raw;
+  EXPECT_EQ(waitTask(c, d.body["id"])["state"], "succeeded");
 }
 
 TEST_F(TenantNetworkTest, FlowsAndPortsComeBackByThemselves) {

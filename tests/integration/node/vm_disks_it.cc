@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "storage/volume_driver.h"
 #include "tests/integration/harness.h"
@@ -57,6 +58,24 @@ class VmDisksTest : public ::testing::Test {
     auto r = call(c, "DELETE", "/v1/vms/" + name + "?tenant=" + tenant + "&force=true");
     ASSERT_EQ(r.status, 202) << r.raw;
     EXPECT_EQ(waitTask(c, r.body["id"])["state"], "succeeded");
+  }
+  // The phases the task's journal has for `step` ("begin", "done", ...), read from the store.
+  std::vector<std::string> journalPhases(const std::string& task, const std::string& step) {
+    auto r = runCommand({"sqlite3", qiaod_->dir() + "/state/qiao.db",
+                         "SELECT phase FROM journal WHERE task_id = '" + task + "' AND step = '" +
+                             step + "' ORDER BY seq"});
+    std::vector<std::string> phases;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) phases.push_back(line);
+    return phases;
+  }
+  // Creates image `name` of tenant ta and sends its data; returns the import task at once.
+  std::string startImport(ApiClient& a, const std::string& name, const std::string& data) {
+    auto made = call(a, "POST", "/v1/images", json({{"name", name}}).dump());
+    EXPECT_EQ(made.status, 201) << made.raw;
+    auto put = a.request("PUT", "/v1/images/" + name + "/data", data, "application/octet-stream");
+    EXPECT_TRUE(put && put->status == 202) << (put ? put->body : put.error().describe());
+    return put && put->status == 202 ? json::parse(put->body)["id"].get<std::string>() : "";
   }
 
   static Qiaod* qiaod_;
@@ -251,6 +270,57 @@ TEST_F(VmDisksTest, AnOperatorsVmBootsFromAnUploadedImage) {
   auto del = call(a, "DELETE", "/v1/images/" + image);
   ASSERT_EQ(del.status, 202) << del.raw;
   EXPECT_EQ(waitTask(a, del.body["id"])["state"], "succeeded");
+}
+
+// A script may create an image and, at once, a VM from it: the VM's create waits while the
+// image is imported (it used to be refused: "image ... is importing, not ready"), and fails,
+// leaving nothing, when the import fails.
+TEST_F(VmDisksTest, AVmCreateWaitsForAnImageStillImportingAndFailsWithItsImport) {
+  auto a = opA();
+  const std::string image = "late-" + suffix_;
+  std::string data(64 << 20, '\0');
+  data.replace(0, 9, "QIAO-LATE");
+  const std::string import = startImport(a, image, data);
+  ASSERT_FALSE(import.empty());
+  json spec = {{"name", "late-" + suffix_}, {"tenant", "ta"}, {"memory_mib", 128},
+               {"disks", json::array({{{"image", image}}})}};
+  auto r = call(a, "POST", "/v1/vms?start=false", spec.dump());
+  ASSERT_EQ(r.status, 202) << r.raw;
+  json task = waitTask(a, r.body["id"], std::chrono::seconds(180));
+  EXPECT_EQ(task["state"], "succeeded") << task.dump();
+  EXPECT_EQ(waitTask(a, import)["state"], "succeeded");
+  EXPECT_EQ(journalPhases(task["id"], "wait"), (std::vector<std::string>{"begin", "done"}))
+      << "the create should have waited for the import";
+  auto volume = call(a, "GET", "/v1/volumes/late-" + suffix_ + "-disk0?tenant=ta");
+  EXPECT_EQ(volume.status, 200) << volume.raw;
+  EXPECT_EQ(volume.body["image"], "ta/" + image);
+  deleteVm(a, "late-" + suffix_, "ta");
+
+  // An image whose import fails (a qcow2 with a backing file): the waiting create fails with
+  // the import's reason, and no VM or volume is left.
+  const std::string evil = "evil-" + suffix_;
+  const std::string file = qiaod_->dir() + "/evil-" + suffix_ + ".qcow2";
+  auto made = runCommand({"qemu-img", "create", "-f", "qcow2", "-u", "-b", "/etc/passwd", "-F",
+                          "raw", file, "16M"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string evil_import = startImport(a, evil, readFile(file));
+  ASSERT_FALSE(evil_import.empty());
+  spec["name"] = "evil-" + suffix_;
+  spec["disks"] = json::array({{{"image", evil}}});
+  r = call(a, "POST", "/v1/vms?start=false", spec.dump());
+  if (r.status == 202) {
+    task = waitTask(a, r.body["id"], std::chrono::seconds(180));
+    EXPECT_EQ(task["state"], "failed") << task.dump();
+    const std::string message = task["message"];
+    EXPECT_NE(message.find("was not imported: its import failed"), std::string::npos) << message;
+    EXPECT_NE(message.find("backing file"), std::string::npos) << message;
+  } else {
+    // The import failed before the create was sent: refused at once, naming the image.
+    EXPECT_EQ(r.status, 400) << r.raw;
+    EXPECT_NE(r.raw.find(evil), std::string::npos) << r.raw;
+  }
+  EXPECT_EQ(call(a, "GET", "/v1/vms/evil-" + suffix_ + "?tenant=ta").status, 404);
+  EXPECT_EQ(call(a, "GET", "/v1/volumes/evil-" + suffix_ + "-disk0?tenant=ta").status, 404);
 }
 
 }  // namespace

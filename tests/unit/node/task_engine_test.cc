@@ -1,6 +1,7 @@
 // TaskEngine's cancel: only kinds that say so can be cancelled; a run that sees the request
 // ends "cancelled"; a task that finishes first keeps its outcome; a finished task or another
-// kind answers kConflict; the request is journaled and survives a restart.
+// kind answers kConflict; the request is journaled and survives a restart. Run::waitFor: a
+// wait that ends, fails, times out, or is cut by a stop (the task is left for the next start).
 #include "node/tasks/task_engine.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "base/crypto.h"
@@ -155,6 +157,108 @@ TEST_F(TaskEngineTest, ACancelRequestSurvivesARestart) {
   engine_->resumeUnfinished();
   EXPECT_EQ(waitEnd(task.id).state, "cancelled");
   EXPECT_TRUE(saw);
+}
+
+std::vector<std::string> journalOf(Store& store, const std::string& id) {
+  std::vector<std::string> out;
+  if (auto entries = store.journalOf(id)) {
+    for (const auto& e : *entries) out.push_back(e.step + ":" + e.phase);
+  }
+  return out;
+}
+
+TEST_F(TaskEngineTest, AWaitWithNothingToWaitForIsNotJournaled) {
+  makeEngine([](TaskEngine::Run& run) -> Status {
+    return run.waitFor("wait", "waiting", milliseconds(1000),
+                       []() -> Result<std::string> { return std::string(); });
+  });
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  EXPECT_TRUE(journalOf(*store_, task->id).empty());
+}
+
+TEST_F(TaskEngineTest, AWaitEndsWhenWhatItWaitsForIsThereAndSaysWhatItWaitedFor) {
+  std::atomic<int> checks{0};
+  std::vector<std::string> messages;
+  std::mutex mu;
+  events_.subscribe([&](const Event& e) {
+    std::lock_guard lock(mu);
+    if (e.type == "task") messages.push_back(e.json);
+  });
+  makeEngine([&](TaskEngine::Run& run) -> Status {
+    return run.waitFor("wait", "waiting for the parts", milliseconds(5000),
+                       [&]() -> Result<std::string> {
+                         return ++checks < 3 ? std::string("network ta/web (creating)")
+                                             : std::string();
+                       });
+  });
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  EXPECT_EQ(checks.load(), 3);
+  EXPECT_EQ(journalOf(*store_, task->id), (std::vector<std::string>{"wait:begin", "wait:done"}));
+  std::lock_guard lock(mu);
+  bool said = false;
+  for (const auto& m : messages) {
+    said = said ||
+           m.find("waiting for the parts: waiting for network ta/web (creating)") != std::string::npos;
+  }
+  EXPECT_TRUE(said) << "the task's message should name what it waits for";
+}
+
+TEST_F(TaskEngineTest, AWaitFailsWithTheCheckErrorOrTimesOut) {
+  makeEngine([](TaskEngine::Run& run) -> Status {
+    if (run.task().target == "broken") {
+      return run.waitFor("wait", "waiting", milliseconds(5000), []() -> Result<std::string> {
+        return makeError(ErrorCode::kConflict, "network", "network ta/web was not made");
+      });
+    }
+    return run.waitFor("wait", "waiting", milliseconds(300),
+                       []() -> Result<std::string> { return std::string("image ta/os"); });
+  });
+  auto broken = engine_->submit(TaskEngine::newTask("job.plain", "ta", "broken", "me", "{}"));
+  auto slow = engine_->submit(TaskEngine::newTask("job.plain", "ta", "slow", "me", "{}"));
+  ASSERT_TRUE(broken && slow);
+  auto b = waitEnd(broken->id);
+  EXPECT_EQ(b.state, "failed");
+  EXPECT_NE(b.message.find("network ta/web was not made"), std::string::npos) << b.message;
+  auto s = waitEnd(slow->id);
+  EXPECT_EQ(s.state, "failed");
+  EXPECT_NE(s.error_json.find("\"timeout\""), std::string::npos) << s.error_json;
+  EXPECT_NE(s.message.find("waiting for image ta/os"), std::string::npos) << s.message;
+  EXPECT_EQ(journalOf(*store_, s.id), (std::vector<std::string>{"wait:begin", "wait:failed"}));
+}
+
+TEST_F(TaskEngineTest, AStopDuringAWaitLeavesTheTaskForTheNextStart) {
+  std::atomic<bool> waiting{false};
+  makeEngine([&](TaskEngine::Run& run) -> Status {
+    return run.waitFor("wait", "waiting", milliseconds(60000), [&]() -> Result<std::string> {
+      waiting = true;
+      return std::string("network ta/web (creating)");
+    });
+  });
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  for (int i = 0; i < 500 && !waiting; ++i) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_TRUE(waiting);
+  const auto stop_began = std::chrono::steady_clock::now();
+  engine_->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_began, std::chrono::seconds(5))
+      << "a stop should not wait out the whole wait";
+  engine_.reset();
+  auto left = store_->getTask(task->id);
+  ASSERT_TRUE(left.has_value());
+  EXPECT_EQ(left->state, "running") << "no outcome is recorded: the task is unfinished";
+  // The next start resumes it, and this time what it waits for is there.
+  makeEngine([](TaskEngine::Run& run) -> Status {
+    return run.waitFor("wait", "waiting", milliseconds(1000),
+                       []() -> Result<std::string> { return std::string(); });
+  });
+  engine_->resumeUnfinished();
+  auto done = waitEnd(task->id);
+  EXPECT_EQ(done.state, "succeeded");
+  EXPECT_EQ(done.attempts, 1) << "resumed once";
 }
 
 }  // namespace

@@ -1,0 +1,151 @@
+// Every route's refusals against a real qiaod, so that the api_contract test (tests/contract)
+// sees each operation answer with its errors as well as with success (the other integration
+// tests make the successes): no certificate (401), a role too small (403), an unknown query
+// parameter (400), an object that does not exist (404). Each answer is the one error body,
+// whose code names its status. The routes come from the router's own table, so a new route
+// is covered the day it is served.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "node/api/api.h"
+#include "tests/integration/harness.h"
+
+namespace qiao::testing {
+namespace {
+
+using nlohmann::json;
+
+// The route's pattern with its parameters filled by values that name nothing.
+std::string targetOf(const RouteInfo& route) {
+  static const std::map<std::string, std::string> kValues = {
+      {"{name}", "contract-missing"},
+      {"{volume}", "contract-missing"},
+      {"{action}", "start"},
+      {"{mac}", "02:00:00:00:00:01"},
+      {"{id}", "00000000-0000-4000-8000-000000000000"},
+  };
+  std::string target = route.pattern;
+  for (const auto& [param, value] : kValues) {
+    if (auto at = target.find(param); at != std::string::npos) target.replace(at, param.size(), value);
+  }
+  EXPECT_EQ(target.find('{'), std::string::npos) << "a parameter this test cannot fill: " << target;
+  return target;
+}
+
+// A body the route's parser could take, so that what is refused is the thing tested.
+std::string bodyOf(const RouteInfo& route) {
+  if (route.method == "GET" || route.method == "DELETE") return {};
+  if (route.pattern == "/v1/images/{name}/data") return "raw bytes";
+  return "{}";
+}
+
+void expectError(const Result<HttpResponse>& r, int status, const std::string& what) {
+  ASSERT_TRUE(r.has_value()) << what << ": " << r.error().describe();
+  EXPECT_EQ(r->status, status) << what << ": " << r->body;
+  auto body = json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(body.is_object() && body.contains("error")) << what << ": " << r->body;
+  EXPECT_TRUE(body["error"]["message"].is_string()) << what << ": " << r->body;
+  EXPECT_TRUE(body["error"]["details"].is_object()) << what << ": " << r->body;
+  static const std::map<int, std::string> kCodes = {{400, "invalid_argument"},
+                                                    {401, "unauthenticated"},
+                                                    {403, "permission_denied"},
+                                                    {404, "not_found"}};
+  if (auto code = kCodes.find(status); code != kCodes.end()) {
+    EXPECT_EQ(body["error"]["code"], code->second) << what << ": " << r->body;
+  }
+}
+
+class ApiContractTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    q_ = new Qiaod();
+    q_->start();
+  }
+  static void TearDownTestSuite() {
+    delete q_;
+    q_ = nullptr;
+  }
+
+  // One request; the upload route takes its bytes as a stream of octets.
+  static Result<HttpResponse> send(ApiClient& client, const RouteInfo& route,
+                                   const std::string& target) {
+    const std::string body = bodyOf(route);
+    const bool octets = route.pattern == "/v1/images/{name}/data";
+    return client.request(route.method, target, body,
+                          octets ? "application/octet-stream" : "application/json");
+  }
+
+  static Qiaod* q_;
+};
+Qiaod* ApiContractTest::q_ = nullptr;
+
+TEST_F(ApiContractTest, EveryRouteRefusesACallerWithoutACertificate) {
+  const Identity& admin = q_->identity("contract-admin", "admin");
+  ClientConfig config;
+  config.endpoint = q_->endpoint();
+  config.ca = admin.ca;
+  auto client = ApiClient::create(config);
+  ASSERT_TRUE(client) << client.error().describe();
+  for (const auto& route : routeTable()) {
+    const std::string target = targetOf(route);
+    expectError(send(*client, route, target), 401, route.method + " " + target);
+  }
+}
+
+TEST_F(ApiContractTest, EveryRouteRefusesARoleBelowItsMinimum) {
+  // A viewer of a tenant for the operator routes, an operator for the admin routes.
+  auto viewer = q_->client(q_->identity("contract-viewer", "viewer", {"contract"}));
+  auto op = q_->client(q_->identity("contract-operator", "operator", {"contract"}));
+  int checked = 0;
+  for (const auto& route : routeTable()) {
+    if (route.min_role == "viewer") continue;
+    ApiClient& caller = route.min_role == "admin" ? op : viewer;
+    const std::string target = targetOf(route) + "?tenant=contract";
+    expectError(send(caller, route, target), 403, route.method + " " + target);
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST_F(ApiContractTest, EveryRouteRefusesAnUnknownQueryParameter) {
+  auto admin = q_->adminClient();
+  for (const auto& route : routeTable()) {
+    const std::string target = targetOf(route) + "?contract-bogus=1";
+    auto r = send(admin, route, target);
+    expectError(r, 400, route.method + " " + target);
+    if (r) {
+      EXPECT_NE(r->body.find("contract-bogus"), std::string::npos)
+          << route.method << " " << target << ": the message should name the parameter: "
+          << r->body;
+    }
+  }
+}
+
+TEST_F(ApiContractTest, EveryRouteOnAnObjectAnswers404WhenItDoesNotExist) {
+  auto admin = q_->adminClient();
+  int checked = 0;
+  for (const auto& route : routeTable()) {
+    if (route.pattern.find('{') == std::string::npos) continue;
+    const bool by_id = route.pattern.starts_with("/v1/tasks/");
+    const std::string target = targetOf(route) + (by_id ? "" : "?tenant=contract");
+    expectError(send(admin, route, target), 404, route.method + " " + target);
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST_F(ApiContractTest, AnUnknownRouteAndAnUnservedMethodAreErrorsOfTheSameShape) {
+  auto admin = q_->adminClient();
+  expectError(admin.request("GET", "/v1/contract-missing"), 404, "GET /v1/contract-missing");
+  auto r = admin.request("PATCH", "/v1/vms");
+  expectError(r, 405, "PATCH /v1/vms");
+  if (r) {
+    auto body = json::parse(r->body, nullptr, false);
+    EXPECT_EQ(body["error"]["code"], "method_not_allowed") << r->body;
+  }
+}
+
+}  // namespace
+}  // namespace qiao::testing
