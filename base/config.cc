@@ -105,9 +105,40 @@ const std::vector<Option>& options() {
       {"api.max_body_bytes", Int64Field([](Config& c) { return &c.api.max_body_bytes; }), 1024,
        64 << 20, {}, nullptr, "Largest request body accepted; larger ones get 413."},
       {"api.max_connections", IntField([](Config& c) { return &c.api.max_connections; }), 1,
-       65536, {}, nullptr, "Concurrent API connections; more are refused at accept."},
+       65536, {}, nullptr,
+       "Concurrent API connections. A connection over this (or another connection cap) gets "
+       "503 with Retry-After to its first request; 64 more than this are closed unanswered."},
+      {"api.max_connections_per_source",
+       IntField([](Config& c) { return &c.api.max_connections_per_source; }), 1, 65536, {},
+       nullptr, "Concurrent connections from one source address (admins are not held to it)."},
+      {"api.max_connections_per_identity",
+       IntField([](Config& c) { return &c.api.max_connections_per_identity; }), 1, 65536, {},
+       nullptr, "Concurrent connections of one identity (admins are not held to it)."},
+      {"api.admin_reserved_connections",
+       IntField([](Config& c) { return &c.api.admin_reserved_connections; }), 0, 65536, {},
+       nullptr,
+       "Of api.max_connections, how many only admins may use: an admin can always connect "
+       "while others exhaust their share."},
+      {"api.max_event_streams", IntField([](Config& c) { return &c.api.max_event_streams; }), 1,
+       65536, {}, nullptr, "Concurrent event streams (GET /v1/events); more get 503."},
+      {"api.max_event_streams_per_identity",
+       IntField([](Config& c) { return &c.api.max_event_streams_per_identity; }), 1, 65536, {},
+       nullptr, "Concurrent event streams of one identity; more get 503."},
+      {"api.admin_reserved_event_streams",
+       IntField([](Config& c) { return &c.api.admin_reserved_event_streams; }), 0, 65536, {},
+       nullptr, "Of api.max_event_streams, how many only admins may open."},
+      {"api.event_stream_max_s", IntField([](Config& c) { return &c.api.event_stream_max_s; }),
+       10, 86400, {}, nullptr,
+       "An event stream ends after this long; the client reconnects (qiaoctl does)."},
       {"api.request_timeout_s", IntField([](Config& c) { return &c.api.request_timeout_s; }), 1,
-       3600, {}, nullptr, "Deadline for a TLS handshake, reading a request and writing a reply."},
+       3600, {}, nullptr,
+       "Deadline for a TLS handshake, reading a request and writing a reply; a kept-alive "
+       "connection idle this long is closed."},
+      {"api.audit_summary_interval_s",
+       IntField([](Config& c) { return &c.api.audit_summary_interval_s; }), 1, 3600, {}, nullptr,
+       "Calls refused to callers without an identity this node knows are audited per source "
+       "address: the first of this many seconds in full, the rest as one summary entry with "
+       "their count at its end."},
       {"pki.dir", StringField([](Config& c) { return &c.pki.dir; }), 0, 0, {}, checkAbsolutePath,
        "Directory of the cluster CA and this node's certificate: ca.crt, node.crt, node.key, "
        "cluster (made by `qiaod pki init`)."},
@@ -238,6 +269,16 @@ const std::vector<Option>& options() {
        int64_t{1} << 42, {}, nullptr,
        "Largest image upload (PUT /v1/images/{name}/data); it is streamed to a file under "
        "<state.dir>/images, never held in memory."},
+      {"images.max_parallel_uploads",
+       IntField([](Config& c) { return &c.images.max_parallel_uploads; }), 1, 64, {}, nullptr,
+       "Uploads one tenant (and the public images) may have in progress at once; one more is "
+       "refused (429, Retry-After) before a byte of it is read."},
+      {"images.upload_reserve_mib",
+       Int64Field([](Config& c) { return &c.images.upload_reserve_mib; }), 0, int64_t{1} << 30,
+       {}, nullptr,
+       "Free space (MiB) that uploads leave on the filesystem of <state.dir>/images: an upload "
+       "whose declared length would cross it is refused (507) before a byte is read, and one "
+       "that crosses it while streaming is stopped and removed."},
       {"images.max_virtual_gib", Int64Field([](Config& c) { return &c.images.max_virtual_gib; }),
        1, int64_t{1} << 20, {}, nullptr,
        "Largest virtual size (GiB) an image may declare; a qcow2 claiming more is refused."},
@@ -410,6 +451,13 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
     return invalid("network.tunnel_peers needs network.tunnel_ip (this host's underlay address)");
   }
   if (net.tunnel_peers.size() > 40) return invalid("network.tunnel_peers: at most 40 peers");
+  const auto& api = config.api;
+  if (api.admin_reserved_connections >= api.max_connections) {
+    return invalid("api.admin_reserved_connections must be less than api.max_connections");
+  }
+  if (api.admin_reserved_event_streams >= api.max_event_streams) {
+    return invalid("api.admin_reserved_event_streams must be less than api.max_event_streams");
+  }
   for (size_t i = 0; i < net.tunnel_peers.size(); ++i) {
     const auto& peer = net.tunnel_peers[i];
     if (peer == net.tunnel_ip) {

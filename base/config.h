@@ -18,7 +18,15 @@ struct Config {
     std::vector<std::string> listen{"127.0.0.1:8443"};
     int64_t max_body_bytes = 1 << 20;
     int max_connections = 256;
+    int max_connections_per_source = 32;
+    int max_connections_per_identity = 32;
+    int admin_reserved_connections = 16;
+    int max_event_streams = 64;
+    int max_event_streams_per_identity = 4;
+    int admin_reserved_event_streams = 8;
+    int event_stream_max_s = 3600;
     int request_timeout_s = 30;
+    int audit_summary_interval_s = 60;
   } api;
   struct Pki {
     std::string dir = "/etc/qiao/pki";
@@ -72,6 +80,8 @@ struct Config {
   } network;
   struct Images {
     int64_t max_upload_bytes = int64_t{64} << 30;
+    int max_parallel_uploads = 2;
+    int64_t upload_reserve_mib = 2048;
     int64_t max_virtual_gib = 2048;
     int convert_cpu_seconds = 1200;
     int64_t convert_memory_mib = 3072;

@@ -10,6 +10,8 @@ std::string_view errorCodeName(ErrorCode code) {
     case ErrorCode::kNotFound: return "not_found";
     case ErrorCode::kConflict: return "conflict";
     case ErrorCode::kPayloadTooLarge: return "payload_too_large";
+    case ErrorCode::kResourceExhausted: return "resource_exhausted";
+    case ErrorCode::kInsufficientStorage: return "insufficient_storage";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kInternal: return "internal";
@@ -25,6 +27,8 @@ int httpStatus(ErrorCode code) {
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kConflict: return 409;
     case ErrorCode::kPayloadTooLarge: return 413;
+    case ErrorCode::kResourceExhausted: return 429;
+    case ErrorCode::kInsufficientStorage: return 507;
     case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kTimeout: return 504;
     case ErrorCode::kInternal: return 500;

@@ -19,6 +19,8 @@ enum class ErrorCode {
   kNotFound,           // 404: no such object (or not visible to this tenant)
   kConflict,           // 409: the object's state forbids the operation
   kPayloadTooLarge,    // 413
+  kResourceExhausted,  // 429: the caller is over a cap (parallel uploads); try again later
+  kInsufficientStorage,  // 507: the host's disk would fall below its reserve
   kUnavailable,        // 503: a backend (libvirt, Ceph, OVS) cannot be reached now
   kTimeout,            // 504: a call that left the process did not answer in time
   kInternal,           // 500: a bug or a broken invariant

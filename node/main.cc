@@ -70,6 +70,9 @@ const char* kUsage =
     "  run                 serve (the default)\n"
     "  pki init ...        create the cluster CA and this node's certificate\n"
     "  pki issue ...       issue a client certificate and bind it to a role\n"
+    "  pki revoke ...      revoke a certificate (by serial) or an identity's certificates\n"
+    "  pki unbind ...      remove an identity's role on this node\n"
+    "  pki list            identities, their roles and certificates, valid or revoked\n"
     "  audit verify        walk the audit log's hash chain; name the first broken entry\n"
     "  journal verify      check that every task's journal is whole\n"
     "  config reference    print every configuration key (Markdown)\n"
@@ -281,28 +284,44 @@ int runDaemon(const Config& config) {
   limits.host_arch = host.arch;
   limits.max_vcpus = config.vm.max_vcpus;
   limits.max_memory_mib = config.vm.max_memory_mib;
+  const int64_t upload_reserve_bytes = config.images.upload_reserve_mib << 20;
   Api api(ApiDeps{**store, tasks, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
                   vm_options.firmware, volumes, volume_limits, images, networks.get(),
-                  config.host.baseline_file});
+                  config.host.baseline_file,
+                  {image_options.work_dir, upload_reserve_bytes,
+                   config.images.max_parallel_uploads},
+                  config.api.audit_summary_interval_s,
+                  {config.api.max_event_streams, config.api.max_event_streams_per_identity,
+                   config.api.admin_reserved_event_streams}});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;
   server_options.ca_file = config.pki.dir + "/ca.crt";
   server_options.cert_file = config.pki.dir + "/node.crt";
   server_options.key_file = config.pki.dir + "/node.key";
+  server_options.crl_file = PkiPaths{config.pki.dir}.crl();
   server_options.max_body_bytes = config.api.max_body_bytes;
   server_options.max_connections = config.api.max_connections;
+  server_options.max_per_source = config.api.max_connections_per_source;
+  server_options.max_per_identity = config.api.max_connections_per_identity;
+  server_options.admin_reserve = config.api.admin_reserved_connections;
+  server_options.event_stream_max_s = config.api.event_stream_max_s;
   server_options.request_timeout_s = config.api.request_timeout_s;
   server_options.upload_dir = image_options.work_dir;
   server_options.max_upload_bytes = config.images.max_upload_bytes;
-  server_options.streams_body = [](const std::string& method, const std::string& target) {
-    // PUT /v1/images/{name}/data[?query]
-    if (method != "PUT") return false;
-    const std::string path = target.substr(0, target.find('?'));
-    return path.starts_with("/v1/images/") && path.ends_with("/data") &&
+  server_options.upload_reserve_bytes = upload_reserve_bytes;
+  server_options.streams_body = [](const std::string& method, const std::string& path) {
+    // PUT /v1/images/{name}/data, on the decoded path as the router sees it.
+    return method == "PUT" && path.starts_with("/v1/images/") && path.ends_with("/data") &&
            path.find('/', 11) == path.size() - 5;
   };
+  server_options.admit = [&api](ApiRequest& r) { return api.admit(r); };
+  server_options.is_admin = [&api](const std::string& uri, const std::string& serial) {
+    return api.isAdmin(uri, serial);
+  };
+  server_options.on_tick = [&api] { api.flushAudit(false); };
+  server_options.tick_interval_s = std::min(10, config.api.audit_summary_interval_s);
   ApiServer server(server_options, [&api](const ApiRequest& r) { return api.handle(r); }, events);
   auto bound = server.listen();
   if (!bound) return fail(bound.error().describe());
@@ -321,6 +340,7 @@ int runDaemon(const Config& config) {
     server.stop();
   });
   server.run();
+  api.flushAudit(true);
   vms.stop();
   if (networks) networks->stop();
   hypervisor->stop();
@@ -332,6 +352,48 @@ int runDaemon(const Config& config) {
   if (log_file != nullptr) std::fclose(log_file);
   return 0;
 }
+
+// `qiaod pki`'s records in the node's store, opened (and the state directory made) on first
+// use: `pki init` runs before there is any.
+class StorePkiRecords final : public PkiRecords {
+ public:
+  StorePkiRecords(std::string state_dir, std::string db) : dir_(std::move(state_dir)), db_(std::move(db)) {}
+  Status bind(const Binding& b) override { return with([&](Store& s) { return s.putBinding(b); }); }
+  Result<Binding> binding(const std::string& uri) override {
+    return with([&](Store& s) { return s.getBinding(uri); });
+  }
+  Status unbind(const std::string& uri) override {
+    return with([&](Store& s) { return s.deleteBinding(uri); });
+  }
+  Status recordCertificate(const CertificateRecord& c) override {
+    return with([&](Store& s) { return s.recordCertificate(c); });
+  }
+  Result<int> revoke(const std::string& serial, const std::string& uri,
+                     const std::string& reason) override {
+    return with([&](Store& s) { return s.revokeCertificates(serial, uri, reason); });
+  }
+  Result<std::vector<Binding>> bindings() override {
+    return with([&](Store& s) { return s.listBindings(); });
+  }
+  Result<std::vector<CertificateRecord>> certificates() override {
+    return with([&](Store& s) { return s.listCertificates(); });
+  }
+
+ private:
+  template <typename F>
+  auto with(F f) -> decltype(f(std::declval<Store&>())) {
+    if (!store_) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir_, ec);
+      auto opened = Store::open(db_);
+      if (!opened) return std::unexpected(opened.error());
+      store_ = std::move(*opened);
+    }
+    return f(*store_);
+  }
+  std::string dir_, db_;
+  std::unique_ptr<Store> store_;
+};
 
 int auditVerify(const Config& config) {
   auto store = Store::open(dbPath(config));
@@ -430,8 +492,8 @@ int main(int argc, char** argv) {
   }
   if (command == "pki") {
     std::vector<std::string> pki_args(rest.begin() + 1, rest.end());
-    // `issue` defaults its CA dir to the configured one.
-    if (!pki_args.empty() && pki_args[0] == "issue") {
+    // `issue` and `revoke` default their CA dir to the configured one.
+    if (!pki_args.empty() && (pki_args[0] == "issue" || pki_args[0] == "revoke")) {
       bool has_dir = false;
       for (const auto& a : pki_args) has_dir = has_dir || a == "--dir" || a.starts_with("--dir=");
       if (!has_dir) {
@@ -439,20 +501,9 @@ int main(int argc, char** argv) {
         pki_args.push_back(config->pki.dir);
       }
     }
-    std::string state_db = dbPath(*config);
-    auto bind = [state_db, &config](const std::string& uri, Role role,
-                                   const std::vector<std::string>& tenants) -> Status {
-      std::error_code ec;
-      std::filesystem::create_directories(config->state.dir, ec);
-      auto store = Store::open(state_db);
-      if (!store) return std::unexpected(store.error());
-      Binding binding;
-      binding.identity = uri;
-      binding.role = std::string(roleName(role));
-      binding.tenants = tenants;
-      return (*store)->putBinding(binding);
-    };
-    return pkiCommand(pki_args, bind, stdout, stderr);
+    // `init` needs no store; the others open it when they first need it.
+    StorePkiRecords records(config->state.dir, dbPath(*config));
+    return pkiCommand(pki_args, records, stdout, stderr);
   }
   std::fprintf(stderr, "qiaod: unknown command \"%s\" (see qiaod --help)\n", command.c_str());
   return 2;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/crypto.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "network/ipam.h"
 #include "base/names.h"
@@ -19,6 +20,17 @@ namespace {
 
 const Logger kLog("api");
 using nlohmann::json;
+
+constexpr size_t kMaxLabelFilters = 16;
+// Audit fields are capped: what a caller sends is kept only as far as it helps a reader.
+constexpr size_t kAuditPathMax = 256;
+constexpr size_t kAuditIdentityMax = 256;
+constexpr const char* kUploadRoute = "/v1/images/{name}/data";
+
+std::string capped(const std::string& text, size_t max) {
+  if (text.size() <= max) return text;
+  return text.substr(0, max) + "...(" + std::to_string(text.size() - max) + " more bytes)";
+}
 
 using Handler = ApiResponse (Api::*)(Api::Context&);
 
@@ -232,29 +244,99 @@ struct Api::Context {
   }
 };
 
-Api::Api(ApiDeps deps) : deps_(std::move(deps)) {}
+Api::Api(ApiDeps deps)
+    : deps_(std::move(deps)),
+      strangers_(std::chrono::seconds(deps_.audit_summary_interval_s), 1024) {}
 
 ApiResponse Api::handle(const ApiRequest& request) {
   auto started = std::chrono::steady_clock::now();
   Context ctx{request, std::nullopt, nullptr, {}, {}, {}};
-  ApiResponse response = dispatch(ctx);
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  deps_.metrics.observeRequest(request.method, ctx.route ? ctx.route->info.pattern : "unmatched",
-                               response.status, seconds);
-  if (isMutating(request.method)) audit(ctx, response.status);
+  ApiResponse response;
+  if (request.transport_error) {
+    // What the server could not read is answered here, so that it is counted and audited.
+    response = errorResponse(*request.transport_error);
+    if (request.transport_error->code == ErrorCode::kUnavailable) {
+      response.headers.emplace_back("Retry-After", "5");
+    }
+    if (auto caller = authenticate(request)) ctx.caller = std::move(*caller);
+  } else {
+    response = dispatch(ctx);
+  }
+  finish(ctx, response, started);
   return response;
 }
 
+std::optional<ApiResponse> Api::admit(ApiRequest& request) {
+  auto started = std::chrono::steady_clock::now();
+  Context ctx{request, std::nullopt, nullptr, {}, {}, {}};
+  std::optional<ApiResponse> refused = authorize(ctx);
+  if (!refused && ctx.route->info.pattern == kUploadRoute) refused = admitUpload(ctx, request);
+  if (refused) finish(ctx, *refused, started);
+  return refused;
+}
+
+void Api::finish(const Context& ctx, const ApiResponse& response,
+                 std::chrono::steady_clock::time_point started) {
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  deps_.metrics.observeRequest(ctx.request.method,
+                               ctx.route ? ctx.route->info.pattern : "unmatched",
+                               response.status, seconds);
+  // Every change, allowed or refused; every refusal of who the caller is or what it may do;
+  // everything the server could not read. Allowed reads are counted in the metrics only.
+  if (isMutating(ctx.request.method) || response.status == 401 || response.status == 403 ||
+      ctx.request.transport_error) {
+    audit(ctx, response.status);
+  }
+}
+
 void Api::audit(const Context& ctx, int status) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!ctx.caller) {
+    // Nobody this node knows: one entry per source address and interval, the rest counted.
+    const std::string source = sourceAddress(ctx.request.remote);
+    if (!strangers_.record(source, status, now)) {
+      writeSummaries(now, false);
+      return;
+    }
+  }
   AuditEntry entry;
-  entry.identity = ctx.request.peer_identity_uri;
-  entry.method = ctx.request.method;
-  entry.path = ctx.request.target.substr(0, 2048);
-  entry.tenant = ctx.audit_tenant;
-  entry.target = ctx.audit_target;
+  entry.identity = capped(ctx.request.peer_identity_uri, kAuditIdentityMax);
+  entry.method = capped(ctx.request.method.empty() ? "-" : ctx.request.method, 16);
+  entry.path = capped(ctx.request.target, kAuditPathMax);
+  entry.tenant = capped(ctx.audit_tenant, 63);
+  entry.target = capped(ctx.audit_target, 128);
   entry.status = status;
   entry.request_digest = sha256Hex(ctx.request.body);
+  appendAudit(std::move(entry));
+  writeSummaries(now, false);
+}
+
+void Api::writeSummaries(std::chrono::steady_clock::time_point now, bool all) {
+  for (const auto& s : strangers_.due(now, all)) {
+    AuditEntry entry;
+    entry.method = "SUMMARY";
+    entry.path = std::to_string(s.count) + " more refused calls (first status " +
+                 std::to_string(s.first_status) + ") from " + s.source + " in " +
+                 std::to_string(s.seconds) + " s after the entry before";
+    entry.target = s.source;
+    entry.status = s.first_status;
+    entry.request_digest = sha256Hex("");
+    appendAudit(std::move(entry));
+  }
+}
+
+bool Api::isAdmin(const std::string& identity_uri, const std::string& serial) {
+  ApiRequest request;
+  request.peer_identity_uri = identity_uri;
+  request.peer_serial = serial;
+  auto caller = authenticate(request);
+  return caller && caller->isAdmin();
+}
+
+void Api::flushAudit(bool all) { writeSummaries(std::chrono::steady_clock::now(), all); }
+
+void Api::appendAudit(AuditEntry entry) {
   if (auto appended = deps_.store.appendAudit(entry); !appended) {
     kLog.error("cannot append to the audit log", {{"error", appended.error().describe()}});
   }
@@ -288,6 +370,13 @@ Result<Api::Caller> Api::authenticate(const ApiRequest& request) {
     }
     return std::unexpected(binding.error());
   }
+  // Bound to one certificate: an older one of the same identity (superseded, and revoked in
+  // the CRL too) is not it.
+  if (!binding->serial.empty() && request.peer_serial != binding->serial) {
+    return makeError(ErrorCode::kUnauthenticated, "api",
+                     "the certificate of " + identity->uri() +
+                         " is not its current one (it was re-issued): use the newest");
+  }
   Caller caller;
   caller.uri = identity->uri();
   caller.role = binding->role;
@@ -295,7 +384,7 @@ Result<Api::Caller> Api::authenticate(const ApiRequest& request) {
   return caller;
 }
 
-ApiResponse Api::dispatch(Context& ctx) {
+std::optional<ApiResponse> Api::authorize(Context& ctx) {
   const ApiRequest& request = ctx.request;
   // Route first, so that a 404 for an unknown path does not depend on who asks.
   auto parts = splitPath(request.path);
@@ -348,6 +437,11 @@ ApiResponse Api::dispatch(Context& ctx) {
       return errorResponse(ErrorCode::kInvalidArgument,
                            "query parameter " + quoteForMessage(key) + " given more than once");
     }
+    if (key == "label" && request.query.count(key) > kMaxLabelFilters) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           "at most " + std::to_string(kMaxLabelFilters) +
+                               " label filters may be given");
+    }
   }
   for (const auto& [key, value] : ctx.params) {
     if (key == "name") {
@@ -356,6 +450,11 @@ ApiResponse Api::dispatch(Context& ctx) {
     }
   }
 
+  return std::nullopt;
+}
+
+ApiResponse Api::dispatch(Context& ctx) {
+  if (auto refused = authorize(ctx)) return *refused;
   static const std::map<std::pair<std::string, std::string>, Handler> handlers = {
       {{"GET", "/v1/healthz"}, &Api::healthz},
       {{"GET", "/v1/host"}, &Api::host},
@@ -756,8 +855,11 @@ ApiResponse Api::consoleLog(Context& ctx) {
 }
 
 Status Api::checkJsonBody(const Context& ctx) {
+  // "application/json", with parameters (; charset=utf-8) or none; not application/jsonx.
   const auto& ct = ctx.request.content_type;
-  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+  const std::string_view media = std::string_view(ct).substr(0, ct.find(';'));
+  auto trimmed = media.substr(0, media.find_last_not_of(" \t") + 1);
+  if (!ct.empty() && trimmed != "application/json") {
     return makeError(ErrorCode::kInvalidArgument, "api",
                      "Content-Type must be application/json, not " + quoteForMessage(ct));
   }
@@ -1035,6 +1137,51 @@ Result<ImageRecord> Api::resolveImage(Context& ctx, bool to_change) {
   return image;
 }
 
+std::optional<ApiResponse> Api::admitUpload(Context& ctx, ApiRequest& request) {
+  auto image = resolveImage(ctx, true);
+  if (!image) return errorResponse(image.error());
+  if (image->state != "pending") {
+    return errorResponse(ErrorCode::kConflict,
+                         "image " + ctx.params.at("name") + " is " + image->state +
+                             "; data is taken only once, by an image created without "
+                             "source_path");
+  }
+  const auto& limits = deps_.uploads;
+  if (!limits.dir.empty()) {
+    const int64_t need = std::max<int64_t>(request.declared_length, 0);
+    auto room = freeBytes(limits.dir);
+    if (room && *room - need < limits.reserve_bytes) {
+      return errorResponse(
+          ErrorCode::kInsufficientStorage,
+          "no room for the upload: " + std::to_string(*room >> 20) + " MiB are free in " +
+              limits.dir + ", the upload declares " + std::to_string(need >> 20) +
+              " MiB, and " + std::to_string(limits.reserve_bytes >> 20) +
+              " MiB must stay free (images.upload_reserve_mib)");
+    }
+  }
+  // One slot of the tenant's, held as long as the request lives.
+  const std::string tenant = image->tenant;
+  {
+    std::lock_guard lock(uploads_mu_);
+    int& running = uploads_in_progress_[tenant];
+    if (running >= limits.per_tenant) {
+      ApiResponse busy = errorResponse(
+          ErrorCode::kResourceExhausted,
+          (tenant.empty() ? std::string("public images have ") : "tenant " + tenant + " has ") +
+              std::to_string(running) + " uploads in progress, the most allowed " +
+              "(images.max_parallel_uploads); try again when one has ended");
+      busy.headers.emplace_back("Retry-After", "10");
+      return busy;
+    }
+    ++running;
+  }
+  request.admission = std::shared_ptr<void>(nullptr, [this, tenant](void*) {
+    std::lock_guard lock(uploads_mu_);
+    if (--uploads_in_progress_[tenant] <= 0) uploads_in_progress_.erase(tenant);
+  });
+  return std::nullopt;
+}
+
 ApiResponse Api::createImage(Context& ctx) {
   if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
   auto spec = parseImageSpec(ctx.request.body);
@@ -1141,7 +1288,36 @@ ApiResponse Api::events(Context& ctx) {
   }
   bool all = ctx.caller->isAdmin() && !ctx.query("tenant");
   std::set<std::string> visible(tenants->begin(), tenants->end());
+  // Streams are capped per identity and in all, admins keeping a reserve of their own: one
+  // client holding streams cannot lock the others out.
+  const std::string who = ctx.caller->uri;
+  {
+    std::lock_guard lock(streams_mu_);
+    const auto& limits = deps_.streams;
+    const int mine = streams_by_identity_[who];
+    const int others_may = limits.total - (ctx.caller->isAdmin() ? 0 : limits.admin_reserve);
+    if (mine >= limits.per_identity || streams_total_ >= others_may) {
+      if (mine == 0) streams_by_identity_.erase(who);
+      ApiResponse busy = errorResponse(
+          ErrorCode::kUnavailable,
+          mine >= limits.per_identity
+              ? "identity " + who + " has " + std::to_string(mine) +
+                    " event streams open, the most one identity may (api.max_event_streams_"
+                    "per_identity); close one first"
+              : "the node serves " + std::to_string(streams_total_) +
+                    " event streams, the most it serves (api.max_event_streams); try again later");
+      busy.headers.emplace_back("Retry-After", "30");
+      return busy;
+    }
+    ++streams_by_identity_[who];
+    ++streams_total_;
+  }
   ApiResponse response;
+  response.hold = std::shared_ptr<void>(nullptr, [this, who](void*) {
+    std::lock_guard lock(streams_mu_);
+    --streams_total_;
+    if (--streams_by_identity_[who] <= 0) streams_by_identity_.erase(who);
+  });
   response.content_type = "text/event-stream";
   response.event_filter = [all, visible, type](const Event& event) {
     if (type && event.type != *type) return false;

@@ -2,9 +2,13 @@
 // ApiRequest into an ApiResponse and never blocks the io thread: the server calls handle() on
 // its handler threads. Every request needs a client identity bound to a role; every object
 // of a tenant the caller may not see answers 404, never its data; every mutating call, allowed
-// or not, goes to the hash-chained audit log.
+// or not, every refusal of a caller's identity or role, and everything the server could not
+// read go to the hash-chained audit log (strangers' refusals as per-address summaries).
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +16,7 @@
 #include "base/event_bus.h"
 #include "firmware/descriptor.h"
 #include "node/api/http.h"
+#include "node/api/refusal_log.h"
 #include "node/api/metrics.h"
 #include "node/host/host.h"
 #include "node/state/store.h"
@@ -53,19 +58,54 @@ struct ApiDeps {
   ImageService& images;
   NetworkService* networks = nullptr;  // null on a node without networks
   std::string baseline_file;           // the cluster's host baseline (host.baseline_file)
+  // Image uploads: admitted only with room on upload_dir's filesystem above reserve_bytes,
+  // and at most per_tenant at once in a tenant.
+  struct Uploads {
+    std::string dir;
+    int64_t reserve_bytes = int64_t{2} << 30;
+    int per_tenant = 2;
+  } uploads;
+  // Strangers' refusals: one entry in full, then a count, per address and interval.
+  int audit_summary_interval_s = 60;
+  // Event streams (GET /v1/events): in all, per identity, and how many of all only admins
+  // may open.
+  struct Streams {
+    int total = 64;
+    int per_identity = 4;
+    int admin_reserve = 8;
+  } streams;
 };
 
 class Api {
  public:
   explicit Api(ApiDeps deps);
   ApiResponse handle(const ApiRequest& request);
+  // The request line and headers, before the body is read (AdmitHandler): the route, the
+  // caller, its role and the query are checked as handle() would, and an upload also the
+  // image, the tenant's uploads in progress and the room left on disk. A refusal is counted
+  // and audited here.
+  std::optional<ApiResponse> admit(ApiRequest& request);
+  // Writes the audit log's summaries of strangers' refusals whose interval has ended (all of
+  // them with `all`, at shutdown).
+  void flushAudit(bool all);
+  // Whether the identity is an admin of this node's cluster (the connection caps' reserve).
+  bool isAdmin(const std::string& identity_uri, const std::string& serial);
 
   struct Caller;
   struct Context;
 
  private:
 
+  // Route, identity, role, query and names: what the request line and headers tell. An
+  // answer refuses the request.
+  std::optional<ApiResponse> authorize(Context& ctx);
   ApiResponse dispatch(Context& ctx);
+  // An upload's admission: the image may take data, the tenant has an upload slot free (held
+  // by request.admission until the request ends), the disk has room.
+  std::optional<ApiResponse> admitUpload(Context& ctx, ApiRequest& request);
+  // Metrics and audit of an answered request.
+  void finish(const Context& ctx, const ApiResponse& response,
+              std::chrono::steady_clock::time_point started);
   ApiResponse healthz(Context& ctx);
   ApiResponse host(Context& ctx);
   ApiResponse hostFirmware(Context& ctx);
@@ -134,8 +174,16 @@ class Api {
                          Result<std::vector<Record>> found);
   static Status checkJsonBody(const Context& ctx);
   void audit(const Context& ctx, int status);
+  void writeSummaries(std::chrono::steady_clock::time_point now, bool all);
+  void appendAudit(AuditEntry entry);
 
   ApiDeps deps_;
+  RefusalLog strangers_;
+  std::mutex uploads_mu_;
+  std::map<std::string, int> uploads_in_progress_;  // by tenant ("" for public images)
+  std::mutex streams_mu_;
+  int streams_total_ = 0;
+  std::map<std::string, int> streams_by_identity_;
 };
 
 }  // namespace qiao

@@ -302,7 +302,56 @@ Status initPki(const InitOptions& o) {
         std::tuple{paths.clusterFile(), o.cluster + "\n", mode_t{0644}}}) {
     if (auto ok = writeFile(path, data, mode, /*overwrite=*/true); !ok) return ok;
   }
-  return {};
+  return writeCrl(o.dir, {});  // none revoked yet
+}
+
+Status writeCrl(const std::string& pki_dir, const std::vector<Revoked>& revoked) {
+  PkiPaths paths{pki_dir};
+  auto ca = loadCert(paths.caCert());
+  if (!ca) return std::unexpected(ca.error());
+  auto ca_key = loadKey(paths.caKey());
+  if (!ca_key) return std::unexpected(ca_key.error());
+  CPtr<X509_CRL, X509_CRL_free> crl(X509_CRL_new());
+  X509_CRL_set_version(crl.get(), 1);  // v2
+  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca->get()));
+  const time_t now = std::time(nullptr);
+  CPtr<ASN1_TIME, ASN1_TIME_free> last(ASN1_TIME_set(nullptr, now - 300));
+  CPtr<ASN1_TIME, ASN1_TIME_free> next(ASN1_TIME_set(nullptr, now + time_t{3650} * 86400));
+  X509_CRL_set1_lastUpdate(crl.get(), last.get());
+  X509_CRL_set1_nextUpdate(crl.get(), next.get());
+  for (const auto& r : revoked) {
+    BIGNUM* raw = nullptr;
+    if (BN_hex2bn(&raw, r.serial.c_str()) == 0) {
+      return pkiError(ErrorCode::kInvalidArgument, "not a serial: " + quoteForMessage(r.serial));
+    }
+    CPtr<BIGNUM, BN_free> bn(raw);
+    CPtr<ASN1_INTEGER, ASN1_INTEGER_free> serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+    CPtr<ASN1_TIME, ASN1_TIME_free> when(ASN1_TIME_set(nullptr, static_cast<time_t>(r.at_unix)));
+    X509_REVOKED* entry = X509_REVOKED_new();
+    X509_REVOKED_set_serialNumber(entry, serial.get());
+    X509_REVOKED_set_revocationDate(entry, when.get());
+    X509_CRL_add0_revoked(crl.get(), entry);  // the CRL owns it now
+  }
+  X509_CRL_sort(crl.get());
+  if (X509_CRL_sign(crl.get(), ca_key->get(), EVP_sha256()) == 0) {
+    return pkiError(ErrorCode::kInternal, "cannot sign the CRL: " + opensslError());
+  }
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509_CRL(bio.get(), crl.get());
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return writeFile(paths.crl(), std::string(data, static_cast<size_t>(len)), 0644,
+                   /*overwrite=*/true);
+}
+
+std::string serialOfX509(const void* x509) {
+  auto* cert = static_cast<X509*>(const_cast<void*>(x509));
+  CPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr));
+  if (!bn) return {};
+  char* hex = BN_bn2hex(bn.get());
+  std::string out = hex != nullptr ? hex : "";
+  OPENSSL_free(hex);
+  return out;
 }
 
 Result<IssuedCert> issueCert(const IssueOptions& o) {
@@ -337,6 +386,13 @@ Result<IssuedCert> issueCert(const IssueOptions& o) {
   req.san.uris = {out.identity_uri};
   auto cert = makeCert(req);
   if (!cert) return std::unexpected(cert.error());
+  out.serial = serialOfX509(cert->get());
+  char not_after[32];
+  const time_t end = static_cast<time_t>(req.not_after);
+  std::tm tm{};
+  gmtime_r(&end, &tm);
+  std::strftime(not_after, sizeof not_after, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  out.not_after = not_after;
   if (auto ok = writeFile(out.key_path, pemOf(key->get()), 0600, true); !ok) {
     return std::unexpected(ok.error());
   }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "node/api/identity.h"
@@ -21,6 +22,8 @@ struct PkiPaths {
   std::string nodeCert() const { return dir + "/node.crt"; }
   std::string nodeKey() const { return dir + "/node.key"; }
   std::string clusterFile() const { return dir + "/cluster"; }
+  // The CA's revocation list (X.509 CRL), checked at every TLS handshake.
+  std::string crl() const { return dir + "/crl.pem"; }
 };
 
 struct InitOptions {
@@ -47,9 +50,22 @@ struct IssueOptions {
 
 struct IssuedCert {
   std::string cert_path, key_path, ca_path, identity_uri;
+  std::string serial;     // hex
+  std::string not_after;  // ISO 8601, UTC
 };
 
 Result<IssuedCert> issueCert(const IssueOptions& options);
+
+// Writes the CA's CRL (crl.pem in the PKI directory, signed by ca.key, atomically) listing
+// these serials (hex) as revoked at these times (Unix seconds). Valid for ten years: it is
+// written anew at every revocation, not on a schedule.
+struct Revoked {
+  std::string serial;
+  int64_t at_unix = 0;
+};
+Status writeCrl(const std::string& pki_dir, const std::vector<Revoked>& revoked);
+// The serial of a certificate (X509*), in hex as OpenSSL prints it.
+std::string serialOfX509(const void* x509);
 Result<std::string> readClusterName(const std::string& pki_dir);
 // The single qiao:// URI SAN of a certificate; an error when it has none or several.
 Result<std::string> identityUriOfCertPem(std::string_view pem);

@@ -1,6 +1,8 @@
 #include "node/api/pki_cli.h"
 
 #include <algorithm>
+#include <cctype>
+#include <ctime>
 #include <map>
 
 #include "base/names.h"
@@ -13,14 +15,45 @@ constexpr const char* kPkiUsage =
     "Usage: qiaod pki init --cluster NAME --dir DIR [--hostname HOST] [--force]\n"
     "       qiaod pki issue --kind KIND --name NAME [--role ROLE] [--tenant T]... [--out DIR]\n"
     "                       [--dir CA_DIR] [--days N] [--force]\n"
-    "Run `qiaod pki init --help` or `qiaod pki issue --help` for details.\n";
+    "       qiaod pki revoke (--serial HEX | --identity URI) [--reason TEXT] [--dir CA_DIR]\n"
+    "       qiaod pki unbind --identity URI\n"
+    "       qiaod pki list\n"
+    "Run `qiaod pki COMMAND --help` for details.\n";
+
+constexpr const char* kRevokeUsage =
+    "Usage: qiaod pki revoke (--serial HEX | --identity URI) [--reason TEXT] [--dir CA_DIR]\n"
+    "\n"
+    "Revokes a certificate (by its serial, as `qiaod pki list` shows it) or every certificate\n"
+    "of an identity (qiao://CLUSTER/KIND/NAME), and writes the CA's revocation list anew\n"
+    "(CA_DIR/crl.pem, signed by the CA). qiaod reads it at the next handshake: a revoked\n"
+    "certificate's handshake fails. The binding stays (`qiaod pki unbind` removes it); issue\n"
+    "the identity a new certificate to let it in again. Issuing a new certificate revokes the\n"
+    "identity's previous one by itself (reason: superseded).\n"
+    "\n"
+    "  --serial HEX     the certificate's serial\n"
+    "  --identity URI   every certificate of this identity\n"
+    "  --reason TEXT    recorded with the revocation (default: revoked by an admin)\n"
+    "  --dir CA_DIR     the CA's directory (default: qiaod's pki.dir)\n";
+
+constexpr const char* kUnbindUsage =
+    "Usage: qiaod pki unbind --identity URI\n"
+    "\n"
+    "Removes the identity's role and tenants from this node: its calls get 403 from then on\n"
+    "(its certificate still completes a handshake until it is revoked).\n";
+
+constexpr const char* kListUsage =
+    "Usage: qiaod pki list\n"
+    "\n"
+    "Prints the identities bound on this node (role, tenants, current certificate) and every\n"
+    "certificate issued here, valid, expired or revoked (with when and why).\n";
 
 constexpr const char* kInitUsage =
     "Usage: qiaod pki init --cluster NAME --dir DIR [--hostname HOST] [--force]\n"
     "\n"
     "Creates the cluster CA (DIR/ca.crt, DIR/ca.key) and this node's server certificate\n"
     "(DIR/node.crt, DIR/node.key; SANs: the host name, localhost, 127.0.0.1, ::1 and\n"
-    "qiao://NAME/node/HOST), and records the cluster name in DIR/cluster. Keys are 0600.\n"
+    "qiao://NAME/node/HOST), an empty revocation list (DIR/crl.pem), and records the\n"
+    "cluster name in DIR/cluster. Keys are 0600.\n"
     "\n"
     "  --cluster NAME   the cluster's name (a DNS label)\n"
     "  --dir DIR        where to write (qiaod's pki.dir, default /etc/qiao/pki)\n"
@@ -33,7 +66,8 @@ constexpr const char* kIssueUsage =
     "\n"
     "Issues a client certificate for qiao://<cluster>/KIND/NAME, signed by the cluster CA,\n"
     "writes OUT/NAME.crt and OUT/NAME.key (0600), and binds the identity to ROLE (and the\n"
-    "tenants) in this node's store. Issuing again replaces the binding.\n"
+    "tenants) in this node's store, to this certificate: issuing again replaces the binding\n"
+    "and revokes the identity's previous certificate (reason: superseded).\n"
     "\n"
     "  --kind KIND      user | peer | installer | node\n"
     "  --name NAME      the identity's name (a DNS label)\n"
@@ -99,9 +133,32 @@ int usage(std::FILE* err, const std::string& message, const char* text) {
   return 2;
 }
 
+std::string isoNow() {
+  char text[32];
+  const time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// The CA's CRL written anew from the revoked certificates on record.
+Status refreshCrl(const std::string& ca_dir, PkiRecords& records) {
+  auto certs = records.certificates();
+  if (!certs) return std::unexpected(certs.error());
+  std::vector<Revoked> revoked;
+  for (const auto& c : *certs) {
+    if (c.revoked_at.empty()) continue;
+    std::tm tm{};
+    strptime(c.revoked_at.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    revoked.push_back({c.serial, static_cast<int64_t>(timegm(&tm))});
+  }
+  return writeCrl(ca_dir, revoked);
+}
+
 }  // namespace
 
-int pkiCommand(const std::vector<std::string>& args, const BindIdentity& bind, std::FILE* out,
+int pkiCommand(const std::vector<std::string>& args, PkiRecords& records, std::FILE* out,
                std::FILE* err) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {
     std::fputs(kPkiUsage, args.empty() ? err : out);
@@ -189,17 +246,122 @@ int pkiCommand(const std::vector<std::string>& args, const BindIdentity& bind, s
       std::fprintf(err, "qiaod pki issue: %s\n", issued.error().message.c_str());
       return 1;
     }
-    if (auto ok = bind(issued->identity_uri, *role, p.tenants); !ok) {
-      std::fprintf(err, "qiaod pki issue: certificate written, but the binding failed: %s\n",
-                   ok.error().describe().c_str());
+    // Recorded, bound to this certificate, and the one it replaces revoked.
+    auto previous = records.binding(issued->identity_uri);
+    Binding binding{issued->identity_uri, std::string(roleName(*role)), p.tenants, {},
+                    issued->serial};
+    Status stored = records.recordCertificate(
+        CertificateRecord{issued->serial, issued->identity_uri, issued->not_after, {}, {}, {}});
+    if (stored) stored = records.bind(binding);
+    if (stored && previous && !previous->serial.empty()) {
+      auto revoked = records.revoke(previous->serial, {}, "superseded by " + issued->serial);
+      if (!revoked) stored = std::unexpected(revoked.error());
+      if (stored && *revoked > 0) stored = refreshCrl(ca_dir, records);
+    }
+    if (!stored) {
+      std::fprintf(err, "qiaod pki issue: certificate written, but recording it failed: %s\n",
+                   stored.error().describe().c_str());
       return 1;
     }
     std::string tenants;
     for (const auto& t : p.tenants) tenants += (tenants.empty() ? "" : ",") + t;
-    std::fprintf(out, "identity %s (%s%s)\ncertificate %s\nkey %s\nca %s\n",
+    std::fprintf(out, "identity %s (%s%s)\ncertificate %s (serial %s, until %s)\nkey %s\nca %s\n",
                  issued->identity_uri.c_str(), role_text.c_str(),
                  tenants.empty() ? "" : (" of " + tenants).c_str(), issued->cert_path.c_str(),
-                 issued->key_path.c_str(), issued->ca_path.c_str());
+                 issued->serial.c_str(), issued->not_after.c_str(), issued->key_path.c_str(),
+                 issued->ca_path.c_str());
+    return 0;
+  }
+  if (args[0] == "revoke") {
+    auto p = parse(args, 1, {"--serial", "--identity", "--reason", "--dir"});
+    if (p.help) {
+      std::fputs(kRevokeUsage, out);
+      return 0;
+    }
+    if (!p.error.empty()) return usage(err, p.error, kRevokeUsage);
+    const std::string serial = p.values["--serial"];
+    const std::string identity = p.values["--identity"];
+    if (serial.empty() == identity.empty()) {
+      return usage(err, "give --serial or --identity (one of them)", kRevokeUsage);
+    }
+    if (!serial.empty() && serial.find_first_not_of("0123456789ABCDEFabcdef") != std::string::npos) {
+      return usage(err, "--serial must be hexadecimal, as `qiaod pki list` shows it", kRevokeUsage);
+    }
+    if (!identity.empty()) {
+      if (auto id = parseIdentityUri(identity); !id) return usage(err, id.error().message, kRevokeUsage);
+    }
+    std::string upper = serial;
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const std::string reason =
+        p.values.contains("--reason") ? p.values["--reason"] : "revoked by an admin";
+    auto revoked = records.revoke(upper, identity, reason);
+    if (!revoked) {
+      std::fprintf(err, "qiaod pki revoke: %s\n", revoked.error().describe().c_str());
+      return 1;
+    }
+    if (*revoked == 0) {
+      std::fprintf(err, "qiaod pki revoke: no valid certificate %s (see `qiaod pki list`)\n",
+                   serial.empty() ? ("of " + identity).c_str() : ("with serial " + serial).c_str());
+      return 1;
+    }
+    const std::string ca_dir = p.values.contains("--dir") ? p.values["--dir"] : "/etc/qiao/pki";
+    if (auto ok = refreshCrl(ca_dir, records); !ok) {
+      std::fprintf(err, "qiaod pki revoke: revoked in the store, but the CRL was not written: %s\n",
+                   ok.error().describe().c_str());
+      return 1;
+    }
+    std::fprintf(out, "revoked %d certificate%s; %s lists it: qiaod refuses it at the next "
+                      "handshake\n",
+                 *revoked, *revoked == 1 ? "" : "s", PkiPaths{ca_dir}.crl().c_str());
+    return 0;
+  }
+  if (args[0] == "unbind") {
+    auto p = parse(args, 1, {"--identity"});
+    if (p.help) {
+      std::fputs(kUnbindUsage, out);
+      return 0;
+    }
+    if (!p.error.empty()) return usage(err, p.error, kUnbindUsage);
+    if (!p.values.contains("--identity")) return usage(err, "--identity is required", kUnbindUsage);
+    if (auto ok = records.unbind(p.values["--identity"]); !ok) {
+      std::fprintf(err, "qiaod pki unbind: %s\n", ok.error().message.c_str());
+      return 1;
+    }
+    std::fprintf(out, "%s has no role on this node any more\n", p.values["--identity"].c_str());
+    return 0;
+  }
+  if (args[0] == "list") {
+    auto p = parse(args, 1, {});
+    if (p.help) {
+      std::fputs(kListUsage, out);
+      return 0;
+    }
+    if (!p.error.empty()) return usage(err, p.error, kListUsage);
+    auto bindings = records.bindings();
+    auto certs = records.certificates();
+    if (!bindings || !certs) {
+      std::fprintf(err, "qiaod pki list: %s\n",
+                   (!bindings ? bindings.error() : certs.error()).describe().c_str());
+      return 1;
+    }
+    std::fprintf(out, "%-44s %-9s %-24s %s\n", "IDENTITY", "ROLE", "TENANTS", "CERTIFICATE");
+    for (const auto& b : *bindings) {
+      std::string tenants;
+      for (const auto& t : b.tenants) tenants += (tenants.empty() ? "" : ",") + t;
+      std::fprintf(out, "%-44s %-9s %-24s %s\n", b.identity.c_str(), b.role.c_str(),
+                   tenants.empty() ? "*" : tenants.c_str(),
+                   b.serial.empty() ? "any (bound before certificates were recorded)"
+                                    : b.serial.c_str());
+    }
+    std::fprintf(out, "\n%-34s %-44s %-21s %s\n", "SERIAL", "IDENTITY", "NOT AFTER", "STATE");
+    const std::string now = isoNow();
+    for (const auto& c : *certs) {
+      std::string state = !c.revoked_at.empty() ? "revoked " + c.revoked_at + " (" + c.reason + ")"
+                          : c.not_after < now   ? std::string("expired")
+                                                : std::string("valid");
+      std::fprintf(out, "%-34s %-44s %-21s %s\n", c.serial.c_str(), c.identity.c_str(),
+                   c.not_after.c_str(), state.c_str());
+    }
     return 0;
   }
   std::fprintf(err, "qiaod pki: unknown command %s\n\n%s", quoteForMessage(args[0]).c_str(),

@@ -1,8 +1,11 @@
 #include "node/api/server.h"
 
 #include <fcntl.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -19,15 +22,19 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <array>
+#include <map>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 #include <deque>
 
 #include "base/crypto.h"
+#include "base/files.h"
 #include "base/handle.h"
 #include "base/log.h"
+#include "base/names.h"
 #include "node/api/pki.h"
+#include "node/api/refusal_log.h"
 #include "node/state/record_json.h"
 
 namespace qiao {
@@ -132,9 +139,44 @@ Result<tcp::endpoint> parseListen(const std::string& text) {
   return tcp::endpoint(address, static_cast<unsigned short>(std::stoi(port)));
 }
 
-// A coroutine function, not a capturing lambda: its parameters live in its own frame.
+// Coroutine functions, not capturing lambdas: their parameters live in their own frames.
 awaitable<ApiResponse> runHandler(RequestHandler handler, ApiRequest request) {
   co_return handler(request);
+}
+awaitable<bool> runIsAdmin(std::function<bool(const std::string&, const std::string&)> is_admin,
+                           std::string identity, std::string serial) {
+  co_return is_admin(identity, serial);
+}
+// `request` lives in the caller's frame, which awaits this.
+awaitable<std::optional<ApiResponse>> runAdmit(AdmitHandler admit, ApiRequest* request) {
+  co_return admit(*request);
+}
+awaitable<void> runTick(std::function<void()> tick) {
+  tick();
+  co_return;
+}
+
+bool equalsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// What HTTP/1.1 requires and Beast lets through: a Host header, and no transfer coding but
+// chunked (Beast reads "gzip, chunked" as chunked, and would hand over a body still coded).
+Status checkHeaders(const http::request<http::empty_body>& head) {
+  if (head.version() >= 11 && head.find(http::field::host) == head.end()) {
+    return makeError(ErrorCode::kInvalidArgument, "api", "an HTTP/1.1 request needs a Host header");
+  }
+  if (auto te = head.find(http::field::transfer_encoding); te != head.end()) {
+    if (!equalsIgnoringCase(te->value(), "chunked")) {
+      return makeError(ErrorCode::kInvalidArgument, "api",
+                       "Transfer-Encoding " + quoteForMessage(te->value()) +
+                           " is not accepted; send the body as it is, or chunked");
+    }
+  }
+  return {};
 }
 
 struct Subscriber {
@@ -151,21 +193,34 @@ struct ApiServer::Impl {
       : options(std::move(o)),
         handler(std::move(h)),
         events(e),
-        ssl_context(ssl::context::tls_server),
         pool(static_cast<size_t>(std::max(1, options.handler_threads))) {}
 
   ServerOptions options;
   RequestHandler handler;
   EventBus& events;
   net::io_context ioc{1};
-  ssl::context ssl_context;
+  // The TLS settings new connections get, and what the revocation list looked like when they
+  // were made (io thread only); a connection keeps the ones it started with.
+  std::shared_ptr<ssl::context> tls;
+  std::string crl_stamp;
+  std::string stamp_failed;
   net::thread_pool pool;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::atomic<int> connections{0};
   std::atomic<bool> stopped{false};
+  // Connections by source address and by identity; touched on the io thread only.
+  std::map<std::string, int> by_source;
+  std::map<std::string, int> by_identity;
+  // Why a new connection is over a cap, or "" when it is not.
+  std::string overCap(bool admin, const std::string& source, const std::string& identity) const;
+  // Failed handshakes are logged once per source address and minute, the rest counted.
+  RefusalLog handshake_failures{std::chrono::seconds(60), 256};
 
-  Status setupTls();
+  Result<std::shared_ptr<ssl::context>> makeTls() const;
+  std::shared_ptr<ssl::context> currentTls();
+  std::string crlStamp() const;  // changes whenever the revocation list file does
   awaitable<void> acceptLoop(tcp::acceptor& acceptor);
+  awaitable<void> tickLoop();
   awaitable<void> session(tcp::socket socket);
   awaitable<void> streamEvents(beast::ssl_stream<beast::tcp_stream>& stream,
                                std::function<bool(const Event&)> filter);
@@ -177,14 +232,15 @@ struct ApiServer::Impl {
                                ApiRequest* request);
 };
 
-Status ApiServer::Impl::setupTls() {
+Result<std::shared_ptr<ssl::context>> ApiServer::Impl::makeTls() const {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   boost::system::error_code ec;
-  ssl_context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                              ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                              ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
-                          ec);
-  SSL_CTX_set_min_proto_version(ssl_context.native_handle(), TLS1_2_VERSION);
-  SSL_CTX_set_cipher_list(ssl_context.native_handle(),
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                       ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                   ec);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  SSL_CTX_set_cipher_list(ctx->native_handle(),
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                           "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
                           "ECDHE-RSA-AES256-GCM-SHA384");
@@ -199,29 +255,66 @@ Status ApiServer::Impl::setupTls() {
     return {};
   };
   if (auto s = load("certificate", options.cert_file,
-                    [&](auto& e) { ssl_context.use_certificate_chain_file(options.cert_file, e); });
+                    [&](auto& e) { ctx->use_certificate_chain_file(options.cert_file, e); });
       !s) {
-    return s;
+    return std::unexpected(s.error());
   }
   if (auto s = load("private key", options.key_file,
                     [&](auto& e) {
-                      ssl_context.use_private_key_file(options.key_file, ssl::context::pem, e);
+                      ctx->use_private_key_file(options.key_file, ssl::context::pem, e);
                     });
       !s) {
-    return s;
+    return std::unexpected(s.error());
   }
   if (auto s = load("CA", options.ca_file,
-                    [&](auto& e) { ssl_context.load_verify_file(options.ca_file, e); });
+                    [&](auto& e) { ctx->load_verify_file(options.ca_file, e); });
       !s) {
-    return s;
+    return std::unexpected(s.error());
+  }
+  // The CA's revocation list, when there is one: a revoked certificate fails the handshake.
+  if (!options.crl_file.empty() && ::access(options.crl_file.c_str(), F_OK) == 0) {
+    CPtr<BIO, BIO_free> bio(BIO_new_file(options.crl_file.c_str(), "r"));
+    CPtr<X509_CRL, X509_CRL_free> crl(
+        bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+    if (!crl) {
+      return makeError(ErrorCode::kInvalidArgument, "api",
+                       "cannot load the revocation list " + options.crl_file);
+    }
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx->native_handle());
+    X509_STORE_add_crl(store, crl.get());
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
   }
   // verify_peer without fail_if_no_peer_cert: a bad certificate fails the handshake, a
   // missing one reaches the handlers, which answer 401 with a message a person can read.
-  ssl_context.set_verify_mode(ssl::verify_peer);
+  ctx->set_verify_mode(ssl::verify_peer);
   // Tell clients which CA we accept.
-  SSL_CTX_set_client_CA_list(ssl_context.native_handle(),
+  SSL_CTX_set_client_CA_list(ctx->native_handle(),
                              SSL_load_client_CA_file(options.ca_file.c_str()));
-  return {};
+  return ctx;
+}
+
+std::string ApiServer::Impl::crlStamp() const {
+  struct stat st {};
+  if (options.crl_file.empty() || ::stat(options.crl_file.c_str(), &st) != 0) return {};
+  return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "." +
+         std::to_string(st.st_size) + "." + std::to_string(st.st_ino);
+}
+
+std::shared_ptr<ssl::context> ApiServer::Impl::currentTls() {
+  // A changed revocation list takes effect at the next handshake.
+  const std::string stamp = crlStamp();
+  if (stamp != crl_stamp) {
+    if (auto fresh = makeTls()) {
+      tls = std::move(*fresh);
+      crl_stamp = stamp;
+      kLog.info("TLS settings loaded", {{"crl", stamp.empty() ? "none" : options.crl_file}});
+    } else if (stamp_failed != stamp) {
+      stamp_failed = stamp;
+      kLog.error("the revocation list cannot be used; the previous one stays in force",
+                 {{"error", fresh.error().describe()}});
+    }
+  }
+  return tls;
 }
 
 awaitable<void> ApiServer::Impl::acceptLoop(tcp::acceptor& acceptor) {
@@ -232,10 +325,15 @@ awaitable<void> ApiServer::Impl::acceptLoop(tcp::acceptor& acceptor) {
       kLog.warn("accept failed", {{"error", ec.message()}});
       continue;
     }
-    if (connections.load() >= options.max_connections) {
-      kLog.warn("connection refused: too many connections",
-                {{"limit", std::to_string(options.max_connections)}});
+    if (connections.load() >= options.max_connections + options.overflow) {
+      // Past the caps and the connections that are only told so: closed unanswered.
       boost::system::error_code ignored;
+      auto ep = socket.remote_endpoint(ignored);
+      if (handshake_failures.record(ignored ? "?" : ep.address().to_string(), 0,
+                                    std::chrono::steady_clock::now())) {
+        kLog.warn("connection closed unanswered: too many connections",
+                  {{"limit", std::to_string(options.max_connections + options.overflow)}});
+      }
       socket.close(ignored);
       continue;
     }
@@ -243,6 +341,43 @@ awaitable<void> ApiServer::Impl::acceptLoop(tcp::acceptor& acceptor) {
     boost::system::error_code nodelay_ec;
     socket.set_option(tcp::no_delay(true), nodelay_ec);
     net::co_spawn(ioc, session(std::move(socket)), net::detached);
+  }
+}
+
+std::string ApiServer::Impl::overCap(bool admin, const std::string& source,
+                                     const std::string& identity) const {
+  const int total = connections.load();
+  const int others_may = options.max_connections - options.admin_reserve;
+  if (total > options.max_connections || (!admin && total > others_may)) {
+    return "the node has " + std::to_string(total - 1) + " connections open, the most " +
+           (admin ? std::string("it serves") : "it serves to callers other than admins") +
+           " (api.max_connections)";
+  }
+  if (admin) return {};
+  if (auto it = by_source.find(source); it != by_source.end() && it->second > options.max_per_source) {
+    return "address " + source + " has " + std::to_string(it->second - 1) +
+           " connections open, the most one address may (api.max_connections_per_source)";
+  }
+  if (auto it = by_identity.find(identity);
+      !identity.empty() && it != by_identity.end() && it->second > options.max_per_identity) {
+    return "identity " + identity + " has " + std::to_string(it->second - 1) +
+           " connections open, the most one identity may (api.max_connections_per_identity)";
+  }
+  return {};
+}
+
+awaitable<void> ApiServer::Impl::tickLoop() {
+  net::steady_timer timer(ioc);
+  while (!stopped.load()) {
+    timer.expires_after(std::chrono::seconds(options.tick_interval_s));
+    auto [ec] = co_await timer.async_wait(kNoThrow);
+    if (ec || stopped.load()) co_return;
+    for (const auto& s : handshake_failures.due(std::chrono::steady_clock::now(), false)) {
+      kLog.info("more TLS handshakes failed", {{"source", s.source},
+                                               {"count", std::to_string(s.count)},
+                                               {"seconds", std::to_string(s.seconds)}});
+    }
+    if (options.on_tick) co_await net::co_spawn(pool, runTick(options.on_tick), use_awaitable);
   }
 }
 
@@ -259,26 +394,55 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
     auto ep = socket.remote_endpoint(ec);
     if (!ec) remote = endpointText(ep);
   }
-  beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), ssl_context);
+  const std::shared_ptr<ssl::context> tls_context = currentTls();
+  beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls_context);
   stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
   auto [hs_ec] = co_await stream.async_handshake(ssl::stream_base::server, kNoThrow);
   if (hs_ec) {
-    kLog.info("TLS handshake failed", {{"remote", remote}, {"error", hs_ec.message()}});
+    if (handshake_failures.record(sourceAddress(remote), 0, std::chrono::steady_clock::now())) {
+      kLog.info("TLS handshake failed (more from this address within a minute are counted)",
+                {{"remote", remote}, {"error", hs_ec.message()}});
+    }
     co_return;
   }
   std::string identity;
   std::string identity_error;
+  std::string serial;
   if (X509* cert = SSL_get0_peer_certificate(stream.native_handle())) {
+    serial = serialOfX509(cert);
     auto uri = identityUriOfX509(cert);
     if (uri) identity = *uri;
     else identity_error = uri.error().message;
   } else {
     identity_error = "no client certificate was presented";
   }
+  // The caps, now that the caller is known: one over a cap gets its first request answered
+  // 503 (with Retry-After), then the connection is closed.
+  bool admin = false;
+  if (!identity.empty() && options.is_admin) {
+    admin = co_await net::co_spawn(pool, runIsAdmin(options.is_admin, identity, serial),
+                                   use_awaitable);
+  }
+  const std::string source = sourceAddress(remote);
+  struct Counted {
+    std::map<std::string, int>& map;
+    std::string key;
+    Counted(std::map<std::string, int>& m, std::string k) : map(m), key(std::move(k)) {
+      ++map[key];
+    }
+    ~Counted() {
+      if (--map[key] <= 0) map.erase(key);
+    }
+  } by_source_slot{by_source, source}, by_identity_slot{by_identity, identity};
+  std::optional<Error> over_cap;
+  if (std::string why = overCap(admin, source, identity); !why.empty()) {
+    over_cap = Error{ErrorCode::kUnavailable, "api", why + "; try again later"};
+  }
 
   beast::flat_buffer buffer;
   for (;;) {
-    // The header first: an upload's body goes to a file, every other body into memory.
+    // The header first: an upload's body goes to a file, every other body into memory, and
+    // neither is read before the admission has let the request through.
     http::request_parser<http::empty_body> header;
     header.body_limit(boost::none);
     header.header_limit(16 * 1024);
@@ -286,81 +450,96 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
     auto [read_ec, bytes] = co_await http::async_read_header(stream, buffer, header, kNoThrow);
     (void)bytes;
     if (read_ec == http::error::end_of_stream || read_ec == net::error::eof ||
-        read_ec == ssl::error::stream_truncated) {
-      break;
+        read_ec == ssl::error::stream_truncated || read_ec == beast::error::timeout ||
+        read_ec == net::error::connection_reset || read_ec == net::error::operation_aborted) {
+      break;  // the client went away or stayed silent: nobody to answer
     }
-    ApiResponse response;
-    bool keep_alive = false;
     ApiRequest request;
-    std::optional<http::request_parser<http::string_body>> parser;
-    Error read_error;
-    if (!read_ec) {
+    request.peer_identity_uri = identity;
+    request.peer_serial = serial;
+    request.peer_error = identity_error;
+    request.remote = remote;
+    std::optional<ApiResponse> refused;  // by the admission
+    bool keep_alive = false;
+    auto refuse = [&request](ErrorCode code, std::string message) {
+      request.transport_error = Error{code, "api", std::move(message)};
+    };
+    if (over_cap && !read_ec) {
+      const auto& head = header.get();
+      request.method = std::string(head.method_string());
+      request.target = std::string(head.target());
+      (void)parseTarget(request.target, &request);
+      request.transport_error = over_cap;
+    } else if (read_ec) {
+      refuse(read_ec == http::error::header_limit ? ErrorCode::kPayloadTooLarge
+                                                  : ErrorCode::kInvalidArgument,
+             read_ec == http::error::header_limit ? "request headers are too large"
+                                                  : "malformed HTTP request: " + read_ec.message());
+    } else {
       const auto& head = header.get();
       request.method = std::string(head.method_string());
       request.target = std::string(head.target());
       request.content_type = std::string(head[http::field::content_type]);
       keep_alive = head.keep_alive();
-      if (options.streams_body && options.streams_body(request.method, request.target)) {
-        if (identity.empty()) {
-          // Nobody unknown gets to fill the disk: refused before a byte of the body is read.
-          read_error = Error{ErrorCode::kUnauthenticated, "api",
-                             "uploads need a client certificate: " + identity_error};
-        } else if (auto upload = co_await readUpload(stream, buffer, header, &request);
-                   !upload) {
-          read_error = upload.error();
+      if (auto declared = header.content_length()) {
+        request.declared_length = static_cast<int64_t>(*declared);
+      }
+      const bool parsed = parseTarget(request.target, &request);
+      const bool streamed =
+          parsed && options.streams_body && options.streams_body(request.method, request.path);
+      const int64_t limit = streamed ? options.max_upload_bytes : options.max_body_bytes;
+      if (!parsed) {
+        refuse(ErrorCode::kInvalidArgument, "malformed request target");
+      } else if (auto strict = checkHeaders(head); !strict) {
+        request.transport_error = strict.error();
+      } else if (request.declared_length > limit) {
+        refuse(ErrorCode::kPayloadTooLarge,
+               std::string(streamed ? "the upload" : "the request body") + " is larger than " +
+                   std::to_string(limit) + " bytes");
+      } else if (options.admit && (streamed || !header.is_done())) {
+        // Only requests with a body, or an upload's: the rest is checked by the handler.
+        refused = co_await net::co_spawn(pool, runAdmit(options.admit, &request), use_awaitable);
+      }
+      if (!request.transport_error && !refused && (streamed || !header.is_done())) {
+        if (streamed) {
+          if (auto upload = co_await readUpload(stream, buffer, header, &request); !upload) {
+            request.transport_error = upload.error();
+          }
+        } else {
+          http::request_parser<http::string_body> parser(std::move(header));
+          parser.body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
+          stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
+          auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+          (void)body_bytes;
+          if (body_ec == beast::error::timeout || body_ec == net::error::connection_reset ||
+              body_ec == net::error::operation_aborted) {
+            refuse(ErrorCode::kInvalidArgument, "the request body was cut off");
+          } else if (body_ec == http::error::body_limit) {
+            refuse(ErrorCode::kPayloadTooLarge, "the request body is larger than " +
+                                                    std::to_string(options.max_body_bytes) +
+                                                    " bytes");
+          } else if (body_ec) {
+            refuse(ErrorCode::kInvalidArgument, "malformed HTTP request: " + body_ec.message());
+          } else {
+            request.body = std::move(parser.get().body());
+          }
         }
-      } else if (auto declared = header.content_length();
-                 declared && *declared > static_cast<std::uint64_t>(options.max_body_bytes)) {
-        // The header was read without a body limit: a declared length is checked here, a
-        // chunked body by the parser below.
-        read_ec = http::error::body_limit;
-      } else if (!header.is_done()) {
-        parser.emplace(std::move(header));
-        parser->body_limit(static_cast<std::uint64_t>(options.max_body_bytes));
-        stream.next_layer().expires_after(std::chrono::seconds(options.request_timeout_s));
-        auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, *parser, kNoThrow);
-        (void)body_bytes;
-        read_ec = body_ec;
-        if (!read_ec) request.body = std::move(parser->get().body());
       }
     }
-    if (read_ec) {
-      if (read_ec == beast::error::timeout || read_ec == net::error::connection_reset ||
-          read_ec == net::error::operation_aborted) {
-        break;
-      }
-      read_error = Error{ErrorCode::kInvalidArgument, "api",
-                         "malformed HTTP request: " + read_ec.message()};
-      if (read_ec == http::error::body_limit) {
-        read_error = Error{ErrorCode::kPayloadTooLarge, "api",
-                           "request body is larger than " +
-                               std::to_string(options.max_body_bytes) + " bytes"};
-      } else if (read_ec == http::error::header_limit) {
-        read_error = Error{ErrorCode::kPayloadTooLarge, "api", "request headers are too large"};
-      }
-    }
-    const bool failed_read = read_ec || !read_error.message.empty();
-    if (failed_read) {
-      keep_alive = false;
-      response.status = httpStatus(read_error.code);
-      response.body = errorBody(read_error);
+    // What was not read whole cannot be answered on this connection afterwards.
+    const bool failed_read = request.transport_error.has_value() || refused.has_value();
+    ApiResponse response;
+    if (refused) {
+      response = std::move(*refused);
     } else {
-      request.peer_identity_uri = identity;
-      request.peer_error = identity_error;
-      request.remote = remote;
-      if (!parseTarget(request.target, &request)) {
-        Error error{ErrorCode::kInvalidArgument, "api", "malformed request target"};
-        response.status = 400;
-        response.body = errorBody(error);
-      } else {
-        const std::string upload_file = request.upload_file;
-        // Run the handler on the pool; resume here, on the io thread.
-        response = co_await net::co_spawn(pool, runHandler(handler, std::move(request)),
-                                          use_awaitable);
-        // An upload the handler did not take is not kept.
-        if (!upload_file.empty()) ::unlink(upload_file.c_str());
-      }
+      const std::string upload_file = request.upload_file;
+      // Run the handler on the pool; resume here, on the io thread.
+      response = co_await net::co_spawn(pool, runHandler(handler, std::move(request)),
+                                        use_awaitable);
+      // An upload the handler did not take is not kept.
+      if (!upload_file.empty()) ::unlink(upload_file.c_str());
     }
+    if (failed_read) keep_alive = false;
     if (response.event_filter && response.status == 200) {
       co_await streamEvents(stream, std::move(response.event_filter));
       break;
@@ -413,6 +592,7 @@ awaitable<Status> ApiServer::Impl::readUpload(beast::ssl_stream<beast::tcp_strea
   };
   Sha256 hash;
   int64_t total = 0;
+  int64_t checked_space_at = 0;
   auto too_large = [&] {
     return fail(Error{ErrorCode::kPayloadTooLarge, "api",
                       "the upload is larger than " + std::to_string(options.max_upload_bytes) +
@@ -453,6 +633,16 @@ awaitable<Status> ApiServer::Impl::readUpload(beast::ssl_stream<beast::tcp_strea
       hash.update(std::string_view(chunk.data(), got));
       total += static_cast<int64_t>(got);
       if (total > options.max_upload_bytes) co_return too_large();
+      // The admission saw room for a declared length; a chunked body is watched as it comes.
+      if (total - checked_space_at >= (int64_t{64} << 20)) {
+        checked_space_at = total;
+        if (auto room = freeBytes(options.upload_dir); room && *room < options.upload_reserve_bytes) {
+          co_return fail(Error{ErrorCode::kInsufficientStorage, "api",
+                               "the upload stopped: less than " +
+                                   std::to_string(options.upload_reserve_bytes >> 20) +
+                                   " MiB would stay free in " + options.upload_dir});
+        }
+      }
     }
   }
   if (::fsync(fd.get()) != 0) {
@@ -501,9 +691,11 @@ awaitable<void> ApiServer::Impl::streamEvents(beast::ssl_stream<beast::tcp_strea
   // A first comment tells the client the stream is live.
   std::deque<std::string>& queue = subscriber->queue;
   queue.push_front(": connected\n\n");
-  while (!stopped.load()) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(options.event_stream_max_s);
+  while (!stopped.load() && std::chrono::steady_clock::now() < end) {
     if (queue.empty()) {
-      subscriber->signal.expires_after(std::chrono::seconds(options.event_keepalive_s));
+      subscriber->signal.expires_at(std::min(
+          end, std::chrono::steady_clock::now() + std::chrono::seconds(options.event_keepalive_s)));
       auto [wait_ec] = co_await subscriber->signal.async_wait(kNoThrow);
       if (queue.empty()) {
         if (wait_ec == net::error::operation_aborted && stopped.load()) break;
@@ -533,7 +725,10 @@ ApiServer::~ApiServer() {
 }
 
 Result<std::vector<std::string>> ApiServer::listen() {
-  if (auto tls = impl_->setupTls(); !tls) return std::unexpected(tls.error());
+  impl_->crl_stamp = impl_->crlStamp();
+  auto tls = impl_->makeTls();
+  if (!tls) return std::unexpected(tls.error());
+  impl_->tls = std::move(*tls);
   std::vector<std::string> bound;
   for (const auto& text : impl_->options.listen) {
     auto endpoint = parseListen(text);
@@ -555,6 +750,7 @@ Result<std::vector<std::string>> ApiServer::listen() {
   for (auto& acceptor : impl_->acceptors) {
     net::co_spawn(impl_->ioc, impl_->acceptLoop(*acceptor), net::detached);
   }
+  net::co_spawn(impl_->ioc, impl_->tickLoop(), net::detached);
   return bound;
 }
 

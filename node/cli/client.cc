@@ -318,7 +318,8 @@ Error errorFromResponse(const HttpResponse& response) {
     case 404: code = ErrorCode::kNotFound; break;
     case 409: code = ErrorCode::kConflict; break;
     case 413: code = ErrorCode::kPayloadTooLarge; break;
-    case 429:
+    case 429: code = ErrorCode::kResourceExhausted; break;
+    case 507: code = ErrorCode::kInsufficientStorage; break;
     case 502:
     case 503: code = ErrorCode::kUnavailable; break;
     case 408:
@@ -334,6 +335,7 @@ Error errorFromResponse(const HttpResponse& response) {
       for (ErrorCode c :
            {ErrorCode::kInvalidArgument, ErrorCode::kUnauthenticated, ErrorCode::kPermissionDenied,
             ErrorCode::kNotFound, ErrorCode::kConflict, ErrorCode::kPayloadTooLarge,
+            ErrorCode::kResourceExhausted, ErrorCode::kInsufficientStorage,
             ErrorCode::kUnavailable, ErrorCode::kTimeout, ErrorCode::kInternal}) {
         if (errorCodeName(c) == name) error.code = c;
       }

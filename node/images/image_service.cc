@@ -171,6 +171,8 @@ Result<ImageRecord> ImageService::create(const ImageSpec& spec, const std::strin
     if (auto created = store_.createImage(image, nullptr); !created) {
       return std::unexpected(created.error());
     }
+    // As stored: with the times the store gave it.
+    if (auto stored = store_.getImage(image.tenant, image.name)) image = *stored;
     publish(image, "created");
     return image;
   }

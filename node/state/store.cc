@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 7;
+constexpr int kSchemaVersion = 8;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -184,6 +184,20 @@ ALTER TABLE volumes ADD COLUMN qos_write_bytes_per_sec INTEGER NOT NULL DEFAULT 
     // 7: a volume may live in another pool than the node's first ('' = that one).
     R"sql(
 ALTER TABLE volumes ADD COLUMN pool TEXT NOT NULL DEFAULT '';
+)sql",
+    // 8: certificates and their revocation; a binding names its identity's current
+    // certificate ('' = any of the CA's, for bindings made before).
+    R"sql(
+ALTER TABLE bindings ADD COLUMN serial TEXT NOT NULL DEFAULT '';
+CREATE TABLE certificates(
+  serial TEXT PRIMARY KEY,
+  identity TEXT NOT NULL,
+  not_after TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  revoked_at TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX certificates_by_identity ON certificates(identity);
 )sql",
 };
 
@@ -1423,21 +1437,28 @@ Result<std::vector<AuditEntry>> Store::listAudit(int64_t after_seq, int limit) {
   return out;
 }
 
+constexpr const char* kBindingColumns = "identity, role, tenants_json, created_at, serial";
+
+Binding Store::bindingFromRow(Statement& q) {
+  return Binding{q.text(0), q.text(1), tenantsFromJson(q.text(2)), q.text(3), q.text(4)};
+}
+
 Status Store::putBinding(const Binding& binding) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, std::string("INSERT OR REPLACE INTO bindings(identity, role, tenants_json, "
-                               "created_at) VALUES (?,?,?,") + kNow + ")");
-  q.bind(binding.identity).bind(binding.role).bind(tenantsToJson(binding.tenants));
+  Statement q(db_, std::string("INSERT OR REPLACE INTO bindings(") + kBindingColumns +
+                       ") VALUES (?,?,?," + kNow + ",?)");
+  q.bind(binding.identity).bind(binding.role).bind(tenantsToJson(binding.tenants))
+      .bind(binding.serial);
   if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("put binding"));
   return {};
 }
 
 Result<Binding> Store::getBinding(const std::string& identity) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT identity, role, tenants_json, created_at FROM bindings WHERE identity = ?");
+  Statement q(db_, std::string("SELECT ") + kBindingColumns + " FROM bindings WHERE identity = ?");
   q.bind(identity);
   int rc = q.step();
-  if (rc == SQLITE_ROW) return Binding{q.text(0), q.text(1), tenantsFromJson(q.text(2)), q.text(3)};
+  if (rc == SQLITE_ROW) return bindingFromRow(q);
   if (rc == SQLITE_DONE) {
     return makeError(ErrorCode::kNotFound, "store", "no binding for " + identity);
   }
@@ -1446,14 +1467,60 @@ Result<Binding> Store::getBinding(const std::string& identity) {
 
 Result<std::vector<Binding>> Store::listBindings() {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT identity, role, tenants_json, created_at FROM bindings ORDER BY identity");
+  Statement q(db_, std::string("SELECT ") + kBindingColumns + " FROM bindings ORDER BY identity");
   std::vector<Binding> out;
   int rc;
-  while ((rc = q.step()) == SQLITE_ROW) {
-    out.push_back({q.text(0), q.text(1), tenantsFromJson(q.text(2)), q.text(3)});
-  }
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(bindingFromRow(q));
   if (rc != SQLITE_DONE) return std::unexpected(sqlError("list bindings"));
   return out;
+}
+
+Status Store::deleteBinding(const std::string& identity) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "DELETE FROM bindings WHERE identity = ?");
+  q.bind(identity);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("delete binding"));
+  if (sqlite3_changes(db_) == 0) {
+    return makeError(ErrorCode::kNotFound, "store", "no binding for " + identity);
+  }
+  return {};
+}
+
+constexpr const char* kCertificateColumns =
+    "serial, identity, not_after, issued_at, revoked_at, reason";
+
+Status Store::recordCertificate(const CertificateRecord& cert) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT INTO certificates(") + kCertificateColumns +
+                       ") VALUES (?,?,?," + kNow + ",'','')");
+  q.bind(cert.serial).bind(cert.identity).bind(cert.not_after);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("record certificate"));
+  return {};
+}
+
+Result<std::vector<CertificateRecord>> Store::listCertificates() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("SELECT ") + kCertificateColumns +
+                       " FROM certificates ORDER BY identity, issued_at");
+  std::vector<CertificateRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list certificates"));
+  return out;
+}
+
+Result<int> Store::revokeCertificates(const std::string& serial, const std::string& identity,
+                                      const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("UPDATE certificates SET revoked_at = ") + kNow +
+                       ", reason = ? WHERE revoked_at = '' AND (serial = ? OR identity = ?)");
+  // An empty serial or identity matches nothing: '' is no certificate's.
+  q.bind(reason).bind(serial.empty() ? std::string("\x01") : serial)
+      .bind(identity.empty() ? std::string("\x01") : identity);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("revoke certificates"));
+  return sqlite3_changes(db_);
 }
 
 }  // namespace qiao

@@ -132,6 +132,19 @@ struct Binding {
   std::string role;      // admin | operator | viewer
   std::vector<std::string> tenants;
   std::string created_at;
+  // The serial (hex) of the identity's current certificate: any other is refused. "" for a
+  // binding made before certificates were recorded (any certificate of the CA).
+  std::string serial;
+};
+
+// A client certificate the CA issued, and whether it was revoked.
+struct CertificateRecord {
+  std::string serial;  // hex, as OpenSSL prints it
+  std::string identity;
+  std::string not_after;  // ISO 8601
+  std::string issued_at;
+  std::string revoked_at;  // "" while valid
+  std::string reason;      // why it was revoked: superseded, or the admin's words
 };
 
 class Store {
@@ -258,6 +271,15 @@ class Store {
   Status putBinding(const Binding& binding);
   Result<Binding> getBinding(const std::string& identity);
   Result<std::vector<Binding>> listBindings();
+  // kNotFound when the identity has none.
+  Status deleteBinding(const std::string& identity);
+
+  // Certificates: recorded at issue, revoked by serial or by identity (every one it has);
+  // revokeCertificates answers how many it revoked now.
+  Status recordCertificate(const CertificateRecord& cert);
+  Result<std::vector<CertificateRecord>> listCertificates();
+  Result<int> revokeCertificates(const std::string& serial, const std::string& identity,
+                                 const std::string& reason);
 
  private:
   explicit Store(sqlite3* db);
@@ -265,6 +287,7 @@ class Store {
   class Transaction;
 
   Status exec(const char* sql);
+  static Binding bindingFromRow(Statement& q);
   Status insertTaskLocked(const TaskRecord& task);  // mutex_ held
   int64_t lowestFreeLocked(const std::string& sql, int64_t first);  // mutex_ held
   // SELECT columns FROM table of some tenants (all when empty) and one name (any when ""),

@@ -77,6 +77,10 @@ Result<TaskRecord> TaskEngine::dispatch(const std::string& id) {
   if (!recorded) return std::unexpected(recorded.error());
   publish(*recorded);
   TaskRecord copy = *recorded;
+  {
+    std::lock_guard lock(cancel_mu_);
+    dispatched_here_.insert(id);
+  }
   if (stopping_.load() || !workers_.post([this, copy] { runTask(copy); })) {
     return makeError(ErrorCode::kUnavailable, "task", "qiaod is shutting down");
   }
@@ -90,6 +94,12 @@ void TaskEngine::resumeUnfinished() {
     return;
   }
   for (auto task : *unfinished) {
+    // A task this process took while it started (the API serves before the start-up
+    // reconciliation ends) runs already: it is not a previous run's.
+    {
+      std::lock_guard lock(cancel_mu_);
+      if (!dispatched_here_.insert(task.id).second) continue;
+    }
     // Close the steps the previous run began and never ended, so the journal stays whole.
     if (auto entries = store_.journalOf(task.id)) {
       std::map<std::string, std::string> last_phase;
@@ -223,6 +233,7 @@ void TaskEngine::runTask(TaskRecord task) {
   // "running", and a second request must still find the first (one journal mark).
   std::lock_guard lock(cancel_mu_);
   cancel_requested_.erase(task.id);
+  dispatched_here_.erase(task.id);
 }
 
 Status TaskEngine::Run::step(std::string_view name, int progress, std::string_view message,

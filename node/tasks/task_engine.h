@@ -66,7 +66,8 @@ class TaskEngine {
   Result<TaskRecord> submit(const TaskRecord& task);
   // Queues a task already recorded (say, in one transaction with the object it creates).
   Result<TaskRecord> dispatch(const std::string& id);
-  // Queues again the tasks a previous run of qiaod left unfinished, closing their open steps.
+  // Queues again the tasks a previous run of qiaod left unfinished, closing their open steps;
+  // tasks this process has queued itself meanwhile are left to the run they have.
   void resumeUnfinished();
 
   // Asks an unfinished task of a cancellable kind to stop: it ends "cancelled" once its run
@@ -98,6 +99,7 @@ class TaskEngine {
   std::atomic<bool> stopping_{false};
   mutable std::mutex cancel_mu_;
   std::set<std::string> cancel_requested_;  // task ids
+  std::set<std::string> dispatched_here_;   // queued or running in this process (cancel_mu_)
   WorkQueue workers_;
 };
 

@@ -74,6 +74,16 @@ Result<bool> VmService::isLive(const VmRecord& vm) {
   return domainLive(info->state);
 }
 
+Status VmService::checkImageFits(const std::string& where, const DiskSpec& disk,
+                                 const ImageRecord& image) {
+  if (disk.size_gib > 0 && (disk.size_gib << 30) < image.virtual_size) {
+    return makeError(ErrorCode::kInvalidArgument, "vm",
+                     where + "size_gib " + std::to_string(disk.size_gib) +
+                         " is smaller than image " + disk.image);
+  }
+  return {};
+}
+
 Status VmService::checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok) const {
   const DiskSpec& disk = spec.disks[i];
   const std::string where = "disks[" + std::to_string(i) + "]: ";
@@ -103,10 +113,8 @@ Status VmService::checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok) 
                          (image->state == "pending" ? " (upload its data first)" : ""));
   }
   // An image being imported has no size yet: the create checks it once the image is ready.
-  if (!importing && disk.size_gib > 0 && (disk.size_gib << 30) < image->virtual_size) {
-    return makeError(ErrorCode::kInvalidArgument, "vm",
-                     where + "size_gib " + std::to_string(disk.size_gib) +
-                         " is smaller than image " + disk.image);
+  if (!importing) {
+    if (auto fits = checkImageFits(where, disk, *image); !fits) return fits;
   }
   if (store_.getVolume(spec.tenant, name)) {
     return makeError(ErrorCode::kConflict, "vm",

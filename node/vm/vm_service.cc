@@ -305,7 +305,12 @@ Result<std::string> VmService::awaitedImages(const VmSpec& spec) const {
                        where + "image " + disk.image + " was not imported" + why);
     }
     if (image->state == "importing") return "image " + disk.image + " (importing)";
-    if (auto ok = checkNewDisk(spec, i); !ok) return std::unexpected(ok.error());
+    if (image->state != "ready") {
+      return makeError(ErrorCode::kConflict, "vm",
+                       where + "image " + disk.image + " is " + image->state + ", not ready");
+    }
+    // Its size is known now (an image being imported at admission had none).
+    if (auto fits = checkImageFits(where, disk, *image); !fits) return std::unexpected(fits.error());
   }
   return std::string();
 }
@@ -479,14 +484,12 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   };
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
-  // Networks and images named by the spec may still be being made: nothing is taken before
-  // they are there, so a failed wait only forgets the VM (a stop leaves it for the next start).
-  if (auto ready = awaitDependencies(run, *spec); !ready) {
-    if (!TaskEngine::Run::isShutdown(ready.error())) forget();
-    return ready;
-  }
-  Status result;
-  if (!spec->disks.empty()) {
+  // Networks and images named by the spec may still be being made: the steps wait for them.
+  // A stop meanwhile leaves the task for the next start; a failed wait fails the create
+  // below like any step (a resumed create may have taken its disks in an earlier run).
+  Status result = awaitDependencies(run, *spec);
+  if (!result && TaskEngine::Run::isShutdown(result.error())) return result;
+  if (result && !spec->disks.empty()) {
     result = run.step("disks", 20, "preparing disks", [&]() { return takeDisks(*spec); },
                       [&]() { return giveBackDisks(*spec, /*deleting=*/false); });
   }

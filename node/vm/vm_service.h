@@ -177,6 +177,9 @@ class VmService {
   // Disk i of a spec can be taken by it: its volume free, or its image ready (or, with
   // `importing_ok`, being imported: a create waits for it) and its name free.
   Status checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok = false) const;
+  // A disk of `size_gib` holds the image (`where` starts the message: "disks[0]: ").
+  static Status checkImageFits(const std::string& where, const DiskSpec& disk,
+                               const ImageRecord& image);
   // "" when every image the spec's disks name is ready (and not larger than its disk), else
   // what is still awaited; an error when one will never be ready (its import failed).
   Result<std::string> awaitedImages(const VmSpec& spec) const;

@@ -79,7 +79,14 @@ Qiaod::Qiaod(std::string extra_config, std::string listen)
   dir_ = fs::temp_directory_path().string() + "/qiao-" + cluster_;
   fs::create_directories(dir_ + "/state");
   config_file_ = dir_ + "/qiaod.toml";
-  std::ofstream(config_file_) << "[api]\nlisten = [" << listen << "]\n"
+  // A test's own [api] keys join the listen address in one table (TOML has one per name).
+  const std::string api_table = "[api]\nlisten = [" + listen + "]\n";
+  if (auto at = extra_config_.find("[api]\n"); at != std::string::npos) {
+    extra_config_.replace(at, 6, api_table);
+  }
+  std::ofstream(config_file_) << (extra_config_.find(api_table) == std::string::npos
+                                      ? api_table
+                                      : std::string())
                               << "[pki]\ndir = \"" << dir_ << "/pki\"\n"
                               << "[state]\ndir = \"" << dir_ << "/state\"\n"
                               // TCG unless the test says otherwise (the KVM probe).

@@ -1,6 +1,7 @@
 #include "node/api/pki.h"
 
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -9,6 +10,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "node/api/pki_cli.h"
@@ -108,14 +111,54 @@ TEST(Identity, ParsesStrictly) {
   }
 }
 
+// The node's records as the command line keeps them, in memory.
+class FakePkiRecords final : public PkiRecords {
+ public:
+  Status bind(const Binding& b) override {
+    bindings_[b.identity] = b;
+    return {};
+  }
+  Result<Binding> binding(const std::string& uri) override {
+    auto it = bindings_.find(uri);
+    if (it == bindings_.end()) return makeError(ErrorCode::kNotFound, "store", "no binding");
+    return it->second;
+  }
+  Status unbind(const std::string& uri) override {
+    if (bindings_.erase(uri) == 0) return makeError(ErrorCode::kNotFound, "store", "no binding");
+    return {};
+  }
+  Status recordCertificate(const CertificateRecord& c) override {
+    certs_.push_back(c);
+    return {};
+  }
+  Result<int> revoke(const std::string& serial, const std::string& uri,
+                     const std::string& reason) override {
+    int n = 0;
+    for (auto& c : certs_) {
+      if (c.revoked_at.empty() && ((!serial.empty() && c.serial == serial) ||
+                                   (!uri.empty() && c.identity == uri))) {
+        c.revoked_at = "2026-12-06T00:00:00Z";
+        c.reason = reason;
+        ++n;
+      }
+    }
+    return n;
+  }
+  Result<std::vector<Binding>> bindings() override {
+    std::vector<Binding> out;
+    for (const auto& [k, b] : bindings_) out.push_back(b);
+    return out;
+  }
+  Result<std::vector<CertificateRecord>> certificates() override { return certs_; }
+
+  std::map<std::string, Binding> bindings_;
+  std::vector<CertificateRecord> certs_;
+};
+
 TEST_F(PkiTest, CommandLineUsageAndBinding) {
-  std::string bound;
-  BindIdentity bind = [&](const std::string& uri, Role role, const std::vector<std::string>& t) {
-    bound = uri + " " + std::string(roleName(role)) + " " + (t.empty() ? "" : t[0]);
-    return Status{};
-  };
+  FakePkiRecords records;
   std::FILE* null = std::fopen("/dev/null", "w");
-  auto run = [&](std::vector<std::string> args) { return pkiCommand(args, bind, null, null); };
+  auto run = [&](std::vector<std::string> args) { return pkiCommand(args, records, null, null); };
   EXPECT_EQ(run({}), 2);
   EXPECT_EQ(run({"frob"}), 2);
   EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--dir", pki()}), 2);  // no role
@@ -127,7 +170,66 @@ TEST_F(PkiTest, CommandLineUsageAndBinding) {
   EXPECT_EQ(run({"issue", "--help"}), 0);
   EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--role", "operator", "--tenant",
                  "fund-a", "--dir", pki(), "--out", (dir_ / "bob").string()}), 0);
-  EXPECT_EQ(bound, "qiao://c1/user/bob operator fund-a");
+  auto bob = records.binding("qiao://c1/user/bob");
+  ASSERT_TRUE(bob.has_value());
+  EXPECT_EQ(bob->role, "operator");
+  EXPECT_EQ(bob->tenants, std::vector<std::string>{"fund-a"});
+  ASSERT_EQ(records.certs_.size(), 1u);
+  EXPECT_EQ(bob->serial, records.certs_[0].serial) << "bound to its certificate";
+  std::fclose(null);
+}
+
+// The serials a CRL file lists.
+std::set<std::string> crlSerials(const std::string& file) {
+  std::set<std::string> out;
+  BIO* bio = BIO_new_file(file.c_str(), "r");
+  if (bio == nullptr) return out;
+  X509_CRL* crl = PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (crl == nullptr) return out;
+  STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl);
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    BIGNUM* bn = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)),
+                                    nullptr);
+    char* hex = BN_bn2hex(bn);
+    out.insert(hex);
+    OPENSSL_free(hex);
+    BN_free(bn);
+  }
+  X509_CRL_free(crl);
+  return out;
+}
+
+TEST_F(PkiTest, ReissuingSupersedesAndRevokingListsTheSerialInTheCrl) {
+  FakePkiRecords records;
+  std::FILE* null = std::fopen("/dev/null", "w");
+  auto run = [&](std::vector<std::string> args) { return pkiCommand(args, records, null, null); };
+  const std::string crl = pki() + "/crl.pem";
+  ASSERT_TRUE(fs::exists(crl)) << "init writes an empty revocation list";
+  EXPECT_TRUE(crlSerials(crl).empty());
+  const std::vector<std::string> issue = {"issue", "--kind", "user", "--name", "carol", "--role",
+                                          "viewer", "--tenant", "t", "--dir", pki(), "--out",
+                                          (dir_ / "carol").string(), "--force"};
+  ASSERT_EQ(run(issue), 0);
+  const std::string first = records.certs_.at(0).serial;
+  ASSERT_EQ(run(issue), 0);
+  const std::string second = records.certs_.at(1).serial;
+  EXPECT_NE(first, second);
+  EXPECT_EQ(records.binding("qiao://c1/user/carol")->serial, second);
+  EXPECT_EQ(crlSerials(crl), std::set<std::string>{first}) << "the superseded one is revoked";
+  EXPECT_NE(records.certs_[0].reason.find("superseded by " + second), std::string::npos);
+  // By serial, in lower case as a person may type it.
+  std::string lower = second;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  EXPECT_EQ(run({"revoke", "--serial", lower, "--dir", pki()}), 0);
+  EXPECT_EQ(crlSerials(crl), (std::set<std::string>{first, second}));
+  EXPECT_EQ(run({"revoke", "--serial", second, "--dir", pki()}), 1) << "already revoked";
+  EXPECT_EQ(run({"revoke", "--serial", "xyz", "--dir", pki()}), 2);
+  EXPECT_EQ(run({"revoke", "--dir", pki()}), 2);
+  EXPECT_EQ(run({"revoke", "--identity", "not-a-uri", "--dir", pki()}), 2);
+  EXPECT_EQ(run({"unbind", "--identity", "qiao://c1/user/carol"}), 0);
+  EXPECT_EQ(run({"unbind", "--identity", "qiao://c1/user/carol"}), 1);
+  EXPECT_EQ(run({"list"}), 0);
   std::fclose(null);
 }
 

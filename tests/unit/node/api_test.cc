@@ -44,10 +44,14 @@ class ApiTest : public ::testing::Test {
     HostFacts host;
     host.arch = "x86_64";
     SpecLimits limits;
-    api_ = std::make_unique<Api>(ApiDeps{*store_, *tasks_, *vms_, *hypervisor_, events_, metrics_, "c1",
-                                         host, "tcg", "test", "0.0.0-test", limits,
-                                         int64_t{2} << 20, FirmwareCatalog{}, *volumes_,
-                                         VolumeLimits{}, *images_});
+    ApiDeps deps{*store_, *tasks_, *vms_, *hypervisor_, events_, metrics_, "c1",
+                 host, "tcg", "test", "0.0.0-test", limits,
+                 int64_t{2} << 20, FirmwareCatalog{}, *volumes_,
+                 VolumeLimits{}, *images_};
+    deps.uploads.dir = image_options.work_dir;
+    fs::create_directories(deps.uploads.dir);
+    api_ = std::make_unique<Api>(std::move(deps));
+
     bind("qiao://c1/user/admin", "admin", {});
     bind("qiao://c1/user/op-a", "operator", {"ta"});
     bind("qiao://c1/user/op-b", "operator", {"tb"});
@@ -195,6 +199,142 @@ TEST_F(ApiTest, MetricsCountRequests) {
       << m.body;
   EXPECT_NE(m.body.find("qiao_api_request_duration_seconds_bucket"), std::string::npos);
   EXPECT_EQ(call("op-a", "GET", "/metrics").status, 403);
+}
+
+// A request as the server hands it to the admission: the line and headers, no body yet.
+ApiRequest head(const std::string& who, const std::string& method, const std::string& path,
+                std::multimap<std::string, std::string> query = {}, int64_t length = 100) {
+  ApiRequest r;
+  r.method = method;
+  r.path = r.target = path;
+  r.query = std::move(query);
+  r.declared_length = length;
+  r.peer_identity_uri = who.empty() ? "" : "qiao://c1/user/" + who;
+  r.remote = "10.1.2.3:40000";
+  return r;
+}
+
+TEST_F(ApiTest, AnUploadIsAdmittedOnlyForTheRightCallerImageAndState) {
+  ASSERT_EQ(call("op-a", "POST", "/v1/images", {}, json({{"name", "disk"}}).dump()).status, 201);
+  ASSERT_EQ(call("op-b", "POST", "/v1/images", {}, json({{"name", "other"}}).dump()).status, 201);
+  auto refusedWith = [&](ApiRequest r) {
+    auto refused = api_->admit(r);
+    return refused ? refused->status : 0;
+  };
+  EXPECT_EQ(refusedWith(head("", "PUT", "/v1/images/disk/data")), 401);
+  EXPECT_EQ(refusedWith(head("stranger", "PUT", "/v1/images/disk/data")), 403);  // no role
+  EXPECT_EQ(refusedWith(head("view-a", "PUT", "/v1/images/disk/data")), 403);
+  EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/other/data")), 404);  // tenant tb's
+  EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/missing/data")), 404);
+  EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/disk/data", {{"bogus", "1"}})), 400);
+  EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/disk/data")), 0);
+  // An image that took its data already answers 409 before the next upload is read.
+  auto image = store_->getImage("ta", "disk");
+  ASSERT_TRUE(image.has_value());
+  image->state = "ready";
+  ASSERT_TRUE(store_->updateImage(*image).has_value());
+  EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/disk/data")), 409);
+  // Other requests with a body are checked the same way before it is read.
+  EXPECT_EQ(refusedWith(head("view-a", "POST", "/v1/vms")), 403);
+  EXPECT_EQ(refusedWith(head("op-a", "POST", "/v1/vms")), 0);
+  // Each refusal of a known caller is audited in full.
+  auto entries = store_->listAudit(0, 100);
+  ASSERT_TRUE(entries.has_value());
+  int refused_puts = 0;
+  for (const auto& e : *entries) refused_puts += e.method == "PUT" && e.status >= 400;
+  EXPECT_GE(refused_puts, 4);
+}
+
+TEST_F(ApiTest, ATenantsParallelUploadsAreCappedAndTheDiskReserveIsKept) {
+  for (const char* name : {"i1", "i2", "i3"}) {
+    ASSERT_EQ(call("op-a", "POST", "/v1/images", {}, json({{"name", name}}).dump()).status, 201);
+  }
+  ApiRequest first = head("op-a", "PUT", "/v1/images/i1/data");
+  ApiRequest second = head("op-a", "PUT", "/v1/images/i2/data");
+  ASSERT_FALSE(api_->admit(first).has_value());
+  ASSERT_FALSE(api_->admit(second).has_value());
+  ApiRequest third = head("op-a", "PUT", "/v1/images/i3/data");
+  auto busy = api_->admit(third);
+  ASSERT_TRUE(busy.has_value());
+  EXPECT_EQ(busy->status, 429) << busy->body;
+  EXPECT_NE(busy->body.find("2 uploads in progress"), std::string::npos) << busy->body;
+  bool retry_after = false;
+  for (const auto& [k, v] : busy->headers) retry_after = retry_after || k == "Retry-After";
+  EXPECT_TRUE(retry_after);
+  first.admission.reset();  // the first upload ended
+  ApiRequest again = head("op-a", "PUT", "/v1/images/i3/data");
+  EXPECT_FALSE(api_->admit(again).has_value());
+  // An upload whose length would leave less than the reserve free: 507, naming the figures.
+  ApiRequest huge = head("op-a", "PUT", "/v1/images/i1/data", {}, int64_t{1} << 60);
+  second.admission.reset();
+  auto full = api_->admit(huge);
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(full->status, 507) << full->body;
+  EXPECT_NE(full->body.find("images.upload_reserve_mib"), std::string::npos) << full->body;
+}
+
+TEST_F(ApiTest, StrangersRefusalsAreSummarisedPerAddressAndKnownCallersInFull) {
+  const auto before = store_->listAudit(0, 100000)->size();
+  for (int i = 0; i < 2000; ++i) {
+    ApiRequest r = head("", "POST", "/v1/vms", {{std::string(2000, 'x'), ""}});
+    r.target = "/v1/vms?" + std::string(2000, 'x');
+    r.remote = "10.9.8.7:" + std::to_string(20000 + i);
+    EXPECT_EQ(api_->handle(r).status, 401);
+  }
+  for (int i = 0; i < 10; ++i) {
+    ApiRequest r = head("", "DELETE", "/v1/vms/x");
+    r.remote = "[fd00::7]:" + std::to_string(30000 + i);
+    api_->handle(r);
+  }
+  auto entries = *store_->listAudit(0, 100000);
+  ASSERT_EQ(entries.size() - before, 2u) << "one entry in full per address";
+  EXPECT_LE(entries.back().path.size(), 300u) << "the path is capped";
+  api_->flushAudit(true);
+  entries = *store_->listAudit(0, 100000);
+  ASSERT_EQ(entries.size() - before, 4u) << "and one summary per address";
+  std::map<std::string, std::string> summaries;
+  for (const auto& e : entries) {
+    if (e.method == "SUMMARY") summaries[e.target] = e.path;
+  }
+  ASSERT_EQ(summaries.size(), 2u);
+  EXPECT_NE(summaries["10.9.8.7"].find("1999 more refused calls"), std::string::npos)
+      << summaries["10.9.8.7"];
+  EXPECT_NE(summaries["fd00::7"].find("9 more refused calls"), std::string::npos)
+      << summaries["fd00::7"];
+  EXPECT_TRUE(store_->verifyAudit()->ok);
+}
+
+TEST_F(ApiTest, WhatTheServerCouldNotReadIsAnsweredAndAudited) {
+  ApiRequest r = head("op-a", "POST", "/v1/vms");
+  r.transport_error = Error{ErrorCode::kPayloadTooLarge, "api", "the request body is too large"};
+  auto response = api_->handle(r);
+  EXPECT_EQ(response.status, 413);
+  auto entries = *store_->listAudit(0, 100);
+  ASSERT_FALSE(entries.empty());
+  EXPECT_EQ(entries.back().status, 413);
+  EXPECT_EQ(entries.back().identity, "qiao://c1/user/op-a");
+  // Even a GET whose target could not be read.
+  ApiRequest bad = head("op-a", "GET", "");
+  bad.target = "/v1/vms/a%00b";
+  bad.transport_error = Error{ErrorCode::kInvalidArgument, "api", "malformed request target"};
+  EXPECT_EQ(api_->handle(bad).status, 400);
+  entries = *store_->listAudit(0, 100);
+  EXPECT_EQ(entries.back().path, "/v1/vms/a%00b");
+}
+
+TEST_F(ApiTest, ClientErrorsAreFourHundreds) {
+  std::multimap<std::string, std::string> labels;
+  for (int i = 0; i < 1000; ++i) labels.emplace("label", "k" + std::to_string(i) + "=v");
+  auto many = call("admin", "GET", "/v1/vms", labels);
+  EXPECT_EQ(many.status, 400) << many.body;
+  EXPECT_NE(many.body.find("at most 16 label filters"), std::string::npos) << many.body;
+  ApiRequest r = head("admin", "POST", "/v1/volumes");
+  r.content_type = "application/jsonx";
+  r.body = R"({"name": "v", "tenant": "ta", "size_gib": 1})";
+  auto jsonx = api_->handle(r);
+  EXPECT_EQ(jsonx.status, 400) << jsonx.body;
+  r.content_type = "application/json; charset=utf-8";
+  EXPECT_EQ(api_->handle(r).status, 202);
 }
 
 }  // namespace

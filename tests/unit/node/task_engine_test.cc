@@ -261,5 +261,32 @@ TEST_F(TaskEngineTest, AStopDuringAWaitLeavesTheTaskForTheNextStart) {
   EXPECT_EQ(done.attempts, 1) << "resumed once";
 }
 
+TEST_F(TaskEngineTest, AResumeAtStartLeavesTheTasksThisProcessTookMeanwhileToTheirRun) {
+  // The API serves before the start-up reconciliation ends: a task taken then must not be
+  // resumed as if a previous run had left it (two runs of one task broke the journal).
+  std::atomic<int> runs{0};
+  std::atomic<bool> release{false};
+  makeEngine([&](TaskEngine::Run& run) -> Status {
+    ++runs;
+    return run.step("define", 50, "defining", [&]() -> Status {
+      for (int i = 0; i < 500 && !release; ++i) std::this_thread::sleep_for(milliseconds(2));
+      return {};
+    });
+  });
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  for (int i = 0; i < 500 && journalOf(*store_, task->id).empty(); ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  engine_->resumeUnfinished();
+  release = true;
+  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  engine_->drain();
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(journalOf(*store_, task->id),
+            (std::vector<std::string>{"define:begin", "define:done"}));
+  EXPECT_TRUE(store_->verifyJournal()->ok);
+}
+
 }  // namespace
 }  // namespace qiao
