@@ -185,6 +185,15 @@ const std::vector<Option>& options() {
        "Most vCPUs a VM may ask for."},
       {"vm.max_memory_mib", Int64Field([](Config& c) { return &c.vm.max_memory_mib; }), 64,
        int64_t{1} << 32, {}, nullptr, "Most memory (MiB) a VM may ask for."},
+      {"vm.cpu_overcommit_percent",
+       IntField([](Config& c) { return &c.vm.cpu_overcommit_percent; }), 10, 10000, {}, nullptr,
+       "A VM may have at most this host's cores x this / 100 vCPUs (counting max_vcpus): one "
+       "this host could never run is refused at create (400, with the figures)."},
+      {"vm.memory_overcommit_percent",
+       IntField([](Config& c) { return &c.vm.memory_overcommit_percent; }), 10, 1000, {},
+       nullptr,
+       "A VM may have at most this host's memory x this / 100 (counting max_memory_mib); one "
+       "asking for more is refused at create (400, with the figures)."},
       {"storage.backend", StringField([](Config& c) { return &c.storage.backend; }), 0, 0,
        {"auto", "rbd", "local"}, nullptr,
        "Where volumes and images live. rbd: Ceph RBD (storage.ceph_*). local: files under "
@@ -264,6 +273,24 @@ const std::vector<Option>& options() {
        "Underlay addresses of the other hosts that carry this host's vxlan and geneve networks "
        "(at most 40): a vxlan and a geneve port to each, on network.bridge. The cluster will "
        "fill this list; until then it is configured here."},
+      {"quota.vms", Int64Field([](Config& c) { return &c.quota.vms; }), -1, int64_t{1} << 40,
+       {}, nullptr, "Default quota: VMs a tenant may have (-1: no limit); an admin sets a tenant's own with "
+       "`qiaoctl quota set`."},
+      {"quota.vcpus", Int64Field([](Config& c) { return &c.quota.vcpus; }), -1, int64_t{1} << 40,
+       {}, nullptr, "Default quota: vCPUs a tenant's VMs may have in all, counting the max_vcpus each may grow to (-1: no limit); an admin sets a tenant's own with "
+       "`qiaoctl quota set`."},
+      {"quota.memory_mib", Int64Field([](Config& c) { return &c.quota.memory_mib; }), -1, int64_t{1} << 40,
+       {}, nullptr, "Default quota: memory (MiB) a tenant's VMs may have in all, counting max_memory_mib (-1: no limit); an admin sets a tenant's own with "
+       "`qiaoctl quota set`."},
+      {"quota.volume_gib", Int64Field([](Config& c) { return &c.quota.volume_gib; }), -1, int64_t{1} << 40,
+       {}, nullptr, "Default quota: GiB of volumes (image disks included) a tenant may have (-1: no limit); an admin sets a tenant's own with "
+       "`qiaoctl quota set`."},
+      {"quota.images", Int64Field([](Config& c) { return &c.quota.images; }), -1, int64_t{1} << 40,
+       {}, nullptr, "Default quota: images a tenant may own (-1: no limit); an admin sets a tenant's own with "
+       "`qiaoctl quota set`."},
+      {"quota.networks", Int64Field([](Config& c) { return &c.quota.networks; }), -1, int64_t{1} << 40,
+       {}, nullptr, "Default quota: networks a tenant may have (-1: no limit); an admin sets a tenant's own with "
+       "`qiaoctl quota set`."},
       {"images.max_upload_bytes",
        Int64Field([](Config& c) { return &c.images.max_upload_bytes; }), 1 << 20,
        int64_t{1} << 42, {}, nullptr,

@@ -50,6 +50,8 @@ struct Config {
     std::string kvm_probe_kernel;  // "" = /boot/vmlinuz-<running release> when readable
     int max_vcpus = 64;
     int64_t max_memory_mib = 262144;
+    int cpu_overcommit_percent = 400;
+    int memory_overcommit_percent = 100;
   } vm;
   struct Storage {
     std::string backend = "auto";
@@ -78,6 +80,15 @@ struct Config {
     std::string tunnel_ip;                  // "" = no tunnels
     std::vector<std::string> tunnel_peers;  // the other hosts' tunnel_ip
   } network;
+  // Each tenant's quotas unless an admin set its own (qiaoctl quota set); -1 is no limit.
+  struct Quota {
+    int64_t vms = -1;
+    int64_t vcpus = -1;
+    int64_t memory_mib = -1;
+    int64_t volume_gib = -1;
+    int64_t images = -1;
+    int64_t networks = -1;
+  } quota;
   struct Images {
     int64_t max_upload_bytes = int64_t{64} << 30;
     int max_parallel_uploads = 2;

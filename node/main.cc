@@ -23,6 +23,7 @@
 #include "node/api/metrics.h"
 #include "node/api/pki.h"
 #include "node/api/pki_cli.h"
+#include "node/quotas/quota_service.h"
 #include "node/api/server.h"
 #include "node/host/host.h"
 #include "node/state/store.h"
@@ -284,7 +285,18 @@ int runDaemon(const Config& config) {
   limits.host_arch = host.arch;
   limits.max_vcpus = config.vm.max_vcpus;
   limits.max_memory_mib = config.vm.max_memory_mib;
+  limits.host_cores = host.cores;
+  limits.host_memory_mib = host.memory_bytes >> 20;
+  limits.cpu_overcommit_percent = config.vm.cpu_overcommit_percent;
+  limits.memory_overcommit_percent = config.vm.memory_overcommit_percent;
   const int64_t upload_reserve_bytes = config.images.upload_reserve_mib << 20;
+  QuotaService quotas(**store, {{"vms", config.quota.vms},
+                                {"vcpus", config.quota.vcpus},
+                                {"memory_mib", config.quota.memory_mib},
+                                {"volume_gib", config.quota.volume_gib},
+                                {"images", config.quota.images},
+                                {"networks", config.quota.networks},
+                                {"uploads", config.images.max_parallel_uploads}});
   Api api(ApiDeps{**store, tasks, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
                   vm_options.firmware, volumes, volume_limits, images, networks.get(),
@@ -292,6 +304,7 @@ int runDaemon(const Config& config) {
                   {image_options.work_dir, upload_reserve_bytes,
                    config.images.max_parallel_uploads},
                   config.api.audit_summary_interval_s,
+                  &quotas,
                   {config.api.max_event_streams, config.api.max_event_streams_per_identity,
                    config.api.admin_reserved_event_streams}});
 

@@ -8,8 +8,10 @@
 
 #include "base/crypto.h"
 #include "base/files.h"
+#include "base/json_input.h"
 #include "base/log.h"
 #include "network/ipam.h"
+#include "node/quotas/quota_service.h"
 #include "base/names.h"
 #include "node/api/identity.h"
 #include "node/host/baseline.h"
@@ -83,6 +85,9 @@ const std::vector<Route>& routes() {
       {{"GET", "/v1/tasks/{id}", "viewer"}, {}},
       {{"POST", "/v1/tasks/{id}/cancel", "operator"}, {}},
       {{"GET", "/v1/events", "viewer"}, {"tenant", "type"}},
+      {{"GET", "/v1/quotas", "viewer"}, {"tenant"}},
+      {{"GET", "/v1/quotas/{tenant}", "viewer"}, {}},
+      {{"PUT", "/v1/quotas/{tenant}", "admin"}, {}},
   };
   return table;
 }
@@ -497,6 +502,9 @@ ApiResponse Api::dispatch(Context& ctx) {
       {{"GET", "/v1/tasks"}, &Api::listTasks},
       {{"GET", "/v1/tasks/{id}"}, &Api::getTask},
       {{"POST", "/v1/tasks/{id}/cancel"}, &Api::cancelTask},
+      {{"GET", "/v1/quotas"}, &Api::listQuotas},
+      {{"GET", "/v1/quotas/{tenant}"}, &Api::getQuota},
+      {{"PUT", "/v1/quotas/{tenant}"}, &Api::setQuota},
       {{"GET", "/v1/events"}, &Api::events},
   };
   auto handler = handlers.find({ctx.route->info.method, ctx.route->info.pattern});
@@ -667,6 +675,21 @@ ApiResponse Api::createVm(Context& ctx) {
                          "boot (a direct kernel boot from host paths) is allowed for admins only");
   }
   if (auto valid = validateVmSpec(*spec, deps_.limits); !valid) return errorResponse(valid.error());
+  int64_t disk_gib = 0;
+  for (const auto& disk : spec->disks) {
+    if (disk.image.empty()) continue;  // a volume the tenant has counts already
+    int64_t image_gib = 0;
+    if (auto image = findImageFor(deps_.store, spec->tenant, disk.image)) {
+      image_gib = gibOf(image->virtual_size);  // 0 while it is being imported
+    }
+    disk_gib += std::max<int64_t>(disk.size_gib, image_gib);
+  }
+  auto quota = withinQuota(spec->tenant, {{"vms", 1},
+                                          {"vcpus", std::max(spec->vcpus, spec->max_vcpus)},
+                                          {"memory_mib",
+                                           std::max(spec->memory_mib, spec->max_memory_mib)},
+                                          {"volume_gib", disk_gib}});
+  if (!quota) return errorResponse(quota.error());
   auto task = deps_.vms.createVm(std::move(*spec), start, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
@@ -782,6 +805,13 @@ ApiResponse Api::addVmDisk(Context& ctx) {
   if (!disk) return errorResponse(disk.error());
   auto vm = resolveVmToChange(ctx);
   if (!vm) return errorResponse(vm.error());
+  int64_t disk_gib = 0;
+  if (!disk->image.empty()) {
+    auto image = findImageFor(deps_.store, vm->tenant, disk->image);
+    disk_gib = std::max<int64_t>(disk->size_gib, image ? gibOf(image->virtual_size) : 0);
+  }
+  auto quota = withinQuota(vm->tenant, {{"volume_gib", disk_gib}});
+  if (!quota) return errorResponse(quota.error());
   auto task = deps_.vms.addDisk(*vm, std::move(*disk), ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
@@ -884,6 +914,8 @@ ApiResponse Api::createVolume(Context& ctx) {
   auto tenant = tenantToCreateIn(ctx, spec->tenant, "volumes");
   if (!tenant) return errorResponse(tenant.error());
   spec->tenant = *tenant;
+  auto quota = withinQuota(*tenant, {{"volume_gib", spec->size_gib}});
+  if (!quota) return errorResponse(quota.error());
   auto task = deps_.volumes.create(*spec, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
@@ -947,6 +979,8 @@ ApiResponse Api::createNetwork(Context& ctx) {
   auto tenant = tenantToCreateIn(ctx, spec->tenant, "networks");
   if (!tenant) return errorResponse(tenant.error());
   spec->tenant = *tenant;
+  auto quota = withinQuota(*tenant, {{"networks", 1}});
+  if (!quota) return errorResponse(quota.error());
   auto task = deps_.networks->create(*spec, ctx.caller->uri, ctx.caller->isAdmin());
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
@@ -1064,6 +1098,8 @@ ApiResponse Api::resizeVolume(Context& ctx) {
   if (!size) return errorResponse(size.error());
   auto volume = resolveVolume(ctx, true);
   if (!volume) return errorResponse(volume.error());
+  auto quota = withinQuota(volume->tenant, {{"volume_gib", *size - gibOf(volume->size_bytes)}});
+  if (!quota) return errorResponse(quota.error());
   auto task = deps_.volumes.resize(*volume, *size, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
@@ -1075,6 +1111,8 @@ ApiResponse Api::copyVolume(Context& ctx) {
   if (!request) return errorResponse(request.error());
   auto volume = resolveVolume(ctx, true);
   if (!volume) return errorResponse(volume.error());
+  auto quota = withinQuota(volume->tenant, {{"volume_gib", gibOf(volume->size_bytes)}});
+  if (!quota) return errorResponse(quota.error());
   auto task = deps_.volumes.copy(*volume, *request, ctx.caller->uri);
   if (!task) return errorResponse(task.error());
   return taskAccepted(*task);
@@ -1161,25 +1199,86 @@ std::optional<ApiResponse> Api::admitUpload(Context& ctx, ApiRequest& request) {
   }
   // One slot of the tenant's, held as long as the request lives.
   const std::string tenant = image->tenant;
-  {
-    std::lock_guard lock(uploads_mu_);
-    int& running = uploads_in_progress_[tenant];
-    if (running >= limits.per_tenant) {
-      ApiResponse busy = errorResponse(
-          ErrorCode::kResourceExhausted,
-          (tenant.empty() ? std::string("public images have ") : "tenant " + tenant + " has ") +
-              std::to_string(running) + " uploads in progress, the most allowed " +
-              "(images.max_parallel_uploads); try again when one has ended");
-      busy.headers.emplace_back("Retry-After", "10");
-      return busy;
-    }
-    ++running;
+  int64_t most = limits.per_tenant;
+  if (deps_.quotas != nullptr && !tenant.empty()) {
+    auto quota = deps_.quotas->limits(tenant);
+    if (!quota) return errorResponse(quota.error());
+    most = quota->at("uploads");
   }
-  request.admission = std::shared_ptr<void>(nullptr, [this, tenant](void*) {
-    std::lock_guard lock(uploads_mu_);
-    if (--uploads_in_progress_[tenant] <= 0) uploads_in_progress_.erase(tenant);
-  });
+  Slots::Counts counts;
+  request.admission = uploads_.take(
+      tenant, [&](Slots::Counts c) { return most < 0 || c.mine < most; }, &counts);
+  if (!request.admission) {
+    ApiResponse busy = errorResponse(
+        ErrorCode::kResourceExhausted,
+        (tenant.empty() ? std::string("public images have ") : "tenant " + tenant + " has ") +
+            std::to_string(counts.mine) + " uploads in progress, the most allowed " +
+            "(its uploads quota, by default images.max_parallel_uploads); try again when one "
+            "has ended");
+    busy.headers.emplace_back("Retry-After", "10");
+    return busy;
+  }
   return std::nullopt;
+}
+
+Result<std::unique_lock<std::mutex>> Api::withinQuota(const std::string& tenant,
+                                                      const QuotaFigures& delta) {
+  if (deps_.quotas == nullptr || tenant.empty()) return std::unique_lock<std::mutex>();
+  auto guard = deps_.quotas->guard();
+  if (auto ok = deps_.quotas->check(tenant, delta); !ok) return std::unexpected(ok.error());
+  return guard;
+}
+
+Result<json> Api::quotaOf(const std::string& tenant) {
+  auto limits = deps_.quotas->limits(tenant);
+  if (!limits) return std::unexpected(limits.error());
+  auto usage = deps_.quotas->usage(tenant);
+  if (!usage) return std::unexpected(usage.error());
+  (*usage)["uploads"] = uploads_.held(tenant);
+  return json{{"tenant", tenant}, {"limits", *limits}, {"usage", *usage}};
+}
+
+ApiResponse Api::listQuotas(Context& ctx) {
+  if (deps_.quotas == nullptr) return jsonResponse(200, {{"items", json::array()}, {"next_page_token", ""}});
+  std::vector<std::string> tenants;
+  if (auto early = listScope(ctx, &tenants)) return *early;
+  if (tenants.empty()) {  // an admin without ?tenant=: the tenants whose quotas were set
+    auto set = deps_.quotas->tenantsWithQuotas();
+    if (!set) return errorResponse(set.error());
+    tenants = *set;
+  }
+  json items = json::array();
+  for (const auto& t : tenants) {
+    auto quota = quotaOf(t);
+    if (!quota) return errorResponse(quota.error());
+    items.push_back(std::move(*quota));
+  }
+  return jsonResponse(200, {{"items", std::move(items)}, {"next_page_token", ""}});
+}
+
+ApiResponse Api::getQuota(Context& ctx) {
+  const std::string& tenant = ctx.params.at("tenant");
+  if (auto ok = checkDnsLabel("tenant", tenant); !ok) return errorResponse(ok.error());
+  if (!ctx.caller->canSee(tenant) || deps_.quotas == nullptr) {
+    return errorResponse(ErrorCode::kNotFound, "no quotas for tenant " + tenant);
+  }
+  auto quota = quotaOf(tenant);
+  if (!quota) return errorResponse(quota.error());
+  return jsonResponse(200, *quota);
+}
+
+ApiResponse Api::setQuota(Context& ctx) {
+  const std::string& tenant = ctx.params.at("tenant");
+  if (auto ok = checkDnsLabel("tenant", tenant); !ok) return errorResponse(ok.error());
+  ctx.audit_tenant = tenant;
+  if (deps_.quotas == nullptr) return errorResponse(ErrorCode::kNotFound, "this node keeps no quotas");
+  if (auto body = checkJsonBody(ctx); !body) return errorResponse(body.error());
+  auto changes = parseJsonObject(ctx.request.body, 4, "quota");
+  if (!changes) return errorResponse(changes.error());
+  if (auto set = deps_.quotas->set(tenant, *changes); !set) return errorResponse(set.error());
+  auto quota = quotaOf(tenant);
+  if (!quota) return errorResponse(quota.error());
+  return jsonResponse(200, *quota);
 }
 
 ApiResponse Api::createImage(Context& ctx) {
@@ -1199,6 +1298,8 @@ ApiResponse Api::createImage(Context& ctx) {
     if (!tenant) return errorResponse(tenant.error());
     spec->tenant = *tenant;
   }
+  auto quota = withinQuota(spec->tenant, {{"images", spec->is_public ? 0 : 1}});
+  if (!quota) return errorResponse(quota.error());
   TaskRecord task;
   auto image = deps_.images.create(*spec, ctx.caller->uri, ctx.caller->uri, &task);
   if (!image) return errorResponse(image.error());
@@ -1291,33 +1392,25 @@ ApiResponse Api::events(Context& ctx) {
   // Streams are capped per identity and in all, admins keeping a reserve of their own: one
   // client holding streams cannot lock the others out.
   const std::string who = ctx.caller->uri;
-  {
-    std::lock_guard lock(streams_mu_);
-    const auto& limits = deps_.streams;
-    const int mine = streams_by_identity_[who];
-    const int others_may = limits.total - (ctx.caller->isAdmin() ? 0 : limits.admin_reserve);
-    if (mine >= limits.per_identity || streams_total_ >= others_may) {
-      if (mine == 0) streams_by_identity_.erase(who);
-      ApiResponse busy = errorResponse(
-          ErrorCode::kUnavailable,
-          mine >= limits.per_identity
-              ? "identity " + who + " has " + std::to_string(mine) +
-                    " event streams open, the most one identity may (api.max_event_streams_"
-                    "per_identity); close one first"
-              : "the node serves " + std::to_string(streams_total_) +
-                    " event streams, the most it serves (api.max_event_streams); try again later");
-      busy.headers.emplace_back("Retry-After", "30");
-      return busy;
-    }
-    ++streams_by_identity_[who];
-    ++streams_total_;
-  }
+  const auto& limits = deps_.streams;
+  const int others_may = limits.total - (ctx.caller->isAdmin() ? 0 : limits.admin_reserve);
+  Slots::Counts counts;
   ApiResponse response;
-  response.hold = std::shared_ptr<void>(nullptr, [this, who](void*) {
-    std::lock_guard lock(streams_mu_);
-    --streams_total_;
-    if (--streams_by_identity_[who] <= 0) streams_by_identity_.erase(who);
-  });
+  response.hold = streams_.take(
+      who, [&](Slots::Counts c) { return c.mine < limits.per_identity && c.total < others_may; },
+      &counts);
+  if (!response.hold) {
+    ApiResponse busy = errorResponse(
+        ErrorCode::kUnavailable,
+        counts.mine >= limits.per_identity
+            ? "identity " + who + " has " + std::to_string(counts.mine) +
+                  " event streams open, the most one identity may (api.max_event_streams_"
+                  "per_identity); close one first"
+            : "the node serves " + std::to_string(counts.total) +
+                  " event streams, the most it serves (api.max_event_streams); try again later");
+    busy.headers.emplace_back("Retry-After", "30");
+    return busy;
+  }
   response.content_type = "text/event-stream";
   response.event_filter = [all, visible, type](const Event& event) {
     if (type && event.type != *type) return false;

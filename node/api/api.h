@@ -7,8 +7,8 @@
 #pragma once
 
 #include <chrono>
-#include <map>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +17,8 @@
 #include "firmware/descriptor.h"
 #include "node/api/http.h"
 #include "node/api/refusal_log.h"
+#include "node/api/slots.h"
+#include "node/quotas/quota_service.h"
 #include "node/api/metrics.h"
 #include "node/host/host.h"
 #include "node/state/store.h"
@@ -67,6 +69,8 @@ struct ApiDeps {
   } uploads;
   // Strangers' refusals: one entry in full, then a count, per address and interval.
   int audit_summary_interval_s = 60;
+  // Tenants' quotas; null on a node that keeps none (then nothing is checked).
+  QuotaService* quotas = nullptr;
   // Event streams (GET /v1/events): in all, per identity, and how many of all only admins
   // may open.
   struct Streams {
@@ -149,6 +153,15 @@ class Api {
   ApiResponse cancelTask(Context& ctx);
   Result<TaskRecord> visibleTask(Context& ctx);
   ApiResponse events(Context& ctx);
+  ApiResponse listQuotas(Context& ctx);
+  ApiResponse getQuota(Context& ctx);
+  ApiResponse setQuota(Context& ctx);
+  Result<nlohmann::json> quotaOf(const std::string& tenant);
+  // The tenant's quotas allow `delta` on top of what it has: the returned lock (the quotas'
+  // guard) is held until the caller has recorded the change. No check for public objects
+  // ("") or on a node without quotas.
+  Result<std::unique_lock<std::mutex>> withinQuota(const std::string& tenant,
+                                                   const QuotaFigures& delta);
 
   Result<Caller> authenticate(const ApiRequest& request);
   // The tenants a list route covers; an answer to send at once (an error, or an empty page
@@ -179,11 +192,8 @@ class Api {
 
   ApiDeps deps_;
   RefusalLog strangers_;
-  std::mutex uploads_mu_;
-  std::map<std::string, int> uploads_in_progress_;  // by tenant ("" for public images)
-  std::mutex streams_mu_;
-  int streams_total_ = 0;
-  std::map<std::string, int> streams_by_identity_;
+  Slots uploads_;  // by tenant ("" for public images)
+  Slots streams_;  // by identity
 };
 
 }  // namespace qiao

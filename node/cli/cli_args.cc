@@ -267,6 +267,22 @@ std::vector<CommandSpec> makeSpecs() {
        "Refused (conflict) while volumes cloned from it exist. Prints the task's id, or with "
        "--wait a\nline once the image is gone.",
        {kWait, kWaitTimeout}},
+      {"quota", "get", "TENANT", "show a tenant's quotas and what it uses",
+       "Columns: QUOTA LIMIT USED. A limit of 'none' is no limit. vCPUs and memory count the\n"
+       "maximums a VM may grow to; volume GiB include VM disks made from images; uploads are\n"
+       "those in progress.",
+       {}},
+      {"quota", "set", "TENANT", "set a tenant's quotas (admins)",
+       "Each quota given is set; the others stay. A value is a number, 'none' for no limit, or\n"
+       "'default' for the node's default again ([quota] in qiaod.toml). A create that would\n"
+       "pass a quota is refused (conflict) with the figures. Prints the quotas as 'quota get'.",
+       {{"--vms", "N", "VMs"},
+        {"--vcpus", "N", "vCPUs of all its VMs"},
+        {"--memory-mib", "N", "memory (MiB) of all its VMs"},
+        {"--volume-gib", "N", "GiB of all its volumes"},
+        {"--images", "N", "images it owns"},
+        {"--networks", "N", "networks"},
+        {"--uploads", "N", "image uploads in progress at once"}}},
       {"task", "list", "", "list tasks",
        "Columns: ID KIND TENANT VM STATE PROGRESS AGE MESSAGE; newest first, one page.",
        {{"--state", "S", "only tasks in state S: queued, running, succeeded, failed, cancelled",
@@ -293,7 +309,7 @@ std::vector<CommandSpec> makeSpecs() {
 
 bool isGroup(std::string_view g) {
   return g == "host" || g == "vm" || g == "volume" || g == "image" || g == "network" ||
-         g == "security-group" || g == "task";
+         g == "security-group" || g == "quota" || g == "task";
 }
 
 // Options wrap onto indented lines so that "Usage: " + the synopsis stays within 100 columns.

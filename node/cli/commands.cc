@@ -92,6 +92,9 @@ class Cli {
   int groupGet();
   int groupWrite();  // create and set-rules
   int groupDelete();
+  int quotaGet();
+  int quotaSet();
+  int printQuota(const json& quota);
   // delete of a volume or an image: a task, then maybe a wait.
   int objectDelete();
   // After a 202 on a volume or an image: the task, or with --wait the object once done.
@@ -210,6 +213,7 @@ int Cli::run() {
     if (c.name == "delete") return groupDelete();
     return groupWrite();
   }
+  if (c.group == "quota") return c.name == "get" ? quotaGet() : quotaSet();
   if (c.group == "network") {
     if (c.name == "list") return networkList();
     if (c.name == "get") return networkGet();
@@ -567,6 +571,59 @@ int Cli::groupDelete() {
     std::fprintf(io_.out, "security group %s deleted\n", inv_.operand.c_str());
   }
   return 0;
+}
+
+int Cli::printQuota(const json& quota) {
+  if (inv_.json_output) {
+    printJson(quota);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"QUOTA", "LIMIT", "USED"}};
+  const json limits = quota.value("limits", json::object());
+  const json usage = quota.value("usage", json::object());
+  for (const auto& [key, limit] : limits.items()) {
+    const long long most = limit.is_number_integer() ? limit.get<long long>() : -1;
+    rows.push_back({key, most < 0 ? "none" : std::to_string(most),
+                    std::to_string(usage.value(key, 0LL))});
+  }
+  printTable(rows);
+  return 0;
+}
+
+int Cli::quotaGet() {
+  auto quota = call("GET", "/v1/quotas/" + urlEncode(inv_.operand));
+  if (!quota) return 1;
+  return printQuota(*quota);
+}
+
+int Cli::quotaSet() {
+  json changes = json::object();
+  for (const char* flag : {"--vms", "--vcpus", "--memory-mib", "--volume-gib", "--images",
+                           "--networks", "--uploads"}) {
+    auto v = inv_.value(flag);
+    if (!v) continue;
+    std::string field = std::string(flag).substr(2);
+    std::replace(field.begin(), field.end(), '-', '_');
+    if (*v == "none") {
+      changes[field] = -1;
+    } else if (*v == "default") {
+      changes[field] = nullptr;
+    } else if (!v->empty() && v->size() <= 12 &&
+               v->find_first_not_of("0123456789") == std::string::npos) {
+      changes[field] = std::stoll(*v);
+    } else {
+      std::fprintf(io_.err, "error: %s takes a number, none or default, not %s\n", flag,
+                   v->c_str());
+      return 2;
+    }
+  }
+  if (changes.empty()) {
+    std::fprintf(io_.err, "error: give at least one quota to set (qiaoctl quota set --help)\n");
+    return 2;
+  }
+  auto quota = call("PUT", "/v1/quotas/" + urlEncode(inv_.operand), changes.dump());
+  if (!quota) return 1;
+  return printQuota(*quota);
 }
 
 int Cli::objectDelete() {

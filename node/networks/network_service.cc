@@ -663,18 +663,10 @@ Result<std::string> NetworkService::awaitedNetworks(const std::string& tenant,
     if (!network) {
       if (network.error().code != ErrorCode::kNotFound) return std::unexpected(network.error());
       // Its create failed (a failed create leaves no network): say why.
-      std::string why;
-      TaskFilter filter;
-      filter.tenants = {tenant};
-      filter.target = taskTarget(nic.network);
-      filter.limit = 1;
-      std::string next;
-      if (auto tasks = store_.listTasks(filter, &next); tasks && !tasks->empty() &&
-                                                        tasks->front().state == "failed") {
-        why = ": its create failed: " + tasks->front().message;
-      }
+      const std::string why = TaskEngine::lastFailure(store_, tenant, taskTarget(nic.network));
       return makeError(ErrorCode::kConflict, "network",
-                       "network " + tenant + "/" + nic.network + " was not made" + why);
+                       "network " + tenant + "/" + nic.network + " was not made" +
+                           (why.empty() ? "" : ": its create failed: " + why));
     }
     if (network->state == "ready") continue;
     if (network->state == "creating") {

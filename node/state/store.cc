@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 8;
+constexpr int kSchemaVersion = 9;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -198,6 +198,14 @@ CREATE TABLE certificates(
   reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX certificates_by_identity ON certificates(identity);
+)sql",
+    // 9: a tenant's quotas, as an admin set them (keys not in the JSON: the node's defaults).
+    R"sql(
+CREATE TABLE quotas(
+  tenant TEXT PRIMARY KEY,
+  limits_json TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
 )sql",
 };
 
@@ -1484,6 +1492,35 @@ Status Store::deleteBinding(const std::string& identity) {
     return makeError(ErrorCode::kNotFound, "store", "no binding for " + identity);
   }
   return {};
+}
+
+Result<std::string> Store::getQuota(const std::string& tenant) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT limits_json FROM quotas WHERE tenant = ?");
+  q.bind(tenant);
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return q.text(0);
+  if (rc == SQLITE_DONE) return makeError(ErrorCode::kNotFound, "store", "no quota for " + tenant);
+  return std::unexpected(sqlError("get quota"));
+}
+
+Status Store::putQuota(const std::string& tenant, const std::string& limits_json) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT OR REPLACE INTO quotas(tenant, limits_json, updated_at) "
+                               "VALUES (?,?,") + kNow + ")");
+  q.bind(tenant).bind(limits_json);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("put quota"));
+  return {};
+}
+
+Result<std::vector<std::string>> Store::quotaTenants() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT tenant FROM quotas ORDER BY tenant");
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(q.text(0));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list quotas"));
+  return out;
 }
 
 constexpr const char* kCertificateColumns =

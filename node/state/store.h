@@ -274,6 +274,11 @@ class Store {
   // kNotFound when the identity has none.
   Status deleteBinding(const std::string& identity);
 
+  // A tenant's quotas as an admin set them: a JSON object (kNotFound when none was set).
+  Result<std::string> getQuota(const std::string& tenant);
+  Status putQuota(const std::string& tenant, const std::string& limits_json);
+  Result<std::vector<std::string>> quotaTenants();
+
   // Certificates: recorded at issue, revoked by serial or by identity (every one it has);
   // revokeCertificates answers how many it revoked now.
   Status recordCertificate(const CertificateRecord& cert);

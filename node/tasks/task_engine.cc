@@ -65,6 +65,18 @@ nlohmann::json TaskEngine::params(const TaskRecord& task) {
   return params.is_object() ? params : nlohmann::json::object();
 }
 
+std::string TaskEngine::lastFailure(Store& store, const std::string& tenant,
+                                    const std::string& target) {
+  TaskFilter filter;
+  filter.tenants = {tenant};
+  filter.target = target;
+  filter.limit = 1;
+  std::string next;
+  auto tasks = store.listTasks(filter, &next);
+  if (!tasks || tasks->empty() || tasks->front().state != "failed") return {};
+  return tasks->front().message;
+}
+
 Result<TaskRecord> TaskEngine::submit(const TaskRecord& task) {
   if (auto created = store_.createTaskIfIdle(task); !created) {
     return std::unexpected(created.error());

@@ -60,6 +60,10 @@ class TaskEngine {
   static Result<std::string> objectOf(const TaskRecord& task, std::string_view prefix);
   // The task's parameters; an empty object when it has none (or they do not parse).
   static nlohmann::json params(const TaskRecord& task);
+  // The message of the newest task on (tenant, target) when it failed, else "": why an
+  // object that a task was making is not there.
+  static std::string lastFailure(Store& store, const std::string& tenant,
+                                 const std::string& target);
 
   // Records the task (kConflict when another one for its (tenant, target) is unfinished) and
   // queues it.

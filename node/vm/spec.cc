@@ -276,6 +276,30 @@ Status validateVmSpec(const VmSpec& s, const SpecLimits& limits) {
   if (s.max_vcpus > s.vcpus && s.arch == "aarch64") {
     return invalid("max_vcpus above vcpus: QEMU cannot add vCPUs to a running aarch64 guest");
   }
+  // A VM this host could never run is refused now, with the figures that say so.
+  if (limits.host_cores > 0) {
+    const int64_t most = int64_t{limits.host_cores} * limits.cpu_overcommit_percent / 100;
+    const int asked = std::max(s.vcpus, s.max_vcpus);
+    if (asked > most) {
+      return invalid("this host has " + std::to_string(limits.host_cores) +
+                     " cores: with vm.cpu_overcommit_percent " +
+                     std::to_string(limits.cpu_overcommit_percent) + " a vm may have at most " +
+                     std::to_string(most) + " vCPUs, and this one asks for " +
+                     std::to_string(asked) + " (vcpus, max_vcpus)");
+    }
+  }
+  if (limits.host_memory_mib > 0) {
+    const int64_t most = limits.host_memory_mib * limits.memory_overcommit_percent / 100;
+    const int64_t asked = std::max(s.memory_mib, s.max_memory_mib);
+    if (asked > most) {
+      return invalid("this host has " + std::to_string(limits.host_memory_mib) +
+                     " MiB of memory: with vm.memory_overcommit_percent " +
+                     std::to_string(limits.memory_overcommit_percent) +
+                     " a vm may have at most " + std::to_string(most) +
+                     " MiB, and this one asks for " + std::to_string(asked) +
+                     " (memory_mib, max_memory_mib)");
+    }
+  }
   if (s.boot) {
     if (auto ok = checkHostFile("kernel", s.boot->kernel, limits.check_boot_files); !ok) return ok;
     if (!s.boot->initrd.empty()) {

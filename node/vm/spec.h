@@ -82,6 +82,13 @@ struct SpecLimits {
   int64_t max_memory_mib = 262144;
   int64_t max_disk_gib = 16384;
   bool check_boot_files = true;  // off when re-reading a stored spec, and when fuzzing
+  // This host's size, for a VM it is asked to take (0: no such check, as for a stored spec):
+  // a VM may have at most cores x cpu_overcommit_percent / 100 vCPUs and memory x
+  // memory_overcommit_percent / 100 MiB, counting the maximums it may grow to.
+  int host_cores = 0;
+  int64_t host_memory_mib = 0;
+  int cpu_overcommit_percent = 400;
+  int memory_overcommit_percent = 100;
 };
 
 inline constexpr int kMaxSpecDepth = 32;

@@ -291,18 +291,10 @@ Result<std::string> VmService::awaitedImages(const VmSpec& spec) const {
     auto image = findImageFor(store_, spec.tenant, disk.image);
     if (!image) {
       // A failed import leaves no image: say why.
-      std::string why;
-      TaskFilter filter;
-      filter.tenants = {spec.tenant};
-      filter.target = "image/" + disk.image;
-      filter.limit = 1;
-      std::string next;
-      if (auto tasks = store_.listTasks(filter, &next); tasks && !tasks->empty() &&
-                                                        tasks->front().state == "failed") {
-        why = ": its import failed: " + tasks->front().message;
-      }
+      const std::string why = TaskEngine::lastFailure(store_, spec.tenant, "image/" + disk.image);
       return makeError(ErrorCode::kConflict, "vm",
-                       where + "image " + disk.image + " was not imported" + why);
+                       where + "image " + disk.image + " was not imported" +
+                           (why.empty() ? "" : ": its import failed: " + why));
     }
     if (image->state == "importing") return "image " + disk.image + " (importing)";
     if (image->state != "ready") {

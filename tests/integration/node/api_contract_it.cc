@@ -25,6 +25,7 @@ std::string targetOf(const RouteInfo& route) {
       {"{action}", "start"},
       {"{mac}", "02:00:00:00:00:01"},
       {"{id}", "00000000-0000-4000-8000-000000000000"},
+      {"{tenant}", "contract-missing"},
   };
   std::string target = route.pattern;
   for (const auto& [param, value] : kValues) {
@@ -43,6 +44,7 @@ std::string bodyOf(const RouteInfo& route) {
       {"/v1/volumes/{name}/resize", R"({"size_gib": 1})"},
       {"/v1/volumes/{name}/copy", R"({"name": "contract-copy"})"},
       {"/v1/security-groups/{name}", R"({"rules": []})"},
+      {"/v1/quotas/{tenant}", R"({"vms": 1})"},
       {"/v1/images/{name}/data", "raw bytes"},
   };
   if (route.method == "GET" || route.method == "DELETE") return {};
@@ -116,7 +118,8 @@ TEST_F(ApiContractTest, EveryRouteRefusesARoleBelowItsMinimum) {
   for (const auto& route : routeTable()) {
     if (route.min_role == "viewer") continue;
     ApiClient& caller = route.min_role == "admin" ? op : viewer;
-    const std::string target = targetOf(route) + "?tenant=contract";
+    const std::string target =
+        targetOf(route) + (route.pattern.starts_with("/v1/quotas/") ? "" : "?tenant=contract");
     expectError(send(caller, route, target), 403, route.method + " " + target);
     ++checked;
   }
@@ -142,6 +145,8 @@ TEST_F(ApiContractTest, EveryRouteOnAnObjectAnswers404WhenItDoesNotExist) {
   int checked = 0;
   for (const auto& route : routeTable()) {
     if (route.pattern.find('{') == std::string::npos) continue;
+    // A tenant's quotas exist for an admin whatever the tenant (its defaults).
+    if (route.pattern.starts_with("/v1/quotas/")) continue;
     const bool by_id = route.pattern.starts_with("/v1/tasks/");
     const std::string target = targetOf(route) + (by_id ? "" : "?tenant=contract");
     expectError(send(admin, route, target), 404, route.method + " " + target);
@@ -158,6 +163,26 @@ TEST_F(ApiContractTest, ReadsThatOnlyTheContractAsksForAnswer200) {
     auto r = call(admin, "GET", target);
     EXPECT_EQ(r.status, 200) << target << ": " << r.raw;
   }
+}
+
+// Quotas: an admin sets one, the tenant's operator reads it, an outsider does not see it.
+TEST_F(ApiContractTest, QuotasAreSetByAdminsAndReadByTheTenant) {
+  auto admin = q_->adminClient();
+  auto set = call(admin, "PUT", "/v1/quotas/contract", R"({"vms": 3, "vcpus": null})");
+  ASSERT_EQ(set.status, 200) << set.raw;
+  EXPECT_EQ(set.body["limits"]["vms"], 3);
+  EXPECT_EQ(set.body["limits"]["vcpus"], -1);
+  auto op = q_->client(q_->identity("contract-operator", "operator", {"contract"}));
+  auto mine = call(op, "GET", "/v1/quotas/contract");
+  EXPECT_EQ(mine.status, 200) << mine.raw;
+  EXPECT_EQ(mine.body["usage"]["vms"], 0);
+  auto listed = call(op, "GET", "/v1/quotas");
+  ASSERT_EQ(listed.status, 200) << listed.raw;
+  EXPECT_EQ(listed.body["items"].size(), 1u);
+  EXPECT_EQ(call(op, "GET", "/v1/quotas/other").status, 404);
+  EXPECT_EQ(call(admin, "GET", "/v1/quotas").status, 200);
+  EXPECT_EQ(call(admin, "PUT", "/v1/quotas/contract", R"({"cpus": 1})").status, 400);
+  EXPECT_EQ(call(admin, "PUT", "/v1/quotas/contract", R"({"vms": -2})").status, 400);
 }
 
 TEST_F(ApiContractTest, AnUnknownRouteAndAnUnservedMethodAreErrorsOfTheSameShape) {

@@ -294,6 +294,83 @@ TEST_F(HardeningTest, HttpThatBeastLetsThroughIsRefusedAndAudited) {
   EXPECT_EQ(r.status, 400) << r.raw;
 }
 
+TEST_F(HardeningTest, AVmThisHostCouldNeverRunIsRefusedWithItsFigures) {
+  auto admin = q_->adminClient();
+  auto host = call(admin, "GET", "/v1/host");
+  ASSERT_EQ(host.status, 200);
+  const int cores = host.body["cores"];
+  json spec = {{"name", "huge"}, {"tenant", "ta"}, {"vcpus", 1}, {"max_vcpus", cores * 4 + 1},
+               {"memory_mib", 128}};
+  auto r = call(admin, "POST", "/v1/vms?start=false", spec.dump());
+  EXPECT_EQ(r.status, 400) << r.raw;
+  EXPECT_NE(r.raw.find("this host has " + std::to_string(cores) + " cores"), std::string::npos)
+      << r.raw;
+  spec["max_vcpus"] = 1;
+  spec["max_memory_mib"] = (host.body["memory_bytes"].get<int64_t>() >> 20) + 1;
+  r = call(admin, "POST", "/v1/vms?start=false", spec.dump());
+  EXPECT_EQ(r.status, 400) << r.raw;
+  EXPECT_NE(r.raw.find("vm.memory_overcommit_percent"), std::string::npos) << r.raw;
+  EXPECT_EQ(call(admin, "GET", "/v1/vms/huge?tenant=ta").status, 404);
+}
+
+TEST_F(HardeningTest, QuotasRefuseWithTheFiguresAndUsageFollowsCreatesAndDeletes) {
+  auto admin = q_->adminClient();
+  auto op = q_->client(q_->identity("op-q", "operator", {"tq"}));
+  auto set = call(admin, "PUT", "/v1/quotas/tq",
+                  R"({"vms": 2, "vcpus": 3, "volume_gib": 3, "images": 1})");
+  ASSERT_EQ(set.status, 200) << set.raw;
+  auto vm = [&](const std::string& name, int vcpus, int max_vcpus) {
+    json spec = {{"name", name}, {"vcpus", vcpus}, {"max_vcpus", max_vcpus},
+                 {"memory_mib", 128}};
+    return call(op, "POST", "/v1/vms?start=false", spec.dump());
+  };
+  auto usage = [&]() { return call(op, "GET", "/v1/quotas/tq").body["usage"]; };
+  auto a = vm("qa", 1, 2);  // counts its max_vcpus: 2
+  ASSERT_EQ(a.status, 202) << a.raw;
+  EXPECT_EQ(waitTask(op, a.body["id"])["state"], "succeeded");
+  EXPECT_EQ(usage()["vcpus"], 2);
+  auto over = vm("qb", 2, 2);
+  EXPECT_EQ(over.status, 409) << over.raw;
+  EXPECT_NE(over.raw.find("quota of vcpus is 3: it has 2 and this asks for 2 more"),
+            std::string::npos) << over.raw;
+  EXPECT_EQ(over.body["error"]["details"]["quota"], "vcpus");
+  EXPECT_EQ(over.body["error"]["details"]["limit"], 3);
+  auto b = vm("qb", 1, 1);
+  ASSERT_EQ(b.status, 202) << b.raw;
+  EXPECT_EQ(waitTask(op, b.body["id"])["state"], "succeeded");
+  auto third = vm("qc", 1, 1);
+  EXPECT_EQ(third.status, 409) << third.raw;
+  EXPECT_NE(third.raw.find("quota of vms is 2"), std::string::npos) << third.raw;
+  auto del = call(op, "DELETE", "/v1/vms/qa");
+  ASSERT_EQ(del.status, 202) << del.raw;
+  EXPECT_EQ(waitTask(op, del.body["id"])["state"], "succeeded");
+  auto now = usage();
+  EXPECT_EQ(now["vms"], 1);
+  EXPECT_EQ(now["vcpus"], 1);
+  // Volumes: GiB in all, a resize counts its growth.
+  auto v1 = call(op, "POST", "/v1/volumes", R"({"name": "qv1", "size_gib": 2})");
+  ASSERT_EQ(v1.status, 202) << v1.raw;
+  EXPECT_EQ(waitTask(op, v1.body["id"])["state"], "succeeded");
+  auto v2 = call(op, "POST", "/v1/volumes", R"({"name": "qv2", "size_gib": 2})");
+  EXPECT_EQ(v2.status, 409) << v2.raw;
+  auto grow = call(op, "POST", "/v1/volumes/qv1/resize", R"({"size_gib": 3})");
+  ASSERT_EQ(grow.status, 202) << grow.raw;
+  EXPECT_EQ(waitTask(op, grow.body["id"])["state"], "succeeded");
+  EXPECT_EQ(call(op, "POST", "/v1/volumes/qv1/resize", R"({"size_gib": 4})").status, 409);
+  EXPECT_EQ(usage()["volume_gib"], 3);
+  // Images.
+  EXPECT_EQ(call(op, "POST", "/v1/images", R"({"name": "qi1"})").status, 201);
+  EXPECT_EQ(call(op, "POST", "/v1/images", R"({"name": "qi2"})").status, 409);
+  // Raised by an admin: the create goes through.
+  ASSERT_EQ(call(admin, "PUT", "/v1/quotas/tq", R"({"images": -1})").status, 200);
+  EXPECT_EQ(call(op, "POST", "/v1/images", R"({"name": "qi2"})").status, 201);
+  // qiaoctl shows it.
+  auto shown = q_->qiaoctl(q_->identity("op-q", "operator", {"tq"}), {"quota", "get", "tq"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("images"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("none"), std::string::npos) << shown.out;
+}
+
 TEST_F(HardeningTest, RevokedAndSupersededCertificatesFailTheHandshakeAndUnboundOnesGet403) {
   auto works = [&](const std::string& cert, const std::string& key) -> int {
     ClientConfig config;

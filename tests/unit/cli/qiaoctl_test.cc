@@ -112,10 +112,10 @@ TEST(Parser, EveryCommandParses) {
                            "volume list", "volume get", "volume create", "volume resize",
                            "volume copy", "volume limits",
                            "volume delete", "image list", "image get", "image create",
-                           "image delete"}) {
+                           "image delete", "quota get", "quota set"}) {
     EXPECT_TRUE(seen.contains(want)) << want;
   }
-  EXPECT_EQ(seen.size(), 43u);
+  EXPECT_EQ(seen.size(), 45u);
   // Commands of two words, typed as two words.
   auto disk = parseCommandLine({"vm", "disk", "remove", "web1", "--volume", "data"});
   ASSERT_EQ(disk.outcome, Outcome::kRun) << disk.text;

@@ -182,7 +182,7 @@ TEST_F(TaskEngineTest, AWaitEndsWhenWhatItWaitsForIsThereAndSaysWhatItWaitedFor)
   std::atomic<int> checks{0};
   std::vector<std::string> messages;
   std::mutex mu;
-  events_.subscribe([&](const Event& e) {
+  const uint64_t subscription = events_.subscribe([&](const Event& e) {
     std::lock_guard lock(mu);
     if (e.type == "task") messages.push_back(e.json);
   });
@@ -198,6 +198,8 @@ TEST_F(TaskEngineTest, AWaitEndsWhenWhatItWaitsForIsThereAndSaysWhatItWaitedFor)
   EXPECT_EQ(waitEnd(task->id).state, "succeeded");
   EXPECT_EQ(checks.load(), 3);
   EXPECT_EQ(journalOf(*store_, task->id), (std::vector<std::string>{"wait:begin", "wait:done"}));
+  engine_->drain();  // the last update is published after the state is written
+  events_.unsubscribe(subscription);
   std::lock_guard lock(mu);
   bool said = false;
   for (const auto& m : messages) {

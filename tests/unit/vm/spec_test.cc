@@ -41,6 +41,33 @@ TEST(Spec, ParsesAndFillsDefaults) {
   EXPECT_EQ(*round, *s);
 }
 
+TEST(Spec, AVmTheHostCouldNeverRunIsRefusedWithTheFigures) {
+  SpecLimits host = limits();
+  host.host_cores = 2;
+  host.host_memory_mib = 24576;
+  auto spec = parseVmSpec(R"({"name":"big","tenant":"acme","vcpus":8,"memory_mib":24576})", host);
+  ASSERT_TRUE(spec.has_value()) << spec.error().message;
+  EXPECT_TRUE(validateVmSpec(*spec, host).has_value()) << "8 vCPUs fit 2 cores at 400%";
+  spec->max_vcpus = 9;
+  auto cpu = validateVmSpec(*spec, host);
+  ASSERT_FALSE(cpu.has_value());
+  EXPECT_EQ(cpu.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(cpu.error().message.find("this host has 2 cores"), std::string::npos)
+      << cpu.error().message;
+  EXPECT_NE(cpu.error().message.find("at most 8 vCPUs, and this one asks for 9"),
+            std::string::npos) << cpu.error().message;
+  spec->max_vcpus = 8;
+  spec->max_memory_mib = 24577;
+  auto memory = validateVmSpec(*spec, host);
+  ASSERT_FALSE(memory.has_value());
+  EXPECT_NE(memory.error().message.find("at most 24576 MiB, and this one asks for 24577"),
+            std::string::npos) << memory.error().message;
+  // Overcommit is the operator's call; a stored spec (no host figures) is never refused.
+  host.memory_overcommit_percent = 150;
+  EXPECT_TRUE(validateVmSpec(*spec, host).has_value());
+  EXPECT_TRUE(validateVmSpec(*spec, limits()).has_value());
+}
+
 TEST(Spec, HostileNames) {
   for (const std::string& name : {std::string("<"), std::string("a\"b"), std::string("a/b"),
                                   std::string(".."), std::string("ü"), std::string(300, 'a'),
