@@ -649,7 +649,15 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
       return {};
     });
   }
-  if (!result) refreshState(vm.tenant, vm.name, "delete failed");
+  if (!result) {
+    refreshState(vm.tenant, vm.name, "delete failed");
+    // Past the undefine there is no domain to take the state from: the vm is in error (with
+    // the reason), not "deleting" for ever, so that a delete can be asked again.
+    auto now = store_.getVm(vm.tenant, vm.name);
+    if (now && now->state == kDeleting) {
+      setState(*now, "error", "delete failed", result.error().describe());
+    }
+  }
   return result;
 }
 

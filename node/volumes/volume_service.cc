@@ -275,7 +275,8 @@ Status VolumeService::releaseFromVm(const std::string& tenant, const std::string
   }
   if (volume->attached_vm != vm) return {};  // not (or no longer) this vm's
   if (destroy) {
-    if (auto removed = driver_.remove(idOf(*volume)); !removed) return removed;
+    // Its vm has no domain any more: a watch left on it is a killed client's.
+    if (auto removed = removeReleased(idOf(*volume)); !removed) return removed;
     if (auto deleted = store_.deleteVolume(tenant, name); !deleted) return deleted;
     publish(*volume, "deleted");
     return {};

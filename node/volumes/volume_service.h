@@ -90,7 +90,8 @@ class VolumeService {
   Result<VolumeRecord> cloneForVm(const std::string& tenant, const std::string& name,
                                   const VolumeId& image, const std::string& image_ref,
                                   int64_t size_bytes, const std::string& vm);
-  // Gives the volume back (available), or with destroy removes it (data and record).
+  // Gives the volume back (available), or with destroy removes it (data and record), waiting
+  // out a watch a killed client left (its vm's domain is gone when this runs).
   Status releaseFromVm(const std::string& tenant, const std::string& name, const std::string& vm,
                        bool destroy);
   DiskSource diskSource(const VolumeRecord& volume) const { return driver_.diskSource(idOf(volume)); }
