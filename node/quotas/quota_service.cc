@@ -97,6 +97,12 @@ Status QuotaService::set(const std::string& tenant, const json& changes) {
 Status QuotaService::check(const std::string& tenant, const QuotaFigures& delta) {
   auto limit = limits(tenant);
   if (!limit) return std::unexpected(limit.error());
+  // Counting what the tenant has reads all its records: only when a limit is at stake.
+  const bool limited = std::any_of(delta.begin(), delta.end(), [&](const auto& d) {
+    auto it = limit->find(d.first);
+    return d.second > 0 && it != limit->end() && it->second >= 0;
+  });
+  if (!limited) return {};
   auto used = usage(tenant);
   if (!used) return std::unexpected(used.error());
   for (auto name : kQuotaKeys) {  // in a fixed order: the first quota passed is named
