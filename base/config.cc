@@ -70,6 +70,12 @@ std::string checkOptionalAbsolutePath(const std::string& v) {
   return v.empty() ? "" : checkAbsolutePath(v);
 }
 
+// The form of audit.syslog; the daemon parses it fully when it starts.
+std::string checkSyslog(const std::string& v) {
+  if (v.empty() || v.rfind("unix:/", 0) == 0 || v.rfind("tls://", 0) == 0) return "";
+  return "must be unix:/path/of/socket or tls://host:port";
+}
+
 std::string checkNotEmpty(const std::string& v) { return v.empty() ? "must not be empty" : ""; }
 
 // A dotted-quad IPv4 address (each part 0-255, no leading zeros).
@@ -139,6 +145,37 @@ const std::vector<Option>& options() {
        "Calls refused to callers without an identity this node knows are audited per source "
        "address: the first of this many seconds in full, the rest as one summary entry with "
        "their count at its end."},
+      {"audit.export_dir", StringField([](Config& c) { return &c.audit.export_dir; }), 0, 0, {},
+       checkOptionalAbsolutePath,
+       "Directory the audit log's closed segments are exported to (audit-FIRST-LAST.jsonl and "
+       "its .sha256); empty means <state.dir>/audit. Archive them: `qiaod audit verify` "
+       "needs them to prove the chain from its first entry."},
+      {"audit.segment_entries", Int64Field([](Config& c) { return &c.audit.segment_entries; }),
+       0, int64_t{1} << 30, {}, nullptr,
+       "When the database holds more audit entries than this, the oldest this many are "
+       "exported as one segment and removed from it (never entries a syslog destination has "
+       "not confirmed). 0: the daemon never rotates (`qiaod audit rotate` still does)."},
+      {"audit.rotate_check_s", IntField([](Config& c) { return &c.audit.rotate_check_s; }), 1,
+       86400, {}, nullptr, "How often the daemon checks whether a segment is due."},
+      {"audit.syslog", StringField([](Config& c) { return &c.audit.syslog; }), 0, 0, {},
+       checkSyslog,
+       "Where the audit log is shipped as RFC 5424 syslog, octet-counted: tls://HOST:PORT (RFC "
+       "5425) or unix:/PATH (a local stream socket). Empty: not shipped. Delivery resumes "
+       "after the last entry the collector confirmed."},
+      {"audit.syslog_ca_file", StringField([](Config& c) { return &c.audit.syslog_ca_file; }),
+       0, 0, {}, checkOptionalAbsolutePath,
+       "CA certificates the collector's TLS certificate is checked against (its name or IP "
+       "must be the HOST of audit.syslog); empty means the system's trust store."},
+      {"audit.syslog_cert_file", StringField([](Config& c) { return &c.audit.syslog_cert_file; }),
+       0, 0, {}, checkOptionalAbsolutePath,
+       "Client certificate qiaod shows the collector; empty means this node's (pki.dir/node.crt)."},
+      {"audit.syslog_key_file", StringField([](Config& c) { return &c.audit.syslog_key_file; }),
+       0, 0, {}, checkOptionalAbsolutePath,
+       "Key of audit.syslog_cert_file; empty means pki.dir/node.key."},
+      {"audit.syslog_confirm_s", IntField([](Config& c) { return &c.audit.syslog_confirm_s; }),
+       0, 300, {}, nullptr,
+       "An entry counts as delivered once the collector's side acknowledged its bytes and the "
+       "connection stayed up this long after: a collector that dies sooner gets it again."},
       {"pki.dir", StringField([](Config& c) { return &c.pki.dir; }), 0, 0, {}, checkAbsolutePath,
        "Directory of the cluster CA and this node's certificate: ca.crt, node.crt, node.key, "
        "cluster (made by `qiaod pki init`)."},

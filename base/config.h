@@ -28,6 +28,17 @@ struct Config {
     int request_timeout_s = 30;
     int audit_summary_interval_s = 60;
   } api;
+  // The audit log's rotation and shipping (docs/operators/security.md).
+  struct Audit {
+    std::string export_dir;  // "" = <state.dir>/audit
+    int64_t segment_entries = 50000;
+    int rotate_check_s = 60;
+    std::string syslog;  // "" = not shipped; unix:/path or tls://host:port
+    std::string syslog_ca_file;
+    std::string syslog_cert_file;  // "" = this node's certificate (pki.dir/node.crt)
+    std::string syslog_key_file;   // "" = pki.dir/node.key
+    int syslog_confirm_s = 5;
+  } audit;
   struct Pki {
     std::string dir = "/etc/qiao/pki";
   } pki;

@@ -16,9 +16,11 @@
 
 #include "base/config.h"
 #include "base/event_bus.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "firmware/descriptor.h"
 #include "node/api/api.h"
+#include "node/audit/audit_service.h"
 #include "node/api/identity.h"
 #include "node/api/metrics.h"
 #include "node/api/pki.h"
@@ -74,7 +76,14 @@ const char* kUsage =
     "  pki revoke ...      revoke a certificate (by serial) or an identity's certificates\n"
     "  pki unbind ...      remove an identity's role on this node\n"
     "  pki list            identities, their roles and certificates, valid or revoked\n"
-    "  audit verify        walk the audit log's hash chain; name the first broken entry\n"
+    "  audit verify        prove the audit log's hash chain: the exported segments (files\n"
+    "                      present, hashes as recorded) then the database; name the first\n"
+    "                      broken entry. Exit 1 when broken\n"
+    "  audit verify --segment FILE...\n"
+    "                      verify exported segment files on their own (an archive), in order\n"
+    "  audit rotate [--max-entries N]\n"
+    "                      export the oldest entries now (all by default, never past what\n"
+    "                      the syslog collector confirmed) and remove them from the database\n"
     "  journal verify      check that every task's journal is whole\n"
     "  config reference    print every configuration key (Markdown)\n"
     "  config default      print the default configuration file\n"
@@ -90,21 +99,34 @@ const char* kUsage =
 
 std::string dbPath(const Config& config) { return config.state.dir + "/qiao.db"; }
 
+// The audit log's upkeep as configured: where segments go, and the syslog destination.
+AuditServiceOptions auditOptions(const Config& config) {
+  AuditServiceOptions options;
+  options.export_dir =
+      config.audit.export_dir.empty() ? config.state.dir + "/audit" : config.audit.export_dir;
+  options.segment_entries = config.audit.segment_entries;
+  options.rotate_check = std::chrono::seconds(config.audit.rotate_check_s);
+  if (!config.audit.syslog.empty()) {
+    ShipperOptions ship;
+    ship.destination = config.audit.syslog;
+    ship.ca_file = config.audit.syslog_ca_file;
+    const PkiPaths pki{config.pki.dir};
+    ship.cert_file = config.audit.syslog_cert_file.empty() ? pki.nodeCert()
+                                                           : config.audit.syslog_cert_file;
+    ship.key_file =
+        config.audit.syslog_key_file.empty() ? pki.nodeKey() : config.audit.syslog_key_file;
+    ship.confirm = std::chrono::seconds(config.audit.syslog_confirm_s);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    ship.hostname = host;
+    options.syslog = ship;
+  }
+  return options;
+}
+
 int fail(const std::string& message) {
   std::fprintf(stderr, "qiaod: %s\n", message.c_str());
   return 1;
-}
-
-// Writes `text` to `path` atomically (temp file + rename).
-bool writeFileAtomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return false;
-    out << text;
-    if (!out.flush()) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 // The cephx key of storage.ceph_user in a root-only file of the state directory, for QEMU's
@@ -119,10 +141,9 @@ Result<std::string> writeCephKeyFile(const Config& config) {
   std::filesystem::create_directories(dir, ec);
   ::chmod(dir.c_str(), 0700);
   const std::string path = dir + "/client." + config.storage.ceph_user + ".key";
-  if (!writeFileAtomic(path, *key)) {
-    return makeError(ErrorCode::kInternal, "rbd", "cannot write " + path);
+  if (auto written = writeFileAtomic(path, *key, 0600); !written) {
+    return std::unexpected(written.error());
   }
-  ::chmod(path.c_str(), 0600);
   return path;
 }
 
@@ -297,6 +318,8 @@ int runDaemon(const Config& config) {
                                 {"images", config.quota.images},
                                 {"networks", config.quota.networks},
                                 {"uploads", config.images.max_parallel_uploads}});
+  auto audit_service = AuditService::create(**store, auditOptions(config));
+  if (!audit_service) return fail(audit_service.error().describe());
   Api api(ApiDeps{**store, tasks, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
                   accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
                   vm_options.firmware, volumes, volume_limits, images, networks.get(),
@@ -340,9 +363,10 @@ int runDaemon(const Config& config) {
   if (!bound) return fail(bound.error().describe());
   std::string addr_text;
   for (const auto& a : *bound) addr_text += a + "\n";
-  if (!writeFileAtomic(config.state.dir + "/qiaod.addr", addr_text)) {
+  if (!writeFileAtomic(config.state.dir + "/qiaod.addr", addr_text, 0644)) {
     log.warn("cannot write qiaod.addr", {{"dir", config.state.dir}});
   }
+  (*audit_service)->start();
   log.info("qiaod serving", {{"listen", addr_text.substr(0, addr_text.find('\n'))},
                              {"cluster", *cluster}, {"version", QIAO_VERSION}});
 
@@ -354,6 +378,7 @@ int runDaemon(const Config& config) {
   });
   server.run();
   api.flushAudit(true);
+  (*audit_service)->stop();
   vms.stop();
   if (networks) networks->stop();
   hypervisor->stop();
@@ -408,19 +433,49 @@ class StorePkiRecords final : public PkiRecords {
   std::unique_ptr<Store> store_;
 };
 
-int auditVerify(const Config& config) {
+int auditVerify(const Config& config, const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    if (args[0] != "--segment" || args.size() < 2) {
+      std::fprintf(stderr, "qiaod: usage: qiaod audit verify [--segment FILE...]\n");
+      return 2;
+    }
+    auto result = verifySegmentFiles({args.begin() + 1, args.end()});
+    for (const auto& line : result.lines) std::printf("%s\n", line.c_str());
+    return result.ok ? 0 : 1;
+  }
   auto store = Store::open(dbPath(config));
   if (!store) return fail(store.error().describe());
-  auto report = (*store)->verifyAudit();
-  if (!report) return fail(report.error().describe());
-  if (report->ok) {
-    std::printf("audit log ok: %lld entries, chain intact\n",
-                static_cast<long long>(report->entries));
+  auto result = verifyAuditLog(**store);
+  if (!result) return fail(result.error().describe());
+  for (const auto& line : result->lines) std::printf("%s\n", line.c_str());
+  std::printf(result->ok ? "audit log ok: chain intact\n" : "audit log BROKEN\n");
+  return result->ok ? 0 : 1;
+}
+
+int auditRotate(const Config& config, const std::vector<std::string>& args) {
+  int64_t max_entries = INT64_MAX;
+  if (!args.empty()) {
+    char* end = nullptr;
+    if (args.size() != 2 || args[0] != "--max-entries" || args[1].empty() ||
+        (max_entries = std::strtoll(args[1].c_str(), &end, 10)) <= 0 || *end != '\0') {
+      std::fprintf(stderr, "qiaod: usage: qiaod audit rotate [--max-entries N], N > 0\n");
+      return 2;
+    }
+  }
+  auto store = Store::open(dbPath(config));
+  if (!store) return fail(store.error().describe());
+  auto segment = rotateWithinShipping(**store, auditOptions(config), max_entries);
+  if (!segment) return fail(segment.error().describe());
+  if (segment->last_seq == 0) {
+    std::printf("nothing to rotate%s\n",
+                config.audit.syslog.empty() ? "" : " (entries wait for the syslog collector)");
     return 0;
   }
-  std::printf("audit log BROKEN at entry %lld: %s\n",
-              static_cast<long long>(report->first_broken_seq), report->problem.c_str());
-  return 1;
+  std::printf("exported entries %lld-%lld to %s (sha256 %s)\n",
+              static_cast<long long>(segment->first_seq),
+              static_cast<long long>(segment->last_seq), segment->file.c_str(),
+              segment->sha256.c_str());
+  return 0;
 }
 
 int journalVerify(const Config& config) {
@@ -499,7 +554,10 @@ int main(int argc, char** argv) {
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }
-  if (command == "audit" && rest.size() == 2 && rest[1] == "verify") return auditVerify(*config);
+  if (command == "audit" && rest.size() >= 2 && (rest[1] == "verify" || rest[1] == "rotate")) {
+    std::vector<std::string> args(rest.begin() + 2, rest.end());
+    return rest[1] == "verify" ? auditVerify(*config, args) : auditRotate(*config, args);
+  }
   if (command == "journal" && rest.size() == 2 && rest[1] == "verify") {
     return journalVerify(*config);
   }

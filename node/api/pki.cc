@@ -21,6 +21,7 @@
 #include <sstream>
 #include <vector>
 
+#include "base/files.h"
 #include "base/handle.h"
 #include "base/names.h"
 
@@ -44,33 +45,12 @@ std::string opensslError() {
   return buf;
 }
 
-// Writes `data` to `path` with `mode` set at creation, atomically (temp + rename).
+// writeFileAtomic, refusing to replace a file unless asked to.
 Status writeFile(const std::string& path, const std::string& data, mode_t mode, bool overwrite) {
   if (!overwrite && std::filesystem::exists(path)) {
     return pkiError(ErrorCode::kConflict, path + " exists; pass --force to replace it");
   }
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) {
-    return pkiError(ErrorCode::kInternal, "cannot create " + tmp + ": " + std::strerror(errno));
-  }
-  UniqueFd owner(fd);
-  fchmod(fd, mode);  // the umask may have taken bits away; never adds any beyond `mode`
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      ::unlink(tmp.c_str());
-      return pkiError(ErrorCode::kInternal, "cannot write " + tmp + ": " + std::strerror(errno));
-    }
-    off += static_cast<size_t>(w);
-  }
-  if (fsync(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return pkiError(ErrorCode::kInternal, "cannot write " + path + ": " + std::strerror(errno));
-  }
-  return {};
+  return writeFileAtomic(path, data, mode);
 }
 
 Result<std::string> readFile(const std::string& path) {

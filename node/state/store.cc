@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 9;
+constexpr int kSchemaVersion = 10;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -204,6 +204,25 @@ CREATE INDEX certificates_by_identity ON certificates(identity);
 CREATE TABLE quotas(
   tenant TEXT PRIMARY KEY,
   limits_json TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+)sql",
+    // 10: the audit log's exported segments (their entries are gone from `audit`; the last
+    // one's last hash is where the chain in the database goes on) and how far each syslog
+    // destination has confirmed delivery.
+    R"sql(
+CREATE TABLE audit_segments(
+  last_seq INTEGER PRIMARY KEY,
+  first_seq INTEGER NOT NULL,
+  first_prev_hash TEXT NOT NULL,
+  last_hash TEXT NOT NULL,
+  file TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  exported_at TEXT NOT NULL
+);
+CREATE TABLE audit_shipping(
+  destination TEXT PRIMARY KEY,
+  confirmed_seq INTEGER NOT NULL,
   updated_at TEXT NOT NULL
 );
 )sql",
@@ -1366,18 +1385,10 @@ Status Store::appendAudit(AuditEntry entry) {
   std::lock_guard lock(mutex_);
   Transaction tx(*this);
   if (!tx.status()) return tx.status();
-  std::string prev = kGenesisHash;
-  int64_t seq = 1;
-  {
-    Statement q(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
-    int rc = q.step();
-    if (rc == SQLITE_ROW) {
-      seq = q.integer(0) + 1;
-      prev = q.text(1);
-    } else if (rc != SQLITE_DONE) {
-      return std::unexpected(sqlError("audit head"));
-    }
-  }
+  auto head = auditHeadLocked();
+  if (!head) return std::unexpected(head.error());
+  const int64_t seq = head->seq + 1;
+  const std::string prev = head->hash;
   {
     Statement q(db_, std::string("SELECT ") + kNow);
     q.step();
@@ -1395,54 +1406,174 @@ Status Store::appendAudit(AuditEntry entry) {
   return tx.commit();
 }
 
+bool AuditChainWalker::next(const AuditEntry& e) {
+  std::string why;
+  if (e.seq != expected_seq_) {
+    why = "expected entry " + std::to_string(expected_seq_) + " next, found " +
+          std::to_string(e.seq) + " (entries missing)";
+  } else if (e.prev_hash != prev_) {
+    why = "its link to the previous entry does not match (an entry before it was removed or "
+          "changed)";
+  } else if (auditHash(e, prev_) != e.hash) {
+    why = "its content does not match its hash (it was changed)";
+  }
+  if (!why.empty()) {
+    broken_seq_ = e.seq;
+    problem_ = "entry " + std::to_string(e.seq) + ": " + why;
+    return false;
+  }
+  prev_ = e.hash;
+  expected_seq_ = e.seq + 1;
+  ++entries_;
+  return true;
+}
+
+namespace {
+constexpr const char* kAuditColumns =
+    "seq, at, identity, method, path, tenant, target, status, request_digest, prev_hash, hash";
+}  // namespace
+
+AuditEntry Store::auditFromRow(Statement& q) {
+  return {q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6),
+          static_cast<int>(q.integer(7)), q.text(8), q.text(9), q.text(10)};
+}
+
 Result<Store::AuditReport> Store::verifyAudit() {
   std::lock_guard lock(mutex_);
+  auto checkpoint = auditCheckpointLocked();
+  if (!checkpoint) return std::unexpected(checkpoint.error());
   AuditReport report;
-  Statement q(db_, "SELECT seq, at, identity, method, path, tenant, target, status, "
-                   "request_digest, prev_hash, hash FROM audit ORDER BY seq");
-  std::string prev = kGenesisHash;
-  int64_t expected_seq = 1;
+  report.from_seq = checkpoint->seq;
+  AuditChainWalker walker(*checkpoint);
+  Statement q(db_, std::string("SELECT ") + kAuditColumns + " FROM audit ORDER BY seq");
   int rc;
   while ((rc = q.step()) == SQLITE_ROW) {
-    AuditEntry e{q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5),
-                 q.text(6),    static_cast<int>(q.integer(7)), q.text(8), q.text(9), q.text(10)};
-    ++report.entries;
-    std::string why;
-    if (e.seq != expected_seq) {
-      why = "expected entry " + std::to_string(expected_seq) + " next, found " +
-            std::to_string(e.seq) + " (entries missing)";
-    } else if (e.prev_hash != prev) {
-      why = "its link to the previous entry does not match (an entry before it was removed or "
-            "changed)";
-    } else if (auditHash(e, prev) != e.hash) {
-      why = "its content does not match its hash (it was changed)";
-    }
-    if (!why.empty()) {
+    if (!walker.next(auditFromRow(q))) {
       report.ok = false;
-      report.first_broken_seq = e.seq;
-      report.problem = "entry " + std::to_string(e.seq) + ": " + why;
+      report.entries = walker.entries();
+      report.first_broken_seq = walker.brokenSeq();
+      report.problem = walker.problem();
       return report;
     }
-    prev = e.hash;
-    expected_seq = e.seq + 1;
   }
   if (rc != SQLITE_DONE) return std::unexpected(sqlError("verify audit"));
+  report.entries = walker.entries();
   return report;
 }
 
 Result<std::vector<AuditEntry>> Store::listAudit(int64_t after_seq, int limit) {
   std::lock_guard lock(mutex_);
-  Statement q(db_, "SELECT seq, at, identity, method, path, tenant, target, status, "
-                   "request_digest, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
+  Statement q(db_, std::string("SELECT ") + kAuditColumns +
+                       " FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
   q.bind(after_seq).bind(int64_t{limit});
   std::vector<AuditEntry> out;
   int rc;
-  while ((rc = q.step()) == SQLITE_ROW) {
-    out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6),
-                   static_cast<int>(q.integer(7)), q.text(8), q.text(9), q.text(10)});
-  }
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(auditFromRow(q));
   if (rc != SQLITE_DONE) return std::unexpected(sqlError("list audit"));
   return out;
+}
+
+Result<AuditLink> Store::auditCheckpointLocked() {
+  Statement q(db_, "SELECT last_seq, last_hash FROM audit_segments ORDER BY last_seq DESC LIMIT 1");
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return AuditLink{q.integer(0), q.text(1)};
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("audit checkpoint"));
+  return AuditLink{0, kGenesisHash};
+}
+
+Result<AuditLink> Store::auditHeadLocked() {
+  Statement q(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return AuditLink{q.integer(0), q.text(1)};
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("audit head"));
+  return auditCheckpointLocked();
+}
+
+Result<AuditLink> Store::auditCheckpoint() {
+  std::lock_guard lock(mutex_);
+  return auditCheckpointLocked();
+}
+
+Result<AuditLink> Store::auditHead() {
+  std::lock_guard lock(mutex_);
+  return auditHeadLocked();
+}
+
+Result<int64_t> Store::countAudit() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT count(*) FROM audit");
+  if (q.step() != SQLITE_ROW) return std::unexpected(sqlError("count audit"));
+  return q.integer(0);
+}
+
+Status Store::closeAuditSegment(const AuditSegment& segment) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(*this);
+  if (!tx.status()) return tx.status();
+  auto checkpoint = auditCheckpointLocked();
+  if (!checkpoint) return std::unexpected(checkpoint.error());
+  if (segment.first_seq != checkpoint->seq + 1 || segment.first_prev_hash != checkpoint->hash ||
+      segment.last_seq < segment.first_seq) {
+    return makeError(ErrorCode::kConflict, "store",
+                     "audit segment " + std::to_string(segment.first_seq) + "-" +
+                         std::to_string(segment.last_seq) +
+                         " does not follow the last exported entry " +
+                         std::to_string(checkpoint->seq));
+  }
+  {
+    Statement q(db_, "SELECT hash FROM audit WHERE seq = ?");
+    q.bind(segment.last_seq);
+    if (q.step() != SQLITE_ROW || q.text(0) != segment.last_hash) {
+      return makeError(ErrorCode::kConflict, "store",
+                       "audit entry " + std::to_string(segment.last_seq) +
+                           " is not the segment's last entry");
+    }
+  }
+  Statement insert(db_, std::string("INSERT INTO audit_segments(last_seq, first_seq, "
+                                    "first_prev_hash, last_hash, file, sha256, exported_at) "
+                                    "VALUES (?,?,?,?,?,?,") + kNow + ")");
+  insert.bind(segment.last_seq).bind(segment.first_seq).bind(segment.first_prev_hash)
+      .bind(segment.last_hash).bind(segment.file).bind(segment.sha256);
+  if (insert.step() != SQLITE_DONE) return std::unexpected(sqlError("record audit segment"));
+  Statement remove(db_, "DELETE FROM audit WHERE seq <= ?");
+  remove.bind(segment.last_seq);
+  if (remove.step() != SQLITE_DONE) return std::unexpected(sqlError("remove audit segment"));
+  return tx.commit();
+}
+
+Result<std::vector<AuditSegment>> Store::listAuditSegments() {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT first_seq, last_seq, first_prev_hash, last_hash, file, sha256, "
+                   "exported_at FROM audit_segments ORDER BY last_seq");
+  std::vector<AuditSegment> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    out.push_back({q.integer(0), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5),
+                   q.text(6)});
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("list audit segments"));
+  return out;
+}
+
+Result<int64_t> Store::auditConfirmed(const std::string& destination) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, "SELECT confirmed_seq FROM audit_shipping WHERE destination = ?");
+  q.bind(destination);
+  int rc = q.step();
+  if (rc == SQLITE_ROW) return q.integer(0);
+  if (rc != SQLITE_DONE) return std::unexpected(sqlError("audit shipping"));
+  return int64_t{0};
+}
+
+Status Store::setAuditConfirmed(const std::string& destination, int64_t seq) {
+  std::lock_guard lock(mutex_);
+  Statement q(db_, std::string("INSERT INTO audit_shipping(destination, confirmed_seq, "
+                               "updated_at) VALUES (?,?,") + kNow + ") ON CONFLICT(destination) "
+                               "DO UPDATE SET confirmed_seq = excluded.confirmed_seq, "
+                               "updated_at = excluded.updated_at");
+  q.bind(destination).bind(seq);
+  if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("audit shipping"));
+  return {};
 }
 
 constexpr const char* kBindingColumns = "identity, role, tenants_json, created_at, serial";

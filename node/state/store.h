@@ -127,6 +127,43 @@ struct AuditEntry {
   std::string request_digest, prev_hash, hash;
 };
 
+// A point in the audit chain: an entry's seq and hash (seq 0 and the genesis hash: before the
+// first entry).
+struct AuditLink {
+  int64_t seq = 0;
+  std::string hash;
+};
+
+// Walks a run of audit entries from a link, checking order, links and hashes; stops at the
+// first broken entry. One walker for the database's entries and exported segments.
+class AuditChainWalker {
+ public:
+  explicit AuditChainWalker(const AuditLink& from)
+      : prev_(from.hash), expected_seq_(from.seq + 1) {}
+  // False (and problem() says why) when `entry` does not follow the entries before it.
+  bool next(const AuditEntry& entry);
+  int64_t entries() const { return entries_; }
+  AuditLink last() const { return {expected_seq_ - 1, prev_}; }
+  int64_t brokenSeq() const { return broken_seq_; }
+  const std::string& problem() const { return problem_; }
+
+ private:
+  std::string prev_;
+  int64_t expected_seq_;
+  int64_t entries_ = 0;
+  int64_t broken_seq_ = 0;
+  std::string problem_;
+};
+
+// A closed run of the audit log, exported to a file and removed from the database.
+struct AuditSegment {
+  int64_t first_seq = 0, last_seq = 0;
+  std::string first_prev_hash, last_hash;
+  std::string file;    // its path when exported
+  std::string sha256;  // of the file's bytes
+  std::string exported_at;
+};
+
 struct Binding {
   std::string identity;  // "qiao://cluster/user/alice"
   std::string role;      // admin | operator | viewer
@@ -260,12 +297,26 @@ class Store {
   Status appendAudit(AuditEntry entry);
   struct AuditReport {
     bool ok = true;
+    int64_t from_seq = 0;  // the checkpoint the walk started after (0: the first entry)
     int64_t entries = 0;
     int64_t first_broken_seq = 0;
     std::string problem;
   };
+  // Walks the entries in the database from the checkpoint.
   Result<AuditReport> verifyAudit();
   Result<std::vector<AuditEntry>> listAudit(int64_t after_seq, int limit);
+  // The last exported entry (the chain in the database goes on from it); {0, genesis} if none.
+  Result<AuditLink> auditCheckpoint();
+  // The newest entry (the checkpoint when the database holds none).
+  Result<AuditLink> auditHead();
+  Result<int64_t> countAudit();
+  // Records an exported segment and removes its entries, in one transaction. kConflict when it
+  // does not start right after the checkpoint or does not end on an entry of the database.
+  Status closeAuditSegment(const AuditSegment& segment);
+  Result<std::vector<AuditSegment>> listAuditSegments();
+  // The last entry a syslog destination confirmed (0: none yet).
+  Result<int64_t> auditConfirmed(const std::string& destination);
+  Status setAuditConfirmed(const std::string& destination, int64_t seq);
 
   // Identity bindings.
   Status putBinding(const Binding& binding);
@@ -293,6 +344,9 @@ class Store {
 
   Status exec(const char* sql);
   static Binding bindingFromRow(Statement& q);
+  static AuditEntry auditFromRow(Statement& q);
+  Result<AuditLink> auditCheckpointLocked();  // mutex_ held
+  Result<AuditLink> auditHeadLocked();        // mutex_ held
   Status insertTaskLocked(const TaskRecord& task);  // mutex_ held
   int64_t lowestFreeLocked(const std::string& sql, int64_t first);  // mutex_ held
   // SELECT columns FROM table of some tenants (all when empty) and one name (any when ""),
