@@ -12,6 +12,7 @@ std::string_view errorCodeName(ErrorCode code) {
     case ErrorCode::kPayloadTooLarge: return "payload_too_large";
     case ErrorCode::kResourceExhausted: return "resource_exhausted";
     case ErrorCode::kInsufficientStorage: return "insufficient_storage";
+    case ErrorCode::kUnimplemented: return "unimplemented";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kInternal: return "internal";
@@ -29,6 +30,7 @@ int httpStatus(ErrorCode code) {
     case ErrorCode::kPayloadTooLarge: return 413;
     case ErrorCode::kResourceExhausted: return 429;
     case ErrorCode::kInsufficientStorage: return 507;
+    case ErrorCode::kUnimplemented: return 501;
     case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kTimeout: return 504;
     case ErrorCode::kInternal: return 500;

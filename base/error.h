@@ -23,8 +23,17 @@ enum class ErrorCode {
   kInsufficientStorage,  // 507: the host's disk would fall below its reserve
   kUnavailable,        // 503: a backend (libvirt, Ceph, OVS) cannot be reached now
   kTimeout,            // 504: a call that left the process did not answer in time
+  kUnimplemented,      // 501: declared, not built yet (live migration before the cluster)
   kInternal,           // 500: a bug or a broken invariant
 };
+
+inline constexpr ErrorCode kAllErrorCodes[] = {
+    ErrorCode::kInvalidArgument,   ErrorCode::kUnauthenticated,
+    ErrorCode::kPermissionDenied,  ErrorCode::kNotFound,
+    ErrorCode::kConflict,          ErrorCode::kPayloadTooLarge,
+    ErrorCode::kResourceExhausted, ErrorCode::kInsufficientStorage,
+    ErrorCode::kUnavailable,       ErrorCode::kTimeout,
+    ErrorCode::kUnimplemented,     ErrorCode::kInternal};
 
 std::string_view errorCodeName(ErrorCode code);  // "invalid_argument", ...
 int httpStatus(ErrorCode code);

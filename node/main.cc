@@ -199,6 +199,7 @@ int runDaemon(const Config& config) {
   EventBus events;
   VmServiceOptions vm_options;
   vm_options.cluster = *cluster;
+  vm_options.host = host.hostname;
   vm_options.console_dir = config.state.dir + "/console";
   vm_options.nvram_dir = config.state.dir + "/nvram";
   vm_options.seed_dir = config.state.dir + "/seeds";

@@ -13,6 +13,8 @@
 
 #include "base/log.h"
 #include "storage/volume_driver.h"
+#include "storage/rados_cluster.h"
+#include "storage/rados_handles.h"
 
 namespace qiao {
 namespace {
@@ -34,41 +36,9 @@ constexpr QosKey kQosKeys[] = {
     {"conf_rbd_qos_write_bps_limit", &VolumeQos::write_bytes_per_sec},
 };
 
-Error rbdError(int rc, const std::string& what) {
-  const int e = rc < 0 ? -rc : rc;
-  std::string message = what + ": " + std::strerror(e);
-  ErrorCode code = ErrorCode::kInternal;
-  switch (e) {
-    case ENOENT: code = ErrorCode::kNotFound; break;
-    case EEXIST:
-    case EBUSY:
-    case ENOTEMPTY: code = ErrorCode::kConflict; break;
-    case ETIMEDOUT: code = ErrorCode::kTimeout; break;
-    case ENOTCONN:
-    case ESHUTDOWN:
-    case ECONNREFUSED:
-    case EHOSTUNREACH:
-    case ENETUNREACH: code = ErrorCode::kUnavailable; break;
-    case EPERM:
-    case EACCES:
-      message += " (the cephx user's capabilities do not allow it)";
-      break;
-    default: break;
-  }
-  return Error{code, "rbd", std::move(message), {}};
-}
+Error rbdError(int rc, const std::string& what) { return cephError(rc, what, "rbd"); }
 
-// Owners of librados/librbd handles.
-struct IoCtx {
-  rados_ioctx_t io = nullptr;
-  IoCtx() = default;
-  IoCtx(const IoCtx&) = delete;
-  IoCtx& operator=(const IoCtx&) = delete;
-  ~IoCtx() {
-    if (io != nullptr) rados_ioctx_destroy(io);
-  }
-};
-
+// The owner of an open RBD image (IoCtx: storage/rados_handles.h).
 struct Image {
   rbd_image_t image = nullptr;
   Image() = default;
@@ -83,9 +53,13 @@ class RbdWriter;
 
 class RbdDriver final : public VolumeDriver {
  public:
-  explicit RbdDriver(RbdOptions options) : options_(std::move(options)) {}
-  ~RbdDriver() override {
-    if (cluster_ != nullptr) rados_shutdown(cluster_);
+  explicit RbdDriver(RbdOptions options) : options_(std::move(options)) {
+    cluster_ = options_.cluster;
+    if (!cluster_) {
+      cluster_ = std::make_shared<LibradosCluster>(CephClientOptions{
+          options_.conf, options_.user, options_.keyring, options_.op_timeout_s,
+          options_.instance_file});
+    }
   }
 
   std::string_view backend() const override { return "rbd"; }
@@ -350,93 +324,13 @@ class RbdDriver final : public VolumeDriver {
   }
 
  private:
-  // The cluster connection, made on first use and kept; a failed attempt is retried on the
-  // next call (Ceph may come up after qiaod).
+  // The process's Ceph connection (made on first use; a failed attempt is retried on the next
+  // call: Ceph may come up after qiaod).
   Status connect(rados_t* out) {
-    std::lock_guard lock(mutex_);
-    if (cluster_ != nullptr) {
-      *out = cluster_;
-      return {};
-    }
-    rados_t cluster = nullptr;
-    const std::string name = "client." + options_.user;
-    if (int rc = rados_create2(&cluster, "ceph", name.c_str(), 0); rc < 0) {
-      return std::unexpected(rbdError(rc, "cannot create a Ceph client"));
-    }
-    auto fail = [&](int rc, const std::string& what) -> Status {
-      rados_shutdown(cluster);
-      Error error = rbdError(rc, what);
-      if (error.code == ErrorCode::kInternal || error.code == ErrorCode::kTimeout) {
-        error.code = ErrorCode::kUnavailable;
-      }
-      return std::unexpected(error);
-    };
-    if (int rc = rados_conf_read_file(cluster, options_.conf.c_str()); rc < 0) {
-      return fail(rc, "cannot read " + options_.conf);
-    }
-    const std::string timeout = std::to_string(options_.op_timeout_s);
-    const std::pair<const char*, std::string> settings[] = {
-        {"keyring", options_.keyring},
-        {"rados_mon_op_timeout", timeout},
-        {"rados_osd_op_timeout", timeout},
-        {"client_mount_timeout", timeout},
-        {"rbd_default_clone_format", "2"},
-        {"log_to_stderr", "false"},
-        {"err_to_stderr", "false"},
-    };
-    for (const auto& [key, value] : settings) {
-      if (value.empty()) continue;
-      if (int rc = rados_conf_set(cluster, key, value.c_str()); rc < 0) {
-        return fail(rc, std::string("cannot set Ceph option ") + key);
-      }
-    }
-    if (int rc = rados_connect(cluster); rc < 0) {
-      return fail(rc, "cannot connect to the Ceph cluster of " + options_.conf + " as " + name);
-    }
-    cluster_ = cluster;
-    kLog.info("connected to Ceph", {{"conf", options_.conf}, {"user", name},
-                                    {"pool", options_.pool}});
-    fencePreviousInstance();
-    *out = cluster_;
+    auto handle = cluster_->handle();
+    if (!handle) return std::unexpected(handle.error());
+    *out = static_cast<rados_t>(*handle);
     return {};
-  }
-
-  // Blocklists the Ceph client of the previous run (recorded in options_.instance_file) and
-  // records ours. mutex_ held.
-  void fencePreviousInstance() {
-    if (options_.instance_file.empty()) return;
-    char* addrs = nullptr;
-    if (rados_getaddrs(cluster_, &addrs) < 0 || addrs == nullptr) return;
-    std::string mine = clientAddress(addrs);
-    std::free(addrs);
-    std::string previous;
-    {
-      std::ifstream in(options_.instance_file);
-      std::getline(in, previous);
-    }
-    if (!previous.empty() && previous != mine) {
-      int rc = rados_blocklist_add(cluster_, previous.data(), 3600);
-      kLog.info("fenced the Ceph client of the previous qiaod",
-                {{"client", previous}, {"result", rc < 0 ? std::strerror(-rc) : "blocklisted"}});
-    }
-    const std::string tmp = options_.instance_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << mine << "\n";
-    }
-    std::rename(tmp.c_str(), options_.instance_file.c_str());
-  }
-
-  // "[v2:127.0.0.1:0/123,v1:127.0.0.1:0/123]" -> "127.0.0.1:0/123"
-  static std::string clientAddress(std::string addrs) {
-    std::erase(addrs, '[');
-    std::erase(addrs, ']');
-    addrs = addrs.substr(0, addrs.find(','));
-    if (auto colon = addrs.find(':'); addrs.starts_with("v1:") || addrs.starts_with("v2:") ||
-                                      addrs.starts_with("any:")) {
-      addrs = addrs.substr(colon + 1);
-    }
-    return addrs;
   }
 
   // The pool of a volume: its own, or the driver's.
@@ -496,9 +390,8 @@ class RbdDriver final : public VolumeDriver {
     rbd_watchers_list_cleanup(list.data(), max);
     // Our own open handle watches the image too: it is not a holder.
     if (!out.empty()) {
-      rados_t cluster = nullptr;
-      if (connect(&cluster)) {
-        const std::string self = "(client." + std::to_string(rados_get_instance_id(cluster)) + ")";
+      if (auto id = cluster_->instanceId()) {
+        const std::string self = "(client." + std::to_string(*id) + ")";
         std::erase_if(out, [&](const std::string& w) { return w.ends_with(self); });
       }
     }
@@ -565,8 +458,7 @@ class RbdDriver final : public VolumeDriver {
   }
 
   RbdOptions options_;
-  std::mutex mutex_;
-  rados_t cluster_ = nullptr;
+  std::shared_ptr<LibradosCluster> cluster_;
 };
 
 class RbdWriter final : public VolumeWriter {

@@ -17,6 +17,8 @@
 
 namespace qiao {
 
+class LibradosCluster;
+
 // A volume in a backend: the namespace (a tenant, or "" for public images) and the object's
 // name there ("vol-data1", "img-debian12").
 struct VolumeId {
@@ -118,6 +120,9 @@ struct RbdOptions {
   // otherwise hold the images it had open, for half a minute, as if they were in use.
   // Empty: no fencing.
   std::string instance_file;
+  // The process's Ceph client to use (storage/rados_cluster.h); null: the driver makes its own
+  // from the fields above.
+  std::shared_ptr<LibradosCluster> cluster;
 };
 
 // Connects to the cluster (kUnavailable when it cannot be reached).

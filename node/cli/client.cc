@@ -320,6 +320,7 @@ Error errorFromResponse(const HttpResponse& response) {
     case 413: code = ErrorCode::kPayloadTooLarge; break;
     case 429: code = ErrorCode::kResourceExhausted; break;
     case 507: code = ErrorCode::kInsufficientStorage; break;
+    case 501: code = ErrorCode::kUnimplemented; break;
     case 502:
     case 503: code = ErrorCode::kUnavailable; break;
     case 408:
@@ -332,11 +333,7 @@ Error errorFromResponse(const HttpResponse& response) {
     const auto& e = body["error"];
     if (e.contains("code") && e["code"].is_string()) {
       const auto& name = e["code"].get_ref<const std::string&>();
-      for (ErrorCode c :
-           {ErrorCode::kInvalidArgument, ErrorCode::kUnauthenticated, ErrorCode::kPermissionDenied,
-            ErrorCode::kNotFound, ErrorCode::kConflict, ErrorCode::kPayloadTooLarge,
-            ErrorCode::kResourceExhausted, ErrorCode::kInsufficientStorage,
-            ErrorCode::kUnavailable, ErrorCode::kTimeout, ErrorCode::kInternal}) {
+      for (ErrorCode c : kAllErrorCodes) {
         if (errorCodeName(c) == name) error.code = c;
       }
     }

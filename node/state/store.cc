@@ -12,7 +12,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 10;
+constexpr int kSchemaVersion = 11;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 const std::string kGenesisHash(64, '0');
 
@@ -225,6 +225,10 @@ CREATE TABLE audit_shipping(
   confirmed_seq INTEGER NOT NULL,
   updated_at TEXT NOT NULL
 );
+)sql",
+    // 11: the host a VM is on (the cluster moves VMs between hosts); '' = this host.
+    R"sql(
+ALTER TABLE vms ADD COLUMN host TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
@@ -482,7 +486,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
 namespace {
 
 constexpr const char* kVmColumns =
-    "tenant, name, uuid, spec_json, state, last_error, created_at, updated_at";
+    "tenant, name, uuid, spec_json, state, last_error, created_at, updated_at, host";
 constexpr const char* kVolumeColumns =
     "tenant, name, uuid, backend, object, size_bytes, state, attached_vm, image, qos_iops, "
     "qos_bytes_per_sec, last_error, created_at, updated_at, qos_read_iops, qos_write_iops, "
@@ -504,7 +508,8 @@ constexpr const char* kTaskColumns =
 
 #define QIAO_VM_FROM(q)                                                                  \
   VmRecord {                                                                             \
-    q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7) \
+    q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7), \
+        q.text(8)                                                                       \
   }
 
 template <typename Q>
@@ -626,9 +631,9 @@ Status Store::createVmWithTask(const VmRecord& vm, const TaskRecord& task) {
   if (!tx.status()) return tx.status();
   {
     Statement q(db_, std::string("INSERT INTO vms(") + kVmColumns +
-                         ") VALUES (?,?,?,?,?,?," + kNow + "," + kNow + ")");
+                         ") VALUES (?,?,?,?,?,?," + kNow + "," + kNow + ",?)");
     q.bind(vm.tenant).bind(vm.name).bind(vm.uuid).bind(vm.spec_json).bind(vm.state).bind(
-        vm.last_error);
+        vm.last_error).bind(vm.host);
     if (q.step() != SQLITE_DONE) {
       Error e = sqlError("insert vm");
       if (e.code == ErrorCode::kConflict) {
@@ -1117,11 +1122,12 @@ Status Store::upsertVm(const VmRecord& vm) {
   std::lock_guard lock(mutex_);
   Statement q(db_, std::string("INSERT INTO vms(") + kVmColumns + ") VALUES (?,?,?,?,?,?," +
                        kNow + "," + kNow +
-                       ") ON CONFLICT(tenant, name) DO UPDATE SET uuid = excluded.uuid, "
+                       ",?) ON CONFLICT(tenant, name) DO UPDATE SET uuid = excluded.uuid, "
                        "spec_json = excluded.spec_json, state = excluded.state, "
-                       "last_error = excluded.last_error, updated_at = excluded.updated_at");
+                       "last_error = excluded.last_error, updated_at = excluded.updated_at, "
+                       "host = excluded.host");
   q.bind(vm.tenant).bind(vm.name).bind(vm.uuid).bind(vm.spec_json).bind(vm.state).bind(
-      vm.last_error);
+      vm.last_error).bind(vm.host);
   if (q.step() != SQLITE_DONE) return std::unexpected(sqlError("upsert vm"));
   return {};
 }

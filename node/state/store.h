@@ -23,6 +23,9 @@ namespace qiao {
 
 struct VmRecord {
   std::string tenant, name, uuid, spec_json, state, last_error, created_at, updated_at;
+  // The host whose hypervisor holds the VM (its host name); "" in rows from before hosts were
+  // recorded: this host.
+  std::string host;
 };
 
 // A volume: a disk of a tenant in a backend ("rbd" | "local"), under the backend object name

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/event_bus.h"
 
 namespace qiao {
 
@@ -162,9 +163,20 @@ class Hypervisor {
   // One domain's figures (kNotFound when there is no such domain), in one libvirt call.
   virtual Result<DomainStats> domainStats(const std::string& name) = 0;
 
-  // Lifecycle and connection events, delivered on the implementation's event thread.
-  // The handler must be quick (post the work elsewhere). Set once, before events matter.
-  virtual void setEventHandler(std::function<void(const DomainEvent&)> handler) = 0;
+  // Lifecycle and connection events, delivered on the implementation's event thread to every
+  // subscriber (VmService; the cluster's HA watches the same), until the returned
+  // subscription ends. A handler must be quick (post the work elsewhere).
+  virtual Subscription subscribe(std::function<void(const DomainEvent&)> handler) = 0;
+
+  // Live migration of a running domain to the hypervisor at `destination_uri`
+  // ("qemu+tls://host-b/system"), its disks shared (RBD); returns once the guest runs there.
+  // Implemented with the cluster (issue 19); until then kUnimplemented.
+  struct MigrateOptions {
+    std::string destination_uri;
+    int max_downtime_ms = 300;
+    int64_t bandwidth_mib_s = 0;  // 0: unlimited
+  };
+  virtual Status migrate(const std::string& name, const MigrateOptions& options) = 0;
 
   // Stops the event thread and closes the connection; further calls fail with kUnavailable.
   virtual void stop() = 0;

@@ -156,9 +156,14 @@ class LibvirtHypervisor final : public Hypervisor {
     if (conn) unregister(conn.get());
   }
 
-  void setEventHandler(std::function<void(const DomainEvent&)> handler) override {
-    std::lock_guard lock(handler_mutex_);
-    handler_ = std::move(handler);
+  Subscription subscribe(std::function<void(const DomainEvent&)> handler) override {
+    const uint64_t id = events_.subscribe(std::move(handler));
+    return Subscription([this, id] { events_.unsubscribe(id); });
+  }
+
+  Status migrate(const std::string& name, const MigrateOptions&) override {
+    return makeError(ErrorCode::kUnimplemented, "libvirt",
+                     "live migration of " + name + " comes with the cluster");
   }
 
   Result<HypervisorInfo> info() override {
@@ -446,8 +451,7 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   void emit(const DomainEvent& event) {
-    std::lock_guard lock(handler_mutex_);
-    if (handler_) handler_(event);
+    events_.publish(event);
   }
 
   static int onLifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
@@ -589,8 +593,7 @@ class LibvirtHypervisor final : public Hypervisor {
   int lifecycle_id_ = -1;
   int reboot_id_ = -1;
   std::thread reconnector_;
-  std::mutex handler_mutex_;
-  std::function<void(const DomainEvent&)> handler_;
+  Broadcaster<DomainEvent> events_;
 };
 
 }  // namespace

@@ -91,7 +91,7 @@ void VmService::start() {
     kLog.error("cannot create the console log directory",
                {{"path", options_.console_dir}, {"error", ec.message()}});
   }
-  hypervisor_.setEventHandler([this](const DomainEvent& event) {
+  domain_events_ = hypervisor_.subscribe([this](const DomainEvent& event) {
     if (stopping_.load()) return;
     DomainEvent copy = event;
     control_.post([this, copy] { onDomainEvent(copy); });
@@ -110,6 +110,7 @@ void VmService::start() {
 
 void VmService::stop() {
   if (stopping_.exchange(true)) return;
+  domain_events_.reset();
   control_.stop();
   tasks_.stop();
 }
@@ -336,6 +337,7 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
   vm.uuid = newUuid();
   vm.spec_json = vmSpecToJson(spec);
   vm.state = std::string(kCreating);
+  vm.host = options_.host;
 
   TaskRecord task = TaskEngine::newTask("vm.create", vm.tenant, vm.name, identity,
                             nlohmann::json{{"start", start}}.dump());
@@ -829,6 +831,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       adopted.uuid = d.uuid;
       adopted.spec_json = md.spec_json;
       adopted.state = domainStateName(d.state);
+      adopted.host = options_.host;
       if (auto up = store_.upsertVm(adopted); !up) {
         report.notes.push_back("cannot adopt " + d.name + ": " + up.error().describe());
         continue;

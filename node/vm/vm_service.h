@@ -40,6 +40,7 @@ class QmpChannel;
 
 struct VmServiceOptions {
   std::string cluster;
+  std::string host;                // this host's name: recorded in the VMs it makes or adopts
   std::string console_dir;         // <state dir>/console
   std::string nvram_dir;           // <state dir>/nvram: each UEFI VM's own variable store
   std::string seed_dir;            // <state dir>/seeds: cloud-init seed ISOs
@@ -247,6 +248,7 @@ class VmService {
   // delete's undefine, its row read after the delete's forget, would look like an orphan).
   std::shared_mutex ops_mutex_;
   WorkQueue control_;  // libvirt events and reconciliation, in order
+  Subscription domain_events_;
   MonitorFactory monitor_factory_;
   // One monitor channel per VM (by uuid), kept: a channel reconnects by itself when libvirtd
   // comes back, and opening one (a libvirt connection, the domain's lookup, its events) cost

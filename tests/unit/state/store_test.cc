@@ -87,6 +87,43 @@ TEST_F(StoreTest, VmAndTaskTogetherAndConflicts) {
   EXPECT_EQ(store_->getVm("a", "web").error().code, ErrorCode::kNotFound);
 }
 
+TEST_F(StoreTest, AVmRecordsItsHostAndOlderRowsMeanThisOne) {
+  VmRecord on_a = vm("t", "web");
+  on_a.host = "host-a";
+  ASSERT_TRUE(store_->createVmWithTask(on_a, task("t1", "t", "web")));
+  EXPECT_EQ(store_->getVm("t", "web")->host, "host-a");
+  on_a.host = "host-b";  // an adoption by another host's daemon moves it
+  ASSERT_TRUE(store_->upsertVm(on_a));
+  EXPECT_EQ(store_->getVm("t", "web")->host, "host-b");
+  // A row written before schema 11 has no host: this host.
+  sql("UPDATE vms SET host = '' WHERE name = 'web'");
+  EXPECT_EQ(store_->getVm("t", "web")->host, "");
+}
+
+// A database of every earlier schema version opens and is brought to the current one.
+TEST_F(StoreTest, AnOlderSchemaIsMigratedAndKeepsItsRows) {
+  ASSERT_TRUE(store_->createVmWithTask(vm("t", "old"), task("t1", "t", "old")));
+  store_.reset();
+  // Back to schema 10: no host column, version 10.
+  sql("ALTER TABLE vms DROP COLUMN host");
+  sql("UPDATE meta SET value = '10' WHERE key = 'schema_version'");
+  auto reopened = Store::open(path_);
+  ASSERT_TRUE(reopened) << reopened.error().describe();
+  store_ = std::move(*reopened);
+  auto old = store_->getVm("t", "old");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->host, "");
+  EXPECT_EQ(old->state, "creating");
+  // A newer schema than this build knows is refused, naming both versions.
+  store_.reset();
+  sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+  auto newer = Store::open(path_);
+  ASSERT_FALSE(newer);
+  EXPECT_NE(newer.error().message.find("schema version 99"), std::string::npos);
+  sql("UPDATE meta SET value = '11' WHERE key = 'schema_version'");
+  store_ = std::move(*Store::open(path_));
+}
+
 TEST_F(StoreTest, PagingHasNoGapsOrDuplicates) {
   for (int i = 0; i < 250; ++i) {
     std::string n = "vm" + std::to_string(i);

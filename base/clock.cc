@@ -1,0 +1,45 @@
+#include "base/clock.h"
+
+#include <thread>
+
+namespace qiao {
+namespace {
+
+class SystemClock final : public Clock {
+ public:
+  Steady now() const override { return std::chrono::steady_clock::now(); }
+  Wall wallNow() const override { return std::chrono::system_clock::now(); }
+  void sleepUntil(Steady deadline) override { std::this_thread::sleep_until(deadline); }
+};
+
+}  // namespace
+
+Clock& systemClock() {
+  static SystemClock clock;
+  return clock;
+}
+
+Clock::Steady ManualClock::now() const {
+  std::lock_guard lock(mutex_);
+  return Steady{} + elapsed_;
+}
+
+Clock::Wall ManualClock::wallNow() const {
+  std::lock_guard lock(mutex_);
+  return wall_start_ + std::chrono::duration_cast<Wall::duration>(elapsed_);
+}
+
+void ManualClock::sleepUntil(Steady deadline) {
+  std::unique_lock lock(mutex_);
+  moved_.wait(lock, [&] { return Steady{} + elapsed_ >= deadline; });
+}
+
+void ManualClock::advance(std::chrono::steady_clock::duration d) {
+  {
+    std::lock_guard lock(mutex_);
+    elapsed_ += d;
+  }
+  moved_.notify_all();
+}
+
+}  // namespace qiao
