@@ -229,7 +229,24 @@ int runDaemon(const Config& config) {
       log.warn("volume backend not reachable yet", {{"error", ping.error().describe()}});
     }
   });
-  VolumeService volumes(**store, **volume_driver, tasks, events);
+  // A guest's QMP monitor through libvirt, for what libvirt has no API for (Qiao's RBD disks).
+  GuestMonitors guests(
+      **store, *hypervisor,
+      [uri = libvirt_options.uri](const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
+        LibvirtQmpOptions options;
+        options.uri = uri;
+        options.domain = domain;
+        return std::make_shared<LibvirtQmpChannel>(std::move(options));
+      });
+  if ((*volume_driver)->backend() == "rbd") {
+    auto key_file = writeCephKeyFile(config);
+    if (!key_file) return fail(key_file.error().describe());
+    vm_options.ceph_key_file = *key_file;
+  }
+  StorageDaemonOptions daemons;
+  daemons.dir = config.state.dir + "/jobs";
+  daemons.ceph_key_file = vm_options.ceph_key_file;
+  VolumeService volumes(**store, **volume_driver, tasks, events, guests, std::move(daemons));
   VolumeLimits volume_limits;
   volume_limits.max_size_gib = config.storage.max_volume_gib;
   if ((*volume_driver)->backend() == "rbd") {
@@ -241,12 +258,7 @@ int runDaemon(const Config& config) {
   image_options.probe.max_virtual_size = config.images.max_virtual_gib << 30;
   image_options.convert.cpu_seconds = config.images.convert_cpu_seconds;
   image_options.convert.memory_bytes = config.images.convert_memory_mib << 20;
-  if ((*volume_driver)->backend() == "rbd") {
-    auto key_file = writeCephKeyFile(config);
-    if (!key_file) return fail(key_file.error().describe());
-    vm_options.ceph_key_file = *key_file;
-    image_options.ceph_key_file = *key_file;
-  }
+  image_options.ceph_key_file = vm_options.ceph_key_file;
   ImageService images(image_options, **store, **volume_driver, tasks, events);
 
   // Tenant networks, when Open vSwitch is here (or required). OVS may start after qiaod: the
@@ -282,22 +294,8 @@ int runDaemon(const Config& config) {
   log.info("networks", {{"mode", with_networks ? "ovs" : "off"},
                         {"bridge", config.network.bridge},
                         {"tunnel_peers", std::to_string(config.network.tunnel_peers.size())}});
-  VmService vms(vm_options, **store, *hypervisor, events, tasks, &volumes, networks.get());
-  // A guest's QMP monitor through libvirt, for what libvirt has no API for (Qiao's RBD disks).
-  vms.setMonitorFactory(
-      [uri = libvirt_options.uri](const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
-        LibvirtQmpOptions options;
-        options.uri = uri;
-        options.domain = domain;
-        return std::make_shared<LibvirtQmpChannel>(std::move(options));
-      });
-  volumes.setLiveResize(
-      [&vms](const VolumeRecord& volume, int64_t size) { return vms.growLive(volume, size); });
-  volumes.setLiveDiskOf([&vms](const VolumeRecord& volume) { return vms.liveDiskOf(volume); });
-  StorageDaemonOptions daemons;
-  daemons.dir = config.state.dir + "/jobs";
-  daemons.ceph_key_file = vm_options.ceph_key_file;
-  volumes.setStorageDaemons(std::move(daemons));
+  VmService vms(vm_options, **store, *hypervisor, events, tasks, guests, &volumes,
+                networks.get());
   images.sweep();
   if (networks) networks->start();
   vms.start();

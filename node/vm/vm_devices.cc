@@ -42,36 +42,8 @@ Result<std::set<std::string>> peripheralIds(QmpChannel& qmp) {
 
 }  // namespace
 
-void VmService::setMonitorFactory(MonitorFactory factory) { monitor_factory_ = std::move(factory); }
-
 void VmService::setDiskReleaseTimeout(std::chrono::milliseconds timeout) {
   disk_release_timeout_ = timeout;
-}
-
-Result<std::shared_ptr<QmpChannel>> VmService::monitorOf(const VmRecord& vm) {
-  if (!monitor_factory_) {
-    return makeError(ErrorCode::kUnavailable, "vm", "this node has no QMP monitor access");
-  }
-  std::lock_guard lock(monitors_mu_);
-  auto& kept = monitors_[vm.uuid];
-  if (!kept) {
-    auto made = monitor_factory_(domainNameOf(vm.tenant, vm.name));
-    if (!made) {
-      monitors_.erase(vm.uuid);
-      return made;
-    }
-    kept = *made;
-  }
-  return kept;
-}
-
-Result<bool> VmService::isLive(const VmRecord& vm) {
-  auto info = hypervisor_.lookup(domainNameOf(vm.tenant, vm.name));
-  if (!info) {
-    if (info.error().code == ErrorCode::kNotFound) return false;
-    return std::unexpected(info.error());
-  }
-  return domainLive(info->state);
 }
 
 Status VmService::checkImageFits(const std::string& where, const DiskSpec& disk,
@@ -153,7 +125,7 @@ Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
     return std::unexpected(valid.error());
   }
   if (auto ok = checkNewDisk(next, next.disks.size() - 1); !ok) return std::unexpected(ok.error());
-  auto live = isLive(vm);
+  auto live = guests_.isLive(vm);
   if (!live) return std::unexpected(live.error());
   if (*live && volumes_->driver().backend() != "rbd") {
     return makeError(ErrorCode::kConflict, "vm",
@@ -261,12 +233,12 @@ Status VmService::detachLive(QmpChannel& qmp, const std::string& id) {
 }
 
 Status VmService::unplugDisk(const VmRecord& vm, const std::string& volume) {
-  auto live = isLive(vm);
+  auto live = guests_.isLive(vm);
   if (!live) return std::unexpected(live.error());
   if (!*live) return {};
   auto def = diskDefOf(vm, volume);
   if (!def) return std::unexpected(def.error());
-  auto qmp = monitorOf(vm);
+  auto qmp = guests_.monitorOf(vm);
   if (!qmp) return std::unexpected(qmp.error());
   return detachLive(**qmp, def->id);
 }
@@ -313,12 +285,12 @@ Status VmService::runAddDisk(TaskEngine::Run& run, const VmRecord& vm,
     result = run.step(
         "attach", 90, "plugging the disk into the running guest",
         [&]() -> Status {
-          auto live = isLive(vm);
+          auto live = guests_.isLive(vm);
           if (!live) return std::unexpected(live.error());
           if (!*live) return {};  // it has the disk at its next start
           auto def = diskDefOf(vm, name);
           if (!def) return std::unexpected(def.error());
-          auto qmp = monitorOf(vm);
+          auto qmp = guests_.monitorOf(vm);
           if (!qmp) return std::unexpected(qmp.error());
           return attachLive(**qmp, *def);
         },
@@ -355,43 +327,6 @@ Status VmService::runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm,
     });
   }
   return result;
-}
-
-Status VmService::growLive(const VolumeRecord& volume, int64_t size_bytes) {
-  auto vm = store_.getVm(volume.tenant, volume.attached_vm);
-  if (!vm)
-    return vm.error().code == ErrorCode::kNotFound ? Status{} : Status(std::unexpected(vm.error()));
-  auto live = isLive(*vm);
-  if (!live) return std::unexpected(live.error());
-  if (!*live || volume.backend != "rbd") return {};  // seen at the next start
-  auto qmp = monitorOf(*vm);
-  if (!qmp) return std::unexpected(qmp.error());
-  // QEMU resizes the image (already this size: nothing to do in Ceph) and tells the guest.
-  auto resized = (*qmp)->execute("block_resize",
-                                 {{"node-name", qemuDiskId(volume.uuid)}, {"size", size_bytes}});
-  if (!resized) return std::unexpected(resized.error());
-  return {};
-}
-
-Result<VolumeService::LiveDisk> VmService::liveDiskOf(const VolumeRecord& volume) {
-  if (volume.attached_vm.empty()) return VolumeService::LiveDisk{};
-  auto vm = store_.getVm(volume.tenant, volume.attached_vm);
-  if (!vm) {
-    if (vm.error().code == ErrorCode::kNotFound) return VolumeService::LiveDisk{};
-    return std::unexpected(vm.error());
-  }
-  auto live = isLive(*vm);
-  if (!live) return std::unexpected(live.error());
-  if (!*live) return VolumeService::LiveDisk{};
-  if (volume.backend != "rbd") {
-    return makeError(ErrorCode::kConflict, "vm",
-                     "volume " + volume.tenant + "/" + volume.name +
-                         " is a local file of running vm " + volume.attached_vm +
-                         ": live copies need volumes on Ceph; stop the vm to copy it");
-  }
-  auto qmp = monitorOf(*vm);
-  if (!qmp) return std::unexpected(qmp.error());
-  return VolumeService::LiveDisk{*qmp, qemuDiskId(volume.uuid)};
 }
 
 }  // namespace qiao
@@ -504,7 +439,7 @@ Status VmService::runAddNic(TaskEngine::Run& run, const VmRecord& vm,
     if (spec->nics.size() == index) spec->nics.push_back(nic);
     return spec;
   };
-  auto live = [&]() -> Result<bool> { return isLive(vm); };
+  auto live = [&]() -> Result<bool> { return guests_.isLive(vm); };
   Status result = run.step(
       "port", 30, "making the port",
       [&]() -> Status {
@@ -563,7 +498,7 @@ Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
   const size_t before = params.value("nics_before", size_t{0});
   Status result =
       run.step("detach", 40, "unplugging the nic from the running guest", [&]() -> Status {
-        auto is_live = isLive(vm);
+        auto is_live = guests_.isLive(vm);
         if (!is_live) return std::unexpected(is_live.error());
         if (!*is_live) return {};
         auto nics = networks_->nicsOf(vm.uuid);
@@ -630,7 +565,7 @@ Status VmService::runResize(TaskEngine::Run& run, const VmRecord& vm, int vcpus,
   const std::string domain = domainNameOf(vm.tenant, vm.name);
   // The running guest first: what it refuses (a vCPU it does not let go) changes nothing.
   Status result = run.step("live", 60, "changing the running guest", [&]() -> Status {
-    auto live = isLive(vm);
+    auto live = guests_.isLive(vm);
     if (!live) return std::unexpected(live.error());
     if (!*live) return {};
     if (vcpus > 0) {

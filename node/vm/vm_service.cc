@@ -64,13 +64,14 @@ SpecLimits VmService::storedLimits() {
 }
 
 VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor,
-                     EventBus& events, TaskEngine& tasks, VolumeService* volumes,
-                     NetworkService* networks)
+                     EventBus& events, TaskEngine& tasks, GuestMonitors& guests,
+                     VolumeService* volumes, NetworkService* networks)
     : options_(std::move(options)),
       store_(store),
       hypervisor_(hypervisor),
       events_(events),
       tasks_(tasks),
+      guests_(guests),
       volumes_(volumes),
       networks_(networks),
       control_("qiao-control", 1) {
@@ -615,8 +616,7 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
                       [&]() { return hypervisor_.undefine(domain); });
   }
   if (result) {
-    std::lock_guard lock(monitors_mu_);
-    monitors_.erase(vm.uuid);
+    guests_.forget(vm.uuid);
   }
   if (result) {
     result = run.step("disks", 70, "releasing disks", [&]() -> Status {

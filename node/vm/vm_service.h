@@ -27,6 +27,7 @@
 #include "firmware/descriptor.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
+#include "node/vm/guest_monitors.h"
 #include "node/vm/hypervisor.h"
 #include "node/vm/domain.h"
 #include "node/vm/spec.h"
@@ -62,7 +63,7 @@ class VmService {
   // `volumes` may be null on a node without volumes (then VMs have no disks), `networks` on a
   // node without networks (then VMs have no NICs).
   VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor, EventBus& events,
-            TaskEngine& tasks, VolumeService* volumes = nullptr,
+            TaskEngine& tasks, GuestMonitors& guests, VolumeService* volumes = nullptr,
             NetworkService* networks = nullptr);
   ~VmService();
   VmService(const VmService&) = delete;
@@ -98,17 +99,6 @@ class VmService {
   // VM changes at once, a stopped one at its next start. 0 = unchanged.
   Result<TaskRecord> resize(const VmRecord& vm, int vcpus, int64_t memory_mib,
                             const std::string& identity);
-  // A volume of a running VM has grown: QEMU and the guest are told (a volume resize's step).
-  Status growLive(const VolumeRecord& volume, int64_t size_bytes);
-  // The running VM's QEMU that has the volume open and its disk's node there (a volume copy
-  // runs there, live); a null qmp when no running VM has it.
-  Result<VolumeService::LiveDisk> liveDiskOf(const VolumeRecord& volume);
-
-  // The QMP monitor of a libvirt domain (libvirt's passthrough), for what libvirt has no API
-  // for. Set before start(); without one, live disk changes answer kUnavailable.
-  using MonitorFactory =
-      std::function<Result<std::shared_ptr<QmpChannel>>(const std::string& domain)>;
-  void setMonitorFactory(MonitorFactory factory);
   // How long an unplug waits for the guest to release the disk (default 30 s).
   void setDiskReleaseTimeout(std::chrono::milliseconds timeout);
 
@@ -158,14 +148,11 @@ class VmService {
   Result<PortRecord> portOfNic(const VmRecord& vm, size_t index);
   Status attachNicLive(const VmRecord& vm, size_t index);
   Status detachNicLive(const VmRecord& vm, const NicDef& nic);
-  Result<std::shared_ptr<QmpChannel>> monitorOf(const VmRecord& vm);
   // What Qiao knows of a VM's disks and NICs, to name their figures (vm_stats.cc).
   Result<std::vector<VmStatsDisk>> statsDisksOf(const VmRecord& vm) const;
   Result<std::vector<VmStatsNic>> statsNicsOf(const VmRecord& vm) const;
   // QEMU's query-blockstats through the VM's kept monitor (its RBD disks' figures).
   Result<nlohmann::json> rbdBlockstats(const VmRecord& vm, std::chrono::milliseconds timeout);
-  // Running or paused: QEMU is there.
-  Result<bool> isLive(const VmRecord& vm);
   // Records the spec and defines the domain from it (the running guest is not touched).
   Status redefineWith(const VmRecord& vm, const VmSpec& spec);
   Result<DiskDef> diskDefOf(const VmRecord& vm, const std::string& volume_name) const;
@@ -239,6 +226,7 @@ class VmService {
   Hypervisor& hypervisor_;
   EventBus& events_;
   TaskEngine& tasks_;
+  GuestMonitors& guests_;  // QMP monitors of running guests (one kept per VM)
   VolumeService* volumes_;
   NetworkService* networks_;
   std::atomic<bool> libvirt_connected_{true};
@@ -249,12 +237,6 @@ class VmService {
   std::shared_mutex ops_mutex_;
   WorkQueue control_;  // libvirt events and reconciliation, in order
   Subscription domain_events_;
-  MonitorFactory monitor_factory_;
-  // One monitor channel per VM (by uuid), kept: a channel reconnects by itself when libvirtd
-  // comes back, and opening one (a libvirt connection, the domain's lookup, its events) cost
-  // more than the commands a hot-plug sends. Forgotten when the VM is deleted.
-  std::mutex monitors_mu_;
-  std::map<std::string, std::shared_ptr<QmpChannel>> monitors_;
   std::chrono::milliseconds disk_release_timeout_{30000};
 };
 

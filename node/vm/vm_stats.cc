@@ -312,7 +312,7 @@ Result<json> VmService::stats(const VmRecord& vm) {
 }
 
 Result<json> VmService::rbdBlockstats(const VmRecord& vm, std::chrono::milliseconds timeout) {
-  auto monitor = monitorOf(vm);
+  auto monitor = guests_.monitorOf(vm);
   if (!monitor) return std::unexpected(monitor.error());
   return (*monitor)->execute("query-blockstats", json::object(), timeout);
 }

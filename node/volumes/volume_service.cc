@@ -161,9 +161,19 @@ Result<int64_t> parseResize(std::string_view text, const VolumeLimits& limits) {
   return jsonInt(*parsed, "size_gib", 1, limits.max_size_gib);
 }
 
+LiveDisks& VolumeService::noLiveDisks() {
+  static NoLiveDisks none;
+  return none;
+}
+
 VolumeService::VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tasks,
-                             EventBus& events)
-    : store_(store), driver_(driver), tasks_(tasks), events_(events) {
+                             EventBus& events, LiveDisks& live, StorageDaemonOptions daemons)
+    : store_(store),
+      driver_(driver),
+      tasks_(tasks),
+      events_(events),
+      live_(live),
+      daemons_(std::move(daemons)) {
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
@@ -489,9 +499,9 @@ Status VolumeService::runResize(TaskEngine::Run& run, VolumeRecord volume, int64
   const VolumeId id = idOf(volume);
   Status result = run.step("resize", 70, "growing the volume",
                            [&]() { return driver_.resize(id, size_bytes); });
-  if (result && !volume.attached_vm.empty() && live_resize_) {
+  if (result && !volume.attached_vm.empty()) {
     result = run.step("guest", 85, "showing the new size to the running guest",
-                      [&]() { return live_resize_(volume, size_bytes); });
+                      [&]() { return live_.growLive(volume, size_bytes); });
   }
   if (result) {
     result = run.step("record", 100, "recording the size", [&]() -> Status {
@@ -545,12 +555,9 @@ Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) 
   if (result) {
     result = run.step("copy", 95, "copying", [&]() -> Status {
       if (run.cancelled()) return std::unexpected(TaskEngine::Run::cancelledError());
-      LiveDisk live;
-      if (live_disk_of_) {
-        auto found = live_disk_of_(source);
-        if (!found) return std::unexpected(found.error());
-        live = *found;
-      }
+      auto found = live_.liveDiskOf(source);
+      if (!found) return std::unexpected(found.error());
+      const LiveDisk live = *found;
       std::shared_ptr<QmpChannel> qmp = live.qmp;
       if (qmp) {
         plan.source_node = live.node;
@@ -614,12 +621,10 @@ void VolumeService::stopCopyJob(const TaskRecord& task, const VolumeRecord& sour
   BlockCopyPlan plan;
   plan.job_id = names.job;
   plan.target.name = names.target_node;
-  if (live_disk_of_) {
-    if (auto live = live_disk_of_(source); live && live->qmp) {
-      if (auto cleaned = cleanupBlockCopy(*live->qmp, plan); !cleaned) {
-        kLog.warn("cannot stop a copy's job in its vm",
-                  {{"task", task.id}, {"error", cleaned.error().describe()}});
-      }
+  if (auto live = live_.liveDiskOf(source); live && live->qmp) {
+    if (auto cleaned = cleanupBlockCopy(*live->qmp, plan); !cleaned) {
+      kLog.warn("cannot stop a copy's job in its vm",
+                {{"task", task.id}, {"error", cleaned.error().describe()}});
     }
   }
   (void)stopStorageDaemon(qmp_runtime_, daemons_, names.job);

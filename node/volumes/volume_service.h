@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "base/event_bus.h"
 #include "node/state/store.h"
+#include "node/volumes/live_disks.h"
 #include "node/qmp/qmp_channel.h"
 #include "node/qmp/qmp_socket.h"
 #include "node/tasks/task_engine.h"
@@ -55,7 +56,11 @@ Result<VolumeQos> parseQosBody(std::string_view json_text);
 
 class VolumeService {
  public:
-  VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tasks, EventBus& events);
+  // `live`: the running VMs' disks (GuestMonitors); `daemons`: where copies of volumes no
+  // running VM has open run (the Ceph key for RBD).
+  VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tasks, EventBus& events,
+                LiveDisks& live = noLiveDisks(), StorageDaemonOptions daemons = {});
+  static LiveDisks& noLiveDisks();
 
   Result<TaskRecord> create(const VolumeSpec& spec, const std::string& identity);
   Result<TaskRecord> remove(const VolumeRecord& volume, const std::string& identity);
@@ -95,23 +100,6 @@ class VolumeService {
   Status releaseFromVm(const std::string& tenant, const std::string& name, const std::string& vm,
                        bool destroy);
   DiskSource diskSource(const VolumeRecord& volume) const { return driver_.diskSource(idOf(volume)); }
-
-  // Called after a resize of a volume attached to a VM, so that a running guest sees the new
-  // size at once (set by the VM service).
-  using LiveResize = std::function<Status(const VolumeRecord& volume, int64_t size_bytes)>;
-  void setLiveResize(LiveResize hook) { live_resize_ = std::move(hook); }
-
-  // The running VM's QEMU that has a volume open, and the raw node of its disk there; a null
-  // qmp when no running VM has it (set by the VM service). kConflict when a running VM has it
-  // in a way QMP cannot copy (a local file).
-  struct LiveDisk {
-    std::shared_ptr<QmpChannel> qmp;
-    std::string node;
-  };
-  using LiveDiskOf = std::function<Result<LiveDisk>(const VolumeRecord& volume)>;
-  void setLiveDiskOf(LiveDiskOf hook) { live_disk_of_ = std::move(hook); }
-  // Where copies of volumes no running VM has open run (set at start; the Ceph key for RBD).
-  void setStorageDaemons(StorageDaemonOptions options) { daemons_ = std::move(options); }
 
   // Removes a volume whose last client is gone: a QEMU (or storage daemon) that had to be
   // killed leaves its watch on an RBD image until the OSD times it out (30 s by default), so
@@ -157,8 +145,7 @@ class VolumeService {
   VolumeDriver& driver_;
   TaskEngine& tasks_;
   EventBus& events_;
-  LiveResize live_resize_;
-  LiveDiskOf live_disk_of_;
+  LiveDisks& live_;
   StorageDaemonOptions daemons_;
   QmpRuntime qmp_runtime_;  // the storage daemons' QMP connections
 };

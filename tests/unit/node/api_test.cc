@@ -31,7 +31,8 @@ class ApiTest : public ::testing::Test {
     options.console_dir = (dir_ / "console").string();
     options.host_accelerator = "tcg";
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
-    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_);
+    guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
+    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_);
     vms_->start();
     auto driver = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(driver.has_value());
@@ -94,6 +95,7 @@ class ApiTest : public ::testing::Test {
   EventBus events_;
   std::unique_ptr<TaskEngine> tasks_;
   Metrics metrics_;
+  std::unique_ptr<GuestMonitors> guests_;
   std::unique_ptr<VmService> vms_;
   std::unique_ptr<VolumeDriver> volume_driver_;
   std::unique_ptr<VolumeService> volumes_;

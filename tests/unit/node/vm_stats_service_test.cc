@@ -33,7 +33,8 @@ class VmStatsServiceTest : public ::testing::Test {
     options.host_accelerator = "tcg";
     options.shutdown_timeout_s = 5;
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
-    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_);
+    guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
+    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_);
     service_->start();
     service_->waitIdle();
   }
@@ -59,6 +60,7 @@ class VmStatsServiceTest : public ::testing::Test {
   std::unique_ptr<Hypervisor> hypervisor_;
   EventBus events_;
   std::unique_ptr<TaskEngine> tasks_;
+  std::unique_ptr<GuestMonitors> guests_;
   std::unique_ptr<VmService> service_;
 };
 
