@@ -1,6 +1,7 @@
-// qiaod: wiring only. Reads the config, opens the store, connects to libvirt, starts the VM
-// service and the API server, and stops them in order on SIGTERM/SIGINT. Also the offline
-// admin commands: pki, audit verify, journal verify, config.
+// qiaod: argument handling around the composition root. `run` builds the node's services
+// (NodeServices, node_services.h), starts them and the HTTPS server, and stops them in order on
+// SIGTERM/SIGINT. Also the offline admin commands: pki, audit verify|rotate, journal verify,
+// config.
 #include <pthread.h>
 #include <sys/stat.h>
 #include <signal.h>
@@ -18,48 +19,17 @@
 #include "base/event_bus.h"
 #include "base/files.h"
 #include "base/log.h"
-#include "firmware/descriptor.h"
 #include "node/api/api.h"
-#include "node/audit/audit_service.h"
-#include "node/api/identity.h"
-#include "node/api/metrics.h"
 #include "node/api/pki.h"
 #include "node/api/pki_cli.h"
-#include "node/quotas/quota_service.h"
 #include "node/api/server.h"
-#include "node/host/host.h"
+#include "node/audit/audit_service.h"
+#include "node/node_services.h"
 #include "node/state/store.h"
-#include "node/vm/hypervisor.h"
-#include "network/dhcp.h"
-#include "network/fabric.h"
-#include "network/flows.h"
-#include "network/switch.h"
-#include "node/images/image_service.h"
-#include "node/networks/network_service.h"
-#include "node/qmp/libvirt_qmp_channel.h"
-#include "node/vm/vm_service.h"
-#include "node/volumes/volume_service.h"
-#include "storage/volume_driver.h"
 
 namespace {
 
 using namespace qiao;
-
-// The volume backend the config asks for; with backend auto, Ceph when its conf exists.
-Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& storage,
-                                                       const std::string& state_dir) {
-  bool rbd = storage.backend == "rbd" ||
-             (storage.backend == "auto" && std::filesystem::exists(storage.ceph_conf));
-  if (!rbd) return makeLocalDriver(storage.local_dir);
-  RbdOptions options;
-  options.conf = storage.ceph_conf;
-  options.user = storage.ceph_user;
-  options.keyring = storage.ceph_keyring;
-  options.pool = storage.ceph_pool;
-  options.op_timeout_s = storage.ceph_timeout_s;
-  options.instance_file = state_dir + "/ceph-client";
-  return makeRbdDriver(options);
-}
 
 constexpr const char* kDefaultConfig = "/etc/qiao/qiaod.toml";
 
@@ -97,56 +67,10 @@ const char* kUsage =
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage error.\n";
 
-std::string dbPath(const Config& config) { return config.state.dir + "/qiao.db"; }
-
-// The audit log's upkeep as configured: where segments go, and the syslog destination.
-AuditServiceOptions auditOptions(const Config& config) {
-  AuditServiceOptions options;
-  options.export_dir =
-      config.audit.export_dir.empty() ? config.state.dir + "/audit" : config.audit.export_dir;
-  options.segment_entries = config.audit.segment_entries;
-  options.rotate_check = std::chrono::seconds(config.audit.rotate_check_s);
-  if (!config.audit.syslog.empty()) {
-    ShipperOptions ship;
-    ship.destination = config.audit.syslog;
-    ship.ca_file = config.audit.syslog_ca_file;
-    const PkiPaths pki{config.pki.dir};
-    ship.cert_file = config.audit.syslog_cert_file.empty() ? pki.nodeCert()
-                                                           : config.audit.syslog_cert_file;
-    ship.key_file =
-        config.audit.syslog_key_file.empty() ? pki.nodeKey() : config.audit.syslog_key_file;
-    ship.confirm = std::chrono::seconds(config.audit.syslog_confirm_s);
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    ship.hostname = host;
-    options.syslog = ship;
-  }
-  return options;
-}
-
 int fail(const std::string& message) {
   std::fprintf(stderr, "qiaod: %s\n", message.c_str());
   return 1;
 }
-
-// The cephx key of storage.ceph_user in a root-only file of the state directory, for QEMU's
-// secret object (RBD disks): the key never appears on a command line.
-Result<std::string> writeCephKeyFile(const Config& config) {
-  std::string keyring = config.storage.ceph_keyring;
-  if (keyring.empty()) keyring = "/etc/ceph/ceph.client." + config.storage.ceph_user + ".keyring";
-  auto key = readCephKey(keyring, config.storage.ceph_user);
-  if (!key) return std::unexpected(key.error());
-  const std::string dir = config.state.dir + "/ceph";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  ::chmod(dir.c_str(), 0700);
-  const std::string path = dir + "/client." + config.storage.ceph_user + ".key";
-  if (auto written = writeFileAtomic(path, *key, 0600); !written) {
-    return std::unexpected(written.error());
-  }
-  return path;
-}
-
 
 int runDaemon(const Config& config) {
   // Signals go to one waiting thread; block them before any other thread exists.
@@ -170,165 +94,11 @@ int runDaemon(const Config& config) {
   Logger::setLevel(level);
   Logger log("qiaod");
 
-  auto cluster = readClusterName(config.pki.dir);
-  if (!cluster) {
-    return fail(cluster.error().describe() + " (run `qiaod pki init --cluster NAME --dir " +
-                config.pki.dir + "` first)");
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(config.state.dir, ec);
-  auto store = Store::open(dbPath(config));
-  if (!store) return fail(store.error().describe());
-
-  HostFacts host = readHostFacts();
-  AccelProbe probe;
-  if (config.vm.accelerator != "tcg") {
-    probe = probeKvm(host.arch, 15000, config.vm.kvm_probe_kernel);
-  } else {
-    probe.reason = "not probed: vm.accelerator is tcg";
-  }
-  auto accel = chooseAccelerator(config.vm.accelerator, probe);
-  if (!accel) return fail(accel.error().describe());
-  log.info("accelerator chosen", {{"accelerator", accel->accelerator}, {"reason", accel->reason}});
-
-  LibvirtOptions libvirt_options;
-  libvirt_options.uri = config.libvirt.uri;
-  libvirt_options.keepalive_interval_s = config.libvirt.keepalive_interval_s;
-  auto hypervisor = makeLibvirtHypervisor(libvirt_options);
-
-  EventBus events;
-  VmServiceOptions vm_options;
-  vm_options.cluster = *cluster;
-  vm_options.host = host.hostname;
-  vm_options.console_dir = config.state.dir + "/console";
-  vm_options.nvram_dir = config.state.dir + "/nvram";
-  vm_options.seed_dir = config.state.dir + "/seeds";
-  vm_options.firmware = loadFirmwareDescriptors(defaultFirmwareDirs());
-  for (const auto& warning : vm_options.firmware.warnings) {
-    log.warn("firmware descriptor skipped", {{"warning", warning}});
-  }
-  vm_options.host_accelerator = accel->accelerator;
-  vm_options.kvm_usable = probe.kvm_usable;
-  vm_options.kvm_reason = probe.reason;
-  vm_options.machine_x86_64 = config.vm.machine_x86_64;
-  vm_options.machine_aarch64 = config.vm.machine_aarch64;
-  vm_options.cpu_model_aarch64_tcg = config.vm.cpu_model_aarch64_tcg;
-  vm_options.shutdown_timeout_s = config.vm.shutdown_timeout_s;
-  vm_options.dependency_timeout_s = config.vm.dependency_timeout_s;
-  vm_options.console_log_max_bytes = config.vm.console_log_max_bytes;
-  TaskEngine tasks(**store, events, static_cast<size_t>(config.libvirt.workers),
-                   /*max_attempts=*/3);
-  auto volume_driver = makeVolumeDriver(config.storage, config.state.dir);
-  if (!volume_driver) return fail(volume_driver.error().describe());
-  log.info("volumes", {{"backend", std::string((*volume_driver)->backend())},
-                       {"location", (*volume_driver)->location()}});
-  // Connect to Ceph now, in the background (it may come up after qiaod): that also fences the
-  // Ceph client of a previous qiaod that died, before any task touches a volume it held.
-  std::jthread storage_warmup([&volume_driver, &log] {
-    if (auto ping = (*volume_driver)->ping(); !ping) {
-      log.warn("volume backend not reachable yet", {{"error", ping.error().describe()}});
-    }
-  });
-  // A guest's QMP monitor through libvirt, for what libvirt has no API for (Qiao's RBD disks).
-  GuestMonitors guests(
-      **store, *hypervisor,
-      [uri = libvirt_options.uri](const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
-        LibvirtQmpOptions options;
-        options.uri = uri;
-        options.domain = domain;
-        return std::make_shared<LibvirtQmpChannel>(std::move(options));
-      });
-  if ((*volume_driver)->backend() == "rbd") {
-    auto key_file = writeCephKeyFile(config);
-    if (!key_file) return fail(key_file.error().describe());
-    vm_options.ceph_key_file = *key_file;
-  }
-  StorageDaemonOptions daemons;
-  daemons.dir = config.state.dir + "/jobs";
-  daemons.ceph_key_file = vm_options.ceph_key_file;
-  VolumeService volumes(**store, **volume_driver, tasks, events, guests, std::move(daemons));
-  VolumeLimits volume_limits;
-  volume_limits.max_size_gib = config.storage.max_volume_gib;
-  if ((*volume_driver)->backend() == "rbd") {
-    volume_limits.pool = config.storage.ceph_pool;
-    volume_limits.other_pools = config.storage.ceph_other_pools;
-  }
-  ImageServiceOptions image_options;
-  image_options.work_dir = config.state.dir + "/images";
-  image_options.probe.max_virtual_size = config.images.max_virtual_gib << 30;
-  image_options.convert.cpu_seconds = config.images.convert_cpu_seconds;
-  image_options.convert.memory_bytes = config.images.convert_memory_mib << 20;
-  image_options.ceph_key_file = vm_options.ceph_key_file;
-  ImageService images(image_options, **store, **volume_driver, tasks, events);
-
-  // Tenant networks, when Open vSwitch is here (or required). OVS may start after qiaod: the
-  // fabric's check loop programs it once it answers.
-  const bool with_networks =
-      config.network.mode == "ovs" ||
-      (config.network.mode == "auto" && std::filesystem::exists(config.network.ovsdb_socket));
-  std::unique_ptr<Switch> ovs;
-  std::unique_ptr<FlowInstaller> flows;
-  std::unique_ptr<DhcpServers> dhcp;
-  std::unique_ptr<Fabric> fabric;
-  std::unique_ptr<NetworkService> networks;
-  if (with_networks) {
-    SwitchOptions switch_options;
-    switch_options.socket = config.network.ovsdb_socket;
-    switch_options.timeout_ms = config.network.ovs_timeout_ms;
-    ovs = makeOvsdbSwitch(switch_options);
-    OfctlOptions ofctl_options;
-    ofctl_options.timeout_ms = config.network.ovs_timeout_ms;
-    flows = makeOfctlInstaller(ofctl_options);
-    dhcp = std::make_unique<DhcpServers>(config.network.run_dir);
-    FabricOptions fabric_options;
-    fabric_options.bridge = config.network.bridge;
-    fabric_options.datapath_type = config.network.datapath_type;
-    fabric_options.check_interval_ms = config.network.check_interval_ms;
-    fabric_options.vlan_uplink = config.network.vlan_uplink;
-    fabric_options.vlan_bridge = config.network.vlan_bridge;
-    fabric_options.tunnel_ip = config.network.tunnel_ip;
-    fabric_options.tunnel_peers = config.network.tunnel_peers;
-    fabric = std::make_unique<Fabric>(fabric_options, *ovs, *flows, *dhcp);
-    networks = std::make_unique<NetworkService>(**store, *fabric, tasks, events);
-  }
-  log.info("networks", {{"mode", with_networks ? "ovs" : "off"},
-                        {"bridge", config.network.bridge},
-                        {"tunnel_peers", std::to_string(config.network.tunnel_peers.size())}});
-  VmService vms(vm_options, **store, *hypervisor, events, tasks, guests, &volumes,
-                networks.get());
-  images.sweep();
-  if (networks) networks->start();
-  vms.start();
-
-  Metrics metrics;
-  SpecLimits limits;
-  limits.host_arch = host.arch;
-  limits.max_vcpus = config.vm.max_vcpus;
-  limits.max_memory_mib = config.vm.max_memory_mib;
-  limits.host_cores = host.cores;
-  limits.host_memory_mib = host.memory_bytes >> 20;
-  limits.cpu_overcommit_percent = config.vm.cpu_overcommit_percent;
-  limits.memory_overcommit_percent = config.vm.memory_overcommit_percent;
+  auto node = NodeServices::build(config);
+  if (!node) return fail(node.error().describe());
+  (*node)->start();
+  Api& api = (*node)->api();
   const int64_t upload_reserve_bytes = config.images.upload_reserve_mib << 20;
-  QuotaService quotas(**store, {{"vms", config.quota.vms},
-                                {"vcpus", config.quota.vcpus},
-                                {"memory_mib", config.quota.memory_mib},
-                                {"volume_gib", config.quota.volume_gib},
-                                {"images", config.quota.images},
-                                {"networks", config.quota.networks},
-                                {"uploads", config.images.max_parallel_uploads}});
-  auto audit_service = AuditService::create(**store, auditOptions(config));
-  if (!audit_service) return fail(audit_service.error().describe());
-  Api api(ApiDeps{**store, tasks, vms, *hypervisor, events, metrics, *cluster, host, accel->accelerator,
-                  accel->reason, QIAO_VERSION, limits, config.vm.console_log_max_bytes,
-                  vm_options.firmware, volumes, volume_limits, images, networks.get(),
-                  config.host.baseline_file,
-                  {image_options.work_dir, upload_reserve_bytes,
-                   config.images.max_parallel_uploads},
-                  config.api.audit_summary_interval_s,
-                  &quotas,
-                  {config.api.max_event_streams, config.api.max_event_streams_per_identity,
-                   config.api.admin_reserved_event_streams}});
 
   ServerOptions server_options;
   server_options.listen = config.api.listen;
@@ -343,7 +113,7 @@ int runDaemon(const Config& config) {
   server_options.admin_reserve = config.api.admin_reserved_connections;
   server_options.event_stream_max_s = config.api.event_stream_max_s;
   server_options.request_timeout_s = config.api.request_timeout_s;
-  server_options.upload_dir = image_options.work_dir;
+  server_options.upload_dir = (*node)->uploadDir();
   server_options.max_upload_bytes = config.images.max_upload_bytes;
   server_options.upload_reserve_bytes = upload_reserve_bytes;
   server_options.streams_body = [](const std::string& method, const std::string& path) {
@@ -357,7 +127,8 @@ int runDaemon(const Config& config) {
   };
   server_options.on_tick = [&api] { api.flushAudit(false); };
   server_options.tick_interval_s = std::min(10, config.api.audit_summary_interval_s);
-  ApiServer server(server_options, [&api](const ApiRequest& r) { return api.handle(r); }, events);
+  ApiServer server(server_options, [&api](const ApiRequest& r) { return api.handle(r); },
+                   (*node)->events());
   auto bound = server.listen();
   if (!bound) return fail(bound.error().describe());
   std::string addr_text;
@@ -365,9 +136,8 @@ int runDaemon(const Config& config) {
   if (!writeFileAtomic(config.state.dir + "/qiaod.addr", addr_text, 0644)) {
     log.warn("cannot write qiaod.addr", {{"dir", config.state.dir}});
   }
-  (*audit_service)->start();
   log.info("qiaod serving", {{"listen", addr_text.substr(0, addr_text.find('\n'))},
-                             {"cluster", *cluster}, {"version", QIAO_VERSION}});
+                             {"cluster", (*node)->cluster()}, {"version", QIAO_VERSION}});
 
   std::thread signal_thread([&server, signals, &log] {
     int sig = 0;
@@ -376,14 +146,11 @@ int runDaemon(const Config& config) {
     server.stop();
   });
   server.run();
-  api.flushAudit(true);
-  (*audit_service)->stop();
-  vms.stop();
-  if (networks) networks->stop();
-  hypervisor->stop();
+  (*node)->stop();
   // Wake the signal thread if run() returned for another reason.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  std::error_code ec;
   std::filesystem::remove(config.state.dir + "/qiaod.addr", ec);
   log.info("qiaod stopped");
   if (log_file != nullptr) std::fclose(log_file);

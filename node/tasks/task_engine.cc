@@ -216,7 +216,7 @@ void TaskEngine::runTask(TaskRecord task) {
   } else if (task.attempts > max_attempts_) {
     if (kind->give_up) kind->give_up(run);
     result = makeError(ErrorCode::kInternal, "task",
-                       "task was interrupted " + std::to_string(task.attempts - 1) +
+                       "task was interrupted " + std::to_string(task.attempts) +
                            " times by restarts of qiaod; gave up");
   } else {
     result = kind->run(run);

@@ -84,7 +84,7 @@ VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervi
 
 VmService::~VmService() { stop(); }
 
-void VmService::start() {
+void VmService::start(std::function<void()> after_reconcile) {
   std::error_code ec;
   std::filesystem::create_directories(options_.nvram_dir, ec);
   std::filesystem::create_directories(options_.console_dir, ec);
@@ -97,7 +97,7 @@ void VmService::start() {
     DomainEvent copy = event;
     control_.post([this, copy] { onDomainEvent(copy); });
   });
-  control_.post([this] {
+  control_.post([this, after_reconcile = std::move(after_reconcile)] {
     auto report = reconcile();
     kLog.info("startup reconciliation done",
               {{"seen", std::to_string(report.seen)},
@@ -105,7 +105,7 @@ void VmService::start() {
                {"adopted", std::to_string(report.adopted)},
                {"redefined", std::to_string(report.redefined)},
                {"foreign", std::to_string(report.foreign)}});
-    tasks_.resumeUnfinished();
+    if (after_reconcile) after_reconcile();
   });
 }
 
@@ -113,7 +113,6 @@ void VmService::stop() {
   if (stopping_.exchange(true)) return;
   domain_events_.reset();
   control_.stop();
-  tasks_.stop();
 }
 
 void VmService::waitIdle() {

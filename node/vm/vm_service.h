@@ -69,11 +69,10 @@ class VmService {
   VmService(const VmService&) = delete;
   VmService& operator=(const VmService&) = delete;
 
-  // Subscribes to libvirt events, reconciles, then resumes the tasks (of every kind) a
-  // previous run left: other services register their task kinds before this.
-  void start();
-  // Stops the event handling and the task engine (whose VM tasks use this service); running
-  // tasks finish their current step.
+  // Subscribes to libvirt events and reconciles the store with libvirt, then calls
+  // `after_reconcile` on the same queue (the composition root resumes unfinished tasks there).
+  void start(std::function<void()> after_reconcile = {});
+  // Stops the event handling; the task engine is its owner's to stop (after this).
   void stop();
 
   // The API's entry points: validate, record the task (and the VM row), queue it.

@@ -33,7 +33,7 @@ class ApiTest : public ::testing::Test {
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
     vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_);
-    vms_->start();
+    vms_->start([this] { tasks_->resumeUnfinished(); });
     auto driver = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(driver.has_value());
     volume_driver_ = std::move(*driver);
@@ -60,6 +60,7 @@ class ApiTest : public ::testing::Test {
   }
   void TearDown() override {
     vms_->stop();
+    tasks_->stop();
     hypervisor_->stop();
     fs::remove_all(dir_);
   }

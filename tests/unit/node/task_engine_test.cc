@@ -2,15 +2,22 @@
 // ends "cancelled"; a task that finishes first keeps its outcome; a finished task or another
 // kind answers kConflict; the request is journaled and survives a restart. Run::waitFor: a
 // wait that ends, fails, times out, or is cut by a stop (the task is left for the next start).
+// Restarts: unfinished tasks are resumed by the next engine over the same store (open steps
+// closed, oldest first, attempts counted) and, interrupted more than max_attempts times, give
+// up; a rollback undoes the steps done in reverse order.
 #include "node/tasks/task_engine.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "base/crypto.h"
 #include "node/state/store.h"
@@ -289,6 +296,382 @@ TEST_F(TaskEngineTest, AResumeAtStartLeavesTheTasksThisProcessTookMeanwhileToThe
   EXPECT_EQ(journalOf(*store_, task->id),
             (std::vector<std::string>{"define:begin", "define:done"}));
   EXPECT_TRUE(store_->verifyJournal()->ok);
+}
+
+// ---- Restarts, giving up, and rollback ----------------------------------------------------
+
+// A one-shot signal a run raises and the test waits for (bounded, without sleeping).
+class Signal {
+ public:
+  void raise() {
+    std::lock_guard lock(mu_);
+    raised_ = true;
+    cv_.notify_all();
+  }
+  bool wait(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return raised_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool raised_ = false;
+};
+
+constexpr auto kSignalTimeout = std::chrono::seconds(20);
+
+class TaskEngineRestartTest : public TaskEngineTest {
+ protected:
+  // qiaod restarts: the engine and the store go; the next start opens the same file.
+  void restart() {
+    engine_.reset();
+    store_.reset();
+    openStore();
+  }
+  // An engine of `workers` workers whose "job." kinds run `body`, and `give_up` when a task
+  // was interrupted more than 3 (max_attempts) times.
+  void makeEngineWith(size_t workers, std::function<Status(TaskEngine::Run&)> body,
+                      std::function<void(TaskEngine::Run&)> give_up = nullptr) {
+    engine_ = std::make_unique<TaskEngine>(*store_, events_, workers, 3);
+    TaskEngine::Kind kind;
+    kind.run = std::move(body);
+    kind.give_up = std::move(give_up);
+    engine_->addKind("job.", std::move(kind));
+  }
+  // A task the previous qiaod recorded in `state`, after `attempts` restarts.
+  TaskRecord recorded(const std::string& target, const std::string& state, int attempts = 0,
+                      const std::string& params = "{}") {
+    TaskRecord task = TaskEngine::newTask("job.plain", "ta", target, "qiao://c1/user/op", params);
+    task.state = state;
+    task.attempts = attempts;
+    EXPECT_TRUE(store_->createTask(task).has_value());
+    return task;
+  }
+  void journal(const std::string& id, const std::string& step, const std::string& phase) {
+    ASSERT_TRUE(store_->journal(id, step, phase).has_value());
+  }
+  TaskRecord stored(const std::string& id) {
+    auto task = store_->getTask(id);
+    EXPECT_TRUE(task.has_value()) << id;
+    return task ? *task : TaskRecord{};
+  }
+  void expectJournalWhole() {
+    auto verified = store_->verifyJournal();
+    ASSERT_TRUE(verified.has_value());
+    EXPECT_TRUE(verified->ok) << verified->first_problem;
+  }
+};
+
+Status ok() { return {}; }
+
+TEST_F(TaskEngineRestartTest, TheNextStartResumesUnfinishedTasksClosingTheStepsLeftOpen) {
+  // What the previous qiaod left: "crashed" died in step b (a done); "unwinding" died undoing
+  // a after b failed; "queued" never started; two tasks had finished.
+  TaskRecord crashed = recorded("crashed", "running", 0, R"({"size":3})");
+  journal(crashed.id, "a", "begin");
+  journal(crashed.id, "a", "done");
+  journal(crashed.id, "b", "begin");
+  TaskRecord unwinding = recorded("unwinding", "running");
+  journal(unwinding.id, "a", "begin");
+  journal(unwinding.id, "a", "done");
+  journal(unwinding.id, "b", "begin");
+  journal(unwinding.id, "b", "failed");
+  journal(unwinding.id, "a", "undo-begin");
+  TaskRecord queued = recorded("queued", "queued");
+  TaskRecord succeeded = recorded("succeeded", "succeeded");
+  TaskRecord failed = recorded("failed", "failed");
+  restart();
+
+  std::mutex mu;
+  std::map<std::string, TaskRecord> given;  // by target: what each run was handed
+  std::atomic<int> runs{0};
+  makeEngineWith(2, [&](TaskEngine::Run& run) -> Status {
+    ++runs;
+    {
+      std::lock_guard lock(mu);
+      given[run.task().target] = run.task();
+    }
+    if (auto a = run.step("a", 40, "doing a", ok); !a) return a;
+    return run.step("b", 80, "doing b", ok);
+  });
+  engine_->resumeUnfinished();
+  engine_->drain();
+
+  EXPECT_EQ(runs.load(), 3) << "finished tasks are not run again";
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(given.size(), 3u);
+    EXPECT_TRUE(given.contains("crashed") && given.contains("unwinding") &&
+                given.contains("queued"));
+    // The run is handed the task as recorded, with this restart counted.
+    const TaskRecord& c = given["crashed"];
+    EXPECT_EQ(c.id, crashed.id);
+    EXPECT_EQ(c.kind, "job.plain");
+    EXPECT_EQ(c.tenant, "ta");
+    EXPECT_EQ(c.identity, "qiao://c1/user/op");
+    EXPECT_EQ(c.params_json, R"({"size":3})");
+    EXPECT_EQ(c.attempts, 1);
+  }
+  for (const TaskRecord* t : {&crashed, &unwinding, &queued}) {
+    TaskRecord now = stored(t->id);
+    EXPECT_EQ(now.state, "succeeded") << t->target;
+    EXPECT_EQ(now.progress, 100) << t->target;
+    EXPECT_EQ(now.attempts, 1) << t->target << ": one restart counted";
+  }
+  for (const TaskRecord* t : {&succeeded, &failed}) {
+    TaskRecord now = stored(t->id);
+    EXPECT_EQ(now.state, t->target) << "a finished task keeps its outcome";
+    EXPECT_EQ(now.attempts, 0) << t->target;
+    EXPECT_TRUE(journalOf(*store_, t->id).empty());
+  }
+  // The step the crash left open is closed as failed, then the task runs from its start
+  // (steps are idempotent).
+  EXPECT_EQ(journalOf(*store_, crashed.id),
+            (std::vector<std::string>{"a:begin", "a:done", "b:begin", "b:failed", "a:begin",
+                                      "a:done", "b:begin", "b:done"}));
+  auto entries = store_->journalOf(crashed.id);
+  ASSERT_TRUE(entries.has_value());
+  ASSERT_GE(entries->size(), 4u);
+  EXPECT_NE((*entries)[3].detail.find("interrupted by a restart"), std::string::npos)
+      << (*entries)[3].detail;
+  // An undo the crash cut short is closed likewise.
+  EXPECT_EQ(journalOf(*store_, unwinding.id),
+            (std::vector<std::string>{"a:begin", "a:done", "b:begin", "b:failed", "a:undo-begin",
+                                      "a:failed", "a:begin", "a:done", "b:begin", "b:done"}));
+  EXPECT_EQ(journalOf(*store_, queued.id),
+            (std::vector<std::string>{"a:begin", "a:done", "b:begin", "b:done"}));
+  expectJournalWhole();
+
+  // Nothing is left for a further pass.
+  engine_->resumeUnfinished();
+  engine_->drain();
+  EXPECT_EQ(runs.load(), 3);
+}
+
+TEST_F(TaskEngineRestartTest, ResumedTasksAreTakenOldestFirst) {
+  std::vector<std::string> made;
+  for (const char* target : {"d", "b", "c", "a"}) {
+    made.push_back(recorded(target, std::string(target) == "c" ? "queued" : "running").id);
+  }
+  restart();
+  std::mutex mu;
+  std::vector<std::string> order;
+  makeEngineWith(1, [&](TaskEngine::Run& run) -> Status {  // one worker: one at a time
+    std::lock_guard lock(mu);
+    order.push_back(run.task().id);
+    return {};
+  });
+  engine_->resumeUnfinished();
+  engine_->drain();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(order, made);
+}
+
+// A run that makes something, then waits (Run::waitFor) for parts that never come, raising
+// `reached` when it waits: a stop of qiaod interrupts it there and leaves the task unfinished.
+std::function<Status(TaskEngine::Run&)> interruptible(std::shared_ptr<Signal> reached,
+                                                      std::mutex* mu, std::vector<int>* attempts) {
+  return [reached, mu, attempts](TaskEngine::Run& run) -> Status {
+    {
+      std::lock_guard lock(*mu);
+      attempts->push_back(run.task().attempts);
+    }
+    if (auto made = run.step("make", 30, "making", ok, ok); !made) return made;
+    return run.waitFor("parts", "waiting", std::chrono::seconds(60),
+                       [reached]() -> Result<std::string> {
+                         reached->raise();
+                         return std::string("the parts");
+                       });
+  };
+}
+
+TEST_F(TaskEngineRestartTest, ATaskInterruptedMoreThanMaxAttemptsTimesGivesUpAndFails) {
+  std::mutex mu;
+  std::vector<int> run_attempts;
+  std::atomic<int> give_ups{0}, given_up_at{-1};
+  auto give_up = [&](TaskEngine::Run& run) {
+    ++give_ups;
+    given_up_at = run.task().attempts;
+    (void)run.step("unmake", 90, "removing what was made", ok);
+  };
+
+  // The first run, then three resumed ones, are each interrupted by a stop of qiaod.
+  auto reached = std::make_shared<Signal>();
+  makeEngineWith(2, interruptible(reached, &mu, &run_attempts), give_up);
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  const std::string id = task->id;
+  for (int restarts = 0;; ++restarts) {
+    ASSERT_TRUE(reached->wait(kSignalTimeout)) << "run " << restarts << " never got to its wait";
+    engine_->stop();  // returns once the run has left (its wait sees the stop)
+    TaskRecord left = stored(id);
+    EXPECT_EQ(left.state, "running") << "no outcome recorded at run " << restarts;
+    EXPECT_EQ(left.attempts, restarts);
+    restart();
+    if (restarts == 3) break;
+    reached = std::make_shared<Signal>();
+    makeEngineWith(2, interruptible(reached, &mu, &run_attempts), give_up);
+    engine_->resumeUnfinished();
+  }
+
+  // The fourth restart: interrupted more than 3 times, the task gives up instead of running.
+  makeEngineWith(2, interruptible(std::make_shared<Signal>(), &mu, &run_attempts), give_up);
+  engine_->resumeUnfinished();
+  engine_->drain();
+  TaskRecord done = stored(id);
+  EXPECT_EQ(done.state, "failed");
+  EXPECT_EQ(done.attempts, 4);
+  EXPECT_NE(done.message.find("gave up"), std::string::npos) << done.message;
+  EXPECT_NE(done.error_json.find("\"internal\""), std::string::npos) << done.error_json;
+  EXPECT_EQ(give_ups.load(), 1);
+  EXPECT_EQ(given_up_at.load(), 4);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(run_attempts, (std::vector<int>{0, 1, 2, 3}))
+        << "run ran at every attempt up to max_attempts, and not after";
+  }
+  auto journal = journalOf(*store_, id);
+  ASSERT_GE(journal.size(), 2u);
+  EXPECT_EQ(std::vector<std::string>(journal.end() - 2, journal.end()),
+            (std::vector<std::string>{"unmake:begin", "unmake:done"}))
+      << "give_up's steps are journaled like any";
+  expectJournalWhole();
+
+  // Failed is final: a further start neither resumes nor gives up again.
+  restart();
+  makeEngineWith(2, interruptible(std::make_shared<Signal>(), &mu, &run_attempts), give_up);
+  engine_->resumeUnfinished();
+  engine_->drain();
+  EXPECT_EQ(give_ups.load(), 1);
+  EXPECT_EQ(stored(id).state, "failed");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(run_attempts.size(), 4u);
+}
+
+TEST_F(TaskEngineRestartTest, AtMaxAttemptsATaskStillRunsAndAKindWithoutGiveUpJustFails) {
+  // Restarted twice before: this start is the third attempt, still within max_attempts (3).
+  TaskRecord within = recorded("within", "running", 2);
+  // Restarted three times before: this start is one too many.
+  TaskRecord beyond = recorded("beyond", "running", 3);
+  restart();
+  std::atomic<int> runs{0};
+  makeEngineWith(2, [&](TaskEngine::Run&) -> Status {
+    ++runs;
+    return {};
+  });  // no give_up: the task fails all the same
+  engine_->resumeUnfinished();
+  engine_->drain();
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(stored(within.id).state, "succeeded");
+  EXPECT_EQ(stored(within.id).attempts, 3);
+  TaskRecord gave_up = stored(beyond.id);
+  EXPECT_EQ(gave_up.state, "failed");
+  EXPECT_EQ(gave_up.attempts, 4);
+  EXPECT_NE(gave_up.message.find("gave up"), std::string::npos) << gave_up.message;
+}
+
+// `attempts` counts the restarts that found the task unfinished, each of which interrupted
+// it: at attempts 4 (max_attempts 3) it was interrupted 4 times (the message said 3).
+TEST_F(TaskEngineRestartTest, TheGiveUpMessageCountsEveryInterruption) {
+  TaskRecord beyond = recorded("beyond", "running", 3);
+  restart();
+  makeEngineWith(2, [](TaskEngine::Run&) -> Status { return {}; });
+  engine_->resumeUnfinished();
+  engine_->drain();
+  TaskRecord gave_up = stored(beyond.id);
+  EXPECT_EQ(gave_up.attempts, 4);
+  EXPECT_NE(gave_up.message.find("interrupted 4 times"), std::string::npos) << gave_up.message;
+}
+
+TEST_F(TaskEngineRestartTest, ARollbackUndoesTheStepsDoneNewestFirst) {
+  std::mutex mu;
+  std::vector<std::string> calls;
+  auto note = [&](std::string what, Status outcome = {}) {
+    return [&mu, &calls, what, outcome]() -> Status {
+      std::lock_guard lock(mu);
+      calls.push_back(what);
+      return outcome;
+    };
+  };
+  makeEngineWith(2, [&](TaskEngine::Run& run) -> Status {
+    for (const auto& [name, undo] : std::vector<std::pair<std::string, bool>>{
+             {"a", true}, {"b", false}, {"c", true}, {"d", true}}) {
+      auto done = run.step(name, name == "d" ? 40 : 10, "doing " + name, note("do " + name),
+                           undo ? std::function<Status()>(note("undo " + name)) : nullptr);
+      if (!done) return done;
+    }
+    Status failed =
+        run.step("e", 90, "doing e",
+                 note("do e", makeError(ErrorCode::kConflict, "test", "e broke")), note("undo e"));
+    if (failed) return failed;
+    run.rollback();
+    run.rollback();  // the undos are spent: nothing runs twice
+    return failed;
+  });
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  engine_->drain();
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(calls, (std::vector<std::string>{"do a", "do b", "do c", "do d", "do e", "undo d",
+                                               "undo c", "undo a"}))
+        << "a step without an undo is skipped; the failed step's undo is never run";
+  }
+  EXPECT_EQ(journalOf(*store_, task->id),
+            (std::vector<std::string>{"a:begin", "a:done", "b:begin", "b:done", "c:begin", "c:done",
+                                      "d:begin", "d:done", "e:begin", "e:failed", "d:undo-begin",
+                                      "d:undone", "c:undo-begin", "c:undone", "a:undo-begin",
+                                      "a:undone"}));
+  TaskRecord done = stored(task->id);
+  EXPECT_EQ(done.state, "failed");
+  EXPECT_NE(done.message.find("e broke"), std::string::npos) << done.message;
+  EXPECT_NE(done.error_json.find("\"conflict\""), std::string::npos) << done.error_json;
+  EXPECT_EQ(done.progress, 40) << "the progress of the last step done";
+  expectJournalWhole();
+}
+
+TEST_F(TaskEngineRestartTest, AFailedUndoIsJournaledAndTheEarlierUndosStillRun) {
+  std::mutex mu;
+  std::vector<std::string> calls;
+  auto note = [&](std::string what, Status outcome = {}) {
+    return [&mu, &calls, what, outcome]() -> Status {
+      std::lock_guard lock(mu);
+      calls.push_back(what);
+      return outcome;
+    };
+  };
+  makeEngineWith(2, [&](TaskEngine::Run& run) -> Status {
+    if (auto a = run.step("a", 10, "a", note("do a"), note("undo a")); !a) return a;
+    if (auto b = run.step("b", 20, "b", note("do b"),
+                          note("undo b", makeError(ErrorCode::kInternal, "test", "b is stuck")));
+        !b) {
+      return b;
+    }
+    if (auto c = run.step("c", 30, "c", note("do c"), note("undo c")); !c) return c;
+    Status d = run.step("d", 40, "d", note("do d", makeError(ErrorCode::kInternal, "test", "no")));
+    run.rollback();
+    return d;
+  });
+  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task.has_value());
+  engine_->drain();
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(calls, (std::vector<std::string>{"do a", "do b", "do c", "do d", "undo c", "undo b",
+                                               "undo a"}));
+  }
+  EXPECT_EQ(journalOf(*store_, task->id),
+            (std::vector<std::string>{"a:begin", "a:done", "b:begin", "b:done", "c:begin", "c:done",
+                                      "d:begin", "d:failed", "c:undo-begin", "c:undone",
+                                      "b:undo-begin", "b:failed", "a:undo-begin", "a:undone"}));
+  auto entries = store_->journalOf(task->id);
+  ASSERT_TRUE(entries.has_value());
+  ASSERT_EQ(entries->size(), 14u);
+  EXPECT_NE((*entries)[11].detail.find("undo: test: b is stuck"), std::string::npos)
+      << (*entries)[11].detail;
+  EXPECT_EQ(stored(task->id).state, "failed");
+  expectJournalWhole();
 }
 
 }  // namespace

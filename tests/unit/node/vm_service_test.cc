@@ -39,11 +39,12 @@ class VmServiceTest : public ::testing::Test {
       std::lock_guard lock(mutex_);
       published_.push_back(e);
     });
-    service_->start();
+    service_->start([this] { tasks_->resumeUnfinished(); });
     service_->waitIdle();
   }
   void TearDown() override {
     service_->stop();
+    tasks_->stop();
     hypervisor_->stop();
     fs::remove_all(dir_);
   }

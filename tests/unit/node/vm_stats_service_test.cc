@@ -35,11 +35,12 @@ class VmStatsServiceTest : public ::testing::Test {
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
     service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_);
-    service_->start();
+    service_->start([this] { tasks_->resumeUnfinished(); });
     service_->waitIdle();
   }
   void TearDown() override {
     service_->stop();
+    tasks_->stop();
     hypervisor_->stop();
     fs::remove_all(dir_);
   }

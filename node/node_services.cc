@@ -1,0 +1,358 @@
+#include "node/node_services.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "base/event_bus.h"
+#include "base/files.h"
+#include "base/log.h"
+#include "firmware/descriptor.h"
+#include "network/dhcp.h"
+#include "network/fabric.h"
+#include "network/flows.h"
+#include "network/switch.h"
+#include "node/api/api.h"
+#include "node/api/metrics.h"
+#include "node/api/pki.h"
+#include "node/host/host.h"
+#include "node/images/image_service.h"
+#include "node/networks/network_service.h"
+#include "node/qmp/libvirt_qmp_channel.h"
+#include "node/quotas/quota_service.h"
+#include "node/state/store.h"
+#include "node/tasks/task_engine.h"
+#include "node/vm/guest_monitors.h"
+#include "node/vm/hypervisor.h"
+#include "node/vm/vm_service.h"
+#include "node/volumes/volume_service.h"
+#include "storage/volume_driver.h"
+
+namespace qiao {
+namespace {
+
+const Logger kLog("qiaod");
+
+// The volume backend the config asks for; with backend auto, Ceph when its conf exists.
+Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& storage,
+                                                       const std::string& state_dir) {
+  bool rbd = storage.backend == "rbd" ||
+             (storage.backend == "auto" && std::filesystem::exists(storage.ceph_conf));
+  if (!rbd) return makeLocalDriver(storage.local_dir);
+  RbdOptions options;
+  options.conf = storage.ceph_conf;
+  options.user = storage.ceph_user;
+  options.keyring = storage.ceph_keyring;
+  options.pool = storage.ceph_pool;
+  options.op_timeout_s = storage.ceph_timeout_s;
+  options.instance_file = state_dir + "/ceph-client";
+  return makeRbdDriver(options);
+}
+
+// The cephx key of storage.ceph_user in a root-only file of the state directory, for QEMU's
+// secret object (RBD disks): the key never appears on a command line.
+Result<std::string> writeCephKeyFile(const Config& config) {
+  std::string keyring = config.storage.ceph_keyring;
+  if (keyring.empty()) keyring = "/etc/ceph/ceph.client." + config.storage.ceph_user + ".keyring";
+  auto key = readCephKey(keyring, config.storage.ceph_user);
+  if (!key) return std::unexpected(key.error());
+  const std::string dir = config.state.dir + "/ceph";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  ::chmod(dir.c_str(), 0700);
+  const std::string path = dir + "/client." + config.storage.ceph_user + ".key";
+  if (auto written = writeFileAtomic(path, *key, 0600); !written) {
+    return std::unexpected(written.error());
+  }
+  return path;
+}
+
+VmServiceOptions vmOptions(const Config& config, const std::string& cluster, const HostFacts& host,
+                           const AccelProbe& probe, const AccelChoice& accel) {
+  VmServiceOptions o;
+  o.cluster = cluster;
+  o.host = host.hostname;
+  o.console_dir = config.state.dir + "/console";
+  o.nvram_dir = config.state.dir + "/nvram";
+  o.seed_dir = config.state.dir + "/seeds";
+  o.firmware = loadFirmwareDescriptors(defaultFirmwareDirs());
+  for (const auto& warning : o.firmware.warnings) {
+    kLog.warn("firmware descriptor skipped", {{"warning", warning}});
+  }
+  o.host_accelerator = accel.accelerator;
+  o.kvm_usable = probe.kvm_usable;
+  o.kvm_reason = probe.reason;
+  o.machine_x86_64 = config.vm.machine_x86_64;
+  o.machine_aarch64 = config.vm.machine_aarch64;
+  o.cpu_model_aarch64_tcg = config.vm.cpu_model_aarch64_tcg;
+  o.shutdown_timeout_s = config.vm.shutdown_timeout_s;
+  o.dependency_timeout_s = config.vm.dependency_timeout_s;
+  o.console_log_max_bytes = config.vm.console_log_max_bytes;
+  return o;
+}
+
+}  // namespace
+
+std::string dbPath(const Config& config) { return config.state.dir + "/qiao.db"; }
+
+AuditServiceOptions auditOptions(const Config& config) {
+  AuditServiceOptions options;
+  options.export_dir =
+      config.audit.export_dir.empty() ? config.state.dir + "/audit" : config.audit.export_dir;
+  options.segment_entries = config.audit.segment_entries;
+  options.rotate_check = std::chrono::seconds(config.audit.rotate_check_s);
+  if (!config.audit.syslog.empty()) {
+    ShipperOptions ship;
+    ship.destination = config.audit.syslog;
+    ship.ca_file = config.audit.syslog_ca_file;
+    const PkiPaths pki{config.pki.dir};
+    ship.cert_file =
+        config.audit.syslog_cert_file.empty() ? pki.nodeCert() : config.audit.syslog_cert_file;
+    ship.key_file =
+        config.audit.syslog_key_file.empty() ? pki.nodeKey() : config.audit.syslog_key_file;
+    ship.confirm = std::chrono::seconds(config.audit.syslog_confirm_s);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    ship.hostname = host;
+    options.syslog = ship;
+  }
+  return options;
+}
+
+// Members in construction order: destroyed in reverse, each before what it uses.
+struct NodeServices::Parts {
+  std::string cluster;
+  std::unique_ptr<Store> store;
+  HostFacts host;
+  AccelProbe probe;
+  AccelChoice accel;
+  std::unique_ptr<Hypervisor> hypervisor;
+  EventBus events;
+  std::unique_ptr<TaskEngine> tasks;
+  std::unique_ptr<VolumeDriver> volume_driver;
+  // Connects to Ceph in the background (it may come up after qiaod): that also fences the
+  // Ceph client of a previous qiaod that died, before any task touches a volume it held.
+  std::jthread storage_warmup;
+  std::unique_ptr<GuestMonitors> guests;
+  VmServiceOptions vm_options;
+  std::unique_ptr<VolumeService> volumes;
+  VolumeLimits volume_limits;
+  ImageServiceOptions image_options;
+  std::unique_ptr<ImageService> images;
+  std::unique_ptr<Switch> ovs;
+  std::unique_ptr<FlowInstaller> flows;
+  std::unique_ptr<DhcpServers> dhcp;
+  std::unique_ptr<Fabric> fabric;
+  std::unique_ptr<NetworkService> networks;
+  std::unique_ptr<VmService> vms;
+  Metrics metrics;
+  SpecLimits limits;
+  std::unique_ptr<QuotaService> quotas;
+  std::unique_ptr<AuditService> audit;
+  std::unique_ptr<Api> api;
+  bool started = false;
+  bool stopped = false;
+};
+
+NodeServices::NodeServices() : p_(std::make_unique<Parts>()) {}
+
+NodeServices::~NodeServices() { stop(); }
+
+Api& NodeServices::api() { return *p_->api; }
+Store& NodeServices::store() { return *p_->store; }
+EventBus& NodeServices::events() { return p_->events; }
+const std::string& NodeServices::cluster() const { return p_->cluster; }
+const std::string& NodeServices::uploadDir() const { return p_->image_options.work_dir; }
+
+Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, NodeParts parts) {
+  std::unique_ptr<NodeServices> node(new NodeServices());
+  Parts& p = *node->p_;
+
+  auto cluster = readClusterName(config.pki.dir);
+  if (!cluster) {
+    Error e = cluster.error();
+    e.message += " (run `qiaod pki init --cluster NAME --dir " + config.pki.dir + "` first)";
+    return std::unexpected(e);
+  }
+  p.cluster = *cluster;
+  std::error_code ec;
+  std::filesystem::create_directories(config.state.dir, ec);
+  auto store = Store::open(dbPath(config));
+  if (!store) return std::unexpected(store.error());
+  p.store = std::move(*store);
+
+  p.host = readHostFacts();
+  if (config.vm.accelerator != "tcg") {
+    p.probe = probeKvm(p.host.arch, 15000, config.vm.kvm_probe_kernel);
+  } else {
+    p.probe.reason = "not probed: vm.accelerator is tcg";
+  }
+  auto accel = chooseAccelerator(config.vm.accelerator, p.probe);
+  if (!accel) return std::unexpected(accel.error());
+  p.accel = *accel;
+  kLog.info("accelerator chosen",
+            {{"accelerator", p.accel.accelerator}, {"reason", p.accel.reason}});
+
+  LibvirtOptions libvirt_options;
+  libvirt_options.uri = config.libvirt.uri;
+  libvirt_options.keepalive_interval_s = config.libvirt.keepalive_interval_s;
+  p.hypervisor =
+      parts.hypervisor ? std::move(parts.hypervisor) : makeLibvirtHypervisor(libvirt_options);
+  p.tasks =
+      std::make_unique<TaskEngine>(*p.store, p.events, static_cast<size_t>(config.libvirt.workers),
+                                   /*max_attempts=*/3);
+
+  if (parts.volume_driver) {
+    p.volume_driver = std::move(parts.volume_driver);
+  } else {
+    auto driver = makeVolumeDriver(config.storage, config.state.dir);
+    if (!driver) return std::unexpected(driver.error());
+    p.volume_driver = std::move(*driver);
+  }
+  const bool rbd = p.volume_driver->backend() == "rbd";
+  kLog.info("volumes", {{"backend", std::string(p.volume_driver->backend())},
+                        {"location", p.volume_driver->location()}});
+  p.storage_warmup = std::jthread([driver = p.volume_driver.get()] {
+    if (auto ping = driver->ping(); !ping) {
+      kLog.warn("volume backend not reachable yet", {{"error", ping.error().describe()}});
+    }
+  });
+
+  // A guest's QMP monitor through libvirt, for what libvirt has no API for (Qiao's RBD disks).
+  p.guests = std::make_unique<GuestMonitors>(
+      *p.store, *p.hypervisor,
+      [uri =
+           libvirt_options.uri](const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
+        LibvirtQmpOptions options;
+        options.uri = uri;
+        options.domain = domain;
+        return std::make_shared<LibvirtQmpChannel>(std::move(options));
+      });
+  p.vm_options = vmOptions(config, p.cluster, p.host, p.probe, p.accel);
+  if (rbd) {
+    auto key_file = writeCephKeyFile(config);
+    if (!key_file) return std::unexpected(key_file.error());
+    p.vm_options.ceph_key_file = *key_file;
+  }
+  StorageDaemonOptions daemons;
+  daemons.dir = config.state.dir + "/jobs";
+  daemons.ceph_key_file = p.vm_options.ceph_key_file;
+  p.volumes = std::make_unique<VolumeService>(*p.store, *p.volume_driver, *p.tasks, p.events,
+                                              *p.guests, std::move(daemons));
+  p.volume_limits.max_size_gib = config.storage.max_volume_gib;
+  if (rbd) {
+    p.volume_limits.pool = config.storage.ceph_pool;
+    p.volume_limits.other_pools = config.storage.ceph_other_pools;
+  }
+  p.image_options.work_dir = config.state.dir + "/images";
+  p.image_options.probe.max_virtual_size = config.images.max_virtual_gib << 30;
+  p.image_options.convert.cpu_seconds = config.images.convert_cpu_seconds;
+  p.image_options.convert.memory_bytes = config.images.convert_memory_mib << 20;
+  p.image_options.ceph_key_file = p.vm_options.ceph_key_file;
+  p.images = std::make_unique<ImageService>(p.image_options, *p.store, *p.volume_driver, *p.tasks,
+                                            p.events);
+
+  // Tenant networks, when Open vSwitch is here (or required). OVS may start after qiaod: the
+  // fabric's check loop programs it once it answers.
+  const bool with_networks =
+      config.network.mode == "ovs" ||
+      (config.network.mode == "auto" && std::filesystem::exists(config.network.ovsdb_socket));
+  if (with_networks) {
+    SwitchOptions switch_options;
+    switch_options.socket = config.network.ovsdb_socket;
+    switch_options.timeout_ms = config.network.ovs_timeout_ms;
+    p.ovs = makeOvsdbSwitch(switch_options);
+    OfctlOptions ofctl_options;
+    ofctl_options.timeout_ms = config.network.ovs_timeout_ms;
+    p.flows = makeOfctlInstaller(ofctl_options);
+    p.dhcp = std::make_unique<DhcpServers>(config.network.run_dir);
+    FabricOptions fabric_options;
+    fabric_options.bridge = config.network.bridge;
+    fabric_options.datapath_type = config.network.datapath_type;
+    fabric_options.check_interval_ms = config.network.check_interval_ms;
+    fabric_options.vlan_uplink = config.network.vlan_uplink;
+    fabric_options.vlan_bridge = config.network.vlan_bridge;
+    fabric_options.tunnel_ip = config.network.tunnel_ip;
+    fabric_options.tunnel_peers = config.network.tunnel_peers;
+    p.fabric = std::make_unique<Fabric>(fabric_options, *p.ovs, *p.flows, *p.dhcp);
+    p.networks = std::make_unique<NetworkService>(*p.store, *p.fabric, *p.tasks, p.events);
+  }
+  kLog.info("networks", {{"mode", with_networks ? "ovs" : "off"},
+                         {"bridge", config.network.bridge},
+                         {"tunnel_peers", std::to_string(config.network.tunnel_peers.size())}});
+  p.vms = std::make_unique<VmService>(p.vm_options, *p.store, *p.hypervisor, p.events, *p.tasks,
+                                      *p.guests, p.volumes.get(), p.networks.get());
+
+  p.limits.host_arch = p.host.arch;
+  p.limits.max_vcpus = config.vm.max_vcpus;
+  p.limits.max_memory_mib = config.vm.max_memory_mib;
+  p.limits.host_cores = p.host.cores;
+  p.limits.host_memory_mib = p.host.memory_bytes >> 20;
+  p.limits.cpu_overcommit_percent = config.vm.cpu_overcommit_percent;
+  p.limits.memory_overcommit_percent = config.vm.memory_overcommit_percent;
+  p.quotas = std::make_unique<QuotaService>(
+      *p.store, QuotaFigures{{"vms", config.quota.vms},
+                             {"vcpus", config.quota.vcpus},
+                             {"memory_mib", config.quota.memory_mib},
+                             {"volume_gib", config.quota.volume_gib},
+                             {"images", config.quota.images},
+                             {"networks", config.quota.networks},
+                             {"uploads", config.images.max_parallel_uploads}});
+  auto audit = AuditService::create(*p.store, auditOptions(config));
+  if (!audit) return std::unexpected(audit.error());
+  p.audit = std::move(*audit);
+  p.api = std::make_unique<Api>(
+      ApiDeps{*p.store,
+              *p.tasks,
+              *p.vms,
+              *p.hypervisor,
+              p.events,
+              p.metrics,
+              p.cluster,
+              p.host,
+              p.accel.accelerator,
+              p.accel.reason,
+              QIAO_VERSION,
+              p.limits,
+              config.vm.console_log_max_bytes,
+              p.vm_options.firmware,
+              *p.volumes,
+              p.volume_limits,
+              *p.images,
+              p.networks.get(),
+              config.host.baseline_file,
+              {p.image_options.work_dir, config.images.upload_reserve_mib << 20,
+               config.images.max_parallel_uploads},
+              config.api.audit_summary_interval_s,
+              p.quotas.get(),
+              {config.api.max_event_streams, config.api.max_event_streams_per_identity,
+               config.api.admin_reserved_event_streams}});
+  return node;
+}
+
+void NodeServices::start() {
+  Parts& p = *p_;
+  if (p.started) return;
+  p.started = true;
+  p.images->sweep();
+  if (p.networks) p.networks->start();
+  // Every family of tasks exists now: they are resumed once the VMs are reconciled.
+  p.vms->start([tasks = p.tasks.get()] { tasks->resumeUnfinished(); });
+  p.audit->start();
+}
+
+void NodeServices::stop() {
+  Parts& p = *p_;
+  if (p.stopped) return;
+  p.stopped = true;
+  if (p.api) p.api->flushAudit(true);
+  if (p.vms) p.vms->stop();
+  if (p.tasks) p.tasks->stop();
+  if (p.networks) p.networks->stop();
+  if (p.audit) p.audit->stop();
+  if (p.hypervisor) p.hypervisor->stop();
+}
+
+}  // namespace qiao

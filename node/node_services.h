@@ -1,0 +1,62 @@
+// NodeServices: the composition root. Every service of the node is built here from the
+// configuration, in dependency order, each given what it uses in its constructor; start()
+// brings them up (networks, then the VMs' reconciliation, then the resumption of every
+// family's unfinished tasks, once every family exists) and stop() takes them down in reverse.
+// main.cc is argument handling, logging, signals and the HTTPS server around it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/config.h"
+#include "base/error.h"
+#include "node/audit/audit_service.h"
+
+namespace qiao {
+
+class Api;
+class Store;
+template <typename E>
+class Broadcaster;
+struct Event;
+using EventBus = Broadcaster<Event>;
+
+// What the node gets from outside the process, replaceable (null: the real one from the
+// configuration).
+struct NodeParts {
+  std::unique_ptr<class Hypervisor> hypervisor;
+  std::unique_ptr<class VolumeDriver> volume_driver;
+};
+
+class NodeServices {
+ public:
+  // Fails with what the operator must fix (no PKI, a store that cannot be opened, an
+  // accelerator that cannot be had, a bad syslog destination, an unreadable Ceph key).
+  static Result<std::unique_ptr<NodeServices>> build(const Config& config, NodeParts parts = {});
+  ~NodeServices();  // stop()
+  NodeServices(const NodeServices&) = delete;
+  NodeServices& operator=(const NodeServices&) = delete;
+
+  void start();
+  // The reverse of start and build: the VM service's events and control queue, networks, the
+  // task workers, the audit upkeep, the hypervisor's connection. Idempotent.
+  void stop();
+
+  Api& api();
+  Store& store();
+  EventBus& events();
+  const std::string& cluster() const;
+  const std::string& uploadDir() const;  // where image uploads are streamed to
+
+ private:
+  struct Parts;
+  NodeServices();
+  std::unique_ptr<Parts> p_;
+};
+
+// The database file of a configuration: <state.dir>/qiao.db.
+std::string dbPath(const Config& config);
+// The audit log's upkeep as configured: where segments go, and the syslog destination.
+AuditServiceOptions auditOptions(const Config& config);
+
+}  // namespace qiao
