@@ -3,8 +3,8 @@
 // SIGTERM/SIGINT. Also the offline admin commands: pki, audit verify|rotate, journal verify,
 // config.
 #include <pthread.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,6 +25,7 @@
 #include "node/api/server.h"
 #include "node/audit/audit_service.h"
 #include "node/node_services.h"
+#include "node/qmp/libvirt_event_loop.h"
 #include "node/state/store.h"
 
 namespace {
@@ -100,56 +101,61 @@ int runDaemon(const Config& config) {
   Api& api = (*node)->api();
   const int64_t upload_reserve_bytes = config.images.upload_reserve_mib << 20;
 
-  ServerOptions server_options;
-  server_options.listen = config.api.listen;
-  server_options.ca_file = config.pki.dir + "/ca.crt";
-  server_options.cert_file = config.pki.dir + "/node.crt";
-  server_options.key_file = config.pki.dir + "/node.key";
-  server_options.crl_file = PkiPaths{config.pki.dir}.crl();
-  server_options.max_body_bytes = config.api.max_body_bytes;
-  server_options.max_connections = config.api.max_connections;
-  server_options.max_per_source = config.api.max_connections_per_source;
-  server_options.max_per_identity = config.api.max_connections_per_identity;
-  server_options.admin_reserve = config.api.admin_reserved_connections;
-  server_options.event_stream_max_s = config.api.event_stream_max_s;
-  server_options.request_timeout_s = config.api.request_timeout_s;
-  server_options.upload_dir = (*node)->uploadDir();
-  server_options.max_upload_bytes = config.images.max_upload_bytes;
-  server_options.upload_reserve_bytes = upload_reserve_bytes;
-  server_options.streams_body = [](const std::string& method, const std::string& path) {
-    // PUT /v1/images/{name}/data, on the decoded path as the router sees it.
-    return method == "PUT" && path.starts_with("/v1/images/") && path.ends_with("/data") &&
-           path.find('/', 11) == path.size() - 5;
-  };
-  server_options.admit = [&api](ApiRequest& r) { return api.admit(r); };
-  server_options.is_admin = [&api](const std::string& uri, const std::string& serial) {
-    return api.isAdmin(uri, serial);
-  };
-  server_options.on_tick = [&api] { api.flushAudit(false); };
-  server_options.tick_interval_s = std::min(10, config.api.audit_summary_interval_s);
-  ApiServer server(server_options, [&api](const ApiRequest& r) { return api.handle(r); },
-                   (*node)->events());
-  auto bound = server.listen();
-  if (!bound) return fail(bound.error().describe());
-  std::string addr_text;
-  for (const auto& a : *bound) addr_text += a + "\n";
-  if (!writeFileAtomic(config.state.dir + "/qiaod.addr", addr_text, 0644)) {
-    log.warn("cannot write qiaod.addr", {{"dir", config.state.dir}});
-  }
-  log.info("qiaod serving", {{"listen", addr_text.substr(0, addr_text.find('\n'))},
-                             {"cluster", (*node)->cluster()}, {"version", QIAO_VERSION}});
+  {  // the server and its signal thread end before the services they call
+    ServerOptions server_options;
+    server_options.listen = config.api.listen;
+    server_options.ca_file = config.pki.dir + "/ca.crt";
+    server_options.cert_file = config.pki.dir + "/node.crt";
+    server_options.key_file = config.pki.dir + "/node.key";
+    server_options.crl_file = PkiPaths{config.pki.dir}.crl();
+    server_options.max_body_bytes = config.api.max_body_bytes;
+    server_options.max_connections = config.api.max_connections;
+    server_options.max_per_source = config.api.max_connections_per_source;
+    server_options.max_per_identity = config.api.max_connections_per_identity;
+    server_options.admin_reserve = config.api.admin_reserved_connections;
+    server_options.event_stream_max_s = config.api.event_stream_max_s;
+    server_options.request_timeout_s = config.api.request_timeout_s;
+    server_options.upload_dir = (*node)->uploadDir();
+    server_options.max_upload_bytes = config.images.max_upload_bytes;
+    server_options.upload_reserve_bytes = upload_reserve_bytes;
+    server_options.streams_body = [](const std::string& method, const std::string& path) {
+      // PUT /v1/images/{name}/data, on the decoded path as the router sees it.
+      return method == "PUT" && path.starts_with("/v1/images/") && path.ends_with("/data") &&
+             path.find('/', 11) == path.size() - 5;
+    };
+    server_options.admit = [&api](ApiRequest& r) { return api.admit(r); };
+    server_options.is_admin = [&api](const std::string& uri, const std::string& serial) {
+      return api.isAdmin(uri, serial);
+    };
+    server_options.on_tick = [&api] { api.flushAudit(false); };
+    server_options.tick_interval_s = std::min(10, config.api.audit_summary_interval_s);
+    ApiServer server(
+        server_options, [&api](const ApiRequest& r) { return api.handle(r); }, (*node)->events());
+    auto bound = server.listen();
+    if (!bound) return fail(bound.error().describe());
+    std::string addr_text;
+    for (const auto& a : *bound) addr_text += a + "\n";
+    if (!writeFileAtomic(config.state.dir + "/qiaod.addr", addr_text, 0644)) {
+      log.warn("cannot write qiaod.addr", {{"dir", config.state.dir}});
+    }
+    log.info("qiaod serving", {{"listen", addr_text.substr(0, addr_text.find('\n'))},
+                               {"cluster", (*node)->cluster()},
+                               {"version", QIAO_VERSION}});
 
-  std::thread signal_thread([&server, signals, &log] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    log.info("stopping", {{"signal", strsignal(sig)}});
-    server.stop();
-  });
-  server.run();
-  (*node)->stop();
-  // Wake the signal thread if run() returned for another reason.
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
+    std::thread signal_thread([&server, signals, &log] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      log.info("stopping", {{"signal", strsignal(sig)}});
+      server.stop();
+    });
+    server.run();
+    (*node)->stop();
+    // Wake the signal thread if run() returned for another reason.
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+  }
+  node->reset();  // every service and libvirt connection gone: the event loop can stop
+  stopLibvirtEventLoop();
   std::error_code ec;
   std::filesystem::remove(config.state.dir + "/qiaod.addr", ec);
   log.info("qiaod stopped");
@@ -161,8 +167,11 @@ int runDaemon(const Config& config) {
 // use: `pki init` runs before there is any.
 class StorePkiRecords final : public PkiRecords {
  public:
-  StorePkiRecords(std::string state_dir, std::string db) : dir_(std::move(state_dir)), db_(std::move(db)) {}
-  Status bind(const Binding& b) override { return with([&](Store& s) { return s.putBinding(b); }); }
+  StorePkiRecords(std::string state_dir, std::string db)
+      : dir_(std::move(state_dir)), db_(std::move(db)) {}
+  Status bind(const Binding& b) override {
+    return with([&](Store& s) { return s.putBinding(b); });
+  }
   Result<Binding> binding(const std::string& uri) override {
     return with([&](Store& s) { return s.getBinding(uri); });
   }
@@ -238,9 +247,8 @@ int auditRotate(const Config& config, const std::vector<std::string>& args) {
     return 0;
   }
   std::printf("exported entries %lld-%lld to %s (sha256 %s)\n",
-              static_cast<long long>(segment->first_seq),
-              static_cast<long long>(segment->last_seq), segment->file.c_str(),
-              segment->sha256.c_str());
+              static_cast<long long>(segment->first_seq), static_cast<long long>(segment->last_seq),
+              segment->file.c_str(), segment->sha256.c_str());
   return 0;
 }
 
@@ -250,8 +258,7 @@ int journalVerify(const Config& config) {
   auto report = (*store)->verifyJournal();
   if (!report) return fail(report.error().describe());
   if (report->ok) {
-    std::printf("journal ok: %lld tasks checked\n",
-                static_cast<long long>(report->tasks_checked));
+    std::printf("journal ok: %lld tasks checked\n", static_cast<long long>(report->tasks_checked));
     return 0;
   }
   std::printf("journal BROKEN: %s\n", report->first_problem.c_str());

@@ -74,7 +74,8 @@ VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervi
       guests_(guests),
       volumes_(volumes),
       networks_(networks),
-      control_("qiao-control", 1) {
+      control_("qiao-control", 1),
+      stats_pool_("qiao-stats", kMetricsParallel) {
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
@@ -113,6 +114,7 @@ void VmService::stop() {
   if (stopping_.exchange(true)) return;
   domain_events_.reset();
   control_.stop();
+  stats_pool_.stop();
 }
 
 void VmService::waitIdle() {

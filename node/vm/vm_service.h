@@ -235,6 +235,9 @@ class VmService {
   // delete's undefine, its row read after the delete's forget, would look like an orphan).
   std::shared_mutex ops_mutex_;
   WorkQueue control_;  // libvirt events and reconciliation, in order
+  // QMP questions of a /metrics scrape (askWithinBudget): a fixed set of threads, not one per
+  // VM and scrape.
+  WorkQueue stats_pool_;
   Subscription domain_events_;
   std::chrono::milliseconds disk_release_timeout_{30000};
 };

@@ -9,7 +9,8 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <future>
+#include <condition_variable>
+#include <mutex>
 #include <system_error>
 #include <nlohmann/json.hpp>
 
@@ -28,10 +29,9 @@ const Logger kLog("vm");
 
 // How long the per-VM stats wait for QEMU's answer.
 constexpr std::chrono::milliseconds kBlockstatsTimeout{5000};
-// /metrics: how long one VM's QEMU may take, how many are asked at once, and how long all of
-// them may take together (Prometheus' default scrape timeout is 10 s).
+// /metrics: how long one VM's QEMU may take and how long all of them may take together
+// (Prometheus' default scrape timeout is 10 s); kMetricsParallel (vm_stats.h) at once.
 constexpr std::chrono::milliseconds kMetricsBlockstatsTimeout{2000};
-constexpr size_t kMetricsParallel = 8;
 constexpr std::chrono::milliseconds kMetricsBudget{4000};
 
 uint64_t counter(const json& stats, const char* key) {
@@ -89,15 +89,17 @@ std::map<std::string, BlockFigures> parseQmpBlockstats(const json& answer) {
   return out;
 }
 
-void askWithinBudget(size_t n, size_t parallel, std::chrono::milliseconds each,
+void askWithinBudget(WorkQueue& pool, size_t n, size_t parallel, std::chrono::milliseconds each,
                      std::chrono::milliseconds budget,
                      const std::function<void(size_t, std::chrono::milliseconds)>& ask,
                      const std::function<void(size_t)>& skipped) {
   using std::chrono::milliseconds;
   const auto deadline = std::chrono::steady_clock::now() + budget;
   parallel = std::max<size_t>(1, parallel);
+  std::mutex mutex;
+  std::condition_variable done;
   for (size_t begin = 0; begin < n; begin += parallel) {
-    std::vector<std::future<void>> batch;
+    size_t outstanding = 0;
     for (size_t i = begin; i < std::min(n, begin + parallel); ++i) {
       const auto left =
           std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -106,13 +108,23 @@ void askWithinBudget(size_t n, size_t parallel, std::chrono::milliseconds each,
         continue;
       }
       const milliseconds timeout = std::min(left, each);
-      try {
-        batch.push_back(std::async(std::launch::async, [&ask, i, timeout] { ask(i, timeout); }));
-      } catch (const std::system_error&) {  // no thread to be had: ask from this one
+      {
+        std::lock_guard lock(mutex);
+        ++outstanding;
+      }
+      const bool posted = pool.post([&, i, timeout] {
         ask(i, timeout);
+        std::lock_guard lock(mutex);
+        if (--outstanding == 0) done.notify_all();
+      });
+      if (!posted) {  // the pool is stopping: ask from this thread
+        ask(i, timeout);
+        std::lock_guard lock(mutex);
+        --outstanding;
       }
     }
-    for (auto& f : batch) f.get();
+    std::unique_lock lock(mutex);
+    done.wait(lock, [&] { return outstanding == 0; });
   }
 }
 
@@ -343,7 +355,7 @@ std::vector<VmFigures> VmService::metricsFigures() {
     if (hasRbd(one.disks) && domainLive(one.domain.state)) asked.push_back(&one);
   }
   askWithinBudget(
-      asked.size(), kMetricsParallel, kMetricsBlockstatsTimeout, kMetricsBudget,
+      stats_pool_, asked.size(), kMetricsParallel, kMetricsBlockstatsTimeout, kMetricsBudget,
       [&](size_t i, std::chrono::milliseconds timeout) {
         asked[i]->blockstats = rbdBlockstats(asked[i]->vm, timeout);
       },

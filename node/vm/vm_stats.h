@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/work_queue.h"
 #include "node/vm/hypervisor.h"
 
 namespace qiao {
@@ -72,11 +73,15 @@ VmFigures mergeVmFigures(std::string tenant, std::string name, DomainStats domai
                          const std::vector<VmStatsNic>& nics,
                          const Result<nlohmann::json>* blockstats);
 
-// Runs ask(i, timeout) for each i in [0, n), `parallel` at a time, each told to take at most
-// `each` and all of them within `budget` from the call: an i whose turn comes when the budget
-// is spent gets skipped(i) instead. `ask` must keep to its timeout; returns when every ask
-// started has returned. (/metrics asks the VMs' monitors this way.)
-void askWithinBudget(size_t n, size_t parallel, std::chrono::milliseconds each,
+// How many VMs' monitors a /metrics scrape asks at once (the VM service's stats pool).
+inline constexpr size_t kMetricsParallel = 8;
+
+// Runs ask(i, timeout) for each i in [0, n) on `pool`'s threads (no thread is made per call),
+// `parallel` at a time, each told to take at most `each` and all of them within `budget` from
+// the call: an i whose turn comes when the budget is spent gets skipped(i) instead. `ask` must
+// keep to its timeout; returns when every ask started has returned. (/metrics asks the VMs'
+// monitors this way.)
+void askWithinBudget(WorkQueue& pool, size_t n, size_t parallel, std::chrono::milliseconds each,
                      std::chrono::milliseconds budget,
                      const std::function<void(size_t, std::chrono::milliseconds)>& ask,
                      const std::function<void(size_t)>& skipped);

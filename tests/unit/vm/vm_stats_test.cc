@@ -246,8 +246,9 @@ TEST(AskWithinBudget, AsksAFewAtATimeAndSkipsWhatTheBudgetCannotCover) {
   std::vector<milliseconds> given(9);
   std::atomic<int> running{0}, most{0};
   const auto start = std::chrono::steady_clock::now();
+  WorkQueue pool("test-stats", 3);
   askWithinBudget(
-      9, 3, milliseconds(200), milliseconds(400),
+      pool, 9, 3, milliseconds(200), milliseconds(400),
       [&](size_t i, milliseconds timeout) {
         const int now = ++running;
         for (int m = most; now > m && !most.compare_exchange_weak(m, now);) {
@@ -277,8 +278,9 @@ TEST(AskWithinBudget, AsksAFewAtATimeAndSkipsWhatTheBudgetCannotCover) {
 
 TEST(AskWithinBudget, QuickAsksAreAllMade) {
   std::atomic<int> asked{0}, skipped{0};
+  WorkQueue pool("test-stats", 8);
   askWithinBudget(
-      20, 8, std::chrono::milliseconds(2000), std::chrono::milliseconds(4000),
+      pool, 20, 8, std::chrono::milliseconds(2000), std::chrono::milliseconds(4000),
       [&](size_t, std::chrono::milliseconds) { ++asked; }, [&](size_t) { ++skipped; });
   EXPECT_EQ(asked.load(), 20);
   EXPECT_EQ(skipped.load(), 0);
