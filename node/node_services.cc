@@ -343,6 +343,8 @@ void NodeServices::start() {
   p.audit->start();
 }
 
+void NodeServices::waitIdle() { p_->vms->waitIdle(); }
+
 void NodeServices::stop() {
   Parts& p = *p_;
   if (p.stopped) return;

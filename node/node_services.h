@@ -38,6 +38,8 @@ class NodeServices {
   NodeServices& operator=(const NodeServices&) = delete;
 
   void start();
+  // Blocks until the VM service's queue and the task workers are idle (tests).
+  void waitIdle();
   // The reverse of start and build: the VM service's events and control queue, networks, the
   // task workers, the audit upkeep, the hypervisor's connection. Idempotent.
   void stop();

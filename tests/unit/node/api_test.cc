@@ -1,12 +1,17 @@
-// The API's routing, identity and authorization, called directly (no TLS) over a VmService
-// on libvirt's test driver: who may do what, 404 for other tenants' objects, 401/403/404/405,
-// strict query parameters, and an audit entry for every mutating call.
+// The API's routing, identity and authorization, called directly (no TLS) over the node as
+// qiaod builds it (NodeServices) on libvirt's test driver: who may do what, 404 for other tenants'
+// objects, 401/403/404/405, strict query parameters, and an audit entry for every mutating call.
 #include "node/api/api.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "node/node_services.h"
+#include "node/state/store.h"
+#include "node/vm/hypervisor.h"
 
 namespace qiao {
 namespace {
@@ -22,36 +27,28 @@ class ApiTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    store_ = std::move(*Store::open((dir_ / "qiao.db").string()));
+    // The node as qiaod builds it (NodeServices), on libvirt's test driver and a local
+    // directory for volumes.
+    fs::create_directories(dir_ / "pki");
+    std::ofstream(dir_ / "pki" / "cluster") << "c1\n";
+    Config config;
+    config.pki.dir = (dir_ / "pki").string();
+    config.state.dir = dir_.string();
+    config.vm.accelerator = "tcg";
+    config.storage.backend = "local";
+    config.storage.local_dir = (dir_ / "volumes").string();
+    config.network.mode = "off";
+    NodeParts parts;
     LibvirtOptions lv;
     lv.uri = "test:///default";
-    hypervisor_ = makeLibvirtHypervisor(lv);
-    VmServiceOptions options;
-    options.cluster = "c1";
-    options.console_dir = (dir_ / "console").string();
-    options.host_accelerator = "tcg";
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
-    guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
-    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_);
-    vms_->start([this] { tasks_->resumeUnfinished(); });
-    auto driver = makeLocalDriver((dir_ / "volumes").string());
-    ASSERT_TRUE(driver.has_value());
-    volume_driver_ = std::move(*driver);
-    volumes_ = std::make_unique<VolumeService>(*store_, *volume_driver_, *tasks_, events_);
-    ImageServiceOptions image_options;
-    image_options.work_dir = (dir_ / "images").string();
-    images_ = std::make_unique<ImageService>(image_options, *store_, *volume_driver_, *tasks_,
-                                             events_);
-    HostFacts host;
-    host.arch = "x86_64";
-    SpecLimits limits;
-    ApiDeps deps{*store_, *tasks_, *vms_, *hypervisor_, events_, metrics_, "c1",
-                 host, "tcg", "test", "0.0.0-test", limits,
-                 int64_t{2} << 20, FirmwareCatalog{}, *volumes_,
-                 VolumeLimits{}, *images_};
-    deps.uploads.dir = image_options.work_dir;
-    fs::create_directories(deps.uploads.dir);
-    api_ = std::make_unique<Api>(std::move(deps));
+    parts.hypervisor = makeLibvirtHypervisor(lv);
+    auto node = NodeServices::build(config, std::move(parts));
+    ASSERT_TRUE(node) << node.error().describe();
+    node_ = std::move(*node);
+    node_->start();
+    store_ = &node_->store();
+    api_ = &node_->api();
+    fs::create_directories(node_->uploadDir());
 
     bind("qiao://c1/user/admin", "admin", {});
     bind("qiao://c1/user/op-a", "operator", {"ta"});
@@ -59,9 +56,7 @@ class ApiTest : public ::testing::Test {
     bind("qiao://c1/user/view-a", "viewer", {"ta"});
   }
   void TearDown() override {
-    vms_->stop();
-    tasks_->stop();
-    hypervisor_->stop();
+    node_.reset();
     fs::remove_all(dir_);
   }
   void bind(const std::string& uri, const std::string& role, std::vector<std::string> tenants) {
@@ -81,7 +76,7 @@ class ApiTest : public ::testing::Test {
     r.body = std::move(body);
     r.peer_identity_uri = who.empty() ? "" : "qiao://c1/user/" + who;
     auto response = api_->handle(r);
-    vms_->waitIdle();
+    node_->waitIdle();
     return response;
   }
   void createVm(const std::string& tenant, const std::string& name) {
@@ -91,17 +86,9 @@ class ApiTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Hypervisor> hypervisor_;
-  EventBus events_;
-  std::unique_ptr<TaskEngine> tasks_;
-  Metrics metrics_;
-  std::unique_ptr<GuestMonitors> guests_;
-  std::unique_ptr<VmService> vms_;
-  std::unique_ptr<VolumeDriver> volume_driver_;
-  std::unique_ptr<VolumeService> volumes_;
-  std::unique_ptr<ImageService> images_;
-  std::unique_ptr<Api> api_;
+  std::unique_ptr<NodeServices> node_;
+  Store* store_ = nullptr;
+  Api* api_ = nullptr;
 };
 
 TEST_F(ApiTest, RequiresAKnownIdentityOfThisCluster) {
@@ -140,8 +127,9 @@ TEST_F(ApiTest, TenantsAreApart) {
   EXPECT_EQ(call("op-a", "GET", "/v1/vms/vm1", {{"tenant", "tb"}}).status, 404);
   EXPECT_EQ(call("op-a", "DELETE", "/v1/vms/vm1", {{"tenant", "tb"}}).status, 404);
   EXPECT_EQ(call("op-a", "POST", "/v1/vms/vm1/actions/start", {{"tenant", "tb"}}).status, 404);
-  EXPECT_EQ(call("op-a", "POST", "/v1/vms", {},
-                 json({{"name", "x"}, {"tenant", "tb"}}).dump()).status, 403);
+  EXPECT_EQ(
+      call("op-a", "POST", "/v1/vms", {}, json({{"name", "x"}, {"tenant", "tb"}}).dump()).status,
+      403);
   // The admin sees both, and must say which one it means.
   EXPECT_EQ(call("admin", "GET", "/v1/vms/vm1").status, 409);
   EXPECT_EQ(call("admin", "GET", "/v1/vms/vm1", {{"tenant", "tb"}}).status, 200);
@@ -168,9 +156,9 @@ TEST_F(ApiTest, OnlyAdminsBootHostKernels) {
 
 TEST_F(ApiTest, EveryMutatingCallIsAudited) {
   createVm("ta", "vm1");
-  call("view-a", "DELETE", "/v1/vms/vm1");             // refused
+  call("view-a", "DELETE", "/v1/vms/vm1");            // refused
   call("op-a", "POST", "/v1/vms/vm1/actions/start");  // allowed
-  call("op-a", "GET", "/v1/vms");                      // not mutating
+  call("op-a", "GET", "/v1/vms");                     // not mutating
   auto entries = store_->listAudit(0, 100);
   ASSERT_TRUE(entries.has_value());
   ASSERT_EQ(entries->size(), 3u);
@@ -197,8 +185,9 @@ TEST_F(ApiTest, MetricsCountRequests) {
   call("admin", "GET", "/v1/vms");
   auto m = call("admin", "GET", "/metrics");
   EXPECT_EQ(m.status, 200);
-  EXPECT_NE(m.body.find("qiao_api_requests_total{method=\"GET\",route=\"/v1/vms\",status=\"200\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      m.body.find("qiao_api_requests_total{method=\"GET\",route=\"/v1/vms\",status=\"200\"} 1"),
+      std::string::npos)
       << m.body;
   EXPECT_NE(m.body.find("qiao_api_request_duration_seconds_bucket"), std::string::npos);
   EXPECT_EQ(call("op-a", "GET", "/metrics").status, 403);
