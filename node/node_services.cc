@@ -183,7 +183,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   if (!store) return std::unexpected(store.error());
   p.store = std::move(*store);
 
-  p.host = readHostFacts();
+  p.host = parts.host ? *parts.host : readHostFacts();
   if (config.vm.accelerator != "tcg") {
     p.probe = probeKvm(p.host.arch, 15000, config.vm.kvm_probe_kernel);
   } else {

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/config.h"
 #include "base/error.h"
 #include "node/audit/audit_service.h"
+#include "node/host/host.h"
 
 namespace qiao {
 
@@ -26,6 +28,7 @@ using EventBus = Broadcaster<Event>;
 struct NodeParts {
   std::unique_ptr<class Hypervisor> hypervisor;
   std::unique_ptr<class VolumeDriver> volume_driver;
+  std::optional<HostFacts> host;  // this machine's (readHostFacts) when not given
 };
 
 class NodeServices {

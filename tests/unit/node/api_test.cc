@@ -42,6 +42,14 @@ class ApiTest : public ::testing::Test {
     LibvirtOptions lv;
     lv.uri = "test:///default";
     parts.hypervisor = makeLibvirtHypervisor(lv);
+    // An x86_64 host of 4 cores and 8 GiB whatever runs the test (the arm64 unit tests run
+    // under qemu-user, where the spec defaults would make aarch64 guests).
+    HostFacts host;
+    host.hostname = "unit";
+    host.arch = "x86_64";
+    host.cores = 4;
+    host.memory_bytes = uint64_t{8} << 30;
+    parts.host = host;
     auto node = NodeServices::build(config, std::move(parts));
     ASSERT_TRUE(node) << node.error().describe();
     node_ = std::move(*node);
