@@ -55,6 +55,14 @@ Status writeFileAtomic(const std::string& path, std::string_view data, mode_t mo
   return {};
 }
 
+Result<std::string> readFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return makeError(ErrorCode::kNotFound, "files", "cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::string readTextFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -19,6 +19,9 @@ Result<int64_t> freeBytes(const std::string& path);
 // file or the new one, never a part.
 Status writeFileAtomic(const std::string& path, std::string_view data, mode_t mode);
 
+// The whole file's bytes; kNotFound ("cannot read PATH") when it cannot be opened.
+Result<std::string> readFileBytes(const std::string& path);
+
 // The whole file as text; "" when it cannot be read (callers that must tell a missing file
 // from an empty one check first).
 std::string readTextFile(const std::string& path);

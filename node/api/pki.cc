@@ -53,12 +53,11 @@ Status writeFile(const std::string& path, const std::string& data, mode_t mode, 
   return writeFileAtomic(path, data, mode);
 }
 
+// readFileBytes, its error the PKI's.
 Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return pkiError(ErrorCode::kNotFound, "cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto bytes = readFileBytes(path);
+  if (!bytes) return pkiError(ErrorCode::kNotFound, bytes.error().message);
+  return bytes;
 }
 
 Status makeDir(const std::string& dir) {

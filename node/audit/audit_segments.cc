@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -16,14 +15,6 @@ namespace {
 
 Error auditError(ErrorCode code, const std::string& message) {
   return Error{code, "audit", message};
-}
-
-Result<std::string> readBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected(auditError(ErrorCode::kNotFound, "cannot read " + path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Walks the lines of a segment file from `from` (when null: from its first entry's link).
@@ -174,7 +165,7 @@ Result<AuditVerification> verifyAuditLog(Store& store) {
   AuditVerification out;
   auto segments = store.listAuditSegments();
   if (!segments) return std::unexpected(segments.error());
-  AuditLink link{0, std::string(64, '0')};
+  AuditLink link{0, kAuditGenesisHash};
   auto broken = [&](const std::string& problem) {
     out.ok = false;
     out.problem = problem;
@@ -187,7 +178,7 @@ Result<AuditVerification> verifyAuditLog(Store& store) {
       return broken(what + ": does not follow entry " + std::to_string(link.seq) +
                     " (a segment is missing or was changed)");
     }
-    auto bytes = readBytes(s.file);
+    auto bytes = readFileBytes(s.file);
     if (!bytes) return broken(what + ": the file is missing or unreadable");
     if (sha256Hex(*bytes) != s.sha256) {
       return broken(what +
@@ -225,10 +216,10 @@ AuditVerification verifySegmentFiles(const std::vector<std::string>& files) {
       out.lines.push_back("BROKEN: " + out.problem);
       return out;
     };
-    auto bytes = readBytes(file);
+    auto bytes = readFileBytes(file);
     if (!bytes) return broken("missing or unreadable");
     std::string how = "chain whole";
-    if (auto sidecar = readBytes(file + ".sha256")) {
+    if (auto sidecar = readFileBytes(file + ".sha256")) {
       if (sidecar->substr(0, 64) != sha256Hex(*bytes)) {
         return broken("its SHA-256 is not the one in " + file + ".sha256 (it was changed)");
       }

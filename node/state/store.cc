@@ -14,7 +14,6 @@ namespace {
 
 constexpr int kSchemaVersion = 11;
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
-const std::string kGenesisHash(64, '0');
 
 // Each migration takes the schema from version i to i + 1.
 const char* const kMigrations[] = {
@@ -317,6 +316,8 @@ void appendScope(const std::vector<std::string>& tenants, const std::string& sta
 }
 
 }  // namespace
+
+const std::string kAuditGenesisHash(64, '0');
 
 std::string auditHash(const AuditEntry& e, const std::string& prev_hash) {
   std::string canonical;
@@ -1484,7 +1485,7 @@ Result<AuditLink> Store::auditCheckpointLocked() {
   int rc = q.step();
   if (rc == SQLITE_ROW) return AuditLink{q.integer(0), q.text(1)};
   if (rc != SQLITE_DONE) return std::unexpected(sqlError("audit checkpoint"));
-  return AuditLink{0, kGenesisHash};
+  return AuditLink{0, kAuditGenesisHash};
 }
 
 Result<AuditLink> Store::auditHeadLocked() {

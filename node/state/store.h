@@ -367,5 +367,7 @@ class Store {
 // The hash of one audit entry given its predecessor's: SHA-256 over length-prefixed fields, so
 // that moving characters between fields changes it.
 std::string auditHash(const AuditEntry& entry, const std::string& prev_hash);
+// The link the first entry of the audit log names as its predecessor.
+extern const std::string kAuditGenesisHash;
 
 }  // namespace qiao
