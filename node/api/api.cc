@@ -13,7 +13,7 @@
 #include "network/ipam.h"
 #include "node/quotas/quota_service.h"
 #include "base/names.h"
-#include "node/api/identity.h"
+#include "node/pki/identity.h"
 #include "node/host/baseline.h"
 #include "node/state/record_json.h"
 

@@ -33,7 +33,7 @@
 #include "base/handle.h"
 #include "base/log.h"
 #include "base/names.h"
-#include "node/api/pki.h"
+#include "node/pki/pki.h"
 #include "node/api/refusal_log.h"
 #include "node/state/record_json.h"
 

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "node/cli/client.h"
+#include "node/client/client.h"
 #include "node/cli/output.h"
 
 namespace qiao {

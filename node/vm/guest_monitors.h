@@ -9,7 +9,7 @@
 #include <mutex>
 #include <string>
 
-#include "node/qmp/qmp_channel.h"
+#include "node/vm/qmp/qmp_channel.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
 #include "node/volumes/live_disks.h"

@@ -1,4 +1,4 @@
-// LibvirtHypervisor: Hypervisor on the libvirt C API (node/qmp holds the other users of libvirt:
+// LibvirtHypervisor: Hypervisor on the libvirt C API (node/vm/qmp holds the other users of libvirt:
 // its event loop and the QMP passthrough).
 //
 // One connection, shared by the worker threads (libvirt connections are thread-safe), owned
@@ -19,7 +19,7 @@
 #include "base/handle.h"
 #include "base/log.h"
 #include "node/vm/domain.h"
-#include "node/qmp/libvirt_event_loop.h"
+#include "node/vm/qmp/libvirt_event_loop.h"
 #include "node/vm/hypervisor.h"
 
 namespace qiao {

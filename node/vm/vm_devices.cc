@@ -13,7 +13,7 @@
 
 #include "base/log.h"
 #include "node/images/image_service.h"
-#include "node/qmp/qmp_channel.h"
+#include "node/vm/qmp/qmp_channel.h"
 #include "node/state/record_json.h"
 #include "node/vm/domain.h"
 #include "node/vm/vm_service.h"

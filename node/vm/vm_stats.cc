@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
-#include "node/qmp/qmp_channel.h"
+#include "node/vm/qmp/qmp_channel.h"
 #include "node/state/record_json.h"
 #include "node/vm/domain.h"
 #include "node/vm/vm_service.h"

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "base/error.h"
-#include "node/qmp/qmp_channel.h"
-#include "node/qmp/qmp_socket.h"
+#include "node/vm/qmp/qmp_channel.h"
+#include "node/vm/qmp/qmp_socket.h"
 #include "storage/volume_driver.h"
 
 namespace qiao {

@@ -62,11 +62,11 @@
 
 #include "base/handle.h"
 #include "base/log.h"
-#include "node/qmp/libvirt_qmp_channel.h"
-#include "node/qmp/qmp_socket.h"
+#include "node/vm/qmp/libvirt_qmp_channel.h"
+#include "node/vm/qmp/qmp_socket.h"
 #include "tests/bench/bench_util.h"
 #include "tests/integration/harness.h"
-#include "tests/integration/qmp/qmp_test_util.h"
+#include "tests/integration/node/vm/qmp/qmp_test_util.h"
 
 using namespace qiao;
 using qiao::bench::Clock;

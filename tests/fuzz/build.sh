@@ -25,5 +25,5 @@ common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/b
   "$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/base/json_input.cc" \
   "$repo/network/ovsdb.cc"
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/qmp_fuzz" "$here/qmp_fuzz.cc" \
-  "$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/json_input.cc" "$repo/node/qmp/qmp_message.cc"
+  "$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/json_input.cc" "$repo/node/vm/qmp/qmp_message.cc"
 echo "build.sh: built $out/spec_fuzz $out/domain_xml_fuzz $out/image_probe_fuzz $out/ovsdb_fuzz $out/qmp_fuzz"

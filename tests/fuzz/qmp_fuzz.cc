@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "node/qmp/qmp_message.h"
+#include "node/vm/qmp/qmp_message.h"
 
 namespace {
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "base/error.h"
-#include "node/cli/client.h"
+#include "node/client/client.h"
 #include "storage/volume_driver.h"
 
 namespace qiao::testing {

@@ -7,8 +7,8 @@
 #include <ctime>
 #include <filesystem>
 
-#include "node/api/identity.h"
-#include "node/api/pki.h"
+#include "node/pki/identity.h"
+#include "node/pki/pki.h"
 #include "tests/integration/harness.h"
 
 namespace qiao::testing {

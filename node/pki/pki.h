@@ -1,0 +1,74 @@
+// The cluster PKI: the cluster CA, each node's server certificate and the client certificates
+// of users, peers, installers and nodes (EC P-256, SHA-256). Identities live in a URI SAN,
+// qiao://<cluster>/<kind>/<name>. Keys are written 0600 from creation, atomically.
+// No OpenSSL type appears here; pki.cc owns them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "node/pki/identity.h"
+
+namespace qiao {
+
+struct PkiPaths {
+  std::string dir;
+  std::string caCert() const { return dir + "/ca.crt"; }
+  std::string caKey() const { return dir + "/ca.key"; }
+  std::string nodeCert() const { return dir + "/node.crt"; }
+  std::string nodeKey() const { return dir + "/node.key"; }
+  std::string clusterFile() const { return dir + "/cluster"; }
+  // The CA's revocation list (X.509 CRL), checked at every TLS handshake.
+  std::string crl() const { return dir + "/crl.pem"; }
+};
+
+struct InitOptions {
+  std::string cluster;
+  std::string dir;
+  std::string hostname;  // "" = this host's name
+  int ca_days = 3650;
+  int cert_days = 825;
+  bool force = false;
+};
+
+// Makes the CA and this node's certificate. kConflict when a CA exists and !force.
+Status initPki(const InitOptions& options);
+
+struct IssueOptions {
+  std::string ca_dir;
+  Identity identity;
+  std::string out_dir;
+  int days = 365;
+  std::optional<int64_t> not_before_unix;  // tests make expired certificates with these
+  std::optional<int64_t> not_after_unix;
+  bool force = false;  // overwrite existing files
+};
+
+struct IssuedCert {
+  std::string cert_path, key_path, ca_path, identity_uri;
+  std::string serial;     // hex
+  std::string not_after;  // ISO 8601, UTC
+};
+
+Result<IssuedCert> issueCert(const IssueOptions& options);
+
+// Writes the CA's CRL (crl.pem in the PKI directory, signed by ca.key, atomically) listing
+// these serials (hex) as revoked at these times (Unix seconds). Valid for ten years: it is
+// written anew at every revocation, not on a schedule.
+struct Revoked {
+  std::string serial;
+  int64_t at_unix = 0;
+};
+Status writeCrl(const std::string& pki_dir, const std::vector<Revoked>& revoked);
+// The serial of a certificate (X509*), in hex as OpenSSL prints it.
+std::string serialOfX509(const void* x509);
+Result<std::string> readClusterName(const std::string& pki_dir);
+// The single qiao:// URI SAN of a certificate; an error when it has none or several.
+Result<std::string> identityUriOfCertPem(std::string_view pem);
+Result<std::string> identityUriOfX509(const void* x509 /* X509* */);
+
+}  // namespace qiao
