@@ -146,6 +146,7 @@ struct NodeServices::Parts {
   std::unique_ptr<DhcpServers> dhcp;
   std::unique_ptr<Fabric> fabric;
   std::unique_ptr<NetworkService> networks;
+  NoNetworks no_networks;  // the VMs' ports when networks are off
   std::unique_ptr<VmService> vms;
   Metrics metrics;
   SpecLimits limits;
@@ -283,7 +284,9 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
                          {"bridge", config.network.bridge},
                          {"tunnel_peers", std::to_string(config.network.tunnel_peers.size())}});
   p.vms = std::make_unique<VmService>(p.vm_options, *p.store, *p.hypervisor, p.events, *p.tasks,
-                                      *p.guests, p.volumes.get(), p.networks.get());
+                                      *p.guests, *p.volumes,
+                                      p.networks ? static_cast<VmPorts&>(*p.networks)
+                                                 : static_cast<VmPorts&>(p.no_networks));
 
   p.limits.host_arch = p.host.arch;
   p.limits.max_vcpus = config.vm.max_vcpus;

@@ -19,6 +19,7 @@
 #include "network/fabric.h"
 #include "network/ipam.h"
 #include "network/nic.h"
+#include "node/networks/vm_ports.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
 
@@ -41,14 +42,6 @@ struct NetworkSpec {
 // MTUs out of range are refused with a message naming the field. Never throws.
 Result<NetworkSpec> parseNetworkSpec(std::string_view json_text);
 
-// One NIC a VM asks for.
-struct NicRequest {
-  std::string network;
-  std::string ip;   // "" = chosen by IPAM
-  std::string mac;  // "" = derived from the port
-  std::vector<std::string> security_groups;  // empty = the tenant's "default"
-};
-
 // A security group as created or replaced through the API.
 struct SecurityGroupSpec {
   std::string name;
@@ -65,7 +58,7 @@ Result<SecurityGroupSpec> parseSecurityGroupSpec(std::string_view json_text, boo
 // The rules as the API shows and the store keeps them.
 nlohmann::json rulesToJson(const std::vector<FlowRule>& rules);
 
-class NetworkService {
+class NetworkService final : public VmPorts {
  public:
   NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events);
 
@@ -81,25 +74,16 @@ class NetworkService {
   // kConflict naming the VMs while ports are on it.
   Result<TaskRecord> remove(const NetworkRecord& network, const std::string& identity);
 
-  // At a VM's submit: every NIC names a ready network of the tenant (or, with
-  // `creating_ok`, one still being created: a VM create waits for it), with a well-formed
-  // address inside its subnet and a well-formed MAC.
+  // VmPorts (vm_ports.h says what each does).
   Status checkNics(const std::string& tenant, const std::vector<NicRequest>& nics,
-                   bool creating_ok = false);
-  // For a create that waits: "" when every network the NICs name is ready, else what is
-  // still awaited ("network acme/web (creating)"); an error when one will never be ready (its
-  // create failed: the error says why, or it is being deleted).
+                   bool creating_ok = false) override;
   Result<std::string> awaitedNetworks(const std::string& tenant,
-                                      const std::vector<NicRequest>& nics);
-  // Steps of the VM tasks. Idempotent: a NIC that has its port keeps it.
+                                      const std::vector<NicRequest>& nics) override;
   Status plugVm(const std::string& tenant, const std::string& vm_uuid, const std::string& vm_name,
-                const std::vector<NicRequest>& nics);
-  Status unplugVm(const std::string& vm_uuid);
-  // One NIC of a VM (hot-unplug): its port and flows go, the later NICs move up one.
-  // Idempotent.
-  Status unplugNic(const PortRecord& port);
-  // The VM's NICs in order, for its domain XML.
-  Result<std::vector<NicDef>> nicsOf(const std::string& vm_uuid);
+                const std::vector<NicRequest>& nics) override;
+  Status unplugVm(const std::string& vm_uuid) override;
+  Status unplugNic(const PortRecord& port) override;
+  Result<std::vector<NicDef>> nicsOf(const std::string& vm_uuid) override;
 
   // Security groups: each change replaces the flows of every port in the group, in one
   // bundle. The tenant's "default" group (all egress; ingress from its own members) is made

@@ -98,9 +98,6 @@ Status VmService::checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok) 
 Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
                                       const std::string& identity) {
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
-  if (volumes_ == nullptr) {
-    return makeError(ErrorCode::kInvalidArgument, "vm", "this node keeps no volumes");
-  }
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
   if (spec->disks.size() >= kMaxDisks) {
@@ -127,10 +124,10 @@ Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
   if (auto ok = checkNewDisk(next, next.disks.size() - 1); !ok) return std::unexpected(ok.error());
   auto live = guests_.isLive(vm);
   if (!live) return std::unexpected(live.error());
-  if (*live && volumes_->driver().backend() != "rbd") {
+  if (*live && volumes_.driver().backend() != "rbd") {
     return makeError(ErrorCode::kConflict, "vm",
                      "vm " + vmId(vm.tenant, vm.name) + " is running and its volumes are in a " +
-                         std::string(volumes_->driver().backend()) +
+                         std::string(volumes_.driver().backend()) +
                          " backend: only RBD disks are hot-plugged; stop the vm to add it");
   }
   nlohmann::json params = vmSpecToJsonValue(next)["disks"].back();
@@ -169,7 +166,7 @@ Status VmService::redefineWith(const VmRecord& vm, const VmSpec& spec) {
 Result<DiskDef> VmService::diskDefOf(const VmRecord& vm, const std::string& volume_name) const {
   auto volume = store_.getVolume(vm.tenant, volume_name);
   if (!volume) return std::unexpected(volume.error());
-  return diskFromSource(qemuDiskId(volume->uuid), volumes_->diskSource(*volume));
+  return diskFromSource(qemuDiskId(volume->uuid), volumes_.diskSource(*volume));
 }
 
 Status VmService::attachLive(QmpChannel& qmp, const DiskDef& disk) {
@@ -323,7 +320,7 @@ Status VmService::runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm,
     // The volume stays, available to its tenant (one made from an image too): an unplug never
     // destroys data; delete the volume for that.
     result = run.step("release", 95, "giving the volume back", [&]() {
-      return volumes_->releaseFromVm(vm.tenant, volume, vm.name, /*destroy=*/false);
+      return volumes_.releaseFromVm(vm.tenant, volume, vm.name, /*destroy=*/false);
     });
   }
   return result;
@@ -344,9 +341,6 @@ bool hasMac(const std::string& domain_xml, const std::string& mac) {
 
 Result<TaskRecord> VmService::addNic(const VmRecord& vm, NicSpec nic, const std::string& identity) {
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
-  if (networks_ == nullptr) {
-    return makeError(ErrorCode::kInvalidArgument, "vm", "this node has no networks");
-  }
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
   if (spec->nics.size() >= kMaxNics) {
@@ -356,7 +350,7 @@ Result<TaskRecord> VmService::addNic(const VmRecord& vm, NicSpec nic, const std:
   }
   VmSpec next = *spec;
   next.nics.push_back(nic);
-  if (auto ok = networks_->checkNics(vm.tenant, {nicRequests(next).back()}); !ok) {
+  if (auto ok = networks_.checkNics(vm.tenant, {nicRequests(next).back()}); !ok) {
     return std::unexpected(ok.error());
   }
   nlohmann::json params = {{"nic", vmSpecToJsonValue(next)["nics"].back()},
@@ -394,7 +388,7 @@ Result<PortRecord> VmService::portOfNic(const VmRecord& vm, size_t index) {
 
 Status VmService::attachNicLive(const VmRecord& vm, size_t index) {
   const std::string domain = domainNameOf(vm.tenant, vm.name);
-  auto nics = networks_->nicsOf(vm.uuid);
+  auto nics = networks_.nicsOf(vm.uuid);
   if (!nics) return std::unexpected(nics.error());
   if (index >= nics->size()) {
     return makeError(ErrorCode::kInternal, "vm", "nic " + std::to_string(index) + " has no port");
@@ -445,14 +439,14 @@ Status VmService::runAddNic(TaskEngine::Run& run, const VmRecord& vm,
       [&]() -> Status {
         auto spec = withNic();
         if (!spec) return std::unexpected(spec.error());
-        return networks_->plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
+        return networks_.plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
       },
       [&]() -> Status {
         auto port = portOfNic(vm, index);
         if (!port)
           return port.error().code == ErrorCode::kNotFound ? Status{}
                                                            : Status(std::unexpected(port.error()));
-        return networks_->unplugNic(*port);
+        return networks_.unplugNic(*port);
       });
   if (result) {
     result = run.step(
@@ -481,7 +475,7 @@ Status VmService::runAddNic(TaskEngine::Run& run, const VmRecord& vm,
           auto is_live = live();
           if (!is_live || !*is_live)
             return is_live ? Status{} : Status(std::unexpected(is_live.error()));
-          auto nics = networks_->nicsOf(vm.uuid);
+          auto nics = networks_.nicsOf(vm.uuid);
           if (!nics) return std::unexpected(nics.error());
           return index < nics->size() ? detachNicLive(vm, (*nics)[index]) : Status{};
         });
@@ -501,7 +495,7 @@ Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
         auto is_live = guests_.isLive(vm);
         if (!is_live) return std::unexpected(is_live.error());
         if (!*is_live) return {};
-        auto nics = networks_->nicsOf(vm.uuid);
+        auto nics = networks_.nicsOf(vm.uuid);
         if (!nics) return std::unexpected(nics.error());
         for (const auto& nic : *nics) {
           if (nic.mac == mac) return detachNicLive(vm, nic);
@@ -513,7 +507,7 @@ Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
       auto ports = store_.listPorts("vm", vm.uuid);
       if (!ports) return std::unexpected(ports.error());
       for (const auto& port : *ports) {
-        if (port.uuid == port_uuid) return networks_->unplugNic(port);
+        if (port.uuid == port_uuid) return networks_.unplugNic(port);
       }
       return {};
     });

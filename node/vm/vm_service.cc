@@ -65,7 +65,7 @@ SpecLimits VmService::storedLimits() {
 
 VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor,
                      EventBus& events, TaskEngine& tasks, GuestMonitors& guests,
-                     VolumeService* volumes, NetworkService* networks)
+                     VolumeService& volumes, VmPorts& networks)
     : options_(std::move(options)),
       store_(store),
       hypervisor_(hypervisor),
@@ -150,7 +150,7 @@ Result<VmSpec> VmService::storedSpec(const VmRecord& vm) const {
 }
 
 bool VmService::nvramOnRbd() const {
-  return volumes_ != nullptr && volumes_->driver().backend() == "rbd" &&
+  return volumes_.driver().backend() == "rbd" &&
          !options_.ceph_key_file.empty();
 }
 
@@ -158,7 +158,7 @@ VolumeId VmService::nvramId(const VmRecord& vm) { return {vm.tenant, "nvram-" + 
 
 Status VmService::removeNvram(const VmRecord& vm) {
   // The step runs after the undefine: a killed QEMU's watch is all that can hold it.
-  return volumes_->removeReleased(nvramId(vm));
+  return volumes_.removeReleased(nvramId(vm));
 }
 
 Status VmService::makeNvram(const VmRecord& vm, const std::string& template_path) {
@@ -167,7 +167,7 @@ Status VmService::makeNvram(const VmRecord& vm, const std::string& template_path
     return makeError(ErrorCode::kInternal, "firmware",
                      "cannot read the NVRAM template " + template_path);
   }
-  VolumeDriver& driver = volumes_->driver();
+  VolumeDriver& driver = volumes_.driver();
   const VolumeId id = nvramId(vm);
   // Written whole each time: the step may run again after a crash, before the VM ever ran.
   if (auto made = driver.create(id, static_cast<int64_t>(bytes.size())); !made) return made;
@@ -184,12 +184,9 @@ std::string VmService::seedPath(const VmRecord& vm) const {
 Result<std::vector<DiskDef>> VmService::resolveDisks(const VmRecord& vm, const VmSpec& spec) const {
   std::vector<DiskDef> disks;
   for (size_t i = 0; i < spec.disks.size(); ++i) {
-    if (volumes_ == nullptr) {
-      return makeError(ErrorCode::kInternal, "vm", "this node has no volume service");
-    }
     auto volume = store_.getVolume(spec.tenant, diskVolumeName(spec, i));
     if (!volume) return std::unexpected(volume.error());
-    DiskDef disk = diskFromSource(qemuDiskId(volume->uuid), volumes_->diskSource(*volume));
+    DiskDef disk = diskFromSource(qemuDiskId(volume->uuid), volumes_.diskSource(*volume));
     disk.target = std::string("vd") + static_cast<char>('a' + i);
     disk.qos = volume->qos;
     disks.push_back(std::move(disk));
@@ -223,9 +220,9 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
     context.nvram_path = options_.nvram_dir + "/" + vm.uuid + "_VARS.fd";
     // On RBD when the VM's volumes are (made there by its create; a VM from before keeps its
     // file).
-    if (nvramOnRbd() && volumes_->driver().stat(nvramId(vm))) {
+    if (nvramOnRbd() && volumes_.driver().stat(nvramId(vm))) {
       context.nvram_rbd =
-          diskFromSource("qiao-nvram", volumes_->driver().diskSource(nvramId(vm)));
+          diskFromSource("qiao-nvram", volumes_.driver().diskSource(nvramId(vm)));
     }
     context.secure_boot = spec->firmware == "uefi-secure";
   }
@@ -233,8 +230,8 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
   if (!disks) return std::unexpected(disks.error());
   context.disks = std::move(*disks);
   context.ceph_key_file = options_.ceph_key_file;
-  if (!spec->nics.empty() && networks_ != nullptr) {
-    auto nics = networks_->nicsOf(vm.uuid);
+  if (!spec->nics.empty()) {
+    auto nics = networks_.nicsOf(vm.uuid);
     if (!nics) return std::unexpected(nics.error());
     context.nics = std::move(*nics);
   }
@@ -269,17 +266,11 @@ std::vector<NicRequest> VmService::nicRequests(const VmSpec& spec) {
 
 Status VmService::checkNics(const VmSpec& spec) const {
   if (spec.nics.empty()) return {};
-  if (networks_ == nullptr) {
-    return makeError(ErrorCode::kInvalidArgument, "vm", "this node has no networks");
-  }
-  return networks_->checkNics(spec.tenant, nicRequests(spec), /*creating_ok=*/true);
+  return networks_.checkNics(spec.tenant, nicRequests(spec), /*creating_ok=*/true);
 }
 
 Status VmService::checkDisks(const VmSpec& spec) const {
   if (spec.disks.empty()) return {};
-  if (volumes_ == nullptr) {
-    return makeError(ErrorCode::kInvalidArgument, "vm", "this node keeps no volumes");
-  }
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     if (auto ok = checkNewDisk(spec, i, /*importing_ok=*/true); !ok) return ok;
   }
@@ -314,8 +305,8 @@ Status VmService::awaitDependencies(TaskEngine::Run& run, const VmSpec& spec) {
   return run.waitFor("wait", "waiting for the vm's networks and images",
                      std::chrono::seconds(options_.dependency_timeout_s),
                      [&]() -> Result<std::string> {
-                       if (networks_ != nullptr && !spec.nics.empty()) {
-                         auto networks = networks_->awaitedNetworks(spec.tenant,
+                       if (!spec.nics.empty()) {
+                         auto networks = networks_.awaitedNetworks(spec.tenant,
                                                                     nicRequests(spec));
                          if (!networks || !networks->empty()) return networks;
                        }
@@ -349,13 +340,12 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
 }
 
 Status VmService::checkNotCopying(const VmRecord& vm, const std::string& only_volume) {
-  if (volumes_ == nullptr) return {};
-  if (!only_volume.empty()) return volumes_->checkNotCopying(vm.tenant, {only_volume});
+  if (!only_volume.empty()) return volumes_.checkNotCopying(vm.tenant, {only_volume});
   auto spec = storedSpec(vm);
   if (!spec) return {};  // a vm without a readable spec has no disks to speak of
   std::vector<std::string> names;
   for (size_t i = 0; i < spec->disks.size(); ++i) names.push_back(diskVolumeName(*spec, i));
-  return volumes_->checkNotCopying(vm.tenant, names);
+  return volumes_.checkNotCopying(vm.tenant, names);
 }
 
 Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
@@ -455,9 +445,7 @@ void VmService::giveUp(TaskEngine::Run& run) {
   (void)run.step("rollback", task.progress, "rolling back", [&]() -> Status {
     if (auto destroyed = hypervisor_.destroy(domain); !destroyed) return destroyed;
     if (auto undefined = hypervisor_.undefine(domain); !undefined) return undefined;
-    if (networks_ != nullptr) {
-      if (auto unplugged = networks_->unplugVm(vm->uuid); !unplugged) return unplugged;
-    }
+    if (auto unplugged = networks_.unplugVm(vm->uuid); !unplugged) return unplugged;
     if (nvramOnRbd()) {
       if (auto removed = removeNvram(*vm); !removed) return removed;
     }
@@ -491,8 +479,8 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   }
   if (result && !spec->nics.empty()) {
     result = run.step("nics", 25, "plugging the NICs", [&]() {
-      return networks_->plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
-    }, [&]() { return networks_->unplugVm(vm.uuid); });
+      return networks_.plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
+    }, [&]() { return networks_.unplugVm(vm.uuid); });
   }
   if (result && nvramOnRbd()) {
     auto firmware = chooseFirmware(*spec);
@@ -500,7 +488,7 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
     if (*firmware) {
       result = run.step("nvram", 28, "making the NVRAM on RBD", [&]() {
         return makeNvram(vm, (*firmware)->nvram_template);
-      }, [&]() { return volumes_->driver().remove(nvramId(vm)); });
+      }, [&]() { return volumes_.driver().remove(nvramId(vm)); });
     }
   }
   if (result && spec->cloud_init) {
@@ -555,7 +543,7 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
     // made some disks (a clone's row recorded, its RBD image not yet), the NIC step plugged
     // the first NIC before the second's address was found taken; giving back is idempotent.
     if (!spec->disks.empty()) (void)giveBackDisks(*spec, /*deleting=*/false);
-    if (networks_ != nullptr) (void)networks_->unplugVm(vm.uuid);
+    (void)networks_.unplugVm(vm.uuid);
     forget();
   }
   return result;
@@ -565,7 +553,7 @@ Status VmService::takeDisks(const VmSpec& spec) {
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     const DiskSpec& disk = spec.disks[i];
     if (disk.image.empty()) {
-      if (auto claimed = volumes_->claimForVm(spec.tenant, disk.volume, spec.name); !claimed) {
+      if (auto claimed = volumes_.claimForVm(spec.tenant, disk.volume, spec.name); !claimed) {
         return std::unexpected(claimed.error());
       }
       continue;
@@ -573,7 +561,7 @@ Status VmService::takeDisks(const VmSpec& spec) {
     auto image = findImageFor(store_, spec.tenant, disk.image);
     if (!image) return std::unexpected(image.error());
     const int64_t size = std::max(disk.size_gib << 30, image->virtual_size);
-    auto made = volumes_->cloneForVm(spec.tenant, diskVolumeName(spec, i),
+    auto made = volumes_.cloneForVm(spec.tenant, diskVolumeName(spec, i),
                                      ImageService::idOf(*image), ImageService::refOf(*image),
                                      size, spec.name);
     if (!made) return std::unexpected(made.error());
@@ -586,7 +574,7 @@ Status VmService::giveBackDisks(const VmSpec& spec, bool deleting) {
     const DiskSpec& disk = spec.disks[i];
     // A disk made from an image goes with its VM unless kept; a failed create never keeps one.
     const bool destroy = !disk.image.empty() && !(deleting && disk.keep);
-    if (auto released = volumes_->releaseFromVm(spec.tenant, diskVolumeName(spec, i), spec.name,
+    if (auto released = volumes_.releaseFromVm(spec.tenant, diskVolumeName(spec, i), spec.name,
                                                 destroy);
         !released) {
       return released;
@@ -626,9 +614,9 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
       return giveBackDisks(*spec, /*deleting=*/true);
     });
   }
-  if (result && networks_ != nullptr) {
+  if (result) {
     result = run.step("nics", 75, "unplugging the NICs",
-                      [&]() { return networks_->unplugVm(vm.uuid); });
+                      [&]() { return networks_.unplugVm(vm.uuid); });
   }
   if (result && nvramOnRbd()) {
     result = run.step("nvram", 78, "removing the NVRAM", [&]() { return removeNvram(vm); });

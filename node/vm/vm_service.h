@@ -32,7 +32,7 @@
 #include "node/vm/domain.h"
 #include "node/vm/spec.h"
 #include "node/vm/vm_stats.h"
-#include "node/networks/network_service.h"
+#include "node/networks/vm_ports.h"
 #include "node/volumes/volume_service.h"
 
 namespace qiao {
@@ -63,8 +63,7 @@ class VmService {
   // `volumes` may be null on a node without volumes (then VMs have no disks), `networks` on a
   // node without networks (then VMs have no NICs).
   VmService(VmServiceOptions options, Store& store, Hypervisor& hypervisor, EventBus& events,
-            TaskEngine& tasks, GuestMonitors& guests, VolumeService* volumes = nullptr,
-            NetworkService* networks = nullptr);
+            TaskEngine& tasks, GuestMonitors& guests, VolumeService& volumes, VmPorts& networks);
   ~VmService();
   VmService(const VmService&) = delete;
   VmService& operator=(const VmService&) = delete;
@@ -226,8 +225,8 @@ class VmService {
   EventBus& events_;
   TaskEngine& tasks_;
   GuestMonitors& guests_;  // QMP monitors of running guests (one kept per VM)
-  VolumeService* volumes_;
-  NetworkService* networks_;
+  VolumeService& volumes_;
+  VmPorts& networks_;
   std::atomic<bool> libvirt_connected_{true};
   std::atomic<bool> stopping_{false};
   // Task steps hold it shared; reconciliation and event handling hold it exclusively, so that

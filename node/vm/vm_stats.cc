@@ -255,13 +255,9 @@ Result<std::vector<VmStatsDisk>> VmService::statsDisksOf(const VmRecord& vm) con
     disk.target = std::string("vd") + static_cast<char>('a' + i);
     auto volume = store_.getVolume(vm.tenant, disk.volume);
     if (!volume) return std::unexpected(volume.error());
-    std::string type = volume->backend == "rbd" ? "rbd" : "file";
-    std::string path;
-    if (volumes_ != nullptr) {
-      DiskSource source = volumes_->diskSource(*volume);
-      type = source.type;
-      path = source.path;
-    }
+    DiskSource source = volumes_.diskSource(*volume);
+    const std::string& type = source.type;
+    const std::string& path = source.path;
     disk.backend = type == "rbd" ? "rbd" : "local";
     disk.device = type == "rbd" ? qemuDiskId(volume->uuid) : path;
     out.push_back(std::move(disk));

@@ -34,7 +34,12 @@ class VmServiceTest : public ::testing::Test {
     options.shutdown_timeout_s = 5;
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
-    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_);
+    auto driver = makeLocalDriver((dir_ / "volumes").string());
+    ASSERT_TRUE(driver.has_value()) << driver.error().describe();
+    driver_ = std::move(*driver);
+    volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_, *guests_);
+    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_,
+                                           *guests_, *volumes_, no_networks_);
     events_.subscribe([this](const Event& e) {
       std::lock_guard lock(mutex_);
       published_.push_back(e);
@@ -72,6 +77,9 @@ class VmServiceTest : public ::testing::Test {
   EventBus events_;
   std::unique_ptr<TaskEngine> tasks_;
   std::unique_ptr<GuestMonitors> guests_;
+  std::unique_ptr<VolumeDriver> driver_;
+  std::unique_ptr<VolumeService> volumes_;
+  NoNetworks no_networks_;
   std::unique_ptr<VmService> service_;
   std::mutex mutex_;
   std::vector<Event> published_;
@@ -110,6 +118,27 @@ TEST_F(VmServiceTest, DuplicateNameInTenantConflictsButOtherTenantMayReuseIt) {
   EXPECT_EQ(again.error().code, ErrorCode::kConflict);
   auto other = finish(service_->createVm(spec("dup", "other"), false, "t"));
   EXPECT_EQ(other.state, "succeeded");
+}
+
+// A node whose networks are off (NoNetworks) runs VMs without NICs and refuses a NIC, at the
+// create and at a hot-plug, with the reason; nothing is recorded for the refused create.
+TEST_F(VmServiceTest, NodeWithoutNetworksRefusesNics) {
+  VmSpec with_nic = spec("nic");
+  with_nic.nics.push_back({.network = "web"});
+  auto refused = service_->createVm(with_nic, false, "t");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("no networks"), std::string::npos);
+  EXPECT_FALSE(store_->getVm("acme", "nic").has_value());
+
+  finish(service_->createVm(spec("plain"), false, "t"));
+  auto vm = store_->getVm("acme", "plain");
+  ASSERT_TRUE(vm.has_value());
+  auto plugged = service_->addNic(*vm, {.network = "web"}, "t");
+  ASSERT_FALSE(plugged.has_value());
+  EXPECT_EQ(plugged.error().code, ErrorCode::kInvalidArgument);
+  auto deleted = finish(service_->deleteVm(*vm, false, "t"));
+  EXPECT_EQ(deleted.state, "succeeded");
 }
 
 TEST_F(VmServiceTest, ActionsAndDeleteRules) {

@@ -34,7 +34,12 @@ class VmStatsServiceTest : public ::testing::Test {
     options.shutdown_timeout_s = 5;
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
-    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_);
+    auto driver = makeLocalDriver((dir_ / "volumes").string());
+    ASSERT_TRUE(driver.has_value()) << driver.error().describe();
+    driver_ = std::move(*driver);
+    volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_, *guests_);
+    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_,
+                                           *guests_, *volumes_, no_networks_);
     service_->start([this] { tasks_->resumeUnfinished(); });
     service_->waitIdle();
   }
@@ -62,6 +67,9 @@ class VmStatsServiceTest : public ::testing::Test {
   EventBus events_;
   std::unique_ptr<TaskEngine> tasks_;
   std::unique_ptr<GuestMonitors> guests_;
+  std::unique_ptr<VolumeDriver> driver_;
+  std::unique_ptr<VolumeService> volumes_;
+  NoNetworks no_networks_;
   std::unique_ptr<VmService> service_;
 };
 
