@@ -17,6 +17,7 @@ function(qiao_check_headers target)
   endforeach()
   if(sources)
     add_library(${target} OBJECT ${sources})
+    target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR})
     target_link_libraries(${target} PRIVATE Boost::headers nlohmann_json::nlohmann_json
                           OpenSSL::SSL PkgConfig::LIBVIRT LibXml2::LibXml2)
   endif()

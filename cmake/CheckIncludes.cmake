@@ -1,0 +1,37 @@
+# cmake -DCONFIG=<file> -DSTAMP=<file> -P CheckIncludes.cmake (see Layering.cmake): fails when
+cmake_minimum_required(VERSION 3.25)
+# a file of TARGET includes a header whose owning library TARGET does not link.
+include(${CONFIG})
+set(problems)
+foreach(f ${FILES})
+  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
+  foreach(line ${lines})
+    string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([^\"]+)\".*" "\\1" header "${line}")
+    set(owner)
+    set(best 0)
+    foreach(pair ${OWNERS})
+      string(REPLACE "|" ";" kv "${pair}")
+      list(GET kv 0 dir)
+      list(GET kv 1 lib)
+      string(LENGTH "${dir}/" n)
+      string(FIND "${header}" "${dir}/" at)
+      if(at EQUAL 0 AND n GREATER best)
+        # Only the folder's own headers: a deeper folder without a library is still its.
+        set(owner ${lib})
+        set(best ${n})
+      endif()
+    endforeach()
+    if(owner AND NOT owner IN_LIST ALLOWED)
+      file(RELATIVE_PATH rel ${SOURCE_DIR} ${f})
+      list(APPEND problems "  ${rel} includes ${header}, a header of ${owner}, which ${TARGET} does not link")
+    endif()
+  endforeach()
+endforeach()
+if(problems)
+  list(JOIN problems "\n" text)
+  message(FATAL_ERROR "layering: ${TARGET} includes what it does not link:\n${text}\n"
+                      "Link the library in ${TARGET}'s CMakeLists.txt if the dependency is right "
+                      "(DESIGN.md: base <- firmware, images, storage, network <- node, cluster), "
+                      "or move the code.")
+endif()
+file(TOUCH ${STAMP})
