@@ -342,7 +342,11 @@ void NodeServices::start() {
   p.images->sweep();
   if (p.networks) p.networks->start();
   // Every family of tasks exists now: they are resumed once the VMs are reconciled.
-  p.vms->start([tasks = p.tasks.get()] { tasks->resumeUnfinished(); });
+  p.vms->start([tasks = p.tasks.get()] {
+    tasks->resumeUnfinished();
+    // What an operator (and bench_host_scale) takes as "up": VMs known, tasks going again.
+    kLog.info("ready: the VMs are reconciled with libvirt and unfinished tasks resumed");
+  });
   p.audit->start();
 }
 
