@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
 
   std::printf("bench_host_scale: %d VMs (SeaBIOS, 64 MiB, 1 vCPU, a 1 GiB RBD volume each, TCG)\n",
               o.n);
-  Qiaod q(stackCephConfig() + "\n[vm]\ncpu_overcommit_percent = 100000\n");
+  Qiaod q(stackCephConfig() + "\n[vm]\ncpu_overcommit_percent = 10000\n");
   int made = 0;
   int rc = 0;
   try {
