@@ -67,6 +67,25 @@ struct RequestContext {
   // The body, when there is one, is declared application/json.
   Status checkJsonBody() const;
 
+  // The object of `kind` that the path's {name} names, among those `find(tenants, name)`
+  // gives in the tenants the caller may see; with to_change, one the caller may change
+  // (`kinds` names them in the refusal).
+  template <typename Record, typename Find>
+  Result<Record> resolveByName(const std::string& kind, const std::string& kinds, bool to_change,
+                               Find find) {
+    const std::string& name = params.at("name");
+    audit_target = name;
+    auto tenants = visibleTenants();
+    if (!tenants) return std::unexpected(tenants.error());
+    if (seesNothing(*tenants)) return std::unexpected(notFound(kind, name));
+    auto record = pickOne<Record>(kind, name, find(*tenants, name));
+    if (!record || !to_change) return record;
+    if (auto allowed = mayChange(record->tenant, kinds); !allowed) {
+      return std::unexpected(allowed.error());
+    }
+    return record;
+  }
+
   // The one object of `kind` named `name` among those found in the caller's tenants.
   template <typename Record>
   Result<Record> pickOne(const std::string& kind, const std::string& name,

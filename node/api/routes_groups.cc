@@ -69,20 +69,11 @@ class GroupRoutes {
 
  private:
   Result<SecurityGroupRecord> resolve(RequestContext& ctx, bool to_change) {
-    const std::string& name = ctx.params.at("name");
-    ctx.audit_target = name;
-    auto tenants = ctx.visibleTenants();
-    if (!tenants) return std::unexpected(tenants.error());
-    if (ctx.seesNothing(*tenants)) {
-      return makeError(ErrorCode::kNotFound, "api", "no security group named " + name);
-    }
-    auto group = ctx.pickOne<SecurityGroupRecord>("security group", name,
-                                                  store_.listSecurityGroups(*tenants, name));
-    if (!group || !to_change) return group;
-    if (auto allowed = ctx.mayChange(group->tenant, "security groups"); !allowed) {
-      return std::unexpected(allowed.error());
-    }
-    return group;
+    return ctx.resolveByName<SecurityGroupRecord>(
+        "security group", "security groups", to_change,
+        [this](const std::vector<std::string>& tenants, const std::string& name) {
+          return store_.listSecurityGroups(tenants, name);
+        });
   }
 
   Store& store_;

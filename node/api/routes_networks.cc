@@ -64,19 +64,11 @@ class NetworkRoutes {
 
  private:
   Result<NetworkRecord> resolve(RequestContext& ctx, bool to_change) {
-    const std::string& name = ctx.params.at("name");
-    ctx.audit_target = name;
-    auto tenants = ctx.visibleTenants();
-    if (!tenants) return std::unexpected(tenants.error());
-    if (ctx.seesNothing(*tenants)) {
-      return makeError(ErrorCode::kNotFound, "api", "no network named " + name);
-    }
-    auto network = ctx.pickOne<NetworkRecord>("network", name, store_.listNetworks(*tenants, name));
-    if (!network || !to_change) return network;
-    if (auto allowed = ctx.mayChange(network->tenant, "networks"); !allowed) {
-      return std::unexpected(allowed.error());
-    }
-    return network;
+    return ctx.resolveByName<NetworkRecord>(
+        "network", "networks", to_change,
+        [this](const std::vector<std::string>& tenants, const std::string& name) {
+          return store_.listNetworks(tenants, name);
+        });
   }
 
   Store& store_;

@@ -112,7 +112,7 @@ class VmRoutes {
       if (!parsed) return errorResponse(parsed.error());
       force = *parsed;
     }
-    auto vm = resolveToChange(ctx);
+    auto vm = resolve(ctx, true);
     if (!vm) return errorResponse(vm.error());
     auto task = vms_.deleteVm(*vm, force, ctx.caller->uri);
     if (!task) return errorResponse(task.error());
@@ -126,7 +126,7 @@ class VmRoutes {
                            "no such action " + quoteForMessage(action) +
                                "; actions: start, stop, force-stop, reboot, pause, resume");
     }
-    auto vm = resolveToChange(ctx);
+    auto vm = resolve(ctx, true);
     if (!vm) return errorResponse(vm.error());
     auto task = vms_.action(*vm, action, ctx.caller->uri);
     if (!task) return errorResponse(task.error());
@@ -139,7 +139,7 @@ class VmRoutes {
     limits.check_boot_files = false;
     auto disk = parseDiskSpec(ctx.request.body, limits);
     if (!disk) return errorResponse(disk.error());
-    auto vm = resolveToChange(ctx);
+    auto vm = resolve(ctx, true);
     if (!vm) return errorResponse(vm.error());
     int64_t disk_gib = 0;
     if (!disk->image.empty()) {
@@ -156,7 +156,7 @@ class VmRoutes {
   ApiResponse removeDisk(RequestContext& ctx) {
     const std::string& volume = ctx.params.at("volume");
     if (auto ok = checkDnsLabel("volume", volume); !ok) return errorResponse(ok.error());
-    auto vm = resolveToChange(ctx);
+    auto vm = resolve(ctx, true);
     if (!vm) return errorResponse(vm.error());
     auto task = vms_.removeDisk(*vm, volume, ctx.caller->uri);
     if (!task) return errorResponse(task.error());
@@ -175,7 +175,7 @@ class VmRoutes {
     if (auto body = ctx.checkJsonBody(); !body) return errorResponse(body.error());
     auto nic = parseNicSpec(ctx.request.body);
     if (!nic) return errorResponse(nic.error());
-    auto vm = resolveToChange(ctx);
+    auto vm = resolve(ctx, true);
     if (!vm) return errorResponse(vm.error());
     auto task = vms_.addNic(*vm, std::move(*nic), ctx.caller->uri);
     if (!task) return errorResponse(task.error());
@@ -186,7 +186,7 @@ class VmRoutes {
     if (auto body = ctx.checkJsonBody(); !body) return errorResponse(body.error());
     auto resize = parseVmResize(ctx.request.body, limits_);
     if (!resize) return errorResponse(resize.error());
-    auto vm = resolveToChange(ctx);
+    auto vm = resolve(ctx, true);
     if (!vm) return errorResponse(vm.error());
     auto task = vms_.resize(*vm, resize->vcpus, resize->memory_mib, ctx.caller->uri);
     if (!task) return errorResponse(task.error());
@@ -196,7 +196,7 @@ class VmRoutes {
   ApiResponse removeNic(RequestContext& ctx) {
     auto mac = parseMac(ctx.params.at("mac"), "mac");
     if (!mac) return errorResponse(mac.error());
-    auto vm = resolveToChange(ctx);
+    auto vm = resolve(ctx, true);
     if (!vm) return errorResponse(vm.error());
     auto task = vms_.removeNic(*vm, *mac, ctx.caller->uri);
     if (!task) return errorResponse(task.error());
@@ -221,24 +221,13 @@ class VmRoutes {
   }
 
  private:
-  Result<VmRecord> resolve(RequestContext& ctx) {
-    const std::string& name = ctx.params.at("name");
-    auto tenants = ctx.visibleTenants();
-    if (!tenants) return std::unexpected(tenants.error());
-    if (ctx.seesNothing(*tenants)) {
-      return makeError(ErrorCode::kNotFound, "api", "no vm named " + name);
-    }
-    return ctx.pickOne<VmRecord>("vm", name, store_.findVmsByName(name, *tenants));
-  }
-
-  // resolve, and the caller may change it.
-  Result<VmRecord> resolveToChange(RequestContext& ctx) {
-    auto vm = resolve(ctx);
-    if (!vm) return vm;
-    if (auto allowed = ctx.mayChange(vm->tenant, "vms"); !allowed) {
-      return std::unexpected(allowed.error());
-    }
-    return vm;
+  // The VM of the path's {name}; with to_change, one the caller may change.
+  Result<VmRecord> resolve(RequestContext& ctx, bool to_change = false) {
+    return ctx.resolveByName<VmRecord>(
+        "vm", "vms", to_change,
+        [this](const std::vector<std::string>& tenants, const std::string& name) {
+          return store_.findVmsByName(name, tenants);
+        });
   }
 
   Store& store_;

@@ -95,19 +95,11 @@ class VolumeRoutes {
 
  private:
   Result<VolumeRecord> resolve(RequestContext& ctx, bool to_change) {
-    const std::string& name = ctx.params.at("name");
-    ctx.audit_target = name;
-    auto tenants = ctx.visibleTenants();
-    if (!tenants) return std::unexpected(tenants.error());
-    if (ctx.seesNothing(*tenants)) {
-      return makeError(ErrorCode::kNotFound, "api", "no volume named " + name);
-    }
-    auto volume = ctx.pickOne<VolumeRecord>("volume", name, store_.listVolumes(*tenants, name));
-    if (!volume || !to_change) return volume;
-    if (auto allowed = ctx.mayChange(volume->tenant, "volumes"); !allowed) {
-      return std::unexpected(allowed.error());
-    }
-    return volume;
+    return ctx.resolveByName<VolumeRecord>(
+        "volume", "volumes", to_change,
+        [this](const std::vector<std::string>& tenants, const std::string& name) {
+          return store_.listVolumes(tenants, name);
+        });
   }
 
   Store& store_;
