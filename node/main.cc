@@ -27,6 +27,8 @@
 #include "node/node_services.h"
 #include "node/vm/qmp/libvirt_event_loop.h"
 #include "node/state/store.h"
+#include "node/vm/hypervisor.h"
+#include "storage/volume_driver.h"
 
 namespace {
 
@@ -118,10 +120,8 @@ int runDaemon(const Config& config) {
     server_options.upload_dir = (*node)->uploadDir();
     server_options.max_upload_bytes = config.images.max_upload_bytes;
     server_options.upload_reserve_bytes = upload_reserve_bytes;
-    server_options.streams_body = [](const std::string& method, const std::string& path) {
-      // PUT /v1/images/{name}/data, on the decoded path as the router sees it.
-      return method == "PUT" && path.starts_with("/v1/images/") && path.ends_with("/data") &&
-             path.find('/', 11) == path.size() - 5;
+    server_options.streams_body = [&api](const std::string& method, const std::string& path) {
+      return api.streamsBody(method, path);
     };
     server_options.admit = [&api](ApiRequest& r) { return api.admit(r); };
     server_options.is_admin = [&api](const std::string& uri, const std::string& serial) {

@@ -16,6 +16,8 @@
 #include "network/switch.h"
 #include "node/api/api.h"
 #include "node/api/metrics.h"
+#include "node/api/routes.h"
+#include "node/api/slots.h"
 #include "node/pki/pki.h"
 #include "node/host/host.h"
 #include "node/images/image_service.h"
@@ -306,32 +308,30 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   auto audit = AuditService::create(*p.store, auditOptions(config));
   if (!audit) return std::unexpected(audit.error());
   p.audit = std::move(*audit);
+  // Each module registers its routes with the services it uses; the Api serves the table.
+  RouteTable routes;
+  addHostRoutes(routes, *p.vms, *p.hypervisor,
+                {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
+                 p.vm_options.firmware, config.host.baseline_file});
+  addMetricsRoutes(routes, *p.store, *p.vms, p.metrics);
+  addVmRoutes(routes, *p.store, *p.vms, p.quotas.get(), p.limits,
+              config.vm.console_log_max_bytes);
+  addVolumeRoutes(routes, *p.store, *p.volumes, p.quotas.get(), p.volume_limits);
+  addNetworkRoutes(routes, *p.store, p.networks.get(), p.quotas.get());
+  addGroupRoutes(routes, *p.store, p.networks.get());
+  addImageRoutes(routes, *p.store, *p.images, p.quotas.get());
+  // Uploads in progress: held by the uploads module, reported by the quotas module.
+  auto uploads = std::make_shared<Slots>();
+  addUploadRoutes(routes, *p.store, *p.images, p.quotas.get(), uploads,
+                  {p.image_options.work_dir, config.images.upload_reserve_mib << 20,
+                   config.images.max_parallel_uploads});
+  addTaskRoutes(routes, *p.store, *p.tasks);
+  addEventRoutes(routes, {config.api.max_event_streams, config.api.max_event_streams_per_identity,
+                          config.api.admin_reserved_event_streams});
+  addQuotaRoutes(routes, p.quotas.get(), uploads);
   p.api = std::make_unique<Api>(
-      ApiDeps{*p.store,
-              *p.tasks,
-              *p.vms,
-              *p.hypervisor,
-              p.events,
-              p.metrics,
-              p.cluster,
-              p.host,
-              p.accel.accelerator,
-              p.accel.reason,
-              QIAO_VERSION,
-              p.limits,
-              config.vm.console_log_max_bytes,
-              p.vm_options.firmware,
-              *p.volumes,
-              p.volume_limits,
-              *p.images,
-              p.networks.get(),
-              config.host.baseline_file,
-              {p.image_options.work_dir, config.images.upload_reserve_mib << 20,
-               config.images.max_parallel_uploads},
-              config.api.audit_summary_interval_s,
-              p.quotas.get(),
-              {config.api.max_event_streams, config.api.max_event_streams_per_identity,
-               config.api.admin_reserved_event_streams}});
+      ApiOptions{*p.store, p.metrics, p.cluster, config.api.audit_summary_interval_s},
+      std::move(routes));
   return node;
 }
 

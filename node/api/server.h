@@ -46,7 +46,8 @@ struct ServerOptions {
   int handler_threads = 4;
   int event_keepalive_s = 15;
   // Requests whose body is streamed to a file in upload_dir instead of memory (image data),
-  // up to max_upload_bytes; the handler sees ApiRequest::upload_*. Given the decoded path.
+  // up to max_upload_bytes; the handler sees ApiRequest::upload_*. Given the decoded path
+  // (qiaod asks its route table: Api::streamsBody).
   std::function<bool(const std::string& method, const std::string& path)> streams_body;
   std::string upload_dir;
   int64_t max_upload_bytes = int64_t{64} << 30;

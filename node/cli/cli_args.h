@@ -1,5 +1,6 @@
-// qiaoctl's command line: the table of commands and their options, the parser, and the help
-// texts made from that same table (so the help lists exactly what the parser accepts).
+// qiaoctl's command line: what a command is (CommandSpec: its words, operand, options, help
+// and the function that runs it), the parser, and the help texts, all made from the one table
+// of commands (so the help lists exactly what the parser accepts and the dispatch runs).
 // Parsing needs no configuration and no server: usage errors and --help never connect.
 #pragma once
 
@@ -28,15 +29,20 @@ struct FlagSpec {
   bool required = false;
 };
 
+class Cli;  // one command run (commands.cc)
+
 struct CommandSpec {
   std::string_view group;    // "host", "vm", "task"
-  std::string_view name;     // "list"; "" for `qiaoctl host`
+  std::string_view name;     // "list", "disk add"; "" for `qiaoctl host`
   std::string_view operand;  // "NAME", "ID" or "" (none)
+  int (Cli::*run)();         // what the command does; 0 ok, 1 failed
   std::string_view summary;  // one line, for the lists of commands
   std::string_view description;
   std::vector<FlagSpec> flags;
 };
 
+// Every command, in the order the help lists them (the rows are in commands.cc, beside the
+// functions they name).
 const std::vector<CommandSpec>& commandSpecs();
 
 // A parsed, valid command line.

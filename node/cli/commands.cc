@@ -55,14 +55,17 @@ bool isTerminalState(const std::string& state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
 }
 
+}  // namespace
+
+// One command run: the invocation, where it prints, and the client. Its command members are
+// what the table's rows (CommandSpec::run) name.
 class Cli {
  public:
   Cli(const Invocation& inv, const CliIo& io, ApiClient client)
       : inv_(inv), io_(io), client_(std::move(client)) {}
 
-  int run();
+  int run() { return (this->*inv_.command->run)(); }
 
- private:
   int hostShow();
   int hostCheck();
   int vmList();
@@ -94,9 +97,11 @@ class Cli {
   int groupDelete();
   int quotaGet();
   int quotaSet();
-  int printQuota(const json& quota);
-  // delete of a volume or an image: a task, then maybe a wait.
+  // delete of a volume, an image or a network: a task, then maybe a wait.
   int objectDelete();
+
+ private:
+  int printQuota(const json& quota);
   // After a 202 on a volume or an image: the task, or with --wait the object once done.
   // Follows the task (--wait) and prints the object `name` (default: the operand) after.
   int finishObjectTask(const json& task, const std::string& name = {});
@@ -182,48 +187,6 @@ std::optional<json> Cli::call(const std::string& method, const std::string& targ
     return std::nullopt;
   }
   return j;
-}
-
-int Cli::run() {
-  const auto& c = *inv_.command;
-  if (c.group == "host") return c.name == "check" ? hostCheck() : hostShow();
-  if (c.group == "vm") {
-    if (c.name == "list") return vmList();
-    if (c.name == "get") return vmGet();
-    if (c.name == "create") return vmCreate();
-    if (c.name == "console-log") return vmConsoleLog();
-    if (c.name == "stats") return vmStats();
-    if (c.name.starts_with("disk ")) return vmDisk();
-    if (c.name.starts_with("nic ")) return vmNic();
-    if (c.name == "resize") return vmResize();
-    return vmChange();
-  }
-  if (c.group == "volume" || c.group == "image") {
-    if (c.name == "list") return volumeOrImageList();
-    if (c.name == "get") return volumeOrImageGet();
-    if (c.name == "delete") return objectDelete();
-    if (c.name == "resize") return volumeResize();
-    if (c.name == "limits") return volumeLimits();
-    if (c.name == "copy") return volumeCopy();
-    return c.group == "volume" ? volumeCreate() : imageCreate();
-  }
-  if (c.group == "security-group") {
-    if (c.name == "list") return groupList();
-    if (c.name == "get") return groupGet();
-    if (c.name == "delete") return groupDelete();
-    return groupWrite();
-  }
-  if (c.group == "quota") return c.name == "get" ? quotaGet() : quotaSet();
-  if (c.group == "network") {
-    if (c.name == "list") return networkList();
-    if (c.name == "get") return networkGet();
-    if (c.name == "delete") return objectDelete();
-    return networkCreate();
-  }
-  if (c.name == "list") return taskList();
-  if (c.name == "get") return taskGet();
-  if (c.name == "cancel") return taskCancel();
-  return taskWait();
 }
 
 namespace {
@@ -936,6 +899,8 @@ int Cli::vmConsoleLog() {
   return 0;
 }
 
+namespace {
+
 // 1536 -> "1.5Ki"; counters of bytes for people (-o json has them exact).
 std::string iecBytes(const json& value) {
   if (!value.is_number()) return "-";
@@ -954,6 +919,8 @@ std::string iecBytes(const json& value) {
 std::string figure(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].dump() : "-";
 }
+
+}  // namespace
 
 int Cli::vmStats() {
   auto stats = call("GET", vmTarget("/stats") + Query().add("tenant", inv_.tenant).str());
@@ -1188,7 +1155,290 @@ int Cli::waitTask(const std::string& id, int timeout_s, json* final, std::string
   }
 }
 
+namespace {
+
+const FlagSpec kWait{"--wait", "",
+                     "wait for the task: a progress bar on a terminal, else a line "
+                     "per change, on stderr"};
+const FlagSpec kWaitTimeout{"--timeout", "SECONDS",
+                            "with --wait: give up waiting after SECONDS (default 600); the task "
+                            "goes on",
+                            FlagCheck::kCount};
+
+// One row per command: its words, operand, the function that runs it, its help and options.
+// The parser, the help texts and the dispatch all read these rows (kept as written, not
+// reflowed).
+// clang-format off
+std::vector<CommandSpec> makeSpecs() {
+  std::vector<CommandSpec> specs = {
+      {"host", "", "", &Cli::hostShow, "show this host: arch, CPU, memory, accelerator, versions",
+       "Prints GET /v1/host as a two-column table (-o json: the API's JSON).",
+       {}},
+      {"host", "check", "", &Cli::hostCheck, "check this host against the cluster's baseline: pass, warn or fail per item",
+       "qiaod judges its host against its baseline file (host.baseline_file, by default\n"
+       "/etc/qiao/baseline.toml; see docs/operators/installing.md) and this prints one line\n"
+       "per item (GET /v1/host/check):\n"
+       "  baseline     the file read (warn: none, the defaults; fail: it does not parse)\n"
+       "  libvirt      qiaod reaches libvirtd\n"
+       "  versions     libvirt and QEMU against min_libvirt, min_qemu\n"
+       "  accelerator  kvm passes; tcg fails, warns or passes as the baseline's kvm says\n"
+       "  cpu          the CPU features the baseline lists\n"
+       "  firmware     a UEFI build for each guest arch the baseline lists\n"
+       "  bios         the host's BIOS date against min_bios_date\n"
+       "  iommu        IOMMU groups (required, preferred or ignored)\n"
+       "  hugepages    HugePages_Total against min_hugepages\n"
+       "  time         the kernel's clock synchronized (NTP, chrony)\n"
+       "Items the baseline does not ask for are left out. Exit status 1 when an item fails\n"
+       "(the host must not take guests), else 0 (warnings included).",
+       {}},
+      {"vm", "list", "", &Cli::vmList, "list VMs",
+       "Lists the VMs of the tenants you may see (only tenant T with --tenant T). Columns: "
+       "TENANT NAME STATE\nVCPUS MEMORY ARCH AGE. Without --all, one page: a note on stderr "
+       "says when there are more.",
+       {{"--state", "S",
+         "only VMs in state S: creating, running, paused, shutoff, shutdown, crashed, deleting, "
+         "error, pmsuspended",
+         FlagCheck::kVmState},
+        {"--label", "KEY=VALUE", "only VMs with this label; repeat it to require several",
+         FlagCheck::kLabel, true},
+        {"--limit", "N", "at most N VMs a page (the server's default when not given)",
+         FlagCheck::kCount},
+        {"--all", "", "follow every page"}}},
+      {"vm", "get", "NAME", &Cli::vmGet, "show one VM", "Prints the VM as a two-column table.", {}},
+      {"vm", "create", "", &Cli::vmCreate, "create a VM from a JSON spec",
+       "Sends the VM spec (JSON, the API's VmSpec: name, tenant, arch, vcpus, memory_mib, "
+       "firmware,\naccel, boot, disks, nics, labels) to POST /v1/vms. The tenant may be left out "
+       "when your identity\nhas one tenant, or come from --tenant. Prints the task's id, or with "
+       "--wait the VM once created.",
+       {{"-f", "FILE|-", "the spec; - reads it from standard input", FlagCheck::kNone, false, true},
+        {"--no-start", "", "define the VM but do not start it"},
+        kWait,
+        kWaitTimeout}},
+      {"vm", "start", "NAME", &Cli::vmChange, "start a VM",
+       "Prints the task's id, or with --wait the VM's state once done.", {kWait, kWaitTimeout}},
+      {"vm", "stop", "NAME", &Cli::vmChange, "shut a VM down (ACPI power button)",
+       "Prints the task's id, or with --wait the VM's state once done.", {kWait, kWaitTimeout}},
+      {"vm", "force-stop", "NAME", &Cli::vmChange, "power a VM off at once",
+       "Prints the task's id, or with --wait the VM's state once done.", {kWait, kWaitTimeout}},
+      {"vm", "reboot", "NAME", &Cli::vmChange, "reboot a VM",
+       "Prints the task's id, or with --wait the VM's state once done.", {kWait, kWaitTimeout}},
+      {"vm", "pause", "NAME", &Cli::vmChange, "pause a VM's CPUs",
+       "Prints the task's id, or with --wait the VM's state once done.", {kWait, kWaitTimeout}},
+      {"vm", "resume", "NAME", &Cli::vmChange, "resume a paused VM",
+       "Prints the task's id, or with --wait the VM's state once done.", {kWait, kWaitTimeout}},
+      {"vm", "delete", "NAME", &Cli::vmChange, "delete a VM",
+       "A running VM is refused (conflict) unless --force, which powers it off first. Prints the "
+       "task's id,\nor with --wait a line once the VM is gone.",
+       {{"--force", "", "delete a running VM too (powered off first)"}, kWait, kWaitTimeout}},
+      {"vm", "disk add", "NAME", &Cli::vmDisk, "add a disk to a VM, running or not",
+       "A volume of the VM's tenant (--volume), or a new volume made from an image (--image,\n"
+       "named --volume or <vm>-disk<k>). A running VM gets it at once (hot-plug; RBD volumes),\n"
+       "a stopped one at its next start. Prints the task's id, or with --wait the VM once done.",
+       {{"--volume", "V", "the volume to attach (with --image: the new volume's name)"},
+        {"--image", "I", "make the disk from image I (a copy-on-write clone)"},
+        {"--size-gib", "N", "with --image: its size in GiB (default: the image's)",
+         FlagCheck::kCount},
+        {"--keep", "", "with --image: keep the volume when the VM is deleted"},
+        kWait,
+        kWaitTimeout}},
+      {"vm", "disk remove", "NAME", &Cli::vmDisk, "remove a disk from a VM, running or not",
+       "A running VM's guest is asked to release the disk (PCIe hot-unplug) and the task waits\n"
+       "for it (30 s; a guest that does not let go keeps the disk and the task fails). The\n"
+       "volume stays, available. Prints the task's id, or with --wait the VM once done.",
+       {{"--volume", "V", "the disk's volume", FlagCheck::kNone, false, true},
+        kWait,
+        kWaitTimeout}},
+      {"vm", "nic add", "NAME", &Cli::vmNic, "add a NIC to a VM, running or not",
+       "A port on the network (address, MAC, flows) and, in a running VM, the device at once\n"
+       "(hot-plug); a stopped VM has it at its next start. Prints the task's id, or with --wait\n"
+       "the VM once done (its ports show the address and MAC).",
+       {{"--network", "N", "a network of the VM's tenant", FlagCheck::kNone, false, true},
+        {"--ip", "A", "a fixed address in the network's subnet (default: the lowest free)"},
+        {"--mac", "M", "its MAC (default: derived from the port)"},
+        {"--security-group", "G", "a security group of the tenant (default: default)",
+         FlagCheck::kNone, true},
+        kWait,
+        kWaitTimeout}},
+      {"vm", "nic remove", "NAME", &Cli::vmNic, "remove a NIC from a VM, running or not",
+       "A running VM's guest is asked to release the NIC (PCIe hot-unplug), 30 s at most; then\n"
+       "its port, address and flows go. Prints the task's id, or with --wait the VM once done.",
+       {{"--mac", "M", "the NIC's MAC (qiaoctl vm get shows the ports)", FlagCheck::kNone, false,
+         true},
+        kWait,
+        kWaitTimeout}},
+      {"vm", "resize", "NAME", &Cli::vmResize, "change a VM's vCPUs or memory, running or not",
+       "Within the max_vcpus and max_memory_mib its spec fixed at create: a running VM gets\n"
+       "vCPUs hot-plugged or unplugged and its balloon set at once; a stopped one has them at\n"
+       "its next start. Prints the task's id, or with --wait the VM once done.",
+       {{"--vcpus", "N", "vCPUs", FlagCheck::kCount},
+        {"--memory-mib", "M", "memory in MiB", FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
+      {"vm", "console-log", "NAME", &Cli::vmConsoleLog, "print the end of a VM's serial console output",
+       "Prints the text as it is (no table, no JSON), whatever -o says.",
+       {{"--tail", "BYTES", "the last BYTES bytes (default 65536, the server's limit applies)",
+         FlagCheck::kCount}}},
+      {"vm", "stats", "NAME", &Cli::vmStats, "show a running VM's CPU, memory, disk and NIC figures",
+       "Prints CPU time, memory (the guest's own figures when its balloon driver reports "
+       "them),\neach disk's reads and writes (by volume) and each NIC's traffic (by MAC and "
+       "network).\nCounters since the VM started. Figures that could not be read are listed "
+       "at the end.\nA VM that is not running is refused (conflict).",
+       {}},
+      {"volume", "list", "", &Cli::volumeOrImageList, "list volumes",
+       "Columns: TENANT NAME SIZE STATE VM BACKEND AGE (only tenant T with --tenant T).", {}},
+      {"volume", "get", "NAME", &Cli::volumeOrImageGet, "show one volume", "Prints the volume as a two-column table.", {}},
+      {"volume", "create", "NAME", &Cli::volumeCreate, "create an empty volume",
+       "Prints the task's id, or with --wait the volume once created.",
+       {{"--size-gib", "N", "its size in GiB", FlagCheck::kCount, false, true},
+        {"--pool", "P", "the RBD pool (default: storage.ceph_pool)"},
+        {"--iops", "N", "I/O operations a second at most (default: no limit)", FlagCheck::kCount},
+        {"--bytes-per-sec", "N", "bytes a second at most (default: no limit)", FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
+      {"volume", "resize", "NAME", &Cli::volumeResize, "grow a volume (volumes never shrink)",
+       "Prints the task's id, or with --wait the volume once grown.",
+       {{"--size-gib", "N", "the new size in GiB", FlagCheck::kCount, false, true},
+        kWait,
+        kWaitTimeout}},
+      {"volume", "limits", "NAME", &Cli::volumeLimits, "set a volume's I/O limits (replacing all of them)",
+       "Each limit given is set, every other one removed; --none removes them all. A total and\n"
+       "its read/write split exclude each other. A VM using an RBD volume obeys the new limits\n"
+       "within seconds, without a restart. Prints the task's id, or with --wait the volume.",
+       {{"--iops", "N", "I/O operations a second, reads and writes together", FlagCheck::kCount},
+        {"--bytes-per-sec", "N", "bytes a second, reads and writes together", FlagCheck::kCount},
+        {"--read-iops", "N", "read operations a second", FlagCheck::kCount},
+        {"--write-iops", "N", "write operations a second", FlagCheck::kCount},
+        {"--read-bytes-per-sec", "N", "bytes read a second", FlagCheck::kCount},
+        {"--write-bytes-per-sec", "N", "bytes written a second", FlagCheck::kCount},
+        {"--none", "", "no limits at all"},
+        kWait,
+        kWaitTimeout}},
+      {"volume", "copy", "NAME", &Cli::volumeCopy, "copy a volume into a new one, with progress",
+       "A full copy of the volume as it was when the copy began, made by a QEMU block job: live\n"
+       "in the running VM that has it attached (RBD), else in a qemu-storage-daemon. While it\n"
+       "runs the volume cannot be resized, deleted or attached, nor its VM started, stopped or\n"
+       "deleted; qiaoctl task cancel ID stops it and removes the partial copy, the source\n"
+       "untouched. Prints the task's id, or with --wait the new volume.",
+       {{"--to", "NAME", "the new volume's name", FlagCheck::kNone, false, true},
+        {"--pool", "P", "the RBD pool of the copy (default: storage.ceph_pool)"},
+        {"--bandwidth-mib-s", "N", "copy at most N MiB a second (default: no cap)",
+         FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
+      {"volume", "delete", "NAME", &Cli::objectDelete, "delete a volume",
+       "Refused (conflict) while a VM uses the volume or a Ceph client has it open; the error "
+       "names them.\nPrints the task's id, or with --wait a line once the volume is gone.",
+       {kWait, kWaitTimeout}},
+      {"network", "list", "", &Cli::networkList, "list networks",
+       "Columns: TENANT NAME TYPE SEGMENT SUBNET GATEWAY DHCP STATE AGE (only tenant T with "
+       "--tenant T).",
+       {}},
+      {"network", "get", "NAME", &Cli::networkGet, "show one network and its ports",
+       "Prints the network as a two-column table, then its ports (VM, NIC, device, MAC, IP).",
+       {}},
+      {"network", "create", "NAME", &Cli::networkCreate, "create a tenant network",
+       "Two tenants may use the same subnet: their traffic never meets. A tenant's own networks "
+       "never\noverlap. The gateway defaults to the subnet's first address, the DHCP server takes "
+       "the next free\none. Prints the task's id, or with --wait the network once ready.",
+       {{"--subnet", "CIDR", "its IPv4 subnet, e.g. 10.0.0.0/24 (prefix 8 to 29)",
+         FlagCheck::kNone, false, true},
+        {"--type", "T", "vxlan (default), geneve or vlan"},
+        {"--segment-id", "N", "VNI or VLAN id (default: the lowest free one)", FlagCheck::kCount},
+        {"--gateway", "IP|none", "the gateway guests get (default: the first address)"},
+        {"--no-dhcp", "", "no DHCP server: guests configure their addresses themselves"},
+        {"--dns", "IP", "a DNS server for the guests; repeat for up to 3 (default: the "
+         "network's DHCP server,\nwhich answers for the VM names)", FlagCheck::kNone, true},
+        {"--mtu", "N", "guest MTU (default 1450 for vxlan/geneve, 1500 for vlan)",
+         FlagCheck::kCount},
+        kWait,
+        kWaitTimeout}},
+      {"network", "delete", "NAME", &Cli::objectDelete, "delete a network",
+       "Refused (conflict) while VMs have NICs on it; the error names them. Prints the task's "
+       "id, or with\n--wait a line once the network is gone.",
+       {kWait, kWaitTimeout}},
+      {"security-group", "list", "", &Cli::groupList, "list security groups",
+       "Columns: TENANT NAME RULES AGE (only tenant T with --tenant T).", {}},
+      {"security-group", "get", "NAME", &Cli::groupGet, "show one security group and its rules",
+       "Prints the group, then its rules as a table.", {}},
+      {"security-group", "create", "NAME", &Cli::groupWrite, "create a security group",
+       "Rules allow new connections; replies always pass (stateful). A rule is\n"
+       "DIRECTION[:PROTOCOL[:PORTS[:REMOTE]]]: ingress or egress; any, tcp, udp or icmp; a port "
+       "or\nMIN-MAX; a CIDR or group=NAME. e.g. --rule ingress:tcp:443 --rule "
+       "ingress:any::group=web.",
+       {{"--rule", "RULE", "a rule; repeat it (none: the group allows nothing new)",
+         FlagCheck::kNone, true}}},
+      {"security-group", "set-rules", "NAME", &Cli::groupWrite, "replace a group's rules",
+       "The flows of every NIC in the group change at once. RULE as for create.",
+       {{"--rule", "RULE", "a rule; repeat it (none: the group allows nothing new)",
+         FlagCheck::kNone, true}}},
+      {"security-group", "delete", "NAME", &Cli::groupDelete, "delete a security group",
+       "Refused (conflict) while NICs use it; the error names their VMs.", {}},
+      {"image", "list", "", &Cli::volumeOrImageList, "list images (yours and the public ones)",
+       "Columns: TENANT NAME STATE FORMAT SIZE SHA256 AGE; public images show TENANT (public).",
+       {}},
+      {"image", "get", "NAME", &Cli::volumeOrImageGet, "show one image", "Prints the image as a two-column table.", {}},
+      {"image", "create", "NAME", &Cli::imageCreate, "import an image: a file of yours, or a host path (admins)",
+       "With --file, uploads FILE (streamed, of any size up to the server's limit) and starts "
+       "the import.\nWith --source-path, the server imports a file of its own host (admins "
+       "only). The format comes\nfrom the content (raw, qcow2, ISO 9660); a hostile or "
+       "mismatching image is refused and nothing\nis kept. Prints the task's id, or with --wait "
+       "the image once ready.",
+       {{"--file", "FILE", "the image to upload from this machine"},
+        {"--source-path", "PATH", "a file on the server's host (admins only)"},
+        {"--format", "F", "the format you expect: raw, qcow2 or iso (checked against the content)"},
+        {"--public", "", "every tenant may use it (admins only)"},
+        kWait,
+        kWaitTimeout}},
+      {"image", "delete", "NAME", &Cli::objectDelete, "delete an image",
+       "Refused (conflict) while volumes cloned from it exist. Prints the task's id, or with "
+       "--wait a\nline once the image is gone.",
+       {kWait, kWaitTimeout}},
+      {"quota", "get", "TENANT", &Cli::quotaGet, "show a tenant's quotas and what it uses",
+       "Columns: QUOTA LIMIT USED. A limit of 'none' is no limit. vCPUs and memory count the\n"
+       "maximums a VM may grow to; volume GiB include VM disks made from images; uploads are\n"
+       "those in progress.",
+       {}},
+      {"quota", "set", "TENANT", &Cli::quotaSet, "set a tenant's quotas (admins)",
+       "Each quota given is set; the others stay. A value is a number, 'none' for no limit, or\n"
+       "'default' for the node's default again ([quota] in qiaod.toml). A create that would\n"
+       "pass a quota is refused (conflict) with the figures. Prints the quotas as 'quota get'.",
+       {{"--vms", "N", "VMs"},
+        {"--vcpus", "N", "vCPUs of all its VMs"},
+        {"--memory-mib", "N", "memory (MiB) of all its VMs"},
+        {"--volume-gib", "N", "GiB of all its volumes"},
+        {"--images", "N", "images it owns"},
+        {"--networks", "N", "networks"},
+        {"--uploads", "N", "image uploads in progress at once"}}},
+      {"task", "list", "", &Cli::taskList, "list tasks",
+       "Columns: ID KIND TENANT VM STATE PROGRESS AGE MESSAGE; newest first, one page.",
+       {{"--state", "S", "only tasks in state S: queued, running, succeeded, failed, cancelled",
+         FlagCheck::kTaskState},
+        {"--vm", "NAME", "only tasks on the VM NAME"},
+        {"--limit", "N", "at most N tasks (the server's default when not given)",
+         FlagCheck::kCount}}},
+      {"task", "get", "ID", &Cli::taskGet, "show one task", "Prints the task as a two-column table.", {}},
+      {"task", "cancel", "ID", &Cli::taskCancel, "stop a running task",
+       "Only tasks that can stop half way are cancelled (volume copies); others answer a\n"
+       "conflict. The task undoes what it did and ends 'cancelled'; one that finishes first\n"
+       "keeps its outcome. Prints a line, or with --wait waits for the task to end: exit status\n"
+       "0 when it ended cancelled, 1 otherwise.",
+       {kWait, kWaitTimeout}},
+      {"task", "wait", "ID", &Cli::taskWait, "wait for a task to end",
+       "Polls the task every 200 ms: a progress bar on stderr when it is a terminal, else a line "
+       "on stderr\nper change. Exit status 0 when it succeeded; 1 when it failed or was "
+       "cancelled (its error is\nprinted), or when the timeout passes (the task goes on).",
+       {{"--timeout", "SECONDS", "give up after SECONDS (default 600)", FlagCheck::kCount}}},
+  };
+  return specs;
+}
+// clang-format on
+
 }  // namespace
+
+const std::vector<CommandSpec>& commandSpecs() {
+  static const std::vector<CommandSpec> kSpecs = makeSpecs();
+  return kSpecs;
+}
 
 std::string urlEncode(const std::string& s) {
   static constexpr char kHex[] = "0123456789ABCDEF";

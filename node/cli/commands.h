@@ -1,4 +1,5 @@
 // What each qiaoctl command does with the node API: the requests it makes and what it prints.
+// commands.cc also holds the table of commands (commandSpecs), each row beside its function.
 // It owns the ApiClient for the length of one command; no Boost here (client.h hides it).
 #pragma once
 

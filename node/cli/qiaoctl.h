@@ -1,6 +1,7 @@
 // qiaoctl: the command line of the node API. runQiaoctl is the whole program (qiaoctl_main.cc
 // only fills CliIo and calls it), so that tests drive it with arguments and capture what it
-// prints. The command table and parser are in cli_args.h, the commands in commands.cc.
+// prints. The parser and the help are in cli_args.h; the table of commands and the commands
+// themselves in commands.cc.
 // Exit codes: 0 ok, 1 the operation failed (an API or connection error, a failed task, a
 // timeout), 2 usage error.
 #pragma once

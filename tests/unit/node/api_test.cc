@@ -12,6 +12,7 @@
 #include "node/node_services.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
+#include "tests/doubles/test_node.h"
 
 namespace qiao {
 namespace {
@@ -27,30 +28,7 @@ class ApiTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    // The node as qiaod builds it (NodeServices), on libvirt's test driver and a local
-    // directory for volumes.
-    fs::create_directories(dir_ / "pki");
-    std::ofstream(dir_ / "pki" / "cluster") << "c1\n";
-    Config config;
-    config.pki.dir = (dir_ / "pki").string();
-    config.state.dir = dir_.string();
-    config.vm.accelerator = "tcg";
-    config.storage.backend = "local";
-    config.storage.local_dir = (dir_ / "volumes").string();
-    config.network.mode = "off";
-    NodeParts parts;
-    LibvirtOptions lv;
-    lv.uri = "test:///default";
-    parts.hypervisor = makeLibvirtHypervisor(lv);
-    // An x86_64 host of 4 cores and 8 GiB whatever runs the test (the arm64 unit tests run
-    // under qemu-user, where the spec defaults would make aarch64 guests).
-    HostFacts host;
-    host.hostname = "unit";
-    host.arch = "x86_64";
-    host.cores = 4;
-    host.memory_bytes = uint64_t{8} << 30;
-    parts.host = host;
-    auto node = NodeServices::build(config, std::move(parts));
+    auto node = buildTestNode(dir_);
     ASSERT_TRUE(node) << node.error().describe();
     node_ = std::move(*node);
     node_->start();

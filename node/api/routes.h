@@ -1,0 +1,98 @@
+// The node API's route modules: each owns the routes of one resource and registers them in
+// the RouteTable with the services it uses, and no others. The composition root
+// (node_services.cc) calls them; a cluster module adds its routes the same way.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+#include "firmware/descriptor.h"
+#include "node/api/router.h"
+#include "node/host/host.h"
+#include "node/vm/spec.h"
+#include "node/volumes/volume_service.h"
+
+namespace qiao {
+
+class Store;
+class TaskEngine;
+class VmService;
+class Hypervisor;
+class ImageService;
+class NetworkService;
+class QuotaService;
+class Metrics;
+class Slots;
+struct ImageRecord;
+struct RequestContext;
+
+// GET /v1/healthz, /v1/host, /v1/host/firmware, /v1/host/check: what this host is.
+struct HostRouteFacts {
+  std::string cluster;
+  HostFacts host;
+  std::string accelerator;  // "kvm" | "tcg"
+  std::string accelerator_reason;
+  std::string version;
+  FirmwareCatalog firmware;   // read at start from QEMU's descriptor directories
+  std::string baseline_file;  // the cluster's host baseline (host.baseline_file)
+};
+void addHostRoutes(RouteTable& routes, VmService& vms, Hypervisor& hypervisor,
+                   HostRouteFacts facts);
+
+// GET /metrics (Prometheus).
+void addMetricsRoutes(RouteTable& routes, Store& store, VmService& vms, Metrics& metrics);
+
+// /v1/vms and their actions, disks, NICs, size, console log and figures. `quotas` may be null
+// (a node that keeps none).
+void addVmRoutes(RouteTable& routes, Store& store, VmService& vms, QuotaService* quotas,
+                 SpecLimits limits, int64_t console_log_max_bytes);
+
+// /v1/volumes.
+void addVolumeRoutes(RouteTable& routes, Store& store, VolumeService& volumes, QuotaService* quotas,
+                     VolumeLimits limits);
+
+// /v1/networks and /v1/security-groups; `networks` is null on a node without Open vSwitch
+// (reads answer from the store, changes are refused).
+void addNetworkRoutes(RouteTable& routes, Store& store, NetworkService* networks,
+                      QuotaService* quotas);
+void addGroupRoutes(RouteTable& routes, Store& store, NetworkService* networks);
+
+// /v1/images, without the upload of their data.
+void addImageRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService* quotas);
+
+// PUT /v1/images/{name}/data: streamed to a file, admitted before the body is read only with
+// room on the upload directory's filesystem above reserve_bytes and a free slot of the
+// tenant's (per_tenant, or its uploads quota).
+struct UploadLimits {
+  std::string dir;
+  int64_t reserve_bytes = int64_t{2} << 30;
+  int per_tenant = 2;
+};
+void addUploadRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService* quotas,
+                     std::shared_ptr<Slots> uploads, UploadLimits limits);
+
+// /v1/tasks.
+void addTaskRoutes(RouteTable& routes, Store& store, TaskEngine& tasks);
+
+// GET /v1/events: streams capped in all, per identity, and how many of all only admins may
+// open.
+struct StreamLimits {
+  int total = 64;
+  int per_identity = 4;
+  int admin_reserve = 8;
+};
+void addEventRoutes(RouteTable& routes, StreamLimits limits);
+
+// /v1/quotas; `uploads` are the uploads in progress that the usage reports.
+void addQuotaRoutes(RouteTable& routes, QuotaService* quotas, std::shared_ptr<Slots> uploads);
+
+// Shared by the images and uploads modules: the image of the path's {name} the caller may
+// see (and, with to_change, change).
+Result<ImageRecord> resolveImage(Store& store, RequestContext& ctx, bool to_change);
+// Shared by the networks and groups modules: the answer to a change on a node without
+// networks.
+Error noNetworks();
+
+}  // namespace qiao

@@ -1,0 +1,38 @@
+#include "tests/doubles/test_node.h"
+
+#include <fstream>
+
+#include "base/config.h"
+#include "node/host/host.h"
+#include "node/vm/hypervisor.h"
+#include "storage/volume_driver.h"
+
+namespace qiao {
+
+Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir / "pki");
+  std::ofstream(dir / "pki" / "cluster") << "c1\n";
+  Config config;
+  config.pki.dir = (dir / "pki").string();
+  config.state.dir = dir.string();
+  config.vm.accelerator = "tcg";
+  config.storage.backend = "local";
+  config.storage.local_dir = (dir / "volumes").string();
+  config.network.mode = "off";
+  NodeParts parts;
+  LibvirtOptions lv;
+  lv.uri = "test:///default";
+  parts.hypervisor = makeLibvirtHypervisor(lv);
+  // Not this machine's facts: the arm64 unit tests run under qemu-user, where the spec
+  // defaults would make aarch64 guests.
+  HostFacts host;
+  host.hostname = "unit";
+  host.arch = "x86_64";
+  host.cores = 4;
+  host.memory_bytes = uint64_t{8} << 30;
+  parts.host = host;
+  return NodeServices::build(config, std::move(parts));
+}
+
+}  // namespace qiao

@@ -1,0 +1,19 @@
+// The node as qiaod builds it (NodeServices), on libvirt's test driver, a local directory for
+// volumes and no networks, in `dir` (its PKI, state and volumes), for tests that need the
+// real wiring without a hypervisor: the API's unit tests, and the tests that read the route
+// table the node serves.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+#include "node/node_services.h"
+
+namespace qiao {
+
+// An x86_64 host of 4 cores and 8 GiB whatever runs the test, in cluster "c1".
+Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path& dir);
+
+}  // namespace qiao
