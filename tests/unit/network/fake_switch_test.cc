@@ -1,5 +1,5 @@
 // The FakeSwitch behaves as the Switch contract says, so that tests built on it mean something.
-#include "tests/unit/network/fake_switch.h"
+#include "tests/doubles/fake_switch.h"
 
 #include <gtest/gtest.h>
 
