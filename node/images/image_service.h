@@ -16,22 +16,12 @@
 #include "base/event_bus.h"
 #include "images/convert.h"
 #include "images/probe.h"
+#include "node/images/image_spec.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
 #include "storage/volume_driver.h"
 
 namespace qiao {
-
-struct ImageSpec {
-  std::string name;
-  std::string tenant;          // may be absent: the API fills it in
-  bool is_public = false;      // admins only
-  std::string format;          // declared: raw | qcow2 | iso | "" (none)
-  std::string source_path;     // admins only: a regular file on this host
-};
-
-// Strict, like every spec. Never throws.
-Result<ImageSpec> parseImageSpec(std::string_view json_text);
 
 struct ImageServiceOptions {
   std::string work_dir;  // <state>/images: uploads and conversions in progress

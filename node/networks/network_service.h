@@ -19,44 +19,12 @@
 #include "network/fabric.h"
 #include "network/ipam.h"
 #include "network/nic.h"
+#include "node/networks/network_spec.h"
 #include "node/networks/vm_ports.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
 
 namespace qiao {
-
-struct NetworkSpec {
-  std::string name;
-  std::string tenant;  // may be absent: the API fills it in
-  std::string type = "vxlan";  // vlan | vxlan | geneve
-  int64_t segment_id = 0;      // 0 = the lowest free one
-  Ipv4Subnet subnet;
-  std::string gateway;         // "" = the subnet's first address; "none" = no gateway
-  bool dhcp = true;
-  std::vector<std::string> dns;
-  int64_t mtu = 0;             // 0 = 1500 for vlan, 1450 for the tunnel types
-};
-
-// Strict: unknown fields, wrong types, names that are not DNS labels, malformed or
-// out-of-range subnets, gateways outside the subnet, segment ids out of the type's range,
-// MTUs out of range are refused with a message naming the field. Never throws.
-Result<NetworkSpec> parseNetworkSpec(std::string_view json_text);
-
-// A security group as created or replaced through the API.
-struct SecurityGroupSpec {
-  std::string name;
-  std::string tenant;  // may be absent: the API fills it in
-  std::vector<FlowRule> rules;
-};
-
-inline constexpr size_t kMaxRules = 100;
-inline constexpr const char* kDefaultGroup = "default";
-
-// {name, tenant?, rules: [{direction, protocol?, port_min?, port_max?, remote_cidr? |
-// remote_group?}]}; `rules_only` for a replace ({rules} alone). Strict, never throws.
-Result<SecurityGroupSpec> parseSecurityGroupSpec(std::string_view json_text, bool rules_only);
-// The rules as the API shows and the store keeps them.
-nlohmann::json rulesToJson(const std::vector<FlowRule>& rules);
 
 class NetworkService final : public VmPorts {
  public:

@@ -26,4 +26,20 @@ common=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/log.cc" "$repo/b
   "$repo/network/ovsdb.cc"
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/qmp_fuzz" "$here/qmp_fuzz.cc" \
   "$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/json_input.cc" "$repo/node/vm/qmp/qmp_message.cc"
-echo "build.sh: built $out/spec_fuzz $out/domain_xml_fuzz $out/image_probe_fuzz $out/ovsdb_fuzz $out/qmp_fuzz"
+# The API's request bodies, each parser built from its own spec file (no service behind it).
+json_in=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/json_input.cc")
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/volume_fuzz" "$here/volume_fuzz.cc" "${json_in[@]}" \
+  "$repo/node/volumes/volume_spec.cc" "$repo/node/state/record_json.cc"
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/network_fuzz" "$here/network_fuzz.cc" "${json_in[@]}" \
+  "$repo/node/networks/network_spec.cc" "$repo/network/ipam.cc"
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/group_fuzz" "$here/group_fuzz.cc" "${json_in[@]}" \
+  "$repo/node/networks/network_spec.cc" "$repo/network/ipam.cc"
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/image_fuzz" "$here/image_fuzz.cc" "${json_in[@]}" \
+  "$repo/node/images/image_spec.cc" "$repo/images/probe.cc"
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/nic_fuzz" "$here/nic_fuzz.cc" "${common[@]}" -lcrypto
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/vm_actions_fuzz" "$here/vm_actions_fuzz.cc" \
+  "${common[@]}" -lcrypto
+for src in "$here"/*_fuzz.cc; do
+  [ -x "$out/$(basename "${src%.cc}")" ] || { echo "build.sh: no rule builds $(basename "$src")" >&2; exit 1; }
+done
+echo "build.sh: built every target of $here/*_fuzz.cc in $out"

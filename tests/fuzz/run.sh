@@ -6,7 +6,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${1:?usage: run.sh BUILD_DIR [SECONDS]}
 seconds=${2:-20}
 rc=0
-for target in spec domain_xml image_probe ovsdb qmp; do
+# Every target: tests/fuzz/<target>_fuzz.cc, with its seeds in corpus/<target>/.
+for src in "$here"/*_fuzz.cc; do
+  target=$(basename "${src%_fuzz.cc}")
   work=$(mktemp -d)
   cp -r "$here/corpus/$target/." "$work/"
   echo "== fuzzing ${target} for ${seconds}s"
