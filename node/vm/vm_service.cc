@@ -538,6 +538,14 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
     });
   }
   if (!result) {
+    // The define or start step may have done its work and failed all the same (libvirt's
+    // answer an error, or none in time): no undo covers a step that failed, and a domain of
+    // this VM left behind would keep running on its disks, then be adopted by the next
+    // reconciliation as a VM nobody asked for. It goes first, before its disks are given back.
+    if (auto left = hypervisor_.lookup(domain); left && left->uuid == vm.uuid) {
+      (void)hypervisor_.destroy(domain);
+      (void)hypervisor_.undefine(domain);
+    }
     run.rollback();
     // A step that failed half way has no undo of its own: the disks step may have taken or
     // made some disks (a clone's row recorded, its RBD image not yet), the NIC step plugged

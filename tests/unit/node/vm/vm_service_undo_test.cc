@@ -1,0 +1,311 @@
+// VmService's undo paths, driven by a Hypervisor that fails chosen calls (FaultyHypervisor
+// over libvirt's test driver) with its volumes on the local directory driver and its NICs on
+// the Fabric's in-memory doubles: a create whose start fails (or whose define or start fails
+// after doing its work) leaves no domain, no claimed volume and no port behind and no VM
+// record; a delete that fails half way leaves the VM deletable and is asked again; a failed
+// start leaves the VM as it was.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/crypto.h"
+#include "node/state/record_json.h"
+#include "node/vm/vm_service.h"
+#include "tests/doubles/fake_flows.h"
+#include "tests/doubles/fake_switch.h"
+#include "tests/doubles/faulty_hypervisor.h"
+
+namespace qiao {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FaultTiming;
+using testing::FaultyHypervisor;
+using testing::HypervisorOp;
+
+Error injected() { return Error{ErrorCode::kInternal, "libvirt", "injected failure", {}}; }
+
+class VmServiceUndoTest : public ::testing::Test {
+ protected:
+  VmServiceUndoTest() : dhcp_("/nonexistent") {}
+
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("qiao-vmundo-" + newUuid());
+    fs::create_directories(dir_);
+    // libvirt's test driver keeps its domains for the whole process: each test its own tenant.
+    tenant_ = "t" + newUuid().substr(0, 8);
+    auto store = Store::open((dir_ / "qiao.db").string());
+    ASSERT_TRUE(store.has_value()) << store.error().describe();
+    store_ = std::move(*store);
+    LibvirtOptions lv;
+    lv.uri = "test:///default";
+    libvirt_ = makeLibvirtHypervisor(lv);
+    hypervisor_ = std::make_unique<FaultyHypervisor>(*libvirt_);
+    auto local = makeLocalDriver((dir_ / "volumes").string());
+    ASSERT_TRUE(local.has_value()) << local.error().describe();
+    driver_ = std::move(*local);
+
+    FabricOptions fabric;
+    fabric.bridge = "br-unit";
+    fabric.check_interval_ms = 60000;
+    fabric.taps = {[this](const std::string& n) { return taps_.contains(n); },
+                   [this](const std::string& n, int) -> Status {
+                     taps_.insert(n);
+                     return {};
+                   },
+                   [this](const std::string& n) -> Status {
+                     taps_.erase(n);
+                     return {};
+                   }};
+    fabric_ = std::make_unique<Fabric>(fabric, switch_, flows_, dhcp_);
+
+    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+    volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_);
+    networks_ = std::make_unique<NetworkService>(*store_, *fabric_, *tasks_, events_);
+    guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
+    VmServiceOptions options;
+    options.cluster = "unit";
+    options.console_dir = (dir_ / "console").string();
+    options.seed_dir = (dir_ / "seeds").string();
+    options.host_accelerator = "tcg";
+    options.shutdown_timeout_s = 5;
+    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_,
+                                       volumes_.get(), networks_.get());
+    vms_->start();
+    vms_->waitIdle();
+
+    // A volume and a network for the VMs to take.
+    VolumeSpec volume;
+    volume.name = "data1";
+    volume.tenant = tenant_;
+    volume.size_gib = 1;
+    ASSERT_EQ(finish(volumes_->create(volume, "t")).state, "succeeded");
+    auto network = parseNetworkSpec(R"({"name":"web","subnet":"10.1.0.0/24","dhcp":false})");
+    ASSERT_TRUE(network.has_value());
+    network->tenant = tenant_;
+    ASSERT_EQ(finish(networks_->create(*network, "t")).state, "succeeded");
+  }
+  void TearDown() override {
+    vms_->stop();
+    tasks_->stop();
+    for (const auto& name : domains_) {
+      (void)libvirt_->destroy(name);
+      (void)libvirt_->undefine(name);
+    }
+    libvirt_->stop();
+    fs::remove_all(dir_);
+  }
+
+  VmSpec spec(const std::string& name) {
+    VmSpec s;
+    s.name = name;
+    s.tenant = tenant_;
+    s.arch = "x86_64";
+    s.memory_mib = 128;
+    DiskSpec disk;
+    disk.volume = "data1";
+    s.disks.push_back(disk);
+    NicSpec nic;
+    nic.network = "web";
+    s.nics.push_back(nic);
+    domains_.push_back(domainNameOf(tenant_, name));
+    return s;
+  }
+  TaskRecord finish(const Result<TaskRecord>& task) {
+    EXPECT_TRUE(task.has_value()) << task.error().describe();
+    if (!task) return {};
+    if (vms_) {
+      vms_->waitIdle();
+    } else {
+      tasks_->drain();
+    }
+    auto done = store_->getTask(task->id);
+    EXPECT_TRUE(done.has_value());
+    return done ? *done : TaskRecord{};
+  }
+  bool domainExists(const std::string& vm) {
+    auto info = libvirt_->lookup(domainNameOf(tenant_, vm));
+    if (!info) {
+      EXPECT_EQ(info.error().code, ErrorCode::kNotFound) << info.error().describe();
+    }
+    return info.has_value();
+  }
+  // The volume is free again: available, attached to no VM.
+  void expectVolumeFree() {
+    auto volume = store_->getVolume(tenant_, "data1");
+    ASSERT_TRUE(volume.has_value());
+    EXPECT_EQ(volume->state, "available");
+    EXPECT_EQ(volume->attached_vm, "");
+  }
+  size_t portCount() {
+    auto ports = store_->listPorts();
+    EXPECT_TRUE(ports.has_value());
+    return ports ? ports->size() : 0;
+  }
+  // Everything a failed create may have made is gone: domain, claimed volume, ports, record.
+  void expectNothingLeftOf(const std::string& vm) {
+    EXPECT_FALSE(domainExists(vm)) << "the domain was left behind";
+    expectVolumeFree();
+    EXPECT_EQ(portCount(), 0u) << "a port was left behind";
+    EXPECT_TRUE(taps_.empty());
+    auto record = store_->getVm(tenant_, vm);
+    ASSERT_FALSE(record.has_value()) << "the vm record was left, " << record->state;
+    EXPECT_EQ(record.error().code, ErrorCode::kNotFound);
+    // A reconciliation finds nothing of it to adopt.
+    vms_->reconcileNow();
+    EXPECT_FALSE(store_->getVm(tenant_, vm).has_value()) << "reconciliation adopted a leftover";
+  }
+  std::vector<std::string> steps(const std::string& task_id) {
+    std::vector<std::string> out;
+    if (auto journal = store_->journalOf(task_id)) {
+      for (const auto& e : *journal) out.push_back(e.step + ":" + e.phase);
+    }
+    return out;
+  }
+
+  fs::path dir_;
+  std::string tenant_;
+  std::vector<std::string> domains_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Hypervisor> libvirt_;
+  std::unique_ptr<FaultyHypervisor> hypervisor_;
+  std::unique_ptr<VolumeDriver> driver_;
+  testing::FakeSwitch switch_;
+  testing::FakeFlows flows_;
+  DhcpServers dhcp_;
+  std::set<std::string> taps_;
+  std::unique_ptr<Fabric> fabric_;
+  EventBus events_;
+  std::unique_ptr<TaskEngine> tasks_;
+  std::unique_ptr<VolumeService> volumes_;
+  std::unique_ptr<NetworkService> networks_;
+  std::unique_ptr<GuestMonitors> guests_;
+  std::unique_ptr<VmService> vms_;
+};
+
+TEST_F(VmServiceUndoTest, ACreateThatWorksTakesTheVolumeAndAPort) {
+  // The baseline the failures below are measured against.
+  auto task = finish(vms_->createVm(spec("ok"), true, "t"));
+  EXPECT_EQ(task.state, "succeeded") << task.error_json;
+  EXPECT_TRUE(domainExists("ok"));
+  EXPECT_EQ(store_->getVolume(tenant_, "data1")->attached_vm, "ok");
+  EXPECT_EQ(portCount(), 1u);
+  EXPECT_EQ(store_->getVm(tenant_, "ok")->state, "running");
+}
+
+TEST_F(VmServiceUndoTest, ACreateWhoseStartFailsLeavesNothingBehind) {
+  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
+  auto task = finish(vms_->createVm(spec("web1"), true, "t"));
+  EXPECT_EQ(task.state, "failed");
+  EXPECT_NE(task.error_json.find("injected failure"), std::string::npos) << task.error_json;
+  EXPECT_EQ(hypervisor_->faults().injected(HypervisorOp::kStart), 1);
+  // Undone newest first: the domain, then the NICs, then the disks.
+  auto journal = steps(task.id);
+  std::vector<std::string> undos;
+  for (const auto& s : journal) {
+    if (s.ends_with(":undone")) undos.push_back(s);
+  }
+  EXPECT_EQ(undos, (std::vector<std::string>{"define:undone", "nics:undone",
+                                             "disks:undone"}));
+  expectNothingLeftOf("web1");
+}
+
+TEST_F(VmServiceUndoTest, ACreateWhoseDefineFailsLeavesNothingBehind) {
+  hypervisor_->faults().failNth(HypervisorOp::kDefine, 1, injected());
+  auto task = finish(vms_->createVm(spec("web1"), true, "t"));
+  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(hypervisor_->faults().calls(HypervisorOp::kStart), 0);
+  expectNothingLeftOf("web1");
+}
+
+TEST_F(VmServiceUndoTest, ACreateWhoseDefineIsReportedFailedAfterItHappenedLeavesNoDomain) {
+  // libvirt defined the domain, but the answer was lost (a timeout): the step failed, and
+  // has no undo of its own; the domain must go all the same.
+  hypervisor_->faults().failNth(HypervisorOp::kDefine, 1, injected(), FaultTiming::kAfter);
+  auto task = finish(vms_->createVm(spec("web1"), true, "t"));
+  EXPECT_EQ(task.state, "failed");
+  expectNothingLeftOf("web1");
+}
+
+TEST_F(VmServiceUndoTest, ACreateWhoseStartIsReportedFailedAfterItHappenedLeavesNoGuest) {
+  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected(), FaultTiming::kAfter);
+  auto task = finish(vms_->createVm(spec("web1"), true, "t"));
+  EXPECT_EQ(task.state, "failed");
+  expectNothingLeftOf("web1");
+}
+
+TEST_F(VmServiceUndoTest, ACreateWhoseUndoFailsToo) {
+  // The start fails and so does the first undefine of the undo: the rollback goes on with
+  // the NICs and disks, and the failure path removes the domain after all.
+  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
+  hypervisor_->faults().failNth(HypervisorOp::kUndefine, 1, injected());
+  auto task = finish(vms_->createVm(spec("web1"), true, "t"));
+  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(hypervisor_->faults().injected(HypervisorOp::kUndefine), 1);
+  expectNothingLeftOf("web1");
+}
+
+TEST_F(VmServiceUndoTest, ADeleteThatFailsHalfWayCanBeAskedAgain) {
+  ASSERT_EQ(finish(vms_->createVm(spec("web1"), false, "t")).state, "succeeded");
+  auto vm = store_->getVm(tenant_, "web1");
+  ASSERT_TRUE(vm.has_value());
+  ASSERT_EQ(vm->state, "shutoff");
+
+  // The domain is undefined, but libvirt's answer is an error: the delete stops there.
+  hypervisor_->faults().failNth(HypervisorOp::kUndefine, 1, injected(), FaultTiming::kAfter);
+  auto failed = finish(vms_->deleteVm(*vm, false, "t"));
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_NE(failed.error_json.find("injected failure"), std::string::npos) << failed.error_json;
+  auto after = store_->getVm(tenant_, "web1");
+  ASSERT_TRUE(after.has_value()) << "the record went with the delete unfinished";
+  // Deletable again: in error (no domain to read a state from), or shut off once libvirt's
+  // undefine event has made the reconciliation redefine the missing domain; never left
+  // "deleting".
+  EXPECT_TRUE(after->state == "error" || after->state == "shutoff") << after->state;
+  // Its volume and port are still its own: nothing else may take them yet.
+  EXPECT_EQ(store_->getVolume(tenant_, "data1")->attached_vm, "web1");
+  EXPECT_EQ(portCount(), 1u);
+
+  auto retried = finish(vms_->deleteVm(*after, false, "t"));
+  EXPECT_EQ(retried.state, "succeeded") << retried.error_json;
+  EXPECT_FALSE(store_->getVm(tenant_, "web1").has_value());
+  EXPECT_FALSE(domainExists("web1"));
+  expectVolumeFree();
+  EXPECT_EQ(portCount(), 0u);
+}
+
+TEST_F(VmServiceUndoTest, ADeleteWhosePowerOffFailsLeavesTheVmRunningAndDeletable) {
+  ASSERT_EQ(finish(vms_->createVm(spec("web1"), true, "t")).state, "succeeded");
+  auto vm = store_->getVm(tenant_, "web1");
+  ASSERT_TRUE(vm.has_value());
+  hypervisor_->faults().failNth(HypervisorOp::kDestroy, 1, injected());
+  EXPECT_EQ(finish(vms_->deleteVm(*vm, true, "t")).state, "failed");
+  auto after = store_->getVm(tenant_, "web1");
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->state, "running");
+  EXPECT_TRUE(domainExists("web1"));
+  EXPECT_EQ(store_->getVolume(tenant_, "data1")->attached_vm, "web1");
+
+  EXPECT_EQ(finish(vms_->deleteVm(*after, true, "t")).state, "succeeded");
+  EXPECT_FALSE(domainExists("web1"));
+  expectVolumeFree();
+  EXPECT_EQ(portCount(), 0u);
+}
+
+TEST_F(VmServiceUndoTest, AFailedStartLeavesTheVmStoppedAndStartable) {
+  ASSERT_EQ(finish(vms_->createVm(spec("web1"), false, "t")).state, "succeeded");
+  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
+  auto failed = finish(vms_->action(*store_->getVm(tenant_, "web1"), "start", "t"));
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(store_->getVm(tenant_, "web1")->state, "shutoff");
+  auto started = finish(vms_->action(*store_->getVm(tenant_, "web1"), "start", "t"));
+  EXPECT_EQ(started.state, "succeeded") << started.error_json;
+  EXPECT_EQ(store_->getVm(tenant_, "web1")->state, "running");
+}
+
+}  // namespace
+}  // namespace qiao
