@@ -31,9 +31,9 @@ json_in=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/json_input.cc")
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/volume_fuzz" "$here/volume_fuzz.cc" "${json_in[@]}" \
   "$repo/node/volumes/volume_spec.cc" "$repo/node/state/record_json.cc"
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/network_fuzz" "$here/network_fuzz.cc" "${json_in[@]}" \
-  "$repo/node/networks/network_spec.cc" "$repo/network/ipam.cc"
+  "$repo/node/networks/network_spec.cc" "$repo/network/ipam.cc" "$repo/base/crypto.cc" -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/group_fuzz" "$here/group_fuzz.cc" "${json_in[@]}" \
-  "$repo/node/networks/network_spec.cc" "$repo/network/ipam.cc"
+  "$repo/node/networks/network_spec.cc" "$repo/network/ipam.cc" "$repo/base/crypto.cc" -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/image_fuzz" "$here/image_fuzz.cc" "${json_in[@]}" \
   "$repo/node/images/image_spec.cc" "$repo/images/probe.cc"
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/nic_fuzz" "$here/nic_fuzz.cc" "${common[@]}" -lcrypto

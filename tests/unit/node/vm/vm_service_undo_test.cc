@@ -64,9 +64,9 @@ class VmServiceUndoTest : public ::testing::Test {
     fabric_ = std::make_unique<Fabric>(fabric, switch_, flows_, dhcp_);
 
     tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
-    volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_);
-    networks_ = std::make_unique<NetworkService>(*store_, *fabric_, *tasks_, events_);
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
+    volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_, *guests_);
+    networks_ = std::make_unique<NetworkService>(*store_, *fabric_, *tasks_, events_);
     VmServiceOptions options;
     options.cluster = "unit";
     options.console_dir = (dir_ / "console").string();
@@ -74,7 +74,7 @@ class VmServiceUndoTest : public ::testing::Test {
     options.host_accelerator = "tcg";
     options.shutdown_timeout_s = 5;
     vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_,
-                                       volumes_.get(), networks_.get());
+                                       *volumes_, *networks_);
     vms_->start();
     vms_->waitIdle();
 
