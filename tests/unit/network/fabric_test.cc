@@ -9,6 +9,7 @@
 #include "network/fabric.h"
 #include "tests/doubles/fake_flows.h"
 #include "tests/doubles/fake_switch.h"
+#include "tests/doubles/fake_taps.h"
 
 namespace qiao {
 namespace {
@@ -21,15 +22,7 @@ class FabricTest : public ::testing::Test {
   FabricTest() : dhcp_("/nonexistent") {
     options_.bridge = "br-test";
     options_.check_interval_ms = 60000;  // checks only when a test asks
-    options_.taps = {[this](const std::string& n) { return taps_.contains(n); },
-                     [this](const std::string& n, int) -> Status {
-                       taps_.insert(n);
-                       return {};
-                     },
-                     [this](const std::string& n) -> Status {
-                       taps_.erase(n);
-                       return {};
-                     }};
+    options_.taps = taps_.ops();
     fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
   }
 
@@ -61,7 +54,7 @@ class FabricTest : public ::testing::Test {
   FakeSwitch switch_;
   FakeFlows flows_;
   DhcpServers dhcp_;
-  std::set<std::string> taps_;
+  testing::FakeTaps taps_;
   std::unique_ptr<Fabric> fabric_;
 };
 

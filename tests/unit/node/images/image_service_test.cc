@@ -16,6 +16,7 @@
 
 #include "base/crypto.h"
 #include "tests/doubles/faulty_volume_driver.h"
+#include "tests/unit/node/service_fixture.h"
 
 namespace qiao {
 namespace {
@@ -24,14 +25,10 @@ namespace fs = std::filesystem;
 using testing::FaultyVolumeDriver;
 using testing::VolumeOp;
 
-class ImageServiceTest : public ::testing::Test {
+class ImageServiceTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qiao-imgsvc-" + newUuid());
-    fs::create_directories(dir_);
-    auto store = Store::open((dir_ / "qiao.db").string());
-    ASSERT_TRUE(store.has_value()) << store.error().describe();
-    store_ = std::move(*store);
+    ServiceFixture::SetUp();
     auto local = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(local.has_value()) << local.error().describe();
     local_ = std::move(*local);
@@ -43,21 +40,12 @@ class ImageServiceTest : public ::testing::Test {
     std::ofstream(source_, std::ios::binary) << content_;
     startNode();
   }
-  void TearDown() override {
-    stopNode();
-    fs::remove_all(dir_);
-  }
-  void startNode() {
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+  void makeService() override {
     ImageServiceOptions options;
     options.work_dir = (dir_ / "images").string();
     service_ = std::make_unique<ImageService>(options, *store_, *driver_, *tasks_, events_);
   }
-  void stopNode() {
-    if (tasks_) tasks_->stop();
-    service_.reset();
-    tasks_.reset();
-  }
+  void dropService() override { service_.reset(); }
 
   ImageSpec spec(const std::string& name, const std::string& path = {}) {
     ImageSpec s;
@@ -65,12 +53,6 @@ class ImageServiceTest : public ::testing::Test {
     s.tenant = "acme";
     s.source_path = path;
     return s;
-  }
-  TaskRecord finish(const TaskRecord& task) {
-    tasks_->drain();
-    auto done = store_->getTask(task.id);
-    EXPECT_TRUE(done.has_value());
-    return done ? *done : TaskRecord{};
   }
   // Imports from the host path; the task as it ended.
   TaskRecord importFromPath(const std::string& name, const std::string& path) {
@@ -89,13 +71,9 @@ class ImageServiceTest : public ::testing::Test {
     return local_->stat({"acme", object, ""}).has_value();
   }
 
-  fs::path dir_;
   std::string content_, source_;
-  std::unique_ptr<Store> store_;
   std::unique_ptr<VolumeDriver> local_;
   std::unique_ptr<FaultyVolumeDriver> driver_;
-  EventBus events_;
-  std::unique_ptr<TaskEngine> tasks_;
   std::unique_ptr<ImageService> service_;
 };
 
@@ -127,8 +105,8 @@ TEST_F(ImageServiceTest, AnUploadIsImportedOnceAndItsFileGoesWhenReady) {
   EXPECT_EQ(image->state, "pending");
   const std::string received = service_->workDir() + "/incoming";
   std::ofstream(received, std::ios::binary) << content_;
-  auto task = service_->upload(*image, received,
-                               static_cast<int64_t>(content_.size()), sha256Hex(content_), "t");
+  auto task = service_->upload(*image, received, static_cast<int64_t>(content_.size()),
+                               sha256Hex(content_), "t");
   ASSERT_TRUE(task.has_value()) << task.error().describe();
   EXPECT_EQ(finish(*task).state, "succeeded") << finish(*task).error_json;
   auto ready = store_->getImage("acme", "up");
@@ -242,9 +220,10 @@ TEST_F(ImageServiceTest, AnImportInterruptedByAStopIsFinishedAtTheNextStart) {
   auto busy = service_->remove(*pending, "t");
   ASSERT_FALSE(busy.has_value());
   EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
-  const std::string id = store_->unfinishedTasks()->front().id;
+  const std::string id = onlyUnfinishedTask();
   ASSERT_TRUE(store_->journal(id, "probe", "begin"));
 
+  // The sweep at start keeps the files of the import.
   stopNode();
   startNode();
   service_->sweep();
@@ -262,12 +241,9 @@ TEST_F(ImageServiceTest, AnImportInterruptedTooOftenIsRolledBack) {
   ASSERT_FALSE(service_->create(spec("debian", source_), "o", "t", &task).has_value());
   // The crashed runs had made the backend image already.
   ASSERT_TRUE(local_->create({"acme", "img-debian", ""}, static_cast<int64_t>(content_.size())));
-  const std::string id = store_->unfinishedTasks()->front().id;
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_->bumpTaskAttempts(id));
-  stopNode();
-  startNode();
-  tasks_->resumeUnfinished();
-  tasks_->drain();
+  const std::string id = onlyUnfinishedTask();
+  interruptedTooOften(id);
+  restartAndResume();
   EXPECT_EQ(store_->getTask(id)->state, "failed");
   EXPECT_FALSE(store_->getImage("acme", "debian").has_value());
   EXPECT_FALSE(inBackend("img-debian"));

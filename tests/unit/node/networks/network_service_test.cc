@@ -9,63 +9,39 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "base/crypto.h"
 #include "tests/doubles/fake_flows.h"
 #include "tests/doubles/fake_switch.h"
+#include "tests/doubles/fake_taps.h"
+#include "tests/unit/node/service_fixture.h"
 
 namespace qiao {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::FakeFlows;
 using testing::FakeSwitch;
 using testing::FlowOp;
 
-class NetworkServiceTest : public ::testing::Test {
+class NetworkServiceTest : public testing::ServiceFixture {
  protected:
   NetworkServiceTest() : dhcp_("/nonexistent") {}
 
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qiao-netsvc-" + newUuid());
-    fs::create_directories(dir_);
-    auto store = Store::open((dir_ / "qiao.db").string());
-    ASSERT_TRUE(store.has_value()) << store.error().describe();
-    store_ = std::move(*store);
+    ServiceFixture::SetUp();
     FabricOptions options;
     options.bridge = "br-unit";
     options.check_interval_ms = 60000;  // checks only when a test asks
-    options.taps = {[this](const std::string& n) { return taps_.contains(n); },
-                    [this](const std::string& n, int) -> Status {
-                      taps_.insert(n);
-                      return {};
-                    },
-                    [this](const std::string& n) -> Status {
-                      taps_.erase(n);
-                      return {};
-                    }};
+    options.taps = taps_.ops();
     fabric_ = std::make_unique<Fabric>(options, switch_, flows_, dhcp_);
     startNode();
   }
-  void TearDown() override {
-    stopNode();
-    fabric_.reset();
-    fs::remove_all(dir_);
-  }
-  void startNode() {
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+  void makeService() override {
     service_ = std::make_unique<NetworkService>(*store_, *fabric_, *tasks_, events_);
   }
-  void stopNode() {
-    if (tasks_) tasks_->stop();
-    service_.reset();
-    tasks_.reset();
-  }
+  void dropService() override { service_.reset(); }
 
   // No DHCP server: unit tests run no dnsmasq.
   NetworkSpec spec(const std::string& name, const std::string& subnet,
@@ -74,14 +50,6 @@ class NetworkServiceTest : public ::testing::Test {
                                    R"(","subnet":")" + subnet + R"(","dhcp":false})");
     EXPECT_TRUE(parsed.has_value()) << parsed.error().describe();
     return parsed ? *parsed : NetworkSpec{};
-  }
-  TaskRecord finish(const Result<TaskRecord>& task) {
-    EXPECT_TRUE(task.has_value()) << task.error().describe();
-    if (!task) return {};
-    tasks_->drain();
-    auto done = store_->getTask(task->id);
-    EXPECT_TRUE(done.has_value());
-    return done ? *done : TaskRecord{};
   }
   NetworkRecord created(const std::string& name, const std::string& subnet) {
     EXPECT_EQ(finish(service_->create(spec(name, subnet), "t")).state, "succeeded");
@@ -104,15 +72,11 @@ class NetworkServiceTest : public ::testing::Test {
     return ports ? *ports : std::vector<PortRecord>{};
   }
 
-  fs::path dir_;
-  std::unique_ptr<Store> store_;
   FakeSwitch switch_;
   FakeFlows flows_;
   DhcpServers dhcp_;
-  std::set<std::string> taps_;
+  testing::FakeTaps taps_;
   std::unique_ptr<Fabric> fabric_;
-  EventBus events_;
-  std::unique_ptr<TaskEngine> tasks_;
   std::unique_ptr<NetworkService> service_;
 };
 
@@ -155,15 +119,13 @@ TEST_F(NetworkServiceTest, OverlapsAndTakenNamesConflictWithinATenantOnly) {
   auto overlap = service_->create(spec("db", "10.1.0.128/25"), "t");
   ASSERT_FALSE(overlap.has_value());
   EXPECT_EQ(overlap.error().code, ErrorCode::kConflict);
-  EXPECT_NE(overlap.error().message.find("acme/web"), std::string::npos)
-      << overlap.error().message;
+  EXPECT_NE(overlap.error().message.find("acme/web"), std::string::npos) << overlap.error().message;
   auto taken = service_->create(spec("web", "10.9.0.0/24"), "t");
   ASSERT_FALSE(taken.has_value());
   EXPECT_EQ(taken.error().code, ErrorCode::kConflict);
   EXPECT_EQ(store_->getNetwork("acme", "web")->uuid, web.uuid);
   // Another tenant may use the same name and subnet.
-  EXPECT_EQ(finish(service_->create(spec("web", "10.1.0.0/24", "other"), "t")).state,
-            "succeeded");
+  EXPECT_EQ(finish(service_->create(spec("web", "10.1.0.0/24", "other"), "t")).state, "succeeded");
 }
 
 TEST_F(NetworkServiceTest, ACreateWhoseFabricStepFailsLeavesNoNetwork) {
@@ -178,8 +140,7 @@ TEST_F(NetworkServiceTest, ACreateWhoseFabricStepFailsLeavesNoNetwork) {
   // A VM create waiting for it hears why it will never come.
   auto awaited = service_->awaitedNetworks("acme", {NicRequest{"web", "", "", {}}});
   ASSERT_FALSE(awaited.has_value());
-  EXPECT_NE(awaited.error().message.find("injected"), std::string::npos)
-      << awaited.error().message;
+  EXPECT_NE(awaited.error().message.find("injected"), std::string::npos) << awaited.error().message;
   EXPECT_FALSE(service_->checkNics("acme", {NicRequest{"web", "", "", {}}}).has_value());
 
   // Once OVS takes flows again, the name and the subnet are free.
@@ -234,9 +195,9 @@ TEST_F(NetworkServiceTest, PortsTakeFreeAddressesAndFixedOnesAreChecked) {
 TEST_F(NetworkServiceTest, AnUnpluggedNicMovesTheLaterOnesUp) {
   created("web", "10.1.0.0/24");
   created("db", "10.2.0.0/24");
-  ASSERT_TRUE(service_->plugVm(
-      "acme", "vm-1", "one",
-      {NicRequest{"web", "", "", {}}, NicRequest{"db", "", "", {}}, NicRequest{"web", "", "", {}}}));
+  ASSERT_TRUE(service_->plugVm("acme", "vm-1", "one",
+                               {NicRequest{"web", "", "", {}}, NicRequest{"db", "", "", {}},
+                                NicRequest{"web", "", "", {}}}));
   auto ports = portsOf("vm-1");
   ASSERT_EQ(ports.size(), 3u);
   auto byNic = [](std::vector<PortRecord> p) {
@@ -268,8 +229,7 @@ TEST_F(NetworkServiceTest, SecurityGroupsAreCheckedAndKeptWhileUsed) {
   EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
 
   auto spec = parseSecurityGroupSpec(
-      R"({"name":"db","rules":[{"direction":"ingress","protocol":"tcp","port_min":5432}]})",
-      false);
+      R"({"name":"db","rules":[{"direction":"ingress","protocol":"tcp","port_min":5432}]})", false);
   ASSERT_TRUE(spec.has_value()) << spec.error().describe();
   spec->tenant = "acme";
   auto group = service_->createGroup(*spec);
@@ -300,13 +260,10 @@ TEST_F(NetworkServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   auto awaited = service_->awaitedNetworks("acme", {NicRequest{"web", "", "", {}}});
   ASSERT_TRUE(awaited.has_value());
   EXPECT_NE(awaited->find("creating"), std::string::npos);
-  const std::string id = store_->unfinishedTasks()->front().id;
+  const std::string id = onlyUnfinishedTask();
   ASSERT_TRUE(store_->journal(id, "fabric", "begin"));
 
-  stopNode();
-  startNode();
-  tasks_->resumeUnfinished();
-  tasks_->drain();
+  restartAndResume();
   auto task = store_->getTask(id);
   ASSERT_TRUE(task.has_value());
   EXPECT_EQ(task->state, "succeeded") << task->error_json;
@@ -321,12 +278,9 @@ TEST_F(NetworkServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
 TEST_F(NetworkServiceTest, ACreateInterruptedTooOftenIsRolledBack) {
   tasks_->stop();
   ASSERT_FALSE(service_->create(spec("web", "10.1.0.0/24"), "t").has_value());
-  const std::string id = store_->unfinishedTasks()->front().id;
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_->bumpTaskAttempts(id));
-  stopNode();
-  startNode();
-  tasks_->resumeUnfinished();
-  tasks_->drain();
+  const std::string id = onlyUnfinishedTask();
+  interruptedTooOften(id);
+  restartAndResume();
   EXPECT_EQ(store_->getTask(id)->state, "failed");
   EXPECT_FALSE(store_->getNetwork("acme", "web").has_value());
 }

@@ -6,41 +6,37 @@
 // start leaves the VM as it was.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "base/crypto.h"
+#include "node/networks/network_service.h"
 #include "node/state/record_json.h"
 #include "node/vm/vm_service.h"
 #include "tests/doubles/fake_flows.h"
 #include "tests/doubles/fake_switch.h"
+#include "tests/doubles/fake_taps.h"
 #include "tests/doubles/faulty_hypervisor.h"
+#include "tests/unit/node/service_fixture.h"
 
 namespace qiao {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::FaultTiming;
 using testing::FaultyHypervisor;
 using testing::HypervisorOp;
 
 Error injected() { return Error{ErrorCode::kInternal, "libvirt", "injected failure", {}}; }
 
-class VmServiceUndoTest : public ::testing::Test {
+class VmServiceUndoTest : public testing::ServiceFixture {
  protected:
   VmServiceUndoTest() : dhcp_("/nonexistent") {}
 
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qiao-vmundo-" + newUuid());
-    fs::create_directories(dir_);
+    ServiceFixture::SetUp();
     // libvirt's test driver keeps its domains for the whole process: each test its own tenant.
     tenant_ = "t" + newUuid().substr(0, 8);
-    auto store = Store::open((dir_ / "qiao.db").string());
-    ASSERT_TRUE(store.has_value()) << store.error().describe();
-    store_ = std::move(*store);
     LibvirtOptions lv;
     lv.uri = "test:///default";
     libvirt_ = makeLibvirtHypervisor(lv);
@@ -48,22 +44,25 @@ class VmServiceUndoTest : public ::testing::Test {
     auto local = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(local.has_value()) << local.error().describe();
     driver_ = std::move(*local);
-
     FabricOptions fabric;
     fabric.bridge = "br-unit";
     fabric.check_interval_ms = 60000;
-    fabric.taps = {[this](const std::string& n) { return taps_.contains(n); },
-                   [this](const std::string& n, int) -> Status {
-                     taps_.insert(n);
-                     return {};
-                   },
-                   [this](const std::string& n) -> Status {
-                     taps_.erase(n);
-                     return {};
-                   }};
+    fabric.taps = taps_.ops();
     fabric_ = std::make_unique<Fabric>(fabric, switch_, flows_, dhcp_);
+    startNode();
 
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+    // A volume and a network for the VMs to take.
+    VolumeSpec volume;
+    volume.name = "data1";
+    volume.tenant = tenant_;
+    volume.size_gib = 1;
+    ASSERT_EQ(finish(volumes_->create(volume, "t")).state, "succeeded");
+    auto network = parseNetworkSpec(R"({"name":"web","subnet":"10.1.0.0/24","dhcp":false})");
+    ASSERT_TRUE(network.has_value());
+    network->tenant = tenant_;
+    ASSERT_EQ(finish(networks_->create(*network, "t")).state, "succeeded");
+  }
+  void makeService() override {
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
     volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_, *guests_);
     networks_ = std::make_unique<NetworkService>(*store_, *fabric_, *tasks_, events_);
@@ -77,27 +76,23 @@ class VmServiceUndoTest : public ::testing::Test {
                                        *volumes_, *networks_);
     vms_->start();
     vms_->waitIdle();
-
-    // A volume and a network for the VMs to take.
-    VolumeSpec volume;
-    volume.name = "data1";
-    volume.tenant = tenant_;
-    volume.size_gib = 1;
-    ASSERT_EQ(finish(volumes_->create(volume, "t")).state, "succeeded");
-    auto network = parseNetworkSpec(R"({"name":"web","subnet":"10.1.0.0/24","dhcp":false})");
-    ASSERT_TRUE(network.has_value());
-    network->tenant = tenant_;
-    ASSERT_EQ(finish(networks_->create(*network, "t")).state, "succeeded");
   }
+  void dropService() override {
+    vms_.reset();
+    networks_.reset();
+    volumes_.reset();
+    guests_.reset();
+  }
+  void waitIdle() override { vms_->waitIdle(); }
   void TearDown() override {
-    vms_->stop();
-    tasks_->stop();
+    // The VMs' events stop before the engine (VmService::stop).
+    if (vms_) vms_->stop();
+    ServiceFixture::TearDown();
     for (const auto& name : domains_) {
       (void)libvirt_->destroy(name);
       (void)libvirt_->undefine(name);
     }
     libvirt_->stop();
-    fs::remove_all(dir_);
   }
 
   VmSpec spec(const std::string& name) {
@@ -114,18 +109,6 @@ class VmServiceUndoTest : public ::testing::Test {
     s.nics.push_back(nic);
     domains_.push_back(domainNameOf(tenant_, name));
     return s;
-  }
-  TaskRecord finish(const Result<TaskRecord>& task) {
-    EXPECT_TRUE(task.has_value()) << task.error().describe();
-    if (!task) return {};
-    if (vms_) {
-      vms_->waitIdle();
-    } else {
-      tasks_->drain();
-    }
-    auto done = store_->getTask(task->id);
-    EXPECT_TRUE(done.has_value());
-    return done ? *done : TaskRecord{};
   }
   bool domainExists(const std::string& vm) {
     auto info = libvirt_->lookup(domainNameOf(tenant_, vm));
@@ -159,28 +142,17 @@ class VmServiceUndoTest : public ::testing::Test {
     vms_->reconcileNow();
     EXPECT_FALSE(store_->getVm(tenant_, vm).has_value()) << "reconciliation adopted a leftover";
   }
-  std::vector<std::string> steps(const std::string& task_id) {
-    std::vector<std::string> out;
-    if (auto journal = store_->journalOf(task_id)) {
-      for (const auto& e : *journal) out.push_back(e.step + ":" + e.phase);
-    }
-    return out;
-  }
 
-  fs::path dir_;
   std::string tenant_;
   std::vector<std::string> domains_;
-  std::unique_ptr<Store> store_;
   std::unique_ptr<Hypervisor> libvirt_;
   std::unique_ptr<FaultyHypervisor> hypervisor_;
   std::unique_ptr<VolumeDriver> driver_;
   testing::FakeSwitch switch_;
   testing::FakeFlows flows_;
   DhcpServers dhcp_;
-  std::set<std::string> taps_;
+  testing::FakeTaps taps_;
   std::unique_ptr<Fabric> fabric_;
-  EventBus events_;
-  std::unique_ptr<TaskEngine> tasks_;
   std::unique_ptr<VolumeService> volumes_;
   std::unique_ptr<NetworkService> networks_;
   std::unique_ptr<GuestMonitors> guests_;
@@ -209,8 +181,7 @@ TEST_F(VmServiceUndoTest, ACreateWhoseStartFailsLeavesNothingBehind) {
   for (const auto& s : journal) {
     if (s.ends_with(":undone")) undos.push_back(s);
   }
-  EXPECT_EQ(undos, (std::vector<std::string>{"define:undone", "nics:undone",
-                                             "disks:undone"}));
+  EXPECT_EQ(undos, (std::vector<std::string>{"define:undone", "nics:undone", "disks:undone"}));
   expectNothingLeftOf("web1");
 }
 

@@ -7,20 +7,19 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "base/crypto.h"
 #include "tests/doubles/faulty_volume_driver.h"
+#include "tests/unit/node/service_fixture.h"
 
 namespace qiao {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::FaultyVolumeDriver;
 using testing::VolumeOp;
 
@@ -30,14 +29,10 @@ Error injected(ErrorCode code = ErrorCode::kInternal) {
   return Error{code, "test", "injected failure", {}};
 }
 
-class VolumeServiceTest : public ::testing::Test {
+class VolumeServiceTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qiao-volsvc-" + newUuid());
-    fs::create_directories(dir_);
-    auto store = Store::open((dir_ / "qiao.db").string());
-    ASSERT_TRUE(store.has_value()) << store.error().describe();
-    store_ = std::move(*store);
+    ServiceFixture::SetUp();
     auto local = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(local.has_value()) << local.error().describe();
     local_ = std::move(*local);
@@ -49,20 +44,10 @@ class VolumeServiceTest : public ::testing::Test {
     });
     startNode();
   }
-  void TearDown() override {
-    stopNode();
-    fs::remove_all(dir_);
-  }
-  // A start of qiaod over the same store and volumes: a new engine and service.
-  void startNode() {
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+  void makeService() override {
     service_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_);
   }
-  void stopNode() {
-    if (tasks_) tasks_->stop();
-    service_.reset();
-    tasks_.reset();
-  }
+  void dropService() override { service_.reset(); }
 
   VolumeSpec spec(const std::string& name, int64_t gib = 1, const std::string& tenant = "acme") {
     VolumeSpec s;
@@ -71,26 +56,23 @@ class VolumeServiceTest : public ::testing::Test {
     s.size_gib = gib;
     return s;
   }
-  TaskRecord finish(const Result<TaskRecord>& task) {
-    EXPECT_TRUE(task.has_value()) << task.error().describe();
-    if (!task) return {};
-    tasks_->drain();
-    auto done = store_->getTask(task->id);
-    EXPECT_TRUE(done.has_value());
-    return done ? *done : TaskRecord{};
-  }
   VolumeRecord created(const std::string& name, int64_t gib = 1) {
     EXPECT_EQ(finish(service_->create(spec(name, gib), "t")).state, "succeeded");
     auto v = store_->getVolume("acme", name);
     EXPECT_TRUE(v.has_value());
     return v ? *v : VolumeRecord{};
   }
-  std::vector<std::string> steps(const std::string& task_id) {
-    std::vector<std::string> out;
-    if (auto journal = store_->journalOf(task_id)) {
-      for (const auto& e : *journal) out.push_back(e.step + ":" + e.phase);
-    }
-    return out;
+  // A create that a stopping node recorded but did not run: the volume, still "creating".
+  VolumeRecord createNotRun(const std::string& name, int64_t gib) {
+    tasks_->stop();
+    auto refused = service_->create(spec(name, gib), "t");
+    EXPECT_FALSE(refused.has_value());
+    if (!refused) EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
+    auto pending = store_->getVolume("acme", name);
+    EXPECT_TRUE(pending.has_value());
+    if (!pending) return {};
+    EXPECT_EQ(pending->state, "creating");
+    return *pending;
   }
   bool hasData(const VolumeRecord& v) { return local_->stat(VolumeService::idOf(v)).has_value(); }
   bool sawReason(const std::string& reason) {
@@ -98,12 +80,8 @@ class VolumeServiceTest : public ::testing::Test {
     return std::find(reasons_.begin(), reasons_.end(), reason) != reasons_.end();
   }
 
-  fs::path dir_;
-  std::unique_ptr<Store> store_;
   std::unique_ptr<VolumeDriver> local_;
   std::unique_ptr<FaultyVolumeDriver> driver_;
-  EventBus events_;
-  std::unique_ptr<TaskEngine> tasks_;
   std::unique_ptr<VolumeService> service_;
   std::mutex mutex_;
   std::vector<std::string> reasons_;
@@ -133,23 +111,23 @@ TEST_F(VolumeServiceTest, CreateMakesTheDataSetsTheLimitsAndRecordsItAvailable) 
   EXPECT_EQ(qos->read_iops, 300);
   EXPECT_EQ(qos->write_bytes_per_sec, 1048576);
   EXPECT_EQ(qos->iops, 0);
-  EXPECT_EQ(steps(task.id), (std::vector<std::string>{"create:begin", "create:done",
-                                                      "limits:begin", "limits:done",
-                                                      "record:begin", "record:done"}));
+  EXPECT_EQ(steps(task.id),
+            (std::vector<std::string>{"create:begin", "create:done", "limits:begin", "limits:done",
+                                      "record:begin", "record:done"}));
   EXPECT_TRUE(sawReason("created"));
   EXPECT_TRUE(sawReason("available"));
 }
 
 TEST_F(VolumeServiceTest, HostileNamesAndBadSizesAreRefusedBeforeAnythingIsRecorded) {
-  for (const char* bad : {R"({"name":"a\"b","size_gib":1})", R"({"name":"a/b","size_gib":1})",
-                          R"({"name":"../etc","size_gib":1})", R"({"name":"Data","size_gib":1})",
-                          R"({"name":"a'b","size_gib":1})", R"({"name":"","size_gib":1})",
-                          R"({"name":"d1","tenant":"a/b","size_gib":1})",
-                          R"({"name":"d1","size_gib":0})", R"({"name":"d1","size_gib":16385})",
-                          R"({"name":"d1","size_gib":"1"})", R"({"name":"d1"})",
-                          R"({"name":"d1","size_gib":1,"qos":{"iops":-1}})",
-                          R"({"name":"d1","size_gib":1,"qos":{"iops":5,"read_iops":5}})",
-                          R"({"name":"d1","size_gib":1,"extra":true})"}) {
+  for (const char* bad :
+       {R"({"name":"a\"b","size_gib":1})", R"({"name":"a/b","size_gib":1})",
+        R"({"name":"../etc","size_gib":1})", R"({"name":"Data","size_gib":1})",
+        R"({"name":"a'b","size_gib":1})", R"({"name":"","size_gib":1})",
+        R"({"name":"d1","tenant":"a/b","size_gib":1})", R"({"name":"d1","size_gib":0})",
+        R"({"name":"d1","size_gib":16385})", R"({"name":"d1","size_gib":"1"})", R"({"name":"d1"})",
+        R"({"name":"d1","size_gib":1,"qos":{"iops":-1}})",
+        R"({"name":"d1","size_gib":1,"qos":{"iops":5,"read_iops":5}})",
+        R"({"name":"d1","size_gib":1,"extra":true})"}) {
     auto parsed = parseVolumeSpec(bad, VolumeLimits{});
     ASSERT_FALSE(parsed.has_value()) << bad;
     EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument) << bad;
@@ -276,32 +254,18 @@ TEST_F(VolumeServiceTest, ResizeOnlyGrows) {
 
   // A failed resize leaves the recorded size as it was.
   driver_->faults().failNth(VolumeOp::kResize, 1, injected());
-  EXPECT_EQ(finish(service_->resize(*store_->getVolume("acme", "data1"), 5, "t")).state,
-            "failed");
+  EXPECT_EQ(finish(service_->resize(*store_->getVolume("acme", "data1"), 5, "t")).state, "failed");
   EXPECT_EQ(store_->getVolume("acme", "data1")->size_bytes, 3 * kGiB);
 }
 
 TEST_F(VolumeServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
-  // qiaod stops between recording the create and running it (as a crash would leave it).
-  tasks_->stop();
-  auto refused = service_->create(spec("data1", 2), "t");
-  ASSERT_FALSE(refused.has_value());
-  EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
-  auto pending = store_->getVolume("acme", "data1");
-  ASSERT_TRUE(pending.has_value());
-  EXPECT_EQ(pending->state, "creating");
-  auto unfinished = store_->unfinishedTasks();
-  ASSERT_TRUE(unfinished.has_value());
-  ASSERT_EQ(unfinished->size(), 1u);
-  const std::string id = unfinished->front().id;
+  VolumeRecord pending = createNotRun("data1", 2);
+  const std::string id = onlyUnfinishedTask();
   // The crashed run had begun the create step and made the data already.
-  ASSERT_TRUE(local_->create(VolumeService::idOf(*pending), 2 * kGiB));
+  ASSERT_TRUE(local_->create(VolumeService::idOf(pending), 2 * kGiB));
   ASSERT_TRUE(store_->journal(id, "create", "begin"));
 
-  stopNode();
-  startNode();
-  tasks_->resumeUnfinished();
-  tasks_->drain();
+  restartAndResume();
   auto task = store_->getTask(id);
   ASSERT_TRUE(task.has_value());
   EXPECT_EQ(task->state, "succeeded") << task->error_json;
@@ -316,25 +280,18 @@ TEST_F(VolumeServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
 }
 
 TEST_F(VolumeServiceTest, ACreateInterruptedTooOftenIsRolledBack) {
-  tasks_->stop();
-  ASSERT_FALSE(service_->create(spec("data1"), "t").has_value());
-  auto pending = store_->getVolume("acme", "data1");
-  ASSERT_TRUE(pending.has_value());
-  ASSERT_TRUE(local_->create(VolumeService::idOf(*pending), kGiB));
-  const std::string id = store_->unfinishedTasks()->front().id;
-  // Three earlier starts were interrupted too; this one is past max_attempts (3).
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_->bumpTaskAttempts(id));
+  VolumeRecord pending = createNotRun("data1", 1);
+  ASSERT_TRUE(local_->create(VolumeService::idOf(pending), kGiB));
+  const std::string id = onlyUnfinishedTask();
+  interruptedTooOften(id);
 
-  stopNode();
-  startNode();
-  tasks_->resumeUnfinished();
-  tasks_->drain();
+  restartAndResume();
   auto task = store_->getTask(id);
   ASSERT_TRUE(task.has_value());
   EXPECT_EQ(task->state, "failed");
   EXPECT_NE(task->message.find("gave up"), std::string::npos) << task->message;
   EXPECT_FALSE(store_->getVolume("acme", "data1").has_value());
-  EXPECT_FALSE(hasData(*pending)) << "the half-made volume was left behind";
+  EXPECT_FALSE(hasData(pending)) << "the half-made volume was left behind";
 }
 
 }  // namespace
