@@ -25,8 +25,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!gw || !spec->subnet.isHost(*gw)) std::abort();
   }
 
-  nlohmann::json out = {{"name", spec->name},     {"type", spec->type},
-                        {"subnet", spec->subnet.str()}, {"dhcp", spec->dhcp},
+  nlohmann::json out = {{"name", spec->name},
+                        {"type", spec->type},
+                        {"subnet", spec->subnet.str()},
+                        {"dhcp", spec->dhcp},
                         {"dns", spec->dns}};
   if (!spec->tenant.empty()) out["tenant"] = spec->tenant;
   if (spec->segment_id != 0) out["segment_id"] = spec->segment_id;

@@ -50,8 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!spec->tenant.empty() && !qiao::checkDnsLabel("tenant", spec->tenant)) std::abort();
     if (spec->size_gib < 1 || spec->size_gib > limits.max_size_gib) std::abort();
     if (!servedPool(spec->pool, limits) || !validQos(spec->qos)) std::abort();
-    nlohmann::json out = {{"name", spec->name}, {"size_gib", spec->size_gib},
-                          {"qos", qiao::qosToJson(spec->qos)}};
+    nlohmann::json out = {
+        {"name", spec->name}, {"size_gib", spec->size_gib}, {"qos", qiao::qosToJson(spec->qos)}};
     if (!spec->tenant.empty()) out["tenant"] = spec->tenant;
     if (!spec->pool.empty()) out["pool"] = spec->pool;
     auto again = qiao::parseVolumeSpec(out.dump(), limits);
