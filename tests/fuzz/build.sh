@@ -40,6 +40,7 @@ json_in=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/json_input.cc")
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/vm_actions_fuzz" "$here/vm_actions_fuzz.cc" \
   "${common[@]}" -lcrypto
 for src in "$here"/*_fuzz.cc; do
-  [ -x "$out/$(basename "${src%.cc}")" ] || { echo "build.sh: no rule builds $(basename "$src")" >&2; exit 1; }
+  bin="$out/$(basename "${src%.cc}")"
+  [ -x "$bin" ] && [ "$bin" -nt "$src" ] || { echo "build.sh: no rule builds $(basename "$src")" >&2; exit 1; }
 done
 echo "build.sh: built every target of $here/*_fuzz.cc in $out"

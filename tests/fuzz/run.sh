@@ -3,7 +3,8 @@
 # copy of its corpus in the repo (the repo's corpus is never written). Exits non-zero on a crash.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-bin=${1:?usage: run.sh BUILD_DIR [SECONDS]}
+# Absolute: each target runs from its own scratch directory.
+bin=$(cd "${1:?usage: run.sh BUILD_DIR [SECONDS]}" && pwd)
 seconds=${2:-20}
 rc=0
 # Every target: tests/fuzz/<target>_fuzz.cc, with its seeds in corpus/<target>/.
