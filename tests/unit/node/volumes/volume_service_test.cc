@@ -67,7 +67,9 @@ class VolumeServiceTest : public testing::ServiceFixture {
     tasks_->stop();
     auto refused = service_->create(spec(name, gib), "t");
     EXPECT_FALSE(refused.has_value());
-    if (!refused) EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
+    if (!refused) {
+      EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
+    }
     auto pending = store_->getVolume("acme", name);
     EXPECT_TRUE(pending.has_value());
     if (!pending) return {};
