@@ -8,9 +8,7 @@
 namespace qiao {
 namespace {
 
-std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
-std::atomic<std::FILE*> g_sink{nullptr};
-std::mutex g_write_mutex;
+thread_local LogSink* tls_sink = nullptr;  // the innermost LogScope's
 
 std::string_view levelName(LogLevel level) {
   switch (level) {
@@ -91,12 +89,42 @@ void appendJsonEscaped(std::string& out, std::string_view text) {
   }
 }
 
-void Logger::setLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
-void Logger::setSink(std::FILE* sink) { g_sink.store(sink); }
+LogSink::LogSink(std::string node, std::FILE* file, LogLevel level)
+    : node_(std::move(node)), level_(static_cast<int>(level)), file_(file) {}
+
+void LogSink::setLevel(LogLevel level) { level_.store(static_cast<int>(level)); }
+void LogSink::setFile(std::FILE* file) { file_.store(file); }
+
+bool LogSink::enabled(LogLevel level) const {
+  return static_cast<int>(level) >= level_.load(std::memory_order_relaxed);
+}
+
+void LogSink::write(std::string_view line) {
+  std::FILE* file = file_.load();
+  if (file == nullptr) file = stderr;
+  std::lock_guard lock(write_mutex_);
+  std::fwrite(line.data(), 1, line.size(), file);
+  std::fflush(file);
+}
+
+LogSink& LogSink::process() {
+  // Never destroyed: detached threads and static destructors may log until the very end.
+  static LogSink* const sink = new LogSink();
+  return *sink;
+}
+
+LogSink& LogSink::current() { return tls_sink != nullptr ? *tls_sink : process(); }
+
+LogScope::LogScope(LogSink& sink) : previous_(tls_sink) { tls_sink = &sink; }
+LogScope::~LogScope() { tls_sink = previous_; }
+
+void Logger::setLevel(LogLevel level) { LogSink::process().setLevel(level); }
+void Logger::setSink(std::FILE* sink) { LogSink::process().setFile(sink); }
 
 void Logger::write(LogLevel level, std::string_view msg,
                    std::initializer_list<LogField> fields) const {
-  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+  LogSink& sink = sink_ != nullptr ? *sink_ : LogSink::current();
+  if (!sink.enabled(level)) return;
   std::string line;
   line.reserve(128 + msg.size());
   line += "{\"ts\":\"";
@@ -105,6 +133,10 @@ void Logger::write(LogLevel level, std::string_view msg,
   line += levelName(level);
   line += "\",\"component\":\"";
   appendJsonEscaped(line, component_);
+  if (!sink.node().empty()) {
+    line += "\",\"node\":\"";
+    appendJsonEscaped(line, sink.node());
+  }
   line += "\",\"msg\":\"";
   appendJsonEscaped(line, msg);
   line += '"';
@@ -116,11 +148,7 @@ void Logger::write(LogLevel level, std::string_view msg,
     line += '"';
   }
   line += "}\n";
-  std::FILE* sink = g_sink.load();
-  if (sink == nullptr) sink = stderr;
-  std::lock_guard lock(g_write_mutex);
-  std::fwrite(line.data(), 1, line.size(), sink);
-  std::fflush(sink);
+  sink.write(line);
 }
 
 }  // namespace qiao

@@ -2,13 +2,15 @@
 
 #include <pthread.h>
 
+#include "base/log.h"
+
 namespace qiao {
 
 WorkQueue::WorkQueue(std::string name, size_t threads) : name_(std::move(name)) {
   if (threads == 0) threads = 1;
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] { workerLoop(); });
+    threads_.emplace_back(withLogScope([this] { workerLoop(); }));
     pthread_setname_np(threads_.back().native_handle(), name_.substr(0, 15).c_str());
   }
 }

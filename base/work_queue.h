@@ -1,6 +1,7 @@
 // WorkQueue: a bounded set of worker threads that run blocking jobs (libvirt calls, store
 // writes, task steps) in FIFO order. stop() refuses new jobs, lets the running ones finish,
-// drops the queued ones, and joins the threads.
+// drops the queued ones, and joins the threads. The workers log to the sink that was current
+// on the thread that made the queue (base/log.h: a node's, in a test with several nodes).
 #pragma once
 
 #include <condition_variable>

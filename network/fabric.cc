@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <set>
 
+#include "base/log.h"
 #include "network/netdev.h"
 
 namespace qiao {
@@ -48,7 +49,7 @@ void Fabric::start() {
     wake_now_ = true;
     wake_.notify_all();
   });
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread(withLogScope([this] { loop(); }));
 }
 
 void Fabric::stop() {

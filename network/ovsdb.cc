@@ -254,7 +254,7 @@ void OvsdbClient::start() {
   if (started_) return;
   started_ = true;
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  reader_ = std::thread([this] { run(); });
+  reader_ = std::thread(withLogScope([this] { run(); }));
 }
 
 void OvsdbClient::stop() {

@@ -125,6 +125,8 @@ AuditServiceOptions auditOptions(const Config& config) {
 
 // Members in construction order: destroyed in reverse, each before what it uses.
 struct NodeServices::Parts {
+  LogSink* log = &LogSink::process();
+  std::unique_ptr<Failpoints> failpoints;
   std::string cluster;
   std::unique_ptr<Store> store;
   HostFacts host;
@@ -137,6 +139,8 @@ struct NodeServices::Parts {
   // Connects to Ceph in the background (it may come up after qiaod): that also fences the
   // Ceph client of a previous qiaod that died, before any task touches a volume it held.
   std::jthread storage_warmup;
+  // Every running VM's kept monitor on one libvirt connection and a few workers.
+  std::unique_ptr<LibvirtQmpConnection> monitors;
   std::unique_ptr<GuestMonitors> guests;
   VmServiceOptions vm_options;
   std::unique_ptr<VolumeService> volumes;
@@ -165,6 +169,7 @@ NodeServices::~NodeServices() { stop(); }
 
 Api& NodeServices::api() { return *p_->api; }
 Store& NodeServices::store() { return *p_->store; }
+Failpoints& NodeServices::failpoints() { return *p_->failpoints; }
 EventBus& NodeServices::events() { return p_->events; }
 const std::string& NodeServices::cluster() const { return p_->cluster; }
 const std::string& NodeServices::uploadDir() const { return p_->image_options.work_dir; }
@@ -172,6 +177,11 @@ const std::string& NodeServices::uploadDir() const { return p_->image_options.wo
 Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, NodeParts parts) {
   std::unique_ptr<NodeServices> node(new NodeServices());
   Parts& p = *node->p_;
+  if (parts.log != nullptr) p.log = parts.log;
+  // The threads the services start keep the node's sink (base/log.h).
+  LogScope log_scope(*p.log);
+  p.failpoints = parts.failpoints ? std::move(parts.failpoints)
+                                  : std::make_unique<Failpoints>(Failpoints::fromEnvironment());
 
   auto cluster = readClusterName(config.pki.dir);
   if (!cluster) {
@@ -205,7 +215,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
       parts.hypervisor ? std::move(parts.hypervisor) : makeLibvirtHypervisor(libvirt_options);
   p.tasks =
       std::make_unique<TaskEngine>(*p.store, p.events, static_cast<size_t>(config.libvirt.workers),
-                                   /*max_attempts=*/3);
+                                   /*max_attempts=*/3, *p.failpoints);
 
   if (parts.volume_driver) {
     p.volume_driver = std::move(parts.volume_driver);
@@ -217,21 +227,21 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   const bool rbd = p.volume_driver->backend() == "rbd";
   kLog.info("volumes", {{"backend", std::string(p.volume_driver->backend())},
                         {"location", p.volume_driver->location()}});
-  p.storage_warmup = std::jthread([driver = p.volume_driver.get()] {
+  p.storage_warmup = std::jthread(withLogScope([driver = p.volume_driver.get()] {
     if (auto ping = driver->ping(); !ping) {
       kLog.warn("volume backend not reachable yet", {{"error", ping.error().describe()}});
     }
-  });
+  }));
 
   // A guest's QMP monitor through libvirt, for what libvirt has no API for (Qiao's RBD disks).
+  LibvirtQmpConnectionOptions monitor_options;
+  monitor_options.uri = libvirt_options.uri;
+  p.monitors = std::make_unique<LibvirtQmpConnection>(std::move(monitor_options));
   p.guests = std::make_unique<GuestMonitors>(
       *p.store, *p.hypervisor,
-      [uri =
-           libvirt_options.uri](const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
-        LibvirtQmpOptions options;
-        options.uri = uri;
-        options.domain = domain;
-        return std::make_shared<LibvirtQmpChannel>(std::move(options));
+      [monitors = p.monitors.get()](
+          const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
+        return std::shared_ptr<QmpChannel>(monitors->channel(domain));
       });
   p.vm_options = vmOptions(config, p.cluster, p.host, p.probe, p.accel);
   if (rbd) {
@@ -339,6 +349,7 @@ void NodeServices::start() {
   Parts& p = *p_;
   if (p.started) return;
   p.started = true;
+  LogScope log_scope(*p.log);
   p.images->sweep();
   if (p.networks) p.networks->start();
   // Every family of tasks exists now: they are resumed once the VMs are reconciled.
@@ -356,9 +367,13 @@ void NodeServices::stop() {
   Parts& p = *p_;
   if (p.stopped) return;
   p.stopped = true;
+  LogScope log_scope(*p.log);
   if (p.api) p.api->flushAudit(true);
   if (p.vms) p.vms->stop();
   if (p.tasks) p.tasks->stop();
+  if (p.volumes) p.volumes->stop();
+  if (p.guests) p.guests->stop();
+  if (p.monitors) p.monitors->stop();
   if (p.networks) p.networks->stop();
   if (p.audit) p.audit->stop();
   if (p.hypervisor) p.hypervisor->stop();

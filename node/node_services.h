@@ -11,6 +11,8 @@
 
 #include "base/config.h"
 #include "base/error.h"
+#include "base/failpoint.h"
+#include "base/log.h"
 #include "node/audit/audit_service.h"
 #include "node/host/host.h"
 
@@ -29,6 +31,11 @@ struct NodeParts {
   std::unique_ptr<class Hypervisor> hypervisor;
   std::unique_ptr<class VolumeDriver> volume_driver;
   std::optional<HostFacts> host;  // this machine's (readHostFacts) when not given
+  // The node's failpoints; null: QIAO_FAILPOINT's, and a hit kills the process.
+  std::unique_ptr<Failpoints> failpoints;
+  // Where the node's lines go (the caller keeps it alive longer than the node); null: the
+  // process's sink, unnamed. A test with two nodes gives each a named one (base/log.h).
+  LogSink* log = nullptr;
 };
 
 class NodeServices {
@@ -43,12 +50,14 @@ class NodeServices {
   void start();
   // Blocks until the VM service's queue and the task workers are idle (tests).
   void waitIdle();
-  // The reverse of start and build: the VM service's events and control queue, networks, the
-  // task workers, the audit upkeep, the hypervisor's connection. Idempotent.
+  // The reverse of start and build: the VM service's events and control queue, the task
+  // workers, the storage daemons' and the guests' QMP monitors, networks, the audit upkeep,
+  // the hypervisor's connection. Idempotent.
   void stop();
 
   Api& api();
   Store& store();
+  Failpoints& failpoints();
   EventBus& events();
   const std::string& cluster() const;
   const std::string& uploadDir() const;  // where image uploads are streamed to

@@ -37,7 +37,7 @@ AuditService::AuditService(Store& store, AuditServiceOptions options,
 AuditService::~AuditService() { stop(); }
 
 void AuditService::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread(withLogScope([this] { run(); }));
 }
 
 void AuditService::stop() {

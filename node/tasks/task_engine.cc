@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "base/crypto.h"
-#include "base/failpoint.h"
 #include "base/log.h"
 #include "node/state/record_json.h"
 
@@ -21,8 +20,13 @@ constexpr auto kUnavailableRetry = std::chrono::seconds(60);
 
 }  // namespace
 
-TaskEngine::TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts)
-    : store_(store), events_(events), max_attempts_(max_attempts), workers_("qiao-task", workers) {}
+TaskEngine::TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts,
+                       const Failpoints& failpoints)
+    : store_(store),
+      events_(events),
+      max_attempts_(max_attempts),
+      failpoints_(failpoints),
+      workers_("qiao-task", workers) {}
 
 TaskEngine::~TaskEngine() { stop(); }
 
@@ -253,13 +257,13 @@ Status TaskEngine::Run::step(std::string_view name, int progress, std::string_vi
   const std::string step_name(name);
   engine_.update(task_, "running", task_.progress, std::string(message));
   (void)engine_.store_.journal(task_.id, step_name, "begin");
-  failpoint(task_.kind + "/" + step_name + ":before");
+  engine_.failpoints_.hit(task_.kind + "/" + step_name + ":before");
   Status result = runRetrying(action, message);
   if (!result) {
     (void)engine_.store_.journal(task_.id, step_name, "failed", result.error().describe());
     return result;
   }
-  failpoint(task_.kind + "/" + step_name + ":after");
+  engine_.failpoints_.hit(task_.kind + "/" + step_name + ":after");
   (void)engine_.store_.journal(task_.id, step_name, "done");
   if (undo) undo_.emplace_back(step_name, std::move(undo));
   engine_.update(task_, "running", progress, std::string(message));
@@ -316,7 +320,7 @@ void TaskEngine::Run::rollback() {
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     const std::string& step_name = it->first;
     (void)engine_.store_.journal(task_.id, step_name, "undo-begin");
-    failpoint(task_.kind + "/" + step_name + ":undo");
+    engine_.failpoints_.hit(task_.kind + "/" + step_name + ":undo");
     Status result = runRetrying(it->second, "undoing " + step_name);
     if (result) {
       (void)engine_.store_.journal(task_.id, step_name, "undone");

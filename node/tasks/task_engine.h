@@ -21,6 +21,7 @@
 
 #include "base/error.h"
 #include "base/event_bus.h"
+#include "base/failpoint.h"
 #include "base/work_queue.h"
 #include "node/state/store.h"
 
@@ -44,7 +45,9 @@ class TaskEngine {
     std::vector<std::string> cancellable;
   };
 
-  TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts);
+  // `failpoints`: the node's (base/failpoint.h); hit before, after and at the undo of each step.
+  TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts,
+             const Failpoints& failpoints = Failpoints::none());
   ~TaskEngine();
   TaskEngine(const TaskEngine&) = delete;
   TaskEngine& operator=(const TaskEngine&) = delete;
@@ -99,6 +102,7 @@ class TaskEngine {
   Store& store_;
   EventBus& events_;
   int max_attempts_;
+  const Failpoints& failpoints_;
   std::map<std::string, Kind> kinds_;  // by prefix
   std::atomic<bool> stopping_{false};
   mutable std::mutex cancel_mu_;

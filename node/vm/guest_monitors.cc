@@ -13,6 +13,7 @@ Result<std::shared_ptr<QmpChannel>> GuestMonitors::monitorOf(const VmRecord& vm)
     return makeError(ErrorCode::kUnavailable, "vm", "this node has no QMP monitor access");
   }
   std::lock_guard lock(mutex_);
+  if (stopped_) return makeError(ErrorCode::kUnavailable, "vm", "qiaod is stopping");
   auto& kept = kept_[vm.uuid];
   if (!kept) {
     auto made = factory_(domainNameOf(vm.tenant, vm.name));
@@ -28,6 +29,16 @@ Result<std::shared_ptr<QmpChannel>> GuestMonitors::monitorOf(const VmRecord& vm)
 void GuestMonitors::forget(const std::string& vm_uuid) {
   std::lock_guard lock(mutex_);
   kept_.erase(vm_uuid);
+}
+
+void GuestMonitors::stop() {
+  std::map<std::string, std::shared_ptr<QmpChannel>> kept;
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+    kept.swap(kept_);
+  }
+  // Released outside the lock: a channel's destructor may wait for its own workers.
 }
 
 Result<bool> GuestMonitors::isLive(const VmRecord& vm) {

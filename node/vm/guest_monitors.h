@@ -24,10 +24,15 @@ class GuestMonitors final : public LiveDisks {
   GuestMonitors(Store& store, Hypervisor& hypervisor, Factory factory);
 
   // The VM's monitor, opened on first use and kept: a channel reconnects by itself when
-  // libvirtd comes back, and opening one cost more than the commands a hot-plug sends.
+  // libvirtd comes back, and opening one cost more than the commands a hot-plug sends. The
+  // daemon's factory makes every channel on one LibvirtQmpConnection (one libvirt connection
+  // and a few workers for all VMs), so keeping one per VM costs no thread.
   Result<std::shared_ptr<QmpChannel>> monitorOf(const VmRecord& vm);
   // Forgets a deleted VM's monitor.
   void forget(const std::string& vm_uuid);
+  // Forgets every monitor; monitorOf answers kUnavailable from now on. The monitors' shared
+  // connection and workers belong to whoever made the factory, and are stopped after this.
+  void stop();
   // Whether the VM's domain runs now (false when it has none).
   Result<bool> isLive(const VmRecord& vm);
 
@@ -40,6 +45,7 @@ class GuestMonitors final : public LiveDisks {
   Factory factory_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<QmpChannel>> kept_;  // by VM uuid
+  bool stopped_ = false;
 };
 
 }  // namespace qiao

@@ -135,7 +135,7 @@ class LibvirtHypervisor final : public Hypervisor {
       kLog.warn("libvirt is not reachable; retrying in the background", {{"uri", options_.uri}});
       connected_before_ = true;  // so that the first success is announced as a restore
     }
-    reconnector_ = std::thread([this] { reconnectLoop(); });
+    reconnector_ = std::thread(withLogScope([this] { reconnectLoop(); }));
   }
 
   ~LibvirtHypervisor() override { stop(); }

@@ -26,6 +26,8 @@ LiveDisks& VolumeService::noLiveDisks() {
   return none;
 }
 
+void VolumeService::stop() { qmp_runtime_.stop(); }
+
 VolumeService::VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tasks,
                              EventBus& events, LiveDisks& live, StorageDaemonOptions daemons)
     : store_(store),

@@ -32,6 +32,9 @@ class VolumeService {
   VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tasks, EventBus& events,
                 LiveDisks& live = noLiveDisks(), StorageDaemonOptions daemons = {});
   static LiveDisks& noLiveDisks();
+  // Closes the storage daemons' QMP connections and joins their I/O thread (after the task
+  // workers stopped: a copy's steps use them). Idempotent.
+  void stop();
 
   Result<TaskRecord> create(const VolumeSpec& spec, const std::string& identity);
   Result<TaskRecord> remove(const VolumeRecord& volume, const std::string& identity);

@@ -100,7 +100,7 @@ QmpRuntime::QmpRuntime() : impl_(std::make_shared<Impl>()) {
   impl_->ioc = std::make_unique<net::io_context>(1);
   impl_->guard.emplace(net::make_work_guard(*impl_->ioc));
   net::io_context* ioc = impl_->ioc.get();
-  impl_->thread = std::thread([ioc] {
+  impl_->thread = std::thread(withLogScope([ioc] {
     for (;;) {
       try {
         ioc->run();
@@ -109,7 +109,7 @@ QmpRuntime::QmpRuntime() : impl_(std::make_shared<Impl>()) {
         kLog.error("the QMP I/O thread caught an exception", {{"what", e.what()}});
       }
     }
-  });
+  }));
   impl_->thread_id = impl_->thread.get_id();
 }
 

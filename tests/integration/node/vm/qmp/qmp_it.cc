@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "node/vm/qmp/libvirt_qmp_channel.h"
@@ -243,6 +247,89 @@ TEST(QmpIt, LibvirtPassthrough) {
   auto after = channel.execute("query-status", {}, seconds(20));
   ASSERT_FALSE(after.has_value());
   EXPECT_EQ(after.error().subsystem, "libvirt") << after.error().describe();
+}
+
+// How qiaod keeps its guests' monitors: channels of several domains on one
+// LibvirtQmpConnection. Each domain's QMP events reach its channels only (one registration
+// for all domains); a guest whose QEMU hangs holds one worker, while the other guest's calls
+// go on; once it answers again its late replies are dropped and its channel works.
+TEST(QmpIt, LibvirtChannelsShareOneConnection) {
+  if (!libvirtdUp()) GTEST_SKIP() << "libvirtd is not running (scripts/stack up --no-qiaod)";
+  const std::string suffix = std::to_string(::getpid());
+  TransientDomain a("qmp-it-a-" + suffix);
+  ASSERT_TRUE(a.ok()) << "cannot start a test domain: " << a.error();
+  TransientDomain b("qmp-it-b-" + suffix);
+  ASSERT_TRUE(b.ok()) << "cannot start a test domain: " << b.error();
+
+  LibvirtQmpConnectionOptions options;
+  options.uri = "qemu:///system";
+  options.call_threads = 2;
+  LibvirtQmpConnection connection(options);
+  auto channel_a = connection.channel(a.name());
+  auto channel_b = connection.channel(b.uuid());
+  auto channel_b_by_name = connection.channel(b.name());
+  EventWaiter events_a, events_b, events_b_by_name;
+  auto sub_a = channel_a->subscribe("", events_a.handler());
+  auto sub_b = channel_b->subscribe("", events_b.handler());
+  auto sub_b_by_name = channel_b_by_name->subscribe("", events_b_by_name.handler());
+  for (auto* channel : {channel_a.get(), channel_b.get(), channel_b_by_name.get()}) {
+    ASSERT_TRUE(channel->connect(seconds(20)).has_value());
+  }
+  EXPECT_EQ(connection.connectionsOpened(), 1u);
+
+  ASSERT_EQ(virsh({"suspend", a.name()}).exit_code, 0);
+  ASSERT_TRUE(events_a.waitFor("STOP").has_value()) << "no STOP event for a";
+  ASSERT_EQ(virsh({"suspend", b.name()}).exit_code, 0);
+  ASSERT_TRUE(events_b.waitFor("STOP").has_value()) << "no STOP event for b (by UUID)";
+  ASSERT_TRUE(events_b_by_name.waitFor("STOP").has_value()) << "no STOP event for b (by name)";
+  EXPECT_FALSE(events_a.waitFor("STOP", milliseconds(500)).has_value()) << "b's STOP reached a";
+  ASSERT_EQ(virsh({"resume", a.name()}).exit_code, 0);
+  ASSERT_EQ(virsh({"resume", b.name()}).exit_code, 0);
+  ASSERT_TRUE(events_a.waitFor("RESUME").has_value());
+  ASSERT_TRUE(events_b.waitFor("RESUME").has_value());
+
+  // a's QEMU stops reading its monitor: libvirt waits for it without a limit.
+  std::ifstream pid_file("/run/libvirt/qemu/" + a.name() + ".pid");
+  pid_t pid = 0;
+  pid_file >> pid;
+  ASSERT_GT(pid, 0) << "no pid file for " << a.name();
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  for (int i = 0; i < 3; ++i) {
+    auto hung = channel_a->execute("query-status", {}, milliseconds(1000));
+    ASSERT_FALSE(hung.has_value());
+    EXPECT_EQ(hung.error().code, ErrorCode::kTimeout) << hung.error().describe();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto other = channel_b->execute("query-status", {}, seconds(10));
+  EXPECT_TRUE(other.has_value()) << other.error().describe();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5)) << "b waited behind a";
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  auto back = channel_a->execute("query-status", {}, seconds(20));
+  ASSERT_TRUE(back.has_value()) << back.error().describe();
+  EXPECT_EQ((*back)["status"], "running");
+  EXPECT_EQ(connection.connectionsOpened(), 1u);
+
+  // libvirtd restarts (the guests keep running): a call that meets the dead connection fails,
+  // a later one opens a new connection, and events flow on it again.
+  const char* source = std::getenv("QIAO_SOURCE_DIR");
+  if (source == nullptr) GTEST_SKIP() << "QIAO_SOURCE_DIR is not set: no libvirtd restart";
+  ProcessOptions restart;
+  restart.argv = {"bash", std::string(source) + "/scripts/stack", "restart-libvirtd"};
+  restart.timeout_ms = 120000;
+  auto restarted = runProcess(restart);
+  ASSERT_TRUE(restarted && restarted->exit_code == 0) << "cannot restart libvirtd";
+  Result<json> again = makeError(ErrorCode::kUnavailable, "test", "not asked yet");
+  for (int i = 0; i < 60 && !again; ++i) {
+    again = channel_b->execute("query-status", {}, seconds(10));
+    if (!again) std::this_thread::sleep_for(milliseconds(500));
+  }
+  ASSERT_TRUE(again.has_value()) << again.error().describe();
+  EXPECT_EQ(connection.connectionsOpened(), 2u);
+  ASSERT_TRUE(channel_a->execute("query-status", {}, seconds(20)).has_value());
+  ASSERT_EQ(virsh({"suspend", a.name()}).exit_code, 0);
+  EXPECT_TRUE(events_a.waitFor("STOP").has_value()) << "no STOP event after the reconnection";
+  EXPECT_FALSE(events_b.waitFor("STOP", milliseconds(500)).has_value());
+  ASSERT_EQ(virsh({"resume", a.name()}).exit_code, 0);
 }
 
 TEST(QmpIt, LibvirtMissingDomain) {
