@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -672,6 +673,38 @@ TEST_F(TaskEngineRestartTest, AFailedUndoIsJournaledAndTheEarlierUndosStillRun) 
       << (*entries)[11].detail;
   EXPECT_EQ(stored(task->id).state, "failed");
   expectJournalWhole();
+}
+
+// Two nodes' engines in one process, each given its node's failpoints: a step's failpoint
+// fires in the node that armed it, and only there.
+TEST_F(TaskEngineTest, EachEngineHitsItsOwnNodesFailpoints) {
+  std::mutex mu;
+  std::vector<std::string> hits_a, hits_b;
+  Failpoints a({"job.plain/work:after"}, [&](std::string_view name) {
+    std::lock_guard lock(mu);
+    hits_a.emplace_back(name);
+  });
+  Failpoints b({"job.plain/work:before"}, [&](std::string_view name) {
+    std::lock_guard lock(mu);
+    hits_b.emplace_back(name);
+  });
+  TaskEngine::Kind kind;
+  kind.run = [](TaskEngine::Run& run) -> Status {
+    return run.step("work", 50, "working", []() -> Status { return {}; });
+  };
+  TaskEngine engine_a(*store_, events_, 1, 3, a);
+  TaskEngine engine_b(*store_, events_, 1, 3, b);
+  engine_a.addKind("job.", kind);
+  engine_b.addKind("job.", kind);
+  auto task_a = engine_a.submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  ASSERT_TRUE(task_a.has_value());
+  EXPECT_EQ(waitEnd(task_a->id).state, "succeeded");
+  auto task_b = engine_b.submit(TaskEngine::newTask("job.plain", "ta", "y", "me", "{}"));
+  ASSERT_TRUE(task_b.has_value());
+  EXPECT_EQ(waitEnd(task_b->id).state, "succeeded");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(hits_a, std::vector<std::string>{"job.plain/work:after"});
+  EXPECT_EQ(hits_b, std::vector<std::string>{"job.plain/work:before"});
 }
 
 }  // namespace
