@@ -456,6 +456,7 @@ class LibvirtHypervisor final : public Hypervisor {
 
   static int onLifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
     auto* self = static_cast<LibvirtHypervisor*>(opaque);
+    LogScope scope(self->log_sink_);  // on the process's event-loop thread
     DomainEvent e;
     e.domain = virDomainGetName(dom) ? virDomainGetName(dom) : "";
     switch (event) {
@@ -488,6 +489,7 @@ class LibvirtHypervisor final : public Hypervisor {
 
   static void onReboot(virConnectPtr, virDomainPtr dom, void* opaque) {
     auto* self = static_cast<LibvirtHypervisor*>(opaque);
+    LogScope scope(self->log_sink_);  // on the process's event-loop thread
     DomainEvent e;
     e.kind = DomainEventKind::kRebooted;
     e.domain = virDomainGetName(dom) ? virDomainGetName(dom) : "";
@@ -497,6 +499,7 @@ class LibvirtHypervisor final : public Hypervisor {
 
   static void onClose(virConnectPtr, int reason, void* opaque) {
     auto* self = static_cast<LibvirtHypervisor*>(opaque);
+    LogScope scope(self->log_sink_);  // on the process's event-loop thread
     std::unique_lock lock(self->mutex_);
     self->dropConnectionLocked(lock, "connection closed (reason " + std::to_string(reason) + ")");
   }
@@ -583,6 +586,8 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   LibvirtOptions options_;
+  // The sink of the node that made this (base/log.h), for the lines its callbacks cause.
+  LogSink& log_sink_ = LogSink::current();
   std::mutex mutex_;
   std::condition_variable cv_;
   ConnPtr conn_;

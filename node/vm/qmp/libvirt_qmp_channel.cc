@@ -67,6 +67,9 @@ struct ChannelState {
 // What libvirt's callbacks may reach: it outlives the hub until libvirt frees it.
 struct Router {
   QmpLimits limits;
+  // The sink of the node that made the connection (base/log.h): the callbacks run on the
+  // process's event-loop thread.
+  LogSink* log_sink = &LogSink::current();
   std::atomic<bool> connection_lost{false};
   std::mutex mu;
   std::multimap<std::string, std::weak_ptr<ChannelState>> by_uuid;
@@ -141,6 +144,7 @@ void onMonitorEvent(virConnectPtr, virDomainPtr dom, const char* event, long lon
                     unsigned int micros, const char* details, void* opaque) {
   const RouterRef& router = *static_cast<RouterRef*>(opaque);
   if (event == nullptr || dom == nullptr) return;
+  LogScope scope(*router->log_sink);
   char uuid[VIR_UUID_STRING_BUFLEN] = {};
   if (virDomainGetUUIDString(dom, uuid) < 0) {
     virResetLastError();
@@ -174,6 +178,7 @@ void onMonitorEvent(virConnectPtr, virDomainPtr dom, const char* event, long lon
 
 void onConnectionClosed(virConnectPtr, int reason, void* opaque) {
   const RouterRef& router = *static_cast<RouterRef*>(opaque);
+  LogScope scope(*router->log_sink);
   router->connection_lost = true;
   kLog.warn("libvirt connection of the QMP channels closed", {{"reason", std::to_string(reason)}});
 }

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 
 #include <csignal>
-
 #include <string>
 #include <vector>
 

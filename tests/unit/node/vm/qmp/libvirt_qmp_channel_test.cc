@@ -107,7 +107,8 @@ TEST(LibvirtQmpConnection, EveryCallOfEveryChannelIsAnswered) {
   for (int t = 0; t < 8; ++t) {
     callers.emplace_back([&, t] {
       for (int i = 0; i < 10; ++i) {
-        auto result = channels[t % channels.size()]->execute("query-status", {}, milliseconds(20000));
+        auto result =
+            channels[t % channels.size()]->execute("query-status", {}, milliseconds(20000));
         if (!result && result.error().code != ErrorCode::kTimeout) ++answered;
       }
     });
