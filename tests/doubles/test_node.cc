@@ -10,9 +10,14 @@
 namespace qiao {
 
 Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path& dir) {
+  return buildTestNode(dir, NodeParts{}, "c1");
+}
+
+Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path& dir,
+                                                    NodeParts parts, const std::string& cluster) {
   namespace fs = std::filesystem;
   fs::create_directories(dir / "pki");
-  std::ofstream(dir / "pki" / "cluster") << "c1\n";
+  std::ofstream(dir / "pki" / "cluster") << cluster << "\n";
   Config config;
   config.pki.dir = (dir / "pki").string();
   config.state.dir = dir.string();
@@ -20,18 +25,21 @@ Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path&
   config.storage.backend = "local";
   config.storage.local_dir = (dir / "volumes").string();
   config.network.mode = "off";
-  NodeParts parts;
-  LibvirtOptions lv;
-  lv.uri = "test:///default";
-  parts.hypervisor = makeLibvirtHypervisor(lv);
-  // Not this machine's facts: the arm64 unit tests run under qemu-user, where the spec
-  // defaults would make aarch64 guests.
-  HostFacts host;
-  host.hostname = "unit";
-  host.arch = "x86_64";
-  host.cores = 4;
-  host.memory_bytes = uint64_t{8} << 30;
-  parts.host = host;
+  if (!parts.hypervisor) {
+    LibvirtOptions lv;
+    lv.uri = "test:///default";
+    parts.hypervisor = makeLibvirtHypervisor(lv);
+  }
+  if (!parts.host) {
+    // Not this machine's facts: the arm64 unit tests run under qemu-user, where the spec
+    // defaults would make aarch64 guests.
+    HostFacts host;
+    host.hostname = "unit";
+    host.arch = "x86_64";
+    host.cores = 4;
+    host.memory_bytes = uint64_t{8} << 30;
+    parts.host = host;
+  }
   return NodeServices::build(config, std::move(parts));
 }
 

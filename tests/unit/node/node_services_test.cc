@@ -1,5 +1,5 @@
-// Two simulated hosts in one process, each a NodeServices as qiaod builds it (libvirt's test
-// driver, local volumes, no networks): each node's log lines go to its own sink with its name,
+// Two simulated hosts in one process, each a NodeServices as qiaod builds it (buildTestNode:
+// libvirt's test driver, local volumes, no networks): each node's log lines go to its own sink with its name,
 // none to the other's or the process's, and each has its own failpoints.
 #include "node/node_services.h"
 
@@ -8,13 +8,13 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "node/vm/hypervisor.h"
+#include "tests/doubles/test_node.h"
 
 namespace qiao {
 namespace {
@@ -37,29 +37,11 @@ struct SimulatedHost {
   ~SimulatedHost() { std::fclose(file); }
 
   void build() {
-    fs::create_directories(dir / "pki");
-    std::ofstream(dir / "pki" / "cluster") << "c-" << sink.node() << "\n";
-    Config config;
-    config.pki.dir = (dir / "pki").string();
-    config.state.dir = dir.string();
-    config.vm.accelerator = "tcg";
-    config.storage.backend = "local";
-    config.storage.local_dir = (dir / "volumes").string();
-    config.network.mode = "off";
     NodeParts parts;
-    LibvirtOptions lv;
-    lv.uri = "test:///default";
-    parts.hypervisor = makeLibvirtHypervisor(lv);
-    HostFacts host;
-    host.hostname = sink.node();
-    host.arch = "x86_64";
-    host.cores = 4;
-    host.memory_bytes = uint64_t{8} << 30;
-    parts.host = host;
     parts.log = &sink;
     parts.failpoints = std::make_unique<Failpoints>(
         std::vector<std::string>{}, [this](std::string_view hit) { hits.emplace_back(hit); });
-    auto built = NodeServices::build(config, std::move(parts));
+    auto built = buildTestNode(dir, std::move(parts), "c-" + sink.node());
     ASSERT_TRUE(built) << built.error().describe();
     node = std::move(*built);
   }
