@@ -82,7 +82,7 @@ TEST_F(ImageServiceTest, AnImportFromAHostPathIsReadyWithItsContentAndGoldenSnap
   EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
   auto image = store_->images().get("acme", "debian");
   ASSERT_TRUE(image.has_value());
-  EXPECT_EQ(image->state, "ready");
+  EXPECT_EQ(toString(image->state), "ready");
   EXPECT_EQ(image->format, "raw");
   EXPECT_EQ(image->virtual_size, static_cast<int64_t>(content_.size()));
   EXPECT_EQ(image->file_size, static_cast<int64_t>(content_.size()));
@@ -102,7 +102,7 @@ TEST_F(ImageServiceTest, AnUploadIsImportedOnceAndItsFileGoesWhenReady) {
   TaskRecord none;
   auto image = service_->create(spec("up"), "owner", "t", &none);
   ASSERT_TRUE(image.has_value()) << image.error().describe();
-  EXPECT_EQ(image->state, "pending");
+  EXPECT_EQ(toString(image->state), "pending");
   const std::string received = service_->workDir() + "/incoming";
   std::ofstream(received, std::ios::binary) << content_;
   auto task = service_->upload(*image, received, static_cast<int64_t>(content_.size()),
@@ -111,7 +111,7 @@ TEST_F(ImageServiceTest, AnUploadIsImportedOnceAndItsFileGoesWhenReady) {
   EXPECT_EQ(toString(finish(*task).state), "succeeded") << finish(*task).error_json;
   auto ready = store_->images().get("acme", "up");
   ASSERT_TRUE(ready.has_value());
-  EXPECT_EQ(ready->state, "ready");
+  EXPECT_EQ(toString(ready->state), "ready");
   EXPECT_EQ(ready->sha256, sha256Hex(content_));
   EXPECT_EQ(workFiles(), 0u) << "the upload's file was left in the work directory";
 
@@ -215,7 +215,7 @@ TEST_F(ImageServiceTest, AnImportInterruptedByAStopIsFinishedAtTheNextStart) {
   ASSERT_FALSE(refused.has_value());
   auto pending = store_->images().get("acme", "debian");
   ASSERT_TRUE(pending.has_value());
-  EXPECT_EQ(pending->state, "importing");
+  EXPECT_EQ(toString(pending->state), "importing");
   // An import under way cannot be deleted.
   auto busy = service_->remove(*pending, "t");
   ASSERT_FALSE(busy.has_value());
@@ -231,8 +231,8 @@ TEST_F(ImageServiceTest, AnImportInterruptedByAStopIsFinishedAtTheNextStart) {
   tasks_->drain();
   auto done = store_->tasks().get(id);
   ASSERT_TRUE(done.has_value());
-  EXPECT_EQ(done->state, "succeeded") << done->error_json;
-  EXPECT_EQ(store_->images().get("acme", "debian")->state, "ready");
+  EXPECT_EQ(toString(done->state), "succeeded") << done->error_json;
+  EXPECT_EQ(toString(store_->images().get("acme", "debian")->state), "ready");
 }
 
 TEST_F(ImageServiceTest, AnImportInterruptedTooOftenIsRolledBack) {
@@ -244,7 +244,7 @@ TEST_F(ImageServiceTest, AnImportInterruptedTooOftenIsRolledBack) {
   const std::string id = onlyUnfinishedTask();
   interruptedTooOften(id);
   restartAndResume();
-  EXPECT_EQ(store_->tasks().get(id)->state, "failed");
+  EXPECT_EQ(toString(store_->tasks().get(id)->state), "failed");
   EXPECT_FALSE(store_->images().get("acme", "debian").has_value());
   EXPECT_FALSE(inBackend("img-debian"));
 }

@@ -85,7 +85,7 @@ TEST_F(NetworkServiceTest, CreateProgramsTheFabricAndRecordsTheNetworkReady) {
   EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
   auto n = store_->networks().get("acme", "web");
   ASSERT_TRUE(n.has_value());
-  EXPECT_EQ(n->state, "ready");
+  EXPECT_EQ(toString(n->state), "ready");
   EXPECT_EQ(n->type, "vxlan");
   EXPECT_EQ(n->gateway, "10.1.0.1");
   EXPECT_EQ(n->mtu, 1450);
@@ -255,7 +255,7 @@ TEST_F(NetworkServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
   auto pending = store_->networks().get("acme", "web");
   ASSERT_TRUE(pending.has_value());
-  EXPECT_EQ(pending->state, "creating");
+  EXPECT_EQ(toString(pending->state), "creating");
   // A VM create may wait for it meanwhile.
   auto awaited = service_->awaitedNetworks("acme", {NicRequest{"web", "", "", {}}});
   ASSERT_TRUE(awaited.has_value());
@@ -266,10 +266,10 @@ TEST_F(NetworkServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   restartAndResume();
   auto task = store_->tasks().get(id);
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(task->state, "succeeded") << task->error_json;
+  EXPECT_EQ(toString(task->state), "succeeded") << task->error_json;
   auto n = store_->networks().get("acme", "web");
   ASSERT_TRUE(n.has_value());
-  EXPECT_EQ(n->state, "ready");
+  EXPECT_EQ(toString(n->state), "ready");
   ASSERT_TRUE(service_->plugVm("acme", "vm-1", "one", {NicRequest{"web", "", "", {}}}));
   EXPECT_TRUE(inFlows(*n));
   EXPECT_EQ(*service_->awaitedNetworks("acme", {NicRequest{"web", "", "", {}}}), "");
@@ -281,7 +281,7 @@ TEST_F(NetworkServiceTest, ACreateInterruptedTooOftenIsRolledBack) {
   const std::string id = onlyUnfinishedTask();
   interruptedTooOften(id);
   restartAndResume();
-  EXPECT_EQ(store_->tasks().get(id)->state, "failed");
+  EXPECT_EQ(toString(store_->tasks().get(id)->state), "failed");
   EXPECT_FALSE(store_->networks().get("acme", "web").has_value());
 }
 

@@ -121,7 +121,7 @@ class VmServiceUndoTest : public testing::ServiceFixture {
   void expectVolumeFree() {
     auto volume = store_->volumes().get(tenant_, "data1");
     ASSERT_TRUE(volume.has_value());
-    EXPECT_EQ(volume->state, "available");
+    EXPECT_EQ(toString(volume->state), "available");
     EXPECT_EQ(volume->attached_vm, "");
   }
   size_t portCount() {

@@ -73,7 +73,7 @@ class VolumeServiceTest : public testing::ServiceFixture {
     auto pending = store_->volumes().get("acme", name);
     EXPECT_TRUE(pending.has_value());
     if (!pending) return {};
-    EXPECT_EQ(pending->state, "creating");
+    EXPECT_EQ(toString(pending->state), "creating");
     return *pending;
   }
   bool hasData(const VolumeRecord& v) { return local_->stat(VolumeService::idOf(v)).has_value(); }
@@ -101,7 +101,7 @@ TEST_F(VolumeServiceTest, CreateMakesTheDataSetsTheLimitsAndRecordsItAvailable) 
 
   auto volume = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(volume.has_value());
-  EXPECT_EQ(volume->state, "available");
+  EXPECT_EQ(toString(volume->state), "available");
   EXPECT_EQ(volume->size_bytes, 2 * kGiB);
   EXPECT_EQ(volume->backend, "local");
   EXPECT_TRUE(volume->attached_vm.empty());
@@ -192,7 +192,7 @@ TEST_F(VolumeServiceTest, AVolumeInUseOrMissingIsNotDeleted) {
   VolumeRecord v = created("data1");
   auto claimed = service_->claimForVm("acme", "data1", "web1");
   ASSERT_TRUE(claimed.has_value()) << claimed.error().describe();
-  EXPECT_EQ(claimed->state, "in-use");
+  EXPECT_EQ(toString(claimed->state), "in-use");
   // A second VM cannot take it either.
   auto other = service_->claimForVm("acme", "data1", "web2");
   ASSERT_FALSE(other.has_value());
@@ -213,7 +213,7 @@ TEST_F(VolumeServiceTest, AVolumeInUseOrMissingIsNotDeleted) {
   ASSERT_TRUE(service_->releaseFromVm("acme", "data1", "web1", false));
   auto back = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(back.has_value());
-  EXPECT_EQ(back->state, "available");
+  EXPECT_EQ(toString(back->state), "available");
   EXPECT_TRUE(back->attached_vm.empty());
   EXPECT_EQ(toString(finish(service_->remove(*back, "t")).state), "succeeded");
 }
@@ -226,7 +226,7 @@ TEST_F(VolumeServiceTest, ADeleteThatFailsHalfWayLeavesTheVolumeInErrorAndCanBeA
   EXPECT_EQ(toString(failed.state), "failed");
   auto after = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(after.has_value()) << "the record went with the delete unfinished";
-  EXPECT_EQ(after->state, "error");
+  EXPECT_EQ(toString(after->state), "error");
   EXPECT_NE(after->last_error.find("injected failure"), std::string::npos) << after->last_error;
 
   auto retried = finish(service_->remove(*after, "t"));
@@ -241,7 +241,7 @@ TEST_F(VolumeServiceTest, ADeleteRefusedByTheBackendLeavesTheVolumeAvailable) {
   EXPECT_EQ(toString(finish(service_->remove(v, "t")).state), "failed");
   auto after = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(after.has_value());
-  EXPECT_EQ(after->state, "available");
+  EXPECT_EQ(toString(after->state), "available");
   EXPECT_TRUE(hasData(v));
 }
 
@@ -270,11 +270,11 @@ TEST_F(VolumeServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   restartAndResume();
   auto task = store_->tasks().get(id);
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(task->state, "succeeded") << task->error_json;
+  EXPECT_EQ(toString(task->state), "succeeded") << task->error_json;
   EXPECT_EQ(task->attempts, 1);
   auto volume = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(volume.has_value());
-  EXPECT_EQ(volume->state, "available");
+  EXPECT_EQ(toString(volume->state), "available");
   EXPECT_EQ(local_->stat(VolumeService::idOf(*volume))->size_bytes, 2 * kGiB);
   auto verified = store_->tasks().verifyJournal();
   ASSERT_TRUE(verified.has_value());
@@ -290,7 +290,7 @@ TEST_F(VolumeServiceTest, ACreateInterruptedTooOftenIsRolledBack) {
   restartAndResume();
   auto task = store_->tasks().get(id);
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(task->state, "failed");
+  EXPECT_EQ(toString(task->state), "failed");
   EXPECT_NE(task->message.find("gave up"), std::string::npos) << task->message;
   EXPECT_FALSE(store_->volumes().get("acme", "data1").has_value());
   EXPECT_FALSE(hasData(pending)) << "the half-made volume was left behind";
