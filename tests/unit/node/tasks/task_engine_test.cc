@@ -695,8 +695,8 @@ TEST_F(TaskEngineTest, EachEngineHitsItsOwnNodesFailpoints) {
   kind.run = [](TaskEngine::Run& run) -> Status {
     return run.step("work", 50, "working", []() -> Status { return {}; });
   };
-  TaskEngine engine_a(*store_, events_, 1, 3, a);
-  TaskEngine engine_b(*store_, events_, 1, 3, b);
+  TaskEngine engine_a(store_->tasks(), events_, 1, 3, a);
+  TaskEngine engine_b(store_->tasks(), events_, 1, 3, b);
   engine_a.addKind("job.", kind);
   engine_b.addKind("job.", kind);
   auto task_a = engine_a.submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
