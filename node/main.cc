@@ -170,26 +170,26 @@ class StorePkiRecords final : public PkiRecords {
   StorePkiRecords(std::string state_dir, std::string db)
       : dir_(std::move(state_dir)), db_(std::move(db)) {}
   Status bind(const Binding& b) override {
-    return with([&](Store& s) { return s.putBinding(b); });
+    return with([&](Store& s) { return s.bindings().put(b); });
   }
   Result<Binding> binding(const std::string& uri) override {
-    return with([&](Store& s) { return s.getBinding(uri); });
+    return with([&](Store& s) { return s.bindings().get(uri); });
   }
   Status unbind(const std::string& uri) override {
-    return with([&](Store& s) { return s.deleteBinding(uri); });
+    return with([&](Store& s) { return s.bindings().remove(uri); });
   }
   Status recordCertificate(const CertificateRecord& c) override {
-    return with([&](Store& s) { return s.recordCertificate(c); });
+    return with([&](Store& s) { return s.certificates().record(c); });
   }
   Result<int> revoke(const std::string& serial, const std::string& uri,
                      const std::string& reason) override {
-    return with([&](Store& s) { return s.revokeCertificates(serial, uri, reason); });
+    return with([&](Store& s) { return s.certificates().revoke(serial, uri, reason); });
   }
   Result<std::vector<Binding>> bindings() override {
-    return with([&](Store& s) { return s.listBindings(); });
+    return with([&](Store& s) { return s.bindings().list(); });
   }
   Result<std::vector<CertificateRecord>> certificates() override {
-    return with([&](Store& s) { return s.listCertificates(); });
+    return with([&](Store& s) { return s.certificates().list(); });
   }
 
  private:
@@ -255,7 +255,7 @@ int auditRotate(const Config& config, const std::vector<std::string>& args) {
 int journalVerify(const Config& config) {
   auto store = Store::open(dbPath(config));
   if (!store) return fail(store.error().describe());
-  auto report = (*store)->verifyJournal();
+  auto report = (*store)->tasks().verifyJournal();
   if (!report) return fail(report.error().describe());
   if (report->ok) {
     std::printf("journal ok: %lld tasks checked\n", static_cast<long long>(report->tasks_checked));

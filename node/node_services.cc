@@ -214,7 +214,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   p.hypervisor =
       parts.hypervisor ? std::move(parts.hypervisor) : makeLibvirtHypervisor(libvirt_options);
   p.tasks =
-      std::make_unique<TaskEngine>(*p.store, p.events, static_cast<size_t>(config.libvirt.workers),
+      std::make_unique<TaskEngine>(p.store->tasks(), p.events, static_cast<size_t>(config.libvirt.workers),
                                    /*max_attempts=*/3, *p.failpoints);
 
   if (parts.volume_driver) {

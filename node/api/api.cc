@@ -133,7 +133,7 @@ bool Api::isAdmin(const std::string& identity_uri, const std::string& serial) {
 void Api::flushAudit(bool all) { writeSummaries(std::chrono::steady_clock::now(), all); }
 
 void Api::appendAudit(AuditEntry entry) {
-  if (auto appended = options_.store.appendAudit(entry); !appended) {
+  if (auto appended = options_.store.audit().append(entry); !appended) {
     kLog.error("cannot append to the audit log", {{"error", appended.error().describe()}});
   }
 }
@@ -155,7 +155,7 @@ Result<Caller> Api::authenticate(const ApiRequest& request) {
                      "identity " + identity->uri() + " belongs to cluster " + identity->cluster +
                          "; this node is in cluster " + options_.cluster);
   }
-  auto binding = options_.store.getBinding(identity->uri());
+  auto binding = options_.store.bindings().get(identity->uri());
   if (!binding) {
     if (binding.error().code == ErrorCode::kNotFound) {
       return makeError(ErrorCode::kPermissionDenied, "api",

@@ -18,7 +18,7 @@ class GroupRoutes {
   ApiResponse list(RequestContext& ctx) {
     std::vector<std::string> tenants;
     if (auto early = ctx.listScope(&tenants)) return *early;
-    auto found = store_.listSecurityGroups(tenants);
+    auto found = store_.groups().list(tenants);
     if (!found) return errorResponse(found.error());
     json items = json::array();
     for (const auto& g : *found) items.push_back(securityGroupToJson(g));
@@ -72,7 +72,7 @@ class GroupRoutes {
     return ctx.resolveByName<SecurityGroupRecord>(
         "security group", "security groups", to_change,
         [this](const std::vector<std::string>& tenants, const std::string& name) {
-          return store_.listSecurityGroups(tenants, name);
+          return store_.groups().list(tenants, name);
         });
   }
 

@@ -36,7 +36,7 @@ class ImageRoutes {
     if (!scope) return errorResponse(scope.error());
     json items = json::array();
     if (*scope) {
-      auto found = store_.listImages(**scope);
+      auto found = store_.images().list(**scope);
       if (!found) return errorResponse(found.error());
       for (const auto& image : *found) items.push_back(imageToJson(image));
     }
@@ -98,7 +98,7 @@ Result<ImageRecord> resolveImage(Store& store, RequestContext& ctx, bool to_chan
   auto scope = imageScope(ctx);
   if (!scope) return std::unexpected(scope.error());
   if (!*scope) return makeError(ErrorCode::kNotFound, "api", "no image named " + name);
-  auto found = store.listImages(**scope, name);
+  auto found = store.images().list(**scope, name);
   if (!found) return std::unexpected(found.error());
   preferOwnImages(*found);
   auto image = ctx.pickOne<ImageRecord>("image", name, std::move(*found));

@@ -17,7 +17,7 @@ class MetricsRoutes {
 
   ApiResponse metrics(RequestContext&) {
     std::map<std::string, int> by_state;
-    if (auto counts = store_.countVmsByState()) by_state = *counts;
+    if (auto counts = store_.vms().countByState()) by_state = *counts;
     // One libvirt call for every domain, no QMP (docs/operators/monitoring.md).
     std::vector<VmFigures> vms = vms_.metricsFigures();
     ApiResponse response;

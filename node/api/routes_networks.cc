@@ -19,7 +19,7 @@ class NetworkRoutes {
   ApiResponse list(RequestContext& ctx) {
     std::vector<std::string> tenants;
     if (auto early = ctx.listScope(&tenants)) return *early;
-    auto found = store_.listNetworks(tenants);
+    auto found = store_.networks().list(tenants);
     if (!found) return errorResponse(found.error());
     json items = json::array();
     for (const auto& n : *found) items.push_back(networkToJson(n));
@@ -46,7 +46,7 @@ class NetworkRoutes {
     auto network = resolve(ctx, false);
     if (!network) return errorResponse(network.error());
     json out = networkToJson(*network);
-    auto ports = store_.listPorts("network", network->uuid);
+    auto ports = store_.ports().ofNetwork(network->uuid);
     if (!ports) return errorResponse(ports.error());
     out["ports"] = json::array();
     for (const auto& p : *ports) out["ports"].push_back(portToJson(p));
@@ -67,7 +67,7 @@ class NetworkRoutes {
     return ctx.resolveByName<NetworkRecord>(
         "network", "networks", to_change,
         [this](const std::vector<std::string>& tenants, const std::string& name) {
-          return store_.listNetworks(tenants, name);
+          return store_.networks().list(tenants, name);
         });
   }
 

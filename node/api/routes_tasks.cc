@@ -25,7 +25,7 @@ class TaskRoutes {
       return errorResponse(paging.error());
     }
     std::string next;
-    auto tasks = store_.listTasks(filter, &next);
+    auto tasks = store_.tasks().list(filter, &next);
     if (!tasks) return errorResponse(tasks.error());
     json items = json::array();
     for (const auto& t : *tasks) items.push_back(taskToJson(t));
@@ -55,7 +55,7 @@ class TaskRoutes {
   // The task of the path's {id}, when the caller may see it (404 otherwise, as for no task).
   Result<TaskRecord> visible(RequestContext& ctx) {
     const std::string& id = ctx.params.at("id");
-    auto task = store_.getTask(id);
+    auto task = store_.tasks().get(id);
     if (!task || !ctx.caller->canSee(task->tenant)) {
       if (task || task.error().code == ErrorCode::kNotFound) {
         return makeError(ErrorCode::kNotFound, "api", "no task " + quoteForMessage(id));

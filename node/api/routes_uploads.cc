@@ -28,9 +28,9 @@ class UploadRoutes {
   std::optional<ApiResponse> admit(RequestContext& ctx, ApiRequest& request) {
     auto image = resolveImage(store_, ctx, true);
     if (!image) return errorResponse(image.error());
-    if (image->state != "pending") {
+    if (image->state != ImageState::kPending) {
       return errorResponse(ErrorCode::kConflict,
-                           "image " + ctx.params.at("name") + " is " + image->state +
+                           "image " + ctx.params.at("name") + " is " + toString(image->state) +
                                "; data is taken only once, by an image created without "
                                "source_path");
     }

@@ -42,7 +42,7 @@ class VmRoutes {
     if (auto paging = ctx.readPaging(&filter.limit, &filter.page_token); !paging) {
       return errorResponse(paging.error());
     }
-    auto page = store_.listVms(filter);
+    auto page = store_.vms().list(filter);
     if (!page) return errorResponse(page.error());
     json items = json::array();
     for (const auto& vm : page->items) items.push_back(vmToJson(vm));
@@ -98,7 +98,7 @@ class VmRoutes {
     if (!vm) return errorResponse(vm.error());
     json out = vmToJson(*vm);
     // The NICs as plugged: their addresses and MACs (chosen by Qiao when the spec left them).
-    auto ports = store_.listPorts("vm", vm->uuid);
+    auto ports = store_.ports().ofVm(vm->uuid);
     if (!ports) return errorResponse(ports.error());
     out["ports"] = json::array();
     for (const auto& p : *ports) out["ports"].push_back(portToJson(p));
@@ -226,7 +226,7 @@ class VmRoutes {
     return ctx.resolveByName<VmRecord>(
         "vm", "vms", to_change,
         [this](const std::vector<std::string>& tenants, const std::string& name) {
-          return store_.findVmsByName(name, tenants);
+          return store_.vms().findByName(name, tenants);
         });
   }
 

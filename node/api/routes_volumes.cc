@@ -19,7 +19,7 @@ class VolumeRoutes {
   ApiResponse list(RequestContext& ctx) {
     std::vector<std::string> tenants;
     if (auto early = ctx.listScope(&tenants)) return *early;
-    auto found = store_.listVolumes(tenants);
+    auto found = store_.volumes().list(tenants);
     if (!found) return errorResponse(found.error());
     json items = json::array();
     for (const auto& v : *found) items.push_back(volumeToJson(v));
@@ -98,7 +98,7 @@ class VolumeRoutes {
     return ctx.resolveByName<VolumeRecord>(
         "volume", "volumes", to_change,
         [this](const std::vector<std::string>& tenants, const std::string& name) {
-          return store_.listVolumes(tenants, name);
+          return store_.volumes().list(tenants, name);
         });
   }
 

@@ -115,7 +115,7 @@ Result<AuditEntry> auditEntryFromJson(const std::string& line) {
 }
 
 Result<AuditSegment> rotateAudit(Store& store, const RotateOptions& options) {
-  auto checkpoint = store.auditCheckpoint();
+  auto checkpoint = store.audit().checkpoint();
   if (!checkpoint) return std::unexpected(checkpoint.error());
   int64_t limit = options.max_entries;
   if (options.up_to_seq >= 0) limit = std::min(limit, options.up_to_seq - checkpoint->seq);
@@ -125,7 +125,7 @@ Result<AuditSegment> rotateAudit(Store& store, const RotateOptions& options) {
   int64_t taken = 0;
   while (taken < limit) {
     const int batch = static_cast<int>(std::min<int64_t>(limit - taken, 4096));
-    auto entries = store.listAudit(checkpoint->seq + taken, batch);
+    auto entries = store.audit().list(checkpoint->seq + taken, batch);
     if (!entries) return std::unexpected(entries.error());
     if (entries->empty()) break;
     for (const auto& e : *entries) {
@@ -155,7 +155,7 @@ Result<AuditSegment> rotateAudit(Store& store, const RotateOptions& options) {
       !written) {
     return std::unexpected(written.error());
   }
-  if (auto closed = store.closeAuditSegment(segment); !closed) {
+  if (auto closed = store.audit().closeSegment(segment); !closed) {
     return std::unexpected(closed.error());
   }
   return segment;
@@ -163,7 +163,7 @@ Result<AuditSegment> rotateAudit(Store& store, const RotateOptions& options) {
 
 Result<AuditVerification> verifyAuditLog(Store& store) {
   AuditVerification out;
-  auto segments = store.listAuditSegments();
+  auto segments = store.audit().segments();
   if (!segments) return std::unexpected(segments.error());
   AuditLink link{0, kAuditGenesisHash};
   auto broken = [&](const std::string& problem) {
@@ -194,7 +194,7 @@ Result<AuditVerification> verifyAuditLog(Store& store) {
     out.lines.push_back(what + ": ok, " + std::to_string(walk.entries) + " entries");
     link = walk.last;
   }
-  auto report = store.verifyAudit();
+  auto report = store.audit().verify();
   if (!report) return std::unexpected(report.error());
   if (report->from_seq != link.seq) {
     return broken("the database's checkpoint " + std::to_string(report->from_seq) +

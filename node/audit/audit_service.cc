@@ -11,7 +11,7 @@ Result<AuditSegment> rotateWithinShipping(Store& store, const AuditServiceOption
                                           int64_t max_entries) {
   RotateOptions rotate{options.export_dir, max_entries, -1};
   if (options.syslog) {
-    auto confirmed = store.auditConfirmed(options.syslog->destination);
+    auto confirmed = store.audit().confirmed(options.syslog->destination);
     if (!confirmed) return std::unexpected(confirmed.error());
     rotate.up_to_seq = *confirmed;
   }
@@ -53,7 +53,7 @@ void AuditService::stop() {
 void AuditService::rotateIfDue() {
   if (options_.segment_entries <= 0) return;
   // One segment per pass; a backlog (a collector down for long) is worked off pass by pass.
-  auto count = store_.countAudit();
+  auto count = store_.audit().count();
   if (!count || *count <= options_.segment_entries) return;
   auto segment = rotateWithinShipping(store_, options_, options_.segment_entries);
   if (!segment) {

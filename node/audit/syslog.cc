@@ -399,7 +399,7 @@ SyslogShipper::~SyslogShipper() = default;
 Result<std::unique_ptr<SyslogShipper>> SyslogShipper::create(Store& store, ShipperOptions options) {
   auto destination = parseSyslogDestination(options.destination);
   if (!destination) return std::unexpected(destination.error());
-  auto confirmed = store.auditConfirmed(options.destination);
+  auto confirmed = store.audit().confirmed(options.destination);
   if (!confirmed) return std::unexpected(confirmed.error());
   auto impl = std::make_unique<Impl>(store, std::move(options), std::move(*destination));
   impl->confirmed = *confirmed;
@@ -467,7 +467,7 @@ std::chrono::milliseconds SyslogShipper::step() {
   // At most a bounded amount in flight: what is not yet confirmed is sent again after a break.
   bool sent_any = false;
   if (s.tracker.inFlight() < 20000) {
-    auto entries = s.store.listAudit(s.next_seq - 1, 512);
+    auto entries = s.store.audit().list(s.next_seq - 1, 512);
     if (!entries) {
       s.fail(entries.error().describe());
       return s.backoff;
@@ -496,7 +496,7 @@ std::chrono::milliseconds SyslogShipper::step() {
     return s.backoff;
   }
   if (auto last = s.tracker.confirm(now)) {
-    if (auto saved = s.store.setAuditConfirmed(s.options.destination, *last); saved) {
+    if (auto saved = s.store.audit().setConfirmed(s.options.destination, *last); saved) {
       s.confirmed = *last;
     }
   }

@@ -64,7 +64,7 @@ void preferOwnImages(std::vector<ImageRecord>& images) {
 }
 
 Result<ImageRecord> findImageFor(Store& store, const std::string& tenant, const std::string& name) {
-  auto found = store.listImages({tenant, ""}, name);
+  auto found = store.images().list({tenant, ""}, name);
   if (!found) return std::unexpected(found.error());
   preferOwnImages(*found);
   if (found->empty()) {
@@ -97,9 +97,9 @@ void ImageService::removeWorkFiles(const ImageRecord& image) {
 
 void ImageService::sweep() {
   std::set<std::string> owned;
-  if (auto images = store_.listImages({})) {
+  if (auto images = store_.images().list({})) {
     for (const auto& image : *images) {
-      if (image.state != "ready") owned.insert(image.uuid);
+      if (image.state != ImageState::kReady) owned.insert(image.uuid);
     }
   }
   std::error_code ec;
@@ -124,20 +124,20 @@ Result<ImageRecord> ImageService::create(const ImageSpec& spec, const std::strin
   image.object = "img-" + spec.name;
   if (spec.source_path.empty()) {
     image.source = "upload";
-    image.state = "pending";
-    if (auto created = store_.createImage(image, nullptr); !created) {
+    image.state = ImageState::kPending;
+    if (auto created = store_.images().create(image, nullptr); !created) {
       return std::unexpected(created.error());
     }
     // As stored: with the times the store gave it.
-    if (auto stored = store_.getImage(image.tenant, image.name)) image = *stored;
+    if (auto stored = store_.images().get(image.tenant, image.name)) image = *stored;
     publish(image, "created");
     return image;
   }
   image.source = "path:" + spec.source_path;
-  image.state = "importing";
+  image.state = ImageState::kImporting;
   *task = TaskEngine::newTask("image.import", image.tenant, taskTarget(image.name), identity,
                               dumpJson({{"path", spec.source_path}}));
-  if (auto created = store_.createImage(image, task); !created) {
+  if (auto created = store_.images().create(image, task); !created) {
     return std::unexpected(created.error());
   }
   publish(image, "created");
@@ -151,10 +151,10 @@ Result<TaskRecord> ImageService::upload(const ImageRecord& given, const std::str
                                         int64_t bytes, const std::string& sha256,
                                         const std::string& identity) {
   ImageRecord image = given;
-  if (image.state != "pending") {
+  if (image.state != ImageState::kPending) {
     ::unlink(file.c_str());
     return makeError(ErrorCode::kConflict, "image",
-                     describeImage(image) + " is " + image.state +
+                     describeImage(image) + " is " + toString(image.state) +
                          "; data is taken only once, by an image created without source_path");
   }
   if (::rename(file.c_str(), uploadPath(image).c_str()) != 0) {
@@ -167,7 +167,7 @@ Result<TaskRecord> ImageService::upload(const ImageRecord& given, const std::str
   image.sha256 = sha256;
   // Recorded before the task is queued: the task reads the record, and must find the size
   // and digest of the upload in it (it writes the record back when the image is ready).
-  save(image, "importing");
+  save(image, ImageState::kImporting);
   auto task = tasks_.submit(TaskEngine::newTask("image.import", image.tenant,
                                                 taskTarget(image.name), identity,
                                                 dumpJson({{"path", uploadPath(image)},
@@ -176,19 +176,19 @@ Result<TaskRecord> ImageService::upload(const ImageRecord& given, const std::str
     ::unlink(uploadPath(image).c_str());
     image.file_size = 0;
     image.sha256.clear();
-    save(image, "pending");
+    save(image, ImageState::kPending);
     return task;
   }
   return task;
 }
 
 Result<TaskRecord> ImageService::remove(const ImageRecord& image, const std::string& identity) {
-  if (image.state == "importing") {
+  if (image.state == ImageState::kImporting) {
     return makeError(ErrorCode::kConflict, "image",
                      describeImage(image) + " is being imported; try again when it is done");
   }
   // Volumes cloned from it keep it (the backend would refuse too, but this names them).
-  if (auto volumes = store_.listVolumes({})) {
+  if (auto volumes = store_.volumes().list({})) {
     std::string users;
     for (const auto& v : *volumes) {
       if (v.image == refOf(image)) users += (users.empty() ? "" : ", ") + v.tenant + "/" + v.name;
@@ -206,7 +206,7 @@ Result<TaskRecord> ImageService::remove(const ImageRecord& image, const std::str
 Result<ImageRecord> ImageService::imageOfTask(const TaskRecord& task) {
   auto name = TaskEngine::objectOf(task, "image/");
   if (!name) return std::unexpected(name.error());
-  return store_.getImage(task.tenant, *name);
+  return store_.images().get(task.tenant, *name);
 }
 
 Status ImageService::runTask(TaskEngine::Run& run) {
@@ -227,7 +227,7 @@ void ImageService::giveUp(TaskEngine::Run& run) {
   (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
     if (auto removed = driver_.remove(idOf(*image)); !removed) return removed;
     removeWorkFiles(*image);
-    return store_.deleteImage(image->tenant, image->name);
+    return store_.images().remove(image->tenant, image->name);
   });
 }
 
@@ -283,7 +283,7 @@ Status ImageService::runImport(TaskEngine::Run& run, ImageRecord image, const st
       image.format = std::string(imageFormatName(probe.format));
       image.virtual_size = probe.virtual_size;
       removeWorkFiles(image);
-      save(image, "ready");
+      save(image, ImageState::kReady);
       return {};
     });
   }
@@ -291,7 +291,7 @@ Status ImageService::runImport(TaskEngine::Run& run, ImageRecord image, const st
     // A refused or failed import leaves nothing: backend object, files, catalog entry.
     run.rollback();
     removeWorkFiles(image);
-    if (store_.deleteImage(image.tenant, image.name)) publish(image, "import failed");
+    if (store_.images().remove(image.tenant, image.name)) publish(image, "import failed");
   }
   return result;
 }
@@ -302,7 +302,7 @@ Status ImageService::runRemove(TaskEngine::Run& run, const ImageRecord& image) {
   if (result) {
     result = run.step("forget", 100, "forgetting the image", [&]() -> Status {
       removeWorkFiles(image);
-      if (auto deleted = store_.deleteImage(image.tenant, image.name); !deleted) return deleted;
+      if (auto deleted = store_.images().remove(image.tenant, image.name); !deleted) return deleted;
       publish(image, "deleted");
       return {};
     });
@@ -310,15 +310,15 @@ Status ImageService::runRemove(TaskEngine::Run& run, const ImageRecord& image) {
   return result;
 }
 
-void ImageService::save(ImageRecord& image, const std::string& state, const std::string& error) {
+void ImageService::save(ImageRecord& image, ImageState state, const std::string& error) {
   image.state = state;
   image.last_error = error;
-  if (auto updated = store_.updateImage(image); !updated) {
+  if (auto updated = store_.images().update(image); !updated) {
     kLog.error("cannot record an image", {{"image", describeImage(image)},
                                           {"error", updated.error().describe()}});
     return;
   }
-  publish(image, state);
+  publish(image, toString(state));
 }
 
 void ImageService::publish(const ImageRecord& image, std::string_view reason) {

@@ -74,7 +74,7 @@ class ImageService {
   // Deletes the files of an image's import in work_dir.
   void removeWorkFiles(const ImageRecord& image);
   std::string uploadPath(const ImageRecord& image) const;
-  void save(ImageRecord& image, const std::string& state, const std::string& error = {});
+  void save(ImageRecord& image, ImageState state, const std::string& error = {});
   void publish(const ImageRecord& image, std::string_view reason);
 
   ImageServiceOptions options_;

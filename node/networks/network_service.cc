@@ -107,7 +107,7 @@ PortDef portDefOf(const PortRecord& p) {
 }  // namespace
 
 Result<std::vector<FlowGroup>> NetworkService::allGroups() {
-  auto all = store_.listSecurityGroups({});
+  auto all = store_.groups().list({});
   if (!all) return std::unexpected(all.error());
   std::vector<FlowGroup> out;
   for (const auto& g : *all) {
@@ -134,16 +134,16 @@ Status NetworkService::pushGroups() {
 }
 
 Status NetworkService::storeDefaultGroup(const std::string& tenant) {
-  if (store_.getSecurityGroup(tenant, kDefaultGroup)) return {};
+  if (store_.groups().get(tenant, kDefaultGroup)) return {};
   SecurityGroupRecord g{tenant, kDefaultGroup, newUuid(), dumpJson(rulesToJson(defaultRules())),
                         "", ""};
-  auto created = store_.createSecurityGroup(g);
+  auto created = store_.groups().create(g);
   if (!created && created.error().code != ErrorCode::kConflict) return created;
   return {};
 }
 
 Status NetworkService::ensureDefaultGroup(const std::string& tenant) {
-  if (store_.getSecurityGroup(tenant, kDefaultGroup)) return {};
+  if (store_.groups().get(tenant, kDefaultGroup)) return {};
   if (auto stored = storeDefaultGroup(tenant); !stored) return stored;
   return pushGroups();
 }
@@ -153,7 +153,7 @@ Status NetworkService::checkRemoteGroups(const std::string& tenant, const std::s
   for (size_t i = 0; i < rules.size(); ++i) {
     const std::string& remote = rules[i].remote_group;
     if (remote.empty() || remote == group || remote == kDefaultGroup) continue;
-    if (!store_.getSecurityGroup(tenant, remote)) {
+    if (!store_.groups().get(tenant, remote)) {
       return makeError(ErrorCode::kInvalidArgument, "spec",
                        "rules[" + std::to_string(i) + "].remote_group: tenant " + tenant +
                            " has no security group named " + remote);
@@ -168,7 +168,7 @@ Result<SecurityGroupRecord> NetworkService::createGroup(const SecurityGroupSpec&
   }
   SecurityGroupRecord g{spec.tenant, spec.name, newUuid(), dumpJson(rulesToJson(spec.rules)),
                         "", ""};
-  if (auto created = store_.createSecurityGroup(g); !created) {
+  if (auto created = store_.groups().create(g); !created) {
     return std::unexpected(created.error());
   }
   // Stored: a switch that is down gets it when it is back.
@@ -176,7 +176,7 @@ Result<SecurityGroupRecord> NetworkService::createGroup(const SecurityGroupSpec&
     kLog.warn("security group stored; flows follow when OVS answers",
               {{"group", groupKey(g.tenant, g.name)}, {"error", pushed.error().describe()}});
   }
-  return store_.getSecurityGroup(g.tenant, g.name);
+  return store_.groups().get(g.tenant, g.name);
 }
 
 Result<SecurityGroupRecord> NetworkService::replaceRules(const SecurityGroupRecord& group,
@@ -184,8 +184,7 @@ Result<SecurityGroupRecord> NetworkService::replaceRules(const SecurityGroupReco
   if (auto ok = checkRemoteGroups(group.tenant, group.name, rules); !ok) {
     return std::unexpected(ok.error());
   }
-  if (auto set = store_.setSecurityGroupRules(group.tenant, group.name,
-                                              dumpJson(rulesToJson(rules)));
+  if (auto set = store_.groups().setRules(group.tenant, group.name, dumpJson(rulesToJson(rules)));
       !set) {
     return std::unexpected(set.error());
   }
@@ -194,12 +193,12 @@ Result<SecurityGroupRecord> NetworkService::replaceRules(const SecurityGroupReco
               {{"group", groupKey(group.tenant, group.name)},
                {"error", pushed.error().describe()}});
   }
-  return store_.getSecurityGroup(group.tenant, group.name);
+  return store_.groups().get(group.tenant, group.name);
 }
 
 Status NetworkService::deleteGroup(const SecurityGroupRecord& group) {
-  if (auto deleted = store_.deleteSecurityGroup(group.tenant, group.name); !deleted) {
-    auto ports = store_.listPorts();
+  if (auto deleted = store_.groups().remove(group.tenant, group.name); !deleted) {
+    auto ports = store_.ports().all();
     std::vector<std::string> vms;
     if (ports) {
       for (const auto& p : *ports) {
@@ -224,15 +223,16 @@ Status NetworkService::deleteGroup(const SecurityGroupRecord& group) {
 void NetworkService::start() {
   std::vector<NetworkDef> networks;
   std::vector<PortDef> ports;
-  if (auto all = store_.listNetworks({}); all) {
+  if (auto all = store_.networks().list({}); all) {
     for (const auto& n : *all) {
       // A network still being created is the business of its task.
-      if (n.state == "ready" || n.state == "deleting") networks.push_back(defOf(n));
+      if (n.state == NetworkState::kReady || n.state == NetworkState::kDeleting)
+        networks.push_back(defOf(n));
     }
   } else {
     kLog.error("cannot read the networks", {{"error", all.error().describe()}});
   }
-  if (auto all = store_.listPorts(); all) {
+  if (auto all = store_.ports().all(); all) {
     std::set<std::string> need_default;
     for (const auto& p : *all) {
       ports.push_back(portDefOf(p));
@@ -285,10 +285,10 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
   n.dhcp = spec.dhcp;
   n.dns_json = dumpJson(spec.dns);
   n.mtu = spec.mtu != 0 ? spec.mtu : (spec.type == "vlan" ? 1500 : 1450);
-  n.state = "creating";
+  n.state = NetworkState::kCreating;
   // Two tenants may use the same subnet; one tenant's networks never overlap (a guest with a
   // NIC on each could not route).
-  auto mine = store_.listNetworks({spec.tenant});
+  auto mine = store_.networks().list({spec.tenant});
   if (!mine) return std::unexpected(mine.error());
   for (const auto& other : *mine) {
     auto s = parseSubnet(other.subnet, "subnet");
@@ -301,7 +301,7 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
   }
   n.segment_id = spec.segment_id;
   if (n.segment_id == 0) {
-    auto used = store_.segmentsInUse(spec.type);
+    auto used = store_.networks().segmentsInUse(spec.type);
     if (!used) return std::unexpected(used.error());
     std::set<int64_t> taken(used->begin(), used->end());
     int64_t seg = spec.type == "vlan" ? 100 : 1000;
@@ -328,7 +328,7 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
   }
   TaskRecord task = TaskEngine::newTask("network.create", n.tenant, taskTarget(n.name), identity,
                                         "{}");
-  if (auto created = store_.createNetwork(n, &task); !created) {
+  if (auto created = store_.networks().create(n, &task); !created) {
     return std::unexpected(created.error());
   }
   publish(n, "created");
@@ -336,7 +336,7 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
 }
 
 Status NetworkService::checkNotInUse(const NetworkRecord& network) {
-  auto ports = store_.listPorts("network", network.uuid);
+  auto ports = store_.ports().ofNetwork(network.uuid);
   if (!ports) return std::unexpected(ports.error());
   if (ports->empty()) return {};
   std::vector<std::string> vms;
@@ -353,7 +353,7 @@ Status NetworkService::checkNotInUse(const NetworkRecord& network) {
 
 Result<TaskRecord> NetworkService::remove(const NetworkRecord& network,
                                           const std::string& identity) {
-  if (network.state == "creating") {
+  if (network.state == NetworkState::kCreating) {
     return makeError(ErrorCode::kConflict, "network",
                      "network " + networkId(network) + " is being created; try again later");
   }
@@ -366,7 +366,7 @@ Status NetworkService::runTask(TaskEngine::Run& run) {
   const TaskRecord& task = run.task();
   auto name = TaskEngine::objectOf(task, "network/");
   if (!name) return std::unexpected(name.error());
-  auto network = store_.getNetwork(task.tenant, *name);
+  auto network = store_.networks().get(task.tenant, *name);
   if (!network) return std::unexpected(network.error());
   if (task.kind == "network.create") return runCreate(run, *network);
   if (task.kind == "network.delete") return runRemove(run, *network);
@@ -376,17 +376,17 @@ Status NetworkService::runTask(TaskEngine::Run& run) {
 void NetworkService::giveUp(TaskEngine::Run& run) {
   auto name = TaskEngine::objectOf(run.task(), "network/");
   if (!name) return;
-  auto network = store_.getNetwork(run.task().tenant, *name);
+  auto network = store_.networks().get(run.task().tenant, *name);
   if (!network) return;
   if (run.task().kind == "network.create") {
     (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
       if (auto removed = fabric_.removeNetwork(network->uuid); !removed) return removed;
-      return store_.deleteNetwork(network->tenant, network->name);
+      return store_.networks().remove(network->tenant, network->name);
     });
     return;
   }
-  (void)store_.setNetworkState(network->tenant, network->name, "error",
-                               "gave up after restarts of qiaod");
+  (void)store_.networks().setState(network->tenant, network->name, NetworkState::kError,
+                                   "gave up after restarts of qiaod");
 }
 
 Status NetworkService::runCreate(TaskEngine::Run& run, NetworkRecord network) {
@@ -395,9 +395,11 @@ Status NetworkService::runCreate(TaskEngine::Run& run, NetworkRecord network) {
                            [&]() { return fabric_.removeNetwork(network.uuid); });
   if (result) {
     result = run.step("record", 100, "recording the network", [&]() -> Status {
-      if (auto s = store_.setNetworkState(network.tenant, network.name, "ready"); !s) return s;
-      network.state = "ready";
-      publish(network, "ready");
+      if (auto s = store_.networks().setState(network.tenant, network.name, NetworkState::kReady);
+          !s)
+        return s;
+      network.state = NetworkState::kReady;
+      publish(network, toString(network.state));
       return {};
     });
   }
@@ -406,7 +408,7 @@ Status NetworkService::runCreate(TaskEngine::Run& run, NetworkRecord network) {
     // The failed step left it in the fabric (a DHCP server that did not start, OVS down):
     // out of the model now, its leftovers cleaned by the fabric's checks.
     (void)fabric_.removeNetwork(network.uuid);
-    if (store_.deleteNetwork(network.tenant, network.name)) publish(network, "create failed");
+    if (store_.networks().remove(network.tenant, network.name)) publish(network, "create failed");
   }
   return result;
 }
@@ -415,31 +417,34 @@ Status NetworkService::runRemove(TaskEngine::Run& run, NetworkRecord network) {
   Status result = run.step("fabric", 80, "stopping DHCP and removing flows", [&]() -> Status {
     // Marked first: a NIC plug that starts now sees it is not ready; one that took a port
     // before is seen below.
-    if (network.state != "deleting") {
-      if (auto s = store_.setNetworkState(network.tenant, network.name, "deleting"); !s) return s;
-      network.state = "deleting";
-      publish(network, "deleting");
+    if (network.state != NetworkState::kDeleting) {
+      if (auto s =
+              store_.networks().setState(network.tenant, network.name, NetworkState::kDeleting);
+          !s)
+        return s;
+      network.state = NetworkState::kDeleting;
+      publish(network, toString(network.state));
     }
     if (auto free = checkNotInUse(network); !free) {
-      (void)store_.setNetworkState(network.tenant, network.name, "ready");
-      network.state = "ready";
+      (void)store_.networks().setState(network.tenant, network.name, NetworkState::kReady);
+      network.state = NetworkState::kReady;
       return free;
     }
     return fabric_.removeNetwork(network.uuid);
   });
   if (result) {
     result = run.step("forget", 100, "forgetting the network", [&]() -> Status {
-      if (auto s = store_.deleteNetwork(network.tenant, network.name); !s) return s;
-      if (auto still = store_.getNetwork(network.tenant, network.name); still) {
+      if (auto s = store_.networks().remove(network.tenant, network.name); !s) return s;
+      if (auto still = store_.networks().get(network.tenant, network.name); still) {
         return checkNotInUse(*still);
       }
       publish(network, "deleted");
       return {};
     });
   }
-  if (!result && network.state == "deleting") {
-    (void)store_.setNetworkState(network.tenant, network.name, "error",
-                                 result.error().describe());
+  if (!result && network.state == NetworkState::kDeleting) {
+    (void)store_.networks().setState(network.tenant, network.name, NetworkState::kError,
+                                     result.error().describe());
   }
   return result;
 }
@@ -447,21 +452,22 @@ Status NetworkService::runRemove(TaskEngine::Run& run, NetworkRecord network) {
 Result<std::string> NetworkService::awaitedNetworks(const std::string& tenant,
                                                     const std::vector<NicRequest>& nics) {
   for (const auto& nic : nics) {
-    auto network = store_.getNetwork(tenant, nic.network);
+    auto network = store_.networks().get(tenant, nic.network);
     if (!network) {
       if (network.error().code != ErrorCode::kNotFound) return std::unexpected(network.error());
       // Its create failed (a failed create leaves no network): say why.
-      const std::string why = TaskEngine::lastFailure(store_, tenant, taskTarget(nic.network));
+      const std::string why =
+          TaskEngine::lastFailure(store_.tasks(), tenant, taskTarget(nic.network));
       return makeError(ErrorCode::kConflict, "network",
                        "network " + tenant + "/" + nic.network + " was not made" +
                            (why.empty() ? "" : ": its create failed: " + why));
     }
-    if (network->state == "ready") continue;
-    if (network->state == "creating") {
-      return "network " + networkId(*network) + " (" + network->state + ")";
+    if (network->state == NetworkState::kReady) continue;
+    if (network->state == NetworkState::kCreating) {
+      return "network " + networkId(*network) + " (" + toString(network->state) + ")";
     }
     return makeError(ErrorCode::kConflict, "network",
-                     "network " + networkId(*network) + " is " + network->state);
+                     "network " + networkId(*network) + " is " + toString(network->state));
   }
   return std::string();
 }
@@ -470,7 +476,7 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
                                  bool creating_ok) {
   for (size_t i = 0; i < nics.size(); ++i) {
     const std::string where = "nics[" + std::to_string(i) + "]";
-    auto network = store_.getNetwork(tenant, nics[i].network);
+    auto network = store_.networks().get(tenant, nics[i].network);
     if (!network) {
       if (network.error().code == ErrorCode::kNotFound) {
         return makeError(ErrorCode::kInvalidArgument, "spec",
@@ -479,9 +485,11 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
       }
       return std::unexpected(network.error());
     }
-    if (network->state != "ready" && !(creating_ok && network->state == "creating")) {
-      return makeError(ErrorCode::kConflict, "network",
-                       where + ": network " + networkId(*network) + " is " + network->state);
+    if (network->state != NetworkState::kReady &&
+        !(creating_ok && network->state == NetworkState::kCreating)) {
+      return makeError(
+          ErrorCode::kConflict, "network",
+          where + ": network " + networkId(*network) + " is " + toString(network->state));
     }
     if (nics[i].mac.starts_with("02:51:a0:")) {
       return makeError(ErrorCode::kInvalidArgument, "spec",
@@ -490,7 +498,7 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
     }
     for (const auto& g : nics[i].security_groups) {
       if (g == kDefaultGroup) continue;  // made when first used
-      if (!store_.getSecurityGroup(tenant, g)) {
+      if (!store_.groups().get(tenant, g)) {
         return makeError(ErrorCode::kInvalidArgument, "spec",
                          where + ": tenant " + tenant + " has no security group named " + g);
       }
@@ -545,7 +553,7 @@ Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
       }
       port.ip = formatIpv4(*ip);
     } else {
-      auto ports = store_.listPorts("network", network.uuid);
+      auto ports = store_.ports().ofNetwork(network.uuid);
       if (!ports) return std::unexpected(ports.error());
       std::set<uint32_t> used = reserved;
       for (const auto& p : *ports) {
@@ -555,12 +563,12 @@ Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
       if (!ip) return std::unexpected(ip.error());
       port.ip = formatIpv4(*ip);
     }
-    auto created = store_.createPort(port);
+    auto created = store_.ports().create(port);
     if (created) {
       // A delete of the network that began meanwhile wins: the port goes again.
-      auto now = store_.getNetwork(network.tenant, network.name);
-      if (!now || now->state != "ready" || now->uuid != network.uuid) {
-        (void)store_.deletePort(port.uuid);
+      auto now = store_.networks().get(network.tenant, network.name);
+      if (!now || now->state != NetworkState::kReady || now->uuid != network.uuid) {
+        (void)store_.ports().remove(port.uuid);
         return makeError(ErrorCode::kConflict, "network",
                          "network " + networkId(network) + " is being deleted");
       }
@@ -577,7 +585,7 @@ Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
 
 Status NetworkService::plugVm(const std::string& tenant, const std::string& vm_uuid,
                               const std::string& vm_name, const std::vector<NicRequest>& nics) {
-  auto existing = store_.listPorts("vm", vm_uuid);
+  auto existing = store_.ports().ofVm(vm_uuid);
   if (!existing) return std::unexpected(existing.error());
   bool uses_default = false;
   for (const auto& n : nics) {
@@ -595,11 +603,11 @@ Status NetworkService::plugVm(const std::string& tenant, const std::string& vm_u
     if (have != existing->end()) {
       port = *have;
     } else {
-      auto network = store_.getNetwork(tenant, nics[i].network);
+      auto network = store_.networks().get(tenant, nics[i].network);
       if (!network) return std::unexpected(network.error());
-      if (network->state != "ready") {
+      if (network->state != NetworkState::kReady) {
         return makeError(ErrorCode::kConflict, "network",
-                         "network " + networkId(*network) + " is " + network->state);
+                         "network " + networkId(*network) + " is " + toString(network->state));
       }
       auto made = makePort(*network, vm_uuid, vm_name, static_cast<int64_t>(i), nics[i]);
       if (!made) return std::unexpected(made.error());
@@ -611,7 +619,7 @@ Status NetworkService::plugVm(const std::string& tenant, const std::string& vm_u
 }
 
 Status NetworkService::unplugVm(const std::string& vm_uuid) {
-  auto ports = store_.listPorts("vm", vm_uuid);
+  auto ports = store_.ports().ofVm(vm_uuid);
   if (!ports) return std::unexpected(ports.error());
   for (const auto& p : *ports) {
     // Out of the fabric's model whatever happens; what OVS or the host keep of it (OVS down)
@@ -620,7 +628,7 @@ Status NetworkService::unplugVm(const std::string& vm_uuid) {
       kLog.warn("port unplugged; its leftovers go at a later check",
                 {{"port", p.name}, {"error", unplugged.error().describe()}});
     }
-    if (auto deleted = store_.deletePort(p.uuid); !deleted) return deleted;
+    if (auto deleted = store_.ports().remove(p.uuid); !deleted) return deleted;
   }
   return {};
 }
@@ -630,13 +638,13 @@ Status NetworkService::unplugNic(const PortRecord& port) {
     kLog.warn("port unplugged; its leftovers go at a later check",
               {{"port", port.name}, {"error", unplugged.error().describe()}});
   }
-  return store_.deletePortOfNic(port.uuid);
+  return store_.ports().removeOfNic(port.uuid);
 }
 
 Result<std::vector<NicDef>> NetworkService::nicsOf(const std::string& vm_uuid) {
-  auto ports = store_.listPorts("vm", vm_uuid);
+  auto ports = store_.ports().ofVm(vm_uuid);
   if (!ports) return std::unexpected(ports.error());
-  auto networks = store_.listNetworks({});
+  auto networks = store_.networks().list({});
   if (!networks) return std::unexpected(networks.error());
   std::vector<NicDef> out;
   for (const auto& p : *ports) {

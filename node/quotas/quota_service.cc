@@ -16,7 +16,7 @@ QuotaService::QuotaService(Store& store, QuotaFigures defaults)
 
 Result<QuotaFigures> QuotaService::limits(const std::string& tenant) {
   QuotaFigures out = defaults_;
-  auto stored = store_.getQuota(tenant);
+  auto stored = store_.quotas().get(tenant);
   if (!stored) {
     if (stored.error().code == ErrorCode::kNotFound) return out;
     return std::unexpected(stored.error());
@@ -36,7 +36,7 @@ Result<QuotaFigures> QuotaService::usage(const std::string& tenant) {
   filter.tenants = {tenant};
   filter.limit = 1000;
   do {
-    auto page = store_.listVms(filter);
+    auto page = store_.vms().list(filter);
     if (!page) return std::unexpected(page.error());
     for (const auto& vm : page->items) {
       auto spec = json::parse(vm.spec_json, nullptr, false);
@@ -48,13 +48,13 @@ Result<QuotaFigures> QuotaService::usage(const std::string& tenant) {
     }
     filter.page_token = page->next_page_token;
   } while (!filter.page_token.empty());
-  auto volumes = store_.listVolumes({tenant});
+  auto volumes = store_.volumes().list({tenant});
   if (!volumes) return std::unexpected(volumes.error());
   for (const auto& v : *volumes) out["volume_gib"] += gibOf(v.size_bytes);
-  auto images = store_.listImages({tenant});
+  auto images = store_.images().list({tenant});
   if (!images) return std::unexpected(images.error());
   for (const auto& i : *images) out["images"] += i.tenant == tenant ? 1 : 0;
-  auto networks = store_.listNetworks({tenant});
+  auto networks = store_.networks().list({tenant});
   if (!networks) return std::unexpected(networks.error());
   out["networks"] = static_cast<int64_t>(networks->size());
   return out;
@@ -67,7 +67,7 @@ Status QuotaService::set(const std::string& tenant, const json& changes) {
                      "networks, uploads");
   }
   json stored = json::object();
-  if (auto text = store_.getQuota(tenant)) {
+  if (auto text = store_.quotas().get(tenant)) {
     stored = json::parse(*text, nullptr, false);
     if (!stored.is_object()) stored = json::object();
   } else if (text.error().code != ErrorCode::kNotFound) {
@@ -91,7 +91,7 @@ Status QuotaService::set(const std::string& tenant, const json& changes) {
     }
     stored[key] = value;
   }
-  return store_.putQuota(tenant, stored.dump());
+  return store_.quotas().put(tenant, stored.dump());
 }
 
 Status QuotaService::check(const std::string& tenant, const QuotaFigures& delta) {

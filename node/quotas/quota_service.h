@@ -41,7 +41,7 @@ class QuotaService {
   // passes one of its limits.
   Status check(const std::string& tenant, const QuotaFigures& delta);
   // The tenants an admin set quotas for.
-  Result<std::vector<std::string>> tenantsWithQuotas() { return store_.quotaTenants(); }
+  Result<std::vector<std::string>> tenantsWithQuotas() { return store_.quotas().tenants(); }
 
   std::unique_lock<std::mutex> guard() { return std::unique_lock(mu_); }
 

@@ -20,9 +20,9 @@ constexpr auto kUnavailableRetry = std::chrono::seconds(60);
 
 }  // namespace
 
-TaskEngine::TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts,
+TaskEngine::TaskEngine(TaskJournal& journal, EventBus& events, size_t workers, int max_attempts,
                        const Failpoints& failpoints)
-    : store_(store),
+    : journal_(journal),
       events_(events),
       max_attempts_(max_attempts),
       failpoints_(failpoints),
@@ -50,7 +50,7 @@ TaskRecord TaskEngine::newTask(std::string kind, const std::string& tenant,
   task.tenant = tenant;
   task.target = target;
   task.identity = identity;
-  task.state = "queued";
+  task.state = TaskState::kQueued;
   task.message = "queued";
   task.params_json = std::move(params_json);
   return task;
@@ -69,27 +69,27 @@ nlohmann::json TaskEngine::params(const TaskRecord& task) {
   return params.is_object() ? params : nlohmann::json::object();
 }
 
-std::string TaskEngine::lastFailure(Store& store, const std::string& tenant,
+std::string TaskEngine::lastFailure(TaskJournal& journal, const std::string& tenant,
                                     const std::string& target) {
   TaskFilter filter;
   filter.tenants = {tenant};
   filter.target = target;
   filter.limit = 1;
   std::string next;
-  auto tasks = store.listTasks(filter, &next);
-  if (!tasks || tasks->empty() || tasks->front().state != "failed") return {};
+  auto tasks = journal.list(filter, &next);
+  if (!tasks || tasks->empty() || tasks->front().state != TaskState::kFailed) return {};
   return tasks->front().message;
 }
 
 Result<TaskRecord> TaskEngine::submit(const TaskRecord& task) {
-  if (auto created = store_.createTaskIfIdle(task); !created) {
+  if (auto created = journal_.createIfIdle(task); !created) {
     return std::unexpected(created.error());
   }
   return dispatch(task.id);
 }
 
 Result<TaskRecord> TaskEngine::dispatch(const std::string& id) {
-  auto recorded = store_.getTask(id);
+  auto recorded = journal_.get(id);
   if (!recorded) return std::unexpected(recorded.error());
   publish(*recorded);
   TaskRecord copy = *recorded;
@@ -104,7 +104,7 @@ Result<TaskRecord> TaskEngine::dispatch(const std::string& id) {
 }
 
 void TaskEngine::resumeUnfinished() {
-  auto unfinished = store_.unfinishedTasks();
+  auto unfinished = journal_.unfinished();
   if (!unfinished) {
     kLog.error("cannot read unfinished tasks", {{"error", unfinished.error().describe()}});
     return;
@@ -117,7 +117,7 @@ void TaskEngine::resumeUnfinished() {
       if (!dispatched_here_.insert(task.id).second) continue;
     }
     // Close the steps the previous run began and never ended, so the journal stays whole.
-    if (auto entries = store_.journalOf(task.id)) {
+    if (auto entries = journal_.journalOf(task.id)) {
       std::map<std::string, std::string> last_phase;
       for (const auto& e : *entries) {
         if (e.phase == kCancelPhase) {
@@ -129,11 +129,11 @@ void TaskEngine::resumeUnfinished() {
       }
       for (const auto& [step, phase] : last_phase) {
         if (phase == "begin" || phase == "undo-begin") {
-          (void)store_.journal(task.id, step, "failed", "interrupted by a restart of qiaod");
+          (void)journal_.journal(task.id, step, "failed", "interrupted by a restart of qiaod");
         }
       }
     }
-    (void)store_.bumpTaskAttempts(task.id);
+    (void)journal_.bumpAttempts(task.id);
     ++task.attempts;
     kLog.info("resuming a task interrupted by a restart",
               {{"task", task.id}, {"kind", task.kind}, {"attempt", std::to_string(task.attempts)}});
@@ -142,13 +142,13 @@ void TaskEngine::resumeUnfinished() {
 }
 
 Result<TaskRecord> TaskEngine::cancel(const std::string& id, const std::string& identity) {
-  auto task = store_.getTask(id);
+  auto task = journal_.get(id);
   if (!task) return task;
-  if (task->state != "queued" && task->state != "running") {
-    return makeError(
-        ErrorCode::kConflict, "task",
-        "task " + id + " has already " +
-            (task->state == "cancelled" ? std::string("been cancelled") : task->state));
+  if (!unfinished(task->state)) {
+    return makeError(ErrorCode::kConflict, "task",
+                     "task " + id + " has already " +
+                         (task->state == TaskState::kCancelled ? std::string("been cancelled")
+                                                               : toString(task->state)));
   }
   const Kind* kind = kindOf(task->kind);
   if (kind == nullptr || std::find(kind->cancellable.begin(), kind->cancellable.end(),
@@ -162,7 +162,7 @@ Result<TaskRecord> TaskEngine::cancel(const std::string& id, const std::string& 
     std::lock_guard lock(cancel_mu_);
     if (!cancel_requested_.insert(id).second) return task;  // asked already
   }
-  (void)store_.journal(id, "cancel", std::string(kCancelPhase), "by " + identity);
+  (void)journal_.journal(id, "cancel", std::string(kCancelPhase), "by " + identity);
   kLog.info("task cancel requested", {{"task", id}, {"kind", task->kind}, {"by", identity}});
   return task;
 }
@@ -191,17 +191,17 @@ void TaskEngine::publish(const TaskRecord& task) {
   events_.publish({"task", task.tenant, dumpJson(taskToJson(task))});
 }
 
-void TaskEngine::update(TaskRecord& task, const std::string& state, int progress,
-                        const std::string& message, const std::string& error_json) {
+void TaskEngine::update(TaskRecord& task, TaskState state, int progress, const std::string& message,
+                        const std::string& error_json) {
   task.state = state;
   task.progress = progress;
   task.message = message;
   task.error_json = error_json;
-  if (auto updated = store_.updateTask(task.id, state, progress, message, error_json); !updated) {
+  if (auto updated = journal_.update(task.id, state, progress, message, error_json); !updated) {
     kLog.error("cannot record task progress",
                {{"task", task.id}, {"error", updated.error().describe()}});
   }
-  if (auto fresh = store_.getTask(task.id)) task.updated_at = fresh->updated_at;
+  if (auto fresh = journal_.get(task.id)) task.updated_at = fresh->updated_at;
   publish(task);
 }
 
@@ -233,13 +233,14 @@ void TaskEngine::runTask(TaskRecord task) {
     return;
   }
   if (result) {
-    update(task, "succeeded", 100, "done");
+    update(task, TaskState::kSucceeded, 100, "done");
     kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
   } else if (cancelled) {
-    update(task, "cancelled", task.progress, "cancelled", errorToJson(result.error()));
+    update(task, TaskState::kCancelled, task.progress, "cancelled", errorToJson(result.error()));
     kLog.info("task cancelled", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
   } else {
-    update(task, "failed", task.progress, result.error().describe(), errorToJson(result.error()));
+    update(task, TaskState::kFailed, task.progress, result.error().describe(),
+           errorToJson(result.error()));
     kLog.warn("task failed", {{"task", task.id},
                               {"kind", task.kind},
                               {"object", object},
@@ -255,18 +256,18 @@ void TaskEngine::runTask(TaskRecord task) {
 Status TaskEngine::Run::step(std::string_view name, int progress, std::string_view message,
                              const std::function<Status()>& action, std::function<Status()> undo) {
   const std::string step_name(name);
-  engine_.update(task_, "running", task_.progress, std::string(message));
-  (void)engine_.store_.journal(task_.id, step_name, "begin");
+  engine_.update(task_, TaskState::kRunning, task_.progress, std::string(message));
+  (void)engine_.journal_.journal(task_.id, step_name, "begin");
   engine_.failpoints_.hit(task_.kind + "/" + step_name + ":before");
   Status result = runRetrying(action, message);
   if (!result) {
-    (void)engine_.store_.journal(task_.id, step_name, "failed", result.error().describe());
+    (void)engine_.journal_.journal(task_.id, step_name, "failed", result.error().describe());
     return result;
   }
   engine_.failpoints_.hit(task_.kind + "/" + step_name + ":after");
-  (void)engine_.store_.journal(task_.id, step_name, "done");
+  (void)engine_.journal_.journal(task_.id, step_name, "done");
   if (undo) undo_.emplace_back(step_name, std::move(undo));
-  engine_.update(task_, "running", progress, std::string(message));
+  engine_.update(task_, TaskState::kRunning, progress, std::string(message));
   return {};
 }
 
@@ -276,7 +277,7 @@ Status TaskEngine::Run::waitFor(std::string_view name, std::string_view message,
   auto missing = check();
   if (missing && missing->empty()) return {};  // nothing to wait for: nothing journaled
   const std::string step_name(name);
-  (void)engine_.store_.journal(task_.id, step_name, "begin");
+  (void)engine_.journal_.journal(task_.id, step_name, "begin");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string shown;
   Status result;
@@ -298,35 +299,35 @@ Status TaskEngine::Run::waitFor(std::string_view name, std::string_view message,
     }
     if (*missing != shown) {
       shown = *missing;
-      engine_.update(task_, "running", task_.progress,
+      engine_.update(task_, TaskState::kRunning, task_.progress,
                      std::string(message) + ": waiting for " + shown);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     missing = check();
   }
   if (!result) {
-    (void)engine_.store_.journal(task_.id, step_name, "failed", result.error().describe());
+    (void)engine_.journal_.journal(task_.id, step_name, "failed", result.error().describe());
     return result;
   }
-  (void)engine_.store_.journal(task_.id, step_name, "done");
+  (void)engine_.journal_.journal(task_.id, step_name, "done");
   return {};
 }
 
 void TaskEngine::Run::progress(int percent, const std::string& message) {
-  engine_.update(task_, "running", percent, message);
+  engine_.update(task_, TaskState::kRunning, percent, message);
 }
 
 void TaskEngine::Run::rollback() {
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     const std::string& step_name = it->first;
-    (void)engine_.store_.journal(task_.id, step_name, "undo-begin");
+    (void)engine_.journal_.journal(task_.id, step_name, "undo-begin");
     engine_.failpoints_.hit(task_.kind + "/" + step_name + ":undo");
     Status result = runRetrying(it->second, "undoing " + step_name);
     if (result) {
-      (void)engine_.store_.journal(task_.id, step_name, "undone");
+      (void)engine_.journal_.journal(task_.id, step_name, "undone");
     } else {
-      (void)engine_.store_.journal(task_.id, step_name, "failed",
-                                   "undo: " + result.error().describe());
+      (void)engine_.journal_.journal(task_.id, step_name, "failed",
+                                     "undo: " + result.error().describe());
       kLog.error("undo failed",
                  {{"task", task_.id}, {"step", step_name}, {"error", result.error().describe()}});
     }
@@ -345,7 +346,7 @@ Status TaskEngine::Run::runRetrying(const std::function<Status()>& action,
   auto give_up = std::chrono::steady_clock::now() + kUnavailableRetry;
   while (!result && result.error().code == ErrorCode::kUnavailable &&
          std::chrono::steady_clock::now() < give_up && !engine_.stopping()) {
-    engine_.update(task_, "running", task_.progress,
+    engine_.update(task_, TaskState::kRunning, task_.progress,
                    std::string(message) + " (waiting for " + result.error().subsystem + ": " +
                        result.error().message + ")");
     std::this_thread::sleep_for(std::chrono::milliseconds(250));

@@ -23,7 +23,8 @@
 #include "base/event_bus.h"
 #include "base/failpoint.h"
 #include "base/work_queue.h"
-#include "node/state/store.h"
+#include "node/state/records.h"
+#include "node/state/task_journal.h"
 
 namespace qiao {
 
@@ -46,7 +47,7 @@ class TaskEngine {
   };
 
   // `failpoints`: the node's (base/failpoint.h); hit before, after and at the undo of each step.
-  TaskEngine(Store& store, EventBus& events, size_t workers, int max_attempts,
+  TaskEngine(TaskJournal& journal, EventBus& events, size_t workers, int max_attempts,
              const Failpoints& failpoints = Failpoints::none());
   ~TaskEngine();
   TaskEngine(const TaskEngine&) = delete;
@@ -65,7 +66,7 @@ class TaskEngine {
   static nlohmann::json params(const TaskRecord& task);
   // The message of the newest task on (tenant, target) when it failed, else "": why an
   // object that a task was making is not there.
-  static std::string lastFailure(Store& store, const std::string& tenant,
+  static std::string lastFailure(TaskJournal& journal, const std::string& tenant,
                                  const std::string& target);
 
   // Records the task (kConflict when another one for its (tenant, target) is unfinished) and
@@ -85,7 +86,7 @@ class TaskEngine {
   bool cancelRequested(const std::string& id) const;
 
   // Records and announces the task's new state.
-  void update(TaskRecord& task, const std::string& state, int progress, const std::string& message,
+  void update(TaskRecord& task, TaskState state, int progress, const std::string& message,
               const std::string& error_json = {});
 
   // Stops accepting tasks; the running ones finish their current step.
@@ -99,7 +100,7 @@ class TaskEngine {
   const Kind* kindOf(const std::string& kind) const;
   void publish(const TaskRecord& task);
 
-  Store& store_;
+  TaskJournal& journal_;
   EventBus& events_;
   int max_attempts_;
   const Failpoints& failpoints_;

@@ -51,7 +51,7 @@ Result<bool> GuestMonitors::isLive(const VmRecord& vm) {
 }
 
 Status GuestMonitors::growLive(const VolumeRecord& volume, int64_t size_bytes) {
-  auto vm = store_.getVm(volume.tenant, volume.attached_vm);
+  auto vm = store_.vms().get(volume.tenant, volume.attached_vm);
   if (!vm) {
     return vm.error().code == ErrorCode::kNotFound ? Status{} : Status(std::unexpected(vm.error()));
   }
@@ -69,7 +69,7 @@ Status GuestMonitors::growLive(const VolumeRecord& volume, int64_t size_bytes) {
 
 Result<LiveDisk> GuestMonitors::liveDiskOf(const VolumeRecord& volume) {
   if (volume.attached_vm.empty()) return LiveDisk{};
-  auto vm = store_.getVm(volume.tenant, volume.attached_vm);
+  auto vm = store_.vms().get(volume.tenant, volume.attached_vm);
   if (!vm) {
     if (vm.error().code == ErrorCode::kNotFound) return LiveDisk{};
     return std::unexpected(vm.error());

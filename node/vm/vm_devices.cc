@@ -61,7 +61,7 @@ Status VmService::checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok) 
   const std::string where = "disks[" + std::to_string(i) + "]: ";
   const std::string name = diskVolumeName(spec, i);
   if (disk.image.empty()) {
-    auto volume = store_.getVolume(spec.tenant, name);
+    auto volume = store_.volumes().get(spec.tenant, name);
     if (!volume) {
       return makeError(ErrorCode::kInvalidArgument, "vm",
                        where + "tenant " + spec.tenant + " has no volume named " + name);
@@ -70,25 +70,27 @@ Status VmService::checkNewDisk(const VmSpec& spec, size_t i, bool importing_ok) 
       return makeError(ErrorCode::kConflict, "vm",
                        where + "volume " + name + " is attached to vm " + volume->attached_vm);
     }
-    if (volume->state != "available") {
-      return makeError(ErrorCode::kConflict, "vm",
-                       where + "volume " + name + " is " + volume->state + ", not available");
+    if (volume->state != VolumeState::kAvailable) {
+      return makeError(
+          ErrorCode::kConflict, "vm",
+          where + "volume " + name + " is " + toString(volume->state) + ", not available");
     }
     return {};
   }
   auto image = findImageFor(store_, spec.tenant, disk.image);
   if (!image) return makeError(ErrorCode::kInvalidArgument, "vm", where + image.error().message);
-  const bool importing = importing_ok && image->state == "importing";
-  if (image->state != "ready" && !importing) {
+  const bool importing = importing_ok && image->state == ImageState::kImporting;
+  if (image->state != ImageState::kReady && !importing) {
     return makeError(ErrorCode::kConflict, "vm",
-                     where + "image " + disk.image + " is " + image->state + ", not ready" +
-                         (image->state == "pending" ? " (upload its data first)" : ""));
+                     where + "image " + disk.image + " is " + toString(image->state) +
+                         ", not ready" +
+                         (image->state == ImageState::kPending ? " (upload its data first)" : ""));
   }
   // An image being imported has no size yet: the create checks it once the image is ready.
   if (!importing) {
     if (auto fits = checkImageFits(where, disk, *image); !fits) return fits;
   }
-  if (store_.getVolume(spec.tenant, name)) {
+  if (store_.volumes().get(spec.tenant, name)) {
     return makeError(ErrorCode::kConflict, "vm",
                      where + "volume " + name + " (this disk's) already exists");
   }
@@ -111,7 +113,7 @@ Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
     for (size_t i = 0; i < spec->disks.size(); ++i) taken.insert(diskVolumeName(*spec, i));
     for (size_t k = spec->disks.size(); disk.volume.empty(); ++k) {
       std::string candidate = imageDiskVolumeName(vm.name, k);
-      if (!taken.contains(candidate) && !store_.getVolume(vm.tenant, candidate)) {
+      if (!taken.contains(candidate) && !store_.volumes().get(vm.tenant, candidate)) {
         disk.volume = std::move(candidate);
       }
     }
@@ -157,14 +159,14 @@ Result<TaskRecord> VmService::removeDisk(const VmRecord& vm, const std::string& 
 Status VmService::redefineWith(const VmRecord& vm, const VmSpec& spec) {
   VmRecord next = vm;
   next.spec_json = vmSpecToJson(spec);
-  if (auto saved = store_.setVmSpec(vm.tenant, vm.name, next.spec_json); !saved) return saved;
+  if (auto saved = store_.vms().setSpec(vm.tenant, vm.name, next.spec_json); !saved) return saved;
   auto xml = renderXml(next);
   if (!xml) return std::unexpected(xml.error());
   return hypervisor_.define(*xml);
 }
 
 Result<DiskDef> VmService::diskDefOf(const VmRecord& vm, const std::string& volume_name) const {
-  auto volume = store_.getVolume(vm.tenant, volume_name);
+  auto volume = store_.volumes().get(vm.tenant, volume_name);
   if (!volume) return std::unexpected(volume.error());
   return diskFromSource(qemuDiskId(volume->uuid), volumes_.diskSource(*volume));
 }
@@ -364,7 +366,7 @@ Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& m
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
-  auto ports = store_.listPorts("vm", vm.uuid);
+  auto ports = store_.ports().ofVm(vm.uuid);
   if (!ports) return std::unexpected(ports.error());
   for (const auto& port : *ports) {
     if (port.mac != mac) continue;
@@ -378,7 +380,7 @@ Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& m
 }
 
 Result<PortRecord> VmService::portOfNic(const VmRecord& vm, size_t index) {
-  auto ports = store_.listPorts("vm", vm.uuid);
+  auto ports = store_.ports().ofVm(vm.uuid);
   if (!ports) return std::unexpected(ports.error());
   for (const auto& port : *ports) {
     if (port.nic == static_cast<int64_t>(index)) return port;
@@ -504,7 +506,7 @@ Status VmService::runRemoveNic(TaskEngine::Run& run, const VmRecord& vm,
       });
   if (result) {
     result = run.step("port", 70, "removing the port", [&]() -> Status {
-      auto ports = store_.listPorts("vm", vm.uuid);
+      auto ports = store_.ports().ofVm(vm.uuid);
       if (!ports) return std::unexpected(ports.error());
       for (const auto& port : *ports) {
         if (port.uuid == port_uuid) return networks_.unplugNic(port);

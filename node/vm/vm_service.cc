@@ -184,7 +184,7 @@ std::string VmService::seedPath(const VmRecord& vm) const {
 Result<std::vector<DiskDef>> VmService::resolveDisks(const VmRecord& vm, const VmSpec& spec) const {
   std::vector<DiskDef> disks;
   for (size_t i = 0; i < spec.disks.size(); ++i) {
-    auto volume = store_.getVolume(spec.tenant, diskVolumeName(spec, i));
+    auto volume = store_.volumes().get(spec.tenant, diskVolumeName(spec, i));
     if (!volume) return std::unexpected(volume.error());
     DiskDef disk = diskFromSource(qemuDiskId(volume->uuid), volumes_.diskSource(*volume));
     disk.target = std::string("vd") + static_cast<char>('a' + i);
@@ -285,15 +285,17 @@ Result<std::string> VmService::awaitedImages(const VmSpec& spec) const {
     auto image = findImageFor(store_, spec.tenant, disk.image);
     if (!image) {
       // A failed import leaves no image: say why.
-      const std::string why = TaskEngine::lastFailure(store_, spec.tenant, "image/" + disk.image);
+      const std::string why =
+          TaskEngine::lastFailure(store_.tasks(), spec.tenant, "image/" + disk.image);
       return makeError(ErrorCode::kConflict, "vm",
                        where + "image " + disk.image + " was not imported" +
                            (why.empty() ? "" : ": its import failed: " + why));
     }
-    if (image->state == "importing") return "image " + disk.image + " (importing)";
-    if (image->state != "ready") {
-      return makeError(ErrorCode::kConflict, "vm",
-                       where + "image " + disk.image + " is " + image->state + ", not ready");
+    if (image->state == ImageState::kImporting) return "image " + disk.image + " (importing)";
+    if (image->state != ImageState::kReady) {
+      return makeError(
+          ErrorCode::kConflict, "vm",
+          where + "image " + disk.image + " is " + toString(image->state) + ", not ready");
     }
     // Its size is known now (an image being imported at admission had none).
     if (auto fits = checkImageFits(where, disk, *image); !fits) return std::unexpected(fits.error());
@@ -334,7 +336,8 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
 
   TaskRecord task = TaskEngine::newTask("vm.create", vm.tenant, vm.name, identity,
                             nlohmann::json{{"start", start}}.dump());
-  if (auto created = store_.createVmWithTask(vm, task); !created) return std::unexpected(created.error());
+  if (auto created = store_.vms().create(vm, task); !created)
+    return std::unexpected(created.error());
   publishVm(vm.tenant, vm.name, vm.state, "created");
   return tasks_.dispatch(task.id);
 }
@@ -389,11 +392,11 @@ Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action
 
 Result<TaskRecord> VmService::queueTask(TaskRecord task,
                                         const std::string& vm_state_while_running) {
-  if (auto created = store_.createTaskIfIdle(task); !created) {
+  if (auto created = store_.tasks().createIfIdle(task); !created) {
     return std::unexpected(created.error());
   }
   if (!vm_state_while_running.empty()) {
-    auto vm = store_.getVm(task.tenant, task.target);
+    auto vm = store_.vms().get(task.tenant, task.target);
     if (vm) setState(*vm, vm_state_while_running, task.kind);
   }
   return tasks_.dispatch(task.id);
@@ -411,7 +414,7 @@ void VmService::publishVm(const std::string& tenant, const std::string& name,
 
 Status VmService::runTask(TaskEngine::Run& run) {
   const TaskRecord& task = run.task();
-  auto vm = store_.getVm(task.tenant, task.target);
+  auto vm = store_.vms().get(task.tenant, task.target);
   if (!vm) return std::unexpected(vm.error());
   const nlohmann::json params = TaskEngine::params(task);
   if (task.kind == "vm.create") return runCreate(run, *vm, params.value("start", true));
@@ -435,7 +438,7 @@ Status VmService::runTask(TaskEngine::Run& run) {
 // (their steps left the VM in a state libvirt reports truthfully).
 void VmService::giveUp(TaskEngine::Run& run) {
   const TaskRecord& task = run.task();
-  auto vm = store_.getVm(task.tenant, task.target);
+  auto vm = store_.vms().get(task.tenant, task.target);
   if (!vm) return;
   if (task.kind != "vm.create") {
     refreshState(vm->tenant, vm->name, "gave up");
@@ -452,14 +455,14 @@ void VmService::giveUp(TaskEngine::Run& run) {
     if (auto spec = storedSpec(*vm)) {
       if (auto released = giveBackDisks(*spec, /*deleting=*/false); !released) return released;
     }
-    return store_.deleteVm(vm->tenant, vm->name);
+    return store_.vms().remove(vm->tenant, vm->name);
   });
 }
 
 Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start) {
   const std::string domain = domainNameOf(vm.tenant, vm.name);
   auto forget = [&]() {
-    if (auto deleted = store_.deleteVm(vm.tenant, vm.name); !deleted) {
+    if (auto deleted = store_.vms().remove(vm.tenant, vm.name); !deleted) {
       kLog.error("cannot forget a vm whose creation failed",
                  {{"vm", vmId(vm.tenant, vm.name)}, {"error", deleted.error().describe()}});
       return;
@@ -642,7 +645,7 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
   }
   if (result) {
     result = run.step("forget", 100, "forgetting the vm", [&]() -> Status {
-      auto deleted = store_.deleteVm(vm.tenant, vm.name);
+      auto deleted = store_.vms().remove(vm.tenant, vm.name);
       if (!deleted) return deleted;
       publishVm(vm.tenant, vm.name, "deleted", "deleted");
       return {};
@@ -652,7 +655,7 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
     refreshState(vm.tenant, vm.name, "delete failed");
     // Past the undefine there is no domain to take the state from: the vm is in error (with
     // the reason), not "deleting" for ever, so that a delete can be asked again.
-    auto now = store_.getVm(vm.tenant, vm.name);
+    auto now = store_.vms().get(vm.tenant, vm.name);
     if (now && now->state == kDeleting) {
       setState(*now, "error", "delete failed", result.error().describe());
     }
@@ -676,7 +679,7 @@ Status VmService::runAction(TaskEngine::Run& run, const VmRecord& vm, std::strin
 
 void VmService::setState(const VmRecord& vm, const std::string& state, std::string_view reason,
                          const std::string& last_error) {
-  if (auto set = store_.setVmState(vm.tenant, vm.name, state, last_error); !set) {
+  if (auto set = store_.vms().setState(vm.tenant, vm.name, state, last_error); !set) {
     kLog.error("cannot record vm state",
                {{"vm", vmId(vm.tenant, vm.name)}, {"error", set.error().describe()}});
     return;
@@ -686,7 +689,7 @@ void VmService::setState(const VmRecord& vm, const std::string& state, std::stri
 
 void VmService::refreshState(const std::string& tenant, const std::string& name,
                              std::string_view reason) {
-  auto vm = store_.getVm(tenant, name);
+  auto vm = store_.vms().get(tenant, name);
   if (!vm) return;
   auto info = hypervisor_.lookup(domainNameOf(tenant, name));
   if (!info) {
@@ -748,7 +751,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
   }
   std::string tenant, name;
   if (!splitDomainName(event.domain, &tenant, &name)) return;
-  auto vm = store_.getVm(tenant, name);
+  auto vm = store_.vms().get(tenant, name);
   if (!vm) {
     if (event.kind == DomainEventKind::kDefined) reconcileLocked();  // maybe ours, to adopt
     return;
@@ -804,7 +807,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
   }
   // VMs whose task is still to run own their state; reconciliation leaves them alone.
   std::set<std::pair<std::string, std::string>> busy;
-  if (auto unfinished = store_.unfinishedTasks()) {
+  if (auto unfinished = store_.tasks().unfinished()) {
     for (const auto& t : *unfinished) busy.emplace(t.tenant, t.target);
   }
   std::set<std::string> domain_names;
@@ -819,7 +822,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       continue;
     }
     ++report.seen;
-    auto vm = store_.getVm(md.tenant, md.name);
+    auto vm = store_.vms().get(md.tenant, md.name);
     if (!vm) {
       if (vm.error().code != ErrorCode::kNotFound) continue;
       VmRecord adopted;
@@ -829,7 +832,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       adopted.spec_json = md.spec_json;
       adopted.state = domainStateName(d.state);
       adopted.host = options_.host;
-      if (auto up = store_.upsertVm(adopted); !up) {
+      if (auto up = store_.vms().upsert(adopted); !up) {
         report.notes.push_back("cannot adopt " + d.name + ": " + up.error().describe());
         continue;
       }
@@ -852,7 +855,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       ++report.updated;
     }
   }
-  auto vms = store_.allVms();
+  auto vms = store_.vms().all();
   if (!vms) return report;
   for (const auto& vm : *vms) {
     if (busy.contains({vm.tenant, vm.name})) continue;
@@ -860,7 +863,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
     if (domain_names.contains(domain)) continue;
     if (vm.state == kDeleting) {
       // Its delete task finished the domain but not the row: finish the job.
-      (void)store_.deleteVm(vm.tenant, vm.name);
+      (void)store_.vms().remove(vm.tenant, vm.name);
       continue;
     }
     auto xml = renderXml(vm);

@@ -253,7 +253,7 @@ Result<std::vector<VmStatsDisk>> VmService::statsDisksOf(const VmRecord& vm) con
     VmStatsDisk disk;
     disk.volume = diskVolumeName(*spec, i);
     disk.target = std::string("vd") + static_cast<char>('a' + i);
-    auto volume = store_.getVolume(vm.tenant, disk.volume);
+    auto volume = store_.volumes().get(vm.tenant, disk.volume);
     if (!volume) return std::unexpected(volume.error());
     DiskSource source = volumes_.diskSource(*volume);
     const std::string& type = source.type;
@@ -267,11 +267,11 @@ Result<std::vector<VmStatsDisk>> VmService::statsDisksOf(const VmRecord& vm) con
 }
 
 Result<std::vector<VmStatsNic>> VmService::statsNicsOf(const VmRecord& vm) const {
-  auto ports = store_.listPorts("vm", vm.uuid);
+  auto ports = store_.ports().ofVm(vm.uuid);
   if (!ports) return std::unexpected(ports.error());
   std::vector<VmStatsNic> out;
   if (ports->empty()) return out;
-  auto networks = store_.listNetworks({vm.tenant});
+  auto networks = store_.networks().list({vm.tenant});
   if (!networks) return std::unexpected(networks.error());
   for (const auto& p : *ports) {
     VmStatsNic nic{p.mac, p.network, p.ip, p.name};
@@ -339,7 +339,7 @@ std::vector<VmFigures> VmService::metricsFigures() {
   for (auto& domain : *domains) {
     auto dot = domain.name.find('.');
     if (dot == std::string::npos) continue;
-    auto vm = store_.getVm(domain.name.substr(0, dot), domain.name.substr(dot + 1));
+    auto vm = store_.vms().get(domain.name.substr(0, dot), domain.name.substr(dot + 1));
     if (!vm) continue;  // not one of this node's VMs
     One one{*vm, std::move(domain), {}, {}, std::nullopt};
     if (auto found = statsDisksOf(*vm)) one.disks = std::move(*found);

@@ -52,15 +52,16 @@ VolumeRecord VolumeService::newVolume(const std::string& tenant, const std::stri
   volume.backend = std::string(driver_.backend());
   volume.object = "vol-" + name;
   volume.size_bytes = size_bytes;
-  volume.state = "creating";
+  volume.state = VolumeState::kCreating;
   volume.pool = pool.empty() ? driver_.defaultPool() : pool;
   return volume;
 }
 
 Status VolumeService::checkSettled(const VolumeRecord& volume) {
-  if (volume.state == "available" || volume.state == "in-use") return {};
-  return makeError(ErrorCode::kConflict, "volume",
-                   "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
+  if (volume.state == VolumeState::kAvailable || volume.state == VolumeState::kInUse) return {};
+  return makeError(
+      ErrorCode::kConflict, "volume",
+      "volume " + volumeId(volume) + " is " + toString(volume.state) + "; try again later");
 }
 
 Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::string& identity) {
@@ -68,7 +69,7 @@ Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::stri
   volume.qos = spec.qos;
   TaskRecord task = TaskEngine::newTask("volume.create", volume.tenant, taskTarget(volume.name),
                                         identity, "{}");
-  if (auto created = store_.createVolume(volume, &task); !created) {
+  if (auto created = store_.volumes().create(volume, &task); !created) {
     return std::unexpected(created.error());
   }
   publish(volume, "created");
@@ -77,7 +78,7 @@ Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::stri
 
 Result<VolumeRecord> VolumeService::claimForVm(const std::string& tenant, const std::string& name,
                                                const std::string& vm) {
-  auto volume = store_.getVolume(tenant, name);
+  auto volume = store_.volumes().get(tenant, name);
   if (!volume) {
     if (volume.error().code == ErrorCode::kNotFound) {
       return makeError(ErrorCode::kNotFound, "volume",
@@ -93,16 +94,18 @@ Result<VolumeRecord> VolumeService::claimForVm(const std::string& tenant, const 
                        "volume " + volumeId(v) + " is attached to vm " + v.attached_vm,
                        dumpJson({{"vm", v.attached_vm}}));
     }
-    return makeError(ErrorCode::kConflict, "volume", "volume " + volumeId(v) + " is " + v.state);
+    return makeError(ErrorCode::kConflict, "volume",
+                     "volume " + volumeId(v) + " is " + toString(v.state));
   };
   // Taken atomically: a concurrent delete or another VM's create cannot take it too.
-  if (!store_.transitionVolume(tenant, name, {"available"}, "", "in-use", vm)) {
-    auto fresh = store_.getVolume(tenant, name);
+  if (!store_.volumes().transition(tenant, name, {VolumeState::kAvailable}, "", VolumeState::kInUse,
+                                   vm)) {
+    auto fresh = store_.volumes().get(tenant, name);
     return busy(fresh ? *fresh : *volume);
   }
   volume->attached_vm = vm;
-  volume->state = "in-use";
-  publish(*volume, "in-use");
+  volume->state = VolumeState::kInUse;
+  publish(*volume, toString(volume->state));
   return volume;
 }
 
@@ -110,7 +113,7 @@ Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const 
                                                const VolumeId& image,
                                                const std::string& image_ref, int64_t size_bytes,
                                                const std::string& vm) {
-  auto existing = store_.getVolume(tenant, name);
+  auto existing = store_.volumes().get(tenant, name);
   VolumeRecord volume;
   if (existing) {
     if (existing->attached_vm != vm || existing->image != image_ref) {
@@ -126,7 +129,7 @@ Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const 
     volume.image = image_ref;
     // Recorded first, so that a crash before the clone leaves a row that the undo (or a
     // retry) finds, never an RBD image nobody knows.
-    if (auto created = store_.createVolume(volume, nullptr); !created) {
+    if (auto created = store_.volumes().create(volume, nullptr); !created) {
       return std::unexpected(created.error());
     }
   }
@@ -134,13 +137,13 @@ Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const 
   if (auto cloned = driver_.clone(image, "golden", id); !cloned) return std::unexpected(cloned.error());
   if (auto grown = driver_.resize(id, size_bytes); !grown) return std::unexpected(grown.error());
   volume.size_bytes = size_bytes;
-  setState(volume, "in-use");
+  setState(volume, VolumeState::kInUse);
   return volume;
 }
 
 Status VolumeService::releaseFromVm(const std::string& tenant, const std::string& name,
                                     const std::string& vm, bool destroy) {
-  auto volume = store_.getVolume(tenant, name);
+  auto volume = store_.volumes().get(tenant, name);
   if (!volume) {
     if (volume.error().code == ErrorCode::kNotFound) return {};
     return std::unexpected(volume.error());
@@ -149,18 +152,19 @@ Status VolumeService::releaseFromVm(const std::string& tenant, const std::string
   if (destroy) {
     // Its vm has no domain any more: a watch left on it is a killed client's.
     if (auto removed = removeReleased(idOf(*volume)); !removed) return removed;
-    if (auto deleted = store_.deleteVolume(tenant, name); !deleted) return deleted;
+    if (auto deleted = store_.volumes().remove(tenant, name); !deleted) return deleted;
     publish(*volume, "deleted");
     return {};
   }
-  if (auto released = store_.transitionVolume(tenant, name, {"in-use", "error"}, vm, "available",
-                                             "");
+  if (auto released =
+          store_.volumes().transition(tenant, name, {VolumeState::kInUse, VolumeState::kError}, vm,
+                                      VolumeState::kAvailable, "");
       !released) {
     return released;
   }
   volume->attached_vm.clear();
-  volume->state = "available";
-  publish(*volume, "available");
+  volume->state = VolumeState::kAvailable;
+  publish(*volume, toString(volume->state));
   return {};
 }
 
@@ -188,9 +192,10 @@ Status VolumeService::checkNotInUse(const VolumeRecord& volume) {
 
 Result<TaskRecord> VolumeService::remove(const VolumeRecord& volume,
                                          const std::string& identity) {
-  if (volume.state == "creating" || volume.state == "deleting") {
-    return makeError(ErrorCode::kConflict, "volume",
-                     "volume " + volumeId(volume) + " is " + volume.state + "; try again later");
+  if (volume.state == VolumeState::kCreating || volume.state == VolumeState::kDeleting) {
+    return makeError(
+        ErrorCode::kConflict, "volume",
+        "volume " + volumeId(volume) + " is " + toString(volume.state) + "; try again later");
   }
   if (auto free = checkNotInUse(volume); !free) return std::unexpected(free.error());
   return tasks_.submit(TaskEngine::newTask("volume.delete", volume.tenant,
@@ -230,7 +235,7 @@ Result<TaskRecord> VolumeService::copy(const VolumeRecord& source, const CopyReq
                 {"speed_bytes_per_sec", request.bandwidth_mib_s * (int64_t{1} << 20)}}));
   // One transaction: the new name is taken and the copy recorded, or neither (a source with
   // another task unfinished answers kConflict).
-  if (auto created = store_.createVolume(target, &task); !created) {
+  if (auto created = store_.volumes().create(target, &task); !created) {
     return std::unexpected(created.error());
   }
   publish(target, "created");
@@ -240,7 +245,7 @@ Result<TaskRecord> VolumeService::copy(const VolumeRecord& source, const CopyReq
 Status VolumeService::checkNotCopying(const std::string& tenant,
                                       const std::vector<std::string>& names) {
   if (names.empty()) return {};
-  auto unfinished = store_.unfinishedTasks();
+  auto unfinished = store_.tasks().unfinished();
   if (!unfinished) return std::unexpected(unfinished.error());
   for (const auto& task : *unfinished) {
     if (task.kind != "volume.copy" || task.tenant != tenant) continue;
@@ -258,7 +263,7 @@ Status VolumeService::checkNotCopying(const std::string& tenant,
 Result<VolumeRecord> VolumeService::volumeOfTask(const TaskRecord& task) {
   auto name = TaskEngine::objectOf(task, "volume/");
   if (!name) return std::unexpected(name.error());
-  return store_.getVolume(task.tenant, *name);
+  return store_.volumes().get(task.tenant, *name);
 }
 
 Status VolumeService::runTask(TaskEngine::Run& run) {
@@ -290,11 +295,11 @@ void VolumeService::giveUp(TaskEngine::Run& run) {
   if (run.task().kind == "volume.create") {
     (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
       if (auto removed = driver_.remove(idOf(*volume)); !removed) return removed;
-      return store_.deleteVolume(volume->tenant, volume->name);
+      return store_.volumes().remove(volume->tenant, volume->name);
     });
     return;
   }
-  setState(*volume, "error", "gave up after restarts of qiaod");
+  setState(*volume, VolumeState::kError, "gave up after restarts of qiaod");
 }
 
 Status VolumeService::runCreate(TaskEngine::Run& run, VolumeRecord volume) {
@@ -309,13 +314,13 @@ Status VolumeService::runCreate(TaskEngine::Run& run, VolumeRecord volume) {
   }
   if (result) {
     result = run.step("record", 100, "recording the volume", [&]() -> Status {
-      setState(volume, "available");
+      setState(volume, VolumeState::kAvailable);
       return {};
     });
   }
   if (!result) {
     run.rollback();
-    if (auto forgot = store_.deleteVolume(volume.tenant, volume.name); forgot) {
+    if (auto forgot = store_.volumes().remove(volume.tenant, volume.name); forgot) {
       publish(volume, "create failed");
     }
   }
@@ -327,32 +332,35 @@ Status VolumeService::runRemove(TaskEngine::Run& run, VolumeRecord volume) {
   Status result = run.step("remove", 80, "removing the volume", [&]() -> Status {
     // Marked atomically (a VM may have taken it since the API answered; then it stays). A
     // step run again after a crash finds it deleting already.
-    if (volume.state != "deleting") {
-      if (!store_.transitionVolume(volume.tenant, volume.name, {"available", "error"}, "",
-                                   "deleting", "")) {
-        auto fresh = store_.getVolume(volume.tenant, volume.name);
+    if (volume.state != VolumeState::kDeleting) {
+      if (!store_.volumes().transition(volume.tenant, volume.name,
+                                       {VolumeState::kAvailable, VolumeState::kError}, "",
+                                       VolumeState::kDeleting, "")) {
+        auto fresh = store_.volumes().get(volume.tenant, volume.name);
         if (fresh && !fresh->attached_vm.empty()) return checkNotInUse(*fresh);
         return makeError(ErrorCode::kConflict, "volume",
                          "volume " + volumeId(volume) + " is " +
-                             (fresh ? fresh->state : std::string("gone")));
+                             (fresh ? toString(fresh->state) : std::string("gone")));
       }
-      volume.state = "deleting";
-      publish(volume, "deleting");
+      volume.state = VolumeState::kDeleting;
+      publish(volume, toString(volume.state));
     }
     return driver_.remove(id);
   });
   if (result) {
     result = run.step("forget", 100, "forgetting the volume", [&]() -> Status {
-      if (auto deleted = store_.deleteVolume(volume.tenant, volume.name); !deleted) return deleted;
+      if (auto deleted = store_.volumes().remove(volume.tenant, volume.name); !deleted)
+        return deleted;
       publish(volume, "deleted");
       return {};
     });
   }
-  if (!result && volume.state == "deleting") {
+  if (!result && volume.state == VolumeState::kDeleting) {
     // Refused before anything was removed (a client holds it): available again. Otherwise
     // the data may be partly gone: left in error, deletable again.
     const bool untouched = result.error().code == ErrorCode::kConflict;
-    setState(volume, untouched ? "available" : "error", result.error().describe());
+    setState(volume, untouched ? VolumeState::kAvailable : VolumeState::kError,
+             result.error().describe());
   }
   return result;
 }
@@ -402,7 +410,7 @@ CopyNames copyNames(const TaskRecord& task) {
 
 Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) {
   const nlohmann::json params = TaskEngine::params(run.task());
-  auto target = store_.getVolume(source.tenant, params.value("name", ""));
+  auto target = store_.volumes().get(source.tenant, params.value("name", ""));
   if (!target) return std::unexpected(target.error());
   const VolumeId target_id = idOf(*target);
   const CopyNames names = copyNames(run.task());
@@ -455,7 +463,7 @@ Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) 
   }
   if (result) {
     result = run.step("record", 100, "recording the copy", [&]() -> Status {
-      return updateFresh(*target, [](VolumeRecord& v) { v.state = "available"; });
+      return updateFresh(*target, [](VolumeRecord& v) { v.state = VolumeState::kAvailable; });
     });
   }
   if (!result) {
@@ -493,39 +501,38 @@ void VolumeService::stopCopyJob(const TaskRecord& task, const VolumeRecord& sour
 }
 
 void VolumeService::removeCopyTarget(const TaskRecord& task, const VolumeRecord& source) {
-  auto target = store_.getVolume(source.tenant, TaskEngine::params(task).value("name", ""));
-  if (!target || target->state != "creating") return;  // gone, or a finished copy
+  auto target = store_.volumes().get(source.tenant, TaskEngine::params(task).value("name", ""));
+  if (!target || target->state != VolumeState::kCreating) return;  // gone, or a finished copy
   if (auto removed = removeReleased(idOf(*target)); !removed) {
     kLog.warn("cannot remove a failed copy", {{"volume", volumeId(*target)},
                                               {"error", removed.error().describe()}});
-    setState(*target, "error", "the copy failed and its data could not be removed: " +
-                                   removed.error().describe());
+    setState(*target, VolumeState::kError,
+             "the copy failed and its data could not be removed: " + removed.error().describe());
     return;
   }
-  if (store_.deleteVolume(target->tenant, target->name)) publish(*target, "copy failed");
+  if (store_.volumes().remove(target->tenant, target->name)) publish(*target, "copy failed");
 }
 
 Status VolumeService::updateFresh(const VolumeRecord& volume,
                                  const std::function<void(VolumeRecord&)>& change) {
   // Read again: a VM may have taken or given back the volume since the task began.
-  auto fresh = store_.getVolume(volume.tenant, volume.name);
+  auto fresh = store_.volumes().get(volume.tenant, volume.name);
   if (!fresh) return std::unexpected(fresh.error());
   change(*fresh);
-  if (auto updated = store_.updateVolume(*fresh); !updated) return updated;
-  publish(*fresh, fresh->state);
+  if (auto updated = store_.volumes().update(*fresh); !updated) return updated;
+  publish(*fresh, toString(fresh->state));
   return {};
 }
 
-void VolumeService::setState(VolumeRecord& volume, const std::string& state,
-                             const std::string& error) {
+void VolumeService::setState(VolumeRecord& volume, VolumeState state, const std::string& error) {
   volume.state = state;
   volume.last_error = error;
-  if (auto updated = store_.updateVolume(volume); !updated) {
+  if (auto updated = store_.volumes().update(volume); !updated) {
     kLog.error("cannot record a volume's state",
                {{"volume", volumeId(volume)}, {"error", updated.error().describe()}});
     return;
   }
-  publish(volume, state);
+  publish(volume, toString(state));
 }
 
 void VolumeService::publish(const VolumeRecord& volume, std::string_view reason) {

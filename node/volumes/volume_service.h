@@ -109,7 +109,7 @@ class VolumeService {
   void removeCopyTarget(const TaskRecord& task, const VolumeRecord& source);
   // kConflict naming the VM, or the clients, that hold the volume.
   Status checkNotInUse(const VolumeRecord& volume);
-  void setState(VolumeRecord& volume, const std::string& state, const std::string& error = {});
+  void setState(VolumeRecord& volume, VolumeState state, const std::string& error = {});
   // Changes one thing of the volume's current record (not of a copy read earlier).
   Status updateFresh(const VolumeRecord& volume, const std::function<void(VolumeRecord&)>& change);
   void publish(const VolumeRecord& volume, std::string_view reason);

@@ -112,7 +112,7 @@ TEST(AuditLog, ShippedToARestartedCollectorWithoutLossAndRotatedWithAWholeChain)
   auto admin = qiaod.adminClient();
   auto store = Store::open(qiaod.dir() + "/state/qiao.db");
   ASSERT_TRUE(store);
-  auto head = [&] { return (*store)->auditHead()->seq; };
+  auto head = [&] { return (*store)->audit().head()->seq; };
   auto audited = [&](int n) {
     for (int i = 0; i < n; ++i) {
       ASSERT_EQ(
@@ -131,7 +131,7 @@ TEST(AuditLog, ShippedToARestartedCollectorWithoutLossAndRotatedWithAWholeChain)
   audited(30);
   ASSERT_TRUE(waitReceived(30s));
   // The messages are RFC 5424 with the entry's own hash.
-  auto entries = (*store)->listAudit(0, 1000);
+  auto entries = (*store)->audit().list(0, 1000);
   ASSERT_TRUE(entries);
   ASSERT_FALSE(entries->empty());
   const auto& last = entries->back();
@@ -151,7 +151,7 @@ TEST(AuditLog, ShippedToARestartedCollectorWithoutLossAndRotatedWithAWholeChain)
   collector.kill9();
   const int64_t had = collector.seqs().empty() ? 0 : *collector.seqs().rbegin();
   std::this_thread::sleep_for(3s);  // three rotation checks with > 40 entries in the database
-  auto checkpoint = (*store)->auditCheckpoint();
+  auto checkpoint = (*store)->audit().checkpoint();
   ASSERT_TRUE(checkpoint);
   EXPECT_LE(checkpoint->seq, had) << "rotation exported entries the collector never had";
   writer.join();
@@ -165,11 +165,11 @@ TEST(AuditLog, ShippedToARestartedCollectorWithoutLossAndRotatedWithAWholeChain)
 
   // Rotation catches up once delivered, and the chain verifies through the segments.
   const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline && *(*store)->countAudit() > 40) {
+  while (std::chrono::steady_clock::now() < deadline && *(*store)->audit().count() > 40) {
     std::this_thread::sleep_for(200ms);
   }
-  EXPECT_LE(*(*store)->countAudit(), 40);
-  auto segments = (*store)->listAuditSegments();
+  EXPECT_LE(*(*store)->audit().count(), 40);
+  auto segments = (*store)->audit().segments();
   ASSERT_TRUE(segments);
   ASSERT_GE(segments->size(), 2u);
   EXPECT_EQ(segments->front().first_seq, 1);

@@ -50,7 +50,7 @@ class ApiTest : public ::testing::Test {
     b.identity = uri;
     b.role = role;
     b.tenants = std::move(tenants);
-    ASSERT_TRUE(store_->putBinding(b).has_value());
+    ASSERT_TRUE(store_->bindings().put(b).has_value());
   }
   ApiResponse call(const std::string& who, const std::string& method, const std::string& path,
                    std::multimap<std::string, std::string> query = {}, std::string body = {}) {
@@ -127,7 +127,7 @@ TEST_F(ApiTest, TenantsAreApart) {
   auto created = call("op-a", "POST", "/v1/vms", {{"start", "false"}},
                       json({{"name", "vm2"}, {"memory_mib", 128}}).dump());
   EXPECT_EQ(created.status, 202) << created.body;
-  EXPECT_TRUE(store_->getVm("ta", "vm2").has_value());
+  EXPECT_TRUE(store_->vms().get("ta", "vm2").has_value());
 }
 
 TEST_F(ApiTest, OnlyAdminsBootHostKernels) {
@@ -145,14 +145,14 @@ TEST_F(ApiTest, EveryMutatingCallIsAudited) {
   call("view-a", "DELETE", "/v1/vms/vm1");            // refused
   call("op-a", "POST", "/v1/vms/vm1/actions/start");  // allowed
   call("op-a", "GET", "/v1/vms");                     // not mutating
-  auto entries = store_->listAudit(0, 100);
+  auto entries = store_->audit().list(0, 100);
   ASSERT_TRUE(entries.has_value());
   ASSERT_EQ(entries->size(), 3u);
   EXPECT_EQ((*entries)[1].status, 403);
   EXPECT_EQ((*entries)[1].identity, "qiao://c1/user/view-a");
   EXPECT_EQ((*entries)[2].status, 202);
   EXPECT_EQ((*entries)[2].tenant, "ta");
-  auto verify = store_->verifyAudit();
+  auto verify = store_->audit().verify();
   ASSERT_TRUE(verify.has_value());
   EXPECT_TRUE(verify->ok);
 }
@@ -207,16 +207,16 @@ TEST_F(ApiTest, AnUploadIsAdmittedOnlyForTheRightCallerImageAndState) {
   EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/disk/data", {{"bogus", "1"}})), 400);
   EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/disk/data")), 0);
   // An image that took its data already answers 409 before the next upload is read.
-  auto image = store_->getImage("ta", "disk");
+  auto image = store_->images().get("ta", "disk");
   ASSERT_TRUE(image.has_value());
-  image->state = "ready";
-  ASSERT_TRUE(store_->updateImage(*image).has_value());
+  image->state = ImageState::kReady;
+  ASSERT_TRUE(store_->images().update(*image).has_value());
   EXPECT_EQ(refusedWith(head("op-a", "PUT", "/v1/images/disk/data")), 409);
   // Other requests with a body are checked the same way before it is read.
   EXPECT_EQ(refusedWith(head("view-a", "POST", "/v1/vms")), 403);
   EXPECT_EQ(refusedWith(head("op-a", "POST", "/v1/vms")), 0);
   // Each refusal of a known caller is audited in full.
-  auto entries = store_->listAudit(0, 100);
+  auto entries = store_->audit().list(0, 100);
   ASSERT_TRUE(entries.has_value());
   int refused_puts = 0;
   for (const auto& e : *entries) refused_puts += e.method == "PUT" && e.status >= 400;
@@ -252,7 +252,7 @@ TEST_F(ApiTest, ATenantsParallelUploadsAreCappedAndTheDiskReserveIsKept) {
 }
 
 TEST_F(ApiTest, StrangersRefusalsAreSummarisedPerAddressAndKnownCallersInFull) {
-  const auto before = store_->listAudit(0, 100000)->size();
+  const auto before = store_->audit().list(0, 100000)->size();
   for (int i = 0; i < 2000; ++i) {
     ApiRequest r = head("", "POST", "/v1/vms", {{std::string(2000, 'x'), ""}});
     r.target = "/v1/vms?" + std::string(2000, 'x');
@@ -264,11 +264,11 @@ TEST_F(ApiTest, StrangersRefusalsAreSummarisedPerAddressAndKnownCallersInFull) {
     r.remote = "[fd00::7]:" + std::to_string(30000 + i);
     api_->handle(r);
   }
-  auto entries = *store_->listAudit(0, 100000);
+  auto entries = *store_->audit().list(0, 100000);
   ASSERT_EQ(entries.size() - before, 2u) << "one entry in full per address";
   EXPECT_LE(entries.back().path.size(), 300u) << "the path is capped";
   api_->flushAudit(true);
-  entries = *store_->listAudit(0, 100000);
+  entries = *store_->audit().list(0, 100000);
   ASSERT_EQ(entries.size() - before, 4u) << "and one summary per address";
   std::map<std::string, std::string> summaries;
   for (const auto& e : entries) {
@@ -279,7 +279,7 @@ TEST_F(ApiTest, StrangersRefusalsAreSummarisedPerAddressAndKnownCallersInFull) {
       << summaries["10.9.8.7"];
   EXPECT_NE(summaries["fd00::7"].find("9 more refused calls"), std::string::npos)
       << summaries["fd00::7"];
-  EXPECT_TRUE(store_->verifyAudit()->ok);
+  EXPECT_TRUE(store_->audit().verify()->ok);
 }
 
 TEST_F(ApiTest, WhatTheServerCouldNotReadIsAnsweredAndAudited) {
@@ -287,7 +287,7 @@ TEST_F(ApiTest, WhatTheServerCouldNotReadIsAnsweredAndAudited) {
   r.transport_error = Error{ErrorCode::kPayloadTooLarge, "api", "the request body is too large"};
   auto response = api_->handle(r);
   EXPECT_EQ(response.status, 413);
-  auto entries = *store_->listAudit(0, 100);
+  auto entries = *store_->audit().list(0, 100);
   ASSERT_FALSE(entries.empty());
   EXPECT_EQ(entries.back().status, 413);
   EXPECT_EQ(entries.back().identity, "qiao://c1/user/op-a");
@@ -296,7 +296,7 @@ TEST_F(ApiTest, WhatTheServerCouldNotReadIsAnsweredAndAudited) {
   bad.target = "/v1/vms/a%00b";
   bad.transport_error = Error{ErrorCode::kInvalidArgument, "api", "malformed request target"};
   EXPECT_EQ(api_->handle(bad).status, 400);
-  entries = *store_->listAudit(0, 100);
+  entries = *store_->audit().list(0, 100);
   EXPECT_EQ(entries.back().path, "/v1/vms/a%00b");
 }
 

@@ -39,7 +39,7 @@ class ServiceFixture : public ::testing::Test {
   virtual void waitIdle() { tasks_->drain(); }
 
   void startNode() {
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, kMaxAttempts);
+    tasks_ = std::make_unique<TaskEngine>(store_->tasks(), events_, 2, kMaxAttempts);
     makeService();
   }
   void stopNode() {
@@ -56,7 +56,7 @@ class ServiceFixture : public ::testing::Test {
   }
   // The one task a node recorded but never ran (its engine had stopped, as a crash leaves it).
   std::string onlyUnfinishedTask() {
-    auto unfinished = store_->unfinishedTasks();
+    auto unfinished = store_->tasks().unfinished();
     EXPECT_TRUE(unfinished.has_value());
     if (!unfinished || unfinished->size() != 1) {
       ADD_FAILURE() << "not one unfinished task";
@@ -67,7 +67,7 @@ class ServiceFixture : public ::testing::Test {
   // Makes the task look interrupted by as many restarts as the engine allows: the next start
   // gives it up.
   void interruptedTooOften(const std::string& id) {
-    for (int i = 0; i < kMaxAttempts; ++i) ASSERT_TRUE(store_->bumpTaskAttempts(id));
+    for (int i = 0; i < kMaxAttempts; ++i) ASSERT_TRUE(store_->tasks().bumpAttempts(id));
   }
 
   // The task, accepted, once it has ended.
@@ -75,14 +75,14 @@ class ServiceFixture : public ::testing::Test {
     EXPECT_TRUE(task.has_value()) << task.error().describe();
     if (!task) return {};
     waitIdle();
-    auto done = store_->getTask(task->id);
+    auto done = store_->tasks().get(task->id);
     EXPECT_TRUE(done.has_value());
     return done ? *done : TaskRecord{};
   }
   // The task's journal as "step:phase".
   std::vector<std::string> steps(const std::string& task_id) {
     std::vector<std::string> out;
-    if (auto journal = store_->journalOf(task_id)) {
+    if (auto journal = store_->tasks().journalOf(task_id)) {
       for (const auto& e : *journal) out.push_back(e.step + ":" + e.phase);
     }
     return out;

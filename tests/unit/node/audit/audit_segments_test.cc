@@ -41,7 +41,7 @@ class AuditSegmentsTest : public ::testing::Test {
       e.path = "/v1/vms?n=" + std::to_string(i) + "&q=\"x\"";
       e.status = i % 3 == 0 ? 403 : 202;
       e.request_digest = sha256Hex(std::to_string(i));
-      ASSERT_TRUE(store_->appendAudit(e));
+      ASSERT_TRUE(store_->audit().append(e));
     }
   }
   std::string exportDir() const { return (dir_ / "audit").string(); }
@@ -72,17 +72,17 @@ TEST_F(AuditSegmentsTest, RotationExportsRemovesAndTheWholeChainStillVerifies) {
   EXPECT_EQ(slurp(first->file + ".sha256"), first->sha256 + "  " + segmentFileName(1, 10) + "\n");
   EXPECT_EQ(fs::status(first->file).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
-  EXPECT_EQ(*store_->countAudit(), 15);
-  EXPECT_EQ(store_->auditCheckpoint()->seq, 10);
+  EXPECT_EQ(*store_->audit().count(), 15);
+  EXPECT_EQ(store_->audit().checkpoint()->seq, 10);
 
   // Appends go on from the head, across the checkpoint when the database is emptied.
   auto second = rotate(100);
   ASSERT_TRUE(second);
   EXPECT_EQ(second->first_seq, 11);
   EXPECT_EQ(second->last_seq, 25);
-  EXPECT_EQ(*store_->countAudit(), 0);
+  EXPECT_EQ(*store_->audit().count(), 0);
   append(5);
-  auto head = store_->auditHead();
+  auto head = store_->audit().head();
   EXPECT_EQ(head->seq, 30);
 
   auto verified = verifyAuditLog(*store_);
@@ -167,22 +167,22 @@ TEST_F(AuditSegmentsTest, RotationStopsAtTheGivenEntryAndIsRepeatableAfterACrash
   auto none = rotate(100, 0);  // nothing confirmed by the collector yet
   ASSERT_TRUE(none);
   EXPECT_EQ(none->last_seq, 0);
-  EXPECT_EQ(*store_->countAudit(), 20);
+  EXPECT_EQ(*store_->audit().count(), 20);
   auto some = rotate(100, 7);
   ASSERT_TRUE(some);
   EXPECT_EQ(some->last_seq, 7);
-  EXPECT_EQ(*store_->countAudit(), 13);
+  EXPECT_EQ(*store_->audit().count(), 13);
 
   // A segment that does not follow the checkpoint is refused and changes nothing.
   AuditSegment stale = *some;
-  auto refused = store_->closeAuditSegment(stale);
+  auto refused = store_->audit().closeSegment(stale);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
-  EXPECT_EQ(*store_->countAudit(), 13);
+  EXPECT_EQ(*store_->audit().count(), 13);
 
   // A crash after the file was written but before the database: the next rotation writes the
   // same range again (the file is replaced) and the chain is whole.
-  auto entries = store_->listAudit(7, 5);
+  auto entries = store_->audit().list(7, 5);
   ASSERT_TRUE(entries);
   spit(exportDir() + "/" + segmentFileName(8, 12), "partial");
   auto again = rotate(5);

@@ -199,7 +199,7 @@ TEST(SyslogShipper, ACollectorThatDiesMidStreamLosesNothing) {
     e.path = "/v1/vms/" + std::to_string(i);
     e.status = 202;
     e.request_digest = sha256Hex("");
-    ASSERT_TRUE((*store)->appendAudit(e));
+    ASSERT_TRUE((*store)->audit().append(e));
   }
   const std::string socket = (dir / "collector.sock").string();
   ShipperOptions options;
@@ -229,7 +229,7 @@ TEST(SyslogShipper, ACollectorThatDiesMidStreamLosesNothing) {
     EXPECT_EQ(*seqs.rbegin(), kEntries);
   }
   // The confirmed figure is kept: a new shipper (qiaod restarted) resumes after it.
-  EXPECT_EQ(*(*store)->auditConfirmed(options.destination), kEntries);
+  EXPECT_EQ(*(*store)->audit().confirmed(options.destination), kEntries);
   auto again = SyslogShipper::create(**store, options);
   ASSERT_TRUE(again);
   EXPECT_EQ((*again)->confirmed(), kEntries);

@@ -79,10 +79,10 @@ class ImageServiceTest : public testing::ServiceFixture {
 
 TEST_F(ImageServiceTest, AnImportFromAHostPathIsReadyWithItsContentAndGoldenSnapshot) {
   auto task = importFromPath("debian", source_);
-  EXPECT_EQ(task.state, "succeeded") << task.error_json;
-  auto image = store_->getImage("acme", "debian");
+  EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
+  auto image = store_->images().get("acme", "debian");
   ASSERT_TRUE(image.has_value());
-  EXPECT_EQ(image->state, "ready");
+  EXPECT_EQ(toString(image->state), "ready");
   EXPECT_EQ(image->format, "raw");
   EXPECT_EQ(image->virtual_size, static_cast<int64_t>(content_.size()));
   EXPECT_EQ(image->file_size, static_cast<int64_t>(content_.size()));
@@ -102,16 +102,16 @@ TEST_F(ImageServiceTest, AnUploadIsImportedOnceAndItsFileGoesWhenReady) {
   TaskRecord none;
   auto image = service_->create(spec("up"), "owner", "t", &none);
   ASSERT_TRUE(image.has_value()) << image.error().describe();
-  EXPECT_EQ(image->state, "pending");
+  EXPECT_EQ(toString(image->state), "pending");
   const std::string received = service_->workDir() + "/incoming";
   std::ofstream(received, std::ios::binary) << content_;
   auto task = service_->upload(*image, received, static_cast<int64_t>(content_.size()),
                                sha256Hex(content_), "t");
   ASSERT_TRUE(task.has_value()) << task.error().describe();
-  EXPECT_EQ(finish(*task).state, "succeeded") << finish(*task).error_json;
-  auto ready = store_->getImage("acme", "up");
+  EXPECT_EQ(toString(finish(*task).state), "succeeded") << finish(*task).error_json;
+  auto ready = store_->images().get("acme", "up");
   ASSERT_TRUE(ready.has_value());
-  EXPECT_EQ(ready->state, "ready");
+  EXPECT_EQ(toString(ready->state), "ready");
   EXPECT_EQ(ready->sha256, sha256Hex(content_));
   EXPECT_EQ(workFiles(), 0u) << "the upload's file was left in the work directory";
 
@@ -155,9 +155,9 @@ TEST_F(ImageServiceTest, AnImageThatIsNotWhatItClaimsIsRefusedAndLeavesNothing) 
   s.format = "qcow2";
   ASSERT_TRUE(service_->create(s, "o", "t", &task).has_value());
   auto done = finish(task);
-  EXPECT_EQ(done.state, "failed");
+  EXPECT_EQ(toString(done.state), "failed");
   EXPECT_NE(done.error_json.find("qcow2"), std::string::npos) << done.error_json;
-  EXPECT_FALSE(store_->getImage("acme", "fake").has_value());
+  EXPECT_FALSE(store_->images().get("acme", "fake").has_value());
   EXPECT_EQ(driver_->faults().calls(VolumeOp::kCreate), 0) << "a refused image reached the backend";
 }
 
@@ -173,16 +173,16 @@ TEST_F(ImageServiceTest, AnImportWhoseGoldenSnapshotFailsLeavesNothing) {
                                sha256Hex(content_), "t");
   ASSERT_TRUE(task.has_value());
   auto done = finish(*task);
-  EXPECT_EQ(done.state, "failed");
+  EXPECT_EQ(toString(done.state), "failed");
   EXPECT_NE(done.error_json.find("injected failure"), std::string::npos) << done.error_json;
-  EXPECT_FALSE(store_->getImage("acme", "up").has_value()) << "the catalog entry was kept";
+  EXPECT_FALSE(store_->images().get("acme", "up").has_value()) << "the catalog entry was kept";
   EXPECT_FALSE(inBackend("img-up")) << "the backend image was kept";
   EXPECT_EQ(workFiles(), 0u) << "the upload's file was kept";
 }
 
 TEST_F(ImageServiceTest, DeleteRemovesTheImageUnlessVolumesWereClonedFromIt) {
-  ASSERT_EQ(importFromPath("debian", source_).state, "succeeded");
-  auto image = *store_->getImage("acme", "debian");
+  ASSERT_EQ(toString(importFromPath("debian", source_).state), "succeeded");
+  auto image = *store_->images().get("acme", "debian");
   // A VM disk made from it keeps it.
   VolumeRecord disk;
   disk.tenant = "acme";
@@ -190,21 +190,21 @@ TEST_F(ImageServiceTest, DeleteRemovesTheImageUnlessVolumesWereClonedFromIt) {
   disk.uuid = newUuid();
   disk.backend = "local";
   disk.object = "vol-web1-disk0";
-  disk.state = "in-use";
+  disk.state = VolumeState::kInUse;
   disk.attached_vm = "web1";
   disk.image = ImageService::refOf(image);
-  ASSERT_TRUE(store_->createVolume(disk, nullptr));
+  ASSERT_TRUE(store_->volumes().create(disk, nullptr));
   auto refused = service_->remove(image, "t");
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
   EXPECT_NE(refused.error().message.find("acme/web1-disk0"), std::string::npos)
       << refused.error().message;
 
-  ASSERT_TRUE(store_->deleteVolume("acme", "web1-disk0"));
+  ASSERT_TRUE(store_->volumes().remove("acme", "web1-disk0"));
   auto task = service_->remove(image, "t");
   ASSERT_TRUE(task.has_value()) << task.error().describe();
-  EXPECT_EQ(finish(*task).state, "succeeded");
-  EXPECT_FALSE(store_->getImage("acme", "debian").has_value());
+  EXPECT_EQ(toString(finish(*task).state), "succeeded");
+  EXPECT_FALSE(store_->images().get("acme", "debian").has_value());
   EXPECT_FALSE(inBackend("img-debian"));
 }
 
@@ -213,15 +213,15 @@ TEST_F(ImageServiceTest, AnImportInterruptedByAStopIsFinishedAtTheNextStart) {
   TaskRecord task;
   auto refused = service_->create(spec("debian", source_), "o", "t", &task);
   ASSERT_FALSE(refused.has_value());
-  auto pending = store_->getImage("acme", "debian");
+  auto pending = store_->images().get("acme", "debian");
   ASSERT_TRUE(pending.has_value());
-  EXPECT_EQ(pending->state, "importing");
+  EXPECT_EQ(toString(pending->state), "importing");
   // An import under way cannot be deleted.
   auto busy = service_->remove(*pending, "t");
   ASSERT_FALSE(busy.has_value());
   EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
   const std::string id = onlyUnfinishedTask();
-  ASSERT_TRUE(store_->journal(id, "probe", "begin"));
+  ASSERT_TRUE(store_->tasks().journal(id, "probe", "begin"));
 
   // The sweep at start keeps the files of the import.
   stopNode();
@@ -229,10 +229,10 @@ TEST_F(ImageServiceTest, AnImportInterruptedByAStopIsFinishedAtTheNextStart) {
   service_->sweep();
   tasks_->resumeUnfinished();
   tasks_->drain();
-  auto done = store_->getTask(id);
+  auto done = store_->tasks().get(id);
   ASSERT_TRUE(done.has_value());
-  EXPECT_EQ(done->state, "succeeded") << done->error_json;
-  EXPECT_EQ(store_->getImage("acme", "debian")->state, "ready");
+  EXPECT_EQ(toString(done->state), "succeeded") << done->error_json;
+  EXPECT_EQ(toString(store_->images().get("acme", "debian")->state), "ready");
 }
 
 TEST_F(ImageServiceTest, AnImportInterruptedTooOftenIsRolledBack) {
@@ -244,8 +244,8 @@ TEST_F(ImageServiceTest, AnImportInterruptedTooOftenIsRolledBack) {
   const std::string id = onlyUnfinishedTask();
   interruptedTooOften(id);
   restartAndResume();
-  EXPECT_EQ(store_->getTask(id)->state, "failed");
-  EXPECT_FALSE(store_->getImage("acme", "debian").has_value());
+  EXPECT_EQ(toString(store_->tasks().get(id)->state), "failed");
+  EXPECT_FALSE(store_->images().get("acme", "debian").has_value());
   EXPECT_FALSE(inBackend("img-debian"));
 }
 

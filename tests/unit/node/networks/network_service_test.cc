@@ -52,8 +52,8 @@ class NetworkServiceTest : public testing::ServiceFixture {
     return parsed ? *parsed : NetworkSpec{};
   }
   NetworkRecord created(const std::string& name, const std::string& subnet) {
-    EXPECT_EQ(finish(service_->create(spec(name, subnet), "t")).state, "succeeded");
-    auto n = store_->getNetwork("acme", name);
+    EXPECT_EQ(toString(finish(service_->create(spec(name, subnet), "t")).state), "succeeded");
+    auto n = store_->networks().get("acme", name);
     EXPECT_TRUE(n.has_value());
     return n ? *n : NetworkRecord{};
   }
@@ -67,7 +67,7 @@ class NetworkServiceTest : public testing::ServiceFixture {
     return false;
   }
   std::vector<PortRecord> portsOf(const std::string& vm) {
-    auto ports = store_->listPorts("vm", vm);
+    auto ports = store_->ports().ofVm(vm);
     EXPECT_TRUE(ports.has_value());
     return ports ? *ports : std::vector<PortRecord>{};
   }
@@ -82,10 +82,10 @@ class NetworkServiceTest : public testing::ServiceFixture {
 
 TEST_F(NetworkServiceTest, CreateProgramsTheFabricAndRecordsTheNetworkReady) {
   auto task = finish(service_->create(spec("web", "10.1.0.0/24"), "t"));
-  EXPECT_EQ(task.state, "succeeded") << task.error_json;
-  auto n = store_->getNetwork("acme", "web");
+  EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
+  auto n = store_->networks().get("acme", "web");
   ASSERT_TRUE(n.has_value());
-  EXPECT_EQ(n->state, "ready");
+  EXPECT_EQ(toString(n->state), "ready");
   EXPECT_EQ(n->type, "vxlan");
   EXPECT_EQ(n->gateway, "10.1.0.1");
   EXPECT_EQ(n->mtu, 1450);
@@ -123,18 +123,18 @@ TEST_F(NetworkServiceTest, OverlapsAndTakenNamesConflictWithinATenantOnly) {
   auto taken = service_->create(spec("web", "10.9.0.0/24"), "t");
   ASSERT_FALSE(taken.has_value());
   EXPECT_EQ(taken.error().code, ErrorCode::kConflict);
-  EXPECT_EQ(store_->getNetwork("acme", "web")->uuid, web.uuid);
+  EXPECT_EQ(store_->networks().get("acme", "web")->uuid, web.uuid);
   // Another tenant may use the same name and subnet.
-  EXPECT_EQ(finish(service_->create(spec("web", "10.1.0.0/24", "other"), "t")).state, "succeeded");
+  EXPECT_EQ(toString(finish(service_->create(spec("web", "10.1.0.0/24", "other"), "t")).state), "succeeded");
 }
 
 TEST_F(NetworkServiceTest, ACreateWhoseFabricStepFailsLeavesNoNetwork) {
   flows_.faults.failEvery(FlowOp::kReplace, Error{ErrorCode::kInternal, "test", "injected", {}});
   flows_.faults.failEvery(FlowOp::kUpdate, Error{ErrorCode::kInternal, "test", "injected", {}});
   auto task = finish(service_->create(spec("web", "10.1.0.0/24"), "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   EXPECT_NE(task.error_json.find("injected"), std::string::npos) << task.error_json;
-  auto gone = store_->getNetwork("acme", "web");
+  auto gone = store_->networks().get("acme", "web");
   ASSERT_FALSE(gone.has_value());
   EXPECT_EQ(gone.error().code, ErrorCode::kNotFound);
   // A VM create waiting for it hears why it will never come.
@@ -146,7 +146,7 @@ TEST_F(NetworkServiceTest, ACreateWhoseFabricStepFailsLeavesNoNetwork) {
   // Once OVS takes flows again, the name and the subnet are free.
   flows_.faults.clear();
   NetworkRecord again = created("web", "10.1.0.0/24");
-  EXPECT_EQ(again.state, "ready");
+  EXPECT_EQ(toString(again.state), "ready");
 }
 
 TEST_F(NetworkServiceTest, PortsTakeFreeAddressesAndFixedOnesAreChecked) {
@@ -179,7 +179,7 @@ TEST_F(NetworkServiceTest, PortsTakeFreeAddressesAndFixedOnesAreChecked) {
   EXPECT_TRUE(portsOf("vm-2").empty());
 
   // The network cannot go while a port is on it; the error names the VM.
-  auto busy = service_->remove(*store_->getNetwork("acme", "web"), "t");
+  auto busy = service_->remove(*store_->networks().get("acme", "web"), "t");
   ASSERT_FALSE(busy.has_value());
   EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
   EXPECT_NE(busy.error().message.find("one"), std::string::npos) << busy.error().message;
@@ -188,8 +188,8 @@ TEST_F(NetworkServiceTest, PortsTakeFreeAddressesAndFixedOnesAreChecked) {
   EXPECT_TRUE(portsOf("vm-1").empty());
   EXPECT_FALSE(taps_.contains(one[0].name));
   EXPECT_FALSE(switch_.port("br-unit", one[0].name).has_value());
-  EXPECT_EQ(finish(service_->remove(web, "t")).state, "succeeded");
-  EXPECT_FALSE(store_->getNetwork("acme", "web").has_value());
+  EXPECT_EQ(toString(finish(service_->remove(web, "t")).state), "succeeded");
+  EXPECT_FALSE(store_->networks().get("acme", "web").has_value());
 }
 
 TEST_F(NetworkServiceTest, AnUnpluggedNicMovesTheLaterOnesUp) {
@@ -245,7 +245,7 @@ TEST_F(NetworkServiceTest, SecurityGroupsAreCheckedAndKeptWhileUsed) {
   EXPECT_NE(in_use.error().message.find("one"), std::string::npos) << in_use.error().message;
   ASSERT_TRUE(service_->unplugVm("vm-1"));
   EXPECT_TRUE(service_->deleteGroup(*group));
-  EXPECT_FALSE(store_->getSecurityGroup("acme", "db").has_value());
+  EXPECT_FALSE(store_->groups().get("acme", "db").has_value());
 }
 
 TEST_F(NetworkServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
@@ -253,23 +253,23 @@ TEST_F(NetworkServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   auto refused = service_->create(spec("web", "10.1.0.0/24"), "t");
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
-  auto pending = store_->getNetwork("acme", "web");
+  auto pending = store_->networks().get("acme", "web");
   ASSERT_TRUE(pending.has_value());
-  EXPECT_EQ(pending->state, "creating");
+  EXPECT_EQ(toString(pending->state), "creating");
   // A VM create may wait for it meanwhile.
   auto awaited = service_->awaitedNetworks("acme", {NicRequest{"web", "", "", {}}});
   ASSERT_TRUE(awaited.has_value());
   EXPECT_NE(awaited->find("creating"), std::string::npos);
   const std::string id = onlyUnfinishedTask();
-  ASSERT_TRUE(store_->journal(id, "fabric", "begin"));
+  ASSERT_TRUE(store_->tasks().journal(id, "fabric", "begin"));
 
   restartAndResume();
-  auto task = store_->getTask(id);
+  auto task = store_->tasks().get(id);
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(task->state, "succeeded") << task->error_json;
-  auto n = store_->getNetwork("acme", "web");
+  EXPECT_EQ(toString(task->state), "succeeded") << task->error_json;
+  auto n = store_->networks().get("acme", "web");
   ASSERT_TRUE(n.has_value());
-  EXPECT_EQ(n->state, "ready");
+  EXPECT_EQ(toString(n->state), "ready");
   ASSERT_TRUE(service_->plugVm("acme", "vm-1", "one", {NicRequest{"web", "", "", {}}}));
   EXPECT_TRUE(inFlows(*n));
   EXPECT_EQ(*service_->awaitedNetworks("acme", {NicRequest{"web", "", "", {}}}), "");
@@ -281,8 +281,8 @@ TEST_F(NetworkServiceTest, ACreateInterruptedTooOftenIsRolledBack) {
   const std::string id = onlyUnfinishedTask();
   interruptedTooOften(id);
   restartAndResume();
-  EXPECT_EQ(store_->getTask(id)->state, "failed");
-  EXPECT_FALSE(store_->getNetwork("acme", "web").has_value());
+  EXPECT_EQ(toString(store_->tasks().get(id)->state), "failed");
+  EXPECT_FALSE(store_->networks().get("acme", "web").has_value());
 }
 
 }  // namespace

@@ -42,8 +42,8 @@ class QuotaTest : public ::testing::Test {
     task.kind = "vm.create";
     task.tenant = "t";
     task.target = name;
-    task.state = "succeeded";
-    ASSERT_TRUE(store_->createVmWithTask(vm, task).has_value());
+    task.state = TaskState::kSucceeded;
+    ASSERT_TRUE(store_->vms().create(vm, task).has_value());
   }
 
   fs::path dir_;
@@ -76,9 +76,9 @@ TEST_F(QuotaTest, UsageCountsVmsAtTheirMaximumsAndVolumesInGib) {
   v.name = "data";
   v.uuid = newUuid();
   v.size_bytes = (int64_t{3} << 30) + 1;  // a byte over 3 GiB counts as 4
-  v.state = "available";
+  v.state = VolumeState::kAvailable;
   v.backend = "local";
-  ASSERT_TRUE(store_->createVolume(v, nullptr).has_value());
+  ASSERT_TRUE(store_->volumes().create(v, nullptr).has_value());
   auto usage = quotas_->usage("t");
   ASSERT_TRUE(usage.has_value()) << usage.error().describe();
   EXPECT_EQ(usage->at("vms"), 2);

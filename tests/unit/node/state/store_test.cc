@@ -39,7 +39,7 @@ class StoreTest : public ::testing::Test {
             R"({"name":")" + name + R"(","labels":)" + labels + "}", "creating", "", "", ""};
   }
   TaskRecord task(const std::string& id, const std::string& tenant, const std::string& target,
-                  const std::string& state = "queued") {
+                  TaskState state = TaskState::kQueued) {
     TaskRecord t;
     t.id = id;
     t.kind = "vm.create";
@@ -68,41 +68,41 @@ TEST_F(StoreTest, FileIsPrivate) {
 }
 
 TEST_F(StoreTest, VmAndTaskTogetherAndConflicts) {
-  ASSERT_TRUE(store_->createVmWithTask(vm("a", "web"), task("t1", "a", "web")));
-  auto again = store_->createVmWithTask(vm("a", "web"), task("t2", "a", "web"));
+  ASSERT_TRUE(store_->vms().create(vm("a", "web"), task("t1", "a", "web")));
+  auto again = store_->vms().create(vm("a", "web"), task("t2", "a", "web"));
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, ErrorCode::kConflict);
-  EXPECT_FALSE(store_->getTask("t2").has_value()) << "the task of a refused vm must not exist";
-  EXPECT_TRUE(store_->createVmWithTask(vm("b", "web"), task("t3", "b", "web")));
-  auto found = store_->findVmsByName("web", {});
+  EXPECT_FALSE(store_->tasks().get("t2").has_value()) << "the task of a refused vm must not exist";
+  EXPECT_TRUE(store_->vms().create(vm("b", "web"), task("t3", "b", "web")));
+  auto found = store_->vms().findByName("web", {});
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(found->size(), 2u);
-  EXPECT_EQ(store_->findVmsByName("web", {"b"})->size(), 1u);
-  ASSERT_TRUE(store_->setVmState("a", "web", "running"));
-  EXPECT_EQ(store_->getVm("a", "web")->state, "running");
-  EXPECT_EQ(store_->setVmState("a", "nope", "running").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ((*store_->countVmsByState())["running"], 1);
-  ASSERT_TRUE(store_->deleteVm("a", "web"));
-  ASSERT_TRUE(store_->deleteVm("a", "web"));  // idempotent
-  EXPECT_EQ(store_->getVm("a", "web").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->vms().findByName("web", {"b"})->size(), 1u);
+  ASSERT_TRUE(store_->vms().setState("a", "web", "running"));
+  EXPECT_EQ(store_->vms().get("a", "web")->state, "running");
+  EXPECT_EQ(store_->vms().setState("a", "nope", "running").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ((*store_->vms().countByState())["running"], 1);
+  ASSERT_TRUE(store_->vms().remove("a", "web"));
+  ASSERT_TRUE(store_->vms().remove("a", "web"));  // idempotent
+  EXPECT_EQ(store_->vms().get("a", "web").error().code, ErrorCode::kNotFound);
 }
 
 TEST_F(StoreTest, AVmRecordsItsHostAndOlderRowsMeanThisOne) {
   VmRecord on_a = vm("t", "web");
   on_a.host = "host-a";
-  ASSERT_TRUE(store_->createVmWithTask(on_a, task("t1", "t", "web")));
-  EXPECT_EQ(store_->getVm("t", "web")->host, "host-a");
+  ASSERT_TRUE(store_->vms().create(on_a, task("t1", "t", "web")));
+  EXPECT_EQ(store_->vms().get("t", "web")->host, "host-a");
   on_a.host = "host-b";  // an adoption by another host's daemon moves it
-  ASSERT_TRUE(store_->upsertVm(on_a));
-  EXPECT_EQ(store_->getVm("t", "web")->host, "host-b");
+  ASSERT_TRUE(store_->vms().upsert(on_a));
+  EXPECT_EQ(store_->vms().get("t", "web")->host, "host-b");
   // A row written before schema 11 has no host: this host.
   sql("UPDATE vms SET host = '' WHERE name = 'web'");
-  EXPECT_EQ(store_->getVm("t", "web")->host, "");
+  EXPECT_EQ(store_->vms().get("t", "web")->host, "");
 }
 
 // A database of every earlier schema version opens and is brought to the current one.
 TEST_F(StoreTest, AnOlderSchemaIsMigratedAndKeepsItsRows) {
-  ASSERT_TRUE(store_->createVmWithTask(vm("t", "old"), task("t1", "t", "old")));
+  ASSERT_TRUE(store_->vms().create(vm("t", "old"), task("t1", "t", "old")));
   store_.reset();
   // Back to schema 10: no host column, version 10.
   sql("ALTER TABLE vms DROP COLUMN host");
@@ -110,7 +110,7 @@ TEST_F(StoreTest, AnOlderSchemaIsMigratedAndKeepsItsRows) {
   auto reopened = Store::open(path_);
   ASSERT_TRUE(reopened) << reopened.error().describe();
   store_ = std::move(*reopened);
-  auto old = store_->getVm("t", "old");
+  auto old = store_->vms().get("t", "old");
   ASSERT_TRUE(old);
   EXPECT_EQ(old->host, "");
   EXPECT_EQ(old->state, "creating");
@@ -127,14 +127,14 @@ TEST_F(StoreTest, AnOlderSchemaIsMigratedAndKeepsItsRows) {
 TEST_F(StoreTest, PagingHasNoGapsOrDuplicates) {
   for (int i = 0; i < 250; ++i) {
     std::string n = "vm" + std::to_string(i);
-    ASSERT_TRUE(store_->createVmWithTask(vm(i % 2 ? "odd" : "even", n), task("t" + n, "x", n)));
+    ASSERT_TRUE(store_->vms().create(vm(i % 2 ? "odd" : "even", n), task("t" + n, "x", n)));
   }
   std::set<std::string> seen;
   VmFilter f;
   f.limit = 100;
   int pages = 0;
   do {
-    auto page = store_->listVms(f);
+    auto page = store_->vms().list(f);
     ASSERT_TRUE(page.has_value());
     for (const auto& v : page->items) EXPECT_TRUE(seen.insert(v.tenant + "/" + v.name).second);
     f.page_token = page->next_page_token;
@@ -145,65 +145,66 @@ TEST_F(StoreTest, PagingHasNoGapsOrDuplicates) {
   VmFilter odd;
   odd.tenants = {"odd"};
   odd.limit = 1000;
-  EXPECT_EQ(store_->listVms(odd)->items.size(), 125u);
+  EXPECT_EQ(store_->vms().list(odd)->items.size(), 125u);
   VmFilter bad;
   bad.page_token = "zz";
-  EXPECT_EQ(store_->listVms(bad).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->vms().list(bad).error().code, ErrorCode::kInvalidArgument);
 }
 
 TEST_F(StoreTest, LabelFilterComparesValuesNeverBuildsPaths) {
-  ASSERT_TRUE(store_->createVmWithTask(vm("a", "x", R"({"role":"db","a.b":"1"})"), task("1", "a", "x")));
-  ASSERT_TRUE(store_->createVmWithTask(vm("a", "y", R"({"role":"web"})"), task("2", "a", "y")));
+  ASSERT_TRUE(
+      store_->vms().create(vm("a", "x", R"({"role":"db","a.b":"1"})"), task("1", "a", "x")));
+  ASSERT_TRUE(store_->vms().create(vm("a", "y", R"({"role":"web"})"), task("2", "a", "y")));
   VmFilter f;
   f.labels = {{"role", "db"}};
-  EXPECT_EQ(store_->listVms(f)->items.size(), 1u);
+  EXPECT_EQ(store_->vms().list(f)->items.size(), 1u);
   f.labels = {{"a.b", "1"}};
-  EXPECT_EQ(store_->listVms(f)->items.size(), 1u);
+  EXPECT_EQ(store_->vms().list(f)->items.size(), 1u);
   f.labels = {{"x\"') OR 1=1 --", "1"}};
-  auto hostile = store_->listVms(f);
+  auto hostile = store_->vms().list(f);
   ASSERT_TRUE(hostile.has_value());
   EXPECT_EQ(hostile->items.size(), 0u);
 }
 
 TEST_F(StoreTest, OneActiveTaskPerVm) {
-  ASSERT_TRUE(store_->createTaskIfIdle(task("t1", "a", "vm1")));
-  auto busy = store_->createTaskIfIdle(task("t2", "a", "vm1"));
+  ASSERT_TRUE(store_->tasks().createIfIdle(task("t1", "a", "vm1")));
+  auto busy = store_->tasks().createIfIdle(task("t2", "a", "vm1"));
   ASSERT_FALSE(busy.has_value());
   EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
   EXPECT_NE(busy.error().message.find("t1"), std::string::npos);
-  ASSERT_TRUE(store_->createTaskIfIdle(task("t3", "a", "vm2")));
-  ASSERT_TRUE(store_->updateTask("t1", "succeeded", 100, "done"));
-  EXPECT_TRUE(store_->createTaskIfIdle(task("t4", "a", "vm1")));
-  auto unfinished = store_->unfinishedTasks();
+  ASSERT_TRUE(store_->tasks().createIfIdle(task("t3", "a", "vm2")));
+  ASSERT_TRUE(store_->tasks().update("t1", TaskState::kSucceeded, 100, "done"));
+  EXPECT_TRUE(store_->tasks().createIfIdle(task("t4", "a", "vm1")));
+  auto unfinished = store_->tasks().unfinished();
   ASSERT_TRUE(unfinished.has_value());
   ASSERT_EQ(unfinished->size(), 2u);
   EXPECT_EQ((*unfinished)[0].id, "t3");  // oldest first
   std::string next;
   TaskFilter all;
   all.limit = 2;
-  auto page = store_->listTasks(all, &next);
+  auto page = store_->tasks().list(all, &next);
   ASSERT_TRUE(page.has_value());
   EXPECT_EQ((*page)[0].id, "t4");  // newest first
   EXPECT_FALSE(next.empty());
 }
 
 TEST_F(StoreTest, JournalVerifyFindsAnOpenStep) {
-  ASSERT_TRUE(store_->createTask(task("t1", "a", "v", "succeeded")));
-  ASSERT_TRUE(store_->journal("t1", "define", "begin"));
-  ASSERT_TRUE(store_->journal("t1", "define", "done"));
-  ASSERT_TRUE(store_->journal("t1", "start", "begin"));
-  ASSERT_TRUE(store_->journal("t1", "start", "failed", "boom"));
-  ASSERT_TRUE(store_->journal("t1", "define", "undo-begin"));
-  ASSERT_TRUE(store_->journal("t1", "define", "undone"));
-  EXPECT_TRUE(store_->verifyJournal()->ok);
-  ASSERT_TRUE(store_->createTask(task("t2", "a", "w", "failed")));
-  ASSERT_TRUE(store_->journal("t2", "define", "begin"));
-  auto report = store_->verifyJournal();
+  ASSERT_TRUE(store_->tasks().create(task("t1", "a", "v", TaskState::kSucceeded)));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", "begin"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", "done"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "start", "begin"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "start", "failed", "boom"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", "undo-begin"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", "undone"));
+  EXPECT_TRUE(store_->tasks().verifyJournal()->ok);
+  ASSERT_TRUE(store_->tasks().create(task("t2", "a", "w", TaskState::kFailed)));
+  ASSERT_TRUE(store_->tasks().journal("t2", "define", "begin"));
+  auto report = store_->tasks().verifyJournal();
   EXPECT_FALSE(report->ok);
   EXPECT_NE(report->first_problem.find("t2"), std::string::npos) << report->first_problem;
   // A running task may have one step open (it is in progress).
-  ASSERT_TRUE(store_->updateTask("t2", "running", 10, "defining"));
-  EXPECT_TRUE(store_->verifyJournal()->ok);
+  ASSERT_TRUE(store_->tasks().update("t2", TaskState::kRunning, 10, "defining"));
+  EXPECT_TRUE(store_->tasks().verifyJournal()->ok);
 }
 
 TEST_F(StoreTest, AuditChainVerifiesAndNamesTheFirstBrokenEntry) {
@@ -213,27 +214,27 @@ TEST_F(StoreTest, AuditChainVerifiesAndNamesTheFirstBrokenEntry) {
     e.method = "POST";
     e.path = "/v1/vms/" + std::to_string(i);
     e.status = 202;
-    ASSERT_TRUE(store_->appendAudit(e));
+    ASSERT_TRUE(store_->audit().append(e));
   }
-  auto ok = store_->verifyAudit();
+  auto ok = store_->audit().verify();
   ASSERT_TRUE(ok.has_value());
   EXPECT_TRUE(ok->ok);
   EXPECT_EQ(ok->entries, 100);
 
   sql("UPDATE audit SET status = 200 WHERE seq = 42");
-  auto changed = store_->verifyAudit();
+  auto changed = store_->audit().verify();
   EXPECT_FALSE(changed->ok);
   EXPECT_EQ(changed->first_broken_seq, 42);
   sql("UPDATE audit SET status = 202 WHERE seq = 42");
-  EXPECT_TRUE(store_->verifyAudit()->ok);
+  EXPECT_TRUE(store_->audit().verify()->ok);
 
   // Moving a character between two fields changes the hash.
   sql("UPDATE audit SET method = 'POST/', path = 'v1/vms/10' WHERE seq = 11");
-  EXPECT_EQ(store_->verifyAudit()->first_broken_seq, 11);
+  EXPECT_EQ(store_->audit().verify()->first_broken_seq, 11);
   sql("UPDATE audit SET method = 'POST', path = '/v1/vms/10' WHERE seq = 11");
 
   sql("DELETE FROM audit WHERE seq = 70");
-  EXPECT_EQ(store_->verifyAudit()->first_broken_seq, 71);
+  EXPECT_EQ(store_->audit().verify()->first_broken_seq, 71);
 }
 
 TEST_F(StoreTest, TwoWritersKeepOneChain) {
@@ -245,14 +246,14 @@ TEST_F(StoreTest, TwoWritersKeepOneChain) {
       e.identity = who;
       e.method = "DELETE";
       e.path = "/x";
-      ASSERT_TRUE(s->appendAudit(e));
+      ASSERT_TRUE(s->audit().append(e));
     }
   };
   std::thread a(append, store_.get(), "a");
   std::thread b(append, other->get(), "b");
   a.join();
   b.join();
-  auto report = store_->verifyAudit();
+  auto report = store_->audit().verify();
   EXPECT_TRUE(report->ok) << report->problem;
   EXPECT_EQ(report->entries, 100);
 }
@@ -262,7 +263,7 @@ TEST_F(StoreTest, CommittedRowsSurviveAProcessThatDiesWithoutClosing) {
   if (pid == 0) {
     auto s = Store::open(path_);
     if (!s) _exit(2);
-    (void)(*s)->createVmWithTask(vm("dur", "able"), task("td", "dur", "able"));
+    (void)(*s)->vms().create(vm("dur", "able"), task("td", "dur", "able"));
     _exit(0);  // no destructor, no close
   }
   int status = 0;
@@ -270,19 +271,19 @@ TEST_F(StoreTest, CommittedRowsSurviveAProcessThatDiesWithoutClosing) {
   ASSERT_EQ(WEXITSTATUS(status), 0);
   auto reopened = Store::open(path_);
   ASSERT_TRUE(reopened.has_value());
-  EXPECT_TRUE((*reopened)->getVm("dur", "able").has_value());
+  EXPECT_TRUE((*reopened)->vms().get("dur", "able").has_value());
 }
 
 TEST_F(StoreTest, HostileTextIsStoredVerbatim) {
   std::string hostile = "it's \"quoted\"; DROP TABLE vms; -- 名字 \x01";
   Binding b{"qiao://c/user/x", "operator", {"t1", "t2"}, ""};
-  ASSERT_TRUE(store_->putBinding(b));
-  auto got = store_->getBinding("qiao://c/user/x");
+  ASSERT_TRUE(store_->bindings().put(b));
+  auto got = store_->bindings().get("qiao://c/user/x");
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->tenants, (std::vector<std::string>{"t1", "t2"}));
-  ASSERT_TRUE(store_->createTask(task("h", "a", "v")));
-  ASSERT_TRUE(store_->updateTask("h", "failed", 0, hostile, "{}"));
-  EXPECT_EQ(store_->getTask("h")->message, hostile);
+  ASSERT_TRUE(store_->tasks().create(task("h", "a", "v")));
+  ASSERT_TRUE(store_->tasks().update("h", TaskState::kFailed, 0, hostile, "{}"));
+  EXPECT_EQ(store_->tasks().get("h")->message, hostile);
 }
 
 }  // namespace
@@ -303,23 +304,30 @@ TEST(StoreVolumes, TransitionsAreAtomicCompareAndSet) {
   v.backend = "local";
   v.object = "vol-data";
   v.size_bytes = 1 << 30;
-  v.state = "available";
-  ASSERT_TRUE((*store)->createVolume(v, nullptr).has_value());
+  v.state = VolumeState::kAvailable;
+  ASSERT_TRUE((*store)->volumes().create(v, nullptr).has_value());
   // One VM takes it; a second one, or a delete, then cannot.
-  ASSERT_TRUE((*store)->transitionVolume("t", "data", {"available"}, "", "in-use", "vm1"));
-  auto second = (*store)->transitionVolume("t", "data", {"available"}, "", "in-use", "vm2");
+  ASSERT_TRUE((*store)->volumes().transition("t", "data", {VolumeState::kAvailable}, "",
+                                             VolumeState::kInUse, "vm1"));
+  auto second = (*store)->volumes().transition("t", "data", {VolumeState::kAvailable}, "",
+                                               VolumeState::kInUse, "vm2");
   ASSERT_FALSE(second.has_value());
   EXPECT_EQ(second.error().code, ErrorCode::kConflict);
-  EXPECT_FALSE((*store)->transitionVolume("t", "data", {"available", "error"}, "", "deleting", ""));
+  EXPECT_FALSE((*store)->volumes().transition(
+      "t", "data", {VolumeState::kAvailable, VolumeState::kError}, "", VolumeState::kDeleting, ""));
   // Only its VM gives it back.
-  EXPECT_FALSE((*store)->transitionVolume("t", "data", {"in-use"}, "vm2", "available", ""));
-  ASSERT_TRUE((*store)->transitionVolume("t", "data", {"in-use"}, "vm1", "available", ""));
-  auto back = (*store)->getVolume("t", "data");
+  EXPECT_FALSE((*store)->volumes().transition("t", "data", {VolumeState::kInUse}, "vm2",
+                                              VolumeState::kAvailable, ""));
+  ASSERT_TRUE((*store)->volumes().transition("t", "data", {VolumeState::kInUse}, "vm1",
+                                             VolumeState::kAvailable, ""));
+  auto back = (*store)->volumes().get("t", "data");
   ASSERT_TRUE(back.has_value());
-  EXPECT_EQ(back->state, "available");
+  EXPECT_EQ(back->state, VolumeState::kAvailable);
   EXPECT_EQ(back->attached_vm, "");
-  EXPECT_TRUE((*store)->transitionVolume("t", "data", {"available", "error"}, "", "deleting", ""));
-  EXPECT_FALSE((*store)->transitionVolume("t", "missing", {"available"}, "", "in-use", "vm1"));
+  EXPECT_TRUE((*store)->volumes().transition(
+      "t", "data", {VolumeState::kAvailable, VolumeState::kError}, "", VolumeState::kDeleting, ""));
+  EXPECT_FALSE((*store)->volumes().transition("t", "missing", {VolumeState::kAvailable}, "",
+                                              VolumeState::kInUse, "vm1"));
   std::remove(path.c_str());
 }
 

@@ -22,6 +22,7 @@
 
 #include "base/crypto.h"
 #include "node/state/store.h"
+#include "tests/doubles/memory_task_journal.h"
 
 namespace qiao {
 namespace {
@@ -48,7 +49,7 @@ class TaskEngineTest : public ::testing::Test {
   }
   // An engine whose "job." kinds run `body`; job.copy can be cancelled, job.plain not.
   void makeEngine(std::function<Status(TaskEngine::Run&)> body) {
-    engine_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+    engine_ = std::make_unique<TaskEngine>(store_->tasks(), events_, 2, 3);
     TaskEngine::Kind kind;
     kind.run = std::move(body);
     kind.cancellable = {"job.copy"};
@@ -56,8 +57,9 @@ class TaskEngineTest : public ::testing::Test {
   }
   TaskRecord waitEnd(const std::string& id) {
     for (int i = 0; i < 500; ++i) {
-      auto task = store_->getTask(id);
-      if (task && task->state != "queued" && task->state != "running") return *task;
+      auto task = store_->tasks().get(id);
+      if (task && task->state != TaskState::kQueued && task->state != TaskState::kRunning)
+        return *task;
       std::this_thread::sleep_for(milliseconds(10));
     }
     ADD_FAILURE() << "task " << id << " did not end";
@@ -100,14 +102,14 @@ TEST_F(TaskEngineTest, ARunningCancellableTaskEndsCancelledAndItsJournalIsWhole)
   release = true;
   TaskRecord done = waitEnd(task->id);
   EXPECT_TRUE(saw_cancel);
-  EXPECT_EQ(done.state, "cancelled");
+  EXPECT_EQ(done.state, TaskState::kCancelled);
   EXPECT_EQ(done.message, "cancelled");
-  auto journal = store_->journalOf(task->id);
+  auto journal = store_->tasks().journalOf(task->id);
   ASSERT_TRUE(journal.has_value());
   int marks = 0;
   for (const auto& e : *journal) marks += e.phase == "cancel-requested" ? 1 : 0;
   EXPECT_EQ(marks, 1);
-  auto verified = store_->verifyJournal();
+  auto verified = store_->tasks().verifyJournal();
   ASSERT_TRUE(verified.has_value());
   EXPECT_TRUE(verified->ok) << verified->first_problem;
   // Finished: nothing left to cancel.
@@ -126,7 +128,7 @@ TEST_F(TaskEngineTest, OtherKindsAndUnknownTasksCannotBeCancelled) {
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
   EXPECT_NE(refused.error().message.find("job.plain"), std::string::npos);
-  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
   auto unknown = engine_->cancel("no-such-task", "me");
   ASSERT_FALSE(unknown.has_value());
   EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
@@ -144,14 +146,14 @@ TEST_F(TaskEngineTest, ATaskThatFinishesFirstKeepsItsOutcome) {
   ASSERT_TRUE(task.has_value());
   ASSERT_TRUE(engine_->cancel(task->id, "me").has_value());
   release = true;
-  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
 }
 
 TEST_F(TaskEngineTest, ACancelRequestSurvivesARestart) {
   // The first "qiaod" takes the request and dies before its run saw it.
   TaskRecord task = TaskEngine::newTask("job.copy", "ta", "x", "me", "{}");
-  ASSERT_TRUE(store_->createTask(task).has_value());
-  ASSERT_TRUE(store_->updateTask(task.id, "running", 10, "working").has_value());
+  ASSERT_TRUE(store_->tasks().create(task).has_value());
+  ASSERT_TRUE(store_->tasks().update(task.id, TaskState::kRunning, 10, "working").has_value());
   makeEngine([](TaskEngine::Run&) -> Status { return {}; });
   ASSERT_TRUE(engine_->cancel(task.id, "me").has_value());
   engine_.reset();
@@ -163,13 +165,13 @@ TEST_F(TaskEngineTest, ACancelRequestSurvivesARestart) {
     return {};
   });
   engine_->resumeUnfinished();
-  EXPECT_EQ(waitEnd(task.id).state, "cancelled");
+  EXPECT_EQ(waitEnd(task.id).state, TaskState::kCancelled);
   EXPECT_TRUE(saw);
 }
 
 std::vector<std::string> journalOf(Store& store, const std::string& id) {
   std::vector<std::string> out;
-  if (auto entries = store.journalOf(id)) {
+  if (auto entries = store.tasks().journalOf(id)) {
     for (const auto& e : *entries) out.push_back(e.step + ":" + e.phase);
   }
   return out;
@@ -182,7 +184,7 @@ TEST_F(TaskEngineTest, AWaitWithNothingToWaitForIsNotJournaled) {
   });
   auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
   EXPECT_TRUE(journalOf(*store_, task->id).empty());
 }
 
@@ -203,7 +205,7 @@ TEST_F(TaskEngineTest, AWaitEndsWhenWhatItWaitsForIsThereAndSaysWhatItWaitedFor)
   });
   auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
   EXPECT_EQ(checks.load(), 3);
   EXPECT_EQ(journalOf(*store_, task->id), (std::vector<std::string>{"wait:begin", "wait:done"}));
   engine_->drain();  // the last update is published after the state is written
@@ -231,10 +233,10 @@ TEST_F(TaskEngineTest, AWaitFailsWithTheCheckErrorOrTimesOut) {
   auto slow = engine_->submit(TaskEngine::newTask("job.plain", "ta", "slow", "me", "{}"));
   ASSERT_TRUE(broken && slow);
   auto b = waitEnd(broken->id);
-  EXPECT_EQ(b.state, "failed");
+  EXPECT_EQ(b.state, TaskState::kFailed);
   EXPECT_NE(b.message.find("network ta/web was not made"), std::string::npos) << b.message;
   auto s = waitEnd(slow->id);
-  EXPECT_EQ(s.state, "failed");
+  EXPECT_EQ(s.state, TaskState::kFailed);
   EXPECT_NE(s.error_json.find("\"timeout\""), std::string::npos) << s.error_json;
   EXPECT_NE(s.message.find("waiting for image ta/os"), std::string::npos) << s.message;
   EXPECT_EQ(journalOf(*store_, s.id), (std::vector<std::string>{"wait:begin", "wait:failed"}));
@@ -257,10 +259,10 @@ TEST_F(TaskEngineTest, AStopDuringAWaitLeavesTheTaskForTheNextStart) {
   EXPECT_LT(std::chrono::steady_clock::now() - stop_began, std::chrono::seconds(5))
       << "a stop should not wait out the whole wait";
   engine_.reset();
-  auto left = store_->getTask(task->id);
+  auto left = store_->tasks().get(task->id);
   ASSERT_TRUE(left.has_value());
-  EXPECT_TRUE(left->state == "queued" || left->state == "running")
-      << "no outcome is recorded: the task is unfinished, not " << left->state;
+  EXPECT_TRUE(left->state == TaskState::kQueued || left->state == TaskState::kRunning)
+      << "no outcome is recorded: the task is unfinished, not " << toString(left->state);
   // The next start resumes it, and this time what it waits for is there.
   makeEngine([](TaskEngine::Run& run) -> Status {
     return run.waitFor("wait", "waiting", milliseconds(1000),
@@ -268,7 +270,7 @@ TEST_F(TaskEngineTest, AStopDuringAWaitLeavesTheTaskForTheNextStart) {
   });
   engine_->resumeUnfinished();
   auto done = waitEnd(task->id);
-  EXPECT_EQ(done.state, "succeeded");
+  EXPECT_EQ(done.state, TaskState::kSucceeded);
   EXPECT_EQ(done.attempts, 1) << "resumed once";
 }
 
@@ -291,12 +293,12 @@ TEST_F(TaskEngineTest, AResumeAtStartLeavesTheTasksThisProcessTookMeanwhileToThe
   }
   engine_->resumeUnfinished();
   release = true;
-  EXPECT_EQ(waitEnd(task->id).state, "succeeded");
+  EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
   engine_->drain();
   EXPECT_EQ(runs.load(), 1);
   EXPECT_EQ(journalOf(*store_, task->id),
             (std::vector<std::string>{"define:begin", "define:done"}));
-  EXPECT_TRUE(store_->verifyJournal()->ok);
+  EXPECT_TRUE(store_->tasks().verifyJournal()->ok);
 }
 
 // ---- Restarts, giving up, and rollback ----------------------------------------------------
@@ -334,31 +336,31 @@ class TaskEngineRestartTest : public TaskEngineTest {
   // was interrupted more than 3 (max_attempts) times.
   void makeEngineWith(size_t workers, std::function<Status(TaskEngine::Run&)> body,
                       std::function<void(TaskEngine::Run&)> give_up = nullptr) {
-    engine_ = std::make_unique<TaskEngine>(*store_, events_, workers, 3);
+    engine_ = std::make_unique<TaskEngine>(store_->tasks(), events_, workers, 3);
     TaskEngine::Kind kind;
     kind.run = std::move(body);
     kind.give_up = std::move(give_up);
     engine_->addKind("job.", std::move(kind));
   }
   // A task the previous qiaod recorded in `state`, after `attempts` restarts.
-  TaskRecord recorded(const std::string& target, const std::string& state, int attempts = 0,
+  TaskRecord recorded(const std::string& target, TaskState state, int attempts = 0,
                       const std::string& params = "{}") {
     TaskRecord task = TaskEngine::newTask("job.plain", "ta", target, "qiao://c1/user/op", params);
     task.state = state;
     task.attempts = attempts;
-    EXPECT_TRUE(store_->createTask(task).has_value());
+    EXPECT_TRUE(store_->tasks().create(task).has_value());
     return task;
   }
   void journal(const std::string& id, const std::string& step, const std::string& phase) {
-    ASSERT_TRUE(store_->journal(id, step, phase).has_value());
+    ASSERT_TRUE(store_->tasks().journal(id, step, phase).has_value());
   }
   TaskRecord stored(const std::string& id) {
-    auto task = store_->getTask(id);
+    auto task = store_->tasks().get(id);
     EXPECT_TRUE(task.has_value()) << id;
     return task ? *task : TaskRecord{};
   }
   void expectJournalWhole() {
-    auto verified = store_->verifyJournal();
+    auto verified = store_->tasks().verifyJournal();
     ASSERT_TRUE(verified.has_value());
     EXPECT_TRUE(verified->ok) << verified->first_problem;
   }
@@ -369,19 +371,19 @@ Status ok() { return {}; }
 TEST_F(TaskEngineRestartTest, TheNextStartResumesUnfinishedTasksClosingTheStepsLeftOpen) {
   // What the previous qiaod left: "crashed" died in step b (a done); "unwinding" died undoing
   // a after b failed; "queued" never started; two tasks had finished.
-  TaskRecord crashed = recorded("crashed", "running", 0, R"({"size":3})");
+  TaskRecord crashed = recorded("crashed", TaskState::kRunning, 0, R"({"size":3})");
   journal(crashed.id, "a", "begin");
   journal(crashed.id, "a", "done");
   journal(crashed.id, "b", "begin");
-  TaskRecord unwinding = recorded("unwinding", "running");
+  TaskRecord unwinding = recorded("unwinding", TaskState::kRunning);
   journal(unwinding.id, "a", "begin");
   journal(unwinding.id, "a", "done");
   journal(unwinding.id, "b", "begin");
   journal(unwinding.id, "b", "failed");
   journal(unwinding.id, "a", "undo-begin");
-  TaskRecord queued = recorded("queued", "queued");
-  TaskRecord succeeded = recorded("succeeded", "succeeded");
-  TaskRecord failed = recorded("failed", "failed");
+  TaskRecord queued = recorded("queued", TaskState::kQueued);
+  TaskRecord succeeded = recorded("succeeded", TaskState::kSucceeded);
+  TaskRecord failed = recorded("failed", TaskState::kFailed);
   restart();
 
   std::mutex mu;
@@ -416,13 +418,13 @@ TEST_F(TaskEngineRestartTest, TheNextStartResumesUnfinishedTasksClosingTheStepsL
   }
   for (const TaskRecord* t : {&crashed, &unwinding, &queued}) {
     TaskRecord now = stored(t->id);
-    EXPECT_EQ(now.state, "succeeded") << t->target;
+    EXPECT_EQ(now.state, TaskState::kSucceeded) << t->target;
     EXPECT_EQ(now.progress, 100) << t->target;
     EXPECT_EQ(now.attempts, 1) << t->target << ": one restart counted";
   }
   for (const TaskRecord* t : {&succeeded, &failed}) {
     TaskRecord now = stored(t->id);
-    EXPECT_EQ(now.state, t->target) << "a finished task keeps its outcome";
+    EXPECT_EQ(toString(now.state), t->target) << "a finished task keeps its outcome";
     EXPECT_EQ(now.attempts, 0) << t->target;
     EXPECT_TRUE(journalOf(*store_, t->id).empty());
   }
@@ -431,7 +433,7 @@ TEST_F(TaskEngineRestartTest, TheNextStartResumesUnfinishedTasksClosingTheStepsL
   EXPECT_EQ(journalOf(*store_, crashed.id),
             (std::vector<std::string>{"a:begin", "a:done", "b:begin", "b:failed", "a:begin",
                                       "a:done", "b:begin", "b:done"}));
-  auto entries = store_->journalOf(crashed.id);
+  auto entries = store_->tasks().journalOf(crashed.id);
   ASSERT_TRUE(entries.has_value());
   ASSERT_GE(entries->size(), 4u);
   EXPECT_NE((*entries)[3].detail.find("interrupted by a restart"), std::string::npos)
@@ -453,7 +455,8 @@ TEST_F(TaskEngineRestartTest, TheNextStartResumesUnfinishedTasksClosingTheStepsL
 TEST_F(TaskEngineRestartTest, ResumedTasksAreTakenOldestFirst) {
   std::vector<std::string> made;
   for (const char* target : {"d", "b", "c", "a"}) {
-    made.push_back(recorded(target, std::string(target) == "c" ? "queued" : "running").id);
+    made.push_back(
+        recorded(target, std::string(target) == "c" ? TaskState::kQueued : TaskState::kRunning).id);
   }
   restart();
   std::mutex mu;
@@ -507,7 +510,7 @@ TEST_F(TaskEngineRestartTest, ATaskInterruptedMoreThanMaxAttemptsTimesGivesUpAnd
     ASSERT_TRUE(reached->wait(kSignalTimeout)) << "run " << restarts << " never got to its wait";
     engine_->stop();  // returns once the run has left (its wait sees the stop)
     TaskRecord left = stored(id);
-    EXPECT_EQ(left.state, "running") << "no outcome recorded at run " << restarts;
+    EXPECT_EQ(left.state, TaskState::kRunning) << "no outcome recorded at run " << restarts;
     EXPECT_EQ(left.attempts, restarts);
     restart();
     if (restarts == 3) break;
@@ -521,7 +524,7 @@ TEST_F(TaskEngineRestartTest, ATaskInterruptedMoreThanMaxAttemptsTimesGivesUpAnd
   engine_->resumeUnfinished();
   engine_->drain();
   TaskRecord done = stored(id);
-  EXPECT_EQ(done.state, "failed");
+  EXPECT_EQ(done.state, TaskState::kFailed);
   EXPECT_EQ(done.attempts, 4);
   EXPECT_NE(done.message.find("gave up"), std::string::npos) << done.message;
   EXPECT_NE(done.error_json.find("\"internal\""), std::string::npos) << done.error_json;
@@ -545,16 +548,16 @@ TEST_F(TaskEngineRestartTest, ATaskInterruptedMoreThanMaxAttemptsTimesGivesUpAnd
   engine_->resumeUnfinished();
   engine_->drain();
   EXPECT_EQ(give_ups.load(), 1);
-  EXPECT_EQ(stored(id).state, "failed");
+  EXPECT_EQ(stored(id).state, TaskState::kFailed);
   std::lock_guard lock(mu);
   EXPECT_EQ(run_attempts.size(), 4u);
 }
 
 TEST_F(TaskEngineRestartTest, AtMaxAttemptsATaskStillRunsAndAKindWithoutGiveUpJustFails) {
   // Restarted twice before: this start is the third attempt, still within max_attempts (3).
-  TaskRecord within = recorded("within", "running", 2);
+  TaskRecord within = recorded("within", TaskState::kRunning, 2);
   // Restarted three times before: this start is one too many.
-  TaskRecord beyond = recorded("beyond", "running", 3);
+  TaskRecord beyond = recorded("beyond", TaskState::kRunning, 3);
   restart();
   std::atomic<int> runs{0};
   makeEngineWith(2, [&](TaskEngine::Run&) -> Status {
@@ -564,10 +567,10 @@ TEST_F(TaskEngineRestartTest, AtMaxAttemptsATaskStillRunsAndAKindWithoutGiveUpJu
   engine_->resumeUnfinished();
   engine_->drain();
   EXPECT_EQ(runs.load(), 1);
-  EXPECT_EQ(stored(within.id).state, "succeeded");
+  EXPECT_EQ(stored(within.id).state, TaskState::kSucceeded);
   EXPECT_EQ(stored(within.id).attempts, 3);
   TaskRecord gave_up = stored(beyond.id);
-  EXPECT_EQ(gave_up.state, "failed");
+  EXPECT_EQ(gave_up.state, TaskState::kFailed);
   EXPECT_EQ(gave_up.attempts, 4);
   EXPECT_NE(gave_up.message.find("gave up"), std::string::npos) << gave_up.message;
 }
@@ -575,7 +578,7 @@ TEST_F(TaskEngineRestartTest, AtMaxAttemptsATaskStillRunsAndAKindWithoutGiveUpJu
 // `attempts` counts the restarts that found the task unfinished, each of which interrupted
 // it: at attempts 4 (max_attempts 3) it was interrupted 4 times (the message said 3).
 TEST_F(TaskEngineRestartTest, TheGiveUpMessageCountsEveryInterruption) {
-  TaskRecord beyond = recorded("beyond", "running", 3);
+  TaskRecord beyond = recorded("beyond", TaskState::kRunning, 3);
   restart();
   makeEngineWith(2, [](TaskEngine::Run&) -> Status { return {}; });
   engine_->resumeUnfinished();
@@ -625,7 +628,7 @@ TEST_F(TaskEngineRestartTest, ARollbackUndoesTheStepsDoneNewestFirst) {
                                       "d:undone", "c:undo-begin", "c:undone", "a:undo-begin",
                                       "a:undone"}));
   TaskRecord done = stored(task->id);
-  EXPECT_EQ(done.state, "failed");
+  EXPECT_EQ(done.state, TaskState::kFailed);
   EXPECT_NE(done.message.find("e broke"), std::string::npos) << done.message;
   EXPECT_NE(done.error_json.find("\"conflict\""), std::string::npos) << done.error_json;
   EXPECT_EQ(done.progress, 40) << "the progress of the last step done";
@@ -666,12 +669,12 @@ TEST_F(TaskEngineRestartTest, AFailedUndoIsJournaledAndTheEarlierUndosStillRun) 
             (std::vector<std::string>{"a:begin", "a:done", "b:begin", "b:done", "c:begin", "c:done",
                                       "d:begin", "d:failed", "c:undo-begin", "c:undone",
                                       "b:undo-begin", "b:failed", "a:undo-begin", "a:undone"}));
-  auto entries = store_->journalOf(task->id);
+  auto entries = store_->tasks().journalOf(task->id);
   ASSERT_TRUE(entries.has_value());
   ASSERT_EQ(entries->size(), 14u);
   EXPECT_NE((*entries)[11].detail.find("undo: test: b is stuck"), std::string::npos)
       << (*entries)[11].detail;
-  EXPECT_EQ(stored(task->id).state, "failed");
+  EXPECT_EQ(stored(task->id).state, TaskState::kFailed);
   expectJournalWhole();
 }
 
@@ -692,16 +695,16 @@ TEST_F(TaskEngineTest, EachEngineHitsItsOwnNodesFailpoints) {
   kind.run = [](TaskEngine::Run& run) -> Status {
     return run.step("work", 50, "working", []() -> Status { return {}; });
   };
-  TaskEngine engine_a(*store_, events_, 1, 3, a);
-  TaskEngine engine_b(*store_, events_, 1, 3, b);
+  TaskEngine engine_a(store_->tasks(), events_, 1, 3, a);
+  TaskEngine engine_b(store_->tasks(), events_, 1, 3, b);
   engine_a.addKind("job.", kind);
   engine_b.addKind("job.", kind);
   auto task_a = engine_a.submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
   ASSERT_TRUE(task_a.has_value());
-  EXPECT_EQ(waitEnd(task_a->id).state, "succeeded");
+  EXPECT_EQ(waitEnd(task_a->id).state, TaskState::kSucceeded);
   auto task_b = engine_b.submit(TaskEngine::newTask("job.plain", "ta", "y", "me", "{}"));
   ASSERT_TRUE(task_b.has_value());
-  EXPECT_EQ(waitEnd(task_b->id).state, "succeeded");
+  EXPECT_EQ(waitEnd(task_b->id).state, TaskState::kSucceeded);
   std::lock_guard lock(mu);
   EXPECT_EQ(hits_a, std::vector<std::string>{"job.plain/work:after"});
   EXPECT_EQ(hits_b, std::vector<std::string>{"job.plain/work:before"});

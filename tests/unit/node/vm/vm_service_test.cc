@@ -32,7 +32,7 @@ class VmServiceTest : public ::testing::Test {
     options.console_dir = (dir_ / "console").string();
     options.host_accelerator = "tcg";
     options.shutdown_timeout_s = 5;
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 4, 3);
+    tasks_ = std::make_unique<TaskEngine>(store_->tasks(), events_, 4, 3);
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
     auto driver = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(driver.has_value()) << driver.error().describe();
@@ -66,7 +66,7 @@ class VmServiceTest : public ::testing::Test {
   TaskRecord finish(const Result<TaskRecord>& task) {
     EXPECT_TRUE(task.has_value()) << task.error().describe();
     service_->waitIdle();
-    auto done = store_->getTask(task->id);
+    auto done = store_->tasks().get(task->id);
     EXPECT_TRUE(done.has_value());
     return *done;
   }
@@ -87,9 +87,9 @@ class VmServiceTest : public ::testing::Test {
 
 TEST_F(VmServiceTest, CreateDefinesAndStartsWithMetadata) {
   auto task = finish(service_->createVm(spec("web1"), true, "qiao://unit/user/t"));
-  EXPECT_EQ(task.state, "succeeded") << task.error_json;
+  EXPECT_EQ(task.state, TaskState::kSucceeded) << task.error_json;
   EXPECT_EQ(task.progress, 100);
-  auto vm = store_->getVm("acme", "web1");
+  auto vm = store_->vms().get("acme", "web1");
   ASSERT_TRUE(vm.has_value());
   EXPECT_EQ(vm->state, "running");
   auto info = hypervisor_->lookup("acme.web1");
@@ -99,7 +99,7 @@ TEST_F(VmServiceTest, CreateDefinesAndStartsWithMetadata) {
   EXPECT_EQ(info->metadata->cluster, "unit");
   EXPECT_EQ(info->metadata->tenant, "acme");
   // Every step is journaled, begun and done.
-  auto journal = store_->journalOf(task.id);
+  auto journal = store_->tasks().journalOf(task.id);
   ASSERT_TRUE(journal.has_value());
   std::vector<std::string> steps;
   for (const auto& e : *journal) steps.push_back(e.step + ":" + e.phase);
@@ -117,7 +117,7 @@ TEST_F(VmServiceTest, DuplicateNameInTenantConflictsButOtherTenantMayReuseIt) {
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, ErrorCode::kConflict);
   auto other = finish(service_->createVm(spec("dup", "other"), false, "t"));
-  EXPECT_EQ(other.state, "succeeded");
+  EXPECT_EQ(other.state, TaskState::kSucceeded);
 }
 
 // A node whose networks are off (NoNetworks) runs VMs without NICs and refuses a NIC, at the
@@ -129,36 +129,36 @@ TEST_F(VmServiceTest, NodeWithoutNetworksRefusesNics) {
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(refused.error().message.find("no networks"), std::string::npos);
-  EXPECT_FALSE(store_->getVm("acme", "nic").has_value());
+  EXPECT_FALSE(store_->vms().get("acme", "nic").has_value());
 
   finish(service_->createVm(spec("plain"), false, "t"));
-  auto vm = store_->getVm("acme", "plain");
+  auto vm = store_->vms().get("acme", "plain");
   ASSERT_TRUE(vm.has_value());
   auto plugged = service_->addNic(*vm, {.network = "web"}, "t");
   ASSERT_FALSE(plugged.has_value());
   EXPECT_EQ(plugged.error().code, ErrorCode::kInvalidArgument);
   auto deleted = finish(service_->deleteVm(*vm, false, "t"));
-  EXPECT_EQ(deleted.state, "succeeded");
+  EXPECT_EQ(deleted.state, TaskState::kSucceeded);
 }
 
 TEST_F(VmServiceTest, ActionsAndDeleteRules) {
   finish(service_->createVm(spec("a1"), true, "t"));
-  auto vm = *store_->getVm("acme", "a1");
-  EXPECT_EQ(finish(service_->action(vm, "pause", "t")).state, "succeeded");
-  EXPECT_EQ(store_->getVm("acme", "a1")->state, "paused");
-  vm = *store_->getVm("acme", "a1");
+  auto vm = *store_->vms().get("acme", "a1");
+  EXPECT_EQ(finish(service_->action(vm, "pause", "t")).state, TaskState::kSucceeded);
+  EXPECT_EQ(store_->vms().get("acme", "a1")->state, "paused");
+  vm = *store_->vms().get("acme", "a1");
   auto reboot = service_->action(vm, "reboot", "t");
   ASSERT_FALSE(reboot.has_value());
   EXPECT_EQ(reboot.error().code, ErrorCode::kConflict);
-  EXPECT_EQ(finish(service_->action(vm, "resume", "t")).state, "succeeded");
-  vm = *store_->getVm("acme", "a1");
+  EXPECT_EQ(finish(service_->action(vm, "resume", "t")).state, TaskState::kSucceeded);
+  vm = *store_->vms().get("acme", "a1");
   EXPECT_EQ(vm.state, "running");
 
   auto refused = service_->deleteVm(vm, false, "t");
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
-  EXPECT_EQ(finish(service_->deleteVm(vm, true, "t")).state, "succeeded");
-  EXPECT_FALSE(store_->getVm("acme", "a1").has_value());
+  EXPECT_EQ(finish(service_->deleteVm(vm, true, "t")).state, TaskState::kSucceeded);
+  EXPECT_FALSE(store_->vms().get("acme", "a1").has_value());
   EXPECT_FALSE(hypervisor_->lookup("acme.a1").has_value());
 }
 
@@ -172,9 +172,9 @@ TEST_F(VmServiceTest, FailedCreateLeavesNothingBehind) {
   ctx.console_log_path = (dir_ / "x.log").string();
   ASSERT_TRUE(hypervisor_->define(renderDomainXml(buildDomainDef(spec("taken"), ctx))));
   auto task = finish(service_->createVm(spec("taken"), true, "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(task.state, TaskState::kFailed);
   EXPECT_NE(task.error_json.find("conflict"), std::string::npos) << task.error_json;
-  EXPECT_FALSE(store_->getVm("acme", "taken").has_value());
+  EXPECT_FALSE(store_->vms().get("acme", "taken").has_value());
   auto info = hypervisor_->lookup("acme.taken");
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->uuid, ctx.uuid) << "the foreign domain was overwritten";
@@ -200,10 +200,10 @@ TEST_F(VmServiceTest, ReconcileAdoptsOursLeavesForeignAndRedefinesMissing) {
   auto report = service_->reconcileNow();
   service_->waitIdle();
   EXPECT_GE(report.foreign, 1);
-  auto adopted = store_->getVm("acme", "orphan");
+  auto adopted = store_->vms().get("acme", "orphan");
   ASSERT_TRUE(adopted.has_value());
   EXPECT_EQ(adopted->uuid, ours.uuid);
-  EXPECT_FALSE(store_->getVm("acme", "theirs").has_value());
+  EXPECT_FALSE(store_->vms().get("acme", "theirs").has_value());
   EXPECT_TRUE(hypervisor_->lookup("acme.lost").has_value());
   // libvirt's own sample domain has no Qiao metadata and is left alone.
   EXPECT_TRUE(hypervisor_->lookup("test").has_value());

@@ -56,11 +56,11 @@ class VmServiceUndoTest : public testing::ServiceFixture {
     volume.name = "data1";
     volume.tenant = tenant_;
     volume.size_gib = 1;
-    ASSERT_EQ(finish(volumes_->create(volume, "t")).state, "succeeded");
+    ASSERT_EQ(toString(finish(volumes_->create(volume, "t")).state), "succeeded");
     auto network = parseNetworkSpec(R"({"name":"web","subnet":"10.1.0.0/24","dhcp":false})");
     ASSERT_TRUE(network.has_value());
     network->tenant = tenant_;
-    ASSERT_EQ(finish(networks_->create(*network, "t")).state, "succeeded");
+    ASSERT_EQ(toString(finish(networks_->create(*network, "t")).state), "succeeded");
   }
   void makeService() override {
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
@@ -119,13 +119,13 @@ class VmServiceUndoTest : public testing::ServiceFixture {
   }
   // The volume is free again: available, attached to no VM.
   void expectVolumeFree() {
-    auto volume = store_->getVolume(tenant_, "data1");
+    auto volume = store_->volumes().get(tenant_, "data1");
     ASSERT_TRUE(volume.has_value());
-    EXPECT_EQ(volume->state, "available");
+    EXPECT_EQ(toString(volume->state), "available");
     EXPECT_EQ(volume->attached_vm, "");
   }
   size_t portCount() {
-    auto ports = store_->listPorts();
+    auto ports = store_->ports().all();
     EXPECT_TRUE(ports.has_value());
     return ports ? ports->size() : 0;
   }
@@ -135,12 +135,12 @@ class VmServiceUndoTest : public testing::ServiceFixture {
     expectVolumeFree();
     EXPECT_EQ(portCount(), 0u) << "a port was left behind";
     EXPECT_TRUE(taps_.empty());
-    auto record = store_->getVm(tenant_, vm);
+    auto record = store_->vms().get(tenant_, vm);
     ASSERT_FALSE(record.has_value()) << "the vm record was left, " << record->state;
     EXPECT_EQ(record.error().code, ErrorCode::kNotFound);
     // A reconciliation finds nothing of it to adopt.
     vms_->reconcileNow();
-    EXPECT_FALSE(store_->getVm(tenant_, vm).has_value()) << "reconciliation adopted a leftover";
+    EXPECT_FALSE(store_->vms().get(tenant_, vm).has_value()) << "reconciliation adopted a leftover";
   }
 
   std::string tenant_;
@@ -162,17 +162,17 @@ class VmServiceUndoTest : public testing::ServiceFixture {
 TEST_F(VmServiceUndoTest, ACreateThatWorksTakesTheVolumeAndAPort) {
   // The baseline the failures below are measured against.
   auto task = finish(vms_->createVm(spec("ok"), true, "t"));
-  EXPECT_EQ(task.state, "succeeded") << task.error_json;
+  EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
   EXPECT_TRUE(domainExists("ok"));
-  EXPECT_EQ(store_->getVolume(tenant_, "data1")->attached_vm, "ok");
+  EXPECT_EQ(store_->volumes().get(tenant_, "data1")->attached_vm, "ok");
   EXPECT_EQ(portCount(), 1u);
-  EXPECT_EQ(store_->getVm(tenant_, "ok")->state, "running");
+  EXPECT_EQ(store_->vms().get(tenant_, "ok")->state, "running");
 }
 
 TEST_F(VmServiceUndoTest, ACreateWhoseStartFailsLeavesNothingBehind) {
   hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   EXPECT_NE(task.error_json.find("injected failure"), std::string::npos) << task.error_json;
   EXPECT_EQ(hypervisor_->faults().injected(HypervisorOp::kStart), 1);
   // Undone newest first: the domain, then the NICs, then the disks.
@@ -188,7 +188,7 @@ TEST_F(VmServiceUndoTest, ACreateWhoseStartFailsLeavesNothingBehind) {
 TEST_F(VmServiceUndoTest, ACreateWhoseDefineFailsLeavesNothingBehind) {
   hypervisor_->faults().failNth(HypervisorOp::kDefine, 1, injected());
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   EXPECT_EQ(hypervisor_->faults().calls(HypervisorOp::kStart), 0);
   expectNothingLeftOf("web1");
 }
@@ -198,14 +198,14 @@ TEST_F(VmServiceUndoTest, ACreateWhoseDefineIsReportedFailedAfterItHappenedLeave
   // has no undo of its own; the domain must go all the same.
   hypervisor_->faults().failNth(HypervisorOp::kDefine, 1, injected(), FaultTiming::kAfter);
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   expectNothingLeftOf("web1");
 }
 
 TEST_F(VmServiceUndoTest, ACreateWhoseStartIsReportedFailedAfterItHappenedLeavesNoGuest) {
   hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected(), FaultTiming::kAfter);
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   expectNothingLeftOf("web1");
 }
 
@@ -215,67 +215,67 @@ TEST_F(VmServiceUndoTest, ACreateWhoseUndoFailsToo) {
   hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
   hypervisor_->faults().failNth(HypervisorOp::kUndefine, 1, injected());
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   EXPECT_EQ(hypervisor_->faults().injected(HypervisorOp::kUndefine), 1);
   expectNothingLeftOf("web1");
 }
 
 TEST_F(VmServiceUndoTest, ADeleteThatFailsHalfWayCanBeAskedAgain) {
-  ASSERT_EQ(finish(vms_->createVm(spec("web1"), false, "t")).state, "succeeded");
-  auto vm = store_->getVm(tenant_, "web1");
+  ASSERT_EQ(toString(finish(vms_->createVm(spec("web1"), false, "t")).state), "succeeded");
+  auto vm = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(vm.has_value());
   ASSERT_EQ(vm->state, "shutoff");
 
   // The domain is undefined, but libvirt's answer is an error: the delete stops there.
   hypervisor_->faults().failNth(HypervisorOp::kUndefine, 1, injected(), FaultTiming::kAfter);
   auto failed = finish(vms_->deleteVm(*vm, false, "t"));
-  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(toString(failed.state), "failed");
   EXPECT_NE(failed.error_json.find("injected failure"), std::string::npos) << failed.error_json;
-  auto after = store_->getVm(tenant_, "web1");
+  auto after = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(after.has_value()) << "the record went with the delete unfinished";
   // Deletable again: in error (no domain to read a state from), or shut off once libvirt's
   // undefine event has made the reconciliation redefine the missing domain; never left
   // "deleting".
   EXPECT_TRUE(after->state == "error" || after->state == "shutoff") << after->state;
   // Its volume and port are still its own: nothing else may take them yet.
-  EXPECT_EQ(store_->getVolume(tenant_, "data1")->attached_vm, "web1");
+  EXPECT_EQ(store_->volumes().get(tenant_, "data1")->attached_vm, "web1");
   EXPECT_EQ(portCount(), 1u);
 
   auto retried = finish(vms_->deleteVm(*after, false, "t"));
-  EXPECT_EQ(retried.state, "succeeded") << retried.error_json;
-  EXPECT_FALSE(store_->getVm(tenant_, "web1").has_value());
+  EXPECT_EQ(toString(retried.state), "succeeded") << retried.error_json;
+  EXPECT_FALSE(store_->vms().get(tenant_, "web1").has_value());
   EXPECT_FALSE(domainExists("web1"));
   expectVolumeFree();
   EXPECT_EQ(portCount(), 0u);
 }
 
 TEST_F(VmServiceUndoTest, ADeleteWhosePowerOffFailsLeavesTheVmRunningAndDeletable) {
-  ASSERT_EQ(finish(vms_->createVm(spec("web1"), true, "t")).state, "succeeded");
-  auto vm = store_->getVm(tenant_, "web1");
+  ASSERT_EQ(toString(finish(vms_->createVm(spec("web1"), true, "t")).state), "succeeded");
+  auto vm = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(vm.has_value());
   hypervisor_->faults().failNth(HypervisorOp::kDestroy, 1, injected());
-  EXPECT_EQ(finish(vms_->deleteVm(*vm, true, "t")).state, "failed");
-  auto after = store_->getVm(tenant_, "web1");
+  EXPECT_EQ(toString(finish(vms_->deleteVm(*vm, true, "t")).state), "failed");
+  auto after = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(after->state, "running");
   EXPECT_TRUE(domainExists("web1"));
-  EXPECT_EQ(store_->getVolume(tenant_, "data1")->attached_vm, "web1");
+  EXPECT_EQ(store_->volumes().get(tenant_, "data1")->attached_vm, "web1");
 
-  EXPECT_EQ(finish(vms_->deleteVm(*after, true, "t")).state, "succeeded");
+  EXPECT_EQ(toString(finish(vms_->deleteVm(*after, true, "t")).state), "succeeded");
   EXPECT_FALSE(domainExists("web1"));
   expectVolumeFree();
   EXPECT_EQ(portCount(), 0u);
 }
 
 TEST_F(VmServiceUndoTest, AFailedStartLeavesTheVmStoppedAndStartable) {
-  ASSERT_EQ(finish(vms_->createVm(spec("web1"), false, "t")).state, "succeeded");
+  ASSERT_EQ(toString(finish(vms_->createVm(spec("web1"), false, "t")).state), "succeeded");
   hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
-  auto failed = finish(vms_->action(*store_->getVm(tenant_, "web1"), "start", "t"));
-  EXPECT_EQ(failed.state, "failed");
-  EXPECT_EQ(store_->getVm(tenant_, "web1")->state, "shutoff");
-  auto started = finish(vms_->action(*store_->getVm(tenant_, "web1"), "start", "t"));
-  EXPECT_EQ(started.state, "succeeded") << started.error_json;
-  EXPECT_EQ(store_->getVm(tenant_, "web1")->state, "running");
+  auto failed = finish(vms_->action(*store_->vms().get(tenant_, "web1"), "start", "t"));
+  EXPECT_EQ(toString(failed.state), "failed");
+  EXPECT_EQ(store_->vms().get(tenant_, "web1")->state, "shutoff");
+  auto started = finish(vms_->action(*store_->vms().get(tenant_, "web1"), "start", "t"));
+  EXPECT_EQ(toString(started.state), "succeeded") << started.error_json;
+  EXPECT_EQ(store_->vms().get(tenant_, "web1")->state, "running");
 }
 
 }  // namespace

@@ -32,7 +32,7 @@ class VmStatsServiceTest : public ::testing::Test {
     options.console_dir = (dir_ / "console").string();
     options.host_accelerator = "tcg";
     options.shutdown_timeout_s = 5;
-    tasks_ = std::make_unique<TaskEngine>(*store_, events_, 2, 3);
+    tasks_ = std::make_unique<TaskEngine>(store_->tasks(), events_, 2, 3);
     guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
     auto driver = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(driver.has_value()) << driver.error().describe();
@@ -58,7 +58,7 @@ class VmStatsServiceTest : public ::testing::Test {
     auto task = service_->createVm(s, start, "t");
     EXPECT_TRUE(task.has_value()) << task.error().describe();
     service_->waitIdle();
-    return *store_->getVm("acme", name);
+    return *store_->vms().get("acme", name);
   }
 
   fs::path dir_;

@@ -57,8 +57,8 @@ class VolumeServiceTest : public testing::ServiceFixture {
     return s;
   }
   VolumeRecord created(const std::string& name, int64_t gib = 1) {
-    EXPECT_EQ(finish(service_->create(spec(name, gib), "t")).state, "succeeded");
-    auto v = store_->getVolume("acme", name);
+    EXPECT_EQ(toString(finish(service_->create(spec(name, gib), "t")).state), "succeeded");
+    auto v = store_->volumes().get("acme", name);
     EXPECT_TRUE(v.has_value());
     return v ? *v : VolumeRecord{};
   }
@@ -70,10 +70,10 @@ class VolumeServiceTest : public testing::ServiceFixture {
     if (!refused) {
       EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
     }
-    auto pending = store_->getVolume("acme", name);
+    auto pending = store_->volumes().get("acme", name);
     EXPECT_TRUE(pending.has_value());
     if (!pending) return {};
-    EXPECT_EQ(pending->state, "creating");
+    EXPECT_EQ(toString(pending->state), "creating");
     return *pending;
   }
   bool hasData(const VolumeRecord& v) { return local_->stat(VolumeService::idOf(v)).has_value(); }
@@ -95,13 +95,13 @@ TEST_F(VolumeServiceTest, CreateMakesTheDataSetsTheLimitsAndRecordsItAvailable) 
                                 VolumeLimits{});
   ASSERT_TRUE(parsed.has_value()) << parsed.error().describe();
   auto task = finish(service_->create(*parsed, "qiao://c1/user/op"));
-  EXPECT_EQ(task.state, "succeeded") << task.error_json;
+  EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
   EXPECT_EQ(task.kind, "volume.create");
   EXPECT_EQ(task.target, "volume/data1");
 
-  auto volume = store_->getVolume("acme", "data1");
+  auto volume = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(volume.has_value());
-  EXPECT_EQ(volume->state, "available");
+  EXPECT_EQ(toString(volume->state), "available");
   EXPECT_EQ(volume->size_bytes, 2 * kGiB);
   EXPECT_EQ(volume->backend, "local");
   EXPECT_TRUE(volume->attached_vm.empty());
@@ -134,7 +134,7 @@ TEST_F(VolumeServiceTest, HostileNamesAndBadSizesAreRefusedBeforeAnythingIsRecor
     ASSERT_FALSE(parsed.has_value()) << bad;
     EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument) << bad;
   }
-  auto none = store_->listVolumes({});
+  auto none = store_->volumes().list({});
   ASSERT_TRUE(none.has_value());
   EXPECT_TRUE(none->empty());
 }
@@ -144,21 +144,21 @@ TEST_F(VolumeServiceTest, ANameTakenInTheTenantConflictsAndLeavesTheFirstAlone) 
   auto again = service_->create(spec("data1", 3), "t");
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, ErrorCode::kConflict);
-  auto still = store_->getVolume("acme", "data1");
+  auto still = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(still.has_value());
   EXPECT_EQ(still->uuid, first.uuid);
   EXPECT_EQ(still->size_bytes, kGiB);
   EXPECT_EQ(local_->stat(VolumeService::idOf(first))->size_bytes, kGiB);
   // Another tenant's volume of the same name is another volume.
-  EXPECT_EQ(finish(service_->create(spec("data1", 1, "other"), "t")).state, "succeeded");
+  EXPECT_EQ(toString(finish(service_->create(spec("data1", 1, "other"), "t")).state), "succeeded");
 }
 
 TEST_F(VolumeServiceTest, ACreateWhoseLimitsFailLeavesNoDataNoRecord) {
   driver_->faults().failNth(VolumeOp::kSetQos, 1, injected());
   auto task = finish(service_->create(spec("data1"), "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   EXPECT_NE(task.error_json.find("injected failure"), std::string::npos) << task.error_json;
-  auto gone = store_->getVolume("acme", "data1");
+  auto gone = store_->volumes().get("acme", "data1");
   ASSERT_FALSE(gone.has_value());
   EXPECT_EQ(gone.error().code, ErrorCode::kNotFound);
   EXPECT_FALSE(local_->stat({"acme", "vol-data1", ""}).has_value()) << "the create was not undone";
@@ -167,23 +167,23 @@ TEST_F(VolumeServiceTest, ACreateWhoseLimitsFailLeavesNoDataNoRecord) {
                                       "limits:failed", "create:undo-begin", "create:undone"}));
   EXPECT_TRUE(sawReason("create failed"));
   // The name is free again.
-  EXPECT_EQ(finish(service_->create(spec("data1"), "t")).state, "succeeded");
+  EXPECT_EQ(toString(finish(service_->create(spec("data1"), "t")).state), "succeeded");
 }
 
 TEST_F(VolumeServiceTest, ACreateWhoseDataCannotBeMadeIsForgotten) {
   driver_->faults().failNth(VolumeOp::kCreate, 1, injected(ErrorCode::kInsufficientStorage));
   auto task = finish(service_->create(spec("data1"), "t"));
-  EXPECT_EQ(task.state, "failed");
+  EXPECT_EQ(toString(task.state), "failed");
   EXPECT_NE(task.error_json.find("insufficient_storage"), std::string::npos) << task.error_json;
-  EXPECT_FALSE(store_->getVolume("acme", "data1").has_value());
+  EXPECT_FALSE(store_->volumes().get("acme", "data1").has_value());
   EXPECT_EQ(driver_->faults().calls(VolumeOp::kSetQos), 0) << "a step ran after a failed one";
 }
 
 TEST_F(VolumeServiceTest, DeleteRemovesDataAndRecord) {
   VolumeRecord v = created("data1");
   auto task = finish(service_->remove(v, "t"));
-  EXPECT_EQ(task.state, "succeeded") << task.error_json;
-  EXPECT_FALSE(store_->getVolume("acme", "data1").has_value());
+  EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
+  EXPECT_FALSE(store_->volumes().get("acme", "data1").has_value());
   EXPECT_FALSE(hasData(v));
   EXPECT_TRUE(sawReason("deleted"));
 }
@@ -192,14 +192,14 @@ TEST_F(VolumeServiceTest, AVolumeInUseOrMissingIsNotDeleted) {
   VolumeRecord v = created("data1");
   auto claimed = service_->claimForVm("acme", "data1", "web1");
   ASSERT_TRUE(claimed.has_value()) << claimed.error().describe();
-  EXPECT_EQ(claimed->state, "in-use");
+  EXPECT_EQ(toString(claimed->state), "in-use");
   // A second VM cannot take it either.
   auto other = service_->claimForVm("acme", "data1", "web2");
   ASSERT_FALSE(other.has_value());
   EXPECT_EQ(other.error().code, ErrorCode::kConflict);
   EXPECT_NE(other.error().message.find("web1"), std::string::npos) << other.error().message;
 
-  auto refused = service_->remove(*store_->getVolume("acme", "data1"), "t");
+  auto refused = service_->remove(*store_->volumes().get("acme", "data1"), "t");
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
   EXPECT_NE(refused.error().message.find("web1"), std::string::npos) << refused.error().message;
@@ -211,11 +211,11 @@ TEST_F(VolumeServiceTest, AVolumeInUseOrMissingIsNotDeleted) {
 
   // Given back, it is available and can go.
   ASSERT_TRUE(service_->releaseFromVm("acme", "data1", "web1", false));
-  auto back = store_->getVolume("acme", "data1");
+  auto back = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(back.has_value());
-  EXPECT_EQ(back->state, "available");
+  EXPECT_EQ(toString(back->state), "available");
   EXPECT_TRUE(back->attached_vm.empty());
-  EXPECT_EQ(finish(service_->remove(*back, "t")).state, "succeeded");
+  EXPECT_EQ(toString(finish(service_->remove(*back, "t")).state), "succeeded");
 }
 
 TEST_F(VolumeServiceTest, ADeleteThatFailsHalfWayLeavesTheVolumeInErrorAndCanBeAskedAgain) {
@@ -223,25 +223,25 @@ TEST_F(VolumeServiceTest, ADeleteThatFailsHalfWayLeavesTheVolumeInErrorAndCanBeA
   // The data is removed, but the driver answers an error (as after a timeout).
   driver_->faults().failNth(VolumeOp::kRemove, 1, injected(), testing::FaultTiming::kAfter);
   auto failed = finish(service_->remove(v, "t"));
-  EXPECT_EQ(failed.state, "failed");
-  auto after = store_->getVolume("acme", "data1");
+  EXPECT_EQ(toString(failed.state), "failed");
+  auto after = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(after.has_value()) << "the record went with the delete unfinished";
-  EXPECT_EQ(after->state, "error");
+  EXPECT_EQ(toString(after->state), "error");
   EXPECT_NE(after->last_error.find("injected failure"), std::string::npos) << after->last_error;
 
   auto retried = finish(service_->remove(*after, "t"));
-  EXPECT_EQ(retried.state, "succeeded") << retried.error_json;
-  EXPECT_FALSE(store_->getVolume("acme", "data1").has_value());
+  EXPECT_EQ(toString(retried.state), "succeeded") << retried.error_json;
+  EXPECT_FALSE(store_->volumes().get("acme", "data1").has_value());
   EXPECT_FALSE(hasData(v));
 }
 
 TEST_F(VolumeServiceTest, ADeleteRefusedByTheBackendLeavesTheVolumeAvailable) {
   VolumeRecord v = created("data1");
   driver_->faults().failNth(VolumeOp::kRemove, 1, injected(ErrorCode::kConflict));
-  EXPECT_EQ(finish(service_->remove(v, "t")).state, "failed");
-  auto after = store_->getVolume("acme", "data1");
+  EXPECT_EQ(toString(finish(service_->remove(v, "t")).state), "failed");
+  auto after = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(after.has_value());
-  EXPECT_EQ(after->state, "available");
+  EXPECT_EQ(toString(after->state), "available");
   EXPECT_TRUE(hasData(v));
 }
 
@@ -250,14 +250,14 @@ TEST_F(VolumeServiceTest, ResizeOnlyGrows) {
   auto shrink = service_->resize(v, 0, "t");
   ASSERT_FALSE(shrink.has_value());
   EXPECT_EQ(shrink.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_EQ(finish(service_->resize(v, 3, "t")).state, "succeeded");
-  EXPECT_EQ(store_->getVolume("acme", "data1")->size_bytes, 3 * kGiB);
+  EXPECT_EQ(toString(finish(service_->resize(v, 3, "t")).state), "succeeded");
+  EXPECT_EQ(store_->volumes().get("acme", "data1")->size_bytes, 3 * kGiB);
   EXPECT_EQ(local_->stat(VolumeService::idOf(v))->size_bytes, 3 * kGiB);
 
   // A failed resize leaves the recorded size as it was.
   driver_->faults().failNth(VolumeOp::kResize, 1, injected());
-  EXPECT_EQ(finish(service_->resize(*store_->getVolume("acme", "data1"), 5, "t")).state, "failed");
-  EXPECT_EQ(store_->getVolume("acme", "data1")->size_bytes, 3 * kGiB);
+  EXPECT_EQ(toString(finish(service_->resize(*store_->volumes().get("acme", "data1"), 5, "t")).state), "failed");
+  EXPECT_EQ(store_->volumes().get("acme", "data1")->size_bytes, 3 * kGiB);
 }
 
 TEST_F(VolumeServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
@@ -265,18 +265,18 @@ TEST_F(VolumeServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   const std::string id = onlyUnfinishedTask();
   // The crashed run had begun the create step and made the data already.
   ASSERT_TRUE(local_->create(VolumeService::idOf(pending), 2 * kGiB));
-  ASSERT_TRUE(store_->journal(id, "create", "begin"));
+  ASSERT_TRUE(store_->tasks().journal(id, "create", "begin"));
 
   restartAndResume();
-  auto task = store_->getTask(id);
+  auto task = store_->tasks().get(id);
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(task->state, "succeeded") << task->error_json;
+  EXPECT_EQ(toString(task->state), "succeeded") << task->error_json;
   EXPECT_EQ(task->attempts, 1);
-  auto volume = store_->getVolume("acme", "data1");
+  auto volume = store_->volumes().get("acme", "data1");
   ASSERT_TRUE(volume.has_value());
-  EXPECT_EQ(volume->state, "available");
+  EXPECT_EQ(toString(volume->state), "available");
   EXPECT_EQ(local_->stat(VolumeService::idOf(*volume))->size_bytes, 2 * kGiB);
-  auto verified = store_->verifyJournal();
+  auto verified = store_->tasks().verifyJournal();
   ASSERT_TRUE(verified.has_value());
   EXPECT_TRUE(verified->ok) << verified->first_problem;
 }
@@ -288,11 +288,11 @@ TEST_F(VolumeServiceTest, ACreateInterruptedTooOftenIsRolledBack) {
   interruptedTooOften(id);
 
   restartAndResume();
-  auto task = store_->getTask(id);
+  auto task = store_->tasks().get(id);
   ASSERT_TRUE(task.has_value());
-  EXPECT_EQ(task->state, "failed");
+  EXPECT_EQ(toString(task->state), "failed");
   EXPECT_NE(task->message.find("gave up"), std::string::npos) << task->message;
-  EXPECT_FALSE(store_->getVolume("acme", "data1").has_value());
+  EXPECT_FALSE(store_->volumes().get("acme", "data1").has_value());
   EXPECT_FALSE(hasData(pending)) << "the half-made volume was left behind";
 }
 

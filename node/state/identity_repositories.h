@@ -1,0 +1,60 @@
+// Who may call the API, in the store: the bindings of client identities to roles and tenants,
+// the certificates the CA issued (and revoked), and the tenants' quotas.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "node/state/records.h"
+
+namespace qiao {
+
+class Database;
+
+class BindingRepository {
+ public:
+  explicit BindingRepository(Database& db) : db_(db) {}
+
+  // Creates or replaces the identity's binding.
+  Status put(const Binding& binding);
+  Result<Binding> get(const std::string& identity);
+  Result<std::vector<Binding>> list();
+  // kNotFound when the identity has none.
+  Status remove(const std::string& identity);
+
+ private:
+  Database& db_;
+};
+
+// Certificates: recorded at issue, revoked by serial or by identity (every one it has).
+class CertificateRepository {
+ public:
+  explicit CertificateRepository(Database& db) : db_(db) {}
+
+  // Records a fresh certificate (issued now, not revoked).
+  Status record(const CertificateRecord& cert);
+  Result<std::vector<CertificateRecord>> list();
+  // How many it revoked now.
+  Result<int> revoke(const std::string& serial, const std::string& identity,
+                     const std::string& reason);
+
+ private:
+  Database& db_;
+};
+
+// A tenant's quotas as an admin set them: a JSON object.
+class QuotaRepository {
+ public:
+  explicit QuotaRepository(Database& db) : db_(db) {}
+
+  // kNotFound when none was set.
+  Result<std::string> get(const std::string& tenant);
+  Status put(const std::string& tenant, const std::string& limits_json);
+  Result<std::vector<std::string>> tenants();
+
+ private:
+  Database& db_;
+};
+
+}  // namespace qiao
