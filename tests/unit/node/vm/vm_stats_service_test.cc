@@ -7,47 +7,18 @@
 #include <nlohmann/json.hpp>
 
 #include "node/vm/vm_service.h"
+#include "tests/unit/node/vm/vm_fixture.h"
 
 namespace qiao {
 namespace {
 
 namespace fs = std::filesystem;
 
-class VmStatsServiceTest : public ::testing::Test {
+class VmStatsServiceTest : public testing::VmFixture {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("qiao-vmstats-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto store = Store::open((dir_ / "qiao.db").string());
-    ASSERT_TRUE(store.has_value()) << store.error().describe();
-    store_ = std::move(*store);
-    LibvirtOptions lv;
-    lv.uri = "test:///default";
-    hypervisor_ = makeLibvirtHypervisor(lv);
-    VmServiceOptions options;
-    options.cluster = "unit";
-    options.console_dir = (dir_ / "console").string();
-    options.host_accelerator = "tcg";
-    options.shutdown_timeout_s = 5;
-    tasks_ = std::make_unique<TaskEngine>(store_->tasks(), events_, 2, 3);
-    guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
-    auto driver = makeLocalDriver((dir_ / "volumes").string());
-    ASSERT_TRUE(driver.has_value()) << driver.error().describe();
-    driver_ = std::move(*driver);
-    volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_, *guests_);
-    service_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_,
-                                           *guests_, *volumes_, no_networks_);
-    service_->start([this] { tasks_->resumeUnfinished(); });
-    service_->waitIdle();
-  }
-  void TearDown() override {
-    service_->stop();
-    tasks_->stop();
-    hypervisor_->stop();
-    fs::remove_all(dir_);
+    startVmService(2);
+    startAndSettle();
   }
   VmRecord create(const std::string& name, bool start) {
     VmSpec s;
@@ -61,16 +32,6 @@ class VmStatsServiceTest : public ::testing::Test {
     return *store_->vms().get("acme", name);
   }
 
-  fs::path dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Hypervisor> hypervisor_;
-  EventBus events_;
-  std::unique_ptr<TaskEngine> tasks_;
-  std::unique_ptr<GuestMonitors> guests_;
-  std::unique_ptr<VolumeDriver> driver_;
-  std::unique_ptr<VolumeService> volumes_;
-  NoNetworks no_networks_;
-  std::unique_ptr<VmService> service_;
 };
 
 TEST_F(VmStatsServiceTest, RunningVmAnswersItsObject) {
