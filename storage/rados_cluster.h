@@ -6,7 +6,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,55 @@ struct BlocklistEntry {
   std::string until;    // as the monitors say it
 };
 
+// Objects with omap: how the cluster keeps its records. One write is atomic on its object:
+// every guard is checked first, then every change is applied, or none is.
+struct OmapGuard {
+  std::string key;
+  // The entry's value must equal this ("" = the key must be absent: stored values are never
+  // empty).
+  std::string value;
+};
+
+// An xattr holding a number (a leader's epoch), compared as a number.
+struct EpochGuard {
+  std::string xattr;  // say "epoch"
+  uint64_t epoch = 0;
+  // The write passes only when the object's number is at most `epoch` (a missing xattr is 0);
+  // it then holds `epoch`. A writer whose epoch is older than the object's is refused.
+};
+
+struct OmapWrite {
+  bool create = false;                     // the object must not exist yet
+  bool must_exist = false;                 // the object must exist already
+  std::optional<uint64_t> version;         // the object's version must be exactly this
+  std::vector<OmapGuard> guards;           // each entry compared before the write
+  std::optional<EpochGuard> epoch;         // checked, then stored
+  std::map<std::string, std::string> set;  // entries written (values never empty)
+  std::vector<std::string> remove;         // entries removed (absent ones ignored)
+};
+
+// A slice of an object's omap, in key order, and the object's version when it was read.
+struct OmapPage {
+  std::map<std::string, std::string> entries;
+  uint64_t version = 0;
+  bool more = false;  // entries after the last key remain
+};
+
+// What a watcher hears: a notify (with its payload), or that the watch broke and notifies may
+// have been missed (re-read the object; the watch is re-established by the next watch()).
+struct WatchEvent {
+  enum class Kind { kNotify, kBroken } kind = Kind::kNotify;
+  std::string payload;
+};
+
+// A watch on one object; destroying it unwatches.
+class RadosWatch {
+ public:
+  virtual ~RadosWatch() = default;
+  // OK while the watch is registered with the OSD; kUnavailable (or the error) when it broke.
+  virtual Status check() = 0;
+};
+
 class RadosCluster {
  public:
   virtual ~RadosCluster() = default;
@@ -70,6 +123,34 @@ class RadosCluster {
   // The holders of a lock that has not expired (none, or one for an exclusive lock).
   virtual Result<std::vector<LockHolder>> lockers(const RadosObject& object,
                                                   const std::string& lock_name) = 0;
+
+  // One atomic guarded write (see OmapWrite); returns the object's version after it.
+  // kConflict naming the guard that failed (an entry changed, a newer epoch, the object
+  // exists, another version), kNotFound when the object must exist and does not; nothing is
+  // written then.
+  virtual Result<uint64_t> omapWrite(const RadosObject& object, const OmapWrite& write) = 0;
+  // Up to `max` entries with keys after `after` ("" = from the first) and starting with
+  // `prefix`. kNotFound when the object does not exist.
+  virtual Result<OmapPage> omapRead(const RadosObject& object, const std::string& after,
+                                    const std::string& prefix, size_t max) = 0;
+  // The given entries that exist, with the object's version. kNotFound when the object does not.
+  virtual Result<OmapPage> omapGet(const RadosObject& object,
+                                   const std::vector<std::string>& keys) = 0;
+  // The object's number xattr (0 when missing), as an EpochGuard compares it.
+  virtual Result<uint64_t> epochOf(const RadosObject& object, const std::string& xattr) = 0;
+  // Removes the object (idempotent).
+  virtual Status removeObject(const RadosObject& object) = 0;
+  // The names of the objects in the pool's namespace.
+  virtual Result<std::vector<std::string>> listObjects(const std::string& pool,
+                                                       const std::string& ns) = 0;
+  // Watches the object (created empty when missing); `on_event` runs on a librados thread and
+  // must not block long. A notify from this very watch's client is heard too.
+  virtual Result<std::unique_ptr<RadosWatch>> watch(
+      const RadosObject& object, std::function<void(const WatchEvent&)> on_event) = 0;
+  // Tells every watcher of the object; returns once they acked or `timeout` passed (a watcher
+  // that did not ack is not an error: it re-reads when its watch breaks).
+  virtual Status notify(const RadosObject& object, const std::string& payload,
+                        std::chrono::milliseconds timeout) = 0;
 };
 
 // The real one, over librados. The connection is made on first use and kept; a failed attempt
@@ -94,6 +175,19 @@ class LibradosCluster final : public RadosCluster {
                    const LockHolder& holder) override;
   Result<std::vector<LockHolder>> lockers(const RadosObject& object,
                                           const std::string& lock_name) override;
+  Result<uint64_t> omapWrite(const RadosObject& object, const OmapWrite& write) override;
+  Result<OmapPage> omapRead(const RadosObject& object, const std::string& after,
+                            const std::string& prefix, size_t max) override;
+  Result<OmapPage> omapGet(const RadosObject& object,
+                           const std::vector<std::string>& keys) override;
+  Result<uint64_t> epochOf(const RadosObject& object, const std::string& xattr) override;
+  Status removeObject(const RadosObject& object) override;
+  Result<std::vector<std::string>> listObjects(const std::string& pool,
+                                               const std::string& ns) override;
+  Result<std::unique_ptr<RadosWatch>> watch(
+      const RadosObject& object, std::function<void(const WatchEvent&)> on_event) override;
+  Status notify(const RadosObject& object, const std::string& payload,
+                std::chrono::milliseconds timeout) override;
 
   // For librados/librbd users of this folder: the connection (a rados_t), made when needed.
   Result<void*> handle();

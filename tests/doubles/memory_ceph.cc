@@ -4,10 +4,11 @@ namespace qiao {
 
 class MemoryCeph::Client final : public RadosCluster {
  public:
-  Client(MemoryCeph& ceph, uint64_t id)
+  Client(MemoryCeph& ceph, uint64_t id, const std::string& ip)
       : ceph_(ceph),
         name_("client." + std::to_string(id)),
-        address_("127.0.0.1:0/" + std::to_string(id * 7919)) {}
+        ip_(ip),
+        address_(ip + ":0/" + std::to_string(id * 7919)) {}
 
   Status ping() override {
     std::lock_guard lock(ceph_.mutex_);
@@ -50,6 +51,7 @@ class MemoryCeph::Client final : public RadosCluster {
                        "lock " + lock_name + " on " + object.describe() + " is held by " +
                            held->holder.client + " (" + held->holder.address + ")");
     }
+    ceph_.objects_.try_emplace(objectKey(object));
     Lock& l = ceph_.locks_[key];
     l.holder = {name_, cookie, address_};
     l.expires.reset();
@@ -93,13 +95,187 @@ class MemoryCeph::Client final : public RadosCluster {
     return std::vector<LockHolder>{held->holder};
   }
 
+  Result<uint64_t> omapWrite(const RadosObject& object, const OmapWrite& w) override {
+    std::lock_guard lock(ceph_.mutex_);
+    if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+    const std::string key = objectKey(object);
+    auto it = ceph_.objects_.find(key);
+    const bool exists = it != ceph_.objects_.end();
+    auto refuse = [&](const std::string& why) {
+      return std::unexpected(makeError(ErrorCode::kConflict, "ceph",
+                                       "write to " + object.describe() + " refused: " + why));
+    };
+    if (w.create && exists) return refuse("the object exists");
+    if ((w.must_exist || w.version) && !exists) {
+      return std::unexpected(makeError(ErrorCode::kNotFound, "ceph",
+                                       object.describe() + ": No such file or directory"));
+    }
+    if (w.version && it->second.version != *w.version) {
+      return refuse("its version is " + std::to_string(it->second.version) + ", not " +
+                    std::to_string(*w.version));
+    }
+    for (const auto& guard : w.guards) {
+      std::string stored;
+      if (exists) {
+        auto entry = it->second.omap.find(guard.key);
+        if (entry != it->second.omap.end()) stored = entry->second;
+      }
+      if (stored != guard.value) return refuse("entry " + guard.key + " has changed");
+    }
+    if (w.epoch && exists) {
+      auto e = it->second.epochs.find(w.epoch->xattr);
+      if (e != it->second.epochs.end() && e->second > w.epoch->epoch) {
+        return refuse(w.epoch->xattr + " " + std::to_string(e->second) + " is newer than " +
+                      std::to_string(w.epoch->epoch));
+      }
+    }
+    for (const auto& [k, v] : w.set) {
+      if (v.empty()) {
+        return std::unexpected(
+            makeError(ErrorCode::kInternal, "ceph", "empty value for entry " + k));
+      }
+    }
+    Object& o = ceph_.objects_[key];
+    for (const auto& [k, v] : w.set) o.omap[k] = v;
+    for (const auto& k : w.remove) o.omap.erase(k);
+    if (w.epoch) o.epochs[w.epoch->xattr] = w.epoch->epoch;
+    return ++o.version;
+  }
+
+  Result<OmapPage> omapRead(const RadosObject& object, const std::string& after,
+                            const std::string& prefix, size_t max) override {
+    std::lock_guard lock(ceph_.mutex_);
+    auto o = existing(object);
+    if (!o) return std::unexpected(o.error());
+    OmapPage page;
+    page.version = (*o)->version;
+    auto it = after.empty() ? (*o)->omap.lower_bound(prefix) : (*o)->omap.upper_bound(after);
+    for (; it != (*o)->omap.end(); ++it) {
+      if (!it->first.starts_with(prefix)) {
+        if (it->first > prefix) break;
+        continue;
+      }
+      if (page.entries.size() == max) {
+        page.more = true;
+        break;
+      }
+      page.entries.insert(*it);
+    }
+    return page;
+  }
+
+  Result<OmapPage> omapGet(const RadosObject& object,
+                           const std::vector<std::string>& keys) override {
+    std::lock_guard lock(ceph_.mutex_);
+    auto o = existing(object);
+    if (!o) return std::unexpected(o.error());
+    OmapPage page;
+    page.version = (*o)->version;
+    for (const auto& k : keys) {
+      auto it = (*o)->omap.find(k);
+      if (it != (*o)->omap.end()) page.entries.insert(*it);
+    }
+    return page;
+  }
+
+  Result<uint64_t> epochOf(const RadosObject& object, const std::string& xattr) override {
+    std::lock_guard lock(ceph_.mutex_);
+    auto o = existing(object);
+    if (!o) return std::unexpected(o.error());
+    auto it = (*o)->epochs.find(xattr);
+    return it == (*o)->epochs.end() ? 0 : it->second;
+  }
+
+  Status removeObject(const RadosObject& object) override {
+    std::lock_guard lock(ceph_.mutex_);
+    if (auto ok = usable(); !ok) return ok;
+    ceph_.objects_.erase(objectKey(object));
+    return {};
+  }
+
+  Result<std::vector<std::string>> listObjects(const std::string& pool,
+                                               const std::string& ns) override {
+    std::lock_guard lock(ceph_.mutex_);
+    if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+    const std::string prefix = pool + "\n" + ns + "\n";
+    std::vector<std::string> names;
+    for (auto it = ceph_.objects_.lower_bound(prefix);
+         it != ceph_.objects_.end() && it->first.starts_with(prefix); ++it) {
+      names.push_back(it->first.substr(prefix.size()));
+    }
+    return names;
+  }
+
+  Result<std::unique_ptr<RadosWatch>> watch(
+      const RadosObject& object, std::function<void(const WatchEvent&)> on_event) override {
+    std::lock_guard lock(ceph_.mutex_);
+    if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+    const std::string key = objectKey(object);
+    ceph_.objects_.try_emplace(key);
+    auto watcher = std::make_shared<Watcher>(Watcher{key, ip_, std::move(on_event), false});
+    const uint64_t id = ++ceph_.next_watch_;
+    ceph_.watchers_[id] = watcher;
+    return std::unique_ptr<RadosWatch>(std::make_unique<Watch>(ceph_, id, watcher));
+  }
+
+  Status notify(const RadosObject& object, const std::string& payload,
+                std::chrono::milliseconds) override {
+    std::vector<std::shared_ptr<Watcher>> targets;
+    {
+      std::lock_guard lock(ceph_.mutex_);
+      if (auto ok = usable(); !ok) return ok;
+      const std::string key = objectKey(object);
+      for (const auto& [id, w] : ceph_.watchers_) {
+        if (w->object == key && !w->broken && !ceph_.cut_off_.count(w->ip)) targets.push_back(w);
+      }
+    }
+    for (const auto& w : targets) w->on_event({WatchEvent::Kind::kNotify, payload});
+    return {};
+  }
+
  private:
+  class Watch final : public RadosWatch {
+   public:
+    Watch(MemoryCeph& ceph, uint64_t id, std::shared_ptr<Watcher> watcher)
+        : ceph_(ceph), id_(id), watcher_(std::move(watcher)) {}
+    ~Watch() override {
+      std::lock_guard lock(ceph_.mutex_);
+      ceph_.watchers_.erase(id_);
+    }
+    Status check() override {
+      std::lock_guard lock(ceph_.mutex_);
+      if (watcher_->broken) {
+        return makeError(ErrorCode::kUnavailable, "ceph", "the watch on the object broke");
+      }
+      return {};
+    }
+
+   private:
+    MemoryCeph& ceph_;
+    uint64_t id_;
+    std::shared_ptr<Watcher> watcher_;
+  };
+
+  // ceph_.mutex_ held: the object, when Ceph is usable and it exists.
+  Result<Object*> existing(const RadosObject& object) {
+    if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+    auto it = ceph_.objects_.find(objectKey(object));
+    if (it == ceph_.objects_.end()) {
+      return std::unexpected(makeError(ErrorCode::kNotFound, "ceph",
+                                       object.describe() + ": No such file or directory"));
+    }
+    return &it->second;
+  }
+  static std::string objectKey(const RadosObject& o) {
+    return o.pool + "\n" + o.ns + "\n" + o.name;
+  }
+
   // ceph_.mutex_ held.
   Status usable() const {
-    if (!ceph_.reachable_) {
+    if (!ceph_.reachable_ || ceph_.cut_off_.count(ip_)) {
       return makeError(ErrorCode::kUnavailable, "ceph", "cannot reach the Ceph monitors");
     }
-    if (ceph_.blocklist_.count(address_)) {
+    if (ceph_.blocklist_.count(address_) || ceph_.blocklist_.count(ip_ + ":0/0")) {
       return makeError(ErrorCode::kUnavailable, "ceph",
                        "this client is blocklisted: Cannot send after transport endpoint "
                        "shutdown");
@@ -121,17 +297,48 @@ class MemoryCeph::Client final : public RadosCluster {
   }
 
   MemoryCeph& ceph_;
-  std::string name_, address_;
+  std::string name_, ip_, address_;
 };
 
-std::unique_ptr<RadosCluster> MemoryCeph::client() {
+std::unique_ptr<RadosCluster> MemoryCeph::client(const std::string& ip) {
   std::lock_guard lock(mutex_);
-  return std::make_unique<Client>(*this, ++next_id_);
+  return std::make_unique<Client>(*this, ++next_id_, ip);
 }
 
 void MemoryCeph::setReachable(bool reachable) {
-  std::lock_guard lock(mutex_);
-  reachable_ = reachable;
+  std::vector<std::shared_ptr<Watcher>> broken;
+  {
+    std::lock_guard lock(mutex_);
+    reachable_ = reachable;
+    if (!reachable) broken = breakWatches([](const Watcher&) { return true; });
+  }
+  for (const auto& w : broken) w->on_event({WatchEvent::Kind::kBroken, ""});
+}
+
+void MemoryCeph::setReachable(const std::string& ip, bool reachable) {
+  std::vector<std::shared_ptr<Watcher>> broken;
+  {
+    std::lock_guard lock(mutex_);
+    if (reachable) {
+      cut_off_.erase(ip);
+    } else {
+      cut_off_.insert(ip);
+      broken = breakWatches([&](const Watcher& w) { return w.ip == ip; });
+    }
+  }
+  for (const auto& w : broken) w->on_event({WatchEvent::Kind::kBroken, ""});
+}
+
+std::vector<std::shared_ptr<MemoryCeph::Watcher>> MemoryCeph::breakWatches(
+    const std::function<bool(const Watcher&)>& which) {
+  std::vector<std::shared_ptr<Watcher>> broken;
+  for (auto& [id, w] : watchers_) {
+    if (!w->broken && which(*w)) {
+      w->broken = true;
+      broken.push_back(w);
+    }
+  }
+  return broken;
 }
 
 }  // namespace qiao
