@@ -1,5 +1,6 @@
 #include "base/clock.h"
 
+#include <ctime>
 #include <thread>
 
 namespace qiao {
@@ -13,6 +14,15 @@ class SystemClock final : public Clock {
 };
 
 }  // namespace
+
+std::string utcText(Clock::Wall t) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
 
 Clock& systemClock() {
   static SystemClock clock;

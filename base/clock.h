@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 
 namespace qiao {
 
@@ -22,6 +23,10 @@ class Clock {
   virtual void sleepUntil(Steady deadline) = 0;
   void sleepFor(std::chrono::steady_clock::duration d) { sleepUntil(now() + d); }
 };
+
+// "2026-12-07T12:34:56Z": calendar time as the API, the records and the logs show it (UTC,
+// whole seconds).
+std::string utcText(Clock::Wall t);
 
 // The real clocks. One per process; it holds no state.
 Clock& systemClock();

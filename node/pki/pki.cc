@@ -21,6 +21,7 @@
 #include <sstream>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/files.h"
 #include "base/handle.h"
 #include "base/names.h"
@@ -366,12 +367,7 @@ Result<IssuedCert> issueCert(const IssueOptions& o) {
   auto cert = makeCert(req);
   if (!cert) return std::unexpected(cert.error());
   out.serial = serialOfX509(cert->get());
-  char not_after[32];
-  const time_t end = static_cast<time_t>(req.not_after);
-  std::tm tm{};
-  gmtime_r(&end, &tm);
-  std::strftime(not_after, sizeof not_after, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  out.not_after = not_after;
+  out.not_after = utcText(std::chrono::system_clock::from_time_t(static_cast<time_t>(req.not_after)));
   if (auto ok = writeFile(out.key_path, pemOf(key->get()), 0600, true); !ok) {
     return std::unexpected(ok.error());
   }

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <map>
 
+#include "base/clock.h"
 #include "base/names.h"
 #include "node/pki/pki.h"
 
@@ -131,15 +132,6 @@ Parsed parse(const std::vector<std::string>& args, size_t from,
 int usage(std::FILE* err, const std::string& message, const char* text) {
   std::fprintf(err, "qiaod pki: %s\n\n%s", message.c_str(), text);
   return 2;
-}
-
-std::string isoNow() {
-  char text[32];
-  const time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
 }
 
 // The CA's CRL written anew from the revoked certificates on record.
@@ -354,7 +346,7 @@ int pkiCommand(const std::vector<std::string>& args, PkiRecords& records, std::F
                                     : b.serial.c_str());
     }
     std::fprintf(out, "\n%-34s %-44s %-21s %s\n", "SERIAL", "IDENTITY", "NOT AFTER", "STATE");
-    const std::string now = isoNow();
+    const std::string now = utcText(std::chrono::system_clock::now());
     for (const auto& c : *certs) {
       std::string state = !c.revoked_at.empty() ? "revoked " + c.revoked_at + " (" + c.reason + ")"
                           : c.not_after < now   ? std::string("expired")

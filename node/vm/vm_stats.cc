@@ -14,6 +14,7 @@
 #include <system_error>
 #include <nlohmann/json.hpp>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "node/vm/qmp/qmp_channel.h"
 #include "node/state/record_json.h"
@@ -53,15 +54,6 @@ json orNull(const std::optional<uint64_t>& value, uint64_t scale = 1) {
 
 bool hasRbd(const std::vector<VmStatsDisk>& disks) {
   return std::ranges::any_of(disks, [](const VmStatsDisk& d) { return d.backend == "rbd"; });
-}
-
-std::string utcNow() {
-  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -315,7 +307,7 @@ Result<json> VmService::stats(const VmRecord& vm) {
                                     blockstats ? &*blockstats : nullptr);
   json out = vmFiguresToJson(merged);
   out["uuid"] = vm.uuid;
-  out["collected_at"] = utcNow();
+  out["collected_at"] = utcText(std::chrono::system_clock::now());
   return out;
 }
 
