@@ -9,7 +9,7 @@ LeaseTiming LeaseTiming::forDuration(std::chrono::seconds duration) {
   t.duration = duration;
   t.renew_every = std::chrono::duration_cast<std::chrono::milliseconds>(duration) / 3;
   t.retry_every =
-      std::min<std::chrono::milliseconds>(std::chrono::milliseconds(500), t.renew_every);
+      std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000), t.renew_every);
   return t;
 }
 
@@ -65,10 +65,11 @@ Clock::Steady Lease::deadline() const {
 
 Clock::Steady Lease::nextStep() const {
   std::lock_guard lock(mutex_);
-  if (!held_) return last_attempt_ + timing_.retry_every;
+  if (!last_attempt_) return clock_.now();
+  if (!held_) return *last_attempt_ + timing_.retry_every;
   // A failed renewal is retried at the retry pace, a good one at the renewal pace.
   const auto pace = last_error_ ? timing_.retry_every : timing_.renew_every;
-  return std::min(last_attempt_ + pace, deadline_);
+  return std::min(*last_attempt_ + pace, deadline_);
 }
 
 void Lease::release() {

@@ -23,8 +23,9 @@ struct LeaseTiming {
   std::chrono::seconds duration{10};
   // How often the holder renews (a third of the duration: two renewals may fail in a row).
   std::chrono::milliseconds renew_every{3000};
-  // How often a member that does not hold the lease tries to take it.
-  std::chrono::milliseconds retry_every{500};
+  // How often a member that does not hold the lease tries to take it (and a holder retries a
+  // renewal that failed).
+  std::chrono::milliseconds retry_every{1000};
   // The holder gives the lease up this long before its deadline (clock rate differences).
   std::chrono::milliseconds margin{250};
 
@@ -66,7 +67,7 @@ class Lease {
   mutable std::mutex mutex_;
   bool held_ = false;
   Clock::Steady deadline_{};
-  Clock::Steady last_attempt_{};
+  std::optional<Clock::Steady> last_attempt_;  // none yet: the first step is due now
   std::optional<Error> last_error_;
 };
 

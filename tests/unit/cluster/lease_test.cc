@@ -28,7 +28,7 @@ class LeaseTest : public ::testing::Test {
 
 TEST_F(LeaseTest, TimingFollowsTheDurationAndIsChecked) {
   EXPECT_EQ(timing_.renew_every, milliseconds(3000));
-  EXPECT_EQ(timing_.retry_every, milliseconds(500));
+  EXPECT_EQ(timing_.retry_every, milliseconds(1000));
   EXPECT_TRUE(timing_.validate());
   EXPECT_FALSE(LeaseTiming::forDuration(seconds(1)).validate());
   EXPECT_FALSE(LeaseTiming::forDuration(seconds(301)).validate());
@@ -46,7 +46,7 @@ TEST_F(LeaseTest, OneHolderRenewsAndTheOtherWaits) {
   ASSERT_TRUE(b.lastError());
   EXPECT_EQ(b.lastError()->code, ErrorCode::kConflict);
   EXPECT_EQ(a.nextStep(), clock_.now() + milliseconds(3000));
-  EXPECT_EQ(b.nextStep(), clock_.now() + milliseconds(500));
+  EXPECT_EQ(b.nextStep(), clock_.now() + milliseconds(1000));
   for (int i = 0; i < 10; ++i) {  // 30 s of renewals: B never gets it
     clock_.advance(milliseconds(3000));
     ASSERT_TRUE(a.step());
@@ -76,9 +76,9 @@ TEST_F(LeaseTest, AShortOutageKeepsTheLeaseUntilItsDeadline) {
   clock_.advance(seconds(3));
   EXPECT_TRUE(a.step());  // not renewed, but still within the deadline
   EXPECT_EQ(a.lastError()->code, ErrorCode::kUnavailable);
-  EXPECT_EQ(a.nextStep(), clock_.now() + milliseconds(500));  // retried sooner
+  EXPECT_EQ(a.nextStep(), clock_.now() + milliseconds(1000));  // retried sooner
   ceph_.setReachable("10.0.0.1", true);
-  clock_.advance(milliseconds(500));
+  clock_.advance(milliseconds(1000));
   ASSERT_TRUE(a.step());
   EXPECT_GT(a.deadline(), deadline);
 }
