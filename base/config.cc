@@ -6,9 +6,12 @@
 #include <functional>
 #include <sstream>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <variant>
+
+#include "base/names.h"
 
 namespace qiao {
 namespace {
@@ -102,6 +105,30 @@ std::string checkIpv4(const std::string& v) {
 }
 
 std::string checkOptionalIpv4(const std::string& v) { return v.empty() ? "" : checkIpv4(v); }
+
+std::string checkOptionalDnsLabel(const std::string& v) {
+  return v.empty() || isDnsLabel(v) ? ""
+                                    : "must be a DNS label (lower-case letters, digits, '-')";
+}
+
+std::string checkOptionalEndpoint(const std::string& v) {
+  if (v.empty()) return "";
+  if (!v.starts_with("https://")) return "must be https://ADDRESS:PORT";
+  return checkListen(v.substr(8));
+}
+
+std::string checkLabel(const std::string& v) {
+  auto eq = v.find('=');
+  if (eq == std::string::npos) return "must be key=value";
+  if (!isDnsLabel(v.substr(0, eq))) return "the key must be a DNS label";
+  if (v.size() - eq - 1 > 63) return "the value must be at most 63 characters";
+  for (char c : v.substr(eq + 1)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return "the value may hold letters, digits, '-', '_' and '.'";
+    }
+  }
+  return "";
+}
 
 const std::vector<Option>& options() {
   static const std::vector<Option> table = {
@@ -261,6 +288,29 @@ const std::vector<Option>& options() {
        "unavailable after it."},
       {"storage.max_volume_gib", Int64Field([](Config& c) { return &c.storage.max_volume_gib; }),
        1, int64_t{1} << 20, {}, nullptr, "Largest volume (GiB) a caller may ask for."},
+      {"cluster.mode", StringField([](Config& c) { return &c.cluster.mode; }), 0, 0,
+       {"standalone", "member"}, nullptr,
+       "standalone: this host is alone (its state in its own database). member: it belongs to "
+       "the cluster whose state is in the Ceph pool cluster.pool: it holds a lease there, runs "
+       "for leader and lists the whole cluster (needs the rbd storage backend)."},
+      {"cluster.pool", StringField([](Config& c) { return &c.cluster.pool; }), 0, 0, {},
+       checkNotEmpty, "RADOS pool of the cluster's state (hosts, VMs, leases, the leader)."},
+      {"cluster.host", StringField([](Config& c) { return &c.cluster.host; }), 0, 0, {},
+       checkOptionalDnsLabel,
+       "This host's name in the cluster (a DNS label). Empty: the machine's host name."},
+      {"cluster.endpoint", StringField([](Config& c) { return &c.cluster.endpoint; }), 0, 0, {},
+       checkOptionalEndpoint,
+       "https://ADDRESS:PORT at which the other members reach this host's API. Empty: "
+       "https:// and the first of api.listen."},
+      {"cluster.lease_s", IntField([](Config& c) { return &c.cluster.lease_s; }), 2, 300, {},
+       nullptr,
+       "Lease of a host (and of the leader), in seconds: renewed every third of it; a host that "
+       "has not renewed it for this long is unreachable, and a lost leader is replaced within "
+       "it plus about a second."},
+      {"cluster.site", StringField([](Config& c) { return &c.cluster.site; }), 0, 0, {},
+       checkOptionalDnsLabel, "The site (data center) of this host, for placement."},
+      {"cluster.labels", ListField([](Config& c) { return &c.cluster.labels; }), 0, 0, {},
+       checkLabel, "key=value labels of this host, for placement (keys are DNS labels)."},
       {"host.baseline_file", StringField([](Config& c) { return &c.host.baseline_file; }), 0, 0,
        {}, checkAbsolutePath,
        "The cluster's baseline for this host (TOML: minimum libvirt and QEMU versions, KVM, CPU "
@@ -508,6 +558,9 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
   auto invalid = [&](const std::string& message) {
     return makeError(ErrorCode::kInvalidArgument, "config", where + ": " + message);
   };
+  if (config.cluster.mode == "member" && config.storage.backend == "local") {
+    return invalid("cluster.mode member needs Ceph: storage.backend must be rbd or auto");
+  }
   if (net.vlan_bridge == net.bridge) {
     return invalid("network.vlan_bridge must be another bridge than network.bridge");
   }

@@ -75,6 +75,16 @@ struct Config {
     int ceph_timeout_s = 30;
     int64_t max_volume_gib = 16384;
   } storage;
+  // Membership of a cluster whose state lives in Ceph (docs/operators/cluster.md).
+  struct Cluster {
+    std::string mode = "standalone";  // standalone | member
+    std::string pool = "qiao-cluster";
+    std::string host;      // this host's name in the cluster; "" = the machine's host name
+    std::string endpoint;  // "https://ADDRESS:PORT" others reach its API at; "" = api.listen[0]
+    int lease_s = 10;
+    std::string site;
+    std::vector<std::string> labels;  // "key=value"
+  } cluster;
   struct Host {
     std::string baseline_file = "/etc/qiao/baseline.toml";
   } host;
