@@ -127,7 +127,7 @@ class RadosCluster {
   // One atomic guarded write (see OmapWrite); returns the object's version after it.
   // kConflict naming the guard that failed (an entry changed, a newer epoch, the object
   // exists, another version), kNotFound when the object must exist and does not; nothing is
-  // written then.
+  // written then. kInvalidArgument for `create` with `must_exist` or `version` (never passes).
   virtual Result<uint64_t> omapWrite(const RadosObject& object, const OmapWrite& write) = 0;
   // Up to `max` entries with keys after `after` ("" = from the first) and starting with
   // `prefix`. kNotFound when the object does not exist.
@@ -138,17 +138,19 @@ class RadosCluster {
                                    const std::vector<std::string>& keys) = 0;
   // The object's number xattr (0 when missing), as an EpochGuard compares it.
   virtual Result<uint64_t> epochOf(const RadosObject& object, const std::string& xattr) = 0;
-  // Removes the object (idempotent).
+  // Removes the object (idempotent); its watches break.
   virtual Status removeObject(const RadosObject& object) = 0;
   // The names of the objects in the pool's namespace.
   virtual Result<std::vector<std::string>> listObjects(const std::string& pool,
                                                        const std::string& ns) = 0;
   // Watches the object (created empty when missing); `on_event` runs on a librados thread and
-  // must not block long. A notify from this very watch's client is heard too.
+  // must not block long. A notify from this very watch's client is heard too. The watch breaks
+  // when the object is removed or this client blocklisted. Do not destroy it from `on_event`.
   virtual Result<std::unique_ptr<RadosWatch>> watch(
       const RadosObject& object, std::function<void(const WatchEvent&)> on_event) = 0;
   // Tells every watcher of the object; returns once they acked or `timeout` passed (a watcher
-  // that did not ack is not an error: it re-reads when its watch breaks).
+  // that did not ack is not an error: it re-reads when its watch breaks). kNotFound when the
+  // object does not exist (nobody watches it: a watch makes it).
   virtual Status notify(const RadosObject& object, const std::string& payload,
                         std::chrono::milliseconds timeout) = 0;
 };
@@ -198,7 +200,7 @@ class LibradosCluster final : public RadosCluster {
  private:
   struct Impl;
   CephClientOptions options_;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared with this client's watches: they outlive it safely
 };
 
 // Ceph's error as ours: ENOENT kNotFound, EEXIST/EBUSY kConflict, ETIMEDOUT kTimeout,

@@ -19,10 +19,17 @@ class MemoryCeph::Client final : public RadosCluster {
     if (auto ok = usable(); !ok) return std::unexpected(ok.error());
     return address_;
   }
+  // As on Ceph, the fenced client's watches break at once.
   Status blocklistAdd(const std::string& address, std::chrono::seconds expire) override {
-    std::lock_guard lock(ceph_.mutex_);
-    if (auto ok = usable(); !ok) return ok;
-    ceph_.blocklist_[address] = "+" + std::to_string(expire.count()) + "s";
+    std::vector<std::shared_ptr<Watcher>> broken;
+    {
+      std::lock_guard lock(ceph_.mutex_);
+      if (auto ok = usable(); !ok) return ok;
+      ceph_.blocklist_[address] = "+" + std::to_string(expire.count()) + "s";
+      broken = ceph_.breakWatches(
+          [&](const Watcher& w) { return w.address == address || w.ip + ":0/0" == address; });
+    }
+    for (const auto& w : broken) w->on_event({WatchEvent::Kind::kBroken, ""});
     return {};
   }
   Status blocklistRemove(const std::string& address) override {
@@ -105,6 +112,12 @@ class MemoryCeph::Client final : public RadosCluster {
       return std::unexpected(makeError(ErrorCode::kConflict, "ceph",
                                        "write to " + object.describe() + " refused: " + why));
     };
+    if (w.create && (w.must_exist || w.version)) {
+      return std::unexpected(
+          makeError(ErrorCode::kInvalidArgument, "ceph",
+                    "a write to " + object.describe() +
+                        " cannot both create the object and require it to exist"));
+    }
     if (w.create && exists) return refuse("the object exists");
     if ((w.must_exist || w.version) && !exists) {
       return std::unexpected(makeError(ErrorCode::kNotFound, "ceph",
@@ -186,10 +199,18 @@ class MemoryCeph::Client final : public RadosCluster {
     return it == (*o)->epochs.end() ? 0 : it->second;
   }
 
+  // As on Ceph, the object's watches break.
   Status removeObject(const RadosObject& object) override {
-    std::lock_guard lock(ceph_.mutex_);
-    if (auto ok = usable(); !ok) return ok;
-    ceph_.objects_.erase(objectKey(object));
+    std::vector<std::shared_ptr<Watcher>> broken;
+    {
+      std::lock_guard lock(ceph_.mutex_);
+      if (auto ok = usable(); !ok) return ok;
+      const std::string key = objectKey(object);
+      if (ceph_.objects_.erase(key) > 0) {
+        broken = ceph_.breakWatches([&](const Watcher& w) { return w.object == key; });
+      }
+    }
+    for (const auto& w : broken) w->on_event({WatchEvent::Kind::kBroken, ""});
     return {};
   }
 
@@ -212,7 +233,8 @@ class MemoryCeph::Client final : public RadosCluster {
     if (auto ok = usable(); !ok) return std::unexpected(ok.error());
     const std::string key = objectKey(object);
     ceph_.objects_.try_emplace(key);
-    auto watcher = std::make_shared<Watcher>(Watcher{key, ip_, std::move(on_event), false});
+    auto watcher =
+        std::make_shared<Watcher>(Watcher{key, ip_, address_, std::move(on_event), false});
     const uint64_t id = ++ceph_.next_watch_;
     ceph_.watchers_[id] = watcher;
     return std::unique_ptr<RadosWatch>(std::make_unique<Watch>(ceph_, id, watcher));
@@ -223,7 +245,7 @@ class MemoryCeph::Client final : public RadosCluster {
     std::vector<std::shared_ptr<Watcher>> targets;
     {
       std::lock_guard lock(ceph_.mutex_);
-      if (auto ok = usable(); !ok) return ok;
+      if (auto ok = existing(object); !ok) return std::unexpected(ok.error());  // as on Ceph
       const std::string key = objectKey(object);
       for (const auto& [id, w] : ceph_.watchers_) {
         if (w->object == key && !w->broken && !ceph_.cut_off_.count(w->ip)) targets.push_back(w);

@@ -49,7 +49,7 @@ class MemoryCeph {
   };
   std::map<std::string, Object> objects_;  // "pool/ns/name" -> object
   struct Watcher {
-    std::string object, ip;
+    std::string object, ip, address;  // the watching client's IP and address
     std::function<void(const WatchEvent&)> on_event;
     bool broken = false;
   };

@@ -21,7 +21,7 @@ class CephWorld final : public RadosWorld {
     options.op_timeout_s = 20;
     return std::make_unique<LibradosCluster>(options);
   }
-  std::string pool() override { return "qiao"; }
+  std::string pool() override { return "qiao-cluster"; }
   void pass(std::chrono::seconds d) override { std::this_thread::sleep_for(d); }
 };
 

@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 class MemoryWorld final : public RadosWorld {
  public:
   std::unique_ptr<RadosCluster> client() override { return ceph_.client(); }
-  std::string pool() override { return "qiao"; }
+  std::string pool() override { return "qiao-cluster"; }
   void pass(std::chrono::seconds d) override { clock_.advance(d); }
 
  private:

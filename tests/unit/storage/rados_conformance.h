@@ -28,6 +28,8 @@ using RadosWorldFactory = std::function<std::unique_ptr<RadosWorld>()>;
 class RadosConformance : public ::testing::TestWithParam<RadosWorldFactory> {
  protected:
   void SetUp() override;
+  // Removes the objects of the test's namespace (the real pool outlives the test).
+  void TearDown() override;
   // An object of this test alone (its own namespace per process and test).
   RadosObject object(const std::string& name) const;
 
