@@ -6,9 +6,13 @@
 #include <filesystem>
 #include <thread>
 
+#include "base/clock.h"
+#include "base/crypto.h"
 #include "base/event_bus.h"
 #include "base/files.h"
 #include "base/log.h"
+#include "base/names.h"
+#include "cluster/cluster_member.h"
 #include "firmware/descriptor.h"
 #include "network/dhcp.h"
 #include "network/fabric.h"
@@ -30,6 +34,7 @@
 #include "node/vm/hypervisor.h"
 #include "node/vm/vm_service.h"
 #include "node/volumes/volume_service.h"
+#include "storage/rados_cluster.h"
 #include "storage/volume_driver.h"
 
 namespace qiao {
@@ -38,8 +43,10 @@ namespace {
 const Logger kLog("qiaod");
 
 // The volume backend the config asks for; with backend auto, Ceph when its conf exists.
+// With Ceph, `ceph` is set to the process's one Ceph client, which the driver uses.
 Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& storage,
-                                                       const std::string& state_dir) {
+                                                       const std::string& state_dir,
+                                                       std::shared_ptr<LibradosCluster>* ceph) {
   bool rbd = storage.backend == "rbd" ||
              (storage.backend == "auto" && std::filesystem::exists(storage.ceph_conf));
   if (!rbd) return makeLocalDriver(storage.local_dir);
@@ -50,7 +57,45 @@ Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& st
   options.pool = storage.ceph_pool;
   options.op_timeout_s = storage.ceph_timeout_s;
   options.instance_file = state_dir + "/ceph-client";
+  options.cluster = std::make_shared<LibradosCluster>(CephClientOptions{
+      options.conf, options.user, options.keyring, options.op_timeout_s, options.instance_file});
+  *ceph = options.cluster;
   return makeRbdDriver(options);
+}
+
+// This host as a member of the cluster: its name (cluster.host, else the machine's host name),
+// what it is, and where its API answers.
+Result<ClusterMemberOptions> memberOptions(const Config& config, const HostFacts& host) {
+  auto invalid = [](const std::string& message) {
+    return makeError(ErrorCode::kInvalidArgument, "config", message);
+  };
+  ClusterMemberOptions o;
+  o.pool.pool = config.cluster.pool;
+  o.self.name = config.cluster.host.empty() ? host.hostname : config.cluster.host;
+  if (!isDnsLabel(o.self.name)) {
+    return invalid("this machine's host name \"" + o.self.name +
+                   "\" is not a DNS label: set cluster.host");
+  }
+  o.self.arch = host.arch;
+  o.self.vcpus = host.cores;
+  o.self.memory_mib = host.memory_bytes >> 20;
+  o.self.site = config.cluster.site;
+  for (const auto& label : config.cluster.labels) {
+    const auto eq = label.find('=');
+    o.self.labels[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  o.self.endpoint = config.cluster.endpoint;
+  if (o.self.endpoint.empty()) {
+    const std::string& listen = config.api.listen.front();
+    if (listen.ends_with(":0")) {
+      return invalid("cluster.endpoint must be set when api.listen's first port is 0");
+    }
+    o.self.endpoint = "https://" + listen;
+  }
+  o.timing = LeaseTiming::forDuration(std::chrono::seconds(config.cluster.lease_s));
+  if (auto ok = o.timing.validate(); !ok) return std::unexpected(ok.error());
+  o.cookie = randomHex(8);
+  return o;
 }
 
 // The cephx key of storage.ceph_user in a root-only file of the state directory, for QEMU's
@@ -159,6 +204,10 @@ struct NodeServices::Parts {
   std::unique_ptr<QuotaService> quotas;
   std::unique_ptr<AuditService> audit;
   std::unique_ptr<Api> api;
+  // The process's Ceph client (with the rbd backend), shared by the volume driver and the
+  // cluster member.
+  std::shared_ptr<RadosCluster> rados;
+  std::unique_ptr<ClusterMember> member;  // cluster.mode member
   bool started = false;
   bool stopped = false;
 };
@@ -219,8 +268,11 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
 
   if (parts.volume_driver) {
     p.volume_driver = std::move(parts.volume_driver);
+    p.rados = std::move(parts.rados);
   } else {
-    auto driver = makeVolumeDriver(config.storage, config.state.dir);
+    std::shared_ptr<LibradosCluster> ceph;
+    auto driver = makeVolumeDriver(config.storage, config.state.dir, &ceph);
+    p.rados = std::move(ceph);
     if (!driver) return std::unexpected(driver.error());
     p.volume_driver = std::move(*driver);
   }
@@ -318,8 +370,24 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   auto audit = AuditService::create(*p.store, auditOptions(config));
   if (!audit) return std::unexpected(audit.error());
   p.audit = std::move(*audit);
+  if (config.cluster.mode == "member") {
+    if (!p.rados) {
+      return makeError(ErrorCode::kInvalidArgument, "config",
+                       "cluster.mode member needs Ceph (storage.backend rbd, or auto with "
+                       "storage.ceph_conf present)");
+    }
+    auto options = memberOptions(config, p.host);
+    if (!options) return std::unexpected(options.error());
+    p.member = std::make_unique<ClusterMember>(*p.rados, std::move(*options), systemClock());
+    kLog.info("cluster member", {{"host", p.member->self().name},
+                                 {"pool", config.cluster.pool},
+                                 {"lease_s", std::to_string(config.cluster.lease_s)}});
+  }
   // Each module registers its routes with the services it uses; the Api serves the table.
   RouteTable routes;
+  addClusterRoutes(routes, p.member.get(),
+                   {p.cluster, p.host.hostname, p.host.arch, p.host.cores,
+                    static_cast<int64_t>(p.host.memory_bytes >> 20)});
   addHostRoutes(routes, *p.vms, *p.hypervisor,
                 {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
                  p.vm_options.firmware, config.host.baseline_file});
@@ -350,6 +418,7 @@ void NodeServices::start() {
   if (p.started) return;
   p.started = true;
   LogScope log_scope(*p.log);
+  if (p.member) p.member->start();
   p.images->sweep();
   if (p.networks) p.networks->start();
   // Every family of tasks exists now: they are resumed once the VMs are reconciled.
@@ -369,6 +438,8 @@ void NodeServices::stop() {
   p.stopped = true;
   LogScope log_scope(*p.log);
   if (p.api) p.api->flushAudit(true);
+  // The leadership is handed over first; the host lease lapses by itself (cluster_member.h).
+  if (p.member) p.member->stop();
   if (p.vms) p.vms->stop();
   if (p.tasks) p.tasks->stop();
   if (p.volumes) p.volumes->stop();

@@ -30,6 +30,8 @@ using EventBus = Broadcaster<Event>;
 struct NodeParts {
   std::unique_ptr<class Hypervisor> hypervisor;
   std::unique_ptr<class VolumeDriver> volume_driver;
+  // With volume_driver: the Ceph client a cluster member uses (MemoryCeph's, say).
+  std::shared_ptr<class RadosCluster> rados;
   std::optional<HostFacts> host;  // this machine's (readHostFacts) when not given
   // The node's failpoints; null: QIAO_FAILPOINT's, and a hit kills the process.
   std::unique_ptr<Failpoints> failpoints;

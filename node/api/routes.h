@@ -16,6 +16,7 @@
 
 namespace qiao {
 
+class ClusterMember;
 class Store;
 class TaskEngine;
 class VmService;
@@ -40,6 +41,15 @@ struct HostRouteFacts {
 };
 void addHostRoutes(RouteTable& routes, VmService& vms, Hypervisor& hypervisor,
                    HostRouteFacts facts);
+
+// GET /v1/hosts, /v1/hosts/{name}, /v1/cluster: the cluster's hosts and its leader. `member`
+// is null on a standalone host, which answers with itself alone.
+struct ClusterRouteFacts {
+  std::string cluster, hostname, arch;
+  int cores = 0;
+  int64_t memory_mib = 0;
+};
+void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterRouteFacts facts);
 
 // GET /metrics (Prometheus).
 void addMetricsRoutes(RouteTable& routes, Store& store, VmService& vms, Metrics& metrics);

@@ -68,6 +68,9 @@ class Cli {
 
   int hostShow();
   int hostCheck();
+  int hostList();
+  int hostGet();
+  int clusterStatus();
   int vmList();
   int vmGet();
   int vmCreate();

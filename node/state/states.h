@@ -9,6 +9,8 @@
 #include <string_view>
 #include <utility>
 
+#include "base/enum_names.h"
+
 namespace qiao {
 
 // A task's life: queued, then running, then one of the three outcomes.
@@ -20,9 +22,7 @@ enum class ImageState { kPending, kImporting, kReady };
 // A tenant network: being made, in service, going, or broken.
 enum class NetworkState { kCreating, kReady, kDeleting, kError };
 
-// The one mapping of each enum: specialised below, read by toString and parseEnum.
-template <typename E>
-struct EnumNames;
+// The one mapping of each enum (base/enum_names.h): specialised below.
 
 template <>
 struct EnumNames<TaskState> {
@@ -65,29 +65,6 @@ struct EnumNames<NetworkState> {
       {NetworkState::kError, "error"},
   }};
 };
-
-template <typename E>
-concept NamedEnum = requires {
-  EnumNames<E>::kNames;
-};
-
-// The name of a value (a std::string, so that messages can add it to their text).
-template <NamedEnum E>
-std::string toString(E value) {
-  for (const auto& [e, name] : EnumNames<E>::kNames) {
-    if (e == value) return std::string(name);
-  }
-  return "unknown";  // not reached: every value has its name
-}
-
-// The value a name stands for; nullopt for a name that is none of them.
-template <NamedEnum E>
-constexpr std::optional<E> parseEnum(std::string_view name) {
-  for (const auto& [e, n] : EnumNames<E>::kNames) {
-    if (n == name) return e;
-  }
-  return std::nullopt;
-}
 
 // The JSON of each enum is its name (nlohmann finds these by argument-dependent lookup), so a
 // record or event never shows the number.
