@@ -338,20 +338,20 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
                 {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
                  p.vm_options.firmware, config.host.baseline_file});
   addMetricsRoutes(routes, *p.store, *p.vms, p.metrics);
-  addVmRoutes(routes, *p.store, *p.vms, p.quotas.get(), p.limits, config.vm.console_log_max_bytes);
-  addVolumeRoutes(routes, *p.store, *p.volumes, p.quotas.get(), p.volume_limits);
-  addNetworkRoutes(routes, *p.store, p.networks.get(), p.quotas.get());
+  addVmRoutes(routes, *p.store, *p.vms, *p.quotas, p.limits, config.vm.console_log_max_bytes);
+  addVolumeRoutes(routes, *p.store, *p.volumes, *p.quotas, p.volume_limits);
+  addNetworkRoutes(routes, *p.store, p.networks.get(), *p.quotas);
   addGroupRoutes(routes, *p.store, p.networks.get());
-  addImageRoutes(routes, *p.store, *p.images, p.quotas.get());
+  addImageRoutes(routes, *p.store, *p.images, *p.quotas);
   // Uploads in progress: held by the uploads module, reported by the quotas module.
   auto uploads = std::make_shared<Slots>();
-  addUploadRoutes(routes, *p.store, *p.images, p.quotas.get(), uploads,
+  addUploadRoutes(routes, *p.store, *p.images, *p.quotas, uploads,
                   {p.image_options.work_dir, config.images.upload_reserve_mib << 20,
                    config.images.max_parallel_uploads});
   addTaskRoutes(routes, *p.store, *p.tasks);
   addEventRoutes(routes, {config.api.max_event_streams, config.api.max_event_streams_per_identity,
                           config.api.admin_reserved_event_streams});
-  addQuotaRoutes(routes, p.quotas.get(), uploads);
+  addQuotaRoutes(routes, *p.quotas, uploads);
   p.api = std::make_unique<Api>(
       ApiOptions{*p.store, p.metrics, p.cluster, config.api.audit_summary_interval_s},
       std::move(routes));
