@@ -2,11 +2,11 @@
 #include <memory>
 #include <utility>
 
-#include "base/json_input.h"
 #include "base/names.h"
 #include "node/api/route_context.h"
 #include "node/api/routes.h"
 #include "node/api/slots.h"
+#include "node/quotas/quota_spec.h"
 
 namespace qiao {
 namespace {
@@ -51,7 +51,7 @@ class QuotaRoutes {
     if (auto ok = checkDnsLabel("tenant", tenant); !ok) return errorResponse(ok.error());
     ctx.audit_tenant = tenant;
     if (auto body = ctx.checkJsonBody(); !body) return errorResponse(body.error());
-    auto changes = parseJsonObject(ctx.request.body, 4, "quota");
+    auto changes = parseQuotaChanges(ctx.request.body);
     if (!changes) return errorResponse(changes.error());
     if (auto set = quotas_.set(tenant, *changes); !set) return errorResponse(set.error());
     auto quota = quotaOf(tenant);
