@@ -22,16 +22,16 @@
 #include "node/api/metrics.h"
 #include "node/api/routes.h"
 #include "node/api/slots.h"
-#include "node/pki/pki.h"
 #include "node/host/host.h"
 #include "node/images/image_service.h"
 #include "node/networks/network_service.h"
-#include "node/vm/qmp/libvirt_qmp_channel.h"
+#include "node/pki/pki.h"
 #include "node/quotas/quota_service.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
 #include "node/vm/guest_monitors.h"
 #include "node/vm/hypervisor.h"
+#include "node/vm/qmp/libvirt_qmp_channel.h"
 #include "node/vm/vm_service.h"
 #include "node/volumes/volume_service.h"
 #include "storage/rados_cluster.h"
@@ -222,6 +222,11 @@ Failpoints& NodeServices::failpoints() { return *p_->failpoints; }
 EventBus& NodeServices::events() { return p_->events; }
 const std::string& NodeServices::cluster() const { return p_->cluster; }
 const std::string& NodeServices::uploadDir() const { return p_->image_options.work_dir; }
+TaskEngine& NodeServices::tasks() { return *p_->tasks; }
+VmService& NodeServices::vms() { return *p_->vms; }
+VolumeService& NodeServices::volumes() { return *p_->volumes; }
+ImageService& NodeServices::images() { return *p_->images; }
+NetworkService* NodeServices::networks() { return p_->networks.get(); }
 
 Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, NodeParts parts) {
   std::unique_ptr<NodeServices> node(new NodeServices());
@@ -262,9 +267,9 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   libvirt_options.keepalive_interval_s = config.libvirt.keepalive_interval_s;
   p.hypervisor =
       parts.hypervisor ? std::move(parts.hypervisor) : makeLibvirtHypervisor(libvirt_options);
-  p.tasks =
-      std::make_unique<TaskEngine>(p.store->tasks(), p.events, static_cast<size_t>(config.libvirt.workers),
-                                   /*max_attempts=*/3, *p.failpoints);
+  p.tasks = std::make_unique<TaskEngine>(p.store->tasks(), p.events,
+                                         static_cast<size_t>(config.libvirt.workers),
+                                         /*max_attempts=*/3, *p.failpoints);
 
   if (parts.volume_driver) {
     p.volume_driver = std::move(parts.volume_driver);
@@ -291,8 +296,8 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   p.monitors = std::make_unique<LibvirtQmpConnection>(std::move(monitor_options));
   p.guests = std::make_unique<GuestMonitors>(
       *p.store, *p.hypervisor,
-      [monitors = p.monitors.get()](
-          const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
+      [monitors =
+           p.monitors.get()](const std::string& domain) -> Result<std::shared_ptr<QmpChannel>> {
         return std::shared_ptr<QmpChannel>(monitors->channel(domain));
       });
   p.vm_options = vmOptions(config, p.cluster, p.host, p.probe, p.accel);
@@ -322,18 +327,28 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   // Tenant networks, when Open vSwitch is here (or required). OVS may start after qiaod: the
   // fabric's check loop programs it once it answers.
   const bool with_networks =
-      config.network.mode == "ovs" ||
+      parts.ovs || config.network.mode == "ovs" ||
       (config.network.mode == "auto" && std::filesystem::exists(config.network.ovsdb_socket));
   if (with_networks) {
-    SwitchOptions switch_options;
-    switch_options.socket = config.network.ovsdb_socket;
-    switch_options.timeout_ms = config.network.ovs_timeout_ms;
-    p.ovs = makeOvsdbSwitch(switch_options);
-    OfctlOptions ofctl_options;
-    ofctl_options.timeout_ms = config.network.ovs_timeout_ms;
-    p.flows = makeOfctlInstaller(ofctl_options);
-    p.dhcp = std::make_unique<DhcpServers>(config.network.run_dir);
     FabricOptions fabric_options;
+    Switch* ovsdb = nullptr;
+    FlowInstaller* flows = nullptr;
+    if (parts.ovs) {
+      ovsdb = parts.ovs->ovsdb;
+      flows = parts.ovs->flows;
+      fabric_options.taps = parts.ovs->taps;
+    } else {
+      SwitchOptions switch_options;
+      switch_options.socket = config.network.ovsdb_socket;
+      switch_options.timeout_ms = config.network.ovs_timeout_ms;
+      p.ovs = makeOvsdbSwitch(switch_options);
+      OfctlOptions ofctl_options;
+      ofctl_options.timeout_ms = config.network.ovs_timeout_ms;
+      p.flows = makeOfctlInstaller(ofctl_options);
+      ovsdb = p.ovs.get();
+      flows = p.flows.get();
+    }
+    p.dhcp = std::make_unique<DhcpServers>(config.network.run_dir);
     fabric_options.bridge = config.network.bridge;
     fabric_options.datapath_type = config.network.datapath_type;
     fabric_options.check_interval_ms = config.network.check_interval_ms;
@@ -341,16 +356,15 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     fabric_options.vlan_bridge = config.network.vlan_bridge;
     fabric_options.tunnel_ip = config.network.tunnel_ip;
     fabric_options.tunnel_peers = config.network.tunnel_peers;
-    p.fabric = std::make_unique<Fabric>(fabric_options, *p.ovs, *p.flows, *p.dhcp);
+    p.fabric = std::make_unique<Fabric>(fabric_options, *ovsdb, *flows, *p.dhcp);
     p.networks = std::make_unique<NetworkService>(*p.store, *p.fabric, *p.tasks, p.events);
   }
   kLog.info("networks", {{"mode", with_networks ? "ovs" : "off"},
                          {"bridge", config.network.bridge},
                          {"tunnel_peers", std::to_string(config.network.tunnel_peers.size())}});
-  p.vms = std::make_unique<VmService>(p.vm_options, *p.store, *p.hypervisor, p.events, *p.tasks,
-                                      *p.guests, *p.volumes,
-                                      p.networks ? static_cast<VmPorts&>(*p.networks)
-                                                 : static_cast<VmPorts&>(p.no_networks));
+  p.vms = std::make_unique<VmService>(
+      p.vm_options, *p.store, *p.hypervisor, p.events, *p.tasks, *p.guests, *p.volumes,
+      p.networks ? static_cast<VmPorts&>(*p.networks) : static_cast<VmPorts&>(p.no_networks));
 
   p.limits.host_arch = p.host.arch;
   p.limits.max_vcpus = config.vm.max_vcpus;
@@ -392,21 +406,20 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
                 {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
                  p.vm_options.firmware, config.host.baseline_file});
   addMetricsRoutes(routes, *p.store, *p.vms, p.metrics);
-  addVmRoutes(routes, *p.store, *p.vms, p.quotas.get(), p.limits,
-              config.vm.console_log_max_bytes);
-  addVolumeRoutes(routes, *p.store, *p.volumes, p.quotas.get(), p.volume_limits);
-  addNetworkRoutes(routes, *p.store, p.networks.get(), p.quotas.get());
+  addVmRoutes(routes, *p.store, *p.vms, *p.quotas, p.limits, config.vm.console_log_max_bytes);
+  addVolumeRoutes(routes, *p.store, *p.volumes, *p.quotas, p.volume_limits);
+  addNetworkRoutes(routes, *p.store, p.networks.get(), *p.quotas);
   addGroupRoutes(routes, *p.store, p.networks.get());
-  addImageRoutes(routes, *p.store, *p.images, p.quotas.get());
+  addImageRoutes(routes, *p.store, *p.images, *p.quotas);
   // Uploads in progress: held by the uploads module, reported by the quotas module.
   auto uploads = std::make_shared<Slots>();
-  addUploadRoutes(routes, *p.store, *p.images, p.quotas.get(), uploads,
+  addUploadRoutes(routes, *p.store, *p.images, *p.quotas, uploads,
                   {p.image_options.work_dir, config.images.upload_reserve_mib << 20,
                    config.images.max_parallel_uploads});
   addTaskRoutes(routes, *p.store, *p.tasks);
   addEventRoutes(routes, {config.api.max_event_streams, config.api.max_event_streams_per_identity,
                           config.api.admin_reserved_event_streams});
-  addQuotaRoutes(routes, p.quotas.get(), uploads);
+  addQuotaRoutes(routes, *p.quotas, uploads);
   p.api = std::make_unique<Api>(
       ApiOptions{*p.store, p.metrics, p.cluster, config.api.audit_summary_interval_s},
       std::move(routes));

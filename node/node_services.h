@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/failpoint.h"
 #include "base/log.h"
+#include "network/fabric.h"
 #include "node/audit/audit_service.h"
 #include "node/host/host.h"
 
@@ -20,6 +21,13 @@ namespace qiao {
 
 class Api;
 class Store;
+class TaskEngine;
+class VmService;
+class VolumeService;
+class ImageService;
+class NetworkService;
+class Switch;
+class FlowInstaller;
 template <typename E>
 class Broadcaster;
 struct Event;
@@ -38,6 +46,16 @@ struct NodeParts {
   // Where the node's lines go (the caller keeps it alive longer than the node); null: the
   // process's sink, unnamed. A test with two nodes gives each a named one (base/log.h).
   LogSink* log = nullptr;
+  // Open vSwitch as the tenant networks use it - its database, its flow tables and the host's
+  // tap devices - instead of the real one of network.mode (unit tests: in-memory doubles).
+  // Not owned: like OVS itself they outlive the node, and a node built anew finds them as the
+  // last one left them. Given, the node has networks.
+  struct Ovs {
+    Switch* ovsdb = nullptr;
+    FlowInstaller* flows = nullptr;
+    TapOps taps;
+  };
+  std::optional<Ovs> ovs;
 };
 
 class NodeServices {
@@ -63,6 +81,13 @@ class NodeServices {
   EventBus& events();
   const std::string& cluster() const;
   const std::string& uploadDir() const;  // where image uploads are streamed to
+  // The services as built, for the unit tests that drive one of them (tests/unit/node/
+  // service_fixture.h).
+  TaskEngine& tasks();
+  VmService& vms();
+  VolumeService& volumes();
+  ImageService& images();
+  NetworkService* networks();  // null on a node without networks
 
  private:
   struct Parts;

@@ -153,11 +153,11 @@ Result<int64_t> parseInt(std::string_view name, std::string_view value, int64_t 
   return out;
 }
 
-Result<std::unique_lock<std::mutex>> withinQuota(QuotaService* quotas, const std::string& tenant,
+Result<std::unique_lock<std::mutex>> withinQuota(QuotaService& quotas, const std::string& tenant,
                                                  const QuotaFigures& delta) {
-  if (quotas == nullptr || tenant.empty()) return std::unique_lock<std::mutex>();
-  auto guard = quotas->guard();
-  if (auto ok = quotas->check(tenant, delta); !ok) return std::unexpected(ok.error());
+  if (tenant.empty()) return std::unique_lock<std::mutex>();
+  auto guard = quotas.guard();
+  if (auto ok = quotas.check(tenant, delta); !ok) return std::unexpected(ok.error());
   return guard;
 }
 

@@ -124,9 +124,8 @@ Result<bool> parseBool(std::string_view name, std::string_view value);
 Result<int64_t> parseInt(std::string_view name, std::string_view value, int64_t min, int64_t max);
 
 // The tenant's quotas allow `delta` on top of what it has: the returned lock (the quotas'
-// guard) is held until the caller has recorded the change. No check for public objects ("")
-// or on a node without quotas (null).
-Result<std::unique_lock<std::mutex>> withinQuota(QuotaService* quotas, const std::string& tenant,
+// guard) is held until the caller has recorded the change. No check for public objects ("").
+Result<std::unique_lock<std::mutex>> withinQuota(QuotaService& quotas, const std::string& tenant,
                                                  const QuotaFigures& delta);
 
 // A handler that calls a member of a module the route table keeps alive.

@@ -54,33 +54,32 @@ void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterRouteFac
 // GET /metrics (Prometheus).
 void addMetricsRoutes(RouteTable& routes, Store& store, VmService& vms, Metrics& metrics);
 
-// /v1/vms and their actions, disks, NICs, size, console log and figures. `quotas` may be null
-// (a node that keeps none).
-void addVmRoutes(RouteTable& routes, Store& store, VmService& vms, QuotaService* quotas,
+// /v1/vms and their actions, disks, NICs, size, console log and figures.
+void addVmRoutes(RouteTable& routes, Store& store, VmService& vms, QuotaService& quotas,
                  SpecLimits limits, int64_t console_log_max_bytes);
 
 // /v1/volumes.
-void addVolumeRoutes(RouteTable& routes, Store& store, VolumeService& volumes, QuotaService* quotas,
+void addVolumeRoutes(RouteTable& routes, Store& store, VolumeService& volumes, QuotaService& quotas,
                      VolumeLimits limits);
 
 // /v1/networks and /v1/security-groups; `networks` is null on a node without Open vSwitch
 // (reads answer from the store, changes are refused).
 void addNetworkRoutes(RouteTable& routes, Store& store, NetworkService* networks,
-                      QuotaService* quotas);
+                      QuotaService& quotas);
 void addGroupRoutes(RouteTable& routes, Store& store, NetworkService* networks);
 
 // /v1/images, without the upload of their data.
-void addImageRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService* quotas);
+void addImageRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService& quotas);
 
 // PUT /v1/images/{name}/data: streamed to a file, admitted before the body is read only with
 // room on the upload directory's filesystem above reserve_bytes and a free slot of the
-// tenant's (per_tenant, or its uploads quota).
+// tenant's (its uploads quota; per_tenant for public images).
 struct UploadLimits {
   std::string dir;
   int64_t reserve_bytes = int64_t{2} << 30;
   int per_tenant = 2;
 };
-void addUploadRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService* quotas,
+void addUploadRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService& quotas,
                      std::shared_ptr<Slots> uploads, UploadLimits limits);
 
 // /v1/tasks.
@@ -96,7 +95,7 @@ struct StreamLimits {
 void addEventRoutes(RouteTable& routes, StreamLimits limits);
 
 // /v1/quotas; `uploads` are the uploads in progress that the usage reports.
-void addQuotaRoutes(RouteTable& routes, QuotaService* quotas, std::shared_ptr<Slots> uploads);
+void addQuotaRoutes(RouteTable& routes, QuotaService& quotas, std::shared_ptr<Slots> uploads);
 
 // Shared by the images and uploads modules: the image of the path's {name} the caller may
 // see (and, with to_change, change).

@@ -28,7 +28,7 @@ Result<std::optional<std::vector<std::string>>> imageScope(RequestContext& ctx) 
 
 class ImageRoutes {
  public:
-  ImageRoutes(Store& store, ImageService& images, QuotaService* quotas)
+  ImageRoutes(Store& store, ImageService& images, QuotaService& quotas)
       : store_(store), images_(images), quotas_(quotas) {}
 
   ApiResponse list(RequestContext& ctx) {
@@ -87,7 +87,7 @@ class ImageRoutes {
  private:
   Store& store_;
   ImageService& images_;
-  QuotaService* quotas_;
+  QuotaService& quotas_;
 };
 
 }  // namespace
@@ -114,7 +114,7 @@ Result<ImageRecord> resolveImage(Store& store, RequestContext& ctx, bool to_chan
   return image;
 }
 
-void addImageRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService* quotas) {
+void addImageRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService& quotas) {
   auto m = std::make_shared<ImageRoutes>(store, images, quotas);
   routes.add({{"GET", "/v1/images", "viewer", {"tenant"}}, handlerOf(m, &ImageRoutes::list)});
   routes.add({{"POST", "/v1/images", "operator", {}}, handlerOf(m, &ImageRoutes::create)});

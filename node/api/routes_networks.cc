@@ -13,7 +13,7 @@ using nlohmann::json;
 
 class NetworkRoutes {
  public:
-  NetworkRoutes(Store& store, NetworkService* networks, QuotaService* quotas)
+  NetworkRoutes(Store& store, NetworkService* networks, QuotaService& quotas)
       : store_(store), networks_(networks), quotas_(quotas) {}
 
   ApiResponse list(RequestContext& ctx) {
@@ -73,7 +73,7 @@ class NetworkRoutes {
 
   Store& store_;
   NetworkService* networks_;
-  QuotaService* quotas_;
+  QuotaService& quotas_;
 };
 
 }  // namespace
@@ -83,7 +83,7 @@ Error noNetworks() {
 }
 
 void addNetworkRoutes(RouteTable& routes, Store& store, NetworkService* networks,
-                      QuotaService* quotas) {
+                      QuotaService& quotas) {
   auto m = std::make_shared<NetworkRoutes>(store, networks, quotas);
   routes.add({{"GET", "/v1/networks", "viewer", {"tenant"}}, handlerOf(m, &NetworkRoutes::list)});
   routes.add({{"POST", "/v1/networks", "operator", {}}, handlerOf(m, &NetworkRoutes::create)});

@@ -17,7 +17,7 @@ namespace {
 
 class UploadRoutes {
  public:
-  UploadRoutes(Store& store, ImageService& images, QuotaService* quotas,
+  UploadRoutes(Store& store, ImageService& images, QuotaService& quotas,
                std::shared_ptr<Slots> uploads, UploadLimits limits)
       : store_(store),
         images_(images),
@@ -49,8 +49,8 @@ class UploadRoutes {
     // One slot of the tenant's, held as long as the request lives.
     const std::string tenant = image->tenant;
     int64_t most = limits_.per_tenant;
-    if (quotas_ != nullptr && !tenant.empty()) {
-      auto quota = quotas_->limits(tenant);
+    if (!tenant.empty()) {
+      auto quota = quotas_.limits(tenant);
       if (!quota) return errorResponse(quota.error());
       most = quota->at("uploads");
     }
@@ -85,14 +85,14 @@ class UploadRoutes {
  private:
   Store& store_;
   ImageService& images_;
-  QuotaService* quotas_;
+  QuotaService& quotas_;
   std::shared_ptr<Slots> uploads_;  // by tenant ("" for public images)
   UploadLimits limits_;
 };
 
 }  // namespace
 
-void addUploadRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService* quotas,
+void addUploadRoutes(RouteTable& routes, Store& store, ImageService& images, QuotaService& quotas,
                      std::shared_ptr<Slots> uploads, UploadLimits limits) {
   auto m =
       std::make_shared<UploadRoutes>(store, images, quotas, std::move(uploads), std::move(limits));

@@ -18,7 +18,7 @@ using nlohmann::json;
 
 class VmRoutes {
  public:
-  VmRoutes(Store& store, VmService& vms, QuotaService* quotas, SpecLimits limits,
+  VmRoutes(Store& store, VmService& vms, QuotaService& quotas, SpecLimits limits,
            int64_t console_log_max_bytes)
       : store_(store),
         vms_(vms),
@@ -232,14 +232,14 @@ class VmRoutes {
 
   Store& store_;
   VmService& vms_;
-  QuotaService* quotas_;
+  QuotaService& quotas_;
   SpecLimits limits_;
   int64_t console_log_max_bytes_;
 };
 
 }  // namespace
 
-void addVmRoutes(RouteTable& routes, Store& store, VmService& vms, QuotaService* quotas,
+void addVmRoutes(RouteTable& routes, Store& store, VmService& vms, QuotaService& quotas,
                  SpecLimits limits, int64_t console_log_max_bytes) {
   auto m = std::make_shared<VmRoutes>(store, vms, quotas, std::move(limits), console_log_max_bytes);
   const std::vector<std::string> by_name = {"tenant"};

@@ -13,7 +13,7 @@ using nlohmann::json;
 
 class VolumeRoutes {
  public:
-  VolumeRoutes(Store& store, VolumeService& volumes, QuotaService* quotas, VolumeLimits limits)
+  VolumeRoutes(Store& store, VolumeService& volumes, QuotaService& quotas, VolumeLimits limits)
       : store_(store), volumes_(volumes), quotas_(quotas), limits_(std::move(limits)) {}
 
   ApiResponse list(RequestContext& ctx) {
@@ -104,13 +104,13 @@ class VolumeRoutes {
 
   Store& store_;
   VolumeService& volumes_;
-  QuotaService* quotas_;
+  QuotaService& quotas_;
   VolumeLimits limits_;
 };
 
 }  // namespace
 
-void addVolumeRoutes(RouteTable& routes, Store& store, VolumeService& volumes, QuotaService* quotas,
+void addVolumeRoutes(RouteTable& routes, Store& store, VolumeService& volumes, QuotaService& quotas,
                      VolumeLimits limits) {
   auto m = std::make_shared<VolumeRoutes>(store, volumes, quotas, std::move(limits));
   routes.add({{"GET", "/v1/volumes", "viewer", {"tenant"}}, handlerOf(m, &VolumeRoutes::list)});

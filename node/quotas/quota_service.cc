@@ -42,9 +42,10 @@ Result<QuotaFigures> QuotaService::usage(const std::string& tenant) {
       auto spec = json::parse(vm.spec_json, nullptr, false);
       if (!spec.is_object()) spec = json::object();
       out["vms"] += 1;
-      out["vcpus"] += std::max(spec.value("vcpus", int64_t{1}), spec.value("max_vcpus", int64_t{0}));
-      out["memory_mib"] += std::max(spec.value("memory_mib", int64_t{0}),
-                                    spec.value("max_memory_mib", int64_t{0}));
+      out["vcpus"] +=
+          std::max(spec.value("vcpus", int64_t{1}), spec.value("max_vcpus", int64_t{0}));
+      out["memory_mib"] +=
+          std::max(spec.value("memory_mib", int64_t{0}), spec.value("max_memory_mib", int64_t{0}));
     }
     filter.page_token = page->next_page_token;
   } while (!filter.page_token.empty());
@@ -60,12 +61,8 @@ Result<QuotaFigures> QuotaService::usage(const std::string& tenant) {
   return out;
 }
 
-Status QuotaService::set(const std::string& tenant, const json& changes) {
-  if (!changes.is_object() || changes.empty()) {
-    return makeError(ErrorCode::kInvalidArgument, "quota",
-                     "give at least one of vms, vcpus, memory_mib, volume_gib, images, "
-                     "networks, uploads");
-  }
+Status QuotaService::set(const std::string& tenant, const QuotaChanges& changes) {
+  if (auto ok = checkQuotaChanges(changes); !ok) return ok;
   json stored = json::object();
   if (auto text = store_.quotas().get(tenant)) {
     stored = json::parse(*text, nullptr, false);
@@ -73,23 +70,12 @@ Status QuotaService::set(const std::string& tenant, const json& changes) {
   } else if (text.error().code != ErrorCode::kNotFound) {
     return std::unexpected(text.error());
   }
-  for (const auto& [key, value] : changes.items()) {
-    if (std::find(kQuotaKeys.begin(), kQuotaKeys.end(), key) == kQuotaKeys.end()) {
-      return makeError(ErrorCode::kInvalidArgument, "quota",
-                       "unknown quota " + json(key).dump() +
-                           " (vms, vcpus, memory_mib, volume_gib, images, networks, uploads)");
-    }
-    if (value.is_null()) {
+  for (const auto& [key, value] : changes) {
+    if (value) {
+      stored[key] = *value;
+    } else {
       stored.erase(key);
-      continue;
     }
-    if (!value.is_number_integer() || value.get<int64_t>() < -1 ||
-        value.get<int64_t>() > (int64_t{1} << 40)) {
-      return makeError(ErrorCode::kInvalidArgument, "quota",
-                       "quota " + key + " must be an integer from 0 up, -1 for no limit, or "
-                       "null for the node's default");
-    }
-    stored[key] = value;
   }
   return store_.quotas().put(tenant, stored.dump());
 }
@@ -113,13 +99,12 @@ Status QuotaService::check(const std::string& tenant, const QuotaFigures& delta)
     const int64_t most = limit->at(key);
     const int64_t now = used->at(key);
     if (more <= 0 || most < 0 || now + more <= most) continue;
-    return makeError(ErrorCode::kConflict, "quota",
-                     "tenant " + tenant + "'s quota of " + key + " is " + std::to_string(most) +
-                         ": it has " + std::to_string(now) + " and this asks for " +
-                         std::to_string(more) + " more (an admin raises it with "
-                         "`qiaoctl quota set " + tenant + "`)",
-                     json{{"quota", key}, {"limit", most}, {"usage", now}, {"requested", more}}
-                         .dump());
+    return makeError(
+        ErrorCode::kConflict, "quota",
+        "tenant " + tenant + "'s quota of " + key + " is " + std::to_string(most) + ": it has " +
+            std::to_string(now) + " and this asks for " + std::to_string(more) +
+            " more (an admin raises it with `qiaoctl quota set " + tenant + "`)",
+        json{{"quota", key}, {"limit", most}, {"usage", now}, {"requested", more}}.dump());
   }
   return {};
 }

@@ -5,21 +5,17 @@
 // a quota. -1 means no limit.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
-#include <string_view>
+#include <vector>
 
 #include "base/error.h"
+#include "node/quotas/quota_spec.h"
 #include "node/state/store.h"
 
 namespace qiao {
-
-inline constexpr std::array<std::string_view, 7> kQuotaKeys = {
-    "vms", "vcpus", "memory_mib", "volume_gib", "images", "networks", "uploads"};
 
 // One figure per kQuotaKeys entry (absent: 0 in a delta or a usage, the default in limits).
 using QuotaFigures = std::map<std::string, int64_t>;
@@ -34,9 +30,10 @@ class QuotaService {
   // GiB of its volumes (image disks included), its own images and networks. Uploads in
   // progress are the API's to count (`uploads` is 0 here).
   Result<QuotaFigures> usage(const std::string& tenant);
-  // Sets the given limits (a number, -1 for none, null for the default again); others stay.
-  // kInvalidArgument names an unknown key or a bad value.
-  Status set(const std::string& tenant, const nlohmann::json& changes);
+  // Sets the given limits (parseQuotaChanges: a number, -1 for none, nullopt for the default
+  // again); others stay. kInvalidArgument, as checkQuotaChanges, names an unknown quota or a
+  // bad value.
+  Status set(const std::string& tenant, const QuotaChanges& changes);
   // kConflict, naming the quota and the figures, when `delta` on top of the tenant's usage
   // passes one of its limits.
   Status check(const std::string& tenant, const QuotaFigures& delta);

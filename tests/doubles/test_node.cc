@@ -2,7 +2,6 @@
 
 #include <fstream>
 
-#include "base/config.h"
 #include "node/host/host.h"
 #include "node/vm/hypervisor.h"
 #include "storage/volume_driver.h"
@@ -15,6 +14,10 @@ Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path&
 
 Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path& dir,
                                                     NodeParts parts, const std::string& cluster) {
+  return buildTestNode(testNodeConfig(dir, cluster), std::move(parts));
+}
+
+Config testNodeConfig(const std::filesystem::path& dir, const std::string& cluster) {
   namespace fs = std::filesystem;
   fs::create_directories(dir / "pki");
   std::ofstream(dir / "pki" / "cluster") << cluster << "\n";
@@ -25,11 +28,11 @@ Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path&
   config.storage.backend = "local";
   config.storage.local_dir = (dir / "volumes").string();
   config.network.mode = "off";
-  if (!parts.hypervisor) {
-    LibvirtOptions lv;
-    lv.uri = "test:///default";
-    parts.hypervisor = makeLibvirtHypervisor(lv);
-  }
+  return config;
+}
+
+Result<std::unique_ptr<NodeServices>> buildTestNode(const Config& config, NodeParts parts) {
+  if (!parts.hypervisor) parts.hypervisor = makeTestDriverHypervisor();
   if (!parts.host) {
     // Not this machine's facts: the arm64 unit tests run under qemu-user, where the spec
     // defaults would make aarch64 guests.
@@ -41,6 +44,12 @@ Result<std::unique_ptr<NodeServices>> buildTestNode(const std::filesystem::path&
     parts.host = host;
   }
   return NodeServices::build(config, std::move(parts));
+}
+
+std::unique_ptr<Hypervisor> makeTestDriverHypervisor() {
+  LibvirtOptions lv;
+  lv.uri = "test:///default";
+  return makeLibvirtHypervisor(lv);
 }
 
 }  // namespace qiao

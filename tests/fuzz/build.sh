@@ -36,6 +36,8 @@ json_in=("$repo/base/error.cc" "$repo/base/names.cc" "$repo/base/json_input.cc")
   "$repo/node/networks/network_spec.cc" "$repo/network/ipam.cc" "$repo/base/crypto.cc" -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/image_fuzz" "$here/image_fuzz.cc" "${json_in[@]}" \
   "$repo/node/images/image_spec.cc" "$repo/images/probe.cc"
+"${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/quota_fuzz" "$here/quota_fuzz.cc" "${json_in[@]}" \
+  "$repo/node/quotas/quota_spec.cc"
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/nic_fuzz" "$here/nic_fuzz.cc" "${common[@]}" -lcrypto
 "${launcher[@]}" "$cxx" "${flags[@]}" -o "$out/vm_actions_fuzz" "$here/vm_actions_fuzz.cc" \
   "${common[@]}" -lcrypto

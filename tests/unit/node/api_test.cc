@@ -315,5 +315,33 @@ TEST_F(ApiTest, ClientErrorsAreFourHundreds) {
   EXPECT_EQ(api_->handle(r).status, 202);
 }
 
+// PUT /v1/quotas/{tenant}: the body parsed by parseQuotaChanges, the limits recorded by the
+// node's QuotaService and enforced on the next create.
+TEST_F(ApiTest, AnAdminSetsATenantsQuotasAndTheyHold) {
+  auto set = call("admin", "PUT", "/v1/quotas/ta", {}, R"({"vms": 1, "images": null})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  auto quota = json::parse(set.body);
+  EXPECT_EQ(quota["limits"]["vms"], 1);
+  EXPECT_EQ(quota["limits"]["images"], -1) << "null is the node's default";
+  EXPECT_EQ(quota["usage"]["vms"], 0);
+  createVm("ta", "vm1");
+  auto over = call("op-a", "POST", "/v1/vms", {{"start", "false"}},
+                   json({{"name", "vm2"}, {"memory_mib", 128}}).dump());
+  EXPECT_EQ(over.status, 409) << over.body;
+  EXPECT_NE(over.body.find("quota of vms is 1"), std::string::npos) << over.body;
+
+  auto unknown = call("admin", "PUT", "/v1/quotas/ta", {}, R"({"cpus": 4})");
+  EXPECT_EQ(unknown.status, 400);
+  const std::string message = json::parse(unknown.body)["error"]["message"];
+  EXPECT_NE(message.find(R"(unknown quota "cpus")"), std::string::npos) << message;
+  EXPECT_EQ(call("admin", "PUT", "/v1/quotas/ta", {}, R"({"vms": -2})").status, 400);
+  EXPECT_EQ(call("op-a", "PUT", "/v1/quotas/ta", {}, R"({"vms": 5})").status, 403);
+  auto listed = json::parse(call("op-a", "GET", "/v1/quotas").body);
+  ASSERT_EQ(listed["items"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["items"][0]["tenant"], "ta");
+  EXPECT_EQ(listed["items"][0]["limits"]["vms"], 1) << "the refused bodies changed nothing";
+  EXPECT_EQ(listed["items"][0]["usage"]["vms"], 1);
+}
+
 }  // namespace
 }  // namespace qiao

@@ -1,6 +1,9 @@
-// ServiceFixture: what a unit test of a service that runs tasks starts from - a SQLite store in
-// a temporary directory, the event bus and a TaskEngine - and a restart of qiaod over the same
-// store: the engine and the service built anew, the unfinished tasks resumed.
+// ServiceFixture: the node as qiaod builds it (NodeServices, by tests/doubles/test_node.h) in
+// a temporary directory, for the unit tests of one of its services: on libvirt's test driver,
+// with volumes in a local directory and no networks unless the test gives the node its own
+// parts at each start (parts(): a FaultyHypervisor, a FaultyVolumeDriver, Open vSwitch in
+// memory). And a restart of qiaod over the same directory: the node built anew, the VMs
+// reconciled, the unfinished tasks resumed.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,50 +13,68 @@
 #include <string>
 #include <vector>
 
+#include "base/config.h"
 #include "base/crypto.h"
 #include "base/event_bus.h"
+#include "node/node_services.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
+#include "node/vm/hypervisor.h"
+#include "tests/doubles/test_node.h"
 
 namespace qiao::testing {
 
 class ServiceFixture : public ::testing::Test {
  protected:
-  // Derived fixtures call this first, make their doubles, then startNode().
+  // Derived fixtures call this first, change config_ and make their doubles, then startNode().
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() / ("qiao-unit-" + newUuid());
     std::filesystem::create_directories(dir_);
-    auto store = Store::open((dir_ / "qiao.db").string());
-    ASSERT_TRUE(store.has_value()) << store.error().describe();
-    store_ = std::move(*store);
+    config_ = testNodeConfig(dir_, "unit");
+    config_.vm.shutdown_timeout_s = 5;
   }
   void TearDown() override {
     stopNode();
     std::filesystem::remove_all(dir_);
   }
 
-  // The service under test, built on tasks_ (and dropped) by the derived fixture.
-  virtual void makeService() = 0;
-  virtual void dropService() = 0;
-  // Until the service's tasks (and whatever else it queues) are done.
-  virtual void waitIdle() { tasks_->drain(); }
+  // What the node is given instead of the real thing, asked anew at each start (the node owns
+  // what it is given). No hypervisor: a connection to libvirt's test driver.
+  virtual NodeParts parts() { return {}; }
+  // The node is built and not started yet: the test takes the service it drives from node_
+  // (and subscribes to the events it looks at).
+  virtual void nodeBuilt() {}
 
+  // Builds and starts the node, as qiaod does, and waits until it is idle.
   void startNode() {
-    tasks_ = std::make_unique<TaskEngine>(store_->tasks(), events_, 2, kMaxAttempts);
-    makeService();
+    NodeParts given = parts();
+    if (!given.hypervisor) given.hypervisor = makeTestDriverHypervisor();
+    hypervisor_ = given.hypervisor.get();
+    auto node = buildTestNode(config_, std::move(given));
+    ASSERT_TRUE(node.has_value()) << node.error().describe();
+    node_ = std::move(*node);
+    store_ = &node_->store();
+    tasks_ = &node_->tasks();
+    events_ = &node_->events();
+    nodeBuilt();
+    node_->start();
+    node_->waitIdle();
   }
   void stopNode() {
-    if (tasks_) tasks_->stop();
-    dropService();
-    tasks_.reset();
+    node_.reset();
+    store_ = nullptr;
+    tasks_ = nullptr;
+    events_ = nullptr;
+    hypervisor_ = nullptr;
   }
   // The next start of qiaod: what the last one left unfinished is resumed and run to its end.
   void restartAndResume() {
     stopNode();
     startNode();
-    tasks_->resumeUnfinished();
-    waitIdle();
   }
+  // Until the VM service's queue and the tasks are done.
+  void waitIdle() { node_->waitIdle(); }
+
   // The one task a node recorded but never ran (its engine had stopped, as a crash leaves it).
   std::string onlyUnfinishedTask() {
     auto unfinished = store_->tasks().unfinished();
@@ -88,11 +109,16 @@ class ServiceFixture : public ::testing::Test {
     return out;
   }
 
+  // The node's TaskEngine gives a task up after this many interrupted runs.
   static constexpr int kMaxAttempts = 3;
   std::filesystem::path dir_;
-  std::unique_ptr<Store> store_;
-  EventBus events_;
-  std::unique_ptr<TaskEngine> tasks_;
+  Config config_;  // the node's, from testNodeConfig
+  std::unique_ptr<NodeServices> node_;
+  // The node's, while it is up.
+  Store* store_ = nullptr;
+  TaskEngine* tasks_ = nullptr;
+  EventBus* events_ = nullptr;
+  Hypervisor* hypervisor_ = nullptr;
 };
 
 }  // namespace qiao::testing

@@ -1,6 +1,6 @@
-// ImageService over the local directory driver (wrapped to inject failures), a SQLite store in
-// a temporary directory and the TaskEngine, with qemu-img writing the images: an import from a
-// host path and from an upload made ready with its golden snapshot; what is refused (bad
+// ImageService on the node as qiaod builds it (tests/unit/node/service_fixture.h), over the
+// local directory driver wrapped to inject failures, with qemu-img writing the images: an import
+// from a host path and from an upload made ready with its golden snapshot; what is refused (bad
 // specs, a name taken, a second upload, an image that is not what it claims, the delete of an
 // image in use); that a failed or refused import leaves nothing (no record, no backend object,
 // no file); deletion; an interrupted import finished or given up at the next start; the sweep
@@ -32,7 +32,6 @@ class ImageServiceTest : public testing::ServiceFixture {
     auto local = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(local.has_value()) << local.error().describe();
     local_ = std::move(*local);
-    driver_ = std::make_unique<FaultyVolumeDriver>(*local_);
     // A raw disk of 64 sectors with a pattern to find again in the backend.
     content_.resize(64 * 512);
     for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>('a' + i % 26);
@@ -40,12 +39,14 @@ class ImageServiceTest : public testing::ServiceFixture {
     std::ofstream(source_, std::ios::binary) << content_;
     startNode();
   }
-  void makeService() override {
-    ImageServiceOptions options;
-    options.work_dir = (dir_ / "images").string();
-    service_ = std::make_unique<ImageService>(options, *store_, *driver_, *tasks_, events_);
+  NodeParts parts() override {
+    NodeParts parts;
+    auto driver = std::make_unique<FaultyVolumeDriver>(*local_);
+    driver_ = driver.get();
+    parts.volume_driver = std::move(driver);
+    return parts;
   }
-  void dropService() override { service_.reset(); }
+  void nodeBuilt() override { service_ = &node_->images(); }
 
   ImageSpec spec(const std::string& name, const std::string& path = {}) {
     ImageSpec s;
@@ -73,8 +74,8 @@ class ImageServiceTest : public testing::ServiceFixture {
 
   std::string content_, source_;
   std::unique_ptr<VolumeDriver> local_;
-  std::unique_ptr<FaultyVolumeDriver> driver_;
-  std::unique_ptr<ImageService> service_;
+  FaultyVolumeDriver* driver_ = nullptr;  // the node's, over local_
+  ImageService* service_ = nullptr;
 };
 
 TEST_F(ImageServiceTest, AnImportFromAHostPathIsReadyWithItsContentAndGoldenSnapshot) {
@@ -224,11 +225,7 @@ TEST_F(ImageServiceTest, AnImportInterruptedByAStopIsFinishedAtTheNextStart) {
   ASSERT_TRUE(store_->tasks().journal(id, "probe", "begin"));
 
   // The sweep at start keeps the files of the import.
-  stopNode();
-  startNode();
-  service_->sweep();
-  tasks_->resumeUnfinished();
-  tasks_->drain();
+  restartAndResume();
   auto done = store_->tasks().get(id);
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(toString(done->state), "succeeded") << done->error_json;

@@ -1,9 +1,9 @@
-// NetworkService over the Fabric on in-memory doubles (switch, flows, taps), a SQLite store in
-// a temporary directory and the TaskEngine: networks created into the fabric and refused (bad
-// names, overlapping subnets, a name taken), removed (not while ports are on them), a create
-// whose fabric step fails rolled back to nothing, an interrupted create finished at the next
-// start; the ports of VM NICs (addresses chosen and fixed, conflicts, unplug) and security
-// groups.
+// NetworkService on the node as qiaod builds it (tests/unit/node/service_fixture.h), its
+// Fabric on in-memory doubles of Open vSwitch (switch, flows, taps): networks created into the
+// fabric and refused (bad names, overlapping subnets, a name taken), removed (not while ports are
+// on them), a create whose fabric step fails rolled back to nothing, an interrupted create finished
+// at the next start; the ports of VM NICs (addresses chosen and fixed, conflicts, unplug) and
+// security groups.
 #include "node/networks/network_service.h"
 
 #include <gtest/gtest.h>
@@ -27,21 +27,20 @@ using testing::FlowOp;
 
 class NetworkServiceTest : public testing::ServiceFixture {
  protected:
-  NetworkServiceTest() : dhcp_("/nonexistent") {}
-
   void SetUp() override {
     ServiceFixture::SetUp();
-    FabricOptions options;
-    options.bridge = "br-unit";
-    options.check_interval_ms = 60000;  // checks only when a test asks
-    options.taps = taps_.ops();
-    fabric_ = std::make_unique<Fabric>(options, switch_, flows_, dhcp_);
+    config_.network.bridge = "br-unit";
+    // No periodic check during a test: the fabric checks when the switch reports a change.
+    config_.network.check_interval_ms = 60000;
+    config_.network.run_dir = "/nonexistent";  // no DHCP: unit tests run no dnsmasq
     startNode();
   }
-  void makeService() override {
-    service_ = std::make_unique<NetworkService>(*store_, *fabric_, *tasks_, events_);
+  NodeParts parts() override {
+    NodeParts parts;
+    parts.ovs = NodeParts::Ovs{&switch_, &flows_, taps_.ops()};
+    return parts;
   }
-  void dropService() override { service_.reset(); }
+  void nodeBuilt() override { service_ = node_->networks(); }
 
   // No DHCP server: unit tests run no dnsmasq.
   NetworkSpec spec(const std::string& name, const std::string& subnet,
@@ -72,12 +71,11 @@ class NetworkServiceTest : public testing::ServiceFixture {
     return ports ? *ports : std::vector<PortRecord>{};
   }
 
+  // Open vSwitch and the host's taps: they outlive each node built over them.
   FakeSwitch switch_;
   FakeFlows flows_;
-  DhcpServers dhcp_;
   testing::FakeTaps taps_;
-  std::unique_ptr<Fabric> fabric_;
-  std::unique_ptr<NetworkService> service_;
+  NetworkService* service_ = nullptr;
 };
 
 TEST_F(NetworkServiceTest, CreateProgramsTheFabricAndRecordsTheNetworkReady) {
@@ -125,7 +123,8 @@ TEST_F(NetworkServiceTest, OverlapsAndTakenNamesConflictWithinATenantOnly) {
   EXPECT_EQ(taken.error().code, ErrorCode::kConflict);
   EXPECT_EQ(store_->networks().get("acme", "web")->uuid, web.uuid);
   // Another tenant may use the same name and subnet.
-  EXPECT_EQ(toString(finish(service_->create(spec("web", "10.1.0.0/24", "other"), "t")).state), "succeeded");
+  EXPECT_EQ(toString(finish(service_->create(spec("web", "10.1.0.0/24", "other"), "t")).state),
+            "succeeded");
 }
 
 TEST_F(NetworkServiceTest, ACreateWhoseFabricStepFailsLeavesNoNetwork) {

@@ -1,4 +1,5 @@
-// VmService on libvirt's own test driver (test:///default): tasks and their steps, the
+// VmService on the node as qiaod builds it (tests/unit/node/service_fixture.h), on libvirt's
+// own test driver (test:///default): tasks and their steps, the
 // conflicts the API relies on, and reconciliation (adopt, leave foreign, redefine).
 #include "node/vm/vm_service.h"
 
@@ -8,22 +9,25 @@
 #include <nlohmann/json.hpp>
 
 #include "node/vm/domain.h"
-#include "tests/unit/node/vm/vm_fixture.h"
+#include "tests/unit/node/service_fixture.h"
 
 namespace qiao {
 namespace {
 
 namespace fs = std::filesystem;
 
-class VmServiceTest : public testing::VmFixture {
+class VmServiceTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    startVmService(4);
-    events_.subscribe([this](const Event& e) {
+    ServiceFixture::SetUp();
+    startNode();
+  }
+  void nodeBuilt() override {
+    service_ = &node_->vms();
+    events_->subscribe([this](const Event& e) {
       std::lock_guard lock(mutex_);
       published_.push_back(e);
     });
-    startAndSettle();
   }
 
   VmSpec spec(const std::string& name, const std::string& tenant = "acme") {
@@ -35,14 +39,7 @@ class VmServiceTest : public testing::VmFixture {
     return s;
   }
 
-  TaskRecord finish(const Result<TaskRecord>& task) {
-    EXPECT_TRUE(task.has_value()) << task.error().describe();
-    service_->waitIdle();
-    auto done = store_->tasks().get(task->id);
-    EXPECT_TRUE(done.has_value());
-    return *done;
-  }
-
+  VmService* service_ = nullptr;
   std::mutex mutex_;
   std::vector<Event> published_;
 };

@@ -1,5 +1,6 @@
-// VmService's undo paths, driven by a Hypervisor that fails chosen calls (FaultyHypervisor
-// over libvirt's test driver) with its volumes on the local directory driver and its NICs on
+// VmService's undo paths on the node as qiaod builds it (tests/unit/node/service_fixture.h),
+// driven by a Hypervisor that fails chosen calls (FaultyHypervisor over libvirt's test
+// driver), with its volumes on the local directory driver and its NICs on
 // the Fabric's in-memory doubles: a create whose start fails (or whose define or start fails
 // after doing its work) leaves no domain, no claimed volume and no port behind and no VM
 // record; a delete that fails half way leaves the VM deletable and is asked again; a failed
@@ -31,62 +32,37 @@ Error injected() { return Error{ErrorCode::kInternal, "libvirt", "injected failu
 
 class VmServiceUndoTest : public testing::ServiceFixture {
  protected:
-  VmServiceUndoTest() : dhcp_("/nonexistent") {}
-
   void SetUp() override {
     ServiceFixture::SetUp();
     // libvirt's test driver keeps its domains for the whole process: each test its own tenant.
     tenant_ = "t" + newUuid().substr(0, 8);
-    LibvirtOptions lv;
-    lv.uri = "test:///default";
-    libvirt_ = makeLibvirtHypervisor(lv);
-    hypervisor_ = std::make_unique<FaultyHypervisor>(*libvirt_);
-    auto local = makeLocalDriver((dir_ / "volumes").string());
-    ASSERT_TRUE(local.has_value()) << local.error().describe();
-    driver_ = std::move(*local);
-    FabricOptions fabric;
-    fabric.bridge = "br-unit";
-    fabric.check_interval_ms = 60000;
-    fabric.taps = taps_.ops();
-    fabric_ = std::make_unique<Fabric>(fabric, switch_, flows_, dhcp_);
-    startNode();
+    libvirt_ = makeTestDriverHypervisor();
+    config_.network.bridge = "br-unit";
+    config_.network.check_interval_ms = 60000;
+    config_.network.run_dir = "/nonexistent";
+    ASSERT_NO_FATAL_FAILURE(startNode());
 
     // A volume and a network for the VMs to take.
     VolumeSpec volume;
     volume.name = "data1";
     volume.tenant = tenant_;
     volume.size_gib = 1;
-    ASSERT_EQ(toString(finish(volumes_->create(volume, "t")).state), "succeeded");
+    ASSERT_EQ(toString(finish(node_->volumes().create(volume, "t")).state), "succeeded");
     auto network = parseNetworkSpec(R"({"name":"web","subnet":"10.1.0.0/24","dhcp":false})");
     ASSERT_TRUE(network.has_value());
     network->tenant = tenant_;
-    ASSERT_EQ(toString(finish(networks_->create(*network, "t")).state), "succeeded");
+    ASSERT_EQ(toString(finish(node_->networks()->create(*network, "t")).state), "succeeded");
   }
-  void makeService() override {
-    guests_ = std::make_unique<GuestMonitors>(*store_, *hypervisor_, nullptr);
-    volumes_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_, *guests_);
-    networks_ = std::make_unique<NetworkService>(*store_, *fabric_, *tasks_, events_);
-    VmServiceOptions options;
-    options.cluster = "unit";
-    options.console_dir = (dir_ / "console").string();
-    options.seed_dir = (dir_ / "seeds").string();
-    options.host_accelerator = "tcg";
-    options.shutdown_timeout_s = 5;
-    vms_ = std::make_unique<VmService>(options, *store_, *hypervisor_, events_, *tasks_, *guests_,
-                                       *volumes_, *networks_);
-    vms_->start();
-    vms_->waitIdle();
+  NodeParts parts() override {
+    NodeParts parts;
+    auto faulty = std::make_unique<FaultyHypervisor>(*libvirt_);
+    faulty_ = faulty.get();
+    parts.hypervisor = std::move(faulty);
+    parts.ovs = NodeParts::Ovs{&switch_, &flows_, taps_.ops()};
+    return parts;
   }
-  void dropService() override {
-    vms_.reset();
-    networks_.reset();
-    volumes_.reset();
-    guests_.reset();
-  }
-  void waitIdle() override { vms_->waitIdle(); }
+  void nodeBuilt() override { vms_ = &node_->vms(); }
   void TearDown() override {
-    // The VMs' events stop before the engine (VmService::stop).
-    if (vms_) vms_->stop();
     ServiceFixture::TearDown();
     for (const auto& name : domains_) {
       (void)libvirt_->destroy(name);
@@ -146,17 +122,12 @@ class VmServiceUndoTest : public testing::ServiceFixture {
   std::string tenant_;
   std::vector<std::string> domains_;
   std::unique_ptr<Hypervisor> libvirt_;
-  std::unique_ptr<FaultyHypervisor> hypervisor_;
-  std::unique_ptr<VolumeDriver> driver_;
+  FaultyHypervisor* faulty_ = nullptr;  // the node's hypervisor, over libvirt_
+  // Open vSwitch and the host's taps.
   testing::FakeSwitch switch_;
   testing::FakeFlows flows_;
-  DhcpServers dhcp_;
   testing::FakeTaps taps_;
-  std::unique_ptr<Fabric> fabric_;
-  std::unique_ptr<VolumeService> volumes_;
-  std::unique_ptr<NetworkService> networks_;
-  std::unique_ptr<GuestMonitors> guests_;
-  std::unique_ptr<VmService> vms_;
+  VmService* vms_ = nullptr;
 };
 
 TEST_F(VmServiceUndoTest, ACreateThatWorksTakesTheVolumeAndAPort) {
@@ -170,11 +141,11 @@ TEST_F(VmServiceUndoTest, ACreateThatWorksTakesTheVolumeAndAPort) {
 }
 
 TEST_F(VmServiceUndoTest, ACreateWhoseStartFailsLeavesNothingBehind) {
-  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
+  faulty_->faults().failNth(HypervisorOp::kStart, 1, injected());
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
   EXPECT_EQ(toString(task.state), "failed");
   EXPECT_NE(task.error_json.find("injected failure"), std::string::npos) << task.error_json;
-  EXPECT_EQ(hypervisor_->faults().injected(HypervisorOp::kStart), 1);
+  EXPECT_EQ(faulty_->faults().injected(HypervisorOp::kStart), 1);
   // Undone newest first: the domain, then the NICs, then the disks.
   auto journal = steps(task.id);
   std::vector<std::string> undos;
@@ -186,24 +157,24 @@ TEST_F(VmServiceUndoTest, ACreateWhoseStartFailsLeavesNothingBehind) {
 }
 
 TEST_F(VmServiceUndoTest, ACreateWhoseDefineFailsLeavesNothingBehind) {
-  hypervisor_->faults().failNth(HypervisorOp::kDefine, 1, injected());
+  faulty_->faults().failNth(HypervisorOp::kDefine, 1, injected());
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
   EXPECT_EQ(toString(task.state), "failed");
-  EXPECT_EQ(hypervisor_->faults().calls(HypervisorOp::kStart), 0);
+  EXPECT_EQ(faulty_->faults().calls(HypervisorOp::kStart), 0);
   expectNothingLeftOf("web1");
 }
 
 TEST_F(VmServiceUndoTest, ACreateWhoseDefineIsReportedFailedAfterItHappenedLeavesNoDomain) {
   // libvirt defined the domain, but the answer was lost (a timeout): the step failed, and
   // has no undo of its own; the domain must go all the same.
-  hypervisor_->faults().failNth(HypervisorOp::kDefine, 1, injected(), FaultTiming::kAfter);
+  faulty_->faults().failNth(HypervisorOp::kDefine, 1, injected(), FaultTiming::kAfter);
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
   EXPECT_EQ(toString(task.state), "failed");
   expectNothingLeftOf("web1");
 }
 
 TEST_F(VmServiceUndoTest, ACreateWhoseStartIsReportedFailedAfterItHappenedLeavesNoGuest) {
-  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected(), FaultTiming::kAfter);
+  faulty_->faults().failNth(HypervisorOp::kStart, 1, injected(), FaultTiming::kAfter);
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
   EXPECT_EQ(toString(task.state), "failed");
   expectNothingLeftOf("web1");
@@ -212,11 +183,11 @@ TEST_F(VmServiceUndoTest, ACreateWhoseStartIsReportedFailedAfterItHappenedLeaves
 TEST_F(VmServiceUndoTest, ACreateWhoseUndoFailsToo) {
   // The start fails and so does the first undefine of the undo: the rollback goes on with
   // the NICs and disks, and the failure path removes the domain after all.
-  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
-  hypervisor_->faults().failNth(HypervisorOp::kUndefine, 1, injected());
+  faulty_->faults().failNth(HypervisorOp::kStart, 1, injected());
+  faulty_->faults().failNth(HypervisorOp::kUndefine, 1, injected());
   auto task = finish(vms_->createVm(spec("web1"), true, "t"));
   EXPECT_EQ(toString(task.state), "failed");
-  EXPECT_EQ(hypervisor_->faults().injected(HypervisorOp::kUndefine), 1);
+  EXPECT_EQ(faulty_->faults().injected(HypervisorOp::kUndefine), 1);
   expectNothingLeftOf("web1");
 }
 
@@ -227,7 +198,7 @@ TEST_F(VmServiceUndoTest, ADeleteThatFailsHalfWayCanBeAskedAgain) {
   ASSERT_EQ(vm->state, "shutoff");
 
   // The domain is undefined, but libvirt's answer is an error: the delete stops there.
-  hypervisor_->faults().failNth(HypervisorOp::kUndefine, 1, injected(), FaultTiming::kAfter);
+  faulty_->faults().failNth(HypervisorOp::kUndefine, 1, injected(), FaultTiming::kAfter);
   auto failed = finish(vms_->deleteVm(*vm, false, "t"));
   EXPECT_EQ(toString(failed.state), "failed");
   EXPECT_NE(failed.error_json.find("injected failure"), std::string::npos) << failed.error_json;
@@ -253,7 +224,7 @@ TEST_F(VmServiceUndoTest, ADeleteWhosePowerOffFailsLeavesTheVmRunningAndDeletabl
   ASSERT_EQ(toString(finish(vms_->createVm(spec("web1"), true, "t")).state), "succeeded");
   auto vm = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(vm.has_value());
-  hypervisor_->faults().failNth(HypervisorOp::kDestroy, 1, injected());
+  faulty_->faults().failNth(HypervisorOp::kDestroy, 1, injected());
   EXPECT_EQ(toString(finish(vms_->deleteVm(*vm, true, "t")).state), "failed");
   auto after = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(after.has_value());
@@ -269,7 +240,7 @@ TEST_F(VmServiceUndoTest, ADeleteWhosePowerOffFailsLeavesTheVmRunningAndDeletabl
 
 TEST_F(VmServiceUndoTest, AFailedStartLeavesTheVmStoppedAndStartable) {
   ASSERT_EQ(toString(finish(vms_->createVm(spec("web1"), false, "t")).state), "succeeded");
-  hypervisor_->faults().failNth(HypervisorOp::kStart, 1, injected());
+  faulty_->faults().failNth(HypervisorOp::kStart, 1, injected());
   auto failed = finish(vms_->action(*store_->vms().get(tenant_, "web1"), "start", "t"));
   EXPECT_EQ(toString(failed.state), "failed");
   EXPECT_EQ(store_->vms().get(tenant_, "web1")->state, "shutoff");

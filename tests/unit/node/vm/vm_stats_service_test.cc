@@ -1,4 +1,5 @@
-// VmService's statistics on libvirt's test driver (which reports a domain's state only): a
+// VmService's statistics, on the node as qiaod builds it (tests/unit/node/service_fixture.h)
+// and libvirt's test driver (which reports a domain's state only): a
 // running VM answers its object, a stopped one kConflict naming its state, and /metrics' bulk
 // figures name this node's VMs and nothing else.
 #include <gtest/gtest.h>
@@ -7,19 +8,21 @@
 #include <nlohmann/json.hpp>
 
 #include "node/vm/vm_service.h"
-#include "tests/unit/node/vm/vm_fixture.h"
+#include "tests/unit/node/service_fixture.h"
 
 namespace qiao {
 namespace {
 
 namespace fs = std::filesystem;
 
-class VmStatsServiceTest : public testing::VmFixture {
+class VmStatsServiceTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    startVmService(2);
-    startAndSettle();
+    ServiceFixture::SetUp();
+    startNode();
   }
+  void nodeBuilt() override { service_ = &node_->vms(); }
+
   VmRecord create(const std::string& name, bool start) {
     VmSpec s;
     s.name = name;
@@ -32,6 +35,7 @@ class VmStatsServiceTest : public testing::VmFixture {
     return *store_->vms().get("acme", name);
   }
 
+  VmService* service_ = nullptr;
 };
 
 TEST_F(VmStatsServiceTest, RunningVmAnswersItsObject) {

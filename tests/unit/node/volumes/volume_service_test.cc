@@ -1,7 +1,7 @@
-// VolumeService over the local directory driver (wrapped to inject failures), a SQLite store
-// in a temporary directory and the TaskEngine: creation with limits, what is refused (bad
-// names, a name taken, a volume in use, a shrink), deletion, the state a failed step leaves
-// (a create rolled back to nothing; a delete that failed half way, asked again), and an
+// VolumeService on the node as qiaod builds it (tests/unit/node/service_fixture.h), over the
+// local directory driver wrapped to inject failures: creation with limits, what is refused
+// (bad names, a name taken, a volume in use, a shrink), deletion, the state a failed step
+// leaves (a create rolled back to nothing; a delete that failed half way, asked again), and an
 // interrupted create finished or given up by the next start.
 #include "node/volumes/volume_service.h"
 
@@ -36,18 +36,23 @@ class VolumeServiceTest : public testing::ServiceFixture {
     auto local = makeLocalDriver((dir_ / "volumes").string());
     ASSERT_TRUE(local.has_value()) << local.error().describe();
     local_ = std::move(*local);
-    driver_ = std::make_unique<FaultyVolumeDriver>(*local_);
-    events_.subscribe([this](const Event& e) {
+    startNode();
+  }
+  NodeParts parts() override {
+    NodeParts parts;
+    auto driver = std::make_unique<FaultyVolumeDriver>(*local_);
+    driver_ = driver.get();
+    parts.volume_driver = std::move(driver);
+    return parts;
+  }
+  void nodeBuilt() override {
+    service_ = &node_->volumes();
+    events_->subscribe([this](const Event& e) {
       if (e.type != "volume") return;
       std::lock_guard lock(mutex_);
       reasons_.push_back(nlohmann::json::parse(e.json).value("reason", ""));
     });
-    startNode();
   }
-  void makeService() override {
-    service_ = std::make_unique<VolumeService>(*store_, *driver_, *tasks_, events_);
-  }
-  void dropService() override { service_.reset(); }
 
   VolumeSpec spec(const std::string& name, int64_t gib = 1, const std::string& tenant = "acme") {
     VolumeSpec s;
@@ -83,8 +88,8 @@ class VolumeServiceTest : public testing::ServiceFixture {
   }
 
   std::unique_ptr<VolumeDriver> local_;
-  std::unique_ptr<FaultyVolumeDriver> driver_;
-  std::unique_ptr<VolumeService> service_;
+  FaultyVolumeDriver* driver_ = nullptr;  // the node's, over local_
+  VolumeService* service_ = nullptr;
   std::mutex mutex_;
   std::vector<std::string> reasons_;
 };
@@ -256,7 +261,9 @@ TEST_F(VolumeServiceTest, ResizeOnlyGrows) {
 
   // A failed resize leaves the recorded size as it was.
   driver_->faults().failNth(VolumeOp::kResize, 1, injected());
-  EXPECT_EQ(toString(finish(service_->resize(*store_->volumes().get("acme", "data1"), 5, "t")).state), "failed");
+  EXPECT_EQ(
+      toString(finish(service_->resize(*store_->volumes().get("acme", "data1"), 5, "t")).state),
+      "failed");
   EXPECT_EQ(store_->volumes().get("acme", "data1")->size_bytes, 3 * kGiB);
 }
 
