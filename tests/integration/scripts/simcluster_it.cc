@@ -117,8 +117,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   const auto t0 = std::chrono::steady_clock::now();
   auto up = simcluster({"up", kCluster, "--hosts", "2", "--accel", "tcg"}, 400000);
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
-  const auto up_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto up_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("up --hosts 2: %.1f s\n", up_s);
 
   auto env_run = simcluster({"env", kCluster});
@@ -198,7 +197,8 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   auto timed = simcluster({"partition", kCluster, "h2", "--seconds", "3"});
   ASSERT_EQ(timed.exit_code, 0) << timed.out << timed.err;
   auto link = runCommand({"ip", "-n", env["SIMC_FABRIC_NETNS"], "-o", "link", "show", "h2"});
-  EXPECT_NE(link.out.find("state DOWN"), std::string::npos) << "h2's port is not down: " << link.out;
+  EXPECT_NE(link.out.find("state DOWN"), std::string::npos)
+      << "h2's port is not down: " << link.out;
   const std::string timer = "_heal-after " + kCluster + " h2";
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   bool self_healed = false;
