@@ -1,8 +1,9 @@
-// scripts/simcluster against the real thing: a 2-host cluster with its own Ceph comes up and
-// each host's qiaod answers the cluster's admin at its underlay address; `kill` leaves no
-// process of the host and status reports it down; a partitioned host cannot reach Ceph (nor the
-// admin it), heal (and a timed partition, by itself) gives it back; a killed host starts again;
-// `down` leaves no namespace, process, interface or state behind, and is idempotent.
+// scripts/simcluster against the real thing: a 2-host cluster with its own Ceph comes up, the
+// hosts reach each other over the underlay, and each host's qiaod answers the cluster's admin
+// at its underlay address; `kill` leaves no process of the host and status reports it down; a
+// partitioned host cannot reach Ceph (nor the admin it), heal (and a timed partition, by
+// itself) gives it back; a killed host starts again; `down` leaves no namespace, process,
+// interface or state behind, and is idempotent.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -153,6 +154,16 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     auto vms = qiaoctl(host, {"vm", "list"});
     EXPECT_EQ(vms.exit_code, 0) << host << ": " << vms.out << vms.err;
   }
+
+  // The underlay joins the hosts: h1 reaches h2's address, and h2's libvirtd over TCP there
+  // (the path of tunnels and migrations).
+  const std::string sim1 = env["SIMC_h1_SIMHOST"];
+  auto ping = runCommand({sourceDir() + "/scripts/simhost", "exec", sim1, "--", "ping", "-c", "1",
+                          "-W", "2", env["SIMC_h2_ADDR"]});
+  EXPECT_EQ(ping.exit_code, 0) << ping.out << ping.err;
+  auto virsh = runCommand({sourceDir() + "/scripts/simhost", "exec", sim1, "--", "timeout", "20",
+                           "virsh", "-c", "qemu+tcp://" + env["SIMC_h2_ADDR"] + "/system", "uri"});
+  EXPECT_EQ(virsh.exit_code, 0) << virsh.out << virsh.err;
 
   // A host's view of Ceph, with its own cephx identity, from inside it.
   auto ceph_from = [&](const std::string& host) {
