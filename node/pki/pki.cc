@@ -364,6 +364,27 @@ Result<IssuedCert> issueCert(const IssueOptions& o) {
   req.not_after = o.not_after_unix.value_or(now + int64_t{o.days} * 86400);
   req.server = o.identity.kind == IdentityKind::kNode;
   req.san.uris = {out.identity_uri};
+  if (!o.dns_names.empty() || !o.ips.empty()) {
+    if (!req.server) {
+      return pkiError(ErrorCode::kInvalidArgument,
+                      "only a node's certificate carries DNS names and IP addresses");
+    }
+    for (const auto& d : o.dns_names) {
+      if (!isHostName(d)) {
+        return pkiError(ErrorCode::kInvalidArgument,
+                        "DNS name " + quoteForMessage(d) + " is not a host name");
+      }
+    }
+    for (const auto& ip : o.ips) {
+      unsigned char buf[16];
+      if (inet_pton(AF_INET, ip.c_str(), buf) != 1 && inet_pton(AF_INET6, ip.c_str(), buf) != 1) {
+        return pkiError(ErrorCode::kInvalidArgument,
+                        "IP address " + quoteForMessage(ip) + " is not an IPv4 or IPv6 address");
+      }
+    }
+    req.san.dns = o.dns_names;
+    req.san.ips = o.ips;
+  }
   auto cert = makeCert(req);
   if (!cert) return std::unexpected(cert.error());
   out.serial = serialOfX509(cert->get());

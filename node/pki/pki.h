@@ -46,6 +46,10 @@ struct IssueOptions {
   std::optional<int64_t> not_before_unix;  // tests make expired certificates with these
   std::optional<int64_t> not_after_unix;
   bool force = false;  // overwrite existing files
+  // Where a node answers (kind node only): DNS names and IP addresses its server certificate
+  // carries besides its identity, so that clients can check it at those addresses.
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ips;
 };
 
 struct IssuedCert {

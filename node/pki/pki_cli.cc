@@ -15,7 +15,7 @@ namespace {
 constexpr const char* kPkiUsage =
     "Usage: qiaod pki init --cluster NAME --dir DIR [--hostname HOST] [--force]\n"
     "       qiaod pki issue --kind KIND --name NAME [--role ROLE] [--tenant T]... [--out DIR]\n"
-    "                       [--dir CA_DIR] [--days N] [--force]\n"
+    "                       [--dir CA_DIR] [--days N] [--ip ADDR]... [--dns NAME]... [--force]\n"
     "       qiaod pki revoke (--serial HEX | --identity URI) [--reason TEXT] [--dir CA_DIR]\n"
     "       qiaod pki unbind --identity URI\n"
     "       qiaod pki list\n"
@@ -63,7 +63,8 @@ constexpr const char* kInitUsage =
 
 constexpr const char* kIssueUsage =
     "Usage: qiaod pki issue --kind KIND --name NAME [--role ROLE] [--tenant T]...\n"
-    "                       [--out DIR] [--dir CA_DIR] [--days N] [--force]\n"
+    "                       [--out DIR] [--dir CA_DIR] [--days N] [--ip ADDR]... [--dns NAME]...\n"
+    "                       [--force]\n"
     "\n"
     "Issues a client certificate for qiao://<cluster>/KIND/NAME, signed by the cluster CA,\n"
     "writes OUT/NAME.crt and OUT/NAME.key (0600), and binds the identity to ROLE (and the\n"
@@ -79,11 +80,14 @@ constexpr const char* kIssueUsage =
     "  --out DIR        where to write the files (default: the current directory)\n"
     "  --dir CA_DIR     the CA's directory (default: qiaod's pki.dir)\n"
     "  --days N         validity in days (default 365)\n"
+    "  --ip ADDR        (nodes) an IP address the node's API answers on, for clients to check\n"
+    "                   its certificate against (repeat for several)\n"
+    "  --dns NAME       (nodes) a DNS name the node's API answers on (repeat for several)\n"
     "  --force          overwrite existing files\n";
 
 struct Parsed {
   std::map<std::string, std::string> values;
-  std::vector<std::string> tenants;
+  std::vector<std::string> tenants, ips, dns_names;
   bool force = false;
   bool help = false;
   std::string error;
@@ -115,6 +119,10 @@ Parsed parse(const std::vector<std::string>& args, size_t from,
       }
       if (a == "--tenant") {
         p.tenants.push_back(value);
+      } else if (a == "--ip") {
+        p.ips.push_back(value);
+      } else if (a == "--dns") {
+        p.dns_names.push_back(value);
       } else if (p.values.contains(a)) {
         p.error = a + " given twice";
         return p;
@@ -181,7 +189,9 @@ int pkiCommand(const std::vector<std::string>& args, PkiRecords& records, std::F
     return 0;
   }
   if (args[0] == "issue") {
-    auto p = parse(args, 1, {"--kind", "--name", "--role", "--tenant", "--out", "--dir", "--days"});
+    auto p = parse(
+        args, 1,
+        {"--kind", "--name", "--role", "--tenant", "--out", "--dir", "--days", "--ip", "--dns"});
     if (p.help) {
       std::fputs(kIssueUsage, out);
       return 0;
@@ -212,6 +222,9 @@ int pkiCommand(const std::vector<std::string>& args, PkiRecords& records, std::F
     if (*role != Role::kAdmin && p.tenants.empty()) {
       return usage(err, "an " + role_text + " needs at least one --tenant", kIssueUsage);
     }
+    if (*kind != IdentityKind::kNode && (!p.ips.empty() || !p.dns_names.empty())) {
+      return usage(err, "--ip and --dns are for nodes (--kind node)", kIssueUsage);
+    }
     int days = 365;
     if (p.values.contains("--days")) {
       const auto& d = p.values["--days"];
@@ -233,6 +246,8 @@ int pkiCommand(const std::vector<std::string>& args, PkiRecords& records, std::F
     o.out_dir = p.values.contains("--out") ? p.values["--out"] : ".";
     o.days = days;
     o.force = p.force;
+    o.ips = p.ips;
+    o.dns_names = p.dns_names;
     auto issued = issueCert(o);
     if (!issued) {
       std::fprintf(err, "qiaod pki issue: %s\n", issued.error().message.c_str());

@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 
 #include <ctime>
@@ -97,6 +98,43 @@ TEST_F(PkiTest, IssuedCertificatesChainAndExpire) {
   EXPECT_NE(verify((dir_ / "other" / "ca.crt").string(), issued->cert_path), 0);
 }
 
+// A node's certificate names the addresses its API answers on, so that a client (which checks
+// the IP or name it connects to) accepts it there; no other kind carries addresses.
+TEST_F(PkiTest, NodeCertificatesCarryTheirAddresses) {
+  IssueOptions o;
+  o.ca_dir = pki();
+  o.identity = *parseIdentityUri("qiao://c1/node/h1");
+  o.out_dir = (dir_ / "h1").string();
+  o.ips = {"198.18.3.11", "127.0.0.1"};
+  o.dns_names = {"h1.sim.example"};
+  auto issued = issueCert(o);
+  ASSERT_TRUE(issued.has_value()) << issued.error().message;
+  EXPECT_EQ(verify(pki() + "/ca.crt", issued->cert_path), 0);
+  EXPECT_EQ(*identityUriOfCertPem(readAll(issued->cert_path)), "qiao://c1/node/h1");
+  FILE* f = std::fopen(issued->cert_path.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  ASSERT_NE(cert, nullptr);
+  EXPECT_EQ(X509_check_ip_asc(cert, "198.18.3.11", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(cert, "127.0.0.1", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(cert, "198.18.3.12", 0), 0);
+  EXPECT_EQ(X509_check_host(cert, "h1.sim.example", 0, 0, nullptr), 1);
+  X509_free(cert);
+
+  o.force = true;
+  o.ips = {"198.18.3.11; DNS:evil"};
+  o.dns_names = {};
+  EXPECT_EQ(issueCert(o).error().code, ErrorCode::kInvalidArgument);
+  o.ips = {};
+  o.dns_names = {"not a name"};
+  EXPECT_EQ(issueCert(o).error().code, ErrorCode::kInvalidArgument);
+  o.dns_names = {};
+  o.ips = {"10.0.0.1"};
+  o.identity = *parseIdentityUri("qiao://c1/user/alice");
+  EXPECT_EQ(issueCert(o).error().code, ErrorCode::kInvalidArgument) << "only nodes have addresses";
+}
+
 TEST(Identity, ParsesStrictly) {
   auto id = parseIdentityUri("qiao://c1/installer/rack-7");
   ASSERT_TRUE(id.has_value());
@@ -168,6 +206,9 @@ TEST_F(PkiTest, CommandLineUsageAndBinding) {
   EXPECT_EQ(run({"issue", "--kind", "wizard", "--name", "bob", "--role", "admin", "--dir", pki()}), 2);
   EXPECT_EQ(run({"issue", "--kind", "user", "--name", "Bad Name", "--role", "admin"}), 2);
   EXPECT_EQ(run({"issue", "--help"}), 0);
+  EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--role", "admin", "--ip", "10.0.0.1",
+                 "--dir", pki()}),
+            2);  // addresses are for nodes
   EXPECT_EQ(run({"issue", "--kind", "user", "--name", "bob", "--role", "operator", "--tenant",
                  "fund-a", "--dir", pki(), "--out", (dir_ / "bob").string()}), 0);
   auto bob = records.binding("qiao://c1/user/bob");
@@ -176,6 +217,10 @@ TEST_F(PkiTest, CommandLineUsageAndBinding) {
   EXPECT_EQ(bob->tenants, std::vector<std::string>{"fund-a"});
   ASSERT_EQ(records.certs_.size(), 1u);
   EXPECT_EQ(bob->serial, records.certs_[0].serial) << "bound to its certificate";
+  EXPECT_EQ(run({"issue", "--kind", "node", "--name", "h2", "--ip", "10.0.0.2", "--ip", "::1",
+                 "--dns", "h2.example", "--dir", pki(), "--out", (dir_ / "h2").string()}),
+            0);
+  EXPECT_TRUE(fs::exists(dir_ / "h2" / "h2.crt"));
   std::fclose(null);
 }
 

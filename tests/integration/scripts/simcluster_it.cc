@@ -1,0 +1,258 @@
+// scripts/simcluster against the real thing: a 2-host cluster with its own Ceph comes up, the
+// hosts reach each other over the underlay, and each host's qiaod answers the cluster's admin
+// at its underlay address; `kill` leaves no process of the host and status reports it down; a
+// partitioned host cannot reach Ceph (nor the admin it), heal (and a timed partition, by
+// itself) gives it back; a killed host starts again; `down` leaves no namespace, process,
+// interface or state behind, and is idempotent.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/harness.h"
+
+namespace qiao::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kCluster = "it-simc";
+
+std::string script() { return sourceDir() + "/scripts/simcluster"; }
+
+CommandResult simcluster(const std::vector<std::string>& args, int timeout_ms = 120000) {
+  std::vector<std::string> argv = {script()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runCommand(argv, timeout_ms, {},
+                    {"QIAOD_BIN=" + qiaodBinary(), "QIAOCTL_BIN=" + qiaoctlBinary()});
+}
+
+std::map<std::string, std::string> parseEnv(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+// The status line of one host ("h1     up ...") or of ceph.
+std::string statusLine(const std::string& status, const std::string& what) {
+  std::istringstream lines(status);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(what + " ", 0) == 0) return line;
+  }
+  return {};
+}
+std::string stateOf(const std::string& status, const std::string& what) {
+  std::istringstream words(statusLine(status, what));
+  std::string name, state;
+  words >> name >> state;
+  return state;
+}
+
+// The network namespace inode of a file under /run/netns, or 0.
+ino_t netnsInode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+bool liveProcess(const std::string& pid) {
+  std::string stat = readFile("/proc/" + pid + "/stat");
+  auto end = stat.rfind(") ");
+  return end != std::string::npos && end + 2 < stat.size() && stat[end + 2] != 'Z';
+}
+
+// Live processes (not zombies) in any of these network namespaces, or whose command line
+// contains `needle`; "pid(comm)" each.
+std::vector<std::string> processesOf(const std::set<ino_t>& netns, const std::string& needle) {
+  std::vector<std::string> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    struct stat st {};
+    bool hit = ::stat(("/proc/" + pid + "/ns/net").c_str(), &st) == 0 && netns.contains(st.st_ino);
+    if (!hit && !needle.empty()) {
+      std::string cmdline = readFile("/proc/" + pid + "/cmdline");
+      for (auto& c : cmdline) {
+        if (c == '\0') c = ' ';
+      }
+      hit = cmdline.find(needle) != std::string::npos &&
+            cmdline.find("simcluster_it") == std::string::npos;
+    }
+    if (hit && liveProcess(pid)) {
+      std::string comm = readFile("/proc/" + pid + "/comm");
+      if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+      out.push_back(pid + "(" + comm + ")");
+    }
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+  return out;
+}
+
+// Takes the cluster down however the test ends.
+struct ClusterGuard {
+  ~ClusterGuard() { simcluster({"down", kCluster}, 180000); }
+};
+
+TEST(SimclusterScript, UpKillPartitionHealDown) {
+  auto leftover = simcluster({"down", kCluster}, 180000);  // what a killed run left
+  ASSERT_EQ(leftover.exit_code, 0) << leftover.out << leftover.err;
+  ClusterGuard guard;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto up = simcluster({"up", kCluster, "--hosts", "2", "--accel", "tcg"}, 400000);
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  const auto up_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("up --hosts 2: %.1f s\n", up_s);
+
+  auto env_run = simcluster({"env", kCluster});
+  ASSERT_EQ(env_run.exit_code, 0) << env_run.err;
+  auto env = parseEnv(env_run.out);
+  ASSERT_EQ(env["SIMC_HOSTS"], "h1 h2");
+  const std::string ceph_conf = env["SIMC_CEPH_CONF"];
+  const std::string fabric = "/run/netns/" + env["SIMC_FABRIC_NETNS"];
+  ASSERT_FALSE(ceph_conf.empty());
+
+  auto status = simcluster({"status", kCluster});
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_EQ(stateOf(status.out, "ceph"), "up") << status.out;
+  EXPECT_EQ(stateOf(status.out, "h1"), "up") << status.out;
+  EXPECT_EQ(stateOf(status.out, "h2"), "up") << status.out;
+
+  // The admin's configuration reaches each host's API at its underlay address (whose
+  // certificate names that address), and each host is of this cluster.
+  auto config = simcluster({"config", kCluster});
+  ASSERT_EQ(config.exit_code, 0) << config.err;
+  std::string config_file = config.out.substr(0, config.out.find('\n'));
+  ASSERT_TRUE(fs::exists(config_file)) << config_file;
+  auto qiaoctl = [&](const std::string& host, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {qiaoctlBinary(), "--config", config_file, "--endpoint",
+                                     "https://" + env["SIMC_" + host + "_ADDR"] + ":8443"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv, 30000);
+  };
+  for (const std::string host : {"h1", "h2"}) {
+    auto info = qiaoctl(host, {"-o", "json", "host"});
+    ASSERT_EQ(info.exit_code, 0) << host << ": " << info.out << info.err;
+    EXPECT_EQ(json::parse(info.out, nullptr, false).value("cluster", ""), kCluster) << info.out;
+    auto vms = qiaoctl(host, {"vm", "list"});
+    EXPECT_EQ(vms.exit_code, 0) << host << ": " << vms.out << vms.err;
+  }
+
+  // The underlay joins the hosts: h1 reaches h2's address, and h2's libvirtd over TCP there
+  // (the path of tunnels and migrations).
+  const std::string sim1 = env["SIMC_h1_SIMHOST"];
+  auto ping = runCommand({sourceDir() + "/scripts/simhost", "exec", sim1, "--", "ping", "-c", "1",
+                          "-W", "2", env["SIMC_h2_ADDR"]});
+  EXPECT_EQ(ping.exit_code, 0) << ping.out << ping.err;
+  auto virsh = runCommand({sourceDir() + "/scripts/simhost", "exec", sim1, "--", "timeout", "20",
+                           "virsh", "-c", "qemu+tcp://" + env["SIMC_h2_ADDR"] + "/system", "uri"});
+  EXPECT_EQ(virsh.exit_code, 0) << virsh.out << virsh.err;
+
+  // A host's view of Ceph, with its own cephx identity, from inside it.
+  auto ceph_from = [&](const std::string& host) {
+    return runCommand({sourceDir() + "/scripts/simhost", "exec", env["SIMC_" + host + "_SIMHOST"],
+                       "--", "timeout", "20", "ceph", "--conf", ceph_conf, "--id",
+                       env["SIMC_" + host + "_CEPH_USER"], "--connect-timeout", "5", "health"},
+                      40000);
+  };
+  auto healthy = ceph_from("h2");
+  ASSERT_EQ(healthy.exit_code, 0) << healthy.out << healthy.err;
+
+  // kill: every process of h1 gone at once; status says down.
+  const ino_t h1_netns = netnsInode("/run/netns/qiao-sim-" + env["SIMC_h1_SIMHOST"]);
+  ASSERT_NE(h1_netns, 0u);
+  EXPECT_FALSE(processesOf({h1_netns}, "").empty()) << "h1 runs nothing before the kill?";
+  auto killed = simcluster({"kill", kCluster, "h1"});
+  ASSERT_EQ(killed.exit_code, 0) << killed.out << killed.err;
+  EXPECT_NE(killed.out.find("qiaod"), std::string::npos) << killed.out;
+  EXPECT_EQ(join(processesOf({h1_netns}, "")), "") << "processes of h1 survived the kill";
+  status = simcluster({"status", kCluster});
+  EXPECT_EQ(status.exit_code, 3) << status.out << status.err;
+  EXPECT_EQ(stateOf(status.out, "h1"), "down") << status.out;
+  EXPECT_EQ(stateOf(status.out, "h2"), "up") << status.out;
+
+  // partition: h2 loses Ceph (and the admin loses h2); heal gives both back.
+  auto cut = simcluster({"partition", kCluster, "h2"});
+  ASSERT_EQ(cut.exit_code, 0) << cut.out << cut.err;
+  auto lost = ceph_from("h2");
+  EXPECT_NE(lost.exit_code, 0) << "h2 reached Ceph while partitioned: " << lost.out;
+  auto unreachable = qiaoctl("h2", {"host"});
+  EXPECT_NE(unreachable.exit_code, 0) << "the admin reached h2 while partitioned";
+  status = simcluster({"status", kCluster});
+  EXPECT_EQ(status.exit_code, 3) << status.out;
+  EXPECT_EQ(stateOf(status.out, "h2"), "up,partitioned") << status.out;
+  auto healed = simcluster({"heal", kCluster, "h2"});
+  ASSERT_EQ(healed.exit_code, 0) << healed.out << healed.err;
+  auto back = ceph_from("h2");
+  EXPECT_EQ(back.exit_code, 0) << "h2 has no Ceph after heal: " << back.out << back.err;
+  EXPECT_EQ(qiaoctl("h2", {"host"}).exit_code, 0) << "the admin cannot reach h2 after heal";
+
+  // A timed partition heals by itself, and its timer ends.
+  auto timed = simcluster({"partition", kCluster, "h2", "--seconds", "3"});
+  ASSERT_EQ(timed.exit_code, 0) << timed.out << timed.err;
+  auto link = runCommand({"ip", "-n", env["SIMC_FABRIC_NETNS"], "-o", "link", "show", "h2"});
+  EXPECT_NE(link.out.find("state DOWN"), std::string::npos)
+      << "h2's port is not down: " << link.out;
+  const std::string timer = "_heal-after " + kCluster + " h2";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool self_healed = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    link = runCommand({"ip", "-n", env["SIMC_FABRIC_NETNS"], "-o", "link", "show", "h2"});
+    if (link.out.find("state DOWN") == std::string::npos && processesOf({}, timer).empty()) {
+      self_healed = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(self_healed) << link.out << join(processesOf({}, timer));
+  EXPECT_EQ(ceph_from("h2").exit_code, 0) << "h2 has no Ceph after the timed partition";
+
+  // A killed host starts again.
+  auto started = simcluster({"start", kCluster, "h1"}, 240000);
+  ASSERT_EQ(started.exit_code, 0) << started.out << started.err;
+  status = simcluster({"status", kCluster});
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_EQ(qiaoctl("h1", {"host"}).exit_code, 0);
+
+  // A partition left in place, with a timer running, when the cluster goes down.
+  ASSERT_EQ(simcluster({"partition", kCluster, "h1", "--seconds", "600"}).exit_code, 0);
+  std::set<ino_t> netns = {netnsInode(fabric), h1_netns,
+                           netnsInode("/run/netns/qiao-sim-" + env["SIMC_h2_SIMHOST"])};
+  netns.erase(0);
+  ASSERT_EQ(netns.size(), 3u);
+  auto down = simcluster({"down", kCluster}, 180000);
+  ASSERT_EQ(down.exit_code, 0) << down.out << down.err;
+  EXPECT_EQ(join(processesOf(netns, env["SIMC_STATE_DIR"])), "") << "processes left by down";
+  EXPECT_EQ(join(processesOf({}, timer)), "") << "heal timer left by down";
+  EXPECT_FALSE(fs::exists(fabric));
+  EXPECT_FALSE(fs::exists("/run/netns/qiao-sim-" + env["SIMC_h1_SIMHOST"]));
+  EXPECT_FALSE(fs::exists("/run/netns/qiao-sim-" + env["SIMC_h2_SIMHOST"]));
+  EXPECT_FALSE(fs::exists("/run/qiao-sim/" + env["SIMC_h1_SIMHOST"]));
+  EXPECT_FALSE(fs::exists(env["SIMC_STATE_DIR"]));
+  EXPECT_FALSE(fs::exists("/sys/class/net/" + env["SIMC_ROOT_IF"])) << "root leg left";
+  auto routes = runCommand({"ip", "-4", "route", "show", "table", "all"});
+  EXPECT_EQ(routes.out.find(env["SIMC_SUBNET"] + " "), std::string::npos) << routes.out;
+  auto again = simcluster({"down", kCluster});
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_NE(again.out.find("not up"), std::string::npos) << again.out;
+}
+
+}  // namespace
+}  // namespace qiao::testing
