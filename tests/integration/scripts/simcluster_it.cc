@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -154,6 +155,58 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     auto vms = qiaoctl(host, {"vm", "list"});
     EXPECT_EQ(vms.exit_code, 0) << host << ": " << vms.out << vms.err;
   }
+
+  // The hosts are members: each holds its lease, one leads. Kill the leader's host: the other
+  // leads within the lease (cluster.lease_s, 10 s) plus 2 s, and sees the dead one unreachable.
+  auto cluster_of = [&](const std::string& host) {
+    auto run = qiaoctl(host, {"-o", "json", "cluster", "status"});
+    json j = json::parse(run.out, nullptr, false);
+    return run.exit_code == 0 && j.is_object() ? j : json::object();
+  };
+  auto host_state = [&](const json& status, const std::string& name) {
+    for (const auto& h : status.value("hosts", json::array())) {
+      if (h.value("name", "") == name) return h.value("state", "");
+    }
+    return std::string("absent");
+  };
+  auto wait_until = [&](int seconds, const std::function<bool()>& ok) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (ok()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return false;
+  };
+  json view;
+  ASSERT_TRUE(wait_until(60, [&] {
+    view = cluster_of("h2");
+    const json leader = view.value("cluster", json::object()).value("leader", json());
+    return leader.is_object() && host_state(view, "h1") == "ready" &&
+           host_state(view, "h2") == "ready";
+  })) << "no leader with both hosts ready: " << view.dump();
+  const std::string leader = view["cluster"]["leader"].value("host", "");
+  const uint64_t epoch = view["cluster"]["leader"].value("epoch", uint64_t{0});
+  ASSERT_TRUE(leader == "h1" || leader == "h2") << view.dump();
+  const std::string other = leader == "h1" ? "h2" : "h1";
+  ASSERT_EQ(simcluster({"kill", kCluster, leader}).exit_code, 0);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until(30, [&] {
+    view = cluster_of(other);
+    return view.value("cluster", json::object()).value("this_host_leads", false);
+  })) << other << " did not take over: " << view.dump();
+  const double failover_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  std::printf("leader %s killed: %s leads after %.1f s (lease 10 s)\n", leader.c_str(),
+              other.c_str(), failover_s);
+  EXPECT_LE(failover_s, 12.0) << "leader failover slower than the lease + 2 s";
+  EXPECT_GT(view["cluster"]["leader"].value("epoch", uint64_t{0}), epoch);
+  EXPECT_EQ(host_state(view, leader), "unreachable") << view.dump();
+  ASSERT_EQ(simcluster({"start", kCluster, leader}, 240000).exit_code, 0);
+  EXPECT_TRUE(wait_until(60, [&] {
+    view = cluster_of(leader);
+    return host_state(view, leader) == "ready" && host_state(view, other) == "ready" &&
+           !view["cluster"].value("this_host_leads", true);
+  })) << leader << " did not come back as a follower: " << view.dump();
 
   // The underlay joins the hosts: h1 reaches h2's address, and h2's libvirtd over TCP there
   // (the path of tunnels and migrations).
