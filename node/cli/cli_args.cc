@@ -38,6 +38,17 @@ bool isGroup(std::string_view g) {
                      [&](const CommandSpec& c) { return c.group == g; });
 }
 
+// "host, vm, ...": the groups in the order of the rows.
+std::string groupList() {
+  std::vector<std::string_view> groups;
+  for (const auto& c : commandSpecs()) {
+    if (std::find(groups.begin(), groups.end(), c.group) == groups.end()) groups.push_back(c.group);
+  }
+  std::string out;
+  for (auto g : groups) out += (out.empty() ? "" : ", ") + std::string(g);
+  return out;
+}
+
 // Options wrap onto indented lines so that "Usage: " + the synopsis stays within 100 columns.
 std::string synopsis(const CommandSpec& c) {
   std::string s = "qiaoctl [GLOBAL OPTIONS] " + std::string(c.group);
@@ -179,13 +190,13 @@ std::string topHelp() {
 
 std::string groupHelp(std::string_view group) {
   std::string out = "Usage: qiaoctl [GLOBAL OPTIONS] " + std::string(group) + " " +
-                    (group == "host" ? "[check]" : "COMMAND [ARGS]") + "\n\nCommands:\n";
+                    (group == "host" ? "[check | list | get NAME]" : "COMMAND [ARGS]") + "\n\nCommands:\n";
   std::vector<std::pair<std::string, std::string>> rows;
   for (const auto& c : commandSpecs()) {
     if (c.group == group) rows.emplace_back(commandWords(c), std::string(c.summary));
   }
   out += twoColumns(rows);
-  out += "\n'qiaoctl " + std::string(group) + (group == "host" ? " check" : " COMMAND") +
+  out += "\n'qiaoctl " + std::string(group) + (group == "host" ? " list" : " COMMAND") +
          " --help' shows a command's options; 'qiaoctl --help' the global options.\n";
   return out;
 }
@@ -311,7 +322,7 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& args) {
       group = a;
       if (!isGroup(group)) {
         group.clear();
-        return usage("unknown command \"" + a + "\" (commands: host, vm, volume, image, network, security-group, task)");
+        return usage("unknown command \"" + a + "\" (commands: " + groupList() + ")");
       }
       continue;
     }

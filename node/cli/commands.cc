@@ -979,6 +979,105 @@ int Cli::vmStats() {
   return 0;
 }
 
+namespace {
+
+std::string labelsText(const json& labels) {
+  std::string out;
+  if (!labels.is_object()) return out;
+  for (const auto& [k, v] : labels.items()) {
+    if (!out.empty()) out += ",";
+    out += k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  return out;
+}
+
+std::string leaseAge(const json& host) {
+  if (!host.contains("lease") || !host["lease"].is_object()) return "-";
+  const json& age = host["lease"]["age_s"];
+  if (!age.is_number()) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1fs", age.get<double>());
+  return text;
+}
+
+}  // namespace
+
+int Cli::hostList() {
+  auto page = call("GET", "/v1/hosts");
+  if (!page) return 1;
+  if (inv_.json_output) {
+    printJson(*page);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "STATE", "LEASE", "ARCH", "VCPUS", "MEMORY", "SITE", "LABELS", "ENDPOINT"}};
+  if (page->contains("items") && (*page)["items"].is_array()) {
+    for (const auto& h : (*page)["items"]) {
+      rows.push_back({str(h, "name"), str(h, "state"), leaseAge(h), str(h, "arch"),
+                      std::to_string(num(h, "vcpus")),
+                      std::to_string(num(h, "memory_mib")) + " MiB", str(h, "site"),
+                      labelsText(h.value("labels", json::object())), str(h, "endpoint")});
+    }
+  }
+  printTable(rows);
+  return 0;
+}
+
+int Cli::hostGet() {
+  auto h = call("GET", "/v1/hosts/" + urlEncode(inv_.operand));
+  if (!h) return 1;
+  if (inv_.json_output) {
+    printJson(*h);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"FIELD", "VALUE"}};
+  for (const char* k : {"name", "state", "arch"}) rows.push_back({k, str(*h, k)});
+  rows.push_back({"vcpus", std::to_string(num(*h, "vcpus"))});
+  rows.push_back({"memory", std::to_string(num(*h, "memory_mib")) + " MiB"});
+  rows.push_back({"site", str(*h, "site")});
+  rows.push_back({"labels", labelsText(h->value("labels", json::object()))});
+  for (const char* k : {"endpoint", "joined_at"}) rows.push_back({k, str(*h, k)});
+  const json lease = h->value("lease", json::object());
+  rows.push_back({"lease held", lease.value("held", false) ? "yes" : "no"});
+  rows.push_back({"lease holder", str(lease, "holder")});
+  rows.push_back({"lease age", leaseAge(*h)});
+  printTable(rows);
+  return 0;
+}
+
+int Cli::clusterStatus() {
+  auto c = call("GET", "/v1/cluster");
+  if (!c) return 1;
+  auto hosts = call("GET", "/v1/hosts");
+  if (!hosts) return 1;
+  if (inv_.json_output) {
+    printJson({{"cluster", *c}, {"hosts", (*hosts)["items"]}});
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"FIELD", "VALUE"}};
+  for (const char* k : {"name", "mode", "host"}) rows.push_back({k, str(*c, k)});
+  const json leader = c->value("leader", json());
+  if (leader.is_object()) {
+    rows.push_back({"leader", str(leader, "host")});
+    rows.push_back({"epoch", std::to_string(num(leader, "epoch"))});
+    rows.push_back({"leader since", str(leader, "since")});
+  } else {
+    rows.push_back({"leader", "-"});
+  }
+  rows.push_back({"this host leads", c->value("this_host_leads", false) ? "yes" : "no"});
+  std::map<std::string, int> by_state;
+  if ((*hosts)["items"].is_array()) {
+    for (const auto& h : (*hosts)["items"]) ++by_state[str(h, "state")];
+  }
+  std::string states;
+  for (const auto& [state, n] : by_state) {
+    states += (states.empty() ? "" : ", ") + std::to_string(n) + " " + state;
+  }
+  rows.push_back({"hosts", states});
+  printTable(rows);
+  return 0;
+}
+
 int Cli::taskList() {
   auto page = call("GET", "/v1/tasks" + Query()
                                             .add("tenant", inv_.tenant)
@@ -1176,6 +1275,20 @@ std::vector<CommandSpec> makeSpecs() {
   std::vector<CommandSpec> specs = {
       {"host", "", "", &Cli::hostShow, "show this host: arch, CPU, memory, accelerator, versions",
        "Prints GET /v1/host as a two-column table (-o json: the API's JSON).",
+       {}},
+      {"host", "list", "", &Cli::hostList, "list the cluster's hosts: state, lease age, arch, capacity, site, labels",
+       "Prints GET /v1/hosts: every host of the cluster with its state (joining, ready,\n"
+       "unreachable when its lease lapsed, maintenance, fenced, removed), the age of its lease\n"
+       "(seconds since its last renewal), arch, vCPUs, memory, site and labels. On a standalone\n"
+       "host: this host alone. See docs/operators/cluster.md.",
+       {}},
+      {"host", "get", "NAME", &Cli::hostGet, "show one host of the cluster",
+       "Prints GET /v1/hosts/NAME as a two-column table (-o json: the API's JSON).",
+       {}},
+      {"cluster", "status", "", &Cli::clusterStatus, "show the cluster: its name, leader and epoch, this host's part",
+       "Prints GET /v1/cluster: the cluster's name, this host's mode (standalone or member),\n"
+       "the leader (host, epoch, since when) and whether this host leads, then the hosts by\n"
+       "state (GET /v1/hosts).",
        {}},
       {"host", "check", "", &Cli::hostCheck, "check this host against the cluster's baseline: pass, warn or fail per item",
        "qiaod judges its host against its baseline file (host.baseline_file, by default\n"
