@@ -1,7 +1,7 @@
 // bench_cluster_state: the cluster's state on the stack's Ceph (scripts/stack up --no-qiaod).
 // Prints, for a guarded record update (RecordTable::update: read, compare-and-write, notify),
-// its latency next to the floor of the same omap write done by the `rados` tool, which has no
-// guard; two writers updating one entry at once (their throughput and retries); reading a
+// its latency next to two floors: one unguarded omap write in process (librados), and the same
+// write by the `rados` tool (a process each, as a script would); two writers updating one entry at once (their throughput and retries); reading a
 // table of N records (the cluster-wide list's source); and leader failover with a short lease
 // (a member stops renewing; another takes over). Bounded: --n updates, --records records,
 // --failovers rounds.
@@ -79,6 +79,16 @@ int main(int argc, char** argv) {
     guarded.push_back(ms(bench::Clock::now() - t0));
   }
   report("guarded update (read, cmp+write, notify)", guarded);
+
+  std::vector<double> bare;
+  for (int i = 0; i < n; ++i) {
+    OmapWrite w;
+    w.set["bare"] = std::to_string(i + 1);
+    auto t0 = bench::Clock::now();
+    if (!a->omapWrite(ta.object(), w)) return 1;
+    bare.push_back(ms(bench::Clock::now() - t0));
+  }
+  report("floor: one unguarded omap write (librados)", bare);
 
   std::vector<double> floor;
   for (int i = 0; i < std::min(n, 50); ++i) {
