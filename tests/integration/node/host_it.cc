@@ -61,6 +61,36 @@ TEST(HostCheck, JudgesThisHostAgainstItsBaseline) {
 // does under KVM when the test runs it itself (on this project's nested test machines KVM
 // starts QEMU but a Linux kernel never prints: the verdict must then be TCG, and a baseline
 // that requires KVM fails).
+// A standalone host (cluster.mode standalone, the default) answers the cluster's calls with
+// itself alone: host list and get, cluster status without a leader.
+TEST(ClusterCalls, AStandaloneHostIsAClusterOfOne) {
+  Qiaod q("");
+  q.start();
+  const auto& viewer = q.identity("looker", "viewer", {"acme"});
+  auto self = q.qiaoctl(viewer, {"-o", "json", "host"});
+  ASSERT_EQ(self.exit_code, 0) << self.err;
+  const std::string hostname = json::parse(self.out).value("hostname", "");
+  auto list = q.qiaoctl(viewer, {"-o", "json", "host", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.out << list.err;
+  json items = json::parse(list.out)["items"];
+  ASSERT_EQ(items.size(), 1u) << list.out;
+  EXPECT_EQ(items[0].value("name", ""), hostname);
+  EXPECT_EQ(items[0].value("state", ""), "ready");
+  EXPECT_FALSE(items[0]["lease"].value("held", true));
+  auto one = q.qiaoctl(viewer, {"host", "get", hostname});
+  EXPECT_EQ(one.exit_code, 0) << one.out << one.err;
+  EXPECT_NE(one.out.find("ready"), std::string::npos) << one.out;
+  auto none = q.qiaoctl(viewer, {"host", "get", "no-such-host"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("no host no-such-host"), std::string::npos) << none.err;
+  auto cluster = q.qiaoctl(viewer, {"-o", "json", "cluster", "status"});
+  ASSERT_EQ(cluster.exit_code, 0) << cluster.out << cluster.err;
+  json c = json::parse(cluster.out)["cluster"];
+  EXPECT_EQ(c.value("mode", ""), "standalone");
+  EXPECT_TRUE(c["leader"].is_null());
+  EXPECT_FALSE(c.value("this_host_leads", true));
+}
+
 TEST(HostCheck, TheKvmVerdictIsWhatAKernelUnderKvmDoes) {
   if (!testGuestAvailable()) GTEST_SKIP() << "no test guest (scripts/build-test-guest)";
   const std::string kernel = testGuestDir() + "/vmlinuz";
