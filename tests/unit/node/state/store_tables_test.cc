@@ -861,6 +861,7 @@ TEST(RecordStates, EachStateHasOneNameAndTheJsonShowsIt) {
   // the other enums read their first value.
   EXPECT_EQ(unreadableValue<VmState>(), VmState::kNoState);
   EXPECT_EQ(unreadableValue<TaskKind>(), TaskKind::kUnknown);
+  EXPECT_EQ(unreadableValue<JournalPhase>(), JournalPhase::kFailed);
   EXPECT_EQ(unreadableValue<TaskState>(), TaskState::kQueued);
   EXPECT_TRUE(transient(VmState::kCreating) && transient(VmState::kDeleting));
   EXPECT_FALSE(transient(VmState::kRunning) || transient(VmState::kError));

@@ -251,6 +251,8 @@ TEST_F(StoreTest, JournalPhasesAreStoredByTheirNames) {
   EXPECT_EQ((*entries)[3].phase, JournalPhase::kUndoBegin);
   EXPECT_TRUE(store_->tasks().verifyJournal()->ok);
   sql("UPDATE journal SET phase = 'begun' WHERE step = 'start' AND phase = 'begin'");
+  EXPECT_EQ(store_->tasks().journalOf("t1")->at(5).phase, JournalPhase::kFailed)
+      << "an unknown phase opens no step";
   auto report = store_->tasks().verifyJournal();
   ASSERT_TRUE(report.has_value());
   EXPECT_FALSE(report->ok);
