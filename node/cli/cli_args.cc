@@ -7,9 +7,11 @@
 namespace qiao {
 namespace {
 
-constexpr std::array<std::string_view, 9> kVmStates = {"creating", "running",  "paused",
-                                                       "shutoff",  "shutdown", "crashed",
-                                                       "deleting", "error",    "pmsuspended"};
+// The API's names (node/state/states.h, which qiaoctl does not link: qiaoctl_test checks that
+// these accept exactly those).
+constexpr std::array<std::string_view, 11> kVmStates = {
+    "creating", "running",     "blocked",  "paused", "shutdown", "shutoff",
+    "crashed",  "pmsuspended", "deleting", "error",  "nostate"};
 constexpr std::array<std::string_view, 5> kTaskStates = {"queued", "running", "succeeded", "failed",
                                                          "cancelled"};
 

@@ -1312,8 +1312,8 @@ std::vector<CommandSpec> makeSpecs() {
        "TENANT NAME STATE\nVCPUS MEMORY ARCH AGE. Without --all, one page: a note on stderr "
        "says when there are more.",
        {{"--state", "S",
-         "only VMs in state S: creating, running, paused, shutoff, shutdown, crashed, deleting, "
-         "error, pmsuspended",
+         "only VMs in state S: creating, running, blocked, paused, shutdown, shutoff, crashed, "
+         "pmsuspended, deleting, error, nostate",
          FlagCheck::kVmState},
         {"--label", "KEY=VALUE", "only VMs with this label; repeat it to require several",
          FlagCheck::kLabel, true},

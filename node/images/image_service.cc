@@ -84,7 +84,7 @@ ImageService::ImageService(ImageServiceOptions options, Store& store, VolumeDriv
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
-  tasks_.addKind("image.", std::move(kind));
+  tasks_.addFamily(TaskFamily::kImage, std::move(kind));
 }
 
 std::string ImageService::uploadPath(const ImageRecord& image) const {
@@ -135,8 +135,8 @@ Result<ImageRecord> ImageService::create(const ImageSpec& spec, const std::strin
   }
   image.source = "path:" + spec.source_path;
   image.state = ImageState::kImporting;
-  *task = TaskEngine::newTask("image.import", image.tenant, taskTarget(image.name), identity,
-                              dumpJson({{"path", spec.source_path}}));
+  *task = TaskEngine::newTask(TaskKind::kImageImport, image.tenant, taskTarget(image.name),
+                              identity, dumpJson({{"path", spec.source_path}}));
   if (auto created = store_.images().create(image, task); !created) {
     return std::unexpected(created.error());
   }
@@ -168,10 +168,9 @@ Result<TaskRecord> ImageService::upload(const ImageRecord& given, const std::str
   // Recorded before the task is queued: the task reads the record, and must find the size
   // and digest of the upload in it (it writes the record back when the image is ready).
   save(image, ImageState::kImporting);
-  auto task = tasks_.submit(TaskEngine::newTask("image.import", image.tenant,
-                                                taskTarget(image.name), identity,
-                                                dumpJson({{"path", uploadPath(image)},
-                                                          {"uploaded", true}})));
+  auto task = tasks_.submit(
+      TaskEngine::newTask(TaskKind::kImageImport, image.tenant, taskTarget(image.name), identity,
+                          dumpJson({{"path", uploadPath(image)}, {"uploaded", true}})));
   if (!task) {
     ::unlink(uploadPath(image).c_str());
     image.file_size = 0;
@@ -199,8 +198,8 @@ Result<TaskRecord> ImageService::remove(const ImageRecord& image, const std::str
                        dumpJson({{"volumes", users}}));
     }
   }
-  return tasks_.submit(TaskEngine::newTask("image.delete", image.tenant, taskTarget(image.name),
-                                           identity, "{}"));
+  return tasks_.submit(TaskEngine::newTask(TaskKind::kImageDelete, image.tenant,
+                                           taskTarget(image.name), identity, "{}"));
 }
 
 Result<ImageRecord> ImageService::imageOfTask(const TaskRecord& task) {
@@ -213,12 +212,15 @@ Status ImageService::runTask(TaskEngine::Run& run) {
   const TaskRecord& task = run.task();
   auto image = imageOfTask(task);
   if (!image) return std::unexpected(image.error());
-  if (task.kind == "image.delete") return runRemove(run, *image);
-  if (task.kind == "image.import") {
-    const json params = TaskEngine::params(task);
-    return runImport(run, *image, params.value("path", ""), params.value("uploaded", false));
+  switch (task.kind) {
+    case TaskKind::kImageDelete: return runRemove(run, *image);
+    case TaskKind::kImageImport: {
+      const json params = TaskEngine::params(task);
+      return runImport(run, *image, params.value("path", ""), params.value("uploaded", false));
+    }
+    default: break;  // another family's kind: not ours
   }
-  return makeError(ErrorCode::kInternal, "image", "unknown task kind " + task.kind);
+  return makeError(ErrorCode::kInternal, "image", "unknown task kind " + toString(task.kind));
 }
 
 void ImageService::giveUp(TaskEngine::Run& run) {

@@ -60,7 +60,7 @@ NetworkService::NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, 
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
-  tasks_.addKind("network.", std::move(kind));
+  tasks_.addFamily(TaskFamily::kNetwork, std::move(kind));
 }
 
 NetworkDef NetworkService::defOf(const NetworkRecord& n) {
@@ -326,8 +326,8 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
     n.dhcp_ip = formatIpv4(*ip);
     n.dhcp_mac = macFromSeed("dhcp/" + n.uuid);
   }
-  TaskRecord task = TaskEngine::newTask("network.create", n.tenant, taskTarget(n.name), identity,
-                                        "{}");
+  TaskRecord task =
+      TaskEngine::newTask(TaskKind::kNetworkCreate, n.tenant, taskTarget(n.name), identity, "{}");
   if (auto created = store_.networks().create(n, &task); !created) {
     return std::unexpected(created.error());
   }
@@ -358,7 +358,7 @@ Result<TaskRecord> NetworkService::remove(const NetworkRecord& network,
                      "network " + networkId(network) + " is being created; try again later");
   }
   if (auto free = checkNotInUse(network); !free) return std::unexpected(free.error());
-  return tasks_.submit(TaskEngine::newTask("network.delete", network.tenant,
+  return tasks_.submit(TaskEngine::newTask(TaskKind::kNetworkDelete, network.tenant,
                                            taskTarget(network.name), identity, "{}"));
 }
 
@@ -368,9 +368,12 @@ Status NetworkService::runTask(TaskEngine::Run& run) {
   if (!name) return std::unexpected(name.error());
   auto network = store_.networks().get(task.tenant, *name);
   if (!network) return std::unexpected(network.error());
-  if (task.kind == "network.create") return runCreate(run, *network);
-  if (task.kind == "network.delete") return runRemove(run, *network);
-  return makeError(ErrorCode::kInternal, "network", "unknown task kind " + task.kind);
+  switch (task.kind) {
+    case TaskKind::kNetworkCreate: return runCreate(run, *network);
+    case TaskKind::kNetworkDelete: return runRemove(run, *network);
+    default: break;  // another family's kind: not ours
+  }
+  return makeError(ErrorCode::kInternal, "network", "unknown task kind " + toString(task.kind));
 }
 
 void NetworkService::giveUp(TaskEngine::Run& run) {
@@ -378,7 +381,7 @@ void NetworkService::giveUp(TaskEngine::Run& run) {
   if (!name) return;
   auto network = store_.networks().get(run.task().tenant, *name);
   if (!network) return;
-  if (run.task().kind == "network.create") {
+  if (run.task().kind == TaskKind::kNetworkCreate) {
     (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
       if (auto removed = fabric_.removeNetwork(network->uuid); !removed) return removed;
       return store_.networks().remove(network->tenant, network->name);

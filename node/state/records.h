@@ -13,7 +13,9 @@
 namespace qiao {
 
 struct VmRecord {
-  std::string tenant, name, uuid, spec_json, state, last_error, created_at, updated_at;
+  std::string tenant, name, uuid, spec_json;
+  VmState state = VmState::kCreating;
+  std::string last_error, created_at, updated_at;
   // The host whose hypervisor holds the VM (its host name); "" in rows from before hosts were
   // recorded: this host.
   std::string host;
@@ -94,7 +96,9 @@ struct VmPage {
 };
 
 struct TaskRecord {
-  std::string id, kind, tenant, target, identity;
+  std::string id;
+  TaskKind kind = TaskKind::kUnknown;
+  std::string tenant, target, identity;
   TaskState state = TaskState::kQueued;
   int progress = 0;
   std::string message, error_json, params_json, created_at, updated_at;
@@ -112,7 +116,9 @@ struct TaskFilter {
 
 struct JournalEntry {
   int64_t seq = 0;
-  std::string task_id, step, phase, at, detail;
+  std::string task_id, step;
+  JournalPhase phase = JournalPhase::kBegin;
+  std::string at, detail;
 };
 
 struct AuditEntry {

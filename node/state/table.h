@@ -52,10 +52,11 @@ struct SqlValue<bool> {
 template <NamedEnum E>
 struct SqlValue<E> {
   static void bind(Statement& q, E v) { q.bind(toString(v)); }
-  // Only qiaod writes these columns, with the names above; a row with another name would be a
-  // broken database, read as the enum's first value rather than stopping every list.
+  // Only qiaod writes these columns, with the names above; a row with another name (a broken
+  // database, or a newer qiaod's) is read as unreadableValue<E>() rather than stopping every
+  // list.
   static E read(const Statement& q, int c) {
-    return parseEnum<E>(q.text(c)).value_or(EnumNames<E>::kNames.front().first);
+    return parseEnum<E>(q.text(c)).value_or(unreadableValue<E>());
   }
 };
 

@@ -29,10 +29,10 @@ class TaskJournal {
   // Queued or running, oldest first.
   virtual Result<std::vector<TaskRecord>> unfinished() = 0;
 
-  // The journal of task steps: phases begin, done, failed, undo-begin, undone; and
-  // cancel-requested, a mark (step "cancel") that opens and closes nothing.
-  virtual Status journal(const std::string& task_id, const std::string& step,
-                         const std::string& phase, const std::string& detail = "") = 0;
+  // The journal of task steps (JournalPhase: begin, done, failed, undo-begin, undone; and
+  // cancel-requested, a mark of step "cancel" that opens and closes nothing).
+  virtual Status journal(const std::string& task_id, const std::string& step, JournalPhase phase,
+                         const std::string& detail = "") = 0;
   virtual Result<std::vector<JournalEntry>> journalOf(const std::string& task_id) = 0;
 };
 

@@ -162,7 +162,7 @@ Result<std::vector<TaskRecord>> TaskRepository::unfinished() {
 }
 
 Status TaskRepository::journal(const std::string& task_id, const std::string& step,
-                               const std::string& phase, const std::string& detail) {
+                               JournalPhase phase, const std::string& detail) {
   std::lock_guard lock(db_.mutex());
   Statement q(db_, kJournal.insert());
   kJournal.bindInsert(q, JournalEntry{0, task_id, step, phase, "", detail});
@@ -190,7 +190,7 @@ Result<TaskRepository::JournalReport> TaskRepository::verifyJournal() {
   }
   report.tasks_checked = static_cast<int64_t>(task_state.size());
   // Open steps per task: step -> the phase that opened it.
-  std::map<std::string, std::map<std::string, std::string>> open;
+  std::map<std::string, std::map<std::string, JournalPhase>> open;
   auto problem = [&](const std::string& text) {
     if (report.ok) {
       report.ok = false;
@@ -201,33 +201,44 @@ Result<TaskRepository::JournalReport> TaskRepository::verifyJournal() {
   Statement::Step rc;
   while ((rc = q.step()) == Statement::Step::kRow) {
     std::string seq = std::to_string(q.integer(0));
-    std::string task = q.text(1), step = q.text(2), phase = q.text(3);
+    std::string task = q.text(1), step = q.text(2), phase_name = q.text(3);
     if (!task_state.contains(task)) {
       problem("entry " + seq + " names task " + task + ", which does not exist");
       continue;
     }
+    auto phase = parseEnum<JournalPhase>(phase_name);
+    if (!phase) {
+      problem("entry " + seq + ": unknown phase " + phase_name);
+      continue;
+    }
     auto& steps = open[task];
-    if (phase == "begin" || phase == "undo-begin") {
-      if (steps.contains(step)) {
-        problem("entry " + seq + ": task " + task + " began step " + step +
-                " again before it ended");
+    switch (*phase) {
+      case JournalPhase::kBegin:
+      case JournalPhase::kUndoBegin:
+        if (steps.contains(step)) {
+          problem("entry " + seq + ": task " + task + " began step " + step +
+                  " again before it ended");
+        }
+        steps[step] = *phase;
+        break;
+      case JournalPhase::kDone:
+      case JournalPhase::kUndone:
+      case JournalPhase::kFailed: {
+        auto it = steps.find(step);
+        if (it == steps.end()) {
+          problem("entry " + seq + ": task " + task + " ended step " + step + " (" + phase_name +
+                  ") that it never began");
+          break;
+        }
+        if ((*phase == JournalPhase::kDone && it->second != JournalPhase::kBegin) ||
+            (*phase == JournalPhase::kUndone && it->second != JournalPhase::kUndoBegin)) {
+          problem("entry " + seq + ": task " + task + " step " + step + ": " + phase_name +
+                  " does not close " + toString(it->second));
+        }
+        steps.erase(it);
+        break;
       }
-      steps[step] = phase;
-    } else if (phase == "done" || phase == "undone" || phase == "failed") {
-      auto it = steps.find(step);
-      if (it == steps.end()) {
-        problem("entry " + seq + ": task " + task + " ended step " + step + " (" + phase +
-                ") that it never began");
-        continue;
-      }
-      if ((phase == "done" && it->second != "begin") ||
-          (phase == "undone" && it->second != "undo-begin")) {
-        problem("entry " + seq + ": task " + task + " step " + step + ": " + phase +
-                " does not close " + it->second);
-      }
-      steps.erase(it);
-    } else if (phase != "cancel-requested") {  // a mark, not a step (TaskEngine::cancel)
-      problem("entry " + seq + ": unknown phase " + phase);
+      case JournalPhase::kCancelRequested: break;  // a mark, not a step (TaskEngine::cancel)
     }
   }
   if (rc != Statement::Step::kDone) return std::unexpected(db_.error("verify journal"));

@@ -164,8 +164,8 @@ Status VmRepository::setSpec(const std::string& tenant, const std::string& name,
   return {};
 }
 
-Status VmRepository::setState(const std::string& tenant, const std::string& name,
-                              const std::string& state, const std::string& last_error) {
+Status VmRepository::setState(const std::string& tenant, const std::string& name, VmState state,
+                              const std::string& last_error) {
   static const auto kSet = kVms.set({"state", "last_error"});
   VmRecord values;
   values.state = state;

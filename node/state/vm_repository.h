@@ -26,7 +26,7 @@ class VmRepository {
   Result<VmPage> list(const VmFilter& filter);
   Result<std::vector<VmRecord>> all();
   Status upsert(const VmRecord& vm);
-  Status setState(const std::string& tenant, const std::string& name, const std::string& state,
+  Status setState(const std::string& tenant, const std::string& name, VmState state,
                   const std::string& last_error = "");
   // Only the spec (a disk or NIC added or removed while the VM lives): never its state.
   Status setSpec(const std::string& tenant, const std::string& name, const std::string& spec_json);

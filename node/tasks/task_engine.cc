@@ -13,8 +13,6 @@ namespace qiao {
 namespace {
 
 const Logger kLog("task");
-// The journal's mark of a cancel request (not a step: it opens and closes nothing).
-constexpr std::string_view kCancelPhase = "cancel-requested";
 // How long a step waits for an unreachable backend before the task fails.
 constexpr auto kUnavailableRetry = std::chrono::seconds(60);
 
@@ -30,23 +28,20 @@ TaskEngine::TaskEngine(TaskJournal& journal, EventBus& events, size_t workers, i
 
 TaskEngine::~TaskEngine() { stop(); }
 
-void TaskEngine::addKind(std::string prefix, Kind kind) {
-  kinds_[std::move(prefix)] = std::move(kind);
+void TaskEngine::addFamily(TaskFamily family, Kind kind) { kinds_[family] = std::move(kind); }
+
+const TaskEngine::Kind* TaskEngine::kindOf(TaskKind kind) const {
+  auto family = familyOf(kind);
+  if (!family) return nullptr;
+  auto it = kinds_.find(*family);
+  return it == kinds_.end() ? nullptr : &it->second;
 }
 
-const TaskEngine::Kind* TaskEngine::kindOf(const std::string& kind) const {
-  for (const auto& [prefix, entry] : kinds_) {
-    if (kind.starts_with(prefix)) return &entry;
-  }
-  return nullptr;
-}
-
-TaskRecord TaskEngine::newTask(std::string kind, const std::string& tenant,
-                               const std::string& target, const std::string& identity,
-                               std::string params_json) {
+TaskRecord TaskEngine::newTask(TaskKind kind, const std::string& tenant, const std::string& target,
+                               const std::string& identity, std::string params_json) {
   TaskRecord task;
   task.id = newUuid();
-  task.kind = std::move(kind);
+  task.kind = kind;
   task.tenant = tenant;
   task.target = target;
   task.identity = identity;
@@ -58,8 +53,9 @@ TaskRecord TaskEngine::newTask(std::string kind, const std::string& tenant,
 
 Result<std::string> TaskEngine::objectOf(const TaskRecord& task, std::string_view prefix) {
   if (!task.target.starts_with(prefix)) {
-    return makeError(ErrorCode::kInternal, "task",
-                     "task " + task.id + " of kind " + task.kind + " has target " + task.target);
+    return makeError(
+        ErrorCode::kInternal, "task",
+        "task " + task.id + " of kind " + toString(task.kind) + " has target " + task.target);
   }
   return task.target.substr(prefix.size());
 }
@@ -118,9 +114,9 @@ void TaskEngine::resumeUnfinished() {
     }
     // Close the steps the previous run began and never ended, so the journal stays whole.
     if (auto entries = journal_.journalOf(task.id)) {
-      std::map<std::string, std::string> last_phase;
+      std::map<std::string, JournalPhase> last_phase;
       for (const auto& e : *entries) {
-        if (e.phase == kCancelPhase) {
+        if (e.phase == JournalPhase::kCancelRequested) {
           std::lock_guard lock(cancel_mu_);
           cancel_requested_.insert(task.id);
           continue;
@@ -128,15 +124,18 @@ void TaskEngine::resumeUnfinished() {
         last_phase[e.step] = e.phase;
       }
       for (const auto& [step, phase] : last_phase) {
-        if (phase == "begin" || phase == "undo-begin") {
-          (void)journal_.journal(task.id, step, "failed", "interrupted by a restart of qiaod");
+        if (phase == JournalPhase::kBegin || phase == JournalPhase::kUndoBegin) {
+          (void)journal_.journal(task.id, step, JournalPhase::kFailed,
+                                 "interrupted by a restart of qiaod");
         }
       }
     }
     (void)journal_.bumpAttempts(task.id);
     ++task.attempts;
     kLog.info("resuming a task interrupted by a restart",
-              {{"task", task.id}, {"kind", task.kind}, {"attempt", std::to_string(task.attempts)}});
+              {{"task", task.id},
+               {"kind", toString(task.kind)},
+               {"attempt", std::to_string(task.attempts)}});
     workers_.post([this, task] { runTask(task); });
   }
 }
@@ -154,7 +153,7 @@ Result<TaskRecord> TaskEngine::cancel(const std::string& id, const std::string& 
   if (kind == nullptr || std::find(kind->cancellable.begin(), kind->cancellable.end(),
                                    task->kind) == kind->cancellable.end()) {
     return makeError(ErrorCode::kConflict, "task",
-                     "a " + task->kind +
+                     "a " + toString(task->kind) +
                          " task cannot be cancelled; it finishes or rolls back "
                          "by itself");
   }
@@ -162,8 +161,9 @@ Result<TaskRecord> TaskEngine::cancel(const std::string& id, const std::string& 
     std::lock_guard lock(cancel_mu_);
     if (!cancel_requested_.insert(id).second) return task;  // asked already
   }
-  (void)journal_.journal(id, "cancel", std::string(kCancelPhase), "by " + identity);
-  kLog.info("task cancel requested", {{"task", id}, {"kind", task->kind}, {"by", identity}});
+  (void)journal_.journal(id, "cancel", JournalPhase::kCancelRequested, "by " + identity);
+  kLog.info("task cancel requested",
+            {{"task", id}, {"kind", toString(task->kind)}, {"by", identity}});
   return task;
 }
 
@@ -216,7 +216,7 @@ void TaskEngine::runTask(TaskRecord task) {
   Run run(*this, task, kind ? kind->step_lock : nullptr);
   Status result;
   if (kind == nullptr) {
-    result = makeError(ErrorCode::kInternal, "task", "unknown task kind " + task.kind);
+    result = makeError(ErrorCode::kInternal, "task", "unknown task kind " + toString(task.kind));
   } else if (task.attempts > max_attempts_) {
     if (kind->give_up) kind->give_up(run);
     result = makeError(ErrorCode::kInternal, "task",
@@ -226,23 +226,24 @@ void TaskEngine::runTask(TaskRecord task) {
     result = kind->run(run);
   }
   const std::string object = task.tenant + "/" + task.target;
+  const std::string kind_name = toString(task.kind);
   const bool cancelled = cancelRequested(task.id);
   if (!result && stopping_.load() && Run::isShutdown(result.error())) {
     kLog.info("task left for the next start of qiaod",
-              {{"task", task.id}, {"kind", task.kind}, {"object", object}});
+              {{"task", task.id}, {"kind", kind_name}, {"object", object}});
     return;
   }
   if (result) {
     update(task, TaskState::kSucceeded, 100, "done");
-    kLog.info("task succeeded", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
+    kLog.info("task succeeded", {{"task", task.id}, {"kind", kind_name}, {"object", object}});
   } else if (cancelled) {
     update(task, TaskState::kCancelled, task.progress, "cancelled", errorToJson(result.error()));
-    kLog.info("task cancelled", {{"task", task.id}, {"kind", task.kind}, {"object", object}});
+    kLog.info("task cancelled", {{"task", task.id}, {"kind", kind_name}, {"object", object}});
   } else {
     update(task, TaskState::kFailed, task.progress, result.error().describe(),
            errorToJson(result.error()));
     kLog.warn("task failed", {{"task", task.id},
-                              {"kind", task.kind},
+                              {"kind", kind_name},
                               {"object", object},
                               {"error", result.error().describe()}});
   }
@@ -257,15 +258,16 @@ Status TaskEngine::Run::step(std::string_view name, int progress, std::string_vi
                              const std::function<Status()>& action, std::function<Status()> undo) {
   const std::string step_name(name);
   engine_.update(task_, TaskState::kRunning, task_.progress, std::string(message));
-  (void)engine_.journal_.journal(task_.id, step_name, "begin");
-  engine_.failpoints_.hit(task_.kind + "/" + step_name + ":before");
+  (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kBegin);
+  engine_.failpoints_.hit(toString(task_.kind) + "/" + step_name + ":before");
   Status result = runRetrying(action, message);
   if (!result) {
-    (void)engine_.journal_.journal(task_.id, step_name, "failed", result.error().describe());
+    (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kFailed,
+                                   result.error().describe());
     return result;
   }
-  engine_.failpoints_.hit(task_.kind + "/" + step_name + ":after");
-  (void)engine_.journal_.journal(task_.id, step_name, "done");
+  engine_.failpoints_.hit(toString(task_.kind) + "/" + step_name + ":after");
+  (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kDone);
   if (undo) undo_.emplace_back(step_name, std::move(undo));
   engine_.update(task_, TaskState::kRunning, progress, std::string(message));
   return {};
@@ -277,7 +279,7 @@ Status TaskEngine::Run::waitFor(std::string_view name, std::string_view message,
   auto missing = check();
   if (missing && missing->empty()) return {};  // nothing to wait for: nothing journaled
   const std::string step_name(name);
-  (void)engine_.journal_.journal(task_.id, step_name, "begin");
+  (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kBegin);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string shown;
   Status result;
@@ -306,10 +308,11 @@ Status TaskEngine::Run::waitFor(std::string_view name, std::string_view message,
     missing = check();
   }
   if (!result) {
-    (void)engine_.journal_.journal(task_.id, step_name, "failed", result.error().describe());
+    (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kFailed,
+                                   result.error().describe());
     return result;
   }
-  (void)engine_.journal_.journal(task_.id, step_name, "done");
+  (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kDone);
   return {};
 }
 
@@ -320,13 +323,13 @@ void TaskEngine::Run::progress(int percent, const std::string& message) {
 void TaskEngine::Run::rollback() {
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     const std::string& step_name = it->first;
-    (void)engine_.journal_.journal(task_.id, step_name, "undo-begin");
-    engine_.failpoints_.hit(task_.kind + "/" + step_name + ":undo");
+    (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kUndoBegin);
+    engine_.failpoints_.hit(toString(task_.kind) + "/" + step_name + ":undo");
     Status result = runRetrying(it->second, "undoing " + step_name);
     if (result) {
-      (void)engine_.journal_.journal(task_.id, step_name, "undone");
+      (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kUndone);
     } else {
-      (void)engine_.journal_.journal(task_.id, step_name, "failed",
+      (void)engine_.journal_.journal(task_.id, step_name, JournalPhase::kFailed,
                                      "undo: " + result.error().describe());
       kLog.error("undo failed",
                  {{"task", task_.id}, {"step", step_name}, {"error", result.error().describe()}});

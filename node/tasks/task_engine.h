@@ -1,9 +1,9 @@
 // TaskEngine: runs the node's tasks (VM, volume and image operations alike). A task is a row
 // in the store; its run is a sequence of named, idempotent steps, each journaled (begin, done
 // or failed) with its undo remembered, so that a failure rolls back in reverse order and a
-// daemon killed half way resumes the task at its next start. Each family of tasks ("vm.",
-// "volume.", "image.") registers a handler for its kinds; the engine owns the workers, the
-// progress updates and the events.
+// daemon killed half way resumes the task at its next start. Each family of tasks (TaskFamily:
+// VM, volume, image, network) registers a handler for its kinds; the engine owns the workers,
+// the progress updates and the events.
 #pragma once
 
 #include <atomic>
@@ -41,9 +41,9 @@ class TaskEngine {
     // Held shared by every step, so that the family's reconciliation (holding it exclusively)
     // never sees a step half done. Optional.
     std::shared_mutex* step_lock = nullptr;
-    // The kinds ("volume.copy") that cancel() may stop; their run checks Run::cancelled()
+    // The kinds (volume.copy) that cancel() may stop; their run checks Run::cancelled()
     // between its waits and rolls back when asked.
-    std::vector<std::string> cancellable;
+    std::vector<TaskKind> cancellable;
   };
 
   // `failpoints`: the node's (base/failpoint.h); hit before, after and at the undo of each step.
@@ -53,11 +53,11 @@ class TaskEngine {
   TaskEngine(const TaskEngine&) = delete;
   TaskEngine& operator=(const TaskEngine&) = delete;
 
-  // Tasks whose kind starts with `prefix` ("vm.") run with `kind`. Before start().
-  void addKind(std::string prefix, Kind kind);
+  // Tasks of the kinds of `family` (familyOf) run with `kind`. Before start().
+  void addFamily(TaskFamily family, Kind kind);
 
   // A new task record, queued, with a fresh id.
-  static TaskRecord newTask(std::string kind, const std::string& tenant, const std::string& target,
+  static TaskRecord newTask(TaskKind kind, const std::string& tenant, const std::string& target,
                             const std::string& identity, std::string params_json);
   // The object a task of a family works on: "volume/data1" with prefix "volume/" is "data1";
   // kInternal when the target is not of that family.
@@ -97,14 +97,14 @@ class TaskEngine {
 
  private:
   void runTask(TaskRecord task);
-  const Kind* kindOf(const std::string& kind) const;
+  const Kind* kindOf(TaskKind kind) const;
   void publish(const TaskRecord& task);
 
   TaskJournal& journal_;
   EventBus& events_;
   int max_attempts_;
   const Failpoints& failpoints_;
-  std::map<std::string, Kind> kinds_;  // by prefix
+  std::map<TaskFamily, Kind> kinds_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex cancel_mu_;
   std::set<std::string> cancel_requested_;  // task ids

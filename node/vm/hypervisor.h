@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "base/event_bus.h"
+#include "node/state/states.h"
 
 namespace qiao {
 
@@ -28,8 +29,20 @@ enum class DomainState {
   kCrashed,
   kPmSuspended,
 };
-// "running", "paused", "shutoff", ... as the API shows them.
-const char* domainStateName(DomainState state);
+// The VM state a domain state shows as: the same name ("running", "paused", "shutoff", ...).
+constexpr VmState vmStateOf(DomainState state) {
+  switch (state) {
+    case DomainState::kNoState: return VmState::kNoState;
+    case DomainState::kRunning: return VmState::kRunning;
+    case DomainState::kBlocked: return VmState::kBlocked;
+    case DomainState::kPaused: return VmState::kPaused;
+    case DomainState::kShutdown: return VmState::kShutdown;
+    case DomainState::kShutoff: return VmState::kShutoff;
+    case DomainState::kCrashed: return VmState::kCrashed;
+    case DomainState::kPmSuspended: return VmState::kPmSuspended;
+  }
+  return VmState::kNoState;
+}
 // Running, paused, blocked or suspended: the domain's QEMU is there.
 constexpr bool domainLive(DomainState s) {
   return s == DomainState::kRunning || s == DomainState::kPaused || s == DomainState::kBlocked ||

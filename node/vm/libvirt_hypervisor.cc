@@ -603,19 +603,6 @@ class LibvirtHypervisor final : public Hypervisor {
 
 }  // namespace
 
-const char* domainStateName(DomainState state) {
-  switch (state) {
-    case DomainState::kRunning: return "running";
-    case DomainState::kBlocked: return "blocked";
-    case DomainState::kPaused: return "paused";
-    case DomainState::kShutdown: return "shutdown";
-    case DomainState::kShutoff: return "shutoff";
-    case DomainState::kCrashed: return "crashed";
-    case DomainState::kPmSuspended: return "pmsuspended";
-    default: return "nostate";
-  }
-}
-
 std::unique_ptr<Hypervisor> makeLibvirtHypervisor(const LibvirtOptions& options) {
   return std::make_unique<LibvirtHypervisor>(options);
 }

@@ -133,9 +133,9 @@ Result<TaskRecord> VmService::addDisk(const VmRecord& vm, DiskSpec disk,
                          " backend: only RBD disks are hot-plugged; stop the vm to add it");
   }
   nlohmann::json params = vmSpecToJsonValue(next)["disks"].back();
-  return queueTask(TaskEngine::newTask("vm.disk-add", vm.tenant, vm.name, identity,
+  return queueTask(TaskEngine::newTask(TaskKind::kVmDiskAdd, vm.tenant, vm.name, identity,
                                        nlohmann::json{{"disk", params}}.dump()),
-                   "");
+                   std::nullopt);
 }
 
 Result<TaskRecord> VmService::removeDisk(const VmRecord& vm, const std::string& volume,
@@ -151,9 +151,9 @@ Result<TaskRecord> VmService::removeDisk(const VmRecord& vm, const std::string& 
     return makeError(ErrorCode::kNotFound, "vm",
                      "vm " + vmId(vm.tenant, vm.name) + " has no disk on volume " + volume);
   }
-  return queueTask(TaskEngine::newTask("vm.disk-remove", vm.tenant, vm.name, identity,
+  return queueTask(TaskEngine::newTask(TaskKind::kVmDiskRemove, vm.tenant, vm.name, identity,
                                        nlohmann::json{{"volume", volume}}.dump()),
-                   "");
+                   std::nullopt);
 }
 
 Status VmService::redefineWith(const VmRecord& vm, const VmSpec& spec) {
@@ -357,8 +357,9 @@ Result<TaskRecord> VmService::addNic(const VmRecord& vm, NicSpec nic, const std:
   }
   nlohmann::json params = {{"nic", vmSpecToJsonValue(next)["nics"].back()},
                            {"index", spec->nics.size()}};
-  return queueTask(TaskEngine::newTask("vm.nic-add", vm.tenant, vm.name, identity, params.dump()),
-                   "");
+  return queueTask(
+      TaskEngine::newTask(TaskKind::kVmNicAdd, vm.tenant, vm.name, identity, params.dump()),
+      std::nullopt);
 }
 
 Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& mac,
@@ -373,7 +374,8 @@ Result<TaskRecord> VmService::removeNic(const VmRecord& vm, const std::string& m
     nlohmann::json params = {
         {"mac", mac}, {"port", port.uuid}, {"index", port.nic}, {"nics_before", spec->nics.size()}};
     return queueTask(
-        TaskEngine::newTask("vm.nic-remove", vm.tenant, vm.name, identity, params.dump()), "");
+        TaskEngine::newTask(TaskKind::kVmNicRemove, vm.tenant, vm.name, identity, params.dump()),
+        std::nullopt);
   }
   return makeError(ErrorCode::kNotFound, "vm",
                    "vm " + vmId(vm.tenant, vm.name) + " has no nic with mac " + mac);
@@ -552,8 +554,9 @@ Result<TaskRecord> VmService::resize(const VmRecord& vm, int vcpus, int64_t memo
   nlohmann::json params = nlohmann::json::object();
   if (vcpus > 0) params["vcpus"] = vcpus;
   if (memory_mib > 0) params["memory_mib"] = memory_mib;
-  return queueTask(TaskEngine::newTask("vm.resize", vm.tenant, vm.name, identity, params.dump()),
-                   "");
+  return queueTask(
+      TaskEngine::newTask(TaskKind::kVmResize, vm.tenant, vm.name, identity, params.dump()),
+      std::nullopt);
 }
 
 Status VmService::runResize(TaskEngine::Run& run, const VmRecord& vm, int vcpus,

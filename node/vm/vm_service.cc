@@ -25,10 +25,6 @@ namespace {
 
 const Logger kLog("vm");
 
-constexpr std::string_view kCreating = "creating";
-constexpr std::string_view kDeleting = "deleting";
-
-
 // "acme.web1" -> {"acme", "web1"}: tenants are DNS labels, so the first dot splits.
 bool splitDomainName(const std::string& domain, std::string* tenant, std::string* name) {
   auto dot = domain.find('.');
@@ -38,16 +34,24 @@ bool splitDomainName(const std::string& domain, std::string* tenant, std::string
   return true;
 }
 
-}  // namespace
-
-bool VmService::isTransientState(std::string_view state) {
-  return state == kCreating || state == kDeleting;
+// The event of a VM's state (its name; "deleted" once it is gone).
+void publishVmEvent(EventBus& events, const std::string& tenant, const std::string& name,
+                    std::string state, std::string_view reason) {
+  events.publish({"vm", tenant,
+                  dumpJson({{"type", "vm"},
+                            {"tenant", tenant},
+                            {"name", name},
+                            {"state", std::move(state)},
+                            {"reason", std::string(reason)}})});
 }
 
+}  // namespace
+
 Status VmService::checkNotBusy(const VmRecord& vm) {
-  if (!isTransientState(vm.state)) return {};
-  return makeError(ErrorCode::kConflict, "vm",
-                   "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state + "; try again later");
+  if (!transient(vm.state)) return {};
+  return makeError(
+      ErrorCode::kConflict, "vm",
+      "vm " + vmId(vm.tenant, vm.name) + " is " + toString(vm.state) + "; try again later");
 }
 
 std::string VmService::vmId(const std::string& tenant, const std::string& name) {
@@ -80,7 +84,7 @@ VmService::VmService(VmServiceOptions options, Store& store, Hypervisor& hypervi
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
   kind.step_lock = &ops_mutex_;
-  tasks_.addKind("vm.", std::move(kind));
+  tasks_.addFamily(TaskFamily::kVm, std::move(kind));
 }
 
 VmService::~VmService() { stop(); }
@@ -122,11 +126,21 @@ void VmService::waitIdle() {
   tasks_.drain();
 }
 
-bool VmService::isAction(std::string_view action) {
-  static constexpr std::string_view kActions[] = {"start", "stop",  "force-stop",
-                                                  "reboot", "pause", "resume"};
-  return std::find(std::begin(kActions), std::end(kActions), action) != std::end(kActions);
+std::optional<TaskKind> VmService::actionKind(std::string_view action) {
+  auto kind = parseEnum<TaskKind>("vm." + std::string(action));
+  if (!kind) return std::nullopt;
+  switch (*kind) {
+    case TaskKind::kVmStart:
+    case TaskKind::kVmStop:
+    case TaskKind::kVmForceStop:
+    case TaskKind::kVmReboot:
+    case TaskKind::kVmPause:
+    case TaskKind::kVmResume: return kind;
+    default: return std::nullopt;  // vm.create, vm.disk-add, ...: not actions
+  }
 }
+
+bool VmService::isAction(std::string_view action) { return actionKind(action).has_value(); }
 
 std::string VmService::resolveAccelerator(const VmSpec& spec) const {
   if (spec.accel == "tcg") return "tcg";
@@ -331,11 +345,11 @@ Result<TaskRecord> VmService::createVm(VmSpec spec, bool start, const std::strin
   vm.name = spec.name;
   vm.uuid = newUuid();
   vm.spec_json = vmSpecToJson(spec);
-  vm.state = std::string(kCreating);
+  vm.state = VmState::kCreating;
   vm.host = options_.host;
 
-  TaskRecord task = TaskEngine::newTask("vm.create", vm.tenant, vm.name, identity,
-                            nlohmann::json{{"start", start}}.dump());
+  TaskRecord task = TaskEngine::newTask(TaskKind::kVmCreate, vm.tenant, vm.name, identity,
+                                        nlohmann::json{{"start", start}}.dump());
   if (auto created = store_.vms().create(vm, task); !created)
     return std::unexpected(created.error());
   publishVm(vm.tenant, vm.name, vm.state, "created");
@@ -355,61 +369,66 @@ Result<TaskRecord> VmService::deleteVm(const VmRecord& vm, bool force,
                                        const std::string& identity) {
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   if (auto idle = checkNotCopying(vm); !idle) return std::unexpected(idle.error());
-  bool stopped = vm.state == "shutoff" || vm.state == "crashed" || vm.state == "error";
+  bool stopped =
+      vm.state == VmState::kShutoff || vm.state == VmState::kCrashed || vm.state == VmState::kError;
   if (!stopped && !force) {
     return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state +
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + toString(vm.state) +
                          "; stop it first, or delete with force=true to power it off");
   }
-  return queueTask(TaskEngine::newTask("vm.delete", vm.tenant, vm.name, identity,
-                           nlohmann::json{{"force", force}}.dump()),
-                   std::string(kDeleting));
+  return queueTask(TaskEngine::newTask(TaskKind::kVmDelete, vm.tenant, vm.name, identity,
+                                       nlohmann::json{{"force", force}}.dump()),
+                   VmState::kDeleting);
 }
 
 Result<TaskRecord> VmService::action(const VmRecord& vm, std::string_view action,
                                      const std::string& identity) {
-  if (!isAction(action)) {
+  const auto kind = actionKind(action);
+  if (!kind) {
     return makeError(ErrorCode::kNotFound, "vm", "no such action " + std::string(action));
   }
   if (auto free = checkNotBusy(vm); !free) return std::unexpected(free.error());
   if (auto idle = checkNotCopying(vm); !idle) return std::unexpected(idle.error());
-  auto needs = [&](std::initializer_list<std::string_view> states) -> Status {
+  auto needs = [&](std::initializer_list<VmState> states) -> Status {
     for (auto s : states) {
       if (vm.state == s) return {};
     }
     return makeError(ErrorCode::kConflict, "vm",
                      "cannot " + std::string(action) + " vm " + vmId(vm.tenant, vm.name) +
-                         ": it is " + vm.state);
+                         ": it is " + toString(vm.state));
   };
   Status allowed;
-  if (action == "reboot") allowed = needs({"running"});
-  if (action == "pause") allowed = needs({"running", "paused"});
-  if (action == "resume") allowed = needs({"paused", "running"});
+  switch (*kind) {
+    case TaskKind::kVmReboot: allowed = needs({VmState::kRunning}); break;
+    case TaskKind::kVmPause: allowed = needs({VmState::kRunning, VmState::kPaused}); break;
+    case TaskKind::kVmResume: allowed = needs({VmState::kPaused, VmState::kRunning}); break;
+    default: break;  // start, stop, force-stop: libvirt answers for the state
+  }
   if (!allowed) return std::unexpected(allowed.error());
 
-  return queueTask(TaskEngine::newTask("vm." + std::string(action), vm.tenant, vm.name, identity, "{}"), "");
+  return queueTask(TaskEngine::newTask(*kind, vm.tenant, vm.name, identity, "{}"), std::nullopt);
 }
 
 Result<TaskRecord> VmService::queueTask(TaskRecord task,
-                                        const std::string& vm_state_while_running) {
+                                        std::optional<VmState> vm_state_while_running) {
   if (auto created = store_.tasks().createIfIdle(task); !created) {
     return std::unexpected(created.error());
   }
-  if (!vm_state_while_running.empty()) {
+  if (vm_state_while_running) {
     auto vm = store_.vms().get(task.tenant, task.target);
-    if (vm) setState(*vm, vm_state_while_running, task.kind);
+    if (vm) setState(*vm, *vm_state_while_running, toString(task.kind));
   }
   return tasks_.dispatch(task.id);
 }
 
-void VmService::publishVm(const std::string& tenant, const std::string& name,
-                          const std::string& state, std::string_view reason) {
-  events_.publish({"vm", tenant,
-                   dumpJson({{"type", "vm"},
-                             {"tenant", tenant},
-                             {"name", name},
-                             {"state", state},
-                             {"reason", std::string(reason)}})});
+void VmService::publishVm(const std::string& tenant, const std::string& name, VmState state,
+                          std::string_view reason) {
+  publishVmEvent(events_, tenant, name, toString(state), reason);
+}
+
+void VmService::publishDeleted(const std::string& tenant, const std::string& name,
+                               std::string_view reason) {
+  publishVmEvent(events_, tenant, name, "deleted", reason);
 }
 
 Status VmService::runTask(TaskEngine::Run& run) {
@@ -417,21 +436,25 @@ Status VmService::runTask(TaskEngine::Run& run) {
   auto vm = store_.vms().get(task.tenant, task.target);
   if (!vm) return std::unexpected(vm.error());
   const nlohmann::json params = TaskEngine::params(task);
-  if (task.kind == "vm.create") return runCreate(run, *vm, params.value("start", true));
-  if (task.kind == "vm.delete") return runDelete(run, *vm, params.value("force", false));
-  if (task.kind == "vm.disk-add") {
-    return runAddDisk(run, *vm, params.value("disk", nlohmann::json::object()));
+  switch (task.kind) {
+    case TaskKind::kVmCreate: return runCreate(run, *vm, params.value("start", true));
+    case TaskKind::kVmDelete: return runDelete(run, *vm, params.value("force", false));
+    case TaskKind::kVmDiskAdd:
+      return runAddDisk(run, *vm, params.value("disk", nlohmann::json::object()));
+    case TaskKind::kVmDiskRemove: return runRemoveDisk(run, *vm, params.value("volume", ""));
+    case TaskKind::kVmNicAdd: return runAddNic(run, *vm, params);
+    case TaskKind::kVmResize:
+      return runResize(run, *vm, params.value("vcpus", 0), params.value("memory_mib", int64_t{0}));
+    case TaskKind::kVmNicRemove: return runRemoveNic(run, *vm, params);
+    case TaskKind::kVmStart:
+    case TaskKind::kVmStop:
+    case TaskKind::kVmForceStop:
+    case TaskKind::kVmReboot:
+    case TaskKind::kVmPause:
+    case TaskKind::kVmResume: return runAction(run, *vm, task.kind);
+    default: break;  // another family's kind: not ours
   }
-  if (task.kind == "vm.disk-remove") return runRemoveDisk(run, *vm, params.value("volume", ""));
-  if (task.kind == "vm.nic-add") return runAddNic(run, *vm, params);
-  if (task.kind == "vm.resize") {
-    return runResize(run, *vm, params.value("vcpus", 0), params.value("memory_mib", int64_t{0}));
-  }
-  if (task.kind == "vm.nic-remove") return runRemoveNic(run, *vm, params);
-  if (isAction(std::string_view(task.kind).substr(3))) {
-    return runAction(run, *vm, std::string_view(task.kind).substr(3));
-  }
-  return makeError(ErrorCode::kInternal, "vm", "unknown task kind " + task.kind);
+  return makeError(ErrorCode::kInternal, "vm", "unknown task kind " + toString(task.kind));
 }
 
 // Interrupted too often: a half-made VM is rolled back; other operations stop where they are
@@ -440,7 +463,7 @@ void VmService::giveUp(TaskEngine::Run& run) {
   const TaskRecord& task = run.task();
   auto vm = store_.vms().get(task.tenant, task.target);
   if (!vm) return;
-  if (task.kind != "vm.create") {
+  if (task.kind != TaskKind::kVmCreate) {
     refreshState(vm->tenant, vm->name, "gave up");
     return;
   }
@@ -467,7 +490,7 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
                  {{"vm", vmId(vm.tenant, vm.name)}, {"error", deleted.error().describe()}});
       return;
     }
-    publishVm(vm.tenant, vm.name, "deleted", "create failed");
+    publishDeleted(vm.tenant, vm.name, "create failed");
   };
   auto spec = storedSpec(vm);
   if (!spec) return std::unexpected(spec.error());
@@ -536,7 +559,7 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
     result = run.step("record", 100, "recording state", [&]() -> Status {
       auto info = hypervisor_.lookup(domain);
       if (!info) return std::unexpected(info.error());
-      setState(vm, domainStateName(info->state), "created");
+      setState(vm, vmStateOf(info->state), "created");
       return {};
     });
   }
@@ -607,7 +630,7 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
     if (!force) {
       return makeError(ErrorCode::kConflict, "vm",
                        "vm " + vmId(vm.tenant, vm.name) + " is " +
-                           domainStateName(info->state) + "; delete with force=true");
+                           toString(vmStateOf(info->state)) + "; delete with force=true");
     }
     return hypervisor_.destroy(domain);
   });
@@ -647,7 +670,7 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
     result = run.step("forget", 100, "forgetting the vm", [&]() -> Status {
       auto deleted = store_.vms().remove(vm.tenant, vm.name);
       if (!deleted) return deleted;
-      publishVm(vm.tenant, vm.name, "deleted", "deleted");
+      publishDeleted(vm.tenant, vm.name, "deleted");
       return {};
     });
   }
@@ -656,28 +679,34 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
     // Past the undefine there is no domain to take the state from: the vm is in error (with
     // the reason), not "deleting" for ever, so that a delete can be asked again.
     auto now = store_.vms().get(vm.tenant, vm.name);
-    if (now && now->state == kDeleting) {
-      setState(*now, "error", "delete failed", result.error().describe());
+    if (now && now->state == VmState::kDeleting) {
+      setState(*now, VmState::kError, "delete failed", result.error().describe());
     }
   }
   return result;
 }
 
-Status VmService::runAction(TaskEngine::Run& run, const VmRecord& vm, std::string_view action) {
+Status VmService::runAction(TaskEngine::Run& run, const VmRecord& vm, TaskKind kind) {
   const std::string domain = domainNameOf(vm.tenant, vm.name);
-  Status result = run.step(action, 90, std::string(action) + " in progress", [&]() -> Status {
-    if (action == "start") return hypervisor_.start(domain);
-    if (action == "stop") return hypervisor_.shutdown(domain, options_.shutdown_timeout_s * 1000);
-    if (action == "force-stop") return hypervisor_.destroy(domain);
-    if (action == "reboot") return hypervisor_.reboot(domain);
-    if (action == "pause") return hypervisor_.suspend(domain);
-    return hypervisor_.resume(domain);
+  // The step is named after the action: vm.start's is "start".
+  const std::string action = toString(kind).substr(std::string_view("vm.").size());
+  Status result = run.step(action, 90, action + " in progress", [&]() -> Status {
+    switch (kind) {
+      case TaskKind::kVmStart: return hypervisor_.start(domain);
+      case TaskKind::kVmStop:
+        return hypervisor_.shutdown(domain, options_.shutdown_timeout_s * 1000);
+      case TaskKind::kVmForceStop: return hypervisor_.destroy(domain);
+      case TaskKind::kVmReboot: return hypervisor_.reboot(domain);
+      case TaskKind::kVmPause: return hypervisor_.suspend(domain);
+      case TaskKind::kVmResume: return hypervisor_.resume(domain);
+      default: return makeError(ErrorCode::kInternal, "vm", toString(kind) + " is not an action");
+    }
   });
   refreshState(vm.tenant, vm.name, action);
   return result;
 }
 
-void VmService::setState(const VmRecord& vm, const std::string& state, std::string_view reason,
+void VmService::setState(const VmRecord& vm, VmState state, std::string_view reason,
                          const std::string& last_error) {
   if (auto set = store_.vms().setState(vm.tenant, vm.name, state, last_error); !set) {
     kLog.error("cannot record vm state",
@@ -696,7 +725,7 @@ void VmService::refreshState(const std::string& tenant, const std::string& name,
     if (info.error().code != ErrorCode::kNotFound) return;  // libvirt away: keep what we know
     return;  // missing: reconciliation redefines it
   }
-  std::string state = domainStateName(info->state);
+  const VmState state = vmStateOf(info->state);
   if (state != vm->state) setState(*vm, state, reason);
 }
 
@@ -756,7 +785,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
     if (event.kind == DomainEventKind::kDefined) reconcileLocked();  // maybe ours, to adopt
     return;
   }
-  if (isTransientState(vm->state)) return;  // the running task owns the state
+  if (transient(vm->state)) return;  // the running task owns the state
   switch (event.kind) {
     case DomainEventKind::kUndefined:
       kLog.warn("domain undefined behind qiaod's back; redefining it",
@@ -830,7 +859,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       adopted.name = md.name;
       adopted.uuid = d.uuid;
       adopted.spec_json = md.spec_json;
-      adopted.state = domainStateName(d.state);
+      adopted.state = vmStateOf(d.state);
       adopted.host = options_.host;
       if (auto up = store_.vms().upsert(adopted); !up) {
         report.notes.push_back("cannot adopt " + d.name + ": " + up.error().describe());
@@ -849,7 +878,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       continue;
     }
     if (busy.contains({vm->tenant, vm->name})) continue;
-    std::string state = domainStateName(d.state);
+    const VmState state = vmStateOf(d.state);
     if (state != vm->state) {
       setState(*vm, state, "reconciled");
       ++report.updated;
@@ -861,7 +890,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
     if (busy.contains({vm.tenant, vm.name})) continue;
     const std::string domain = domainNameOf(vm.tenant, vm.name);
     if (domain_names.contains(domain)) continue;
-    if (vm.state == kDeleting) {
+    if (vm.state == VmState::kDeleting) {
       // Its delete task finished the domain but not the row: finish the job.
       (void)store_.vms().remove(vm.tenant, vm.name);
       continue;
@@ -870,14 +899,14 @@ VmService::ReconcileReport VmService::reconcileLocked() {
     Status defined = xml ? hypervisor_.define(*xml) : Status(std::unexpected(xml.error()));
     if (!defined) {
       report.notes.push_back("cannot redefine " + domain + ": " + defined.error().describe());
-      setState(vm, "error", "redefine failed", defined.error().describe());
+      setState(vm, VmState::kError, "redefine failed", defined.error().describe());
       continue;
     }
     ++report.redefined;
     report.notes.push_back("redefined " + domain);
     kLog.warn("vm was missing from libvirt; redefined from its spec",
               {{"vm", vmId(vm.tenant, vm.name)}});
-    setState(vm, "shutoff", "redefined");
+    setState(vm, VmState::kShutoff, "redefined");
   }
   return report;
 }

@@ -81,6 +81,8 @@ class VmService {
   Result<TaskRecord> action(const VmRecord& vm, std::string_view action,
                             const std::string& identity);
   static bool isAction(std::string_view action);
+  // The task kind of an action: vm.<action>; nullopt for a word that is none of them.
+  static std::optional<TaskKind> actionKind(std::string_view action);
 
   // Disks while the VM lives (or not): added from a volume or an image (a running VM gets it
   // hot-plugged, its guest sees it at once), removed (the guest must let it go; the volume
@@ -131,12 +133,14 @@ class VmService {
   void waitIdle();
 
  private:
-  Result<TaskRecord> queueTask(TaskRecord task, const std::string& vm_state_while_running);
+  // Records the task and queues it; the VM shows `vm_state_while_running` (when given) until
+  // the task sets its outcome.
+  Result<TaskRecord> queueTask(TaskRecord task, std::optional<VmState> vm_state_while_running);
   Status runTask(TaskEngine::Run& run);
   void giveUp(TaskEngine::Run& run);
   Status runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start);
   Status runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force);
-  Status runAction(TaskEngine::Run& run, const VmRecord& vm, std::string_view action);
+  Status runAction(TaskEngine::Run& run, const VmRecord& vm, TaskKind action);
 
   Status runAddDisk(TaskEngine::Run& run, const VmRecord& vm, const nlohmann::json& disk);
   Status runRemoveDisk(TaskEngine::Run& run, const VmRecord& vm, const std::string& volume);
@@ -173,7 +177,6 @@ class VmService {
   // vm.dependency_timeout_s at most.
   Status awaitDependencies(TaskEngine::Run& run, const VmSpec& spec);
 
-  static bool isTransientState(std::string_view state);
   // kConflict while the VM is being created or deleted.
   static Status checkNotBusy(const VmRecord& vm);
   // kConflict when a copy of one of the VM's volumes (or of `only_volume`) runs: its QEMU
@@ -210,10 +213,12 @@ class VmService {
   // Reads the domain's state from libvirt and records it (and announces a change).
   void refreshState(const std::string& tenant, const std::string& name,
                     std::string_view reason = {});
-  void setState(const VmRecord& vm, const std::string& state, std::string_view reason,
+  void setState(const VmRecord& vm, VmState state, std::string_view reason,
                 const std::string& last_error = {});
-  void publishVm(const std::string& tenant, const std::string& name, const std::string& state,
+  void publishVm(const std::string& tenant, const std::string& name, VmState state,
                  std::string_view reason);
+  // The event of a VM that is no more: its state "deleted" (which no stored VM has).
+  void publishDeleted(const std::string& tenant, const std::string& name, std::string_view reason);
 
   void onDomainEvent(const DomainEvent& event);
   ReconcileReport reconcile();

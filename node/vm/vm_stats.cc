@@ -231,9 +231,13 @@ json vmFiguresToJson(const VmFigures& f) {
   }
   json missing = json::array();
   for (const auto& m : f.missing) missing.push_back({{"part", m.part}, {"reason", m.reason}});
-  return {{"vm", f.name},         {"tenant", f.tenant}, {"state", domainStateName(d.state)},
-          {"cpu", std::move(cpu)}, {"memory", std::move(memory)},
-          {"disks", std::move(disks)}, {"nics", std::move(nics)},
+  return {{"vm", f.name},
+          {"tenant", f.tenant},
+          {"state", vmStateOf(d.state)},
+          {"cpu", std::move(cpu)},
+          {"memory", std::move(memory)},
+          {"disks", std::move(disks)},
+          {"nics", std::move(nics)},
           {"missing", std::move(missing)}};
 }
 
@@ -281,13 +285,13 @@ Result<json> VmService::stats(const VmRecord& vm) {
   if (!figures) {
     if (figures.error().code != ErrorCode::kNotFound) return std::unexpected(figures.error());
     return makeError(ErrorCode::kConflict, "vm",
-                     "vm " + vmId(vm.tenant, vm.name) + " is " + vm.state +
+                     "vm " + vmId(vm.tenant, vm.name) + " is " + toString(vm.state) +
                          " and has no domain in libvirt: statistics exist only while it runs");
   }
   if (!domainLive(figures->state)) {
     return makeError(ErrorCode::kConflict, "vm",
                      "vm " + vmId(vm.tenant, vm.name) + " is " +
-                         domainStateName(figures->state) +
+                         toString(vmStateOf(figures->state)) +
                          ": statistics exist only while it runs (start it first)");
   }
   auto disks = statsDisksOf(vm);

@@ -39,8 +39,8 @@ VolumeService::VolumeService(Store& store, VolumeDriver& driver, TaskEngine& tas
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
-  kind.cancellable = {"volume.copy"};
-  tasks_.addKind("volume.", std::move(kind));
+  kind.cancellable = {TaskKind::kVolumeCopy};
+  tasks_.addFamily(TaskFamily::kVolume, std::move(kind));
 }
 
 VolumeRecord VolumeService::newVolume(const std::string& tenant, const std::string& name,
@@ -67,8 +67,8 @@ Status VolumeService::checkSettled(const VolumeRecord& volume) {
 Result<TaskRecord> VolumeService::create(const VolumeSpec& spec, const std::string& identity) {
   VolumeRecord volume = newVolume(spec.tenant, spec.name, spec.size_gib * kGiB, spec.pool);
   volume.qos = spec.qos;
-  TaskRecord task = TaskEngine::newTask("volume.create", volume.tenant, taskTarget(volume.name),
-                                        identity, "{}");
+  TaskRecord task = TaskEngine::newTask(TaskKind::kVolumeCreate, volume.tenant,
+                                        taskTarget(volume.name), identity, "{}");
   if (auto created = store_.volumes().create(volume, &task); !created) {
     return std::unexpected(created.error());
   }
@@ -198,7 +198,7 @@ Result<TaskRecord> VolumeService::remove(const VolumeRecord& volume,
         "volume " + volumeId(volume) + " is " + toString(volume.state) + "; try again later");
   }
   if (auto free = checkNotInUse(volume); !free) return std::unexpected(free.error());
-  return tasks_.submit(TaskEngine::newTask("volume.delete", volume.tenant,
+  return tasks_.submit(TaskEngine::newTask(TaskKind::kVolumeDelete, volume.tenant,
                                            taskTarget(volume.name), identity, "{}"));
 }
 
@@ -211,7 +211,7 @@ Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t siz
                          std::to_string(volume.size_bytes / kGiB) +
                          " GiB; volumes only grow");
   }
-  return tasks_.submit(TaskEngine::newTask("volume.resize", volume.tenant,
+  return tasks_.submit(TaskEngine::newTask(TaskKind::kVolumeResize, volume.tenant,
                                            taskTarget(volume.name), identity,
                                            dumpJson({{"size_bytes", size_gib * kGiB}})));
 }
@@ -219,7 +219,7 @@ Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t siz
 Result<TaskRecord> VolumeService::setLimits(const VolumeRecord& volume, const VolumeQos& qos,
                                             const std::string& identity) {
   if (auto settled = checkSettled(volume); !settled) return std::unexpected(settled.error());
-  return tasks_.submit(TaskEngine::newTask("volume.limits", volume.tenant,
+  return tasks_.submit(TaskEngine::newTask(TaskKind::kVolumeLimits, volume.tenant,
                                            taskTarget(volume.name), identity,
                                            dumpJson({{"qos", qosToJson(qos)}})));
 }
@@ -230,7 +230,7 @@ Result<TaskRecord> VolumeService::copy(const VolumeRecord& source, const CopyReq
   const VolumeRecord target =
       newVolume(source.tenant, request.name, source.size_bytes, request.pool);
   TaskRecord task = TaskEngine::newTask(
-      "volume.copy", source.tenant, taskTarget(source.name), identity,
+      TaskKind::kVolumeCopy, source.tenant, taskTarget(source.name), identity,
       dumpJson({{"name", request.name},
                 {"speed_bytes_per_sec", request.bandwidth_mib_s * (int64_t{1} << 20)}}));
   // One transaction: the new name is taken and the copy recorded, or neither (a source with
@@ -248,7 +248,7 @@ Status VolumeService::checkNotCopying(const std::string& tenant,
   auto unfinished = store_.tasks().unfinished();
   if (!unfinished) return std::unexpected(unfinished.error());
   for (const auto& task : *unfinished) {
-    if (task.kind != "volume.copy" || task.tenant != tenant) continue;
+    if (task.kind != TaskKind::kVolumeCopy || task.tenant != tenant) continue;
     for (const auto& name : names) {
       if (task.target != taskTarget(name)) continue;
       return makeError(ErrorCode::kConflict, "volume",
@@ -270,29 +270,31 @@ Status VolumeService::runTask(TaskEngine::Run& run) {
   const TaskRecord& task = run.task();
   auto volume = volumeOfTask(task);
   if (!volume) return std::unexpected(volume.error());
-  if (task.kind == "volume.create") return runCreate(run, *volume);
-  if (task.kind == "volume.delete") return runRemove(run, *volume);
-  if (task.kind == "volume.resize") {
-    return runResize(run, *volume, TaskEngine::params(task).value("size_bytes", int64_t{0}));
+  switch (task.kind) {
+    case TaskKind::kVolumeCreate: return runCreate(run, *volume);
+    case TaskKind::kVolumeDelete: return runRemove(run, *volume);
+    case TaskKind::kVolumeResize:
+      return runResize(run, *volume, TaskEngine::params(task).value("size_bytes", int64_t{0}));
+    case TaskKind::kVolumeLimits: {
+      auto qos = parseQos(TaskEngine::params(task).value("qos", nlohmann::json::object()), "qos");
+      if (!qos) return std::unexpected(qos.error());
+      return runLimits(run, *volume, *qos);
+    }
+    case TaskKind::kVolumeCopy: return runCopy(run, *volume);
+    default: break;  // another family's kind: not ours
   }
-  if (task.kind == "volume.limits") {
-    auto qos = parseQos(TaskEngine::params(task).value("qos", nlohmann::json::object()), "qos");
-    if (!qos) return std::unexpected(qos.error());
-    return runLimits(run, *volume, *qos);
-  }
-  if (task.kind == "volume.copy") return runCopy(run, *volume);
-  return makeError(ErrorCode::kInternal, "volume", "unknown task kind " + task.kind);
+  return makeError(ErrorCode::kInternal, "volume", "unknown task kind " + toString(task.kind));
 }
 
 void VolumeService::giveUp(TaskEngine::Run& run) {
   auto volume = volumeOfTask(run.task());
   if (!volume) return;
-  if (run.task().kind == "volume.copy") {
+  if (run.task().kind == TaskKind::kVolumeCopy) {
     stopCopyJob(run.task(), *volume);
     removeCopyTarget(run.task(), *volume);
     return;
   }
-  if (run.task().kind == "volume.create") {
+  if (run.task().kind == TaskKind::kVolumeCreate) {
     (void)run.step("rollback", run.task().progress, "rolling back", [&]() -> Status {
       if (auto removed = driver_.remove(idOf(*volume)); !removed) return removed;
       return store_.volumes().remove(volume->tenant, volume->name);

@@ -86,7 +86,7 @@ Result<std::vector<TaskRecord>> MemoryTaskJournal::unfinished() {
 }
 
 Status MemoryTaskJournal::journal(const std::string& task_id, const std::string& step,
-                                  const std::string& phase, const std::string& detail) {
+                                  JournalPhase phase, const std::string& detail) {
   std::lock_guard lock(mu_);
   journal_.push_back({static_cast<int64_t>(journal_.size()) + 1, task_id, step, phase, "", detail});
   return {};

@@ -23,7 +23,7 @@ class MemoryTaskJournal final : public TaskJournal {
   Result<std::vector<TaskRecord>> list(const TaskFilter& filter,
                                        std::string* next_page_token) override;
   Result<std::vector<TaskRecord>> unfinished() override;
-  Status journal(const std::string& task_id, const std::string& step, const std::string& phase,
+  Status journal(const std::string& task_id, const std::string& step, JournalPhase phase,
                  const std::string& detail) override;
   Result<std::vector<JournalEntry>> journalOf(const std::string& task_id) override;
 

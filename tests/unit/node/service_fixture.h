@@ -104,7 +104,7 @@ class ServiceFixture : public ::testing::Test {
   std::vector<std::string> steps(const std::string& task_id) {
     std::vector<std::string> out;
     if (auto journal = store_->tasks().journalOf(task_id)) {
-      for (const auto& e : *journal) out.push_back(e.step + ":" + e.phase);
+      for (const auto& e : *journal) out.push_back(e.step + ":" + toString(e.phase));
     }
     return out;
   }

@@ -15,9 +15,10 @@
 #include <sstream>
 
 #include "node/cli/cli_args.h"
-#include "node/client/client.h"
 #include "node/cli/commands.h"
 #include "node/cli/output.h"
+#include "node/client/client.h"
+#include "node/state/states.h"
 
 namespace qiao {
 namespace {
@@ -233,6 +234,34 @@ TEST(Parser, UsageErrorsExitTwoWithAShortHintAndNeverConnect) {
             "qiaoctl vm list: unknown option --bogus\n"
             "Run 'qiaoctl vm list --help' for usage.\n");
   unsetenv("QIAO_CONFIG");
+}
+
+// qiaoctl keeps its own lists of the states a list may filter by (it does not link the store):
+// each of the API's names (node/state/states.h) is accepted and named in the help, and a name
+// that is none of them is refused.
+template <typename E>
+void expectStateFilter(const std::string& group) {
+  const CommandSpec* list = nullptr;
+  for (const auto& c : commandSpecs()) {
+    if (c.group == group && c.name == "list") list = &c;
+  }
+  ASSERT_NE(list, nullptr) << group;
+  std::string help;
+  for (const auto& f : list->flags) {
+    if (f.name == "--state") help = std::string(f.help);
+  }
+  for (const auto& [value, name] : EnumNames<E>::kNames) {
+    auto p = parseCommandLine({group, "list", "--state", std::string(name)});
+    EXPECT_EQ(p.outcome, Outcome::kRun) << group << " " << name << ": " << p.text;
+    EXPECT_NE(help.find(std::string(name)), std::string::npos) << group << " " << name;
+  }
+  auto bad = parseCommandLine({group, "list", "--state", "no-such-state"});
+  EXPECT_NE(bad.outcome, Outcome::kRun) << group;
+}
+
+TEST(Parser, StateFiltersAcceptTheApisStates) {
+  expectStateFilter<VmState>("vm");
+  expectStateFilter<TaskState>("task");
 }
 
 TEST(Parser, HelpIsEverywhereAndExitsZero) {

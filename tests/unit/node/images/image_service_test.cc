@@ -222,7 +222,7 @@ TEST_F(ImageServiceTest, AnImportInterruptedByAStopIsFinishedAtTheNextStart) {
   ASSERT_FALSE(busy.has_value());
   EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
   const std::string id = onlyUnfinishedTask();
-  ASSERT_TRUE(store_->tasks().journal(id, "probe", "begin"));
+  ASSERT_TRUE(store_->tasks().journal(id, "probe", JournalPhase::kBegin));
 
   // The sweep at start keeps the files of the import.
   restartAndResume();

@@ -260,7 +260,7 @@ TEST_F(NetworkServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   ASSERT_TRUE(awaited.has_value());
   EXPECT_NE(awaited->find("creating"), std::string::npos);
   const std::string id = onlyUnfinishedTask();
-  ASSERT_TRUE(store_->tasks().journal(id, "fabric", "begin"));
+  ASSERT_TRUE(store_->tasks().journal(id, "fabric", JournalPhase::kBegin));
 
   restartAndResume();
   auto task = store_->tasks().get(id);

@@ -36,10 +36,10 @@ class QuotaTest : public ::testing::Test {
     vm.name = name;
     vm.uuid = newUuid();
     vm.spec_json = spec.dump();
-    vm.state = "shutoff";
+    vm.state = VmState::kShutoff;
     TaskRecord task;
     task.id = newUuid();
-    task.kind = "vm.create";
+    task.kind = TaskKind::kVmCreate;
     task.tenant = "t";
     task.target = name;
     task.state = TaskState::kSucceeded;

@@ -42,7 +42,7 @@ class StoreTablesTest : public ::testing::Test {
                          const std::string& target) {
     TaskRecord t;
     t.id = id;
-    t.kind = "image.import";
+    t.kind = TaskKind::kImageImport;
     t.tenant = tenant;
     t.target = target;
     t.identity = "qiao://c/user/u";
@@ -302,7 +302,7 @@ TEST_F(StoreTablesTest, ANetworkKeepsEveryFieldAndGetsItsNumbersFromTheStore) {
   in.local_id = 77;      // filled by the store, whatever the caller says
   in.dhcp_ofport = 999;  // likewise when dhcp is on
   TaskRecord t = task("t-net", "acme", "network/front");
-  t.kind = "network.create";
+  t.kind = TaskKind::kNetworkCreate;
   ASSERT_TRUE(store_->networks().create(in, &t));
   EXPECT_EQ(in.local_id, 1) << "the first local id";
   EXPECT_EQ(in.dhcp_ofport, kFirstOfport) << "the first ofport Qiao gives out";
@@ -325,7 +325,7 @@ TEST_F(StoreTablesTest, ANetworkKeepsEveryFieldAndGetsItsNumbersFromTheStore) {
   EXPECT_EQ(got->state, NetworkState::kCreating);
   EXPECT_EQ(got->last_error, "none yet");
   EXPECT_FALSE(got->created_at.empty());
-  EXPECT_EQ(store_->tasks().get("t-net")->kind, "network.create");
+  EXPECT_EQ(store_->tasks().get("t-net")->kind, TaskKind::kNetworkCreate);
 
   // Without DHCP: no DHCP port is given out, and the flag round-trips as false.
   NetworkRecord plain = network("acme", "back", 5002, "vlan");
@@ -809,17 +809,73 @@ void expectNamesRoundTrip() {
   EXPECT_FALSE(parseEnum<E>("no-such-state").has_value());
 }
 
+// Every value of E, from the first to `last`, has exactly one name, and no two share one.
+template <typename E>
+void expectEveryValueNamedOnce(E last) {
+  std::set<std::string_view> names;
+  for (int i = 0; i <= static_cast<int>(last); ++i) {
+    const E value = static_cast<E>(i);
+    int count = 0;
+    for (const auto& [e, name] : EnumNames<E>::kNames) {
+      if (e == value) {
+        ++count;
+        EXPECT_TRUE(names.insert(name).second) << name << " names two values";
+      }
+    }
+    EXPECT_EQ(count, 1) << "value " << i;
+  }
+  EXPECT_EQ(names.size(), EnumNames<E>::kNames.size());
+}
+
 TEST(RecordStates, EachStateHasOneNameAndTheJsonShowsIt) {
   expectNamesRoundTrip<TaskState>();
   expectNamesRoundTrip<VolumeState>();
   expectNamesRoundTrip<ImageState>();
   expectNamesRoundTrip<NetworkState>();
+  expectNamesRoundTrip<VmState>();
+  expectNamesRoundTrip<TaskKind>();
+  expectNamesRoundTrip<JournalPhase>();
+  expectEveryValueNamedOnce(VmState::kNoState);
+  expectEveryValueNamedOnce(JournalPhase::kCancelRequested);
+  // Every kind but kUnknown (the last) has a name, and a family; kUnknown has neither.
+  expectEveryValueNamedOnce(TaskKind::kNetworkDelete);
+  for (const auto& [kind, name] : EnumNames<TaskKind>::kNames) {
+    auto family = familyOf(kind);
+    ASSERT_TRUE(family.has_value()) << name;
+    const std::string_view prefix = name.substr(0, name.find('.'));
+    EXPECT_EQ(prefix, *family == TaskFamily::kVm       ? "vm"
+                      : *family == TaskFamily::kVolume ? "volume"
+                      : *family == TaskFamily::kImage  ? "image"
+                                                       : "network")
+        << name;
+  }
+  EXPECT_FALSE(familyOf(TaskKind::kUnknown).has_value());
+  EXPECT_EQ(toString(TaskKind::kUnknown), "unknown");
+  EXPECT_FALSE(parseEnum<TaskKind>("unknown").has_value());
+  EXPECT_FALSE(parseEnum<TaskKind>("vm.").has_value());
+  EXPECT_FALSE(parseEnum<TaskKind>("VM.CREATE").has_value()) << "names are exact";
+  EXPECT_FALSE(parseEnum<VmState>("").has_value());
+  EXPECT_FALSE(parseEnum<VmState>("Running").has_value());
+  EXPECT_FALSE(parseEnum<VmState>("running ").has_value());
+  // A stored name that is none of them: a VM state to be reconciled, a kind that runs nothing;
+  // the other enums read their first value.
+  EXPECT_EQ(unreadableValue<VmState>(), VmState::kNoState);
+  EXPECT_EQ(unreadableValue<TaskKind>(), TaskKind::kUnknown);
+  EXPECT_EQ(unreadableValue<JournalPhase>(), JournalPhase::kFailed);
+  EXPECT_EQ(unreadableValue<TaskState>(), TaskState::kQueued);
+  EXPECT_TRUE(transient(VmState::kCreating) && transient(VmState::kDeleting));
+  EXPECT_FALSE(transient(VmState::kRunning) || transient(VmState::kError));
+  VmRecord vm;
+  vm.state = VmState::kPmSuspended;
+  EXPECT_EQ(vmToJson(vm)["state"], "pmsuspended");
   VolumeRecord v;
   v.state = VolumeState::kInUse;
   EXPECT_EQ(volumeToJson(v)["state"], "in-use");
   TaskRecord t;
   t.state = TaskState::kCancelled;
+  t.kind = TaskKind::kVmForceStop;
   EXPECT_EQ(taskToJson(t)["state"], "cancelled");
+  EXPECT_EQ(taskToJson(t)["kind"], "vm.force-stop");
   ImageRecord i;
   i.state = ImageState::kImporting;
   EXPECT_EQ(imageToJson(i)["state"], "importing");

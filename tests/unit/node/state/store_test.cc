@@ -35,14 +35,19 @@ class StoreTest : public ::testing::Test {
   }
   VmRecord vm(const std::string& tenant, const std::string& name,
               const std::string& labels = "{}") {
-    return {tenant, name, "uuid-" + tenant + "-" + name,
-            R"({"name":")" + name + R"(","labels":)" + labels + "}", "creating", "", "", ""};
+    VmRecord r;
+    r.tenant = tenant;
+    r.name = name;
+    r.uuid = "uuid-" + tenant + "-" + name;
+    r.spec_json = R"({"name":")" + name + R"(","labels":)" + labels + "}";
+    r.state = VmState::kCreating;
+    return r;
   }
   TaskRecord task(const std::string& id, const std::string& tenant, const std::string& target,
                   TaskState state = TaskState::kQueued) {
     TaskRecord t;
     t.id = id;
-    t.kind = "vm.create";
+    t.kind = TaskKind::kVmCreate;
     t.tenant = tenant;
     t.target = target;
     t.identity = "qiao://c/user/u";
@@ -56,6 +61,25 @@ class StoreTest : public ::testing::Test {
     EXPECT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, &err), SQLITE_OK) << err;
     sqlite3_free(err);
     sqlite3_close(db);
+  }
+
+  // The first column of the query's rows, separated by spaces.
+  std::string column(const std::string& query) {
+    std::string out;
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(
+                  db, query.c_str(),
+                  [](void* result, int, char** values, char**) {
+                    auto* text = static_cast<std::string*>(result);
+                    *text += (text->empty() ? "" : " ") + std::string(values[0] ? values[0] : "");
+                    return 0;
+                  },
+                  &out, nullptr),
+              SQLITE_OK)
+        << query;
+    sqlite3_close(db);
+    return out;
   }
 
   fs::path dir_;
@@ -78,9 +102,10 @@ TEST_F(StoreTest, VmAndTaskTogetherAndConflicts) {
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(found->size(), 2u);
   EXPECT_EQ(store_->vms().findByName("web", {"b"})->size(), 1u);
-  ASSERT_TRUE(store_->vms().setState("a", "web", "running"));
-  EXPECT_EQ(store_->vms().get("a", "web")->state, "running");
-  EXPECT_EQ(store_->vms().setState("a", "nope", "running").error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->vms().setState("a", "web", VmState::kRunning));
+  EXPECT_EQ(store_->vms().get("a", "web")->state, VmState::kRunning);
+  EXPECT_EQ(store_->vms().setState("a", "nope", VmState::kRunning).error().code,
+            ErrorCode::kNotFound);
   EXPECT_EQ((*store_->vms().countByState())["running"], 1);
   ASSERT_TRUE(store_->vms().remove("a", "web"));
   ASSERT_TRUE(store_->vms().remove("a", "web"));  // idempotent
@@ -113,7 +138,7 @@ TEST_F(StoreTest, AnOlderSchemaIsMigratedAndKeepsItsRows) {
   auto old = store_->vms().get("t", "old");
   ASSERT_TRUE(old);
   EXPECT_EQ(old->host, "");
-  EXPECT_EQ(old->state, "creating");
+  EXPECT_EQ(old->state, VmState::kCreating);
   // A newer schema than this build knows is refused, naming both versions.
   store_.reset();
   sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
@@ -190,21 +215,73 @@ TEST_F(StoreTest, OneActiveTaskPerVm) {
 
 TEST_F(StoreTest, JournalVerifyFindsAnOpenStep) {
   ASSERT_TRUE(store_->tasks().create(task("t1", "a", "v", TaskState::kSucceeded)));
-  ASSERT_TRUE(store_->tasks().journal("t1", "define", "begin"));
-  ASSERT_TRUE(store_->tasks().journal("t1", "define", "done"));
-  ASSERT_TRUE(store_->tasks().journal("t1", "start", "begin"));
-  ASSERT_TRUE(store_->tasks().journal("t1", "start", "failed", "boom"));
-  ASSERT_TRUE(store_->tasks().journal("t1", "define", "undo-begin"));
-  ASSERT_TRUE(store_->tasks().journal("t1", "define", "undone"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kBegin));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kDone));
+  ASSERT_TRUE(store_->tasks().journal("t1", "start", JournalPhase::kBegin));
+  ASSERT_TRUE(store_->tasks().journal("t1", "start", JournalPhase::kFailed, "boom"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kUndoBegin));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kUndone));
   EXPECT_TRUE(store_->tasks().verifyJournal()->ok);
   ASSERT_TRUE(store_->tasks().create(task("t2", "a", "w", TaskState::kFailed)));
-  ASSERT_TRUE(store_->tasks().journal("t2", "define", "begin"));
+  ASSERT_TRUE(store_->tasks().journal("t2", "define", JournalPhase::kBegin));
   auto report = store_->tasks().verifyJournal();
   EXPECT_FALSE(report->ok);
   EXPECT_NE(report->first_problem.find("t2"), std::string::npos) << report->first_problem;
   // A running task may have one step open (it is in progress).
   ASSERT_TRUE(store_->tasks().update("t2", TaskState::kRunning, 10, "defining"));
   EXPECT_TRUE(store_->tasks().verifyJournal()->ok);
+}
+
+// The journal's phases are stored by their names; a row with another phase is named.
+TEST_F(StoreTest, JournalPhasesAreStoredByTheirNames) {
+  ASSERT_TRUE(store_->tasks().create(task("t1", "a", "v", TaskState::kSucceeded)));
+  ASSERT_TRUE(store_->tasks().journal("t1", "cancel", JournalPhase::kCancelRequested, "by me"));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kBegin));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kFailed));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kUndoBegin));
+  ASSERT_TRUE(store_->tasks().journal("t1", "define", JournalPhase::kUndone));
+  ASSERT_TRUE(store_->tasks().journal("t1", "start", JournalPhase::kBegin));
+  ASSERT_TRUE(store_->tasks().journal("t1", "start", JournalPhase::kDone));
+  EXPECT_EQ(column("SELECT phase FROM journal ORDER BY seq"),
+            "cancel-requested begin failed undo-begin undone begin done");
+  auto entries = store_->tasks().journalOf("t1");
+  ASSERT_TRUE(entries.has_value());
+  ASSERT_EQ(entries->size(), 7u);
+  EXPECT_EQ((*entries)[0].phase, JournalPhase::kCancelRequested);
+  EXPECT_EQ((*entries)[3].phase, JournalPhase::kUndoBegin);
+  EXPECT_TRUE(store_->tasks().verifyJournal()->ok);
+  sql("UPDATE journal SET phase = 'begun' WHERE step = 'start' AND phase = 'begin'");
+  EXPECT_EQ(store_->tasks().journalOf("t1")->at(5).phase, JournalPhase::kFailed)
+      << "an unknown phase opens no step";
+  auto report = store_->tasks().verifyJournal();
+  ASSERT_TRUE(report.has_value());
+  EXPECT_FALSE(report->ok);
+  EXPECT_NE(report->first_problem.find("unknown phase begun"), std::string::npos)
+      << report->first_problem;
+}
+
+// A VM's state and a task's kind are stored as the API names them; a name this build does not
+// know (a newer qiaod's) reads as a state to be reconciled and as a kind that runs nothing.
+TEST_F(StoreTest, StatesAndKindsAreStoredByTheirNames) {
+  VmRecord web = vm("a", "web");
+  web.state = VmState::kPmSuspended;
+  TaskRecord create = task("t1", "a", "web");
+  create.kind = TaskKind::kVmForceStop;
+  ASSERT_TRUE(store_->vms().create(web, create));
+  EXPECT_EQ(column("SELECT state FROM vms WHERE name = 'web'"), "pmsuspended");
+  EXPECT_EQ(column("SELECT kind FROM tasks WHERE id = 't1'"), "vm.force-stop");
+  ASSERT_TRUE(store_->vms().setState("a", "web", VmState::kNoState, "why"));
+  EXPECT_EQ(column("SELECT state FROM vms WHERE name = 'web'"), "nostate");
+  EXPECT_EQ(store_->tasks().get("t1")->kind, TaskKind::kVmForceStop);
+
+  sql("UPDATE vms SET state = 'migrating' WHERE name = 'web'");
+  sql("UPDATE tasks SET kind = 'vm.migrate' WHERE id = 't1'");
+  EXPECT_EQ(store_->vms().get("a", "web")->state, VmState::kNoState);
+  EXPECT_EQ(store_->tasks().get("t1")->kind, TaskKind::kUnknown);
+  // The list's filter compares the stored text.
+  VmFilter filter;
+  filter.state = "migrating";
+  EXPECT_EQ(store_->vms().list(filter)->items.size(), 1u);
 }
 
 TEST_F(StoreTest, AuditChainVerifiesAndNamesTheFirstBrokenEntry) {

@@ -47,13 +47,13 @@ class TaskEngineTest : public ::testing::Test {
     ASSERT_TRUE(store.has_value()) << store.error().describe();
     store_ = std::move(*store);
   }
-  // An engine whose "job." kinds run `body`; job.copy can be cancelled, job.plain not.
+  // An engine whose volume tasks run `body`; volume.copy can be cancelled, volume.resize not.
   void makeEngine(std::function<Status(TaskEngine::Run&)> body) {
     engine_ = std::make_unique<TaskEngine>(store_->tasks(), events_, 2, 3);
     TaskEngine::Kind kind;
     kind.run = std::move(body);
-    kind.cancellable = {"job.copy"};
-    engine_->addKind("job.", std::move(kind));
+    kind.cancellable = {TaskKind::kVolumeCopy};
+    engine_->addFamily(TaskFamily::kVolume, std::move(kind));
   }
   TaskRecord waitEnd(const std::string& id) {
     for (int i = 0; i < 500; ++i) {
@@ -93,7 +93,7 @@ TEST_F(TaskEngineTest, ARunningCancellableTaskEndsCancelledAndItsJournalIsWhole)
     for (int i = 0; i < 500 && !release; ++i) std::this_thread::sleep_for(milliseconds(10));
     return result;
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.copy", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeCopy, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   while (!started) std::this_thread::sleep_for(milliseconds(5));
   auto asked = engine_->cancel(task->id, "qiao://c1/user/op");
@@ -107,7 +107,7 @@ TEST_F(TaskEngineTest, ARunningCancellableTaskEndsCancelledAndItsJournalIsWhole)
   auto journal = store_->tasks().journalOf(task->id);
   ASSERT_TRUE(journal.has_value());
   int marks = 0;
-  for (const auto& e : *journal) marks += e.phase == "cancel-requested" ? 1 : 0;
+  for (const auto& e : *journal) marks += e.phase == JournalPhase::kCancelRequested ? 1 : 0;
   EXPECT_EQ(marks, 1);
   auto verified = store_->tasks().verifyJournal();
   ASSERT_TRUE(verified.has_value());
@@ -122,16 +122,40 @@ TEST_F(TaskEngineTest, ARunningCancellableTaskEndsCancelledAndItsJournalIsWhole)
 TEST_F(TaskEngineTest, OtherKindsAndUnknownTasksCannotBeCancelled) {
   std::atomic<bool> started{false};
   makeEngine([&](TaskEngine::Run& run) { return untilCancelled(run, &started); });
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   auto refused = engine_->cancel(task->id, "me");
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
-  EXPECT_NE(refused.error().message.find("job.plain"), std::string::npos);
+  EXPECT_NE(refused.error().message.find("volume.resize"), std::string::npos);
   EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
   auto unknown = engine_->cancel("no-such-task", "me");
   ASSERT_FALSE(unknown.has_value());
   EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+}
+
+// A task runs only with its own family's handler: one of a family nobody registered, or of a
+// kind this qiaod cannot read (TaskKind::kUnknown), fails as an unknown kind without running.
+TEST_F(TaskEngineTest, ATaskOfNoRegisteredFamilyFailsWithoutRunning) {
+  std::atomic<int> runs{0};
+  makeEngine([&](TaskEngine::Run&) -> Status {
+    ++runs;
+    return {};
+  });
+  for (TaskKind kind : {TaskKind::kVmCreate, TaskKind::kUnknown}) {
+    auto task = engine_->submit(TaskEngine::newTask(kind, "ta", toString(kind), "me", "{}"));
+    ASSERT_TRUE(task.has_value()) << toString(kind);
+    TaskRecord done = waitEnd(task->id);
+    EXPECT_EQ(done.state, TaskState::kFailed) << toString(kind);
+    EXPECT_NE(done.message.find("unknown task kind " + toString(kind)), std::string::npos)
+        << done.message;
+  }
+  EXPECT_EQ(runs.load(), 0);
+  auto volume =
+      engine_->submit(TaskEngine::newTask(TaskKind::kVolumeCreate, "ta", "v", "me", "{}"));
+  ASSERT_TRUE(volume.has_value());
+  EXPECT_EQ(waitEnd(volume->id).state, TaskState::kSucceeded);
+  EXPECT_EQ(runs.load(), 1);
 }
 
 TEST_F(TaskEngineTest, ATaskThatFinishesFirstKeepsItsOutcome) {
@@ -142,7 +166,7 @@ TEST_F(TaskEngineTest, ATaskThatFinishesFirstKeepsItsOutcome) {
       return {};  // never looks at the request
     });
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.copy", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeCopy, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   ASSERT_TRUE(engine_->cancel(task->id, "me").has_value());
   release = true;
@@ -151,7 +175,7 @@ TEST_F(TaskEngineTest, ATaskThatFinishesFirstKeepsItsOutcome) {
 
 TEST_F(TaskEngineTest, ACancelRequestSurvivesARestart) {
   // The first "qiaod" takes the request and dies before its run saw it.
-  TaskRecord task = TaskEngine::newTask("job.copy", "ta", "x", "me", "{}");
+  TaskRecord task = TaskEngine::newTask(TaskKind::kVolumeCopy, "ta", "x", "me", "{}");
   ASSERT_TRUE(store_->tasks().create(task).has_value());
   ASSERT_TRUE(store_->tasks().update(task.id, TaskState::kRunning, 10, "working").has_value());
   makeEngine([](TaskEngine::Run&) -> Status { return {}; });
@@ -172,7 +196,7 @@ TEST_F(TaskEngineTest, ACancelRequestSurvivesARestart) {
 std::vector<std::string> journalOf(Store& store, const std::string& id) {
   std::vector<std::string> out;
   if (auto entries = store.tasks().journalOf(id)) {
-    for (const auto& e : *entries) out.push_back(e.step + ":" + e.phase);
+    for (const auto& e : *entries) out.push_back(e.step + ":" + toString(e.phase));
   }
   return out;
 }
@@ -182,7 +206,7 @@ TEST_F(TaskEngineTest, AWaitWithNothingToWaitForIsNotJournaled) {
     return run.waitFor("wait", "waiting", milliseconds(1000),
                        []() -> Result<std::string> { return std::string(); });
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
   EXPECT_TRUE(journalOf(*store_, task->id).empty());
@@ -203,7 +227,7 @@ TEST_F(TaskEngineTest, AWaitEndsWhenWhatItWaitsForIsThereAndSaysWhatItWaitedFor)
                                              : std::string();
                        });
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   EXPECT_EQ(waitEnd(task->id).state, TaskState::kSucceeded);
   EXPECT_EQ(checks.load(), 3);
@@ -229,8 +253,10 @@ TEST_F(TaskEngineTest, AWaitFailsWithTheCheckErrorOrTimesOut) {
     return run.waitFor("wait", "waiting", milliseconds(300),
                        []() -> Result<std::string> { return std::string("image ta/os"); });
   });
-  auto broken = engine_->submit(TaskEngine::newTask("job.plain", "ta", "broken", "me", "{}"));
-  auto slow = engine_->submit(TaskEngine::newTask("job.plain", "ta", "slow", "me", "{}"));
+  auto broken =
+      engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "broken", "me", "{}"));
+  auto slow =
+      engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "slow", "me", "{}"));
   ASSERT_TRUE(broken && slow);
   auto b = waitEnd(broken->id);
   EXPECT_EQ(b.state, TaskState::kFailed);
@@ -250,7 +276,7 @@ TEST_F(TaskEngineTest, AStopDuringAWaitLeavesTheTaskForTheNextStart) {
       return std::string("network ta/web (creating)");
     });
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   for (int i = 0; i < 500 && !waiting; ++i) std::this_thread::sleep_for(milliseconds(10));
   ASSERT_TRUE(waiting);
@@ -286,7 +312,7 @@ TEST_F(TaskEngineTest, AResumeAtStartLeavesTheTasksThisProcessTookMeanwhileToThe
       return {};
     });
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   for (int i = 0; i < 500 && journalOf(*store_, task->id).empty(); ++i) {
     std::this_thread::sleep_for(milliseconds(2));
@@ -332,7 +358,7 @@ class TaskEngineRestartTest : public TaskEngineTest {
     store_.reset();
     openStore();
   }
-  // An engine of `workers` workers whose "job." kinds run `body`, and `give_up` when a task
+  // An engine of `workers` workers whose volume tasks run `body`, and `give_up` when a task
   // was interrupted more than 3 (max_attempts) times.
   void makeEngineWith(size_t workers, std::function<Status(TaskEngine::Run&)> body,
                       std::function<void(TaskEngine::Run&)> give_up = nullptr) {
@@ -340,18 +366,19 @@ class TaskEngineRestartTest : public TaskEngineTest {
     TaskEngine::Kind kind;
     kind.run = std::move(body);
     kind.give_up = std::move(give_up);
-    engine_->addKind("job.", std::move(kind));
+    engine_->addFamily(TaskFamily::kVolume, std::move(kind));
   }
   // A task the previous qiaod recorded in `state`, after `attempts` restarts.
   TaskRecord recorded(const std::string& target, TaskState state, int attempts = 0,
                       const std::string& params = "{}") {
-    TaskRecord task = TaskEngine::newTask("job.plain", "ta", target, "qiao://c1/user/op", params);
+    TaskRecord task =
+        TaskEngine::newTask(TaskKind::kVolumeResize, "ta", target, "qiao://c1/user/op", params);
     task.state = state;
     task.attempts = attempts;
     EXPECT_TRUE(store_->tasks().create(task).has_value());
     return task;
   }
-  void journal(const std::string& id, const std::string& step, const std::string& phase) {
+  void journal(const std::string& id, const std::string& step, JournalPhase phase) {
     ASSERT_TRUE(store_->tasks().journal(id, step, phase).has_value());
   }
   TaskRecord stored(const std::string& id) {
@@ -372,15 +399,15 @@ TEST_F(TaskEngineRestartTest, TheNextStartResumesUnfinishedTasksClosingTheStepsL
   // What the previous qiaod left: "crashed" died in step b (a done); "unwinding" died undoing
   // a after b failed; "queued" never started; two tasks had finished.
   TaskRecord crashed = recorded("crashed", TaskState::kRunning, 0, R"({"size":3})");
-  journal(crashed.id, "a", "begin");
-  journal(crashed.id, "a", "done");
-  journal(crashed.id, "b", "begin");
+  journal(crashed.id, "a", JournalPhase::kBegin);
+  journal(crashed.id, "a", JournalPhase::kDone);
+  journal(crashed.id, "b", JournalPhase::kBegin);
   TaskRecord unwinding = recorded("unwinding", TaskState::kRunning);
-  journal(unwinding.id, "a", "begin");
-  journal(unwinding.id, "a", "done");
-  journal(unwinding.id, "b", "begin");
-  journal(unwinding.id, "b", "failed");
-  journal(unwinding.id, "a", "undo-begin");
+  journal(unwinding.id, "a", JournalPhase::kBegin);
+  journal(unwinding.id, "a", JournalPhase::kDone);
+  journal(unwinding.id, "b", JournalPhase::kBegin);
+  journal(unwinding.id, "b", JournalPhase::kFailed);
+  journal(unwinding.id, "a", JournalPhase::kUndoBegin);
   TaskRecord queued = recorded("queued", TaskState::kQueued);
   TaskRecord succeeded = recorded("succeeded", TaskState::kSucceeded);
   TaskRecord failed = recorded("failed", TaskState::kFailed);
@@ -410,7 +437,7 @@ TEST_F(TaskEngineRestartTest, TheNextStartResumesUnfinishedTasksClosingTheStepsL
     // The run is handed the task as recorded, with this restart counted.
     const TaskRecord& c = given["crashed"];
     EXPECT_EQ(c.id, crashed.id);
-    EXPECT_EQ(c.kind, "job.plain");
+    EXPECT_EQ(c.kind, TaskKind::kVolumeResize);
     EXPECT_EQ(c.tenant, "ta");
     EXPECT_EQ(c.identity, "qiao://c1/user/op");
     EXPECT_EQ(c.params_json, R"({"size":3})");
@@ -503,7 +530,7 @@ TEST_F(TaskEngineRestartTest, ATaskInterruptedMoreThanMaxAttemptsTimesGivesUpAnd
   // The first run, then three resumed ones, are each interrupted by a stop of qiaod.
   auto reached = std::make_shared<Signal>();
   makeEngineWith(2, interruptible(reached, &mu, &run_attempts), give_up);
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   const std::string id = task->id;
   for (int restarts = 0;; ++restarts) {
@@ -613,7 +640,7 @@ TEST_F(TaskEngineRestartTest, ARollbackUndoesTheStepsDoneNewestFirst) {
     run.rollback();  // the undos are spent: nothing runs twice
     return failed;
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   engine_->drain();
   {
@@ -657,7 +684,7 @@ TEST_F(TaskEngineRestartTest, AFailedUndoIsJournaledAndTheEarlierUndosStillRun) 
     run.rollback();
     return d;
   });
-  auto task = engine_->submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  auto task = engine_->submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task.has_value());
   engine_->drain();
   {
@@ -683,11 +710,11 @@ TEST_F(TaskEngineRestartTest, AFailedUndoIsJournaledAndTheEarlierUndosStillRun) 
 TEST_F(TaskEngineTest, EachEngineHitsItsOwnNodesFailpoints) {
   std::mutex mu;
   std::vector<std::string> hits_a, hits_b;
-  Failpoints a({"job.plain/work:after"}, [&](std::string_view name) {
+  Failpoints a({"volume.resize/work:after"}, [&](std::string_view name) {
     std::lock_guard lock(mu);
     hits_a.emplace_back(name);
   });
-  Failpoints b({"job.plain/work:before"}, [&](std::string_view name) {
+  Failpoints b({"volume.resize/work:before"}, [&](std::string_view name) {
     std::lock_guard lock(mu);
     hits_b.emplace_back(name);
   });
@@ -697,17 +724,19 @@ TEST_F(TaskEngineTest, EachEngineHitsItsOwnNodesFailpoints) {
   };
   TaskEngine engine_a(store_->tasks(), events_, 1, 3, a);
   TaskEngine engine_b(store_->tasks(), events_, 1, 3, b);
-  engine_a.addKind("job.", kind);
-  engine_b.addKind("job.", kind);
-  auto task_a = engine_a.submit(TaskEngine::newTask("job.plain", "ta", "x", "me", "{}"));
+  engine_a.addFamily(TaskFamily::kVolume, kind);
+  engine_b.addFamily(TaskFamily::kVolume, kind);
+  auto task_a =
+      engine_a.submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "x", "me", "{}"));
   ASSERT_TRUE(task_a.has_value());
   EXPECT_EQ(waitEnd(task_a->id).state, TaskState::kSucceeded);
-  auto task_b = engine_b.submit(TaskEngine::newTask("job.plain", "ta", "y", "me", "{}"));
+  auto task_b =
+      engine_b.submit(TaskEngine::newTask(TaskKind::kVolumeResize, "ta", "y", "me", "{}"));
   ASSERT_TRUE(task_b.has_value());
   EXPECT_EQ(waitEnd(task_b->id).state, TaskState::kSucceeded);
   std::lock_guard lock(mu);
-  EXPECT_EQ(hits_a, std::vector<std::string>{"job.plain/work:after"});
-  EXPECT_EQ(hits_b, std::vector<std::string>{"job.plain/work:before"});
+  EXPECT_EQ(hits_a, std::vector<std::string>{"volume.resize/work:after"});
+  EXPECT_EQ(hits_b, std::vector<std::string>{"volume.resize/work:before"});
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ TEST_F(VmServiceTest, CreateDefinesAndStartsWithMetadata) {
   EXPECT_EQ(task.progress, 100);
   auto vm = store_->vms().get("acme", "web1");
   ASSERT_TRUE(vm.has_value());
-  EXPECT_EQ(vm->state, "running");
+  EXPECT_EQ(toString(vm->state), "running");
   auto info = hypervisor_->lookup("acme.web1");
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->uuid, vm->uuid);
@@ -61,7 +61,7 @@ TEST_F(VmServiceTest, CreateDefinesAndStartsWithMetadata) {
   auto journal = store_->tasks().journalOf(task.id);
   ASSERT_TRUE(journal.has_value());
   std::vector<std::string> steps;
-  for (const auto& e : *journal) steps.push_back(e.step + ":" + e.phase);
+  for (const auto& e : *journal) steps.push_back(e.step + ":" + toString(e.phase));
   EXPECT_EQ(steps, (std::vector<std::string>{"define:begin", "define:done", "start:begin",
                                              "start:done", "record:begin", "record:done"}));
   std::lock_guard lock(mutex_);
@@ -104,14 +104,14 @@ TEST_F(VmServiceTest, ActionsAndDeleteRules) {
   finish(service_->createVm(spec("a1"), true, "t"));
   auto vm = *store_->vms().get("acme", "a1");
   EXPECT_EQ(finish(service_->action(vm, "pause", "t")).state, TaskState::kSucceeded);
-  EXPECT_EQ(store_->vms().get("acme", "a1")->state, "paused");
+  EXPECT_EQ(toString(store_->vms().get("acme", "a1")->state), "paused");
   vm = *store_->vms().get("acme", "a1");
   auto reboot = service_->action(vm, "reboot", "t");
   ASSERT_FALSE(reboot.has_value());
   EXPECT_EQ(reboot.error().code, ErrorCode::kConflict);
   EXPECT_EQ(finish(service_->action(vm, "resume", "t")).state, TaskState::kSucceeded);
   vm = *store_->vms().get("acme", "a1");
-  EXPECT_EQ(vm.state, "running");
+  EXPECT_EQ(toString(vm.state), "running");
 
   auto refused = service_->deleteVm(vm, false, "t");
   ASSERT_FALSE(refused.has_value());

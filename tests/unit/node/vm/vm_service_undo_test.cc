@@ -112,7 +112,7 @@ class VmServiceUndoTest : public testing::ServiceFixture {
     EXPECT_EQ(portCount(), 0u) << "a port was left behind";
     EXPECT_TRUE(taps_.empty());
     auto record = store_->vms().get(tenant_, vm);
-    ASSERT_FALSE(record.has_value()) << "the vm record was left, " << record->state;
+    ASSERT_FALSE(record.has_value()) << "the vm record was left, " << toString(record->state);
     EXPECT_EQ(record.error().code, ErrorCode::kNotFound);
     // A reconciliation finds nothing of it to adopt.
     vms_->reconcileNow();
@@ -137,7 +137,7 @@ TEST_F(VmServiceUndoTest, ACreateThatWorksTakesTheVolumeAndAPort) {
   EXPECT_TRUE(domainExists("ok"));
   EXPECT_EQ(store_->volumes().get(tenant_, "data1")->attached_vm, "ok");
   EXPECT_EQ(portCount(), 1u);
-  EXPECT_EQ(store_->vms().get(tenant_, "ok")->state, "running");
+  EXPECT_EQ(toString(store_->vms().get(tenant_, "ok")->state), "running");
 }
 
 TEST_F(VmServiceUndoTest, ACreateWhoseStartFailsLeavesNothingBehind) {
@@ -195,7 +195,7 @@ TEST_F(VmServiceUndoTest, ADeleteThatFailsHalfWayCanBeAskedAgain) {
   ASSERT_EQ(toString(finish(vms_->createVm(spec("web1"), false, "t")).state), "succeeded");
   auto vm = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(vm.has_value());
-  ASSERT_EQ(vm->state, "shutoff");
+  ASSERT_EQ(toString(vm->state), "shutoff");
 
   // The domain is undefined, but libvirt's answer is an error: the delete stops there.
   faulty_->faults().failNth(HypervisorOp::kUndefine, 1, injected(), FaultTiming::kAfter);
@@ -207,7 +207,8 @@ TEST_F(VmServiceUndoTest, ADeleteThatFailsHalfWayCanBeAskedAgain) {
   // Deletable again: in error (no domain to read a state from), or shut off once libvirt's
   // undefine event has made the reconciliation redefine the missing domain; never left
   // "deleting".
-  EXPECT_TRUE(after->state == "error" || after->state == "shutoff") << after->state;
+  EXPECT_TRUE(after->state == VmState::kError || after->state == VmState::kShutoff)
+      << toString(after->state);
   // Its volume and port are still its own: nothing else may take them yet.
   EXPECT_EQ(store_->volumes().get(tenant_, "data1")->attached_vm, "web1");
   EXPECT_EQ(portCount(), 1u);
@@ -228,7 +229,7 @@ TEST_F(VmServiceUndoTest, ADeleteWhosePowerOffFailsLeavesTheVmRunningAndDeletabl
   EXPECT_EQ(toString(finish(vms_->deleteVm(*vm, true, "t")).state), "failed");
   auto after = store_->vms().get(tenant_, "web1");
   ASSERT_TRUE(after.has_value());
-  EXPECT_EQ(after->state, "running");
+  EXPECT_EQ(toString(after->state), "running");
   EXPECT_TRUE(domainExists("web1"));
   EXPECT_EQ(store_->volumes().get(tenant_, "data1")->attached_vm, "web1");
 
@@ -243,10 +244,10 @@ TEST_F(VmServiceUndoTest, AFailedStartLeavesTheVmStoppedAndStartable) {
   faulty_->faults().failNth(HypervisorOp::kStart, 1, injected());
   auto failed = finish(vms_->action(*store_->vms().get(tenant_, "web1"), "start", "t"));
   EXPECT_EQ(toString(failed.state), "failed");
-  EXPECT_EQ(store_->vms().get(tenant_, "web1")->state, "shutoff");
+  EXPECT_EQ(toString(store_->vms().get(tenant_, "web1")->state), "shutoff");
   auto started = finish(vms_->action(*store_->vms().get(tenant_, "web1"), "start", "t"));
   EXPECT_EQ(toString(started.state), "succeeded") << started.error_json;
-  EXPECT_EQ(store_->vms().get(tenant_, "web1")->state, "running");
+  EXPECT_EQ(toString(store_->vms().get(tenant_, "web1")->state), "running");
 }
 
 }  // namespace

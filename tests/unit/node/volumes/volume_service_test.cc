@@ -101,7 +101,7 @@ TEST_F(VolumeServiceTest, CreateMakesTheDataSetsTheLimitsAndRecordsItAvailable) 
   ASSERT_TRUE(parsed.has_value()) << parsed.error().describe();
   auto task = finish(service_->create(*parsed, "qiao://c1/user/op"));
   EXPECT_EQ(toString(task.state), "succeeded") << task.error_json;
-  EXPECT_EQ(task.kind, "volume.create");
+  EXPECT_EQ(toString(task.kind), "volume.create");
   EXPECT_EQ(task.target, "volume/data1");
 
   auto volume = store_->volumes().get("acme", "data1");
@@ -272,7 +272,7 @@ TEST_F(VolumeServiceTest, ACreateInterruptedByAStopIsFinishedAtTheNextStart) {
   const std::string id = onlyUnfinishedTask();
   // The crashed run had begun the create step and made the data already.
   ASSERT_TRUE(local_->create(VolumeService::idOf(pending), 2 * kGiB));
-  ASSERT_TRUE(store_->tasks().journal(id, "create", "begin"));
+  ASSERT_TRUE(store_->tasks().journal(id, "create", JournalPhase::kBegin));
 
   restartAndResume();
   auto task = store_->tasks().get(id);
