@@ -1,9 +1,10 @@
 // bench_cluster_state: the cluster's state on the stack's Ceph (scripts/stack up --no-qiaod).
 // Prints, for a guarded record update (RecordTable::update: read, compare-and-write, notify),
 // its latency next to two floors: one unguarded omap write in process (librados), and the same
-// write by the `rados` tool (a process each, as a script would); two writers updating one entry at once (their throughput and retries); reading a
-// table of N records (the cluster-wide list's source); and leader failover with a short lease
-// (a member stops renewing; another takes over). Bounded: --n updates, --records records,
+// write by the `rados` tool (a process each, as a script would); two writers updating one entry at
+// once (their throughput and retries); reading a table of N records (the cluster-wide list's
+// source); and leader failover with a short lease (a member stops renewing; another takes over).
+// Bounded: --n updates, --records records,
 // --failovers rounds.
 #include <unistd.h>
 
@@ -17,21 +18,10 @@
 #include "cluster/record_table.h"
 #include "tests/bench/bench_util.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/storage/stack_ceph.h"
 
 namespace qiao::bench {
 namespace {
-
-std::string cephDir() {
-  const char* dir = std::getenv("QIAO_CEPH_DIR");
-  return dir ? dir : "/var/lib/qiao-ceph";
-}
-
-std::unique_ptr<LibradosCluster> client() {
-  CephClientOptions options;
-  options.conf = cephDir() + "/ceph.conf";
-  options.keyring = cephDir() + "/client.qiao.keyring";
-  return std::make_unique<LibradosCluster>(options);
-}
 
 void report(const char* what, const std::vector<double>& v) {
   std::printf("%-44s n=%-5zu p50 %7.2f ms  p90 %7.2f ms  p99 %7.2f ms\n", what, v.size(),
@@ -58,8 +48,8 @@ int main(int argc, char** argv) {
   const int n = intArg(argc, argv, "--n", 200);
   const int records = intArg(argc, argv, "--records", 3000);
   const int failovers = intArg(argc, argv, "--failovers", 3);
-  auto a = client();
-  auto b = client();
+  auto a = testing::stackCephClient();
+  auto b = testing::stackCephClient();
   if (auto ok = a->ping(); !ok) {
     std::fprintf(stderr, "Ceph: %s (scripts/stack up --no-qiaod)\n", ok.error().message.c_str());
     return 1;
@@ -93,8 +83,9 @@ int main(int argc, char** argv) {
   std::vector<double> floor;
   for (int i = 0; i < std::min(n, 50); ++i) {
     auto t0 = bench::Clock::now();
-    auto r = testing::runCommand({"rados", "--conf", cephDir() + "/ceph.conf", "--id", "qiao",
-                                  "--keyring", cephDir() + "/client.qiao.keyring", "-p", pool.pool,
+    auto r = testing::runCommand({"rados", "--conf", testing::stackCephDir() + "/ceph.conf", "--id",
+                                  "qiao", "--keyring",
+                                  testing::stackCephDir() + "/client.qiao.keyring", "-p", pool.pool,
                                   "-N", pool.ns, "setomapval", "floor", "k", std::to_string(i)});
     if (r.exit_code != 0) {
       std::fprintf(stderr, "rados: %s\n", r.err.c_str());

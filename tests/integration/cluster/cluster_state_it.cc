@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <thread>
 
 #include "cluster/cluster_member.h"
 #include "cluster/leader.h"
 #include "cluster/record_table.h"
+#include "tests/integration/storage/stack_ceph.h"
 
 namespace qiao {
 namespace {
@@ -19,16 +19,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Steady = std::chrono::steady_clock;
-
-std::unique_ptr<LibradosCluster> cephClient() {
-  const char* dir = std::getenv("QIAO_CEPH_DIR");
-  const std::string base = dir ? dir : "/var/lib/qiao-ceph";
-  CephClientOptions options;
-  options.conf = base + "/ceph.conf";
-  options.keyring = base + "/client.qiao.keyring";
-  options.op_timeout_s = 20;
-  return std::make_unique<LibradosCluster>(options);
-}
 
 class ClusterStateIt : public ::testing::Test {
  protected:
@@ -45,8 +35,8 @@ class ClusterStateIt : public ::testing::Test {
     }
   }
   ClusterPool pool_;
-  std::unique_ptr<LibradosCluster> a_ = cephClient();
-  std::unique_ptr<LibradosCluster> b_ = cephClient();
+  std::unique_ptr<LibradosCluster> a_ = testing::stackCephClient();
+  std::unique_ptr<LibradosCluster> b_ = testing::stackCephClient();
   LeaseTiming timing_ = LeaseTiming::forDuration(seconds(3));
 };
 

@@ -2,9 +2,9 @@
 // same conformance suite MemoryCeph passes (leases, fencing by blocklist, breaking a fenced
 // holder's lock), with client.qiao's own capabilities. Each client blocklists only the exact
 // address of another client of this test (IP:0/NONCE), never an IP.
-#include <cstdlib>
 #include <thread>
 
+#include "tests/integration/storage/stack_ceph.h"
 #include "tests/unit/storage/rados_conformance.h"
 
 namespace qiao::testing {
@@ -12,15 +12,7 @@ namespace {
 
 class CephWorld final : public RadosWorld {
  public:
-  std::unique_ptr<RadosCluster> client() override {
-    const char* dir = std::getenv("QIAO_CEPH_DIR");
-    const std::string base = dir ? dir : "/var/lib/qiao-ceph";
-    CephClientOptions options;
-    options.conf = base + "/ceph.conf";
-    options.keyring = base + "/client.qiao.keyring";
-    options.op_timeout_s = 20;
-    return std::make_unique<LibradosCluster>(options);
-  }
+  std::unique_ptr<RadosCluster> client() override { return stackCephClient(); }
   std::string pool() override { return "qiao-cluster"; }
   void pass(std::chrono::seconds d) override { std::this_thread::sleep_for(d); }
 };
