@@ -70,7 +70,7 @@ void ClusterMember::step() {
   // Each lease at its own pace: the host lease every renew_every, the leader's attempts (by a
   // member that does not lead) every retry_every.
   bool alive = host_lease_.held();
-  if (!alive || clock_.now() >= host_lease_.nextStep()) {
+  if (clock_.now() >= host_lease_.nextStep()) {
     if (!alive) breakStaleLease();
     alive = host_lease_.step();
     if (alive && !host_lease_.lastError()) (void)membership_.noteRenewal(options_.self.name);
@@ -130,6 +130,8 @@ void ClusterMember::breakStaleLease() {
 
 Clock::Steady ClusterMember::nextStep() const {
   if (!registered()) return clock_.now() + options_.timing.retry_every;
+  // A host without its lease runs for nothing else: it retries its lease at the retry pace.
+  if (!alive()) return host_lease_.nextStep();
   return std::min(host_lease_.nextStep(), leader_.nextStep());
 }
 

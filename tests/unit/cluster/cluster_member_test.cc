@@ -127,6 +127,10 @@ TEST_F(ClusterMemberTest, AHostCutOffFromCephLosesItsLeaseAndLeadership) {
   run(seconds(9), {a.get(), b.get()});
   EXPECT_FALSE(a->alive());
   EXPECT_FALSE(a->leaderEpoch());
+  // Without its lease it only retries the lease, once a second (never in a tight loop).
+  a->step();
+  EXPECT_GT(a->nextStep(), clock_.now());
+  EXPECT_LE(a->nextStep(), clock_.now() + milliseconds(1000));
   run(seconds(2), {a.get(), b.get()});
   EXPECT_EQ(b->leaderEpoch(), 2u);
   EXPECT_EQ(host(*b, "host-a").state, HostState::kUnreachable);
