@@ -1,5 +1,6 @@
 #include "base/clock.h"
 
+#include <cstdio>
 #include <ctime>
 #include <thread>
 
@@ -22,6 +23,17 @@ std::string utcText(Clock::Wall t) {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
+}
+
+std::string utcTextMillis(Clock::Wall t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  std::string text = utcText(Clock::Wall(std::chrono::duration_cast<Clock::Wall::duration>(
+      std::chrono::duration_cast<std::chrono::seconds>(ms))));
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ",
+                static_cast<int>(((ms.count() % 1000) + 1000) % 1000));
+  text.pop_back();  // the Z
+  return text + millis;
 }
 
 Clock& systemClock() {

@@ -27,6 +27,8 @@ class Clock {
 // "2026-12-07T12:34:56Z": calendar time as the API, the records and the logs show it (UTC,
 // whole seconds).
 std::string utcText(Clock::Wall t);
+// "2026-12-07T12:34:56.789Z": the same to the millisecond, as the store stamps its records.
+std::string utcTextMillis(Clock::Wall t);
 
 // The real clocks. One per process; it holds no state.
 Clock& systemClock();

@@ -3,7 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/clock.h"
@@ -13,6 +16,8 @@
 #include "base/log.h"
 #include "base/names.h"
 #include "cluster/cluster_member.h"
+#include "cluster/placement.h"
+#include "cluster/record_table.h"
 #include "firmware/descriptor.h"
 #include "network/dhcp.h"
 #include "network/fabric.h"
@@ -22,11 +27,13 @@
 #include "node/api/metrics.h"
 #include "node/api/routes.h"
 #include "node/api/slots.h"
+#include "node/forwarder.h"
 #include "node/host/host.h"
 #include "node/images/image_service.h"
 #include "node/networks/network_service.h"
 #include "node/pki/pki.h"
 #include "node/quotas/quota_service.h"
+#include "node/state/replicator.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
 #include "node/vm/guest_monitors.h"
@@ -63,15 +70,62 @@ Result<std::unique_ptr<VolumeDriver>> makeVolumeDriver(const Config::Storage& st
   return makeRbdDriver(options);
 }
 
-// This host as a member of the cluster: its name (cluster.host, else the machine's host name),
-// what it is, and where its API answers.
+// This host's name in the cluster and in the VMs it holds: cluster.host, else the machine's.
+std::string hostNameOf(const Config& config, const HostFacts& host) {
+  return config.cluster.host.empty() ? host.hostname : config.cluster.host;
+}
+
+// Where the leader puts a new VM (cluster/placement.h): the hosts as membership sees them, loaded
+// with the VMs the cluster's records put on them. A member that does not lead names the leader.
+Result<std::pair<std::string, bool>> placeVm(ClusterMember& member, Store& store,
+                                             const PlacementPolicy& policy,
+                                             const PlacementRequest& request) {
+  if (!member.leaderEpoch()) {
+    auto leader = member.leader().current();
+    if (!leader) return std::unexpected(leader.error());
+    if (leader->member.empty()) {
+      return makeError(ErrorCode::kUnavailable, "cluster",
+                       "the cluster has no leader yet to place the VM; try again in a few seconds");
+    }
+    return std::pair{leader->member, false};
+  }
+  auto hosts = member.membership().list();
+  if (!hosts) return std::unexpected(hosts.error());
+  auto vms = store.vms().all();
+  if (!vms) return std::unexpected(vms.error());
+  std::map<std::string, HostLoad> loads;
+  for (const auto& h : *hosts) {
+    HostLoad& load = loads[h.record.name];
+    load.name = h.record.name;
+    load.arch = h.record.arch;
+    load.ready = h.state == HostState::kReady && h.lease_held;
+    load.vcpus = h.record.vcpus;
+    load.memory_mib = h.record.memory_mib;
+  }
+  for (const auto& vm : *vms) {
+    auto it = loads.find(vm.host);
+    if (it == loads.end()) continue;
+    auto spec = nlohmann::json::parse(vm.spec_json, nullptr, false);
+    if (!spec.is_object()) continue;
+    it->second.used_vcpus += std::max(spec.value("vcpus", 1), spec.value("max_vcpus", 0));
+    it->second.used_memory_mib +=
+        std::max(spec.value("memory_mib", int64_t{0}), spec.value("max_memory_mib", int64_t{0}));
+  }
+  std::vector<HostLoad> list;
+  for (auto& [name, load] : loads) list.push_back(std::move(load));
+  auto host = firstFit(std::move(list), request, policy);
+  if (!host) return std::unexpected(host.error());
+  return std::pair{*host, true};
+}
+
+// This host as a member of the cluster: its name, what it is, and where its API answers.
 Result<ClusterMemberOptions> memberOptions(const Config& config, const HostFacts& host) {
   auto invalid = [](const std::string& message) {
     return makeError(ErrorCode::kInvalidArgument, "config", message);
   };
   ClusterMemberOptions o;
   o.pool.pool = config.cluster.pool;
-  o.self.name = config.cluster.host.empty() ? host.hostname : config.cluster.host;
+  o.self.name = hostNameOf(config, host);
   if (!isDnsLabel(o.self.name)) {
     return invalid("this machine's host name \"" + o.self.name +
                    "\" is not a DNS label: set cluster.host");
@@ -120,7 +174,7 @@ VmServiceOptions vmOptions(const Config& config, const std::string& cluster, con
                            const AccelProbe& probe, const AccelChoice& accel) {
   VmServiceOptions o;
   o.cluster = cluster;
-  o.host = host.hostname;
+  o.host = hostNameOf(config, host);
   o.console_dir = config.state.dir + "/console";
   o.nvram_dir = config.state.dir + "/nvram";
   o.seed_dir = config.state.dir + "/seeds";
@@ -208,6 +262,9 @@ struct NodeServices::Parts {
   // cluster member.
   std::shared_ptr<RadosCluster> rados;
   std::unique_ptr<ClusterMember> member;  // cluster.mode member
+  std::unique_ptr<Forwarder> forwarder;   // a member's calls to the other members
+  // A member's cache of the cluster's records (the store's mirrored kinds) kept current.
+  std::unique_ptr<Replicator> replicator;
   bool started = false;
   bool stopped = false;
 };
@@ -392,7 +449,16 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     }
     auto options = memberOptions(config, p.host);
     if (!options) return std::unexpected(options.error());
+    const ClusterPool pool = options->pool;
     p.member = std::make_unique<ClusterMember>(*p.rados, std::move(*options), systemClock());
+    // The cluster's VMs: written through to RADOS, read from the store's cache of them.
+    p.store->vms().share(std::make_unique<RecordTable>(*p.rados, pool.table("vms")),
+                         p.member->self().name);
+    p.replicator = std::make_unique<Replicator>(
+        *p.rados, std::vector<Replicated*>{&p.store->vms().replica()}, systemClock());
+    const PkiPaths pki{config.pki.dir};
+    p.forwarder = std::make_unique<Forwarder>(
+        p.member->membership(), ForwarderOptions{pki.caCert(), pki.nodeCert(), pki.nodeKey()});
     kLog.info("cluster member", {{"host", p.member->self().name},
                                  {"pool", config.cluster.pool},
                                  {"lease_s", std::to_string(config.cluster.lease_s)}});
@@ -406,7 +472,18 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
                 {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
                  p.vm_options.firmware, config.host.baseline_file});
   addMetricsRoutes(routes, *p.store, *p.vms, p.metrics);
-  addVmRoutes(routes, *p.store, *p.vms, *p.quotas, p.limits, config.vm.console_log_max_bytes);
+  VmRouting vm_routing;
+  vm_routing.self = hostNameOf(config, p.host);
+  if (p.member) {
+    const PlacementPolicy policy{config.vm.cpu_overcommit_percent,
+                                 config.vm.memory_overcommit_percent};
+    vm_routing.place = [member = p.member.get(), store = p.store.get(),
+                        policy](const PlacementRequest& request) {
+      return placeVm(*member, *store, policy, request);
+    };
+  }
+  addVmRoutes(routes, *p.store, *p.vms, *p.quotas, p.limits, config.vm.console_log_max_bytes,
+              std::move(vm_routing));
   addVolumeRoutes(routes, *p.store, *p.volumes, *p.quotas, p.volume_limits);
   addNetworkRoutes(routes, *p.store, p.networks.get(), *p.quotas);
   addGroupRoutes(routes, *p.store, p.networks.get());
@@ -420,9 +497,14 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   addEventRoutes(routes, {config.api.max_event_streams, config.api.max_event_streams_per_identity,
                           config.api.admin_reserved_event_streams});
   addQuotaRoutes(routes, *p.quotas, uploads);
-  p.api = std::make_unique<Api>(
-      ApiOptions{*p.store, p.metrics, p.cluster, config.api.audit_summary_interval_s},
-      std::move(routes));
+  ApiOptions api_options{*p.store, p.metrics, p.cluster, config.api.audit_summary_interval_s};
+  if (p.forwarder) {
+    api_options.forward = [forwarder = p.forwarder.get()](const std::string& host,
+                                                          const RequestContext& ctx) {
+      return forwarder->forward(host, ctx);
+    };
+  }
+  p.api = std::make_unique<Api>(std::move(api_options), std::move(routes));
   return node;
 }
 
@@ -431,7 +513,14 @@ void NodeServices::start() {
   if (p.started) return;
   p.started = true;
   LogScope log_scope(*p.log);
-  if (p.member) p.member->start();
+  if (p.member) {
+    p.member->start();
+    // The cache first: the VMs' reconciliation below must see the cluster's records.
+    if (auto synced = p.replicator->syncNow(); !synced) {
+      kLog.warn("starting with the cached cluster records", {{"error", synced.error().message}});
+    }
+    p.replicator->start();
+  }
   p.images->sweep();
   if (p.networks) p.networks->start();
   // Every family of tasks exists now: they are resumed once the VMs are reconciled.
@@ -453,6 +542,7 @@ void NodeServices::stop() {
   if (p.api) p.api->flushAudit(true);
   // The leadership is handed over first; the host lease lapses by itself (cluster_member.h).
   if (p.member) p.member->stop();
+  if (p.replicator) p.replicator->stop();
   if (p.vms) p.vms->stop();
   if (p.tasks) p.tasks->stop();
   if (p.volumes) p.volumes->stop();

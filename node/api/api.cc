@@ -50,12 +50,23 @@ ApiResponse Api::handle(const ApiRequest& request) {
       response.headers.emplace_back("Retry-After", "5");
     }
     if (auto caller = authenticate(request)) ctx.caller = std::move(*caller);
+  } else if (auto refused = authorize(ctx)) {
+    response = std::move(*refused);
+  } else if (auto host = locate(ctx); !host) {
+    response = errorResponse(host.error());
+  } else if (*host) {
+    response = options_.forward(**host, ctx);
+    ctx.audit_target += " (on host " + **host + ")";
   } else {
-    auto refused = authorize(ctx);
-    response = refused ? std::move(*refused) : ctx.route->handler(ctx);
+    response = ctx.route->handler(ctx);
   }
   finish(ctx, response, started);
   return response;
+}
+
+Result<std::optional<std::string>> Api::locate(RequestContext& ctx) {
+  if (!options_.forward || !ctx.route->locate) return std::optional<std::string>{};
+  return ctx.route->locate(ctx);
 }
 
 bool Api::streamsBody(const std::string& method, const std::string& path) const {
@@ -97,7 +108,11 @@ void Api::audit(const RequestContext& ctx, int status) {
     }
   }
   AuditEntry entry;
-  entry.identity = capped(ctx.request.peer_identity_uri, kAuditIdentityMax);
+  // A forwarded call is the caller's, as the member it came through vouched.
+  entry.identity =
+      capped(ctx.caller && !ctx.caller->via.empty() ? ctx.caller->uri + " via " + ctx.caller->via
+                                                    : ctx.request.peer_identity_uri,
+             kAuditIdentityMax);
   entry.method = capped(ctx.request.method.empty() ? "-" : ctx.request.method, 16);
   entry.path = capped(ctx.request.target, kAuditPathMax);
   entry.tenant = capped(ctx.audit_tenant, 63);
@@ -155,6 +170,7 @@ Result<Caller> Api::authenticate(const ApiRequest& request) {
                      "identity " + identity->uri() + " belongs to cluster " + identity->cluster +
                          "; this node is in cluster " + options_.cluster);
   }
+  if (!request.on_behalf_of.empty()) return authenticateForwarded(request, *identity);
   auto binding = options_.store.bindings().get(identity->uri());
   if (!binding) {
     if (binding.error().code == ErrorCode::kNotFound) {
@@ -175,6 +191,37 @@ Result<Caller> Api::authenticate(const ApiRequest& request) {
   Caller caller;
   caller.uri = identity->uri();
   caller.role = binding->role;
+  if (!caller.isAdmin()) caller.tenants = binding->tenants;
+  return caller;
+}
+
+Result<Caller> Api::authenticateForwarded(const ApiRequest& request, const Identity& node) {
+  if (node.kind != IdentityKind::kNode) {
+    return makeError(ErrorCode::kPermissionDenied, "api",
+                     "only a node of the cluster may send " + std::string(kOnBehalfOfHeader) +
+                         "; " + node.uri() + " is not one");
+  }
+  auto identity = parseIdentityUri(request.on_behalf_of);
+  if (!identity || identity->cluster != options_.cluster || identity->kind == IdentityKind::kNode) {
+    return makeError(ErrorCode::kPermissionDenied, "api",
+                     "node " + node.uri() + " forwarded a call for " +
+                         quoteForMessage(request.on_behalf_of) +
+                         ", which is not a user identity of this cluster");
+  }
+  // The forwarding member checked the caller's certificate (its serial included); the role is
+  // read here again, from the same cluster-wide binding.
+  auto binding = options_.store.bindings().get(identity->uri());
+  if (!binding) {
+    if (binding.error().code == ErrorCode::kNotFound) {
+      return makeError(ErrorCode::kPermissionDenied, "api",
+                       "identity " + identity->uri() + " has no role on this node");
+    }
+    return std::unexpected(binding.error());
+  }
+  Caller caller;
+  caller.uri = identity->uri();
+  caller.role = binding->role;
+  caller.via = node.uri();
   if (!caller.isAdmin()) caller.tenants = binding->tenants;
   return caller;
 }

@@ -22,6 +22,8 @@ class Store;
 class Metrics;
 struct AuditEntry;
 struct Caller;
+struct Identity;
+struct RequestContext;
 
 struct ApiOptions {
   Store& store;      // the identities' bindings, and the audit log
@@ -29,6 +31,9 @@ struct ApiOptions {
   std::string cluster;
   // Strangers' refusals: one entry in full, then a count, per address and interval.
   int audit_summary_interval_s = 60;
+  // A cluster member's: sends the request to the member `host` for the caller (the answer is
+  // that member's); unset on a standalone node, whose routes answer everything themselves.
+  std::function<ApiResponse(const std::string& host, const RequestContext& ctx)> forward;
 };
 
 class Api {
@@ -57,6 +62,9 @@ class Api {
   void finish(const RequestContext& ctx, const ApiResponse& response,
               std::chrono::steady_clock::time_point started);
   Result<Caller> authenticate(const ApiRequest& request);
+  Result<Caller> authenticateForwarded(const ApiRequest& request, const Identity& node);
+  // The member that must answer this authorized request, when not this one.
+  Result<std::optional<std::string>> locate(RequestContext& ctx);
   void audit(const RequestContext& ctx, int status);
   void writeSummaries(std::chrono::steady_clock::time_point now, bool all);
   void appendAudit(AuditEntry entry);

@@ -16,6 +16,9 @@
 
 namespace qiao {
 
+// The header with which a member forwards a request for the identity that sent it.
+inline constexpr char kOnBehalfOfHeader[] = "Qiao-On-Behalf-Of";
+
 struct ApiRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // as received, with the query string
@@ -31,7 +34,10 @@ struct ApiRequest {
   std::string peer_identity_uri;  // from the client certificate's URI SAN; "" without one
   std::string peer_serial;        // the client certificate's serial (hex); "" without one
   std::string peer_error;         // why the certificate yields no identity, when it does not
-  std::string remote;             // "127.0.0.1:53422"
+  // Qiao-On-Behalf-Of: the identity a member of the cluster forwards this request for (honoured
+  // only when the certificate is a node's of this cluster; docs/operators/cluster.md).
+  std::string on_behalf_of;
+  std::string remote;  // "127.0.0.1:53422"
   // The body's length as the headers declare it; -1 when they do not (chunked, or none).
   int64_t declared_length = -1;
   // What the admission attached for as long as the request lives (an upload's slot).

@@ -28,6 +28,9 @@ struct Caller {
   std::string uri;
   std::string role;
   std::vector<std::string> tenants;  // empty for admins: every tenant
+  // The node of the cluster that forwarded the call for this identity ("" when it came
+  // directly): that member checked the caller's certificate and role first.
+  std::string via;
 
   bool isAdmin() const { return role == "admin"; }
   bool canSee(const std::string& tenant) const {
@@ -47,6 +50,8 @@ struct RequestContext {
   // What the audit entry names: the tenant and the object the request concerns.
   std::string audit_tenant;
   std::string audit_target;
+  // Set by a route's locate: the body to forward instead of the one received.
+  std::optional<std::string> forward_body;
 
   std::optional<std::string> query(const std::string& key) const;
   // The tenants this request may look at, narrowed by ?tenant= when given.

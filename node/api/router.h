@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/error.h"
 #include "node/api/http.h"
 
 namespace qiao {
@@ -34,11 +35,17 @@ struct RouteInfo {
 using RouteHandler = std::function<ApiResponse(RequestContext&)>;
 // Runs once the caller is authorized, before the body is read: an answer refuses the request.
 using RouteAdmission = std::function<std::optional<ApiResponse>(RequestContext&, ApiRequest&)>;
+// Runs once the caller is authorized: the cluster member that must answer (the host of the VM
+// the path names, say), or nullopt for this one; an error answers the request (a call
+// forwarded to a member that does not hold the object). What the handler would refuse anyway
+// (a VM that does not exist) is left to it.
+using RouteLocator = std::function<Result<std::optional<std::string>>(RequestContext&)>;
 
 struct Route {
   RouteInfo info;
   RouteHandler handler;
   RouteAdmission admit;  // optional
+  RouteLocator locate;   // optional: answered here
 };
 
 // A role's rank: admin > operator > viewer > anything else (0).

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "base/error.h"
+#include "cluster/placement.h"
 #include "firmware/descriptor.h"
 #include "node/api/router.h"
 #include "node/host/host.h"
@@ -54,9 +57,18 @@ void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterRouteFac
 // GET /metrics (Prometheus).
 void addMetricsRoutes(RouteTable& routes, Store& store, VmService& vms, Metrics& metrics);
 
+// Where a cluster member's VM calls are answered: a VM's by its host, a new VM's by the host
+// the leader places it on. Empty on a standalone node: everything is answered here.
+struct VmRouting {
+  std::string self;  // this host's name
+  // A new VM's host: {host, true} when this member decided it (it leads); {the leader's host,
+  // false} when the leader must (the call goes there).
+  std::function<Result<std::pair<std::string, bool>>(const PlacementRequest&)> place;
+};
+
 // /v1/vms and their actions, disks, NICs, size, console log and figures.
 void addVmRoutes(RouteTable& routes, Store& store, VmService& vms, QuotaService& quotas,
-                 SpecLimits limits, int64_t console_log_max_bytes);
+                 SpecLimits limits, int64_t console_log_max_bytes, VmRouting routing = {});
 
 // /v1/volumes.
 void addVolumeRoutes(RouteTable& routes, Store& store, VolumeService& volumes, QuotaService& quotas,

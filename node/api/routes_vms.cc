@@ -19,12 +19,68 @@ using nlohmann::json;
 class VmRoutes {
  public:
   VmRoutes(Store& store, VmService& vms, QuotaService& quotas, SpecLimits limits,
-           int64_t console_log_max_bytes)
+           int64_t console_log_max_bytes, VmRouting routing)
       : store_(store),
         vms_(vms),
         quotas_(quotas),
         limits_(std::move(limits)),
-        console_log_max_bytes_(console_log_max_bytes) {}
+        console_log_max_bytes_(console_log_max_bytes),
+        routing_(std::move(routing)) {}
+
+  // A call on one VM: answered by its host.
+  Result<std::optional<std::string>> locateVm(RequestContext& ctx) {
+    auto vm = resolve(ctx);
+    if (!vm || vm->host.empty() || vm->host == routing_.self) return std::optional<std::string>{};
+    if (!ctx.caller->via.empty()) {
+      // Forwarded here by a member whose view of the VM is older than ours: not passed on
+      // again (two members that disagree must not send a call back and forth).
+      return makeError(ErrorCode::kConflict, "cluster",
+                       "vm " + vm->name + " is on host " + vm->host + ", not on " + routing_.self +
+                           ": send the call again");
+    }
+    return std::optional<std::string>{vm->host};
+  }
+
+  // A new VM: answered by the host the body names (admins), else by the one the leader
+  // places it on; a member that does not lead sends it to the leader, which places it and
+  // sends it on with the host named.
+  Result<std::optional<std::string>> locateNew(RequestContext& ctx) {
+    auto body = takeHost(ctx.request.body);
+    if (!body) return std::optional<std::string>{};  // the handler refuses it
+    const auto& [host, rest] = *body;
+    if (!host.empty()) {
+      if (host == routing_.self) return std::optional<std::string>{};
+      if (!ctx.caller->via.empty()) {
+        return makeError(ErrorCode::kConflict, "cluster",
+                         "this call for host " + host + " was forwarded to " + routing_.self);
+      }
+      if (!ctx.caller->isAdmin()) return std::optional<std::string>{};  // the handler refuses
+      return std::optional<std::string>{host};
+    }
+    SpecLimits parse_limits = limits_;
+    parse_limits.check_boot_files = false;
+    auto spec = parseVmSpec(rest, parse_limits);
+    if (!spec) return std::optional<std::string>{};
+    PlacementRequest request;
+    request.arch = spec->arch;
+    request.vcpus = std::max(spec->vcpus, spec->max_vcpus);
+    request.memory_mib = std::max(spec->memory_mib, spec->max_memory_mib);
+    auto placed = routing_.place(request);
+    if (!placed) return std::unexpected(placed.error());
+    const auto& [target, decided] = *placed;
+    if (!decided) {
+      if (!ctx.caller->via.empty()) {
+        return makeError(ErrorCode::kUnavailable, "cluster",
+                         "the leadership is changing hands; send the call again");
+      }
+      return std::optional<std::string>{target};
+    }
+    if (target == routing_.self) return std::optional<std::string>{};
+    auto forwarded = json::parse(ctx.request.body);
+    forwarded["host"] = target;
+    ctx.forward_body = forwarded.dump();
+    return std::optional<std::string>{target};
+  }
 
   ApiResponse list(RequestContext& ctx) {
     VmFilter filter;
@@ -59,9 +115,23 @@ class VmRoutes {
     }
     // Host paths are checked only after the caller is known to be an admin, so that nobody
     // else can probe the host's files through the difference between a 400 and a 403.
+    auto body = takeHost(ctx.request.body);
+    if (!body) return errorResponse(body.error());
+    const auto& [host, rest] = *body;
+    if (!host.empty()) {
+      // Choosing the host is the leader's (which forwards with it named) or an admin's.
+      if (!ctx.caller->isAdmin() && ctx.caller->via.empty()) {
+        return errorResponse(ErrorCode::kPermissionDenied,
+                             "host (where the VM runs) may be chosen by admins only");
+      }
+      if (host != routing_.self) {
+        return errorResponse(ErrorCode::kNotFound,
+                             "no host " + quoteForMessage(host) + " to create the VM on");
+      }
+    }
     SpecLimits parse_limits = limits_;
     parse_limits.check_boot_files = false;
-    auto spec = parseVmSpec(ctx.request.body, parse_limits);
+    auto spec = parseVmSpec(rest, parse_limits);
     if (!spec) return errorResponse(spec.error());
     ctx.audit_target = spec->name;
     auto tenant = ctx.tenantToCreateIn(spec->tenant, "vms");
@@ -230,40 +300,64 @@ class VmRoutes {
         });
   }
 
+  // The body without its "host" (a DNS label, or "" when absent), which the VM's spec does
+  // not have: it says where the VM is made, not what it is.
+  static Result<std::pair<std::string, std::string>> takeHost(const std::string& text) {
+    auto doc = json::parse(text, nullptr, false);
+    if (!doc.is_object() || !doc.contains("host")) return std::pair{std::string(), text};
+    if (!doc["host"].is_string()) {
+      return makeError(ErrorCode::kInvalidArgument, "api", "host must be a string");
+    }
+    std::string host = doc["host"].get<std::string>();
+    if (auto ok = checkDnsLabel("host", host); !ok) return std::unexpected(ok.error());
+    doc.erase("host");
+    return std::pair{std::move(host), doc.dump()};
+  }
+
   Store& store_;
   VmService& vms_;
   QuotaService& quotas_;
   SpecLimits limits_;
   int64_t console_log_max_bytes_;
+  VmRouting routing_;
 };
 
 }  // namespace
 
 void addVmRoutes(RouteTable& routes, Store& store, VmService& vms, QuotaService& quotas,
-                 SpecLimits limits, int64_t console_log_max_bytes) {
-  auto m = std::make_shared<VmRoutes>(store, vms, quotas, std::move(limits), console_log_max_bytes);
+                 SpecLimits limits, int64_t console_log_max_bytes, VmRouting routing) {
+  const bool clustered = static_cast<bool>(routing.place);
+  auto m = std::make_shared<VmRoutes>(store, vms, quotas, std::move(limits), console_log_max_bytes,
+                                      std::move(routing));
+  // On a member every call on one VM goes to its host, a new VM to where it is placed.
+  auto onItsHost = [&](RouteInfo info, RouteHandler handler) {
+    Route route{std::move(info), std::move(handler)};
+    if (clustered) route.locate = [m](RequestContext& ctx) { return m->locateVm(ctx); };
+    routes.add(std::move(route));
+  };
   const std::vector<std::string> by_name = {"tenant"};
   routes.add({{"GET", "/v1/vms", "viewer", {"tenant", "state", "label", "limit", "page_token"}},
               handlerOf(m, &VmRoutes::list)});
-  routes.add({{"POST", "/v1/vms", "operator", {"start"}}, handlerOf(m, &VmRoutes::create)});
-  routes.add({{"GET", "/v1/vms/{name}", "viewer", by_name}, handlerOf(m, &VmRoutes::get)});
-  routes.add({{"DELETE", "/v1/vms/{name}", "operator", {"tenant", "force"}},
-              handlerOf(m, &VmRoutes::remove)});
-  routes.add({{"POST", "/v1/vms/{name}/actions/{action}", "operator", by_name},
-              handlerOf(m, &VmRoutes::action)});
-  routes.add(
-      {{"POST", "/v1/vms/{name}/disks", "operator", by_name}, handlerOf(m, &VmRoutes::addDisk)});
-  routes.add({{"DELETE", "/v1/vms/{name}/disks/{volume}", "operator", by_name},
-              handlerOf(m, &VmRoutes::removeDisk)});
-  routes.add(
-      {{"POST", "/v1/vms/{name}/nics", "operator", by_name}, handlerOf(m, &VmRoutes::addNic)});
-  routes.add(
-      {{"POST", "/v1/vms/{name}/resize", "operator", by_name}, handlerOf(m, &VmRoutes::resize)});
-  routes.add({{"DELETE", "/v1/vms/{name}/nics/{mac}", "operator", by_name},
-              handlerOf(m, &VmRoutes::removeNic)});
-  routes.add({{"GET", "/v1/vms/{name}/console-log", "viewer", {"tenant", "tail_bytes"}},
-              handlerOf(m, &VmRoutes::consoleLog)});
-  routes.add({{"GET", "/v1/vms/{name}/stats", "viewer", by_name}, handlerOf(m, &VmRoutes::stats)});
+  Route create{{"POST", "/v1/vms", "operator", {"start"}}, handlerOf(m, &VmRoutes::create)};
+  if (clustered) create.locate = [m](RequestContext& ctx) { return m->locateNew(ctx); };
+  routes.add(std::move(create));
+  onItsHost({"GET", "/v1/vms/{name}", "viewer", by_name}, handlerOf(m, &VmRoutes::get));
+  onItsHost({"DELETE", "/v1/vms/{name}", "operator", {"tenant", "force"}},
+            handlerOf(m, &VmRoutes::remove));
+  onItsHost({"POST", "/v1/vms/{name}/actions/{action}", "operator", by_name},
+            handlerOf(m, &VmRoutes::action));
+  onItsHost({"POST", "/v1/vms/{name}/disks", "operator", by_name},
+            handlerOf(m, &VmRoutes::addDisk));
+  onItsHost({"DELETE", "/v1/vms/{name}/disks/{volume}", "operator", by_name},
+            handlerOf(m, &VmRoutes::removeDisk));
+  onItsHost({"POST", "/v1/vms/{name}/nics", "operator", by_name}, handlerOf(m, &VmRoutes::addNic));
+  onItsHost({"POST", "/v1/vms/{name}/resize", "operator", by_name},
+            handlerOf(m, &VmRoutes::resize));
+  onItsHost({"DELETE", "/v1/vms/{name}/nics/{mac}", "operator", by_name},
+            handlerOf(m, &VmRoutes::removeNic));
+  onItsHost({"GET", "/v1/vms/{name}/console-log", "viewer", {"tenant", "tail_bytes"}},
+            handlerOf(m, &VmRoutes::consoleLog));
+  onItsHost({"GET", "/v1/vms/{name}/stats", "viewer", by_name}, handlerOf(m, &VmRoutes::stats));
 }
 
 }  // namespace qiao

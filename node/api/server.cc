@@ -480,6 +480,7 @@ awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
       request.method = std::string(head.method_string());
       request.target = std::string(head.target());
       request.content_type = std::string(head[http::field::content_type]);
+      request.on_behalf_of = std::string(head[kOnBehalfOfHeader]);
       keep_alive = head.keep_alive();
       if (auto declared = header.content_length()) {
         request.declared_length = static_cast<int64_t>(*declared);

@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "node/client/client.h"
 #include "node/cli/output.h"
+#include "node/client/client.h"
 
 namespace qiao {
 namespace {
@@ -222,7 +222,8 @@ int Cli::volumeOrImageList() {
     for (const auto& o : (*page)["items"]) {
       if (volumes) {
         rows.push_back({str(o, "tenant"), str(o, "name"), gib(num(o, "size_bytes")),
-                        str(o, "state"), str(o, "attached_vm").empty() ? "-" : str(o, "attached_vm"),
+                        str(o, "state"),
+                        str(o, "attached_vm").empty() ? "-" : str(o, "attached_vm"),
                         str(o, "backend"), ageSince(str(o, "created_at"), now)});
       } else {
         const std::string tenant = str(o, "tenant");
@@ -296,8 +297,8 @@ int Cli::volumeCopy() {
   json body = {{"name", *inv_.value("--to")}};
   if (auto pool = inv_.value("--pool")) body["pool"] = *pool;
   if (auto cap = inv_.value("--bandwidth-mib-s")) body["bandwidth_mib_s"] = std::stoll(*cap);
-  auto task = call("POST", objectTarget("/copy") + Query().add("tenant", inv_.tenant).str(),
-                   body.dump());
+  auto task =
+      call("POST", objectTarget("/copy") + Query().add("tenant", inv_.tenant).str(), body.dump());
   if (!task) return 1;
   return finishObjectTask(*task, *inv_.value("--to"));
 }
@@ -316,8 +317,8 @@ int Cli::volumeLimits() {
     std::fprintf(io_.err, "error: give the limits to set, or --none to remove them all\n");
     return 2;
   }
-  auto task = call("PUT", objectTarget("/limits") + Query().add("tenant", inv_.tenant).str(),
-                   qos.dump());
+  auto task =
+      call("PUT", objectTarget("/limits") + Query().add("tenant", inv_.tenant).str(), qos.dump());
   if (!task) return 1;
   return finishObjectTask(*task);
 }
@@ -491,9 +492,9 @@ int Cli::groupGet() {
     if (r.contains("port_max") && str(r, "port_max") != str(r, "port_min")) {
       ports += "-" + str(r, "port_max");
     }
-    std::string remote = r.contains("remote_group") ? "group " + str(r, "remote_group")
+    std::string remote = r.contains("remote_group")  ? "group " + str(r, "remote_group")
                          : r.contains("remote_cidr") ? str(r, "remote_cidr")
-                                                      : "anywhere";
+                                                     : "anywhere";
     rows.push_back({str(r, "direction"), str(r, "protocol"), ports, remote});
   }
   std::fputs("\n", io_.out);
@@ -518,9 +519,10 @@ int Cli::groupWrite() {
     if (!inv_.tenant.empty()) spec["tenant"] = inv_.tenant;
     group = call("POST", "/v1/security-groups", spec.dump());
   } else {
-    group = call("PUT", "/v1/security-groups/" + urlEncode(inv_.operand) +
-                            Query().add("tenant", inv_.tenant).str(),
-                 json{{"rules", rules}}.dump());
+    group = call(
+        "PUT",
+        "/v1/security-groups/" + urlEncode(inv_.operand) + Query().add("tenant", inv_.tenant).str(),
+        json{{"rules", rules}}.dump());
   }
   if (!group) return 1;
   printObject(*group);
@@ -549,8 +551,8 @@ int Cli::printQuota(const json& quota) {
   const json usage = quota.value("usage", json::object());
   for (const auto& [key, limit] : limits.items()) {
     const long long most = limit.is_number_integer() ? limit.get<long long>() : -1;
-    rows.push_back({key, most < 0 ? "none" : std::to_string(most),
-                    std::to_string(usage.value(key, 0LL))});
+    rows.push_back(
+        {key, most < 0 ? "none" : std::to_string(most), std::to_string(usage.value(key, 0LL))});
   }
   printTable(rows);
   return 0;
@@ -717,12 +719,13 @@ int Cli::vmList() {
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"TENANT", "NAME", "STATE", "VCPUS", "MEMORY", "ARCH", "AGE"}};
+      {"TENANT", "NAME", "STATE", "HOST", "VCPUS", "MEMORY", "ARCH", "AGE"}};
   long long now = std::time(nullptr);
   for (const auto& vm : items) {
     json spec = vm.contains("spec") && vm["spec"].is_object() ? vm["spec"] : json::object();
     std::string arch = str(spec, "arch");
-    rows.push_back({str(vm, "tenant"), str(vm, "name"), str(vm, "state"),
+    std::string host = str(vm, "host");
+    rows.push_back({str(vm, "tenant"), str(vm, "name"), str(vm, "state"), host.empty() ? "-" : host,
                     std::to_string(num(spec, "vcpus")), formatMib(num(spec, "memory_mib")),
                     arch.empty() ? "-" : arch, ageSince(str(vm, "created_at"), now)});
   }
@@ -768,6 +771,7 @@ int Cli::vmCreate() {
       return fail(from + " names tenant " + in_spec + " but --tenant says " + inv_.tenant);
     }
   }
+  if (auto host = inv_.value("--host")) spec["host"] = *host;
   auto task =
       call("POST", "/v1/vms" + Query().add("start", inv_.has("--no-start") ? "false" : "").str(),
            spec.dump());
@@ -827,8 +831,7 @@ int Cli::vmDisk() {
       std::fprintf(io_.err, "error: give --volume V, or --image I\n");
       return 2;
     }
-    task = call("POST", vmTarget("/disks") + Query().add("tenant", inv_.tenant).str(),
-                disk.dump());
+    task = call("POST", vmTarget("/disks") + Query().add("tenant", inv_.tenant).str(), disk.dump());
   } else {
     task = call("DELETE", vmTarget("/disks/" + urlEncode(*volume)) +
                               Query().add("tenant", inv_.tenant).str());
@@ -866,8 +869,8 @@ int Cli::vmResize() {
     std::fprintf(io_.err, "error: give --vcpus N, --memory-mib M or both\n");
     return 2;
   }
-  auto task = call("POST", vmTarget("/resize") + Query().add("tenant", inv_.tenant).str(),
-                   body.dump());
+  auto task =
+      call("POST", vmTarget("/resize") + Query().add("tenant", inv_.tenant).str(), body.dump());
   return finishVmChange(task, [](const json& vm) {
     const json spec = vm.value("spec", json::object());
     return std::to_string(spec.value("vcpus", 0)) + " vCPUs, " +
@@ -941,17 +944,17 @@ int Cli::vmStats() {
     std::snprintf(buf, sizeof buf, "%.2fs", cpu[key].get<double>());
     return std::string(buf);
   };
-  printTable({{"VM", str(s, "tenant") + "/" + str(s, "vm")},
-              {"STATE", str(s, "state")},
-              {"CPU", secs("time_seconds") + " (user " + secs("user_seconds") + ", system " +
-                          secs("system_seconds") + "), " + figure(cpu, "vcpus") + " vCPUs"},
-              {"MEMORY", "max " + iecBytes(mem.value("maximum_bytes", json())) + ", current " +
-                             iecBytes(mem.value("current_bytes", json())) + ", rss " +
-                             iecBytes(mem.value("rss_bytes", json()))},
-              {"GUEST MEMORY",
-               "unused " + iecBytes(mem.value("guest_unused_bytes", json())) + ", available " +
-                   iecBytes(mem.value("guest_available_bytes", json())) + ", usable " +
-                   iecBytes(mem.value("guest_usable_bytes", json()))}});
+  printTable(
+      {{"VM", str(s, "tenant") + "/" + str(s, "vm")},
+       {"STATE", str(s, "state")},
+       {"CPU", secs("time_seconds") + " (user " + secs("user_seconds") + ", system " +
+                   secs("system_seconds") + "), " + figure(cpu, "vcpus") + " vCPUs"},
+       {"MEMORY", "max " + iecBytes(mem.value("maximum_bytes", json())) + ", current " +
+                      iecBytes(mem.value("current_bytes", json())) + ", rss " +
+                      iecBytes(mem.value("rss_bytes", json()))},
+       {"GUEST MEMORY", "unused " + iecBytes(mem.value("guest_unused_bytes", json())) +
+                            ", available " + iecBytes(mem.value("guest_available_bytes", json())) +
+                            ", usable " + iecBytes(mem.value("guest_usable_bytes", json()))}});
   std::vector<std::vector<std::string>> disks = {
       {"DISK", "BACKEND", "DEVICE", "READ", "READS", "WRITTEN", "WRITES", "FLUSHES"}};
   for (const auto& d : s.value("disks", json::array())) {
@@ -1309,7 +1312,7 @@ std::vector<CommandSpec> makeSpecs() {
        {}},
       {"vm", "list", "", &Cli::vmList, "list VMs",
        "Lists the VMs of the tenants you may see (only tenant T with --tenant T). Columns: "
-       "TENANT NAME STATE\nVCPUS MEMORY ARCH AGE. Without --all, one page: a note on stderr "
+       "TENANT NAME STATE\nHOST VCPUS MEMORY ARCH AGE (HOST: the cluster member that runs it).\nWithout --all, one page: a note on stderr "
        "says when there are more.",
        {{"--state", "S",
          "only VMs in state S: creating, running, blocked, paused, shutdown, shutoff, crashed, "
@@ -1328,6 +1331,8 @@ std::vector<CommandSpec> makeSpecs() {
        "--wait the VM once created.",
        {{"-f", "FILE|-", "the spec; - reads it from standard input", FlagCheck::kNone, false, true},
         {"--no-start", "", "define the VM but do not start it"},
+        {"--host", "NAME",
+         "create it on this member of the cluster (admins; default: where the leader places it)"},
         kWait,
         kWaitTimeout}},
       {"vm", "start", "NAME", &Cli::vmChange, "start a VM",

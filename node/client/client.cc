@@ -366,6 +366,7 @@ struct ApiClient::Impl {
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
   beast::flat_buffer buffer;
   bool answered_once = false;  // the current connection carried a whole exchange
+  std::string on_behalf_of;    // sent as Qiao-On-Behalf-Of when set
   Clock::time_point last_used{};
 
   milliseconds timeout() const { return milliseconds(config.timeout_ms); }
@@ -489,6 +490,7 @@ struct ApiClient::Impl {
     req.set(http::field::host, endpoint.authority);
     req.set(http::field::user_agent, "qiao-client");
     req.set(http::field::accept, "application/json");
+    if (!on_behalf_of.empty()) req.set("Qiao-On-Behalf-Of", on_behalf_of);
     req.keep_alive(true);
     req.prepare_payload();
     const std::string what = std::string(req.method_string()) + " " + std::string(req.target());
@@ -617,6 +619,10 @@ Result<HttpResponse> ApiClient::request(std::string_view method, std::string_vie
   }
   traceExchange(method, target, content_type, body, result);
   return result;
+}
+
+void ApiClient::setOnBehalfOf(std::string identity_uri) {
+  impl_->on_behalf_of = std::move(identity_uri);
 }
 
 Result<HttpResponse> ApiClient::upload(std::string_view target, const std::string& path) {

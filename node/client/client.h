@@ -56,6 +56,10 @@ class ApiClient {
                                std::string_view body = {},
                                std::string_view content_type = "application/json");
 
+  // The identity the following requests are sent for ("" for none): a cluster member that
+  // forwards a caller's request, with its node certificate, names the caller this way.
+  void setOnBehalfOf(std::string identity_uri);
+
   // PUT of a file's bytes to `target`, streamed from the file (images of any size).
   Result<HttpResponse> upload(std::string_view target, const std::string& path);
 

@@ -32,7 +32,8 @@ nlohmann::json vmToJson(const VmRecord& vm) {
           {"last_error", vm.last_error},
           {"spec", parseOr(vm.spec_json, nlohmann::json::object())},
           {"created_at", vm.created_at},
-          {"updated_at", vm.updated_at}};
+          {"updated_at", vm.updated_at},
+          {"host", vm.host}};
 }
 
 nlohmann::json qosToJson(const VolumeQos& q) {
@@ -86,19 +87,15 @@ nlohmann::json networkToJson(const NetworkRecord& n) {
 nlohmann::json portToJson(const PortRecord& p) {
   nlohmann::json groups = nlohmann::json::parse(p.security_groups, nullptr, false);
   if (!groups.is_array()) groups = nlohmann::json::array();
-  return {{"uuid", p.uuid},   {"vm", p.vm_name}, {"nic", p.nic},       {"device", p.name},
-          {"mac", p.mac},     {"ip", p.ip},      {"ofport", p.ofport}, {"security_groups", groups}};
+  return {{"uuid", p.uuid}, {"vm", p.vm_name}, {"nic", p.nic},       {"device", p.name},
+          {"mac", p.mac},   {"ip", p.ip},      {"ofport", p.ofport}, {"security_groups", groups}};
 }
 
 nlohmann::json securityGroupToJson(const SecurityGroupRecord& g) {
   nlohmann::json rules = nlohmann::json::parse(g.rules_json, nullptr, false);
   if (!rules.is_array()) rules = nlohmann::json::array();
-  return {{"name", g.name},
-          {"tenant", g.tenant},
-          {"uuid", g.uuid},
-          {"rules", rules},
-          {"created_at", g.created_at},
-          {"updated_at", g.updated_at}};
+  return {{"name", g.name}, {"tenant", g.tenant},         {"uuid", g.uuid},
+          {"rules", rules}, {"created_at", g.created_at}, {"updated_at", g.updated_at}};
 }
 
 nlohmann::json imageToJson(const ImageRecord& i) {

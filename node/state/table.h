@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <functional>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "base/error.h"
 #include "node/state/database.h"
 #include "node/state/states.h"
 
@@ -60,6 +62,23 @@ struct SqlValue<E> {
   }
 };
 
+// How a value of a field type goes into the JSON of a cluster record (node/state/mirror.h) and
+// comes back: the JSON type of the value, the enums by their one name. A value of the wrong
+// type throws nlohmann::json's type_error, which Table::fromJson turns into an error.
+template <typename T>
+struct JsonValue {
+  static nlohmann::json write(const T& v) { return v; }
+  static T read(const nlohmann::json& j) { return j.get<T>(); }
+};
+
+template <NamedEnum E>
+struct JsonValue<E> {
+  static nlohmann::json write(E v) { return std::string(toString(v)); }
+  static E read(const nlohmann::json& j) {
+    return parseEnum<E>(j.get<std::string>()).value_or(unreadableValue<E>());
+  }
+};
+
 template <typename R>
 struct Column {
   // Who gives the value: the record (bound), or SQLite (the time of the insert; the time of the
@@ -70,24 +89,35 @@ struct Column {
   Fill fill = Fill::kBound;
   std::function<void(Statement&, const R&)> bind;
   std::function<void(const Statement&, int, R&)> read;
+  std::function<void(nlohmann::json&, const R&)> to_json;
+  std::function<void(const nlohmann::json&, R&)> from_json;
 };
 
 // A field of the record stored as it is.
 template <typename R, typename T>
 Column<R> field(std::string name, T R::*member,
                 typename Column<R>::Fill fill = Column<R>::Fill::kBound) {
-  return {std::move(name), fill,
-          [member](Statement& q, const R& r) { SqlValue<T>::bind(q, r.*member); },
-          [member](const Statement& q, int c, R& r) { r.*member = SqlValue<T>::read(q, c); }};
+  const std::string key = name;
+  return {
+      std::move(name),
+      fill,
+      [member](Statement& q, const R& r) { SqlValue<T>::bind(q, r.*member); },
+      [member](const Statement& q, int c, R& r) { r.*member = SqlValue<T>::read(q, c); },
+      [member, key](nlohmann::json& j, const R& r) { j[key] = JsonValue<T>::write(r.*member); },
+      [member, key](const nlohmann::json& j, R& r) { r.*member = JsonValue<T>::read(j.at(key)); }};
 }
 
 // A value of the record that is not one plain field (a nested field, a list kept as JSON):
 // `get` gives it for SQL, `set` puts it back.
 template <typename R, typename T>
 Column<R> mapped(std::string name, std::function<T(const R&)> get, std::function<void(R&, T)> set) {
-  return {std::move(name), Column<R>::Fill::kBound,
+  const std::string key = name;
+  return {std::move(name),
+          Column<R>::Fill::kBound,
           [get](Statement& q, const R& r) { SqlValue<T>::bind(q, get(r)); },
-          [set](const Statement& q, int c, R& r) { set(r, SqlValue<T>::read(q, c)); }};
+          [set](const Statement& q, int c, R& r) { set(r, SqlValue<T>::read(q, c)); },
+          [get, key](nlohmann::json& j, const R& r) { j[key] = JsonValue<T>::write(get(r)); },
+          [set, key](const nlohmann::json& j, R& r) { set(r, JsonValue<T>::read(j.at(key))); }};
 }
 
 template <typename R>
@@ -186,6 +216,82 @@ class Table {
     return a;
   }
 
+  // "INSERT OR REPLACE INTO <table>(<columns>) VALUES (?, ...)" with every column but the
+  // generated ones bound from the record, its times included (a record from the cluster keeps
+  // the times it was given there).
+  std::string replace() const {
+    std::string names, values;
+    for (const auto& c : columns_) {
+      if (c.fill == Fill::kGenerated) continue;
+      names += (names.empty() ? "" : ", ") + c.name;
+      values += values.empty() ? "?" : ", ?";
+    }
+    return "INSERT OR REPLACE INTO " + name_ + "(" + names + ") VALUES (" + values + ")";
+  }
+  void bindReplace(Statement& q, const R& r) const {
+    for (const auto& c : columns_) {
+      if (c.fill != Fill::kGenerated) c.bind(q, r);
+    }
+  }
+
+  // " WHERE a = ? AND b = ?" over the columns `keys`, bound from a record by bindWhere.
+  std::string where(const std::vector<std::string>& keys) const {
+    std::string sql;
+    for (const auto& k : keys) sql += (sql.empty() ? " WHERE " : " AND ") + column(k).name + " = ?";
+    return sql;
+  }
+  void bindWhere(Statement& q, const std::vector<std::string>& keys, const R& r) const {
+    for (const auto& k : keys) column(k).bind(q, r);
+  }
+
+  // The record as the JSON object of its columns (the generated ones left out: they are the
+  // local database's).
+  std::string toJson(const R& r) const {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& c : columns_) {
+      if (c.fill != Fill::kGenerated) c.to_json(j, r);
+    }
+    return j.dump();
+  }
+  // The record of toJson's text. A column the text lacks keeps its default (a record written
+  // by an older qiaod); kInternal naming the column when a value has the wrong type.
+  Result<R> fromJson(const std::string& text) const {
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object()) {
+      return makeError(ErrorCode::kInternal, "store",
+                       "a " + name_ + " record is not a JSON object");
+    }
+    R r;
+    for (const auto& c : columns_) {
+      if (c.fill == Fill::kGenerated || !j.contains(c.name)) continue;
+      try {
+        c.from_json(j, r);
+      } catch (const nlohmann::json::exception&) {
+        return makeError(ErrorCode::kInternal, "store",
+                         "a " + name_ + " record has a " + c.name + " of the wrong type");
+      }
+    }
+    return r;
+  }
+
+  // When the record was made: its created_at column ("" when the table has none).
+  std::string createdAt(const R& r) const {
+    for (const auto& c : columns_) {
+      if (c.fill != Fill::kCreatedAt) continue;
+      nlohmann::json j = nlohmann::json::object();
+      c.to_json(j, r);
+      return j[c.name].template get<std::string>();
+    }
+    return "";
+  }
+  // Sets the record's created_at and updated_at columns (those it has).
+  void stampTimes(R& r, const std::string& created, const std::string& updated) const {
+    for (const auto& c : columns_) {
+      if (c.fill == Fill::kCreatedAt) c.from_json(nlohmann::json{{c.name, created}}, r);
+      if (c.fill == Fill::kUpdatedAt) c.from_json(nlohmann::json{{c.name, updated}}, r);
+    }
+  }
+
   // The record of the current row of a statement made from select().
   R read(const Statement& q) const {
     R r;
@@ -199,6 +305,15 @@ class Table {
       if (n == name) return true;
     }
     return false;
+  }
+  const Column<R>& column(std::string_view name) const {
+    const Column<R>* c = find(name);
+    if (c == nullptr) {
+      std::fprintf(stderr, "table %s has no column %.*s\n", name_.c_str(),
+                   static_cast<int>(name.size()), name.data());
+      std::abort();
+    }
+    return *c;
   }
   const Column<R>* find(std::string_view name) const {
     for (const auto& c : columns_) {

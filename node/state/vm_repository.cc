@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "node/state/database.h"
+#include "node/state/mirror.h"
 #include "node/state/queries.h"
 #include "node/state/table.h"
 #include "node/state/task_repository.h"
@@ -53,25 +54,56 @@ Error noVm(const std::string& tenant, const std::string& name) {
   return Error{ErrorCode::kNotFound, "store", "no vm " + tenant + "/" + name, ""};
 }
 
+Mirror<VmRecord>::Key vmKey() {
+  return {{"tenant", "name"},
+          [](const VmRecord& vm) { return vm.tenant + "/" + vm.name; },
+          [](const std::string& key) -> std::optional<VmRecord> {
+            auto slash = key.find('/');
+            if (slash == std::string::npos || slash == 0 || slash + 1 == key.size()) {
+              return std::nullopt;
+            }
+            VmRecord vm;
+            vm.tenant = key.substr(0, slash);
+            vm.name = key.substr(slash + 1);
+            return vm;
+          }};
+}
+
+VmRecord probe(const std::string& tenant, const std::string& name) {
+  VmRecord vm;
+  vm.tenant = tenant;
+  vm.name = name;
+  return vm;
+}
+
 }  // namespace
 
+VmRepository::VmRepository(Database& db, TaskRepository& tasks)
+    : db_(db), tasks_(tasks), mirror_(std::make_unique<Mirror<VmRecord>>(db, kVms, vmKey())) {}
+
+VmRepository::~VmRepository() = default;
+
+void VmRepository::share(std::unique_ptr<RecordTable> table, const std::string& host) {
+  mirror_->share(std::move(table),
+                 [host](const VmRecord& vm) { return vm.host.empty() || vm.host == host; });
+}
+
+Replicated& VmRepository::replica() { return *mirror_; }
+
 Status VmRepository::create(const VmRecord& vm, const TaskRecord& task) {
-  std::lock_guard lock(db_.mutex());
-  Transaction tx(db_);
-  if (!tx.status()) return tx.status();
-  {
-    Statement q(db_, kVms.insert());
-    kVms.bindInsert(q, vm);
-    if (q.step() != Statement::Step::kDone) {
-      Error e = db_.error("insert vm");
-      if (e.code == ErrorCode::kConflict) {
-        e.message = "vm " + vm.tenant + "/" + vm.name + " already exists";
-      }
-      return std::unexpected(e);
-    }
-  }
-  if (auto inserted = tasks_.insertLocked(task); !inserted) return inserted;
-  return tx.commit();
+  auto made = mirror_->update(
+      vm,
+      [&](std::optional<VmRecord>& current) -> Status {
+        if (current) {
+          return makeError(ErrorCode::kConflict, "store",
+                           "vm " + vm.tenant + "/" + vm.name + " already exists");
+        }
+        current = vm;
+        return {};
+      },
+      [&] { return tasks_.insertLocked(task); });
+  if (!made) return std::unexpected(made.error());
+  return {};
 }
 
 Result<VmRecord> VmRepository::get(const std::string& tenant, const std::string& name) {
@@ -142,48 +174,43 @@ Result<std::vector<VmRecord>> VmRepository::all() {
 }
 
 Status VmRepository::upsert(const VmRecord& vm) {
-  static const std::string kUpsert = kVms.upsert({"tenant", "name"});
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, kUpsert);
-  kVms.bindInsert(q, vm);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("upsert vm"));
+  auto put = mirror_->update(vm, [&](std::optional<VmRecord>& current) -> Status {
+    current = vm;
+    return {};
+  });
+  if (!put) return std::unexpected(put.error());
   return {};
 }
 
 Status VmRepository::setSpec(const std::string& tenant, const std::string& name,
                              const std::string& spec_json) {
-  static const auto kSet = kVms.set({"spec_json"});
-  VmRecord values;
-  values.spec_json = spec_json;
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "UPDATE vms SET " + kSet.sql() + " WHERE tenant = ? AND name = ?");
-  kSet.bind(q, values);
-  q.bind(tenant).bind(name);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("set vm spec"));
-  if (db_.changes() == 0) return std::unexpected(noVm(tenant, name));
+  auto set = mirror_->update(probe(tenant, name), [&](std::optional<VmRecord>& vm) -> Status {
+    if (!vm) return std::unexpected(noVm(tenant, name));
+    vm->spec_json = spec_json;
+    return {};
+  });
+  if (!set) return std::unexpected(set.error());
   return {};
 }
 
 Status VmRepository::setState(const std::string& tenant, const std::string& name, VmState state,
                               const std::string& last_error) {
-  static const auto kSet = kVms.set({"state", "last_error"});
-  VmRecord values;
-  values.state = state;
-  values.last_error = last_error;
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "UPDATE vms SET " + kSet.sql() + " WHERE tenant = ? AND name = ?");
-  kSet.bind(q, values);
-  q.bind(tenant).bind(name);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("set vm state"));
-  if (db_.changes() == 0) return std::unexpected(noVm(tenant, name));
+  auto set = mirror_->update(probe(tenant, name), [&](std::optional<VmRecord>& vm) -> Status {
+    if (!vm) return std::unexpected(noVm(tenant, name));
+    vm->state = state;
+    vm->last_error = last_error;
+    return {};
+  });
+  if (!set) return std::unexpected(set.error());
   return {};
 }
 
 Status VmRepository::remove(const std::string& tenant, const std::string& name) {
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "DELETE FROM vms WHERE tenant = ? AND name = ?");
-  q.bind(tenant).bind(name);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("delete vm"));
+  auto gone = mirror_->update(probe(tenant, name), [](std::optional<VmRecord>& vm) -> Status {
+    vm.reset();
+    return {};
+  });
+  if (!gone) return std::unexpected(gone.error());
   return {};
 }
 

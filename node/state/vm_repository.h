@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,10 +13,24 @@ namespace qiao {
 
 class Database;
 class TaskRepository;
+class RecordTable;
+class Replicated;
+template <typename R>
+class Mirror;
 
+// A cluster member's VMs are the cluster's (the RADOS table "vms", key "<tenant>/<name>", the
+// record's columns as JSON; node/state/mirror.h): share() makes this repository write through to
+// it and read its SQLite cache. A VM's host is the member whose hypervisor holds it.
 class VmRepository {
  public:
-  VmRepository(Database& db, TaskRepository& tasks) : db_(db), tasks_(tasks) {}
+  VmRepository(Database& db, TaskRepository& tasks);
+  ~VmRepository();
+
+  // Makes the VMs those of the cluster's table (a member, before its services start); `host`
+  // is this host's name: its VMs that the table lacks (it ran alone before) are put in it.
+  void share(std::unique_ptr<RecordTable> table, const std::string& host);
+  // What the Replicator keeps current.
+  Replicated& replica();
 
   // The VM and the task that makes it, in one transaction: kConflict when (tenant, name)
   // exists.
@@ -36,6 +51,7 @@ class VmRepository {
  private:
   Database& db_;
   TaskRepository& tasks_;
+  std::unique_ptr<Mirror<VmRecord>> mirror_;
 };
 
 }  // namespace qiao

@@ -15,9 +15,9 @@
 #include "base/crypto.h"
 #include "base/files.h"
 #include "base/log.h"
-#include "node/state/record_json.h"
 #include "images/cloud_init.h"
 #include "node/images/image_service.h"
+#include "node/state/record_json.h"
 #include "node/vm/domain.h"
 
 namespace qiao {
@@ -104,12 +104,11 @@ void VmService::start(std::function<void()> after_reconcile) {
   });
   control_.post([this, after_reconcile = std::move(after_reconcile)] {
     auto report = reconcile();
-    kLog.info("startup reconciliation done",
-              {{"seen", std::to_string(report.seen)},
-               {"updated", std::to_string(report.updated)},
-               {"adopted", std::to_string(report.adopted)},
-               {"redefined", std::to_string(report.redefined)},
-               {"foreign", std::to_string(report.foreign)}});
+    kLog.info("startup reconciliation done", {{"seen", std::to_string(report.seen)},
+                                              {"updated", std::to_string(report.updated)},
+                                              {"adopted", std::to_string(report.adopted)},
+                                              {"redefined", std::to_string(report.redefined)},
+                                              {"foreign", std::to_string(report.foreign)}});
     if (after_reconcile) after_reconcile();
   });
 }
@@ -164,8 +163,7 @@ Result<VmSpec> VmService::storedSpec(const VmRecord& vm) const {
 }
 
 bool VmService::nvramOnRbd() const {
-  return volumes_.driver().backend() == "rbd" &&
-         !options_.ceph_key_file.empty();
+  return volumes_.driver().backend() == "rbd" && !options_.ceph_key_file.empty();
 }
 
 VolumeId VmService::nvramId(const VmRecord& vm) { return {vm.tenant, "nvram-" + vm.uuid}; }
@@ -235,8 +233,7 @@ Result<std::string> VmService::renderXml(const VmRecord& vm) const {
     // On RBD when the VM's volumes are (made there by its create; a VM from before keeps its
     // file).
     if (nvramOnRbd() && volumes_.driver().stat(nvramId(vm))) {
-      context.nvram_rbd =
-          diskFromSource("qiao-nvram", volumes_.driver().diskSource(nvramId(vm)));
+      context.nvram_rbd = diskFromSource("qiao-nvram", volumes_.driver().diskSource(nvramId(vm)));
     }
     context.secure_boot = spec->firmware == "uefi-secure";
   }
@@ -312,7 +309,8 @@ Result<std::string> VmService::awaitedImages(const VmSpec& spec) const {
           where + "image " + disk.image + " is " + toString(image->state) + ", not ready");
     }
     // Its size is known now (an image being imported at admission had none).
-    if (auto fits = checkImageFits(where, disk, *image); !fits) return std::unexpected(fits.error());
+    if (auto fits = checkImageFits(where, disk, *image); !fits)
+      return std::unexpected(fits.error());
   }
   return std::string();
 }
@@ -322,8 +320,7 @@ Status VmService::awaitDependencies(TaskEngine::Run& run, const VmSpec& spec) {
                      std::chrono::seconds(options_.dependency_timeout_s),
                      [&]() -> Result<std::string> {
                        if (!spec.nics.empty()) {
-                         auto networks = networks_.awaitedNetworks(spec.tenant,
-                                                                    nicRequests(spec));
+                         auto networks = networks_.awaitedNetworks(spec.tenant, nicRequests(spec));
                          if (!networks || !networks->empty()) return networks;
                        }
                        return awaitedImages(spec);
@@ -500,60 +497,73 @@ Status VmService::runCreate(TaskEngine::Run& run, const VmRecord& vm, bool start
   Status result = awaitDependencies(run, *spec);
   if (!result && TaskEngine::Run::isShutdown(result.error())) return result;
   if (result && !spec->disks.empty()) {
-    result = run.step("disks", 20, "preparing disks", [&]() { return takeDisks(*spec); },
-                      [&]() { return giveBackDisks(*spec, /*deleting=*/false); });
+    result = run.step(
+        "disks", 20, "preparing disks", [&]() { return takeDisks(*spec); },
+        [&]() { return giveBackDisks(*spec, /*deleting=*/false); });
   }
   if (result && !spec->nics.empty()) {
-    result = run.step("nics", 25, "plugging the NICs", [&]() {
-      return networks_.plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec));
-    }, [&]() { return networks_.unplugVm(vm.uuid); });
+    result = run.step(
+        "nics", 25, "plugging the NICs",
+        [&]() { return networks_.plugVm(vm.tenant, vm.uuid, vm.name, nicRequests(*spec)); },
+        [&]() { return networks_.unplugVm(vm.uuid); });
   }
   if (result && nvramOnRbd()) {
     auto firmware = chooseFirmware(*spec);
     if (!firmware) return std::unexpected(firmware.error());
     if (*firmware) {
-      result = run.step("nvram", 28, "making the NVRAM on RBD", [&]() {
-        return makeNvram(vm, (*firmware)->nvram_template);
-      }, [&]() { return volumes_.driver().remove(nvramId(vm)); });
+      result = run.step(
+          "nvram", 28, "making the NVRAM on RBD",
+          [&]() { return makeNvram(vm, (*firmware)->nvram_template); },
+          [&]() { return volumes_.driver().remove(nvramId(vm)); });
     }
   }
   if (result && spec->cloud_init) {
-    result = run.step("seed", 30, "building the cloud-init seed", [&]() -> Status {
-      std::error_code ec;
-      std::filesystem::create_directories(options_.seed_dir, ec);
-      SeedContent seed;
-      seed.instance_id = vm.uuid;
-      seed.hostname = vm.name;
-      seed.user_data = spec->cloud_init->user_data;
-      seed.meta_data = spec->cloud_init->meta_data;
-      seed.network_config = spec->cloud_init->network_config;
-      return buildSeedIso(seed, seedPath(vm));
-    }, [&]() -> Status {
-      ::unlink(seedPath(vm).c_str());
-      return {};
-    });
+    result = run.step(
+        "seed", 30, "building the cloud-init seed",
+        [&]() -> Status {
+          std::error_code ec;
+          std::filesystem::create_directories(options_.seed_dir, ec);
+          SeedContent seed;
+          seed.instance_id = vm.uuid;
+          seed.hostname = vm.name;
+          seed.user_data = spec->cloud_init->user_data;
+          seed.meta_data = spec->cloud_init->meta_data;
+          seed.network_config = spec->cloud_init->network_config;
+          return buildSeedIso(seed, seedPath(vm));
+        },
+        [&]() -> Status {
+          ::unlink(seedPath(vm).c_str());
+          return {};
+        });
   }
-  if (result) result = run.step("define", 40, "defining domain", [&]() -> Status {
-    // Never overwrite a domain that is not this VM (a foreign cluster's, or one made by hand).
-    auto existing = hypervisor_.lookup(domain);
-    if (existing) {
-      bool ours = existing->uuid == vm.uuid && existing->metadata &&
-                  existing->metadata->cluster == options_.cluster;
-      if (!ours) {
-        return makeError(ErrorCode::kConflict, "vm",
-                         "a libvirt domain named " + domain +
-                             " already exists and is not this vm (uuid " + existing->uuid + ")");
-      }
-    } else if (existing.error().code != ErrorCode::kNotFound) {
-      return std::unexpected(existing.error());
-    }
-    auto xml = renderXml(vm);
-    if (!xml) return std::unexpected(xml.error());
-    return hypervisor_.define(*xml);
-  }, [&]() { return hypervisor_.undefine(domain); });
+  if (result)
+    result = run.step(
+        "define", 40, "defining domain",
+        [&]() -> Status {
+          // Never overwrite a domain that is not this VM (a foreign cluster's, or one made by
+          // hand).
+          auto existing = hypervisor_.lookup(domain);
+          if (existing) {
+            bool ours = existing->uuid == vm.uuid && existing->metadata &&
+                        existing->metadata->cluster == options_.cluster;
+            if (!ours) {
+              return makeError(ErrorCode::kConflict, "vm",
+                               "a libvirt domain named " + domain +
+                                   " already exists and is not this vm (uuid " + existing->uuid +
+                                   ")");
+            }
+          } else if (existing.error().code != ErrorCode::kNotFound) {
+            return std::unexpected(existing.error());
+          }
+          auto xml = renderXml(vm);
+          if (!xml) return std::unexpected(xml.error());
+          return hypervisor_.define(*xml);
+        },
+        [&]() { return hypervisor_.undefine(domain); });
   if (result && start) {
-    result = run.step("start", 90, "starting guest", [&]() { return hypervisor_.start(domain); },
-                      [&]() { return hypervisor_.destroy(domain); });
+    result = run.step(
+        "start", 90, "starting guest", [&]() { return hypervisor_.start(domain); },
+        [&]() { return hypervisor_.destroy(domain); });
   }
   if (result) {
     result = run.step("record", 100, "recording state", [&]() -> Status {
@@ -595,9 +605,9 @@ Status VmService::takeDisks(const VmSpec& spec) {
     auto image = findImageFor(store_, spec.tenant, disk.image);
     if (!image) return std::unexpected(image.error());
     const int64_t size = std::max(disk.size_gib << 30, image->virtual_size);
-    auto made = volumes_.cloneForVm(spec.tenant, diskVolumeName(spec, i),
-                                     ImageService::idOf(*image), ImageService::refOf(*image),
-                                     size, spec.name);
+    auto made =
+        volumes_.cloneForVm(spec.tenant, diskVolumeName(spec, i), ImageService::idOf(*image),
+                            ImageService::refOf(*image), size, spec.name);
     if (!made) return std::unexpected(made.error());
   }
   return {};
@@ -608,8 +618,8 @@ Status VmService::giveBackDisks(const VmSpec& spec, bool deleting) {
     const DiskSpec& disk = spec.disks[i];
     // A disk made from an image goes with its VM unless kept; a failed create never keeps one.
     const bool destroy = !disk.image.empty() && !(deleting && disk.keep);
-    if (auto released = volumes_.releaseFromVm(spec.tenant, diskVolumeName(spec, i), spec.name,
-                                                destroy);
+    if (auto released =
+            volumes_.releaseFromVm(spec.tenant, diskVolumeName(spec, i), spec.name, destroy);
         !released) {
       return released;
     }
@@ -649,8 +659,8 @@ Status VmService::runDelete(TaskEngine::Run& run, const VmRecord& vm, bool force
     });
   }
   if (result) {
-    result = run.step("nics", 75, "unplugging the NICs",
-                      [&]() { return networks_.unplugVm(vm.uuid); });
+    result =
+        run.step("nics", 75, "unplugging the NICs", [&]() { return networks_.unplugVm(vm.uuid); });
   }
   if (result && nvramOnRbd()) {
     result = run.step("nvram", 78, "removing the NVRAM", [&]() { return removeNvram(vm); });
@@ -723,7 +733,7 @@ void VmService::refreshState(const std::string& tenant, const std::string& name,
   auto info = hypervisor_.lookup(domainNameOf(tenant, name));
   if (!info) {
     if (info.error().code != ErrorCode::kNotFound) return;  // libvirt away: keep what we know
-    return;  // missing: reconciliation redefines it
+    return;                                                 // missing: reconciliation redefines it
   }
   const VmState state = vmStateOf(info->state);
   if (state != vm->state) setState(*vm, state, reason);
@@ -775,8 +785,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
                  {"redefined", std::to_string(report.redefined)}});
       return;
     }
-    default:
-      break;
+    default: break;
   }
   std::string tenant, name;
   if (!splitDomainName(event.domain, &tenant, &name)) return;
@@ -796,8 +805,7 @@ void VmService::onDomainEvent(const DomainEvent& event) {
       kLog.info("guest rebooted", {{"vm", vmId(tenant, name)}});
       publishVm(tenant, name, vm->state, "rebooted");
       return;
-    default:
-      refreshState(tenant, name, event.detail.empty() ? "libvirt event" : event.detail);
+    default: refreshState(tenant, name, event.detail.empty() ? "libvirt event" : event.detail);
   }
 }
 
@@ -872,6 +880,11 @@ VmService::ReconcileReport VmService::reconcileLocked() {
       publishVm(md.tenant, md.name, adopted.state, "adopted");
       continue;
     }
+    if (!onThisHost(*vm)) {
+      report.notes.push_back("domain " + d.name + " is, for the cluster, on host " + vm->host +
+                             "; left alone");
+      continue;
+    }
     if (vm->uuid != d.uuid) {
       report.notes.push_back("domain " + d.name + " has uuid " + d.uuid + " but the store has " +
                              vm->uuid + "; left alone");
@@ -887,7 +900,7 @@ VmService::ReconcileReport VmService::reconcileLocked() {
   auto vms = store_.vms().all();
   if (!vms) return report;
   for (const auto& vm : *vms) {
-    if (busy.contains({vm.tenant, vm.name})) continue;
+    if (!onThisHost(vm) || busy.contains({vm.tenant, vm.name})) continue;
     const std::string domain = domainNameOf(vm.tenant, vm.name);
     if (domain_names.contains(domain)) continue;
     if (vm.state == VmState::kDeleting) {

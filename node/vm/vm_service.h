@@ -14,25 +14,25 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <nlohmann/json_fwd.hpp>
 #include <vector>
 
 #include "base/error.h"
 #include "base/event_bus.h"
 #include "base/work_queue.h"
 #include "firmware/descriptor.h"
+#include "node/networks/vm_ports.h"
 #include "node/state/store.h"
 #include "node/tasks/task_engine.h"
+#include "node/vm/domain.h"
 #include "node/vm/guest_monitors.h"
 #include "node/vm/hypervisor.h"
-#include "node/vm/domain.h"
 #include "node/vm/spec.h"
 #include "node/vm/vm_stats.h"
-#include "node/networks/vm_ports.h"
 #include "node/volumes/volume_service.h"
 
 namespace qiao {
@@ -41,21 +41,21 @@ class QmpChannel;
 
 struct VmServiceOptions {
   std::string cluster;
-  std::string host;                // this host's name: recorded in the VMs it makes or adopts
-  std::string console_dir;         // <state dir>/console
-  std::string nvram_dir;           // <state dir>/nvram: each UEFI VM's own variable store
-  std::string seed_dir;            // <state dir>/seeds: cloud-init seed ISOs
-  FirmwareCatalog firmware;        // QEMU's firmware descriptors, read at start
-  std::string host_accelerator;    // "kvm" | "tcg": what accel=auto resolves to
+  std::string host;              // this host's name: recorded in the VMs it makes or adopts
+  std::string console_dir;       // <state dir>/console
+  std::string nvram_dir;         // <state dir>/nvram: each UEFI VM's own variable store
+  std::string seed_dir;          // <state dir>/seeds: cloud-init seed ISOs
+  FirmwareCatalog firmware;      // QEMU's firmware descriptors, read at start
+  std::string host_accelerator;  // "kvm" | "tcg": what accel=auto resolves to
   bool kvm_usable = false;
-  std::string kvm_reason;          // why KVM is (not) usable, for error messages
+  std::string kvm_reason;  // why KVM is (not) usable, for error messages
   std::string machine_x86_64 = "q35";
   std::string machine_aarch64 = "virt";
   std::string cpu_model_aarch64_tcg = "cortex-a72";
   int shutdown_timeout_s = 60;
   int dependency_timeout_s = 900;  // a create's wait for its networks and images
   int64_t console_log_max_bytes = 2 << 20;
-  std::string ceph_key_file;       // the cephx key QEMU reads for RBD disks (root only)
+  std::string ceph_key_file;  // the cephx key QEMU reads for RBD disks (root only)
 };
 
 class VmService {
@@ -195,6 +195,9 @@ class VmService {
   // (made from the firmware's template at create, removed with the VM); else a file in
   // nvram_dir that libvirt makes.
   bool nvramOnRbd() const;
+  // The VM is this host's to run (the cluster's VMs are all in the store; "" from before hosts
+  // were recorded: this host's).
+  bool onThisHost(const VmRecord& vm) const { return vm.host.empty() || vm.host == options_.host; }
   static VolumeId nvramId(const VmRecord& vm);
   Status makeNvram(const VmRecord& vm, const std::string& template_path);
   // Once the guest is gone: waits out a killed QEMU's watch on the image.

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "node/api/metrics.h"
+#include "node/api/route_context.h"
 #include "node/node_services.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
@@ -341,6 +343,98 @@ TEST_F(ApiTest, AnAdminSetsATenantsQuotasAndTheyHold) {
   EXPECT_EQ(listed["items"][0]["tenant"], "ta");
   EXPECT_EQ(listed["items"][0]["limits"]["vms"], 1) << "the refused bodies changed nothing";
   EXPECT_EQ(listed["items"][0]["usage"]["vms"], 1);
+}
+
+}  // namespace
+}  // namespace qiao
+
+namespace qiao {
+namespace {
+
+// A cluster member's forwarding, on an Api of its own over the node's store: what a route's
+// locate decides is forwarded (and the answer passed back), and a call forwarded here is the
+// caller's only when a node of the cluster sent it.
+class ApiForwardingTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    ApiTest::SetUp();
+    RouteTable routes;
+    Route echo{{"POST", "/v1/things/{name}", "operator", {}}, [](RequestContext& ctx) {
+                 json who = {{"caller", ctx.caller->uri}, {"via", ctx.caller->via}};
+                 return jsonResponse(200, who);
+               }};
+    echo.locate = [](RequestContext& ctx) -> Result<std::optional<std::string>> {
+      const std::string& name = ctx.params.at("name");
+      if (name == "remote") return std::optional<std::string>{"host-b"};
+      if (name == "moved") return makeError(ErrorCode::kConflict, "cluster", "it moved");
+      return std::optional<std::string>{};
+    };
+    routes.add(std::move(echo));
+    ApiOptions options{*store_, metrics_, "c1", 60};
+    options.forward = [this](const std::string& host, const RequestContext& ctx) {
+      forwarded_.push_back(host + " " + ctx.caller->uri);
+      return jsonResponse(201, json{{"answered_by", host}});
+    };
+    member_ = std::make_unique<Api>(std::move(options), std::move(routes));
+  }
+  ApiResponse send(const std::string& peer, const std::string& name,
+                   const std::string& on_behalf_of = "") {
+    ApiRequest r;
+    r.method = "POST";
+    r.path = r.target = "/v1/things/" + name;
+    r.peer_identity_uri = peer;
+    r.on_behalf_of = on_behalf_of;
+    return member_->handle(r);
+  }
+
+  Metrics metrics_;
+  std::unique_ptr<Api> member_;
+  std::vector<std::string> forwarded_;
+};
+
+TEST_F(ApiForwardingTest, WhatLocateSendsElsewhereIsForwardedAndItsAnswerPassedBack) {
+  auto here = send("qiao://c1/user/op-a", "local");
+  EXPECT_EQ(here.status, 200) << here.body;
+  EXPECT_TRUE(forwarded_.empty());
+  auto there = send("qiao://c1/user/op-a", "remote");
+  EXPECT_EQ(there.status, 201);
+  EXPECT_EQ(json::parse(there.body)["answered_by"], "host-b");
+  ASSERT_EQ(forwarded_.size(), 1u);
+  EXPECT_EQ(forwarded_[0], "host-b qiao://c1/user/op-a");
+  auto moved = send("qiao://c1/user/op-a", "moved");
+  EXPECT_EQ(moved.status, 409);
+  // Roles are checked before anything is forwarded.
+  auto viewer = send("qiao://c1/user/view-a", "remote");
+  EXPECT_EQ(viewer.status, 403);
+  EXPECT_EQ(forwarded_.size(), 1u);
+  auto entries = store_->audit().list(0, 100);
+  ASSERT_TRUE(entries);
+  bool named = false;
+  for (const auto& e : *entries) named = named || e.target == "remote (on host host-b)";
+  EXPECT_TRUE(named);
+}
+
+TEST_F(ApiForwardingTest, OnlyANodeOfTheClusterCallsOnBehalfOfAnother) {
+  auto forwarded = send("qiao://c1/node/host-a", "local", "qiao://c1/user/op-a");
+  ASSERT_EQ(forwarded.status, 200) << forwarded.body;
+  EXPECT_EQ(json::parse(forwarded.body)["caller"], "qiao://c1/user/op-a");
+  EXPECT_EQ(json::parse(forwarded.body)["via"], "qiao://c1/node/host-a");
+  auto entries = store_->audit().list(0, 100);
+  ASSERT_TRUE(entries);
+  ASSERT_FALSE(entries->empty());
+  EXPECT_EQ(entries->back().identity, "qiao://c1/user/op-a via qiao://c1/node/host-a");
+
+  // A user cannot pose as another one.
+  EXPECT_EQ(send("qiao://c1/user/op-b", "local", "qiao://c1/user/admin").status, 403);
+  // Nor may a node be named as the caller, or an identity of another cluster.
+  EXPECT_EQ(send("qiao://c1/node/host-a", "local", "qiao://c1/node/host-b").status, 403);
+  EXPECT_EQ(send("qiao://c1/node/host-a", "local", "qiao://c2/user/op-a").status, 403);
+  EXPECT_EQ(send("qiao://c1/node/host-a", "local", "not a uri").status, 403);
+  // The caller's role is read here again: a viewer forwarded is still a viewer.
+  EXPECT_EQ(send("qiao://c1/node/host-a", "local", "qiao://c1/user/view-a").status, 403);
+  // A node of another cluster is nobody here.
+  EXPECT_EQ(send("qiao://c2/node/host-a", "local", "qiao://c1/user/op-a").status, 403);
+  EXPECT_TRUE(forwarded_.empty());
 }
 
 }  // namespace

@@ -106,14 +106,15 @@ TEST(Parser, EveryCommandParses) {
     seen.insert(std::string(c.group) + " " + std::string(c.name));
   }
   // The commands of the issue, all of them.
-  for (const char* want : {"host ", "host check", "host list", "host get", "cluster status", "vm list", "vm get", "vm create", "vm start",
-                           "vm stop", "vm force-stop", "vm reboot", "vm pause", "vm resume",
-                           "vm delete", "vm console-log", "vm disk add", "vm disk remove", "vm nic add", "vm nic remove", "vm resize", "vm stats",
-                           "task list", "task get", "task wait", "task cancel",
-                           "volume list", "volume get", "volume create", "volume resize",
-                           "volume copy", "volume limits",
-                           "volume delete", "image list", "image get", "image create",
-                           "image delete", "quota get", "quota set"}) {
+  for (const char* want :
+       {"host ",          "host check",    "host list",      "host get",      "cluster status",
+        "vm list",        "vm get",        "vm create",      "vm start",      "vm stop",
+        "vm force-stop",  "vm reboot",     "vm pause",       "vm resume",     "vm delete",
+        "vm console-log", "vm disk add",   "vm disk remove", "vm nic add",    "vm nic remove",
+        "vm resize",      "vm stats",      "task list",      "task get",      "task wait",
+        "task cancel",    "volume list",   "volume get",     "volume create", "volume resize",
+        "volume copy",    "volume limits", "volume delete",  "image list",    "image get",
+        "image create",   "image delete",  "quota get",      "quota set"}) {
     EXPECT_TRUE(seen.contains(want)) << want;
   }
   EXPECT_EQ(seen.size(), 48u);
@@ -276,8 +277,8 @@ TEST(Parser, HelpIsEverywhereAndExitsZero) {
   auto create = run({"vm", "create", "--help"});
   EXPECT_EQ(create.rc, 0);
   EXPECT_TRUE(create.out.starts_with(
-      "Usage: qiaoctl [GLOBAL OPTIONS] vm create -f FILE|- [--no-start] [--wait] "
-      "[--timeout SECONDS]\n"))
+      "Usage: qiaoctl [GLOBAL OPTIONS] vm create -f FILE|- [--no-start] [--host NAME] [--wait]\n"
+      "            [--timeout SECONDS]\n"))
       << create.out;
   // Help wins over what else is wrong on the line.
   EXPECT_EQ(run({"vm", "create", "--bogus", "--help"}).rc, 0);

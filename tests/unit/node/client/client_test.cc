@@ -712,7 +712,8 @@ json vmObject(const std::string& tenant, const std::string& name, const std::str
             {"memory_mib", 2048},
             {"labels", {{"app", "web"}}}}},
           {"created_at", "2024-01-01T00:00:00Z"},
-          {"updated_at", "2024-01-01T00:00:00Z"}};
+          {"updated_at", "2024-01-01T00:00:00Z"},
+          {"host", "host-a"}};
 }
 
 json taskObject(const std::string& id, const std::string& state, int progress,
@@ -789,11 +790,11 @@ TEST_F(QiaoctlTest, VmListFollowsPagesAndAlignsColumns) {
                 "&page_token=p2"}));
   const std::string age = ageSince("2024-01-01T00:00:00Z", std::time(nullptr));
   EXPECT_EQ(all.out,
-            "TENANT  NAME          STATE    VCPUS  MEMORY  ARCH    AGE\n"
-            "acme    web1          running  2      2Gi     x86_64  " +
+            "TENANT  NAME          STATE    HOST    VCPUS  MEMORY  ARCH    AGE\n"
+            "acme    web1          running  host-a  2      2Gi     x86_64  " +
                 age +
                 "\n"
-                "beta    db-primary-1  shutoff  2      2Gi     x86_64  " +
+                "beta    db-primary-1  shutoff  host-a  2      2Gi     x86_64  " +
                 age + "\n");
   EXPECT_TRUE(age.ends_with("d")) << age;
   EXPECT_EQ(all.err, "");
@@ -979,9 +980,8 @@ TEST_F(QiaoctlTest, HostAndHostCheck) {
                      {{"name", "accelerator"},
                       {"verdict", failing ? "fail" : "warn"},
                       {"detail", "tcg: configured"}}};
-      return jsonReply(200, {{"baseline_file", "/etc/qiao/b.toml"},
-                             {"checks", checks},
-                             {"ok", !failing}});
+      return jsonReply(
+          200, {{"baseline_file", "/etc/qiao/b.toml"}, {"checks", checks}, {"ok", !failing}});
     }
     return jsonReply(200, {{"hostname", "node1"},
                            {"arch", "x86_64"},
