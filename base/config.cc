@@ -353,13 +353,15 @@ const std::vector<Option>& options() {
       {"network.tunnel_ip", StringField([](Config& c) { return &c.network.tunnel_ip; }), 0, 0,
        {}, checkOptionalIpv4,
        "This host's address on the underlay network: the local end of the vxlan and geneve "
-       "tunnels to network.tunnel_peers. Empty: no tunnels; vxlan and geneve networks stay on "
-       "this host."},
+       "tunnels to the other hosts (network.tunnel_peers; in a cluster, every other member, "
+       "which tunnels back to this address as the host's record publishes it). Empty: no "
+       "tunnels; vxlan and geneve networks stay on this host."},
       {"network.tunnel_peers", ListField([](Config& c) { return &c.network.tunnel_peers; }), 0,
        0, {}, checkIpv4,
        "Underlay addresses of the other hosts that carry this host's vxlan and geneve networks "
-       "(at most 40): a vxlan and a geneve port to each, on network.bridge. The cluster will "
-       "fill this list; until then it is configured here."},
+       "(at most 40): a vxlan and a geneve port to each, on network.bridge. Only for a "
+       "standalone host: with cluster.mode member the peers are the other members' "
+       "network.tunnel_ip, from the cluster's host records, and this key is refused."},
       {"quota.vms", Int64Field([](Config& c) { return &c.quota.vms; }), -1, int64_t{1} << 40,
        {}, nullptr, "Default quota: VMs a tenant may have (-1: no limit); an admin sets a tenant's own with "
        "`qiaoctl quota set`."},
@@ -560,6 +562,12 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
   };
   if (config.cluster.mode == "member" && config.storage.backend == "local") {
     return invalid("cluster.mode member needs Ceph: storage.backend must be rbd or auto");
+  }
+  if (config.cluster.mode == "member" && !net.tunnel_peers.empty()) {
+    return invalid(
+        "network.tunnel_peers is not allowed with cluster.mode member: the tunnel peers are "
+        "the other members' network.tunnel_ip, as the cluster's host records publish them; "
+        "remove the key (set network.tunnel_ip on every host)");
   }
   if (net.vlan_bridge == net.bridge) {
     return invalid("network.vlan_bridge must be another bridge than network.bridge");

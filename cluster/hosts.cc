@@ -24,6 +24,7 @@ std::string hostToJson(const HostRecord& h) {
   json j = {{"name", h.name},     {"state", toString(h.state)}, {"arch", h.arch},
             {"vcpus", h.vcpus},   {"memory_mib", h.memory_mib}, {"site", h.site},
             {"labels", h.labels}, {"endpoint", h.endpoint},     {"joined_at", h.joined_at}};
+  if (!h.tunnel_ip.empty()) j["tunnel_ip"] = h.tunnel_ip;
   return j.dump();
 }
 
@@ -41,6 +42,9 @@ Result<HostRecord> hostFromJson(const std::string& text) {
   if (!str("name", &h.name) || !str("state", &state) || !str("arch", &h.arch) ||
       !str("site", &h.site) || !str("endpoint", &h.endpoint) || !str("joined_at", &h.joined_at)) {
     return std::unexpected(corrupt("a text field is missing"));
+  }
+  if (j.contains("tunnel_ip") && !str("tunnel_ip", &h.tunnel_ip)) {
+    return std::unexpected(corrupt("tunnel_ip"));
   }
   auto parsed = parseEnum<HostState>(state);
   if (!parsed || *parsed == HostState::kUnreachable) {

@@ -49,6 +49,9 @@ struct HostRecord {
   std::map<std::string, std::string> labels;
   std::string endpoint;  // "https://ADDRESS:PORT" of its API
   std::string joined_at;
+  // Its address on the underlay network (network.tunnel_ip; "" = none): the other members
+  // tunnel their vxlan and geneve networks to it. Absent from records of older qiaods.
+  std::string tunnel_ip;
 };
 
 std::string hostToJson(const HostRecord& host);
@@ -69,8 +72,8 @@ class Membership {
   Membership(RadosCluster& rados, ClusterPool pool, Clock& clock);
 
   // Adds this host's record, or refreshes what it says of itself (arch, capacity, endpoint,
-  // site, labels) keeping its state. kConflict when the host was removed: it must be enrolled
-  // again.
+  // site, labels, tunnel address) keeping its state. kConflict when the host was removed: it must
+  // be enrolled again.
   Result<HostRecord> registerSelf(const HostRecord& self);
   // The host lease's object and lock name (cluster/lease.h holds it).
   RadosObject leaseObject(const std::string& host) const { return pool_.hostLease(host); }

@@ -27,7 +27,17 @@ TapOps TapOps::host() {
 }
 
 Fabric::Fabric(FabricOptions options, Switch& sw, FlowInstaller& flows, DhcpServers& dhcp)
-    : options_(std::move(options)), switch_(sw), flows_(flows), dhcp_(dhcp) {}
+    : options_(std::move(options)),
+      switch_(sw),
+      flows_(flows),
+      dhcp_(dhcp),
+      tunnel_peers_known_(!options_.dynamic_tunnel_peers) {
+  // Slots in the configured order (the config was checked: valid, distinct, at most 40).
+  for (const auto& peer : options_.tunnel_peers) {
+    if (tunnel_peers_.size() >= kMaxTunnelPeers) break;
+    tunnel_peers_.emplace(peer, static_cast<int64_t>(tunnel_peers_.size()));
+  }
+}
 
 Fabric::~Fabric() { stop(); }
 
@@ -96,8 +106,10 @@ SwitchPort Fabric::switchPortOf(const PortDef& p) const {
   SwitchPort sp;
   sp.name = p.name;
   sp.ofport_request = p.ofport;
-  sp.external_ids = {{"iface-id", p.uuid},          {"attached-mac", p.mac},
-                     {"vm-id", p.vm_uuid},          {"qiao-tenant", p.tenant},
+  sp.external_ids = {{"iface-id", p.uuid},
+                     {"attached-mac", p.mac},
+                     {"vm-id", p.vm_uuid},
+                     {"qiao-tenant", p.tenant},
                      {"qiao-network", p.network_uuid}};
   return sp;
 }
@@ -106,8 +118,10 @@ SwitchPort Fabric::switchPortOf(const NetworkDef& n) const {
   SwitchPort sp;
   sp.name = dhcpOuter(n);
   sp.ofport_request = n.dhcp_ofport;
-  sp.external_ids = {{"qiao-role", "dhcp"}, {"qiao-tenant", n.tenant},
-                     {"qiao-network", n.uuid}, {"attached-mac", n.dhcp_mac}};
+  sp.external_ids = {{"qiao-role", "dhcp"},
+                     {"qiao-tenant", n.tenant},
+                     {"qiao-network", n.uuid},
+                     {"attached-mac", n.dhcp_mac}};
   return sp;
 }
 
@@ -142,29 +156,184 @@ std::map<std::string, SwitchPort> Fabric::providerPorts() const {
 
 bool Fabric::reachesOtherHosts(const std::string& type) const {
   if (type == "vlan") return !options_.vlan_uplink.empty();
-  return !options_.tunnel_ip.empty() && !options_.tunnel_peers.empty();
+  if (options_.tunnel_ip.empty()) return false;
+  if (options_.dynamic_tunnel_peers) return true;
+  std::lock_guard lock(mutex_);
+  return !tunnel_peers_.empty();
+}
+
+SwitchPort Fabric::tunnelPort(const std::string& peer, int64_t slot, bool vxlan) const {
+  uint32_t ip = parseIpv4(peer, "tunnel peer").value_or(0);  // checked when it was set
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", ip);
+  SwitchPort sp;
+  sp.name = std::string(vxlan ? "qvx-" : "qgn-") + hex;
+  sp.type = vxlan ? "vxlan" : "geneve";
+  sp.ofport_request = options_.first_tunnel_ofport + 2 * slot + (vxlan ? 0 : 1);
+  sp.options = {{"remote_ip", peer}, {"local_ip", options_.tunnel_ip}, {"key", "flow"}};
+  sp.external_ids = {{"qiao-role", "tunnel"}, {"qiao-peer", peer}};
+  return sp;
 }
 
 std::vector<SwitchPort> Fabric::tunnelPorts() const {
   std::vector<SwitchPort> out;
   if (options_.tunnel_ip.empty()) return out;
-  int64_t ofport = options_.first_tunnel_ofport;
-  for (const auto& peer : options_.tunnel_peers) {
-    auto ip = parseIpv4(peer, "tunnel peer");
-    if (!ip) continue;  // the config was checked: never here
-    char hex[9];
-    std::snprintf(hex, sizeof hex, "%08x", *ip);
-    for (const char* type : {"vxlan", "geneve"}) {
-      SwitchPort sp;
-      sp.name = std::string(type[0] == 'v' ? "qvx-" : "qgn-") + hex;
-      sp.type = type;
-      sp.ofport_request = ofport++;
-      sp.options = {{"remote_ip", peer}, {"local_ip", options_.tunnel_ip}, {"key", "flow"}};
-      sp.external_ids = {{"qiao-role", "tunnel"}, {"qiao-peer", peer}};
-      out.push_back(std::move(sp));
-    }
+  // In slot order: the flows name the tunnels in the same order whatever the peers' addresses.
+  std::map<int64_t, std::string> by_slot;
+  for (const auto& [peer, slot] : tunnel_peers_) by_slot[slot] = peer;
+  for (const auto& [slot, peer] : by_slot) {
+    out.push_back(tunnelPort(peer, slot, true));
+    out.push_back(tunnelPort(peer, slot, false));
   }
   return out;
+}
+
+std::vector<std::string> Fabric::tunnelPeers() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& [peer, _] : tunnel_peers_) out.push_back(peer);
+  return out;
+}
+
+Status Fabric::setTunnelPeers(const std::vector<std::string>& peers) {
+  auto invalid = [](const std::string& message) {
+    return makeError(ErrorCode::kInvalidArgument, "network", message);
+  };
+  if (options_.tunnel_ip.empty()) {
+    return makeError(ErrorCode::kConflict, "network",
+                     "tunnel peers need this host's tunnel address (network.tunnel_ip)");
+  }
+  std::set<std::string> wanted;
+  for (const auto& peer : peers) {
+    // Only the canonical dotted quad: the text goes into OVSDB as the tunnel's remote_ip.
+    auto ip = parseIpv4(peer, "tunnel peer");
+    if (!ip || formatIpv4(*ip) != peer) {
+      return invalid("tunnel peer \"" + peer + "\" must be an IPv4 address such as 192.0.2.10");
+    }
+    // As the config's check of network.tunnel_peers: a host's unicast address.
+    if (const uint32_t first = *ip >> 24; first == 0 || first == 127 || first >= 224) {
+      return invalid("tunnel peer " + peer +
+                     " must be a unicast address of a host (not 0.x, 127.x, multicast or "
+                     "reserved)");
+    }
+    if (peer == options_.tunnel_ip) {
+      return invalid("tunnel peer " + peer + " is this host's own tunnel address");
+    }
+    wanted.insert(peer);
+  }
+  if (wanted.size() > kMaxTunnelPeers) {
+    return invalid("at most " + std::to_string(kMaxTunnelPeers) + " tunnel peers, not " +
+                   std::to_string(wanted.size()));
+  }
+
+  std::lock_guard lock(mutex_);
+  tunnel_peers_known_ = true;
+  std::vector<std::string> added, removed;
+  for (auto it = tunnel_peers_.begin(); it != tunnel_peers_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    removed.push_back(it->first);
+    gone_tunnels_[it->first] = it->second;
+    it = tunnel_peers_.erase(it);
+  }
+  for (const auto& peer : wanted) {
+    if (!tunnel_peers_.contains(peer)) added.push_back(peer);
+  }
+  if (added.empty() && removed.empty() && gone_tunnels_.empty()) return {};
+
+  // Slots for the new peers: a peer back before its ports went keeps its slot; else the slot
+  // its port has on the switch (left by a previous run) when free; else the lowest free one.
+  std::set<int64_t> taken;
+  for (const auto& [_, slot] : tunnel_peers_) taken.insert(slot);
+  for (const auto& [_, slot] : gone_tunnels_) taken.insert(slot);
+  std::map<std::string, int64_t> on_switch;  // vxlan port name -> its slot
+  if (auto listed = switch_.listPorts(options_.bridge); listed) {
+    for (const auto& s : *listed) {
+      const int64_t offset = s.port.ofport_request - options_.first_tunnel_ofport;
+      if (s.port.type == "vxlan" && offset >= 0 && offset % 2 == 0 &&
+          offset / 2 < static_cast<int64_t>(kMaxTunnelPeers)) {
+        on_switch[s.port.name] = offset / 2;
+      }
+    }
+  }
+  // Two passes: the slots peers already have first, so that a new peer never takes one of them.
+  std::map<std::string, int64_t> slots;
+  for (const auto& peer : added) {
+    if (auto back = gone_tunnels_.find(peer); back != gone_tunnels_.end()) {
+      slots[peer] = back->second;
+      gone_tunnels_.erase(back);
+    } else if (auto had = on_switch.find(tunnelPort(peer, 0, true).name);
+               had != on_switch.end() && !taken.contains(had->second)) {
+      slots[peer] = had->second;
+      taken.insert(had->second);
+    }
+  }
+  Status result;
+  for (const auto& peer : added) {
+    if (slots.contains(peer)) continue;
+    for (int64_t i = 0; i < static_cast<int64_t>(kMaxTunnelPeers); ++i) {
+      if (taken.insert(i).second) {
+        slots[peer] = i;
+        break;
+      }
+    }
+    if (!slots.contains(peer)) {
+      // Only while the ports of peers gone cannot be removed (OVS down): the next call retries.
+      result = makeError(ErrorCode::kUnavailable, "network",
+                         "no free tunnel slot for peer " + peer +
+                             " until the ports of the peers gone are removed");
+    }
+  }
+  std::vector<std::string> placed;
+  for (const auto& [peer, slot] : slots) {
+    tunnel_peers_[peer] = slot;
+    placed.push_back(peer);
+  }
+  if (!placed.empty() || !removed.empty()) {
+    auto list = [](const std::vector<std::string>& v) {
+      std::string out;
+      for (const auto& x : v) out += (out.empty() ? "" : " ") + x;
+      return out;
+    };
+    log_.info("tunnel peers changed", {{"added", list(placed)},
+                                       {"removed", list(removed)},
+                                       {"peers", std::to_string(tunnel_peers_.size())}});
+  }
+
+  // New ports first, then the flows (which then name them and no longer the gone ones), then
+  // the gone ports: a tunnel that stays is never touched.
+  if (auto s = ensureBridgeLocked(); !s) return s;
+  for (const auto& peer : placed) {
+    for (bool vxlan : {true, false}) {
+      if (auto s =
+              switch_.ensurePort(options_.bridge, tunnelPort(peer, tunnel_peers_[peer], vxlan));
+          !s) {
+        return s;
+      }
+    }
+  }
+  if (auto s = applyFlowsLocked(); !s) return s;
+  if (auto s = removeGoneTunnelsLocked(); !s) return s;
+  return result;
+}
+
+Status Fabric::removeGoneTunnelsLocked() {
+  Status first;
+  for (auto it = gone_tunnels_.begin(); it != gone_tunnels_.end();) {
+    Status s;
+    for (bool vxlan : {true, false}) {
+      if (s) s = switch_.removePort(options_.bridge, tunnelPort(it->first, it->second, vxlan).name);
+    }
+    if (s) {
+      it = gone_tunnels_.erase(it);
+    } else {
+      if (first) first = s;
+      ++it;
+    }
+  }
+  return first;
 }
 
 DhcpConfig Fabric::dhcpConfigLocked(const NetworkDef& n) const {
@@ -477,20 +646,29 @@ Result<CheckReport> Fabric::checkLocked() {
         failed("DHCP server of network " + n.tenant + "/" + n.name, s);
         continue;
       }
-      report.changes.push_back("DHCP server of network " + n.tenant + "/" + n.name +
-                               " restarted");
+      report.changes.push_back("DHCP server of network " + n.tenant + "/" + n.name + " restarted");
     }
   }
   if (!gone_ports_.empty() || !gone_networks_.empty()) {
     if (auto s = cleanupLocked(); !s) failed("cleaning up removed ports and networks", s);
+  }
+  if (!gone_tunnels_.empty()) {
+    if (auto s = removeGoneTunnelsLocked(); !s) failed("removing the tunnels of peers gone", s);
+  }
+  if (!tunnel_peers_known_) {
+    // Peers not known yet (a restart, before membership answered): the tunnels there stay as
+    // they are until setTunnelPeers() says which to keep.
+    std::erase_if(*listed, [](const SwitchPortState& s) {
+      auto role = s.port.external_ids.find("qiao-role");
+      return role != s.port.external_ids.end() && role->second == "tunnel";
+    });
   }
   reconcilePortsLocked(options_.bridge, *listed, wanted, report);
   // The provider bridge of the vlan networks: the NIC and the patch to this bridge.
   if (!options_.vlan_uplink.empty()) {
     auto provider = switch_.listPorts(options_.vlan_bridge);
     if (!provider && provider.error().code == ErrorCode::kNotFound) {
-      if (auto s = switch_.ensureBridge(options_.vlan_bridge, options_.datapath_type,
-                                        "standalone");
+      if (auto s = switch_.ensureBridge(options_.vlan_bridge, options_.datapath_type, "standalone");
           !s) {
         failed("provider bridge " + options_.vlan_bridge, s);
       } else {

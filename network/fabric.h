@@ -32,7 +32,7 @@ struct NetworkDef {
   int64_t segment_id = 0;
   int64_t local_id = 0;  // > 0; the network's tag in the pipeline (reg6)
   Ipv4Subnet subnet;
-  std::string gateway;   // "" = none
+  std::string gateway;  // "" = none
   std::vector<std::string> dns;
   int mtu = 1500;
   bool dhcp = true;
@@ -72,11 +72,17 @@ struct FabricOptions {
   std::string vlan_bridge = "br-vlan";
   int64_t uplink_ofport = 10;
   // This host's underlay address and the other hosts' ("" / none = no tunnels): a vxlan and a
-  // geneve port to each peer, OpenFlow ports first_tunnel_ofport + 2 * i (vxlan) and + 1
-  // (geneve), named qvx-/qgn-<the peer's address in hex>.
+  // geneve port to each peer, named qvx-/qgn-<the peer's address in hex>, on OpenFlow ports
+  // first_tunnel_ofport + 2 * slot (vxlan) and + 1 (geneve), slot < kMaxTunnelPeers. The
+  // peers given here take slots 0, 1, ... in order; setTunnelPeers() changes the set later.
   std::string tunnel_ip;
   std::vector<std::string> tunnel_peers;
   int64_t first_tunnel_ofport = 20;
+  // The peers come and go at runtime (a cluster member: its membership gives them): vxlan and
+  // geneve networks reach other hosts whenever tunnel_ip is set, even while no peer is known;
+  // the tunnel ports on the switch (a previous run's) are left alone until the first
+  // setTunnelPeers().
+  bool dynamic_tunnel_peers = false;
 };
 
 struct CheckReport {
@@ -109,6 +115,17 @@ class Fabric {
   // Every security group, after one changed: the flows of all their ports are replaced in one
   // bundle.
   Status setGroups(std::vector<FlowGroup> groups);
+  // The other hosts to tunnel to, as a whole set (order and repeats do not matter): the ports
+  // of new peers are added (on the slot their port already had on the switch when free, as
+  // after a restart, else the lowest free one), the ports of peers gone removed, and the ports
+  // of peers that stay are not touched. Idempotent. kInvalidArgument, changing nothing, when
+  // an address is not a host's unicast IPv4 address in dotted-quad form (as the config checks
+  // network.tunnel_peers), is this host's tunnel_ip, or there are more than kMaxTunnelPeers;
+  // kConflict without a tunnel_ip. Like the others, kUnavailable when OVS is down: the new set is
+  // kept and applied by the check.
+  Status setTunnelPeers(const std::vector<std::string>& peers);
+  std::vector<std::string> tunnelPeers() const;  // sorted
+  static constexpr size_t kMaxTunnelPeers = 40;
 
   // One full check and repair, now.
   Result<CheckReport> check();
@@ -141,7 +158,7 @@ class Fabric {
   DhcpConfig dhcpConfigLocked(const NetworkDef& n) const;
   SwitchPort switchPortOf(const PortDef& p) const;
   SwitchPort switchPortOf(const NetworkDef& n) const;
-  SwitchPort uplinkPort() const;                  // the patch on the bridge
+  SwitchPort uplinkPort() const;                            // the patch on the bridge
   std::map<std::string, SwitchPort> providerPorts() const;  // the NIC and patch on vlan_bridge
   // Makes the ports of Qiao's on `bridge` exactly `wanted` (missing or changed ones written,
   // unwanted ones of this daemon removed; others' ports untouched), noting what it did in
@@ -150,6 +167,9 @@ class Fabric {
                             const std::map<std::string, SwitchPort>& wanted, CheckReport& report,
                             const std::set<std::string>& present_enough = {});
   std::vector<SwitchPort> tunnelPorts() const;
+  SwitchPort tunnelPort(const std::string& peer, int64_t slot, bool vxlan) const;
+  // Removes the ports of peers gone (gone_tunnels_); the first error.
+  Status removeGoneTunnelsLocked();
   Result<CheckReport> checkLocked();
   void loop();
 
@@ -165,9 +185,14 @@ class Fabric {
   std::vector<FlowGroup> groups_;
   std::map<std::string, NetworkDef> gone_networks_;  // removed, not yet cleaned up
   std::map<std::string, PortDef> gone_ports_;
+  // Tunnel peer -> its slot; a gone peer's slot stays taken until its ports are removed (a new
+  // peer's port never asks for an OpenFlow port that the old one may still hold).
+  std::map<std::string, int64_t> tunnel_peers_;
+  std::map<std::string, int64_t> gone_tunnels_;
+  bool tunnel_peers_known_;  // false until the first setTunnelPeers() with dynamic peers
   std::vector<std::string> last_errors_;
-  std::vector<std::string> installed_;          // Qiao's flows as dumped after the last install
-  std::vector<std::string> installed_from_;     // what that install was given
+  std::vector<std::string> installed_;       // Qiao's flows as dumped after the last install
+  std::vector<std::string> installed_from_;  // what that install was given
   bool bridge_ready_ = false;
   Counters counters_;
 

@@ -31,6 +31,7 @@
 #include "node/host/host.h"
 #include "node/images/image_service.h"
 #include "node/networks/network_service.h"
+#include "node/networks/tunnel_peers.h"
 #include "node/pki/pki.h"
 #include "node/quotas/quota_service.h"
 #include "node/state/replicator.h"
@@ -139,6 +140,7 @@ Result<ClusterMemberOptions> memberOptions(const Config& config, const HostFacts
     o.self.labels[label.substr(0, eq)] = label.substr(eq + 1);
   }
   o.self.endpoint = config.cluster.endpoint;
+  o.self.tunnel_ip = config.network.tunnel_ip;
   if (o.self.endpoint.empty()) {
     const std::string& listen = config.api.listen.front();
     if (listen.ends_with(":0")) {
@@ -265,6 +267,7 @@ struct NodeServices::Parts {
   std::unique_ptr<Forwarder> forwarder;   // a member's calls to the other members
   // A member's cache of the cluster's records (the store's mirrored kinds) kept current.
   std::unique_ptr<Replicator> replicator;
+  std::unique_ptr<TunnelPeers> tunnel_peers;  // a member's, with networks and a tunnel_ip
   bool started = false;
   bool stopped = false;
 };
@@ -413,6 +416,9 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     fabric_options.vlan_bridge = config.network.vlan_bridge;
     fabric_options.tunnel_ip = config.network.tunnel_ip;
     fabric_options.tunnel_peers = config.network.tunnel_peers;
+    // A member's peers are the other members (TunnelPeers, below).
+    fabric_options.dynamic_tunnel_peers =
+        config.cluster.mode == "member" && !config.network.tunnel_ip.empty();
     p.fabric = std::make_unique<Fabric>(fabric_options, *ovsdb, *flows, *p.dhcp);
     p.networks = std::make_unique<NetworkService>(*p.store, *p.fabric, *p.tasks, p.events);
   }
@@ -462,6 +468,11 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     kLog.info("cluster member", {{"host", p.member->self().name},
                                  {"pool", config.cluster.pool},
                                  {"lease_s", std::to_string(config.cluster.lease_s)}});
+    if (p.fabric && !config.network.tunnel_ip.empty()) {
+      p.tunnel_peers = std::make_unique<TunnelPeers>(
+          *p.rados, p.member->membership().table(), *p.fabric,
+          TunnelPeersOptions{p.member->self().name, config.network.tunnel_ip});
+    }
   }
   // Each module registers its routes with the services it uses; the Api serves the table.
   RouteTable routes;
@@ -523,6 +534,7 @@ void NodeServices::start() {
   }
   p.images->sweep();
   if (p.networks) p.networks->start();
+  if (p.tunnel_peers) p.tunnel_peers->start();
   // Every family of tasks exists now: they are resumed once the VMs are reconciled.
   p.vms->start([tasks = p.tasks.get()] {
     tasks->resumeUnfinished();
@@ -543,6 +555,7 @@ void NodeServices::stop() {
   // The leadership is handed over first; the host lease lapses by itself (cluster_member.h).
   if (p.member) p.member->stop();
   if (p.replicator) p.replicator->stop();
+  if (p.tunnel_peers) p.tunnel_peers->stop();
   if (p.vms) p.vms->stop();
   if (p.tasks) p.tasks->stop();
   if (p.volumes) p.volumes->stop();

@@ -20,7 +20,7 @@ json hostJson(const HostStatus& h) {
   return {{"name", r.name},           {"state", toString(h.state)}, {"arch", r.arch},
           {"vcpus", r.vcpus},         {"memory_mib", r.memory_mib}, {"site", r.site},
           {"labels", r.labels},       {"endpoint", r.endpoint},     {"joined_at", r.joined_at},
-          {"lease", std::move(lease)}};
+          {"tunnel_ip", r.tunnel_ip}, {"lease", std::move(lease)}};
 }
 
 class ClusterRoutes {

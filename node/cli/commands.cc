@@ -1039,7 +1039,7 @@ int Cli::hostGet() {
   rows.push_back({"memory", std::to_string(num(*h, "memory_mib")) + " MiB"});
   rows.push_back({"site", str(*h, "site")});
   rows.push_back({"labels", labelsText(h->value("labels", json::object()))});
-  for (const char* k : {"endpoint", "joined_at"}) rows.push_back({k, str(*h, k)});
+  for (const char* k : {"endpoint", "tunnel_ip", "joined_at"}) rows.push_back({k, str(*h, k)});
   const json lease = h->value("lease", json::object());
   rows.push_back({"lease held", lease.value("held", false) ? "yes" : "no"});
   rows.push_back({"lease holder", str(lease, "holder")});

@@ -1,9 +1,10 @@
 // scripts/simcluster against the real thing: a 2-host cluster with its own Ceph comes up, the
 // hosts reach each other over the underlay, and each host's qiaod answers the cluster's admin
-// at its underlay address; `kill` leaves no process of the host and status reports it down; a
-// partitioned host cannot reach Ceph (nor the admin it), heal (and a timed partition, by
-// itself) gives it back; a killed host starts again; `down` leaves no namespace, process,
-// interface or state behind, and is idempotent.
+// at its underlay address; each host tunnels to the other as membership says (no tunnel_peers
+// configured), and keeps the tunnel while the other is unreachable; `kill` leaves no process of
+// the host and status reports it down; a partitioned host cannot reach Ceph (nor the admin it),
+// heal (and a timed partition, by itself) gives it back; a killed host starts again; `down`
+// leaves no namespace, process, interface or state behind, and is idempotent.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -184,6 +185,53 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     return leader.is_object() && host_state(view, "h1") == "ready" &&
            host_state(view, "h2") == "ready";
   })) << "no leader with both hosts ready: " << view.dump();
+  // Tunnels follow membership: each host's OVS has a vxlan and a geneve port to the other's
+  // underlay address, from its host record (no tunnel_peers in any qiaod.toml); GET
+  // /v1/hosts/{name} shows the address each host published.
+  auto tunnels_of = [&](const std::string& host) {
+    // remote_ip -> "vxlan"/"geneve" ports with this host's local_ip and an OpenFlow port.
+    std::map<std::string, std::set<std::string>> out;
+    auto run = runCommand({sourceDir() + "/scripts/simhost", "exec",
+                           env["SIMC_" + host + "_SIMHOST"], "--", "ovs-vsctl", "--timeout=5",
+                           "--format=json", "--columns=type,options,ofport", "find", "Interface",
+                           "external_ids:qiao-role=tunnel"});
+    json j = json::parse(run.out, nullptr, false);
+    if (run.exit_code != 0 || !j.is_object()) return out;
+    for (const auto& row : j.value("data", json::array())) {
+      if (!row.is_array() || row.size() != 3 || !row[0].is_string()) continue;
+      std::map<std::string, std::string> options;
+      if (row[1].is_array() && row[1].size() == 2 && row[1][1].is_array()) {
+        for (const auto& kv : row[1][1]) {
+          options[kv[0].get<std::string>()] = kv[1].get<std::string>();
+        }
+      }
+      if (options["local_ip"] == env["SIMC_" + host + "_ADDR"] && row[2].is_number_integer() &&
+          row[2].get<int64_t>() > 0) {
+        out[options["remote_ip"]].insert(row[0].get<std::string>());
+      }
+    }
+    return out;
+  };
+  const std::set<std::string> both_types = {"vxlan", "geneve"};
+  std::map<std::string, std::set<std::string>> tunnels;
+  const auto tunnels_t0 = std::chrono::steady_clock::now();
+  for (const std::string host : {"h1", "h2"}) {
+    const std::string peer = host == "h1" ? "h2" : "h1";
+    EXPECT_EQ(readFile(env["SIMC_" + host + "_DIR"] + "/qiaod.toml").find("tunnel_peers"),
+              std::string::npos);
+    auto to_peer_only = [&] {
+      tunnels = tunnels_of(host);
+      return tunnels.size() == 1 && tunnels[env["SIMC_" + peer + "_ADDR"]] == both_types;
+    };
+    EXPECT_TRUE(wait_until(10, to_peer_only))
+        << host << "'s tunnels are not exactly to " << peer << ": " << json(tunnels).dump();
+    auto record = qiaoctl(host, {"-o", "json", "host", "get", peer});
+    EXPECT_EQ(json::parse(record.out, nullptr, false).value("tunnel_ip", ""),
+              env["SIMC_" + peer + "_ADDR"])
+        << record.out << record.err;
+  }
+  std::printf("tunnels between the members checked in %.1f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - tunnels_t0).count());
   const std::string leader = view["cluster"]["leader"].value("host", "");
   const uint64_t epoch = view["cluster"]["leader"].value("epoch", uint64_t{0});
   ASSERT_TRUE(leader == "h1" || leader == "h2") << view.dump();
@@ -201,6 +249,9 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   EXPECT_LE(failover_s, 12.0) << "leader failover slower than the lease + 2 s";
   EXPECT_GT(view["cluster"]["leader"].value("epoch", uint64_t{0}), epoch);
   EXPECT_EQ(host_state(view, leader), "unreachable") << view.dump();
+  // An unreachable host keeps its tunnels: it may come back.
+  tunnels = tunnels_of(other);
+  EXPECT_EQ(tunnels[env["SIMC_" + leader + "_ADDR"]], both_types) << json(tunnels).dump();
   ASSERT_EQ(simcluster({"start", kCluster, leader}, 240000).exit_code, 0);
   EXPECT_TRUE(wait_until(60, [&] {
     view = cluster_of(leader);

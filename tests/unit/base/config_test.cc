@@ -69,6 +69,10 @@ TEST(Config, RefusesWhatIsWrongNamingTheKey) {
               "this host's own");
   expectError("[network]\ntunnel_ip = \"10.0.0.1\"\ntunnel_peers = [\"10.0.0.2\", \"10.0.0.2\"]\n",
               "listed twice");
+  expectError(
+      "[cluster]\nmode = \"member\"\n[network]\ntunnel_ip = \"10.0.0.1\"\n"
+      "tunnel_peers = [\"10.0.0.2\"]\n",
+      "network.tunnel_peers is not allowed with cluster.mode member");
 }
 
 TEST(Config, TunnelPeers) {

@@ -156,6 +156,22 @@ TEST_F(ClusterMemberTest, StoredStatesSurviveReregistrationAndARemovedHostStaysO
   EXPECT_NE(refused.error().message.find("join token"), std::string::npos);
 }
 
+TEST_F(ClusterMemberTest, AHostPublishesItsTunnelAddressAndARestartRefreshesIt) {
+  ClusterMemberOptions o;
+  o.self.name = "host-a";
+  o.self.arch = "x86_64";
+  o.self.tunnel_ip = "192.0.2.11";
+  o.timing = LeaseTiming::forDuration(seconds(9));
+  o.cookie = "a1";
+  ClusterMember a(*ra_, o, clock_);
+  a.step();
+  ASSERT_TRUE(a.registered());
+  EXPECT_EQ(host(a, "host-a").record.tunnel_ip, "192.0.2.11");
+  o.self.tunnel_ip = "192.0.2.12";  // the host's underlay address changed, qiaod restarted
+  ASSERT_TRUE(a.membership().registerSelf(o.self));
+  EXPECT_EQ(host(a, "host-a").record.tunnel_ip, "192.0.2.12");
+}
+
 TEST_F(ClusterMemberTest, ACorruptHostRecordIsAnErrorNotAHost) {
   RecordTable hosts(*ra_, ClusterPool{}.table("hosts"));
   ASSERT_TRUE(hosts.insert("bad", R"({"name":"bad"})"));

@@ -245,6 +245,137 @@ TEST_F(FabricTest, TunnelPortsToEveryPeerAreKeptAsConfigured) {
   EXPECT_EQ(switch_.port("br-test", "qvx-c0000203")->port.ofport_request, 20);
 }
 
+TEST_F(FabricTest, TunnelPeersChangeAtRuntimeWithoutTouchingTheTunnelsThatStay) {
+  options_.tunnel_ip = "192.0.2.1";
+  options_.dynamic_tunnel_peers = true;
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  NetworkDef n = network("n1", 1);
+  n.segment_id = 4242;
+  fabric_->load({n}, {port("a", "n1", 100)});
+  ASSERT_TRUE(fabric_->check());
+  // A member alone in its cluster (so far): its vxlan networks still span hosts.
+  EXPECT_TRUE(fabric_->reachesOtherHosts("vxlan"));
+  auto has_flow = [&](const std::string& text) {
+    const auto& table = flows_.table["br-test"];
+    return std::any_of(table.begin(), table.end(),
+                       [&](const std::string& f) { return f.find(text) != f.npos; });
+  };
+  EXPECT_FALSE(has_flow("tun_id=4242"));
+
+  ASSERT_TRUE(fabric_->setTunnelPeers({"192.0.2.3", "192.0.2.2"}));
+  EXPECT_EQ(fabric_->tunnelPeers(), (std::vector<std::string>{"192.0.2.2", "192.0.2.3"}));
+  // Slots in the order the peers came in (here sorted): .2 on 20/21, .3 on 22/23.
+  ASSERT_TRUE(switch_.port("br-test", "qvx-c0000202"));
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000202")->port.ofport_request, 20);
+  EXPECT_EQ(switch_.port("br-test", "qgn-c0000202")->port.ofport_request, 21);
+  auto three = switch_.port("br-test", "qvx-c0000203");
+  ASSERT_TRUE(three);
+  EXPECT_EQ(three->port.ofport_request, 22);
+  EXPECT_EQ(three->port.options.at("remote_ip"), "192.0.2.3");
+  EXPECT_EQ(three->port.options.at("local_ip"), "192.0.2.1");
+  EXPECT_TRUE(has_flow("in_port=20,tun_id=4242,"));
+  EXPECT_TRUE(has_flow("in_port=22,tun_id=4242,"));
+  EXPECT_TRUE(fabric_->check()->clean());
+
+  // The same set again, in another order and with a repeat: nothing written at all.
+  int writes = switch_.writes();
+  auto installs = fabric_->counters().flow_installs;
+  ASSERT_TRUE(fabric_->setTunnelPeers({"192.0.2.2", "192.0.2.3", "192.0.2.2"}));
+  EXPECT_EQ(switch_.writes(), writes);
+  EXPECT_EQ(fabric_->counters().flow_installs, installs);
+
+  // .2 leaves and .4 comes: exactly .4's two ports added and .2's two removed; .3's ports are
+  // the same ports on the same OpenFlow ports. .4 does not take .2's slot while .2's ports may
+  // still hold its OpenFlow ports.
+  const auto three_vx = *switch_.port("br-test", "qvx-c0000203");
+  const auto three_gn = *switch_.port("br-test", "qgn-c0000203");
+  writes = switch_.writes();
+  ASSERT_TRUE(fabric_->setTunnelPeers({"192.0.2.3", "192.0.2.4"}));
+  EXPECT_EQ(switch_.writes(), writes + 4);
+  EXPECT_FALSE(switch_.port("br-test", "qvx-c0000202"));
+  EXPECT_FALSE(switch_.port("br-test", "qgn-c0000202"));
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000203")->port, three_vx.port);
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000203")->ofport, three_vx.ofport);
+  EXPECT_EQ(switch_.port("br-test", "qgn-c0000203")->port, three_gn.port);
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000204")->port.ofport_request, 24);
+  EXPECT_FALSE(has_flow("in_port=20,"));
+  EXPECT_TRUE(has_flow("in_port=22,tun_id=4242,"));
+  EXPECT_TRUE(has_flow("in_port=24,tun_id=4242,"));
+  EXPECT_TRUE(fabric_->check()->clean());
+
+  // Nothing user-supplied reaches OVSDB unchecked; a refused set changes nothing.
+  writes = switch_.writes();
+  for (const std::vector<std::string>& bad :
+       std::vector<std::vector<std::string>>{{"192.0.2.1"},
+                                             {"192.0.2.010"},
+                                             {"192.0.2.5\",\"x"},
+                                             {"192.0.2.5 "},
+                                             {"127.0.0.1"},
+                                             {"239.1.1.1"},
+                                             {""}}) {
+    auto refused = fabric_->setTunnelPeers(bad);
+    ASSERT_FALSE(refused) << bad[0];
+    EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument) << bad[0];
+  }
+  std::vector<std::string> too_many;
+  for (int i = 10; i < 51; ++i) too_many.push_back("192.0.2." + std::to_string(i));
+  EXPECT_FALSE(fabric_->setTunnelPeers(too_many));
+  EXPECT_EQ(switch_.writes(), writes);
+  EXPECT_EQ(fabric_->tunnelPeers(), (std::vector<std::string>{"192.0.2.3", "192.0.2.4"}));
+
+  // A change while OVS is down is kept and finished by the check once it is back.
+  switch_.setUnavailable(true);
+  flows_.down = true;
+  auto down = fabric_->setTunnelPeers({"192.0.2.4"});
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, ErrorCode::kUnavailable);
+  switch_.setUnavailable(false);
+  flows_.down = false;
+  auto report = fabric_->check();
+  ASSERT_TRUE(report) << report.error().describe();
+  EXPECT_TRUE(report->errors.empty());
+  EXPECT_FALSE(switch_.port("br-test", "qvx-c0000203"));
+  EXPECT_FALSE(switch_.port("br-test", "qgn-c0000203"));
+  EXPECT_FALSE(has_flow("in_port=22,"));
+  EXPECT_TRUE(has_flow("in_port=24,tun_id=4242,"));
+
+  // A restarted daemon learns its peers again: a peer whose ports are on the switch keeps them.
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  fabric_->load({n}, {port("a", "n1", 100)});
+  ASSERT_TRUE(fabric_->check());
+  EXPECT_TRUE(switch_.port("br-test", "qvx-c0000204"));  // not removed before the peers are known
+  writes = switch_.writes();
+  ASSERT_TRUE(fabric_->setTunnelPeers({"192.0.2.4"}));
+  EXPECT_EQ(switch_.writes(), writes);
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000204")->port.ofport_request, 24);
+  EXPECT_TRUE(has_flow("in_port=24,tun_id=4242,"));
+}
+
+TEST_F(FabricTest, ARestartKeepsEveryTunnelOnItsOpenFlowPorts) {
+  options_.tunnel_ip = "192.0.2.1";
+  options_.dynamic_tunnel_peers = true;
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  ASSERT_TRUE(fabric_->setTunnelPeers({"192.0.2.9"}));
+  ASSERT_EQ(switch_.port("br-test", "qvx-c0000209")->port.ofport_request, 20);
+  // Restarted, it learns a new peer too, whose address sorts first: it does not take .9's slot.
+  fabric_ = std::make_unique<Fabric>(options_, switch_, flows_, dhcp_);
+  ASSERT_TRUE(fabric_->check());
+  const int writes = switch_.writes();
+  ASSERT_TRUE(fabric_->setTunnelPeers({"192.0.2.2", "192.0.2.9"}));
+  EXPECT_EQ(switch_.writes(), writes + 2);  // .2's two ports only
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000209")->port.ofport_request, 20);
+  EXPECT_EQ(switch_.port("br-test", "qvx-c0000202")->port.ofport_request, 22);
+  EXPECT_EQ(switch_.port("br-test", "qgn-c0000202")->port.ofport_request, 23);
+  EXPECT_TRUE(fabric_->check()->clean());
+}
+
+TEST_F(FabricTest, TunnelPeersNeedATunnelAddress) {
+  auto refused = fabric_->setTunnelPeers({"192.0.2.2"});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_FALSE(fabric_->reachesOtherHosts("vxlan"));
+}
+
 TEST_F(FabricTest, TheVlanUplinkIsOnAProviderBridgePatchedToTheBridge) {
   options_.vlan_uplink = "eth9";
   options_.vlan_bridge = "br-vlan";
