@@ -25,6 +25,7 @@
 #include "node/host/host.h"
 #include "node/images/image_service.h"
 #include "node/networks/network_service.h"
+#include "node/pki/cluster_crl.h"
 #include "node/pki/pki.h"
 #include "node/quotas/quota_service.h"
 #include "node/state/store.h"
@@ -208,6 +209,7 @@ struct NodeServices::Parts {
   // cluster member.
   std::shared_ptr<RadosCluster> rados;
   std::unique_ptr<ClusterMember> member;  // cluster.mode member
+  std::unique_ptr<ClusterCrl> crl;        // cluster.mode member
   bool started = false;
   bool stopped = false;
 };
@@ -392,16 +394,19 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     }
     auto options = memberOptions(config, p.host);
     if (!options) return std::unexpected(options.error());
+    ClusterCrlOptions crl{options->pool, config.pki.dir, options->self.name,
+                          Identity{p.cluster, IdentityKind::kNode, options->self.name}.uri()};
     p.member = std::make_unique<ClusterMember>(*p.rados, std::move(*options), systemClock());
+    p.crl = std::make_unique<ClusterCrl>(*p.rados, std::move(crl), systemClock());
     kLog.info("cluster member", {{"host", p.member->self().name},
                                  {"pool", config.cluster.pool},
                                  {"lease_s", std::to_string(config.cluster.lease_s)}});
   }
   // Each module registers its routes with the services it uses; the Api serves the table.
   RouteTable routes;
-  addClusterRoutes(routes, p.member.get(),
+  addClusterRoutes(routes, p.member.get(), p.crl.get(),
                    {p.cluster, p.host.hostname, p.host.arch, p.host.cores,
-                    static_cast<int64_t>(p.host.memory_bytes >> 20)});
+                    static_cast<int64_t>(p.host.memory_bytes >> 20), config.pki.dir});
   addHostRoutes(routes, *p.vms, *p.hypervisor,
                 {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
                  p.vm_options.firmware, config.host.baseline_file});
@@ -432,6 +437,7 @@ void NodeServices::start() {
   p.started = true;
   LogScope log_scope(*p.log);
   if (p.member) p.member->start();
+  if (p.crl) p.crl->start();
   p.images->sweep();
   if (p.networks) p.networks->start();
   // Every family of tasks exists now: they are resumed once the VMs are reconciled.
@@ -453,6 +459,7 @@ void NodeServices::stop() {
   if (p.api) p.api->flushAudit(true);
   // The leadership is handed over first; the host lease lapses by itself (cluster_member.h).
   if (p.member) p.member->stop();
+  if (p.crl) p.crl->stop();
   if (p.vms) p.vms->stop();
   if (p.tasks) p.tasks->stop();
   if (p.volumes) p.volumes->stop();

@@ -47,7 +47,7 @@ class MemoryCeph {
     std::string key;
     std::map<std::string, std::string> caps;
   };
-  std::map<std::string, CephUser> users_;  // "client.NAME" -> key and caps
+  std::map<std::string, CephUser> users_;         // "client.NAME" -> key and caps
   std::map<std::string, Lock> locks_;             // "pool/ns/name\nlock" -> holder
   struct Object {
     uint64_t version = 0;
