@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <set>
+
 #include "base/files.h"
 #include "base/log.h"
 #include "node/pki/pki.h"
@@ -54,6 +56,24 @@ Status ClusterCrl::recordSelf() {
 
 Result<bool> ClusterCrl::sync() {
   std::lock_guard lock(mutex_);
+  if (canSign()) {
+    const std::string local = localCrl(options_.pki_dir);
+    auto listed = local.empty() ? Result<std::vector<Revoked>>{} : revokedInCrl(local);
+    auto recorded = revocations_.list();
+    if (!recorded) return std::unexpected(recorded.error());
+    std::set<std::string> known;
+    for (const auto& r : *recorded) known.insert(r.serial);
+    bool added = false;
+    for (const auto& r : listed ? *listed : std::vector<Revoked>{}) {
+      if (known.count(r.serial)) continue;
+      RevocationRecord record{r.serial, "", "in crl.pem of " + options_.host, r.at_unix};
+      if (auto done = revocations_.add(record); !done) return std::unexpected(done.error());
+      added = true;
+    }
+    if (added) {
+      if (auto done = signAndPublish(); !done) return std::unexpected(done.error());
+    }
+  }
   auto stored = revocations_.crl();
   if (!stored) return std::unexpected(stored.error());
   if (!stored->pem || *stored->pem == localCrl(options_.pki_dir)) return false;
@@ -74,6 +94,13 @@ Status ClusterCrl::revoke(const RevocationRecord& record) {
   }
   std::lock_guard lock(mutex_);
   if (auto added = revocations_.add(record); !added) return added;
+  if (auto done = signAndPublish(); !done) return done;
+  kLog.info("revoked a certificate and published the revocation list",
+            {{"serial", record.serial}, {"identity", record.identity}});
+  return {};
+}
+
+Status ClusterCrl::signAndPublish() {
   for (int attempt = 0; attempt < kPublishAttempts; ++attempt) {
     auto stored = revocations_.crl();
     if (!stored) return std::unexpected(stored.error());
@@ -86,13 +113,7 @@ Status ClusterCrl::revoke(const RevocationRecord& record) {
     auto pem = readFileBytes(PkiPaths{options_.pki_dir}.crl());
     if (!pem) return std::unexpected(pem.error());
     auto published = revocations_.publishCrl(*pem, stored->pem);
-    if (published) {
-      kLog.info("revoked a certificate and published the revocation list",
-                {{"serial", record.serial},
-                 {"identity", record.identity},
-                 {"revoked", std::to_string(revoked.size())}});
-      return {};
-    }
+    if (published) return {};
     if (published.error().code != ErrorCode::kConflict) return published;
   }
   return makeError(ErrorCode::kConflict, "cluster",

@@ -42,7 +42,10 @@ class ClusterCrl {
   void start();
   void stop();  // idempotent
 
-  // One round: installs the published CRL when it differs from crl.pem; whether it did.
+  // One round: installs the published CRL when it differs from crl.pem; whether it did. On a
+  // member that can sign, a serial its crl.pem lists (`qiaod pki revoke` there) and the
+  // cluster's list lacks is first added to the cluster's list and a new CRL published: the
+  // cluster's CRL never drops a revocation made on a CA member.
   Result<bool> sync();
   // Records this node's certificate (node.crt's serial) as its current one in the cluster.
   Status recordSelf();
@@ -56,6 +59,9 @@ class ClusterCrl {
 
  private:
   void run();
+  // mutex_ held: signs the CRL of every recorded serial and publishes it (retried over
+  // concurrent publications).
+  Status signAndPublish();
 
   RadosCluster& rados_;
   const ClusterCrlOptions options_;

@@ -341,6 +341,30 @@ Status installCrl(const std::string& pki_dir, const std::string& pem) {
   return writeFile(paths.crl(), pem, 0644, /*overwrite=*/true);
 }
 
+Result<std::vector<Revoked>> revokedInCrl(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  CPtr<X509_CRL, X509_CRL_free> crl(
+      bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!crl) return pkiError(ErrorCode::kInvalidArgument, "the revocation list does not parse");
+  std::vector<Revoked> out;
+  STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    const X509_REVOKED* entry = sk_X509_REVOKED_value(revoked, i);
+    CPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(entry), nullptr));
+    if (!bn) continue;
+    char* hex = BN_bn2hex(bn.get());
+    Revoked r;
+    r.serial = hex != nullptr ? hex : "";
+    OPENSSL_free(hex);
+    struct tm when {};
+    if (ASN1_TIME_to_tm(X509_REVOKED_get0_revocationDate(entry), &when) == 1) {
+      r.at_unix = static_cast<int64_t>(timegm(&when));
+    }
+    if (!r.serial.empty()) out.push_back(std::move(r));
+  }
+  return out;
+}
+
 Result<std::string> certSha256(const std::string& cert_path) {
   auto cert = loadCert(cert_path);
   if (!cert) return std::unexpected(cert.error());

@@ -109,6 +109,24 @@ TEST_F(ClusterCrlTest, ARevocationReachesEveryMember) {
   EXPECT_EQ(crlSerials(b_dir() + "/crl.pem"), (std::set<std::string>{h2_serial_, "0ABC"}));
 }
 
+TEST_F(ClusterCrlTest, ACaMembersLocalRevocationsJoinTheClustersList) {
+  // h1 revoked a certificate by itself (`qiaod pki revoke` writes its crl.pem).
+  ASSERT_TRUE(writeCrl(a_dir(), {{"0DEF", 500}}));
+  ClusterCrl h1(*a_, options(a_dir(), "h1"), clock_);
+  ClusterCrl h2(*b_, options(b_dir(), "h2"), clock_);
+  ASSERT_TRUE(h1.sync());
+  auto recorded = h1.revocations().list();
+  ASSERT_TRUE(recorded);
+  ASSERT_EQ(recorded->size(), 1u);
+  EXPECT_EQ((*recorded)[0].serial, "0DEF");
+  EXPECT_EQ((*recorded)[0].at_unix, 500);
+  // A removal later keeps it, on every member.
+  ASSERT_TRUE(h1.revoke({h2_serial_, "qiao://c1/node/h2", "host removed", 1000}));
+  EXPECT_EQ(crlSerials(a_dir() + "/crl.pem"), (std::set<std::string>{h2_serial_, "0DEF"}));
+  ASSERT_TRUE(*h2.sync());
+  EXPECT_EQ(crlSerials(b_dir() + "/crl.pem"), (std::set<std::string>{h2_serial_, "0DEF"}));
+}
+
 TEST_F(ClusterCrlTest, AMemberWithoutTheCaKeyCannotRevoke) {
   ClusterCrl h2(*b_, options(b_dir(), "h2"), clock_);
   auto refused = h2.revoke({"0ABC", "qiao://c1/user/bob", "left", 2000});
