@@ -60,6 +60,8 @@ class ClusterMember {
   Membership& membership() { return membership_; }
   LeaderElection& leader() { return leader_; }
   const HostRecord& self() const { return options_.self; }
+  const ClusterPool& pool() const { return options_.pool; }
+  RadosCluster& rados() { return rados_; }
 
  private:
   void breakStaleLease();

@@ -32,6 +32,7 @@
 #include "node/images/image_service.h"
 #include "node/networks/network_service.h"
 #include "node/networks/tunnel_peers.h"
+#include "node/pki/cluster_crl.h"
 #include "node/pki/pki.h"
 #include "node/quotas/quota_service.h"
 #include "node/state/replicator.h"
@@ -268,6 +269,7 @@ struct NodeServices::Parts {
   // A member's cache of the cluster's records (the store's mirrored kinds) kept current.
   std::unique_ptr<Replicator> replicator;
   std::unique_ptr<TunnelPeers> tunnel_peers;  // a member's, with networks and a tunnel_ip
+  std::unique_ptr<ClusterCrl> crl;            // cluster.mode member
   bool started = false;
   bool stopped = false;
 };
@@ -455,8 +457,11 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     }
     auto options = memberOptions(config, p.host);
     if (!options) return std::unexpected(options.error());
+    ClusterCrlOptions crl{options->pool, config.pki.dir, options->self.name,
+                          Identity{p.cluster, IdentityKind::kNode, options->self.name}.uri()};
     const ClusterPool pool = options->pool;
     p.member = std::make_unique<ClusterMember>(*p.rados, std::move(*options), systemClock());
+    p.crl = std::make_unique<ClusterCrl>(*p.rados, std::move(crl), systemClock());
     // The cluster's VMs: written through to RADOS, read from the store's cache of them.
     p.store->vms().share(std::make_unique<RecordTable>(*p.rados, pool.table("vms")),
                          p.member->self().name);
@@ -476,9 +481,9 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   }
   // Each module registers its routes with the services it uses; the Api serves the table.
   RouteTable routes;
-  addClusterRoutes(routes, p.member.get(),
+  addClusterRoutes(routes, p.member.get(), p.crl.get(),
                    {p.cluster, p.host.hostname, p.host.arch, p.host.cores,
-                    static_cast<int64_t>(p.host.memory_bytes >> 20)});
+                    static_cast<int64_t>(p.host.memory_bytes >> 20), config.pki.dir});
   addHostRoutes(routes, *p.vms, *p.hypervisor,
                 {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
                  p.vm_options.firmware, config.host.baseline_file});
@@ -532,6 +537,7 @@ void NodeServices::start() {
     }
     p.replicator->start();
   }
+  if (p.crl) p.crl->start();
   p.images->sweep();
   if (p.networks) p.networks->start();
   if (p.tunnel_peers) p.tunnel_peers->start();
@@ -556,6 +562,7 @@ void NodeServices::stop() {
   if (p.member) p.member->stop();
   if (p.replicator) p.replicator->stop();
   if (p.tunnel_peers) p.tunnel_peers->stop();
+  if (p.crl) p.crl->stop();
   if (p.vms) p.vms->stop();
   if (p.tasks) p.tasks->stop();
   if (p.volumes) p.volumes->stop();

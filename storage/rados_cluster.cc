@@ -754,4 +754,38 @@ Status LibradosCluster::notify(const RadosObject& object, const std::string& pay
   return {};
 }
 
+Result<std::string> LibradosCluster::authGetOrCreate(
+    const std::string& entity, const std::map<std::string, std::string>& caps) {
+  auto h = handle();
+  if (!h) return std::unexpected(h.error());
+  nlohmann::json flat = nlohmann::json::array();
+  for (const auto& [daemon, cap] : caps) {
+    flat.push_back(daemon);
+    flat.push_back(cap);
+  }
+  auto out = impl_->monCommand(
+      {{"prefix", "auth get-or-create"}, {"entity", entity}, {"caps", flat}, {"format", "json"}});
+  if (!out) {
+    Error e = out.error();
+    // "key for client.x exists but cap mon does not match"
+    if (e.message.find("does not match") != std::string::npos) e.code = ErrorCode::kConflict;
+    return std::unexpected(std::move(e));
+  }
+  auto parsed = nlohmann::json::parse(*out, nullptr, false);
+  if (parsed.is_array() && !parsed.empty() && parsed[0].is_object() &&
+      parsed[0].value("key", std::string()).size() > 0) {
+    return parsed[0]["key"].get<std::string>();
+  }
+  return makeError(ErrorCode::kInternal, "ceph",
+                   "auth get-or-create " + entity + " answered without a key");
+}
+
+Status LibradosCluster::authRemove(const std::string& entity) {
+  auto h = handle();
+  if (!h) return std::unexpected(h.error());
+  auto done = impl_->monCommand({{"prefix", "auth rm"}, {"entity", entity}});
+  if (!done && done.error().code != ErrorCode::kNotFound) return std::unexpected(done.error());
+  return {};
+}
+
 }  // namespace qiao

@@ -153,6 +153,15 @@ class RadosCluster {
   // object does not exist (nobody watches it: a watch makes it).
   virtual Status notify(const RadosObject& object, const std::string& payload,
                         std::chrono::milliseconds timeout) = 0;
+
+  // cephx users, through the monitors ("auth get-or-create", "auth rm"): each host's own Ceph
+  // identity, made when it joins and deleted when it is removed. `entity` is "client.NAME";
+  // `caps` maps a daemon type ("mon", "osd", "mgr") to its cap text. Returns the user's key
+  // (base64); an existing user keeps its key, and kConflict when its caps differ.
+  virtual Result<std::string> authGetOrCreate(const std::string& entity,
+                                              const std::map<std::string, std::string>& caps) = 0;
+  // Deletes the user (idempotent).
+  virtual Status authRemove(const std::string& entity) = 0;
 };
 
 // The real one, over librados. The connection is made on first use and kept; a failed attempt
@@ -190,6 +199,9 @@ class LibradosCluster final : public RadosCluster {
       const RadosObject& object, std::function<void(const WatchEvent&)> on_event) override;
   Status notify(const RadosObject& object, const std::string& payload,
                 std::chrono::milliseconds timeout) override;
+  Result<std::string> authGetOrCreate(const std::string& entity,
+                                      const std::map<std::string, std::string>& caps) override;
+  Status authRemove(const std::string& entity) override;
 
   // For librados/librbd users of this folder: the connection (a rados_t), made when needed.
   Result<void*> handle();

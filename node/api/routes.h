@@ -20,6 +20,7 @@
 namespace qiao {
 
 class ClusterMember;
+class ClusterCrl;
 class Store;
 class TaskEngine;
 class VmService;
@@ -45,14 +46,18 @@ struct HostRouteFacts {
 void addHostRoutes(RouteTable& routes, VmService& vms, Hypervisor& hypervisor,
                    HostRouteFacts facts);
 
-// GET /v1/hosts, /v1/hosts/{name}, /v1/cluster: the cluster's hosts and its leader. `member`
-// is null on a standalone host, which answers with itself alone.
+// GET /v1/hosts, /v1/hosts/{name}, /v1/cluster: the cluster's hosts and its leader; POST
+// /v1/cluster/tokens (join tokens) and DELETE /v1/hosts/{name} (remove a host: its VMs first,
+// then its certificate revoked through `crl`, its Ceph user deleted, its record removed).
+// `member` and `crl` are null on a standalone host, which answers with itself alone.
 struct ClusterRouteFacts {
   std::string cluster, hostname, arch;
   int cores = 0;
   int64_t memory_mib = 0;
+  std::string pki_dir;  // ca.crt: the CA pin of join tokens
 };
-void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterRouteFacts facts);
+void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterCrl* crl,
+                      ClusterRouteFacts facts);
 
 // GET /metrics (Prometheus).
 void addMetricsRoutes(RouteTable& routes, Store& store, VmService& vms, Metrics& metrics);

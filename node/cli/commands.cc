@@ -71,6 +71,8 @@ class Cli {
   int hostList();
   int hostGet();
   int clusterStatus();
+  int clusterTokenCreate();
+  int hostRemove();
   int vmList();
   int vmGet();
   int vmCreate();
@@ -1048,6 +1050,42 @@ int Cli::hostGet() {
   return 0;
 }
 
+int Cli::clusterTokenCreate() {
+  json body = {{"expires", *inv_.value("--expires")}};
+  if (auto site = inv_.value("--site")) body["site"] = *site;
+  json labels = json::object();
+  for (const auto& label : inv_.values("--labels")) {
+    auto eq = label.find('=');
+    labels[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  if (!labels.empty()) body["labels"] = labels;
+  auto token = call("POST", "/v1/cluster/tokens", body.dump());
+  if (!token) return 1;
+  if (inv_.json_output) {
+    printJson(*token);
+    return 0;
+  }
+  // The token alone on stdout (for scripts); what it is on stderr.
+  std::fprintf(io_.out, "%s\n", str(*token, "token").c_str());
+  std::fprintf(io_.err, "join token %s: single use, expires at %s%s\n", str(*token, "id").c_str(),
+               str(*token, "expires_at").c_str(),
+               str(*token, "site").empty() ? "" : (", site " + str(*token, "site")).c_str());
+  return 0;
+}
+
+int Cli::hostRemove() {
+  auto done = call("DELETE", "/v1/hosts/" + urlEncode(inv_.operand));
+  if (!done) return 1;
+  if (inv_.json_output) {
+    printJson(*done);
+    return 0;
+  }
+  std::fprintf(io_.out, "host %s removed: certificate %s revoked, Ceph user %s deleted\n",
+               inv_.operand.c_str(), str(*done, "revoked_serial").c_str(),
+               str(*done, "ceph_user").c_str());
+  return 0;
+}
+
 int Cli::clusterStatus() {
   auto c = call("GET", "/v1/cluster");
   if (!c) return 1;
@@ -1292,6 +1330,22 @@ std::vector<CommandSpec> makeSpecs() {
        "Prints GET /v1/cluster: the cluster's name, this host's mode (standalone or member),\n"
        "the leader (host, epoch, since when) and whether this host leads, then the hosts by\n"
        "state (GET /v1/hosts).",
+       {}},
+      {"cluster", "token create", "", &Cli::clusterTokenCreate, "create a single-use join token for a new server",
+       "Prints the token (POST /v1/cluster/tokens; admin). On the new server, once the package is\n"
+       "installed: qiaod join --endpoint https://MEMBER:8443 --token TOKEN. The token carries the\n"
+       "SHA-256 of the cluster CA's certificate, so the new server checks the endpoint before it\n"
+       "trusts it. The cluster keeps only a hash of the token's secret. The new host gets the\n"
+       "site and labels given here. See docs/operators/cluster.md \"Enrollment\".",
+       {{"--expires", "DURATION", "how long the token may be used: 90s, 30m, 1h, 7d (at most 7d)", FlagCheck::kNone, false, true},
+        {"--site", "S", "the new host's site"},
+        {"--labels", "K=V", "a label of the new host (repeatable)", FlagCheck::kLabel, true}}},
+      {"host", "remove", "NAME", &Cli::hostRemove, "remove a host from the cluster",
+       "DELETE /v1/hosts/NAME (admin). Refused (conflict) while VMs are on the host: the error\n"
+       "names them. Otherwise revokes the host's node certificate (every member refuses it at the\n"
+       "next handshake), deletes its Ceph user client.qiao-host-NAME, marks it removed and\n"
+       "drops its lease. Call it on a member that holds the cluster CA key\n"
+       "(docs/operators/cluster.md \"Removing a host\").",
        {}},
       {"host", "check", "", &Cli::hostCheck, "check this host against the cluster's baseline: pass, warn or fail per item",
        "qiaod judges its host against its baseline file (host.baseline_file, by default\n"

@@ -324,6 +324,70 @@ Status writeCrl(const std::string& pki_dir, const std::vector<Revoked>& revoked)
                    /*overwrite=*/true);
 }
 
+Status installCrl(const std::string& pki_dir, const std::string& pem) {
+  PkiPaths paths{pki_dir};
+  auto ca = loadCert(paths.caCert());
+  if (!ca) return std::unexpected(ca.error());
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  CPtr<X509_CRL, X509_CRL_free> crl(
+      bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!crl) return pkiError(ErrorCode::kInvalidArgument, "the revocation list does not parse");
+  EVP_PKEY* ca_public = X509_get0_pubkey(ca->get());
+  if (ca_public == nullptr || X509_CRL_verify(crl.get(), ca_public) != 1) {
+    ERR_clear_error();
+    return pkiError(ErrorCode::kInvalidArgument,
+                    "the revocation list is not signed by the CA of " + paths.caCert());
+  }
+  return writeFile(paths.crl(), pem, 0644, /*overwrite=*/true);
+}
+
+Result<std::vector<Revoked>> revokedInCrl(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  CPtr<X509_CRL, X509_CRL_free> crl(
+      bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!crl) return pkiError(ErrorCode::kInvalidArgument, "the revocation list does not parse");
+  std::vector<Revoked> out;
+  STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    const X509_REVOKED* entry = sk_X509_REVOKED_value(revoked, i);
+    CPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(entry), nullptr));
+    if (!bn) continue;
+    char* hex = BN_bn2hex(bn.get());
+    Revoked r;
+    r.serial = hex != nullptr ? hex : "";
+    OPENSSL_free(hex);
+    struct tm when {};
+    if (ASN1_TIME_to_tm(X509_REVOKED_get0_revocationDate(entry), &when) == 1) {
+      r.at_unix = static_cast<int64_t>(timegm(&when));
+    }
+    if (!r.serial.empty()) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::string> certSha256(const std::string& cert_path) {
+  auto cert = loadCert(cert_path);
+  if (!cert) return std::unexpected(cert.error());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (X509_digest(cert->get(), EVP_sha256(), digest, &length) != 1) {
+    return pkiError(ErrorCode::kInternal, "cannot digest " + cert_path + ": " + opensslError());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+Result<std::string> serialOfCertFile(const std::string& cert_path) {
+  auto cert = loadCert(cert_path);
+  if (!cert) return std::unexpected(cert.error());
+  return serialOfX509(cert->get());
+}
+
 std::string serialOfX509(const void* x509) {
   auto* cert = static_cast<X509*>(const_cast<void*>(x509));
   CPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr));

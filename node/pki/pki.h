@@ -68,6 +68,15 @@ struct Revoked {
   int64_t at_unix = 0;
 };
 Status writeCrl(const std::string& pki_dir, const std::vector<Revoked>& revoked);
+// Replaces crl.pem in the PKI directory with `pem` (atomically) after checking that it is a
+// CRL signed by this directory's CA (ca.crt): what a member installs from the cluster.
+Status installCrl(const std::string& pki_dir, const std::string& pem);
+// The serials (hex) a CRL in PEM lists, with their revocation times.
+Result<std::vector<Revoked>> revokedInCrl(const std::string& pem);
+// The SHA-256 (lowercase hex) of a certificate file's DER: the pin a join token carries.
+Result<std::string> certSha256(const std::string& cert_path);
+// The serial (hex) of a certificate file.
+Result<std::string> serialOfCertFile(const std::string& cert_path);
 // The serial of a certificate (X509*), in hex as OpenSSL prints it.
 std::string serialOfX509(const void* x509);
 Result<std::string> readClusterName(const std::string& pki_dir);

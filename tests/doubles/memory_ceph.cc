@@ -254,6 +254,28 @@ class MemoryCeph::Client final : public RadosCluster {
     for (const auto& w : targets) w->on_event({WatchEvent::Kind::kNotify, payload});
     return {};
   }
+  Result<std::string> authGetOrCreate(const std::string& entity,
+                                      const std::map<std::string, std::string>& caps) override {
+    std::lock_guard lock(ceph_.mutex_);
+    if (auto ok = usable(); !ok) return std::unexpected(ok.error());
+    auto it = ceph_.users_.find(entity);
+    if (it != ceph_.users_.end()) {
+      if (it->second.caps != caps) {
+        return makeError(ErrorCode::kConflict, "ceph",
+                         "auth get-or-create: key for " + entity + " exists but caps do not match");
+      }
+      return it->second.key;
+    }
+    std::string key = "AQ" + std::to_string(ceph_.next_id_++) + "memorykey==";
+    ceph_.users_[entity] = {key, caps};
+    return key;
+  }
+  Status authRemove(const std::string& entity) override {
+    std::lock_guard lock(ceph_.mutex_);
+    if (auto ok = usable(); !ok) return ok;
+    ceph_.users_.erase(entity);
+    return {};
+  }
 
  private:
   class Watch final : public RadosWatch {
@@ -325,6 +347,13 @@ class MemoryCeph::Client final : public RadosCluster {
 std::unique_ptr<RadosCluster> MemoryCeph::client(const std::string& ip) {
   std::lock_guard lock(mutex_);
   return std::make_unique<Client>(*this, ++next_id_, ip);
+}
+
+std::optional<std::map<std::string, std::string>> MemoryCeph::userCaps(const std::string& entity) {
+  std::lock_guard lock(mutex_);
+  auto it = users_.find(entity);
+  if (it == users_.end()) return std::nullopt;
+  return it->second.caps;
 }
 
 void MemoryCeph::setReachable(bool reachable) {

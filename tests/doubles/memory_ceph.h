@@ -29,6 +29,8 @@ class MemoryCeph {
   void setReachable(bool reachable);
   // While false, the clients of `ip` answer kUnavailable and their watches break (a partition).
   void setReachable(const std::string& ip, bool reachable);
+  // The caps of a cephx user made with authGetOrCreate, or nullopt when there is none.
+  std::optional<std::map<std::string, std::string>> userCaps(const std::string& entity);
 
  private:
   class Client;
@@ -41,6 +43,11 @@ class MemoryCeph {
   bool reachable_ = true;
   uint64_t next_id_ = 4100;
   std::map<std::string, std::string> blocklist_;  // address -> until (text)
+  struct CephUser {
+    std::string key;
+    std::map<std::string, std::string> caps;
+  };
+  std::map<std::string, CephUser> users_;         // "client.NAME" -> key and caps
   std::map<std::string, Lock> locks_;             // "pool/ns/name\nlock" -> holder
   struct Object {
     uint64_t version = 0;

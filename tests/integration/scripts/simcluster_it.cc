@@ -3,8 +3,10 @@
 // at its underlay address; each host tunnels to the other as membership says (no tunnel_peers
 // configured), and keeps the tunnel while the other is unreachable; `kill` leaves no process of
 // the host and status reports it down; a partitioned host cannot reach Ceph (nor the admin it),
-// heal (and a timed partition, by itself) gives it back; a killed host starts again; `down`
-// leaves no namespace, process, interface or state behind, and is idempotent.
+// heal (and a timed partition, by itself) gives it back; a killed host starts again; a join
+// token is made (and one too long refused); h2 is removed through h1 (not through itself, not an
+// unknown host): its certificate is refused by h1 and its Ceph user is gone; `down` leaves no
+// namespace, process, interface or state behind, and is idempotent.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/raw_tls.h"
 
 namespace qiao::testing {
 namespace {
@@ -334,6 +337,57 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   status = simcluster({"status", kCluster});
   EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
   EXPECT_EQ(qiaoctl("h1", {"host"}).exit_code, 0);
+
+  // Join tokens: single use, the secret shown once, the CA pinned in the token.
+  auto token = qiaoctl("h1", {"-o", "json", "cluster", "token", "create", "--expires", "10m",
+                              "--site", "s2", "--labels", "rack=r7"});
+  ASSERT_EQ(token.exit_code, 0) << token.out << token.err;
+  json made = json::parse(token.out, nullptr, false);
+  const std::string token_text = made.value("token", "");
+  EXPECT_EQ(token_text.rfind("qiao-join." + made.value("id", "") + ".", 0), 0u) << token.out;
+  EXPECT_EQ(token_text.substr(token_text.size() - 64), made.value("ca_sha256", "")) << token.out;
+  EXPECT_EQ(made.value("site", ""), "s2");
+  auto too_long = qiaoctl("h2", {"cluster", "token", "create", "--expires", "8d"});
+  EXPECT_EQ(too_long.exit_code, 1) << too_long.out << too_long.err;
+  EXPECT_NE(too_long.err.find("7 days"), std::string::npos) << too_long.err;
+
+  // Removing a host: not the member that answers, not an unknown one; h2 (no VMs) is removed
+  // through h1 (the member holding the CA key): its certificate is refused, its Ceph user gone.
+  auto self_remove = qiaoctl("h1", {"host", "remove", "h1"});
+  EXPECT_EQ(self_remove.exit_code, 1);
+  EXPECT_NE(self_remove.err.find("another member"), std::string::npos) << self_remove.err;
+  EXPECT_EQ(qiaoctl("h1", {"host", "remove", "h9"}).exit_code, 1);
+  const std::string state_dir = env["SIMC_STATE_DIR"];
+  RawTlsOptions as_h2;
+  as_h2.endpoint = "https://" + env["SIMC_h1_ADDR"] + ":8443";
+  as_h2.ca = state_dir + "/ca/ca.crt";
+  as_h2.cert = state_dir + "/hosts/h2/pki/node.crt";
+  as_h2.key = state_dir + "/hosts/h2/pki/node.key";
+  // The HTTP status of a call with h2's certificate; 0 when there is no answer (TLS 1.3: the
+  // server's refusal of a client certificate comes after the client's side of the handshake).
+  auto call_as_h2 = [&](std::string* error) {
+    auto tls = RawTls::connect(as_h2, error);
+    if (!tls) return 0;
+    tls->send("GET /v1/host HTTP/1.1\r\nHost: h1\r\nConnection: close\r\n\r\n");
+    return httpStatusOf(tls->readUntilClosed(10000));
+  };
+  std::string tls_error;
+  // Before: h2's node certificate is accepted at the handshake (the node has no role: 403).
+  EXPECT_EQ(call_as_h2(&tls_error), 403) << tls_error;
+  auto removed = qiaoctl("h1", {"-o", "json", "host", "remove", "h2"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
+  json removal = json::parse(removed.out, nullptr, false);
+  EXPECT_FALSE(removal.value("revoked_serial", "").empty()) << removed.out;
+  EXPECT_EQ(removal.value("ceph_user", ""), "client.qiao-host-h2");
+  EXPECT_EQ(host_state(cluster_of("h1"), "h2"), "removed");
+  const auto removed_at = std::chrono::steady_clock::now();
+  bool refused = wait_until(10, [&] { return call_as_h2(&tls_error) == 0; });
+  EXPECT_TRUE(refused) << "h1 still accepts the removed h2's certificate";
+  std::printf("h2 removed; its certificate refused by h1 after %.1f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - removed_at).count());
+  EXPECT_NE(ceph_from("h2").exit_code, 0) << "the removed h2's Ceph user still works";
+  auto again_removed = qiaoctl("h1", {"host", "remove", "h2"});
+  EXPECT_EQ(again_removed.exit_code, 0) << again_removed.err;  // idempotent
 
   // A partition left in place, with a timer running, when the cluster goes down.
   ASSERT_EQ(simcluster({"partition", kCluster, "h1", "--seconds", "600"}).exit_code, 0);

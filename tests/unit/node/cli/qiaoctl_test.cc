@@ -106,18 +106,50 @@ TEST(Parser, EveryCommandParses) {
     seen.insert(std::string(c.group) + " " + std::string(c.name));
   }
   // The commands of the issue, all of them.
-  for (const char* want :
-       {"host ",          "host check",    "host list",      "host get",      "cluster status",
-        "vm list",        "vm get",        "vm create",      "vm start",      "vm stop",
-        "vm force-stop",  "vm reboot",     "vm pause",       "vm resume",     "vm delete",
-        "vm console-log", "vm disk add",   "vm disk remove", "vm nic add",    "vm nic remove",
-        "vm resize",      "vm stats",      "task list",      "task get",      "task wait",
-        "task cancel",    "volume list",   "volume get",     "volume create", "volume resize",
-        "volume copy",    "volume limits", "volume delete",  "image list",    "image get",
-        "image create",   "image delete",  "quota get",      "quota set"}) {
+  for (const char* want : {"host ",
+                           "host check",
+                           "host list",
+                           "host get",
+                           "host remove",
+                           "cluster status",
+                           "cluster token create",
+                           "vm list",
+                           "vm get",
+                           "vm create",
+                           "vm start",
+                           "vm stop",
+                           "vm force-stop",
+                           "vm reboot",
+                           "vm pause",
+                           "vm resume",
+                           "vm delete",
+                           "vm console-log",
+                           "vm disk add",
+                           "vm disk remove",
+                           "vm nic add",
+                           "vm nic remove",
+                           "vm resize",
+                           "vm stats",
+                           "task list",
+                           "task get",
+                           "task wait",
+                           "task cancel",
+                           "volume list",
+                           "volume get",
+                           "volume create",
+                           "volume resize",
+                           "volume copy",
+                           "volume limits",
+                           "volume delete",
+                           "image list",
+                           "image get",
+                           "image create",
+                           "image delete",
+                           "quota get",
+                           "quota set"}) {
     EXPECT_TRUE(seen.contains(want)) << want;
   }
-  EXPECT_EQ(seen.size(), 48u);
+  EXPECT_EQ(seen.size(), 50u);
   // Commands of two words, typed as two words.
   auto disk = parseCommandLine({"vm", "disk", "remove", "web1", "--volume", "data"});
   ASSERT_EQ(disk.outcome, Outcome::kRun) << disk.text;
