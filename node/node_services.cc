@@ -509,17 +509,30 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   addUploadRoutes(routes, *p.store, *p.images, *p.quotas, uploads,
                   {p.image_options.work_dir, config.images.upload_reserve_mib << 20,
                    config.images.max_parallel_uploads});
-  addTaskRoutes(routes, *p.store, *p.tasks);
+  ClusterCalls cluster_calls;
+  if (p.forwarder) {
+    cluster_calls.others = [member = p.member.get()] {
+      std::vector<std::string> names;
+      if (auto hosts = member->membership().list()) {
+        for (const auto& h : *hosts) {
+          if (h.record.name != member->self().name && h.state != HostState::kRemoved) {
+            names.push_back(h.record.name);
+          }
+        }
+      }
+      return names;
+    };
+    cluster_calls.forward = [forwarder = p.forwarder.get()](const std::string& host,
+                                                            const RequestContext& ctx) {
+      return forwarder->forward(host, ctx);
+    };
+  }
+  addTaskRoutes(routes, *p.store, *p.tasks, cluster_calls);
   addEventRoutes(routes, {config.api.max_event_streams, config.api.max_event_streams_per_identity,
                           config.api.admin_reserved_event_streams});
   addQuotaRoutes(routes, *p.quotas, uploads);
   ApiOptions api_options{*p.store, p.metrics, p.cluster, config.api.audit_summary_interval_s};
-  if (p.forwarder) {
-    api_options.forward = [forwarder = p.forwarder.get()](const std::string& host,
-                                                          const RequestContext& ctx) {
-      return forwarder->forward(host, ctx);
-    };
-  }
+  api_options.forward = cluster_calls.forward;
   p.api = std::make_unique<Api>(std::move(api_options), std::move(routes));
   return node;
 }

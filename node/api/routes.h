@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "cluster/placement.h"
@@ -100,7 +101,15 @@ void addUploadRoutes(RouteTable& routes, Store& store, ImageService& images, Quo
                      std::shared_ptr<Slots> uploads, UploadLimits limits);
 
 // /v1/tasks.
-void addTaskRoutes(RouteTable& routes, Store& store, TaskEngine& tasks);
+// How a cluster member's routes reach the other members (unset on a standalone node).
+struct ClusterCalls {
+  std::function<std::vector<std::string>()> others;  // the other members, by name
+  std::function<ApiResponse(const std::string& host, const RequestContext& ctx)> forward;
+};
+
+// /v1/tasks. A task is its host's (the journal is): on a member, GET and cancel of a task this
+// host does not have ask the other members in turn.
+void addTaskRoutes(RouteTable& routes, Store& store, TaskEngine& tasks, ClusterCalls cluster = {});
 
 // GET /v1/events: streams capped in all, per identity, and how many of all only admins may
 // open.

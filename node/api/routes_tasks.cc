@@ -1,5 +1,6 @@
 // The tasks module: /v1/tasks, and their cancellation.
 #include <memory>
+#include <utility>
 
 #include "base/names.h"
 #include "node/api/route_context.h"
@@ -14,7 +15,8 @@ using nlohmann::json;
 
 class TaskRoutes {
  public:
-  TaskRoutes(Store& store, TaskEngine& tasks) : store_(store), tasks_(tasks) {}
+  TaskRoutes(Store& store, TaskEngine& tasks, ClusterCalls cluster)
+      : store_(store), tasks_(tasks), cluster_(std::move(cluster)) {}
 
   ApiResponse list(RequestContext& ctx) {
     TaskFilter filter;
@@ -34,13 +36,13 @@ class TaskRoutes {
 
   ApiResponse get(RequestContext& ctx) {
     auto task = visible(ctx);
-    if (!task) return errorResponse(task.error());
+    if (!task) return elsewhere(ctx, task.error());
     return jsonResponse(200, taskToJson(*task));
   }
 
   ApiResponse cancel(RequestContext& ctx) {
     auto task = visible(ctx);
-    if (!task) return errorResponse(task.error());
+    if (!task) return elsewhere(ctx, task.error());
     if (!ctx.caller->canMutate(task->tenant)) {
       return errorResponse(
           ErrorCode::kPermissionDenied,
@@ -52,6 +54,19 @@ class TaskRoutes {
   }
 
  private:
+  // A task this host does not have: the answer of the member that has it (a call forwarded
+  // here is not passed on again), else `error`.
+  ApiResponse elsewhere(RequestContext& ctx, const Error& error) {
+    if (error.code != ErrorCode::kNotFound || !cluster_.forward || !ctx.caller->via.empty()) {
+      return errorResponse(error);
+    }
+    for (const auto& host : cluster_.others()) {
+      ApiResponse answer = cluster_.forward(host, ctx);
+      if (answer.status != 404 && answer.status != 503) return answer;
+    }
+    return errorResponse(error);
+  }
+
   // The task of the path's {id}, when the caller may see it (404 otherwise, as for no task).
   Result<TaskRecord> visible(RequestContext& ctx) {
     const std::string& id = ctx.params.at("id");
@@ -67,12 +82,13 @@ class TaskRoutes {
 
   Store& store_;
   TaskEngine& tasks_;
+  ClusterCalls cluster_;
 };
 
 }  // namespace
 
-void addTaskRoutes(RouteTable& routes, Store& store, TaskEngine& tasks) {
-  auto m = std::make_shared<TaskRoutes>(store, tasks);
+void addTaskRoutes(RouteTable& routes, Store& store, TaskEngine& tasks, ClusterCalls cluster) {
+  auto m = std::make_shared<TaskRoutes>(store, tasks, std::move(cluster));
   routes.add({{"GET", "/v1/tasks", "viewer", {"tenant", "state", "target", "limit", "page_token"}},
               handlerOf(m, &TaskRoutes::list)});
   routes.add({{"GET", "/v1/tasks/{id}", "viewer", {}}, handlerOf(m, &TaskRoutes::get)});

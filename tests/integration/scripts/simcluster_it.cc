@@ -4,15 +4,17 @@
 // configured), and keeps the tunnel while the other is unreachable; `kill` leaves no process of
 // the host and status reports it down; a partitioned host cannot reach Ceph (nor the admin it),
 // heal (and a timed partition, by itself) gives it back; a killed host starts again; a join
-// token is made (and one too long refused); h2 is removed through h1 (not through itself, not an
+// token is made (and one too long refused); a VM made through one member for the other is the
+// other's, listed by both with its host, and managed through the first (forwarded calls); a VM
+// without a host is placed by the leader; h2 is removed through h1 (not through itself, not an
 // unknown host): its certificate is refused by h1 and its Ceph user is gone; `down` leaves no
 // namespace, process, interface or state behind, and is idempotent.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <chrono>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -182,12 +184,15 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     return false;
   };
   json view;
-  ASSERT_TRUE(wait_until(60, [&] {
-    view = cluster_of("h2");
-    const json leader = view.value("cluster", json::object()).value("leader", json());
-    return leader.is_object() && host_state(view, "h1") == "ready" &&
-           host_state(view, "h2") == "ready";
-  })) << "no leader with both hosts ready: " << view.dump();
+  ASSERT_TRUE(wait_until(60,
+                         [&] {
+                           view = cluster_of("h2");
+                           const json leader =
+                               view.value("cluster", json::object()).value("leader", json());
+                           return leader.is_object() && host_state(view, "h1") == "ready" &&
+                                  host_state(view, "h2") == "ready";
+                         }))
+      << "no leader with both hosts ready: " << view.dump();
   // Tunnels follow membership: each host's OVS has a vxlan and a geneve port to the other's
   // underlay address, from its host record (no tunnel_peers in any qiaod.toml); GET
   // /v1/hosts/{name} shows the address each host published.
@@ -241,10 +246,13 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   const std::string other = leader == "h1" ? "h2" : "h1";
   ASSERT_EQ(simcluster({"kill", kCluster, leader}).exit_code, 0);
   const auto killed_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(wait_until(30, [&] {
-    view = cluster_of(other);
-    return view.value("cluster", json::object()).value("this_host_leads", false);
-  })) << other << " did not take over: " << view.dump();
+  ASSERT_TRUE(
+      wait_until(30,
+                 [&] {
+                   view = cluster_of(other);
+                   return view.value("cluster", json::object()).value("this_host_leads", false);
+                 }))
+      << other << " did not take over: " << view.dump();
   const double failover_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   std::printf("leader %s killed: %s leads after %.1f s (lease 10 s)\n", leader.c_str(),
@@ -256,11 +264,99 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   tunnels = tunnels_of(other);
   EXPECT_EQ(tunnels[env["SIMC_" + leader + "_ADDR"]], both_types) << json(tunnels).dump();
   ASSERT_EQ(simcluster({"start", kCluster, leader}, 240000).exit_code, 0);
-  EXPECT_TRUE(wait_until(60, [&] {
-    view = cluster_of(leader);
-    return host_state(view, leader) == "ready" && host_state(view, other) == "ready" &&
-           !view["cluster"].value("this_host_leads", true);
-  })) << leader << " did not come back as a follower: " << view.dump();
+  EXPECT_TRUE(wait_until(60,
+                         [&] {
+                           view = cluster_of(leader);
+                           return host_state(view, leader) == "ready" &&
+                                  host_state(view, other) == "ready" &&
+                                  !view["cluster"].value("this_host_leads", true);
+                         }))
+      << leader << " did not come back as a follower: " << view.dump();
+
+  // The cluster's VMs. One made through h1 for h2 (an admin names the host) is h2's: every
+  // member lists it with its host, its domain is on h2 alone, and calls on it through h1 are
+  // forwarded to h2 (their tasks followed through h1). A VM without a host is placed by the
+  // leader on the first host with room (h1, in name order); a name is one VM in the cluster; a
+  // host with VMs cannot be removed.
+  const auto vms_t0 = std::chrono::steady_clock::now();
+  auto vm_spec = [](const std::string& name) {
+    return json({{"name", name}, {"tenant", "t1"}, {"memory_mib", 64}}).dump();
+  };
+  auto create_vm = [&](const std::string& through, const std::string& name,
+                       const std::string& host) {
+    std::vector<std::string> argv = {qiaoctlBinary(),
+                                     "--config",
+                                     config_file,
+                                     "--endpoint",
+                                     "https://" + env["SIMC_" + through + "_ADDR"] + ":8443",
+                                     "-o",
+                                     "json",
+                                     "vm",
+                                     "create",
+                                     "-f",
+                                     "-",
+                                     "--no-start",
+                                     "--wait"};
+    if (!host.empty()) {
+      argv.push_back("--host");
+      argv.push_back(host);
+    }
+    return runCommand(argv, 120000, vm_spec(name));
+  };
+  auto hosts_of_vms = [&](const std::string& through) {
+    std::map<std::string, std::string> out;
+    auto run = qiaoctl(through, {"-o", "json", "vm", "list", "--all"});
+    json j = json::parse(run.out, nullptr, false);
+    if (run.exit_code != 0 || !j.is_object()) return out;
+    for (const auto& vm : j.value("items", json::array())) {
+      out[vm.value("name", "")] = vm.value("host", "");
+    }
+    return out;
+  };
+  auto domstate = [&](const std::string& host, const std::string& domain) {
+    auto run =
+        runCommand({sourceDir() + "/scripts/simhost", "exec", env["SIMC_" + host + "_SIMHOST"],
+                    "--", "virsh", "-c", "qemu:///system", "domstate", domain});
+    return run.exit_code == 0 ? run.out.substr(0, run.out.find('\n')) : std::string("absent");
+  };
+  auto fwd1 = create_vm("h1", "fwd1", "h2");
+  ASSERT_EQ(fwd1.exit_code, 0) << fwd1.out << fwd1.err;
+  EXPECT_EQ(json::parse(fwd1.out, nullptr, false).value("host", ""), "h2") << fwd1.out;
+  std::map<std::string, std::string> vm_hosts;
+  for (const std::string member : {"h1", "h2"}) {
+    EXPECT_TRUE(wait_until(10,
+                           [&] {
+                             vm_hosts = hosts_of_vms(member);
+                             return vm_hosts["fwd1"] == "h2";
+                           }))
+        << member << " lists " << json(vm_hosts).dump();
+  }
+  EXPECT_EQ(domstate("h2", "t1.fwd1"), "shut off");
+  EXPECT_EQ(domstate("h1", "t1.fwd1"), "absent");
+  auto started_vm = qiaoctl("h1", {"vm", "start", "fwd1", "--tenant", "t1", "--wait"});
+  EXPECT_EQ(started_vm.exit_code, 0) << started_vm.out << started_vm.err;
+  EXPECT_EQ(domstate("h2", "t1.fwd1"), "running");
+  auto stopped_vm = qiaoctl("h1", {"vm", "force-stop", "fwd1", "--tenant", "t1", "--wait"});
+  EXPECT_EQ(stopped_vm.exit_code, 0) << stopped_vm.out << stopped_vm.err;
+  EXPECT_EQ(domstate("h2", "t1.fwd1"), "shut off");
+  auto twice = create_vm("h2", "fwd1", "");
+  EXPECT_EQ(twice.exit_code, 1) << twice.out << twice.err;
+  EXPECT_NE(twice.err.find("already exists"), std::string::npos) << twice.err;
+  auto placed = create_vm("h2", "placed1", "");
+  ASSERT_EQ(placed.exit_code, 0) << placed.out << placed.err;
+  EXPECT_EQ(json::parse(placed.out, nullptr, false).value("host", ""), "h1") << placed.out;
+  EXPECT_EQ(domstate("h1", "t1.placed1"), "shut off");
+  auto busy_host = qiaoctl("h1", {"host", "remove", "h2"});
+  EXPECT_EQ(busy_host.exit_code, 1) << busy_host.out << busy_host.err;
+  EXPECT_NE(busy_host.err.find("fwd1"), std::string::npos) << busy_host.err;
+  EXPECT_EQ(qiaoctl("h2", {"vm", "delete", "placed1", "--tenant", "t1", "--wait"}).exit_code, 0);
+  EXPECT_EQ(qiaoctl("h1", {"vm", "delete", "fwd1", "--tenant", "t1", "--wait"}).exit_code, 0);
+  EXPECT_EQ(domstate("h2", "t1.fwd1"), "absent");
+  EXPECT_TRUE(
+      wait_until(10, [&] { return hosts_of_vms("h1").empty() && hosts_of_vms("h2").empty(); }))
+      << json(hosts_of_vms("h1")).dump() << json(hosts_of_vms("h2")).dump();
+  std::printf("cluster VMs (forwarded calls, placement) checked in %.1f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - vms_t0).count());
 
   // The underlay joins the hosts: h1 reaches h2's address, and h2's libvirtd over TCP there
   // (the path of tunnels and migrations).
