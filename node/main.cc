@@ -167,8 +167,8 @@ int runDaemon(const Config& config) {
 // use: `pki init` runs before there is any.
 class StorePkiRecords final : public PkiRecords {
  public:
-  StorePkiRecords(std::string state_dir, std::string db)
-      : dir_(std::move(state_dir)), db_(std::move(db)) {}
+  explicit StorePkiRecords(const Config& config)
+      : config_(config), dir_(config.state.dir), db_(dbPath(config)) {}
   Status bind(const Binding& b) override {
     return with([&](Store& s) { return s.bindings().put(b); });
   }
@@ -200,11 +200,17 @@ class StorePkiRecords final : public PkiRecords {
       std::filesystem::create_directories(dir_, ec);
       auto opened = Store::open(db_);
       if (!opened) return std::unexpected(opened.error());
+      // A member's bindings are the cluster's: changed there first.
+      auto ceph = shareIdentities(**opened, config_);
+      if (!ceph) return std::unexpected(ceph.error());
+      ceph_ = std::move(*ceph);
       store_ = std::move(*opened);
     }
     return f(*store_);
   }
+  const Config& config_;
   std::string dir_, db_;
+  std::shared_ptr<RadosCluster> ceph_;  // declared before store_: destroyed after it
   std::unique_ptr<Store> store_;
 };
 
@@ -346,7 +352,7 @@ int main(int argc, char** argv) {
       }
     }
     // `init` needs no store; the others open it when they first need it.
-    StorePkiRecords records(config->state.dir, dbPath(*config));
+    StorePkiRecords records(*config);
     return pkiCommand(pki_args, records, stdout, stderr);
   }
   std::fprintf(stderr, "qiaod: unknown command \"%s\" (see qiaod --help)\n", command.c_str());

@@ -199,6 +199,24 @@ VmServiceOptions vmOptions(const Config& config, const std::string& cluster, con
 
 }  // namespace
 
+Result<std::shared_ptr<RadosCluster>> shareIdentities(Store& store, const Config& config) {
+  if (config.cluster.mode != "member") return std::shared_ptr<RadosCluster>{};
+  const auto& storage = config.storage;
+  // No instance file: this short-lived client must not blocklist the daemon's.
+  auto rados = std::make_shared<LibradosCluster>(CephClientOptions{
+      storage.ceph_conf, storage.ceph_user, storage.ceph_keyring, storage.ceph_timeout_s, ""});
+  if (auto connected = rados->ping(); !connected) {
+    Error e = connected.error();
+    e.message = "a cluster member changes identities in the cluster, whose Ceph it cannot reach: " +
+                e.message;
+    return std::unexpected(e);
+  }
+  ClusterPool pool;
+  pool.pool = config.cluster.pool;
+  store.bindings().share(std::make_unique<RecordTable>(*rados, pool.table("bindings")));
+  return std::shared_ptr<RadosCluster>(std::move(rados));
+}
+
 std::string dbPath(const Config& config) { return config.state.dir + "/qiao.db"; }
 
 AuditServiceOptions auditOptions(const Config& config) {
@@ -462,11 +480,14 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     const ClusterPool pool = options->pool;
     p.member = std::make_unique<ClusterMember>(*p.rados, std::move(*options), systemClock());
     p.crl = std::make_unique<ClusterCrl>(*p.rados, std::move(crl), systemClock());
-    // The cluster's VMs: written through to RADOS, read from the store's cache of them.
+    // The cluster's VMs and bindings: written through to RADOS, read from the store's cache.
     p.store->vms().share(std::make_unique<RecordTable>(*p.rados, pool.table("vms")),
                          p.member->self().name);
+    p.store->bindings().share(std::make_unique<RecordTable>(*p.rados, pool.table("bindings")));
     p.replicator = std::make_unique<Replicator>(
-        *p.rados, std::vector<Replicated*>{&p.store->vms().replica()}, systemClock());
+        *p.rados,
+        std::vector<Replicated*>{&p.store->vms().replica(), &p.store->bindings().replica()},
+        systemClock());
     const PkiPaths pki{config.pki.dir};
     p.forwarder = std::make_unique<Forwarder>(
         p.member->membership(), ForwarderOptions{pki.caCert(), pki.nodeCert(), pki.nodeKey()});

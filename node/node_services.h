@@ -20,6 +20,7 @@
 namespace qiao {
 
 class Api;
+class RadosCluster;
 class Store;
 class TaskEngine;
 class VmService;
@@ -97,6 +98,11 @@ class NodeServices {
 
 // The database file of a configuration: <state.dir>/qiao.db.
 std::string dbPath(const Config& config);
+// For a command that changes identities in the store (`qiaod pki issue`) on a cluster member:
+// connects to Ceph as the member does and makes the store's bindings the cluster's, so that the
+// change is the cluster's (and survives the daemon's next refresh of its cache). Nothing on a
+// standalone node. The returned client must outlive the store's use.
+Result<std::shared_ptr<RadosCluster>> shareIdentities(Store& store, const Config& config);
 // The audit log's upkeep as configured: where segments go, and the syslog destination.
 AuditServiceOptions auditOptions(const Config& config);
 

@@ -1,6 +1,7 @@
 #include "node/state/identity_repositories.h"
 
 #include "node/state/database.h"
+#include "node/state/mirror.h"
 #include "node/state/table.h"
 
 namespace qiao {
@@ -71,6 +72,21 @@ const Table<CertificateRecord> kCertificates{
         field("reason", &CertificateRecord::reason),
     }};
 
+Mirror<Binding>::Key bindingKey() {
+  return {{"identity"},
+          [](const Binding& b) { return b.identity; },
+          [](const std::string& key) -> std::optional<Binding> {
+            if (key.empty()) return std::nullopt;
+            Binding b;
+            b.identity = key;
+            return b;
+          }};
+}
+
+Error noBinding(const std::string& identity) {
+  return Error{ErrorCode::kNotFound, "store", "no binding for " + identity, ""};
+}
+
 struct Quota {
   std::string tenant, limits_json, updated_at;
 };
@@ -84,11 +100,23 @@ const Table<Quota> kQuotas{"quotas",
 
 }  // namespace
 
+BindingRepository::BindingRepository(Database& db)
+    : db_(db), mirror_(std::make_unique<Mirror<Binding>>(db, kBindings, bindingKey())) {}
+
+BindingRepository::~BindingRepository() = default;
+
+void BindingRepository::share(std::unique_ptr<RecordTable> table) {
+  mirror_->share(std::move(table), [](const Binding&) { return true; }, true);
+}
+
+Replicated& BindingRepository::replica() { return *mirror_; }
+
 Status BindingRepository::put(const Binding& binding) {
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, kBindings.insert("INSERT OR REPLACE"));
-  kBindings.bindInsert(q, binding);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("put binding"));
+  auto put = mirror_->update(binding, [&](std::optional<Binding>& current) -> Status {
+    current = binding;
+    return {};
+  });
+  if (!put) return std::unexpected(put.error());
   return {};
 }
 
@@ -98,9 +126,7 @@ Result<Binding> BindingRepository::get(const std::string& identity) {
   q.bind(identity);
   auto step = q.step();
   if (step == Statement::Step::kRow) return kBindings.read(q);
-  if (step == Statement::Step::kDone) {
-    return makeError(ErrorCode::kNotFound, "store", "no binding for " + identity);
-  }
+  if (step == Statement::Step::kDone) return std::unexpected(noBinding(identity));
   return std::unexpected(db_.error("get binding"));
 }
 
@@ -112,13 +138,14 @@ Result<std::vector<Binding>> BindingRepository::list() {
 }
 
 Status BindingRepository::remove(const std::string& identity) {
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "DELETE FROM bindings WHERE identity = ?");
-  q.bind(identity);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("delete binding"));
-  if (db_.changes() == 0) {
-    return makeError(ErrorCode::kNotFound, "store", "no binding for " + identity);
-  }
+  Binding probe;
+  probe.identity = identity;
+  auto gone = mirror_->update(probe, [&](std::optional<Binding>& current) -> Status {
+    if (!current) return std::unexpected(noBinding(identity));
+    current.reset();
+    return {};
+  });
+  if (!gone) return std::unexpected(gone.error());
   return {};
 }
 

@@ -2,6 +2,7 @@
 // the certificates the CA issued (and revoked), and the tenants' quotas.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,10 +12,22 @@
 namespace qiao {
 
 class Database;
+class RecordTable;
+class Replicated;
+template <typename R>
+class Mirror;
 
+// A cluster member's bindings are the cluster's (the RADOS table "bindings", key the identity;
+// node/state/mirror.h): a role granted on one member holds on every member.
 class BindingRepository {
  public:
-  explicit BindingRepository(Database& db) : db_(db) {}
+  explicit BindingRepository(Database& db);
+  ~BindingRepository();
+
+  // Makes the bindings those of the cluster's table. The first member of a cluster brings its
+  // own (the cluster's table is empty); a later one takes the cluster's.
+  void share(std::unique_ptr<RecordTable> table);
+  Replicated& replica();
 
   // Creates or replaces the identity's binding.
   Status put(const Binding& binding);
@@ -25,6 +38,7 @@ class BindingRepository {
 
  private:
   Database& db_;
+  std::unique_ptr<Mirror<Binding>> mirror_;
 };
 
 // Certificates: recorded at issue, revoked by serial or by identity (every one it has).

@@ -65,10 +65,13 @@ class Mirror final : public Replicated {
   // Makes this a member's mirror of `shared` (before any change is made through it). The local
   // records `mine` selects (those of a node that kept them alone before it became a member)
   // are put into the cluster's table, where it lacks them, before the first refresh, which
-  // would otherwise drop them from the cache.
-  void share(std::unique_ptr<RecordTable> shared, std::function<bool(const R&)> mine = {}) {
+  // would otherwise drop them from the cache; with `only_into_empty`, only when the cluster's
+  // table has no record at all (the first member brings them; a later one takes the cluster's).
+  void share(std::unique_ptr<RecordTable> shared, std::function<bool(const R&)> mine = {},
+             bool only_into_empty = false) {
     shared_ = std::move(shared);
     unpublished_ = std::move(mine);
+    only_into_empty_ = only_into_empty;
   }
   bool shared() const { return shared_ != nullptr; }
   const RadosObject& sharedObject() const override { return shared_->object(); }
@@ -190,6 +193,11 @@ class Mirror final : public Replicated {
       rows = std::move(*all);
     }
     std::lock_guard share_lock(share_mutex_);
+    if (only_into_empty_) {
+      auto snapshot = shared_->readAll();
+      if (!snapshot) return std::unexpected(snapshot.error());
+      if (!snapshot->entries.empty()) return {};
+    }
     for (const R& row : rows) {
       if (!mine(row)) continue;
       auto put = shared_->update(
@@ -257,6 +265,7 @@ class Mirror final : public Replicated {
   Clock& clock_;
   std::unique_ptr<RecordTable> shared_;
   std::function<bool(const R&)> unpublished_;
+  bool only_into_empty_ = false;
   std::mutex share_mutex_;  // one change or refresh at a time, RADOS and SQLite both
 };
 

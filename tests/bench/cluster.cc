@@ -176,10 +176,14 @@ int main(int argc, char** argv) {
     auto r = h3.request("GET", "/v1/hosts");
     size_t ready = 0;
     if (r && r->status == 200) {
-      for (const auto& h : json::parse(r->body)["items"]) ready += h.value("state", "") == "ready";
+      const json hosts = json::parse(r->body);
+      for (const auto& h : hosts["items"]) ready += h.value("state", "") == "ready";
     }
     if (ready == 3) break;
-    if (i > 300) fail("the 3 hosts are not ready");
+    if (i > 300) {
+      fail("the 3 hosts are not ready: " +
+           (r ? std::to_string(r->status) + " " + r->body : r.error().message));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 

@@ -54,8 +54,18 @@ class VmMirrorTest : public ::testing::Test {
   }
   void share(Member& m, const std::string& host) {
     m.store->vms().share(std::make_unique<RecordTable>(*m.rados, pool_.table("vms")), host);
+    m.store->bindings().share(std::make_unique<RecordTable>(*m.rados, pool_.table("bindings")));
     m.replicator = std::make_unique<Replicator>(
-        *m.rados, std::vector<Replicated*>{&m.store->vms().replica()}, clock_);
+        *m.rados,
+        std::vector<Replicated*>{&m.store->vms().replica(), &m.store->bindings().replica()},
+        clock_);
+  }
+  static Binding binding(const std::string& who, const std::string& role) {
+    Binding b;
+    b.identity = "qiao://c/user/" + who;
+    b.role = role;
+    b.tenants = {"t1"};
+    return b;
   }
 
   static VmRecord vm(const std::string& name, const std::string& host) {
@@ -198,6 +208,34 @@ TEST_F(VmMirrorTest, AStandaloneNodeKeepsItsVmsInSqliteAlone) {
   EXPECT_EQ(a_.store->vms().setState("t1", "nope", VmState::kRunning).error().code,
             ErrorCode::kNotFound);
   EXPECT_EQ(shared("web"), "");
+}
+
+// Bindings are the cluster's too: the first member brings the ones it had; a later member takes
+// the cluster's, dropping what it had alone (a stale copy must not bring back a removed role).
+TEST_F(VmMirrorTest, RolesAreTheClustersAndTheFirstMemberBringsItsOwn) {
+  a_ = open("a.db", "10.0.0.1", "");
+  b_ = open("b.db", "10.0.0.2", "");
+  ASSERT_TRUE(a_.store->bindings().put(binding("admin", "admin")));
+  ASSERT_TRUE(b_.store->bindings().put(binding("stale", "operator")));
+  share(a_, "host-a");
+  ASSERT_TRUE(a_.replicator->syncNow());
+  share(b_, "host-b");
+  ASSERT_TRUE(b_.replicator->syncNow());
+  EXPECT_EQ(b_.store->bindings().get("qiao://c/user/admin")->role, "admin");
+  EXPECT_EQ(b_.store->bindings().get("qiao://c/user/stale").error().code, ErrorCode::kNotFound);
+  a_.replicator->step();
+  EXPECT_EQ(a_.store->bindings().get("qiao://c/user/stale").error().code, ErrorCode::kNotFound);
+
+  // Granted through one member, it holds on the other; removed, it is gone there too.
+  ASSERT_TRUE(b_.store->bindings().put(binding("op", "operator")));
+  a_.replicator->step();
+  auto seen = a_.store->bindings().get("qiao://c/user/op");
+  ASSERT_TRUE(seen) << seen.error().message;
+  EXPECT_EQ(seen->tenants, std::vector<std::string>{"t1"});
+  ASSERT_TRUE(a_.store->bindings().remove("qiao://c/user/op"));
+  EXPECT_EQ(a_.store->bindings().remove("qiao://c/user/op").error().code, ErrorCode::kNotFound);
+  b_.replicator->step();
+  EXPECT_EQ(b_.store->bindings().get("qiao://c/user/op").error().code, ErrorCode::kNotFound);
 }
 
 }  // namespace
