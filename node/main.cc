@@ -20,14 +20,14 @@
 #include "base/files.h"
 #include "base/log.h"
 #include "node/api/api.h"
-#include "node/pki/pki.h"
-#include "node/pki/pki_cli.h"
 #include "node/api/server.h"
 #include "node/audit/audit_service.h"
 #include "node/node_services.h"
-#include "node/vm/qmp/libvirt_event_loop.h"
+#include "node/pki/pki.h"
+#include "node/pki/pki_cli.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
+#include "node/vm/qmp/libvirt_event_loop.h"
 #include "storage/volume_driver.h"
 
 namespace {

@@ -106,7 +106,8 @@ BindingRepository::BindingRepository(Database& db)
 BindingRepository::~BindingRepository() = default;
 
 void BindingRepository::share(std::unique_ptr<RecordTable> table) {
-  mirror_->share(std::move(table), [](const Binding&) { return true; }, true);
+  mirror_->share(
+      std::move(table), [](const Binding&) { return true; }, true);
 }
 
 Replicated& BindingRepository::replica() { return *mirror_; }

@@ -6,14 +6,16 @@
 // heal (and a timed partition, by itself) gives it back; a killed host starts again; a join
 // token is made (and one too long refused); a VM made through one member for the other is the
 // other's, listed by both with its host, and managed through the first (forwarded calls); a VM
-// without a host is placed by the leader; h2 is removed through h1 (not through itself, not an
-// unknown host): its certificate is refused by h1 and its Ceph user is gone; `down` leaves no
-// namespace, process, interface or state behind, and is idempotent.
+// without a host is placed by the leader; operators granted through one member act through the
+// other, and one tenant's operator sees nothing of another's VMs; h2 is removed through h1 (not
+// through itself, not an unknown host): its certificate is refused by h1 and its Ceph user is gone;
+// `down` leaves no namespace, process, interface or state behind, and is idempotent.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -355,6 +357,51 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   EXPECT_TRUE(
       wait_until(10, [&] { return hosts_of_vms("h1").empty() && hosts_of_vms("h2").empty(); }))
       << json(hosts_of_vms("h1")).dump() << json(hosts_of_vms("h2")).dump();
+  // Roles are the cluster's: operators of t1 and t2, granted through h1 (`qiaod pki issue` on
+  // a member writes the binding into the cluster), act through h2. The t2 operator sees nothing
+  // of t1's VM in the cluster-wide list, nor the VM itself; the t1 operator's VM, placed by the
+  // leader, is deleted through h2 by forwarding (h1 reads the t1 operator's role from the
+  // cluster's bindings).
+  const std::string ops_dir = env["SIMC_STATE_DIR"] + "/it-operators";
+  fs::create_directories(ops_dir);
+  auto operator_of = [&](const std::string& tenant) {
+    const std::string who = "op-" + tenant;
+    auto issued =
+        runCommand({qiaodBinary(), "--config", env["SIMC_h1_DIR"] + "/qiaod.toml", "pki", "issue",
+                    "--kind", "user", "--name", who, "--role", "operator", "--tenant", tenant,
+                    "--dir", env["SIMC_STATE_DIR"] + "/ca", "--out", ops_dir + "/" + who},
+                   60000);
+    EXPECT_EQ(issued.exit_code, 0) << issued.out << issued.err;
+    const std::string file = ops_dir + "/" + who + ".toml";
+    std::ofstream(file) << ("endpoint = \"https://" + env["SIMC_h2_ADDR"] + ":8443\"\nca = \"" +
+                            env["SIMC_CA"] + "\"\ncert = \"" + ops_dir + "/" + who + "/" + who +
+                            ".crt\"\nkey = \"" + ops_dir + "/" + who + "/" + who + ".key\"\n");
+    return file;
+  };
+  const std::string op_t1 = operator_of("t1"), op_t2 = operator_of("t2");
+  auto as = [&](const std::string& file, const std::vector<std::string>& args,
+                const std::string& stdin_data = {}) {
+    std::vector<std::string> argv = {qiaoctlBinary(), "--config", file};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv, 120000, stdin_data);
+  };
+  auto mine =
+      as(op_t1, {"-o", "json", "vm", "create", "-f", "-", "--no-start", "--wait"}, vm_spec("iso1"));
+  ASSERT_EQ(mine.exit_code, 0) << mine.out << mine.err;
+  EXPECT_EQ(json::parse(mine.out, nullptr, false).value("host", ""), "h1") << mine.out;
+  auto t1_list = as(op_t1, {"-o", "json", "vm", "list"});
+  EXPECT_NE(t1_list.out.find("\"iso1\""), std::string::npos) << t1_list.out << t1_list.err;
+  auto t2_list = as(op_t2, {"-o", "json", "vm", "list"});
+  ASSERT_EQ(t2_list.exit_code, 0) << t2_list.err;
+  EXPECT_EQ(json::parse(t2_list.out, nullptr, false).value("items", json::array()).size(), 0u)
+      << t2_list.out;
+  auto t2_get = as(op_t2, {"vm", "get", "iso1", "--tenant", "t1"});
+  EXPECT_NE(t2_get.exit_code, 0) << t2_get.out;
+  auto t2_delete = as(op_t2, {"vm", "delete", "iso1", "--tenant", "t1"});
+  EXPECT_NE(t2_delete.exit_code, 0) << t2_delete.out;
+  auto t1_delete = as(op_t1, {"vm", "delete", "iso1", "--wait"});
+  EXPECT_EQ(t1_delete.exit_code, 0) << t1_delete.out << t1_delete.err;
+  EXPECT_EQ(domstate("h1", "t1.iso1"), "absent");
   std::printf("cluster VMs (forwarded calls, placement) checked in %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - vms_t0).count());
 
