@@ -170,13 +170,13 @@ class StorePkiRecords final : public PkiRecords {
   explicit StorePkiRecords(const Config& config)
       : config_(config), dir_(config.state.dir), db_(dbPath(config)) {}
   Status bind(const Binding& b) override {
-    return with([&](Store& s) { return s.bindings().put(b); });
+    return withBindings([&](Store& s) { return s.bindings().put(b); });
   }
   Result<Binding> binding(const std::string& uri) override {
     return with([&](Store& s) { return s.bindings().get(uri); });
   }
   Status unbind(const std::string& uri) override {
-    return with([&](Store& s) { return s.bindings().remove(uri); });
+    return withBindings([&](Store& s) { return s.bindings().remove(uri); });
   }
   Status recordCertificate(const CertificateRecord& c) override {
     return with([&](Store& s) { return s.certificates().record(c); });
@@ -200,13 +200,22 @@ class StorePkiRecords final : public PkiRecords {
       std::filesystem::create_directories(dir_, ec);
       auto opened = Store::open(db_);
       if (!opened) return std::unexpected(opened.error());
-      // A member's bindings are the cluster's: changed there first.
-      auto ceph = shareIdentities(**opened, config_);
-      if (!ceph) return std::unexpected(ceph.error());
-      ceph_ = std::move(*ceph);
       store_ = std::move(*opened);
     }
     return f(*store_);
+  }
+  // A member's bindings are the cluster's: changed there first (a node's certificate, which
+  // binds no role, is issued before the node has a Ceph identity).
+  template <typename F>
+  auto withBindings(F f) -> decltype(f(std::declval<Store&>())) {
+    return with([&](Store& s) -> decltype(f(s)) {
+      if (!ceph_) {
+        auto ceph = shareIdentities(s, config_);
+        if (!ceph) return std::unexpected(ceph.error());
+        ceph_ = std::move(*ceph);
+      }
+      return f(s);
+    });
   }
   const Config& config_;
   std::string dir_, db_;
