@@ -141,7 +141,14 @@ class ClusterRoutes {
 
   ApiResponse remove(RequestContext& ctx) {
     const std::string& name = ctx.params.at("name");
-    if (!member_ || !crl_) return errorResponse(standalone("hosts are removed"));
+    if (!member_ || !crl_) {
+      // A standalone host knows no host but itself.
+      if (name != facts_.hostname) {
+        return errorResponse(ErrorCode::kNotFound,
+                             "no host " + name + " (this host is standalone)");
+      }
+      return errorResponse(standalone("hosts are removed"));
+    }
     if (name == member_->self().name) {
       return errorResponse(ErrorCode::kConflict,
                            "host " + name +

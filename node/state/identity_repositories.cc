@@ -106,8 +106,7 @@ BindingRepository::BindingRepository(Database& db)
 BindingRepository::~BindingRepository() = default;
 
 void BindingRepository::share(std::unique_ptr<RecordTable> table) {
-  mirror_->share(
-      std::move(table), [](const Binding&) { return true; }, true);
+  mirror_->share(std::move(table), [](const Binding&) { return true; });
 }
 
 Replicated& BindingRepository::replica() { return *mirror_; }

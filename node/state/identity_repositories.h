@@ -24,8 +24,8 @@ class BindingRepository {
   explicit BindingRepository(Database& db);
   ~BindingRepository();
 
-  // Makes the bindings those of the cluster's table. The first member of a cluster brings its
-  // own (the cluster's table is empty); a later one takes the cluster's.
+  // Makes the bindings those of the cluster's table; a store shared for the first time puts its
+  // own in it (node/state/mirror.h).
   void share(std::unique_ptr<RecordTable> table);
   Replicated& replica();
 

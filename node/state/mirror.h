@@ -62,16 +62,15 @@ class Mirror final : public Replicated {
   Mirror(Database& db, const Table<R>& table, Key key, Clock& clock = systemClock())
       : db_(db), table_(table), key_(std::move(key)), clock_(clock) {}
 
-  // Makes this a member's mirror of `shared` (before any change is made through it). The local
-  // records `mine` selects (those of a node that kept them alone before it became a member)
-  // are put into the cluster's table, where it lacks them, before the first refresh, which
-  // would otherwise drop them from the cache; with `only_into_empty`, only when the cluster's
-  // table has no record at all (the first member brings them; a later one takes the cluster's).
-  void share(std::unique_ptr<RecordTable> shared, std::function<bool(const R&)> mine = {},
-             bool only_into_empty = false) {
+  // Makes this a member's mirror of `shared` (before any change is made through it). The
+  // first time this store is a member's (the table `published` has no row of this kind), the
+  // local records `mine` selects (those of a node that kept them alone) are put into the
+  // cluster's table, where it lacks them, before the first refresh, which would otherwise drop
+  // them from the cache. Only that once: a later start must not put back a copy of a record
+  // that the cluster removed meanwhile.
+  void share(std::unique_ptr<RecordTable> shared, std::function<bool(const R&)> mine = {}) {
     shared_ = std::move(shared);
     unpublished_ = std::move(mine);
-    only_into_empty_ = only_into_empty;
   }
   bool shared() const { return shared_ != nullptr; }
   const RadosObject& sharedObject() const override { return shared_->object(); }
@@ -186,6 +185,11 @@ class Mirror final : public Replicated {
     std::vector<R> rows;
     {
       std::lock_guard lock(db_.mutex());
+      Statement once(db_, "SELECT 1 FROM published WHERE kind = ?");
+      once.bind(table_.name());
+      auto step = once.step();
+      if (step == Statement::Step::kRow) return {};
+      if (step != Statement::Step::kDone) return std::unexpected(db_.error("read published"));
       Statement q(db_, table_.select());
       auto all = readAll<R>(
           db_, q, [&](const Statement& row) { return table_.read(row); }, "read mirrored");
@@ -193,11 +197,6 @@ class Mirror final : public Replicated {
       rows = std::move(*all);
     }
     std::lock_guard share_lock(share_mutex_);
-    if (only_into_empty_) {
-      auto snapshot = shared_->readAll();
-      if (!snapshot) return std::unexpected(snapshot.error());
-      if (!snapshot->entries.empty()) return {};
-    }
     for (const R& row : rows) {
       if (!mine(row)) continue;
       auto put = shared_->update(
@@ -208,6 +207,10 @@ class Mirror final : public Replicated {
           });
       if (!put) return std::unexpected(put.error());
     }
+    std::lock_guard lock(db_.mutex());
+    Statement done(db_, "INSERT OR IGNORE INTO published(kind, at) VALUES (?, ?)");
+    done.bind(table_.name()).bind(utcTextMillis(clock_.wallNow()));
+    if (done.step() != Statement::Step::kDone) return std::unexpected(db_.error("note published"));
     return {};
   }
 
@@ -265,7 +268,6 @@ class Mirror final : public Replicated {
   Clock& clock_;
   std::unique_ptr<RecordTable> shared_;
   std::function<bool(const R&)> unpublished_;
-  bool only_into_empty_ = false;
   std::mutex share_mutex_;  // one change or refresh at a time, RADOS and SQLite both
 };
 

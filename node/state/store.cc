@@ -10,7 +10,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 11;
+constexpr int kSchemaVersion = 12;
 
 // Each migration takes the schema from version i to i + 1.
 const char* const kMigrations[] = {
@@ -225,6 +225,14 @@ CREATE TABLE audit_shipping(
     // 11: the host a VM is on (the cluster moves VMs between hosts); '' = this host.
     R"sql(
 ALTER TABLE vms ADD COLUMN host TEXT NOT NULL DEFAULT '';
+)sql",
+    // 12: the kinds of record this store has put into the cluster's tables once (the first time
+    // it was a member's): a later start never puts a stale local copy back.
+    R"sql(
+CREATE TABLE published(
+  kind TEXT PRIMARY KEY,
+  at TEXT NOT NULL
+);
 )sql",
 };
 

@@ -210,21 +210,20 @@ TEST_F(VmMirrorTest, AStandaloneNodeKeepsItsVmsInSqliteAlone) {
   EXPECT_EQ(shared("web"), "");
 }
 
-// Bindings are the cluster's too: the first member brings the ones it had; a later member takes
-// the cluster's, dropping what it had alone (a stale copy must not bring back a removed role).
-TEST_F(VmMirrorTest, RolesAreTheClustersAndTheFirstMemberBringsItsOwn) {
+// Bindings are the cluster's too. A store shared for the first time brings the ones it had
+// alone; a later start of the same store does not put back one the cluster removed meanwhile.
+TEST_F(VmMirrorTest, RolesAreTheClustersAndAStaleCopyNeverComesBack) {
   a_ = open("a.db", "10.0.0.1", "");
   b_ = open("b.db", "10.0.0.2", "");
   ASSERT_TRUE(a_.store->bindings().put(binding("admin", "admin")));
-  ASSERT_TRUE(b_.store->bindings().put(binding("stale", "operator")));
+  ASSERT_TRUE(b_.store->bindings().put(binding("b-own", "operator")));
   share(a_, "host-a");
   ASSERT_TRUE(a_.replicator->syncNow());
   share(b_, "host-b");
   ASSERT_TRUE(b_.replicator->syncNow());
   EXPECT_EQ(b_.store->bindings().get("qiao://c/user/admin")->role, "admin");
-  EXPECT_EQ(b_.store->bindings().get("qiao://c/user/stale").error().code, ErrorCode::kNotFound);
   a_.replicator->step();
-  EXPECT_EQ(a_.store->bindings().get("qiao://c/user/stale").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(a_.store->bindings().get("qiao://c/user/b-own")->role, "operator");
 
   // Granted through one member, it holds on the other; removed, it is gone there too.
   ASSERT_TRUE(b_.store->bindings().put(binding("op", "operator")));
@@ -236,6 +235,17 @@ TEST_F(VmMirrorTest, RolesAreTheClustersAndTheFirstMemberBringsItsOwn) {
   EXPECT_EQ(a_.store->bindings().remove("qiao://c/user/op").error().code, ErrorCode::kNotFound);
   b_.replicator->step();
   EXPECT_EQ(b_.store->bindings().get("qiao://c/user/op").error().code, ErrorCode::kNotFound);
+
+  // B is down (it hears nothing) while A removes b-own; B starts again from its own file.
+  b_.replicator.reset();
+  ASSERT_TRUE(a_.store->bindings().remove("qiao://c/user/b-own"));
+  EXPECT_TRUE(b_.store->bindings().get("qiao://c/user/b-own"));  // B's stale copy
+  b_.store.reset();
+  b_ = open("b.db", "10.0.0.2", "host-b");
+  ASSERT_TRUE(b_.replicator->syncNow());
+  EXPECT_EQ(b_.store->bindings().get("qiao://c/user/b-own").error().code, ErrorCode::kNotFound);
+  a_.replicator->step();
+  EXPECT_EQ(a_.store->bindings().get("qiao://c/user/b-own").error().code, ErrorCode::kNotFound);
 }
 
 }  // namespace
