@@ -52,22 +52,8 @@ bool flag(int argc, char** argv, const char* name) {
   return false;
 }
 
-testing::CommandResult simcluster(const std::vector<std::string>& args, int timeout_ms = 600000) {
-  std::vector<std::string> argv = {testing::sourceDir() + "/scripts/simcluster"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return runCommand(
-      argv, timeout_ms, {},
-      {"QIAOD_BIN=" + testing::qiaodBinary(), "QIAOCTL_BIN=" + testing::qiaoctlBinary()});
-}
-
-std::map<std::string, std::string> parseEnv(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
+testing::CommandResult simcluster(const std::vector<std::string>& args) {
+  return testing::simclusterCommand(args, 600000);
 }
 
 [[noreturn]] void fail(const std::string& what) {
@@ -166,7 +152,7 @@ int main(int argc, char** argv) {
   }
   auto env_run = simcluster({"env", name});
   if (env_run.exit_code != 0) fail("simcluster env: " + env_run.err);
-  Bench bench(parseEnv(env_run.out));
+  Bench bench(testing::parseKeyValueLines(env_run.out));
   auto& env = bench.env();
   auto h1 = bench.client("h1");
   auto h2 = bench.client("h2");

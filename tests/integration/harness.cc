@@ -1,6 +1,7 @@
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,8 +14,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/process.h"
 
@@ -37,6 +36,23 @@ std::string sourceDir() { return envOr("QIAO_SOURCE_DIR", QIAO_TEST_SOURCE_DIR);
 std::string buildDir() { return envOr("QIAO_BUILD_DIR", QIAO_TEST_BUILD_DIR); }
 std::string qiaodBinary() { return buildDir() + "/node/qiaod"; }
 std::string qiaoctlBinary() { return buildDir() + "/node/cli/qiaoctl"; }
+
+CommandResult simclusterCommand(const std::vector<std::string>& args, int timeout_ms) {
+  std::vector<std::string> argv = {sourceDir() + "/scripts/simcluster"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runCommand(argv, timeout_ms, {},
+                    {"QIAOD_BIN=" + qiaodBinary(), "QIAOCTL_BIN=" + qiaoctlBinary()});
+}
+
+std::map<std::string, std::string> parseKeyValueLines(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
 std::string testGuestDir() { return envOr("QIAO_TEST_GUEST_DIR", buildDir() + "/test-guest"); }
 bool testGuestAvailable() {
   return fs::exists(testGuestDir() + "/vmlinuz") && fs::exists(testGuestDir() + "/initrd.img");
@@ -84,26 +100,24 @@ Qiaod::Qiaod(std::string extra_config, std::string listen)
   if (auto at = extra_config_.find("[api]\n"); at != std::string::npos) {
     extra_config_.replace(at, 6, api_table);
   }
-  std::ofstream(config_file_) << (extra_config_.find(api_table) == std::string::npos
-                                      ? api_table
-                                      : std::string())
-                              << "[pki]\ndir = \"" << dir_ << "/pki\"\n"
-                              << "[state]\ndir = \"" << dir_ << "/state\"\n"
-                              // TCG unless the test says otherwise (the KVM probe).
-                              << (extra_config_.find("[vm]") == std::string::npos
-                                      ? "[vm]\naccelerator = \"tcg\"\nshutdown_timeout_s = 30\n"
-                                      : std::string())
-                              << "[log]\nlevel = \"debug\"\n"
-                              // Volumes in the test's own folder unless the test says where.
-                              << (extra_config_.find("[storage]") == std::string::npos
-                                      ? "[storage]\nbackend = \"local\"\nlocal_dir = \"" +
-                                            dir_ + "/volumes\"\n"
-                                      : std::string())
-                              // No networks unless the test asks (each its own bridge).
-                              << (extra_config_.find("[network]") == std::string::npos
-                                      ? "[network]\nmode = \"off\"\n"
-                                      : std::string())
-                              << extra_config_;
+  std::ofstream(config_file_)
+      << (extra_config_.find(api_table) == std::string::npos ? api_table : std::string())
+      << "[pki]\ndir = \"" << dir_ << "/pki\"\n"
+      << "[state]\ndir = \"" << dir_
+      << "/state\"\n"
+      // TCG unless the test says otherwise (the KVM probe).
+      << (extra_config_.find("[vm]") == std::string::npos
+              ? "[vm]\naccelerator = \"tcg\"\nshutdown_timeout_s = 30\n"
+              : std::string())
+      << "[log]\nlevel = \"debug\"\n"
+      // Volumes in the test's own folder unless the test says where.
+      << (extra_config_.find("[storage]") == std::string::npos
+              ? "[storage]\nbackend = \"local\"\nlocal_dir = \"" + dir_ + "/volumes\"\n"
+              : std::string())
+      // No networks unless the test asks (each its own bridge).
+      << (extra_config_.find("[network]") == std::string::npos ? "[network]\nmode = \"off\"\n"
+                                                               : std::string())
+      << extra_config_;
   auto init = admin({"pki", "init", "--cluster", cluster_, "--dir", dir_ + "/pki"});
   if (init.exit_code != 0) die("qiaod pki init failed: " + init.out + init.err);
 }
@@ -168,8 +182,8 @@ void Qiaod::start(const std::vector<std::string>& env) {
   // Everything the child needs is made before fork(): it only calls async-signal-safe
   // functions (this process has threads).
   std::vector<std::string> args = launcher_;
-  for (const std::string a : {qiaodBinary(), std::string("--config"), config_file_,
-                              std::string("run")}) {
+  for (const std::string a :
+       {qiaodBinary(), std::string("--config"), config_file_, std::string("run")}) {
     args.push_back(a);
   }
   std::vector<char*> argv;
@@ -248,8 +262,8 @@ const Identity& Qiaod::identity(const std::string& name, const std::string& role
   if (it != identities_.end()) return it->second;
   std::string out = dir_ + "/identities";
   fs::create_directories(out);
-  std::vector<std::string> args = {"pki", "issue", "--kind", "user", "--name", name,
-                                   "--role", role, "--out", out};
+  std::vector<std::string> args = {"pki", "issue",  "--kind", "user",  "--name",
+                                   name,  "--role", role,     "--out", out};
   for (const auto& t : tenants) {
     args.push_back("--tenant");
     args.push_back(t);
@@ -263,8 +277,7 @@ const Identity& Qiaod::identity(const std::string& name, const std::string& role
   id.ca = dir_ + "/pki/ca.crt";
   id.config_file = out + "/" + name + ".toml";
   std::ofstream(id.config_file) << "endpoint = \"" << endpoint() << "\"\nca = \"" << id.ca
-                                << "\"\ncert = \"" << id.cert << "\"\nkey = \"" << id.key
-                                << "\"\n";
+                                << "\"\ncert = \"" << id.cert << "\"\nkey = \"" << id.key << "\"\n";
   return identities_.emplace(name, id).first->second;
 }
 
@@ -286,8 +299,7 @@ CommandResult Qiaod::qiaoctl(const Identity& id, const std::vector<std::string>&
                              const std::string& stdin_data) {
   // The endpoint may have changed since the identity's config was written (restarts).
   std::ofstream(id.config_file) << "endpoint = \"" << endpoint() << "\"\nca = \"" << id.ca
-                                << "\"\ncert = \"" << id.cert << "\"\nkey = \"" << id.key
-                                << "\"\n";
+                                << "\"\ncert = \"" << id.cert << "\"\nkey = \"" << id.key << "\"\n";
   std::vector<std::string> argv = {qiaoctlBinary(), "--config", id.config_file};
   argv.insert(argv.end(), args.begin(), args.end());
   return runCommand(argv, 180000, stdin_data);
@@ -346,8 +358,8 @@ std::string waitConsole(ApiClient& client, const std::string& name, const std::s
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string text;
   while (std::chrono::steady_clock::now() < deadline) {
-    auto r = client.request("GET", "/v1/vms/" + name + "/console-log?tenant=" + tenant +
-                                       "&tail_bytes=1048576");
+    auto r = client.request(
+        "GET", "/v1/vms/" + name + "/console-log?tenant=" + tenant + "&tail_bytes=1048576");
     if (r && r->status == 200) {
       text = r->body;
       if (countOccurrences(text, needle) >= count) return text;
@@ -369,8 +381,7 @@ const std::string kStackCephDir = "/var/lib/qiao-ceph";
 std::string stackCephConfig() {
   return "[storage]\nbackend = \"rbd\"\nceph_conf = \"" + kStackCephDir + "/ceph.conf\"\n" +
          "ceph_keyring = \"" + kStackCephDir + "/client.qiao.keyring\"\nceph_pool = \"qiao\"\n" +
-         "ceph_other_pools = [\"qiao-b\"]\n" +
-         "ceph_timeout_s = 20\n";
+         "ceph_other_pools = [\"qiao-b\"]\n" + "ceph_timeout_s = 20\n";
 }
 
 NetnsScope::NetnsScope(const std::string& netns_path, bool required) {
@@ -459,11 +470,11 @@ std::string SimHost::qiaodConfig(const std::vector<std::string>& tunnel_peers) c
   const std::string underlay_ip = underlay_.substr(0, underlay_.find('/'));
   return "[libvirt]\nuri = \"" + env("SIM_LIBVIRT_URI") + "\"\n" +
          "[network]\nmode = \"ovs\"\novsdb_socket = \"" + env("SIM_OVSDB_SOCKET") +
-         "\"\nbridge = \"br-int\"\ncheck_interval_ms = 500\nrun_dir = \"" +
-         env("SIM_STATE_DIR") + "/dhcp\"\n" +
-         (underlay_ip.empty() ? std::string()
-                              : "tunnel_ip = \"" + underlay_ip + "\"\ntunnel_peers = [" + peers +
-                                    "]\n");
+         "\"\nbridge = \"br-int\"\ncheck_interval_ms = 500\nrun_dir = \"" + env("SIM_STATE_DIR") +
+         "/dhcp\"\n" +
+         (underlay_ip.empty()
+              ? std::string()
+              : "tunnel_ip = \"" + underlay_ip + "\"\ntunnel_peers = [" + peers + "]\n");
 }
 
 std::string stackNetworkConfig(const std::string& bridge) {
@@ -532,7 +543,8 @@ std::string guestRun(const std::string& script) {
   std::string out = "qiao.run=";
   size_t i = 0;
   for (; i + 2 < script.size(); i += 3) {
-    uint32_t v = (uint8_t(script[i]) << 16) | (uint8_t(script[i + 1]) << 8) | uint8_t(script[i + 2]);
+    uint32_t v =
+        (uint8_t(script[i]) << 16) | (uint8_t(script[i + 1]) << 8) | uint8_t(script[i + 2]);
     for (int k = 3; k >= 0; --k) out += kAlphabet[(v >> (6 * k)) & 63];
   }
   if (i + 1 == script.size()) {

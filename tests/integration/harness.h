@@ -39,6 +39,10 @@ struct CommandResult {
 CommandResult runCommand(const std::vector<std::string>& argv, int timeout_ms = 60000,
                          const std::string& stdin_data = {},
                          const std::vector<std::string>& extra_env = {});
+// scripts/simcluster with `args`, run with this tree's qiaod and qiaoctl.
+CommandResult simclusterCommand(const std::vector<std::string>& args, int timeout_ms = 120000);
+// KEY=VALUE lines (`simcluster env`) as a map; other lines are skipped.
+std::map<std::string, std::string> parseKeyValueLines(const std::string& text);
 
 // Names of all libvirt domains (virsh list --all --name), for "nothing changed" checks.
 std::vector<std::string> libvirtDomains();
@@ -112,7 +116,7 @@ class Qiaod {
 
   // Starts qiaod and waits until it serves. `env` adds variables (QIAO_FAILPOINT=...).
   void start(const std::vector<std::string>& env = {});
-  void kill9();         // SIGKILL, and reaps it
+  void kill9();  // SIGKILL, and reaps it
   void stopGracefully();
   bool running();
   // Runs `qiaod --config <ours> ARGS...`.

@@ -36,23 +36,8 @@ using json = nlohmann::json;
 
 const std::string kCluster = "it-simc";
 
-std::string script() { return sourceDir() + "/scripts/simcluster"; }
-
 CommandResult simcluster(const std::vector<std::string>& args, int timeout_ms = 120000) {
-  std::vector<std::string> argv = {script()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return runCommand(argv, timeout_ms, {},
-                    {"QIAOD_BIN=" + qiaodBinary(), "QIAOCTL_BIN=" + qiaoctlBinary()});
-}
-
-std::map<std::string, std::string> parseEnv(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
+  return simclusterCommand(args, timeout_ms);
 }
 
 // The status line of one host ("h1     up ...") or of ceph.
@@ -132,7 +117,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
 
   auto env_run = simcluster({"env", kCluster});
   ASSERT_EQ(env_run.exit_code, 0) << env_run.err;
-  auto env = parseEnv(env_run.out);
+  auto env = parseKeyValueLines(env_run.out);
   ASSERT_EQ(env["SIMC_HOSTS"], "h1 h2");
   const std::string ceph_conf = env["SIMC_CEPH_CONF"];
   const std::string fabric = "/run/netns/" + env["SIMC_FABRIC_NETNS"];
