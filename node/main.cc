@@ -22,6 +22,7 @@
 #include "node/api/api.h"
 #include "node/api/server.h"
 #include "node/audit/audit_service.h"
+#include "node/join.h"
 #include "node/node_services.h"
 #include "node/pki/pki.h"
 #include "node/pki/pki_cli.h"
@@ -44,6 +45,11 @@ const char* kUsage =
     "\n"
     "Commands:\n"
     "  run                 serve (the default)\n"
+    "  join --endpoint URL --token TOKEN --address IP [...]\n"
+    "                      enroll this server into a cluster with a join token and write its\n"
+    "                      PKI, Ceph keyring and configuration (--config); `qiaod join --help`\n"
+    "                      for its options and exit codes (0 joined, 3 CA not the token's, 4\n"
+    "                      token refused, 5 baseline not met)\n"
     "  pki init ...        create the cluster CA and this node's certificate\n"
     "  pki issue ...       issue a client certificate and bind it to a role\n"
     "  pki revoke ...      revoke a certificate (by serial) or an identity's certificates\n"
@@ -329,6 +335,23 @@ int main(int argc, char** argv) {
   if (command == "config" && rest.size() == 2 && rest[1] == "default") {
     std::fputs(defaultConfigToml().c_str(), stdout);
     return 0;
+  }
+
+  if (command == "join") {
+    std::vector<std::string> join_args(rest.begin() + 1, rest.end());
+    for (const auto& a : join_args) {
+      if (a == "-h" || a == "--help") {
+        std::fputs(kJoinUsageText, stdout);
+        return 0;
+      }
+    }
+    auto options = parseJoinArgs(join_args);
+    if (!options) {
+      std::fprintf(stderr, "qiaod join: %s\n", options.error().message.c_str());
+      return kJoinUsage;
+    }
+    options->config_path = config_path;  // where the configuration is written
+    return runJoin(*options, stdout, stderr);
   }
 
   auto config = loadConfig(config_path, explicit_config);

@@ -502,9 +502,22 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
   }
   // Each module registers its routes with the services it uses; the Api serves the table.
   RouteTable routes;
-  addClusterRoutes(routes, p.member.get(), p.crl.get(),
-                   {p.cluster, p.host.hostname, p.host.arch, p.host.cores,
-                    static_cast<int64_t>(p.host.memory_bytes >> 20), config.pki.dir});
+  {
+    ClusterRouteFacts cluster_facts{p.cluster,
+                                    p.host.hostname,
+                                    p.host.arch,
+                                    p.host.cores,
+                                    static_cast<int64_t>(p.host.memory_bytes >> 20),
+                                    config.pki.dir};
+    cluster_facts.baseline_file = config.host.baseline_file;
+    cluster_facts.ceph_conf = config.storage.ceph_conf;
+    cluster_facts.rbd_pools.push_back(config.storage.ceph_pool);
+    for (const auto& pool : config.storage.ceph_other_pools) {
+      cluster_facts.rbd_pools.push_back(pool);
+    }
+    cluster_facts.cluster_pool = config.cluster.pool;
+    addClusterRoutes(routes, p.member.get(), p.crl.get(), std::move(cluster_facts));
+  }
   addHostRoutes(routes, *p.vms, *p.hypervisor,
                 {p.cluster, p.host, p.accel.accelerator, p.accel.reason, QIAO_VERSION,
                  p.vm_options.firmware, config.host.baseline_file});

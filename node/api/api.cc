@@ -248,6 +248,14 @@ std::optional<ApiResponse> Api::authorize(RequestContext& ctx) {
     return response;
   }
 
+  if (ctx.route->info.open) {
+    // No identity is asked for, and none is taken: a certificate sent anyway changes nothing.
+    if (!request.query.empty()) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           ctx.route->info.pattern + " takes no query parameters");
+    }
+    return std::nullopt;
+  }
   auto caller = authenticate(request);
   if (!caller) return errorResponse(caller.error());
   ctx.caller = std::move(*caller);

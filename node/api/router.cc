@@ -57,7 +57,17 @@ void RouteTable::add(Route route) {
       std::abort();
     }
   }
-  if (!route.handler || roleRank(route.info.min_role) == 0) {
+  // The routes served without a client certificate are these two and no others, whatever a
+  // module registers: the CA's certificate (public) and the join (its token is the credential).
+  const bool may_be_open =
+      (route.info.method == "GET" && route.info.pattern == "/v1/cluster/ca") ||
+      (route.info.method == "POST" && route.info.pattern == "/v1/cluster/join");
+  if (route.info.open != (route.info.min_role == "none") || (route.info.open && !may_be_open)) {
+    Logger("api").error("an open route must be min_role none and one of the enrollment routes",
+                        {{"method", route.info.method}, {"pattern", route.info.pattern}});
+    std::abort();
+  }
+  if (!route.handler || (!route.info.open && roleRank(route.info.min_role) == 0)) {
     Logger("api").error("route without a handler or a role",
                         {{"method", route.info.method}, {"pattern", route.info.pattern}});
     std::abort();

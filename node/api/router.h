@@ -26,10 +26,14 @@ struct RequestContext;
 struct RouteInfo {
   std::string method;                      // "GET", "POST", ...
   std::string pattern;                     // "/v1/vms/{name}/actions/{action}"
-  std::string min_role;                    // "viewer" | "operator" | "admin"
+  std::string min_role;                    // "viewer" | "operator" | "admin" | "none" (open)
   std::vector<std::string> allowed_query;  // any other query parameter is refused (400)
   // The body goes to a file in the upload directory, not memory (ApiRequest::upload_*).
   bool streams_body = false;
+  // Served without a client certificate (min_role "none"): only the cluster CA's certificate
+  // and the join, whose token is its credential (routes_cluster.cc). The handler sees no
+  // caller.
+  bool open = false;
 };
 
 using RouteHandler = std::function<ApiResponse(RequestContext&)>;

@@ -47,7 +47,8 @@ struct HostRouteFacts {
 void addHostRoutes(RouteTable& routes, VmService& vms, Hypervisor& hypervisor,
                    HostRouteFacts facts);
 
-// GET /v1/hosts, /v1/hosts/{name}, /v1/cluster: the cluster's hosts and its leader; POST
+// GET /v1/hosts, /v1/hosts/{name}, /v1/cluster: the cluster's hosts and its leader; the open
+// enrollment routes GET /v1/cluster/ca and POST /v1/cluster/join (no client certificate); POST
 // /v1/cluster/tokens (join tokens) and DELETE /v1/hosts/{name} (remove a host: its VMs first,
 // then its certificate revoked through `crl`, its Ceph user deleted, its record removed).
 // `member` and `crl` are null on a standalone host, which answers with itself alone.
@@ -55,7 +56,13 @@ struct ClusterRouteFacts {
   std::string cluster, hostname, arch;
   int cores = 0;
   int64_t memory_mib = 0;
-  std::string pki_dir;  // ca.crt: the CA pin of join tokens
+  std::string pki_dir;  // ca.crt: the CA pin of join tokens; ca.key signs joiners' CSRs
+  // The join (POST /v1/cluster/join): the baseline a joiner's host check is judged against,
+  // the ceph.conf whose monitors it is told, the pools its Ceph user may use.
+  std::string baseline_file;
+  std::string ceph_conf;
+  std::vector<std::string> rbd_pools;
+  std::string cluster_pool = "qiao-cluster";
 };
 void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterCrl* crl,
                       ClusterRouteFacts facts);

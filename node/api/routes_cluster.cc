@@ -3,15 +3,23 @@
 // (DELETE /v1/hosts/{name}). A standalone host (cluster.mode standalone) answers the reads with
 // itself alone, so that the same calls and `qiaoctl host list` work everywhere, and refuses the
 // changes.
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <memory>
+#include <set>
+#include <sstream>
 
+#include "base/files.h"
 #include "base/names.h"
 #include "cluster/cluster_member.h"
 #include "cluster/join_tokens.h"
 #include "node/api/route_context.h"
 #include "node/api/routes.h"
+#include "node/host/baseline.h"
 #include "node/pki/cluster_crl.h"
 #include "node/pki/pki.h"
 
@@ -69,6 +77,47 @@ Status checkLabelValue(const std::string& value) {
 Error standalone(const std::string& what) {
   return Error{ErrorCode::kConflict, "api",
                "this host is standalone: " + what + " only in a cluster (cluster.mode member)", ""};
+}
+
+bool isIpAddress(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+// The monitors a ceph.conf names (mon_host, or "mon host"): what a joiner's ceph.conf needs.
+std::string monHostOf(const std::string& conf_path) {
+  std::istringstream in(readTextFile(conf_path));
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq);
+    std::erase_if(key, [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+    std::replace(key.begin(), key.end(), ' ', '_');
+    if (key != "mon_host" && key != "monhost") continue;
+    std::string value = line.substr(eq + 1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) {
+      value.erase(0, 1);
+    }
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
+      value.pop_back();
+    }
+    return value;
+  }
+  return "";
+}
+
+// A monitor list as a joiner writes it into its ceph.conf: addresses, ports, brackets, commas
+// and the v1:/v2: prefixes only.
+bool isMonHost(const std::string& text) {
+  if (text.empty() || text.size() > 1024) return false;
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view(".:[],/ -").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
 }
 
 class ClusterRoutes {
@@ -137,6 +186,259 @@ class ClusterRoutes {
                               {"site", record.site},
                               {"labels", record.labels},
                               {"ca_sha256", *pin}});
+  }
+
+  // GET /v1/cluster/ca (open): the cluster CA's certificate. Public: the joiner checks its
+  // SHA-256 against its token's pin before it trusts this endpoint.
+  ApiResponse caCert(RequestContext&) {
+    auto pem = readFileBytes(PkiPaths{facts_.pki_dir}.caCert());
+    if (!pem) return errorResponse(pem.error());
+    return jsonResponse(200, {{"cluster", facts_.cluster}, {"ca", *pem}});
+  }
+
+  // POST /v1/cluster/join (open; the token is the credential). Steps: the request checked (its
+  // names, addresses, CSR), the token checked without being used, the host not a member, the
+  // joiner's host check judged against this member's baseline; then the token consumed (one
+  // guarded update: of two joins with one token one wins) before anything is issued: the node
+  // certificate signed and recorded, the host's Ceph user made, the host's record written
+  // (joining, with the token's site and labels; qiaod marks it ready when it first runs).
+  // Nothing is told without a valid token but why the request was refused.
+  ApiResponse join(RequestContext& ctx) {
+    if (!member_) return errorResponse(standalone("servers join"));
+    if (auto body = ctx.checkJsonBody(); !body) return errorResponse(body.error());
+    json body = json::parse(ctx.request.body, nullptr, false);
+    if (!body.is_object()) {
+      return errorResponse(ErrorCode::kInvalidArgument, "the body must be a JSON object");
+    }
+    static const std::set<std::string> kFields = {
+        "token", "name",  "addresses",  "dns_names", "port", "csr",
+        "arch",  "vcpus", "memory_mib", "tunnel_ip", "facts"};
+    for (const auto& [key, value] : body.items()) {
+      if (!kFields.contains(key)) {
+        return errorResponse(ErrorCode::kInvalidArgument, "unknown field " + quoteForMessage(key));
+      }
+    }
+    auto text = [&](const char* key, bool required) -> Result<std::string> {
+      if (!body.contains(key)) {
+        if (required) {
+          return makeError(ErrorCode::kInvalidArgument, "api", std::string(key) + " is required");
+        }
+        return std::string();
+      }
+      if (!body[key].is_string()) {
+        return makeError(ErrorCode::kInvalidArgument, "api",
+                         std::string(key) + " must be a string");
+      }
+      return body[key].get<std::string>();
+    };
+    auto strings = [&](const char* key) -> Result<std::vector<std::string>> {
+      std::vector<std::string> out;
+      if (!body.contains(key)) return out;
+      if (!body[key].is_array() || body[key].size() > 8) {
+        return makeError(ErrorCode::kInvalidArgument, "api",
+                         std::string(key) + " must be a list of at most 8 strings");
+      }
+      for (const auto& v : body[key]) {
+        if (!v.is_string()) {
+          return makeError(ErrorCode::kInvalidArgument, "api",
+                           std::string(key) + " must be a list of strings");
+        }
+        out.push_back(v.get<std::string>());
+      }
+      return out;
+    };
+    auto token_text = text("token", true);
+    if (!token_text) return errorResponse(token_text.error());
+    auto token = parseJoinToken(*token_text);
+    if (!token) return errorResponse(ErrorCode::kPermissionDenied, "the join token is not valid");
+    auto name = text("name", true);
+    if (!name) return errorResponse(name.error());
+    if (auto ok = checkDnsLabel("name", *name); !ok) return errorResponse(ok.error());
+    ctx.audit_target = *name;
+    auto addresses = strings("addresses");
+    if (!addresses) return errorResponse(addresses.error());
+    if (addresses->empty()) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           "addresses (the IP addresses the host's API answers on) is required");
+    }
+    for (const auto& a : *addresses) {
+      if (!isIpAddress(a)) {
+        return errorResponse(ErrorCode::kInvalidArgument,
+                             "address " + quoteForMessage(a) + " is not an IPv4 or IPv6 address");
+      }
+    }
+    auto dns_names = strings("dns_names");
+    if (!dns_names) return errorResponse(dns_names.error());
+    for (const auto& d : *dns_names) {
+      // Dot-separated DNS labels (checked again when signing; here, before the token is used).
+      bool ok = !d.empty() && d.size() <= 253;
+      for (size_t start = 0; ok && start <= d.size();) {
+        size_t dot = std::min(d.find('.', start), d.size());
+        ok = isDnsLabel(std::string_view(d).substr(start, dot - start));
+        start = dot + 1;
+      }
+      if (!ok) {
+        return errorResponse(ErrorCode::kInvalidArgument,
+                             "DNS name " + quoteForMessage(d) + " is not a host name");
+      }
+    }
+    int port = 8443;
+    if (body.contains("port")) {
+      if (!body["port"].is_number_integer() || body["port"].get<int>() < 1 ||
+          body["port"].get<int>() > 65535) {
+        return errorResponse(ErrorCode::kInvalidArgument, "port must be 1 to 65535");
+      }
+      port = body["port"].get<int>();
+    }
+    auto csr = text("csr", true);
+    if (!csr) return errorResponse(csr.error());
+    if (auto ok = checkCsr(*csr); !ok) return errorResponse(ok.error());
+    auto arch = text("arch", false);
+    if (!arch) return errorResponse(arch.error());
+    if (*arch != "x86_64" && *arch != "aarch64") {
+      return errorResponse(ErrorCode::kInvalidArgument, "arch must be x86_64 or aarch64");
+    }
+    auto tunnel_ip = text("tunnel_ip", false);
+    if (!tunnel_ip) return errorResponse(tunnel_ip.error());
+    if (!tunnel_ip->empty() && !isIpAddress(*tunnel_ip)) {
+      return errorResponse(ErrorCode::kInvalidArgument, "tunnel_ip is not an IP address");
+    }
+    int vcpus = 0;
+    int64_t memory_mib = 0;
+    if (body.contains("vcpus")) {
+      if (!body["vcpus"].is_number_integer() || body["vcpus"].get<int64_t>() < 0 ||
+          body["vcpus"].get<int64_t>() > 65536) {
+        return errorResponse(ErrorCode::kInvalidArgument, "vcpus must be 0 to 65536");
+      }
+      vcpus = body["vcpus"].get<int>();
+    }
+    if (body.contains("memory_mib")) {
+      if (!body["memory_mib"].is_number_integer() || body["memory_mib"].get<int64_t>() < 0) {
+        return errorResponse(ErrorCode::kInvalidArgument, "memory_mib must be a count >= 0");
+      }
+      memory_mib = body["memory_mib"].get<int64_t>();
+    }
+    if (!body.contains("facts") || !body["facts"].is_object()) {
+      return errorResponse(ErrorCode::kInvalidArgument,
+                           "facts (the host check's findings, an object) is required");
+    }
+    auto facts = factsFromJson(body["facts"].dump());
+    if (!facts) return errorResponse(facts.error());
+
+    // The token, checked without being used: nothing below is told without a valid one.
+    if (auto ok = tokens_->check(*token); !ok) return errorResponse(ok.error());
+    auto existing = member_->membership().get(*name);
+    if (existing && existing->record.state != HostState::kRemoved) {
+      return errorResponse(ErrorCode::kConflict, "host " + *name +
+                                                     " is a member of the cluster already (" +
+                                                     std::string(toString(existing->record.state)) +
+                                                     "); remove it first or choose another name");
+    }
+    if (!existing && existing.error().code != ErrorCode::kNotFound) {
+      return errorResponse(existing.error());
+    }
+    if (!std::filesystem::exists(PkiPaths{facts_.pki_dir}.caKey())) {
+      return errorResponse(ErrorCode::kConflict,
+                           "this member (" + facts_.hostname +
+                               ") cannot sign certificates: " + PkiPaths{facts_.pki_dir}.caKey() +
+                               " is not here; send the call to a member that holds the cluster "
+                               "CA key (docs/operators/cluster.md \"Enrollment\")");
+    }
+    // The joiner's host check, judged here again against this member's baseline.
+    auto baseline = loadBaseline(facts_.baseline_file);
+    if (!baseline) return errorResponse(baseline.error());
+    auto results = checkHost(*baseline, *facts);
+    json checks = json::array();
+    std::string failed;
+    for (const auto& r : results) {
+      checks.push_back(
+          {{"name", r.name}, {"verdict", verdictName(r.verdict)}, {"detail", r.detail}});
+      if (r.verdict == Verdict::kFail)
+        failed += (failed.empty() ? "" : "; ") + r.name + ": " + r.detail;
+    }
+    if (!mayTakeGuests(results)) {
+      return errorResponse(ErrorCode::kConflict,
+                           "host " + *name + " does not meet the cluster's baseline: " + failed,
+                           json{{"checks", checks}}.dump());
+    }
+
+    // Used now, before anything is issued.
+    auto accepted = tokens_->consume(*token, *name);
+    if (!accepted) return errorResponse(accepted.error());
+    CsrSignOptions sign;
+    sign.ca_dir = facts_.pki_dir;
+    sign.identity = Identity{facts_.cluster, IdentityKind::kNode, *name};
+    sign.dns_names = *dns_names;
+    sign.ips = *addresses;
+    auto cert = signNodeCsr(sign, *csr);
+    if (!cert) return errorResponse(cert.error());
+    if (crl_) {
+      if (auto ok = crl_->revocations().setNodeCert({*name, cert->identity_uri, cert->serial});
+          !ok) {
+        return errorResponse(ok.error());
+      }
+    }
+    const std::string ceph_user = "client.qiao-host-" + *name;
+    std::string rbd_caps;
+    for (const auto& pool : facts_.rbd_pools) {
+      rbd_caps += (rbd_caps.empty() ? "" : ", ") + ("profile rbd pool=" + pool);
+    }
+    const std::map<std::string, std::string> caps = {
+        {"mon", "profile rbd, allow command \"osd blocklist\", allow command \"osd blocklist ls\""},
+        {"osd",
+         rbd_caps + (rbd_caps.empty() ? "" : ", ") + "allow rwx pool=" + facts_.cluster_pool},
+        {"mgr", rbd_caps.empty() ? "profile rbd" : rbd_caps}};
+    auto key = member_->rados().authGetOrCreate(ceph_user, caps);
+    if (!key) return errorResponse(key.error());
+    HostRecord record;
+    record.name = *name;
+    record.state = HostState::kJoining;
+    record.arch = *arch;
+    record.vcpus = vcpus;
+    record.memory_mib = memory_mib;
+    record.site = accepted->site;
+    record.labels = accepted->labels;
+    const std::string& first = addresses->front();
+    record.endpoint = "https://" +
+                      (first.find(':') != std::string::npos ? "[" + first + "]" : first) + ":" +
+                      std::to_string(port);
+    record.joined_at = utcText(systemClock().wallNow());
+    record.tunnel_ip = *tunnel_ip;
+    // Written whole: a record of a removed host of that name is replaced (enrolled again).
+    auto written = member_->membership().table().update(
+        *name,
+        [&](const std::optional<std::string>& current) -> Result<std::optional<std::string>> {
+          if (current) {
+            auto stored = hostFromJson(*current);
+            if (stored && stored->state != HostState::kRemoved) {
+              return makeError(ErrorCode::kConflict, "api",
+                               "host " + *name + " joined meanwhile through another member");
+            }
+          }
+          return std::optional<std::string>{hostToJson(record)};
+        });
+    if (!written) return errorResponse(written.error());
+    auto ca = readFileBytes(PkiPaths{facts_.pki_dir}.caCert());
+    if (!ca) return errorResponse(ca.error());
+    const std::string mon_host = monHostOf(facts_.ceph_conf);
+    return jsonResponse(201, {{"cluster", facts_.cluster},
+                              {"name", *name},
+                              {"identity", cert->identity_uri},
+                              {"certificate", cert->pem},
+                              {"serial", cert->serial},
+                              {"not_after", cert->not_after},
+                              {"ca", *ca},
+                              {"crl", readTextFile(PkiPaths{facts_.pki_dir}.crl())},
+                              {"site", record.site},
+                              {"labels", record.labels},
+                              {"endpoint", record.endpoint},
+                              {"ceph",
+                               {{"user", ceph_user},
+                                {"key", *key},
+                                {"mon_host", isMonHost(mon_host) ? mon_host : ""},
+                                {"pools", facts_.rbd_pools},
+                                {"cluster_pool", facts_.cluster_pool}}},
+                              {"checks", std::move(checks)}});
   }
 
   ApiResponse remove(RequestContext& ctx) {
@@ -294,6 +596,11 @@ void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterCrl* crl
                       ClusterRouteFacts facts) {
   auto m = std::make_shared<ClusterRoutes>(member, crl, std::move(facts));
   routes.add({{"GET", "/v1/hosts", "viewer", {}}, handlerOf(m, &ClusterRoutes::list)});
+  // The only routes served without a client certificate (RouteTable::add refuses any other).
+  routes.add(
+      {{"GET", "/v1/cluster/ca", "none", {}, false, true}, handlerOf(m, &ClusterRoutes::caCert)});
+  routes.add(
+      {{"POST", "/v1/cluster/join", "none", {}, false, true}, handlerOf(m, &ClusterRoutes::join)});
   routes.add({{"GET", "/v1/hosts/{name}", "viewer", {}}, handlerOf(m, &ClusterRoutes::get)});
   routes.add({{"GET", "/v1/cluster", "viewer", {}}, handlerOf(m, &ClusterRoutes::cluster)});
   routes.add(

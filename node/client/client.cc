@@ -555,7 +555,14 @@ Result<ApiClient> ApiClient::create(const ClientConfig& config) {
   impl->endpoint = *endpoint;
   SSL_CTX* ctx = impl->tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_verify(ctx, config.unverified_server ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, nullptr);
+  if (config.unverified_server) {
+    if (!config.cert.empty()) {
+      return clientError(ErrorCode::kInvalidArgument,
+                         "no client certificate is sent to a server that is not verified");
+    }
+    return ApiClient(std::move(impl));
+  }
   if (auto ok = readableFile(config.ca, "CA certificate", "ca"); !ok)
     return std::unexpected(ok.error());
   ERR_clear_error();

@@ -22,6 +22,9 @@ struct ClientConfig {
   std::string cert;  // PEM client certificate; "" with key "": none (the server answers 401)
   std::string key;
   int timeout_ms = 30000;  // each of connect, handshake, write and read
+  // The server's certificate is not verified (ca unused): only for `qiaod join` to fetch the
+  // cluster CA, which it then trusts only when its SHA-256 is its token's pin.
+  bool unverified_server = false;
 };
 
 // Reads explicit_path, else $QIAO_CONFIG, else ~/.config/qiao/config.toml. Keys: endpoint, ca,

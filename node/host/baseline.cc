@@ -1,16 +1,75 @@
 #include "node/host/baseline.h"
 
 #include <sys/timex.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "base/files.h"
 
 namespace qiao {
+
+std::string factsToJson(const BaselineFacts& f) {
+  nlohmann::json j = {{"libvirt_connected", f.libvirt_connected},
+                      {"libvirt_version", f.libvirt_version},
+                      {"qemu_version", f.qemu_version},
+                      {"accelerator", f.accelerator},
+                      {"accelerator_reason", f.accelerator_reason},
+                      {"cpu_features", f.cpu_features},
+                      {"uefi_archs", f.uefi_archs},
+                      {"bios_date", f.bios_date},
+                      {"iommu", f.iommu},
+                      {"hugepages", f.hugepages},
+                      {"time_sync", f.time_sync}};
+  return j.dump();
+}
+
+Result<BaselineFacts> factsFromJson(std::string_view text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  auto bad = [](const std::string& field) {
+    return makeError(ErrorCode::kInvalidArgument, "host",
+                     "the host check's " + field + " has the wrong type");
+  };
+  if (!j.is_object()) return bad("facts (an object)");
+  BaselineFacts f;
+  auto str = [&](const char* key, std::string& out) -> bool {
+    if (!j.contains(key)) return true;
+    if (!j[key].is_string() || j[key].get<std::string>().size() > 256) return false;
+    out = j[key].get<std::string>();
+    return true;
+  };
+  auto set = [&](const char* key, std::set<std::string>& out) -> bool {
+    if (!j.contains(key)) return true;
+    if (!j[key].is_array() || j[key].size() > 1024) return false;
+    for (const auto& v : j[key]) {
+      if (!v.is_string()) return false;
+      out.insert(v.get<std::string>());
+    }
+    return true;
+  };
+  for (const char* key : {"libvirt_connected", "iommu"}) {
+    if (j.contains(key) && !j[key].is_boolean()) return bad(key);
+  }
+  f.libvirt_connected = j.value("libvirt_connected", false);
+  f.iommu = j.value("iommu", false);
+  if (j.contains("hugepages")) {
+    if (!j["hugepages"].is_number_integer()) return bad("hugepages");
+    f.hugepages = j["hugepages"].get<int64_t>();
+  }
+  if (!str("libvirt_version", f.libvirt_version)) return bad("libvirt_version");
+  if (!str("qemu_version", f.qemu_version)) return bad("qemu_version");
+  if (!str("accelerator", f.accelerator)) return bad("accelerator");
+  if (!str("accelerator_reason", f.accelerator_reason)) return bad("accelerator_reason");
+  if (!str("bios_date", f.bios_date)) return bad("bios_date");
+  if (!str("time_sync", f.time_sync)) return bad("time_sync");
+  if (!set("cpu_features", f.cpu_features)) return bad("cpu_features");
+  if (!set("uefi_archs", f.uefi_archs)) return bad("uefi_archs");
+  return f;
+}
 
 namespace {
 

@@ -81,6 +81,12 @@ std::string isoDateFromSmbios(std::string_view date);
 // ("7.2.0-debian") is ignored.
 int compareVersions(std::string_view a, std::string_view b);
 
+// The facts as JSON text (the host check a joiner sends with POST /v1/cluster/join, which the
+// member judges again against its own baseline); kInvalidArgument naming a field of the wrong
+// type. Unknown fields are ignored (a newer joiner may send more).
+std::string factsToJson(const BaselineFacts& facts);
+Result<BaselineFacts> factsFromJson(std::string_view json);
+
 // The verdicts, in a fixed order: baseline, libvirt, versions, accelerator, cpu, firmware,
 // bios, iommu, hugepages, time.
 std::vector<CheckResult> checkHost(const Baseline& baseline, const BaselineFacts& facts);

@@ -220,6 +220,50 @@ bool isHostName(const std::string& h) {
   return true;
 }
 
+using CsrPtr = CPtr<X509_REQ, X509_REQ_free>;
+
+// A CSR whose self-signature verifies, with an EC key of at least 256 bits.
+Result<CsrPtr> parseCsr(std::string_view csr_pem) {
+  if (csr_pem.size() > 16384) {
+    return pkiError(ErrorCode::kInvalidArgument, "the certificate request is too large");
+  }
+  BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  CsrPtr req(bio ? PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!req) {
+    ERR_clear_error();
+    return pkiError(ErrorCode::kInvalidArgument, "the certificate request is not a PEM CSR");
+  }
+  EVP_PKEY* subject_key = X509_REQ_get0_pubkey(req.get());
+  if (subject_key == nullptr || X509_REQ_verify(req.get(), subject_key) != 1) {
+    ERR_clear_error();
+    return pkiError(ErrorCode::kInvalidArgument,
+                    "the certificate request's signature does not verify with its key");
+  }
+  if (EVP_PKEY_get_base_id(subject_key) != EVP_PKEY_EC || EVP_PKEY_get_bits(subject_key) < 256) {
+    return pkiError(ErrorCode::kInvalidArgument,
+                    "the certificate request's key must be an EC key of 256 bits or more");
+  }
+  return req;
+}
+
+Status checkSanNames(const std::vector<std::string>& dns_names,
+                     const std::vector<std::string>& ips) {
+  for (const auto& d : dns_names) {
+    if (!isHostName(d)) {
+      return pkiError(ErrorCode::kInvalidArgument,
+                      "DNS name " + quoteForMessage(d) + " is not a host name");
+    }
+  }
+  for (const auto& ip : ips) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, ip.c_str(), buf) != 1 && inet_pton(AF_INET6, ip.c_str(), buf) != 1) {
+      return pkiError(ErrorCode::kInvalidArgument,
+                      "IP address " + quoteForMessage(ip) + " is not an IPv4 or IPv6 address");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Status initPki(const InitOptions& o) {
@@ -365,13 +409,13 @@ Result<std::vector<Revoked>> revokedInCrl(const std::string& pem) {
   return out;
 }
 
-Result<std::string> certSha256(const std::string& cert_path) {
-  auto cert = loadCert(cert_path);
-  if (!cert) return std::unexpected(cert.error());
+namespace {
+
+Result<std::string> sha256OfCert(X509* cert, const std::string& what) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (X509_digest(cert->get(), EVP_sha256(), digest, &length) != 1) {
-    return pkiError(ErrorCode::kInternal, "cannot digest " + cert_path + ": " + opensslError());
+  if (X509_digest(cert, EVP_sha256(), digest, &length) != 1) {
+    return pkiError(ErrorCode::kInternal, "cannot digest " + what + ": " + opensslError());
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -380,6 +424,21 @@ Result<std::string> certSha256(const std::string& cert_path) {
     out += kHex[digest[i] & 15];
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::string> certSha256(const std::string& cert_path) {
+  auto cert = loadCert(cert_path);
+  if (!cert) return std::unexpected(cert.error());
+  return sha256OfCert(cert->get(), cert_path);
+}
+
+Result<std::string> certPemSha256(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  CertPtr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!cert) return pkiError(ErrorCode::kInvalidArgument, "not a PEM certificate");
+  return sha256OfCert(cert.get(), "the certificate");
 }
 
 Result<std::string> serialOfCertFile(const std::string& cert_path) {
@@ -433,19 +492,7 @@ Result<IssuedCert> issueCert(const IssueOptions& o) {
       return pkiError(ErrorCode::kInvalidArgument,
                       "only a node's certificate carries DNS names and IP addresses");
     }
-    for (const auto& d : o.dns_names) {
-      if (!isHostName(d)) {
-        return pkiError(ErrorCode::kInvalidArgument,
-                        "DNS name " + quoteForMessage(d) + " is not a host name");
-      }
-    }
-    for (const auto& ip : o.ips) {
-      unsigned char buf[16];
-      if (inet_pton(AF_INET, ip.c_str(), buf) != 1 && inet_pton(AF_INET6, ip.c_str(), buf) != 1) {
-        return pkiError(ErrorCode::kInvalidArgument,
-                        "IP address " + quoteForMessage(ip) + " is not an IPv4 or IPv6 address");
-      }
-    }
+    if (auto ok = checkSanNames(o.dns_names, o.ips); !ok) return std::unexpected(ok.error());
     req.san.dns = o.dns_names;
     req.san.ips = o.ips;
   }
@@ -459,6 +506,80 @@ Result<IssuedCert> issueCert(const IssueOptions& o) {
   if (auto ok = writeFile(out.cert_path, pemOf(cert->get()), 0644, true); !ok) {
     return std::unexpected(ok.error());
   }
+  return out;
+}
+
+Result<std::string> makeKeyAndCsr(const std::string& key_path, const std::string& common_name,
+                                  bool overwrite) {
+  if (auto ok = checkDnsLabel("name", common_name); !ok) return std::unexpected(ok.error());
+  auto key = newKey();
+  if (!key) return std::unexpected(key.error());
+  CPtr<X509_REQ, X509_REQ_free> req(X509_REQ_new());
+  X509_REQ_set_version(req.get(), 0);
+  X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
+  if (X509_REQ_set_pubkey(req.get(), key->get()) != 1 ||
+      X509_REQ_sign(req.get(), key->get(), EVP_sha256()) == 0) {
+    return pkiError(ErrorCode::kInternal, "cannot sign the request: " + opensslError());
+  }
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509_REQ(bio.get(), req.get());
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  std::string pem(data, static_cast<size_t>(len));
+  if (auto ok = writeFile(key_path, pemOf(key->get()), 0600, overwrite); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return pem;
+}
+
+Status checkCsr(std::string_view csr_pem) {
+  auto req = parseCsr(csr_pem);
+  if (!req) return std::unexpected(req.error());
+  return {};
+}
+
+Result<SignedCert> signNodeCsr(const CsrSignOptions& o, std::string_view csr_pem) {
+  if (o.identity.kind != IdentityKind::kNode) {
+    return pkiError(ErrorCode::kInvalidArgument, "only a node's certificate is signed from a CSR");
+  }
+  if (auto ok = checkDnsLabel("cluster", o.identity.cluster); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = checkDnsLabel("name", o.identity.name); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkSanNames(o.dns_names, o.ips); !ok) return std::unexpected(ok.error());
+  if (o.days < 1 || o.days > 3650) {
+    return pkiError(ErrorCode::kInvalidArgument, "days must be 1 to 3650");
+  }
+  auto req = parseCsr(csr_pem);
+  if (!req) return std::unexpected(req.error());
+  EVP_PKEY* subject_key = X509_REQ_get0_pubkey(req->get());
+  PkiPaths paths{o.ca_dir};
+  auto ca = loadCert(paths.caCert());
+  if (!ca) return std::unexpected(ca.error());
+  auto ca_key = loadKey(paths.caKey());
+  if (!ca_key) return std::unexpected(ca_key.error());
+  const int64_t now = std::time(nullptr);
+  CertRequest r;
+  r.common_name = o.identity.name;
+  r.subject_key = subject_key;
+  r.issuer = ca->get();
+  r.issuer_key = ca_key->get();
+  r.not_before = now - 300;
+  r.not_after = now + int64_t{o.days} * 86400;
+  r.server = true;
+  r.san.dns = o.dns_names;
+  r.san.ips = o.ips;
+  r.san.uris = {o.identity.uri()};
+  auto cert = makeCert(r);
+  if (!cert) return std::unexpected(cert.error());
+  SignedCert out;
+  out.pem = pemOf(cert->get());
+  out.serial = serialOfX509(cert->get());
+  out.not_after = utcText(std::chrono::system_clock::from_time_t(static_cast<time_t>(r.not_after)));
+  out.identity_uri = o.identity.uri();
   return out;
 }
 

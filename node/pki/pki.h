@@ -84,4 +84,29 @@ Result<std::string> readClusterName(const std::string& pki_dir);
 Result<std::string> identityUriOfCertPem(std::string_view pem);
 Result<std::string> identityUriOfX509(const void* x509 /* X509* */);
 
+// Enrollment (`qiaod join`, POST /v1/cluster/join). The joiner makes its key (written 0600 from
+// creation, atomically; kConflict when one exists and !overwrite) and a PKCS#10 request naming
+// `common_name` (a DNS label); the request's PEM is returned.
+Result<std::string> makeKeyAndCsr(const std::string& key_path, const std::string& common_name,
+                                  bool overwrite);
+
+struct CsrSignOptions {
+  std::string ca_dir;                       // ca.crt and ca.key
+  Identity identity;                        // a node's: qiao://<cluster>/node/<name>
+  std::vector<std::string> dns_names, ips;  // where it answers (checked as issueCert does)
+  int days = 825;
+};
+struct SignedCert {
+  std::string pem, serial, not_after, identity_uri;
+};
+// Signs a CSR (PEM) as a node certificate for `identity`: only the request's public key is
+// taken, once its self-signature verifies; its subject and the extensions it asks for are
+// ignored (the identity and SANs are the signer's). kInvalidArgument for a request that does not
+// parse or verify, or names that are not host names or addresses.
+Result<SignedCert> signNodeCsr(const CsrSignOptions& options, std::string_view csr_pem);
+// What signNodeCsr checks of the request itself (parses, signature, key), signing nothing.
+Status checkCsr(std::string_view csr_pem);
+// The SHA-256 (lowercase hex) of a PEM certificate's DER (certSha256 of text).
+Result<std::string> certPemSha256(std::string_view pem);
+
 }  // namespace qiao

@@ -4,12 +4,14 @@
 // configured), and keeps the tunnel while the other is unreachable; `kill` leaves no process of
 // the host and status reports it down; a partitioned host cannot reach Ceph (nor the admin it),
 // heal (and a timed partition, by itself) gives it back; a killed host starts again; a join
-// token is made (and one too long refused); a VM made through one member for the other is the
-// other's, listed by both with its host, and managed through the first (forwarded calls); a VM
-// without a host is placed by the leader; operators granted through one member act through the
-// other, and one tenant's operator sees nothing of another's VMs; h2 is removed through h1 (not
-// through itself, not an unknown host): its certificate is refused by h1 and its Ceph user is gone;
-// `down` leaves no namespace, process, interface or state behind, and is idempotent.
+// token is made (and one too long refused); h2 joined with a token (`qiaod join`), and joins
+// from here show the baseline, reused, expired, forged and wrongly pinned tokens refused; a VM
+// made through one member for the other is the other's, listed by both with its host, and
+// managed through the first (forwarded calls); a VM without a host is placed by the leader;
+// operators granted through one member act through the other, and one tenant's operator sees
+// nothing of another's VMs; h2 is removed through h1 (not through itself, not an unknown host):
+// its certificate is refused by h1 and its Ceph user is gone; `down` leaves no namespace,
+// process, interface or state behind, and is idempotent.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -25,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/files.h"
+#include "node/client/client.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/raw_tls.h"
 
@@ -478,6 +482,124 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   auto too_long = qiaoctl("h2", {"cluster", "token", "create", "--expires", "8d"});
   EXPECT_EQ(too_long.exit_code, 1) << too_long.out << too_long.err;
   EXPECT_NE(too_long.err.find("7 days"), std::string::npos) << too_long.err;
+
+  // ---- Enrollment (qiaod join) -------------------------------------------------------------
+  // h2 joined through h1 during `up` with a token (scripts/simcluster join_hosts): what the join
+  // wrote is there with its modes, and its configuration is a member's. Then joins run from
+  // this machine (its address on the cluster's subnet), each with its own empty directories:
+  // a host below the cluster's baseline does not join and writes nothing (the token stays
+  // usable); a valid token joins (a record joining, with the token's site); the same token
+  // again, an expired one and a forged one are refused; a token pinning another CA is not
+  // trusted. The joined record is removed again.
+  {
+    const std::string h2_dir = env["SIMC_h2_DIR"];
+    auto mode_of = [](const std::string& path) {
+      struct stat st {};
+      return ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0u;
+    };
+    EXPECT_EQ(mode_of(h2_dir + "/pki/node.key"), 0600u);
+    EXPECT_EQ(mode_of(h2_dir + "/ceph/client.qiao-host-h2.keyring"), 0600u);
+    EXPECT_NE(readFile(h2_dir + "/join.log").find("joined cluster " + kCluster), std::string::npos)
+        << readFile(h2_dir + "/join.log");
+    EXPECT_NE(readFile(h2_dir + "/qiaod.toml").find("mode = \"member\""), std::string::npos);
+
+    const fs::path scratch =
+        fs::temp_directory_path() / ("qiao-simc-join-" + std::to_string(::getpid()));
+    fs::remove_all(scratch);
+    const std::string baseline = env["SIMC_STATE_DIR"] + "/baseline.toml";
+    const std::string baseline_before = readFile(baseline);
+    auto join_as = [&](const std::string& name, const std::string& token) {
+      const fs::path dir = scratch / name;
+      fs::remove_all(dir);
+      return runCommand({qiaodBinary(),
+                         "--config",
+                         (dir / "qiaod.toml").string(),
+                         "join",
+                         "--endpoint",
+                         "https://" + env["SIMC_h1_ADDR"] + ":8443",
+                         "--name",
+                         name,
+                         "--address",
+                         env["SIMC_ROOT_ADDR"],
+                         "--accelerator",
+                         "tcg",
+                         "--libvirt-uri",
+                         "test:///default",
+                         "--pki-dir",
+                         (dir / "pki").string(),
+                         "--state-dir",
+                         (dir / "state").string(),
+                         "--ceph-dir",
+                         (dir / "ceph").string()},
+                        60000, {}, {"QIAO_JOIN_TOKEN=" + token});
+    };
+    auto new_token = [&](const std::string& expires) {
+      auto run =
+          qiaoctl("h1", {"cluster", "token", "create", "--expires", expires, "--site", "s3"});
+      EXPECT_EQ(run.exit_code, 0) << run.err;
+      return run.out.substr(0, run.out.find('\n'));
+    };
+    // Below the baseline (huge pages no machine here has): exit 5 naming the item, nothing
+    // written, the token still usable.
+    ASSERT_TRUE(writeFileAtomic(baseline, "[host]\nmin_hugepages = 1000000000\n", 0644));
+    const std::string t1 = new_token("10m");
+    auto below = join_as("j3", t1);
+    EXPECT_EQ(below.exit_code, 5) << below.out << below.err;
+    EXPECT_NE(below.err.find("hugepages"), std::string::npos) << below.err;
+    EXPECT_FALSE(fs::exists(scratch / "j3" / "qiaod.toml"));
+    EXPECT_FALSE(fs::exists(scratch / "j3" / "pki"));
+    EXPECT_EQ(host_state(cluster_of("h1"), "j3"), "absent");
+    ASSERT_TRUE(writeFileAtomic(baseline, baseline_before, 0644));
+    // The same token once the baseline is met: joined, timed from the token to the files.
+    const auto join_t0 = std::chrono::steady_clock::now();
+    auto ok = join_as("j3", t1);
+    const double join_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - join_t0).count();
+    ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+    std::printf("qiaod join (token to files written): %.2f s\n", join_s);
+    EXPECT_NE(ok.out.find("verified against the token's pin"), std::string::npos) << ok.out;
+    EXPECT_EQ(mode_of((scratch / "j3" / "pki" / "node.key").string()), 0600u);
+    EXPECT_EQ(mode_of((scratch / "j3" / "ceph" / "client.qiao-host-j3.keyring").string()), 0600u);
+    EXPECT_NE(readFile((scratch / "j3" / "qiaod.toml").string()).find("site = \"s3\""),
+              std::string::npos);
+    json j3 = json::parse(qiaoctl("h1", {"-o", "json", "host", "get", "j3"}).out, nullptr, false);
+    EXPECT_EQ(j3.value("state", ""), "joining") << j3.dump();
+    EXPECT_EQ(j3.value("site", ""), "s3") << j3.dump();
+    // Refused: the token used already (exit 4), an expired one, a forged secret; a token whose
+    // CA pin is not the cluster's (exit 3: nothing sent). None writes anything.
+    auto reused = join_as("j4", t1);
+    EXPECT_EQ(reused.exit_code, 4) << reused.out << reused.err;
+    const std::string t_short = new_token("1s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_EQ(join_as("j4", t_short).exit_code, 4);
+    std::string forged = new_token("10m");
+    const size_t secret_at = forged.find('.', std::string("qiao-join.").size()) + 1;
+    forged.replace(secret_at, 32, std::string(32, '0'));
+    auto forged_run = join_as("j4", forged);
+    EXPECT_EQ(forged_run.exit_code, 4) << forged_run.out << forged_run.err;
+    std::string other_ca = new_token("10m");
+    other_ca.replace(other_ca.size() - 64, 64, std::string(64, 'a'));
+    auto untrusted = join_as("j4", other_ca);
+    EXPECT_EQ(untrusted.exit_code, 3) << untrusted.out << untrusted.err;
+    EXPECT_FALSE(fs::exists(scratch / "j4" / "qiaod.toml"));
+    EXPECT_EQ(host_state(cluster_of("h1"), "j4"), "absent");
+    // The CA route takes no query (a 4xx of it for the contract), asked without a certificate.
+    ClientConfig anonymous;
+    anonymous.endpoint = "https://" + env["SIMC_h1_ADDR"] + ":8443";
+    anonymous.unverified_server = true;
+    auto client = ApiClient::create(anonymous);
+    ASSERT_TRUE(client);
+    auto ca = client->request("GET", "/v1/cluster/ca?tenant=x");
+    ASSERT_TRUE(ca);
+    EXPECT_EQ(ca->status, 400);
+    auto hosts_anonymous = client->request("GET", "/v1/hosts");
+    ASSERT_TRUE(hosts_anonymous);
+    EXPECT_EQ(hosts_anonymous->status, 401) << "only the enrollment routes are open";
+    auto j3_removed = qiaoctl("h1", {"host", "remove", "j3"});
+    EXPECT_EQ(j3_removed.exit_code, 0) << j3_removed.err;
+    fs::remove_all(scratch);
+  }
+  // ---- end of enrollment ---------------------------------------------------------------------
 
   // Removing a host: not the member that answers, not an unknown one; h2 (no VMs) is removed
   // through h1 (the member holding the CA key): its certificate is refused, its Ceph user gone.

@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "node/api/metrics.h"
 #include "node/api/route_context.h"
 #include "node/node_services.h"
+#include "node/pki/pki.h"
 #include "node/state/store.h"
 #include "node/vm/hypervisor.h"
 #include "tests/doubles/test_node.h"
@@ -251,6 +253,60 @@ TEST_F(ApiTest, ATenantsParallelUploadsAreCappedAndTheDiskReserveIsKept) {
   ASSERT_TRUE(full.has_value());
   EXPECT_EQ(full->status, 507) << full->body;
   EXPECT_NE(full->body.find("images.upload_reserve_mib"), std::string::npos) << full->body;
+}
+
+// Without a client certificate only the enrollment routes answer: the cluster CA (public) and
+// the join (its token is its credential). Every other route of the table refuses with 401, and
+// a route registered open that is not one of those two is a programming error (abort).
+TEST_F(ApiTest, OnlyTheEnrollmentRoutesAnswerWithoutAClientCertificate) {
+  std::set<std::string> open;
+  for (const auto& route : api_->routes().routes()) {
+    std::string path = route.info.pattern;
+    for (size_t at; (at = path.find('{')) != std::string::npos;) {
+      path.replace(at, path.find('}', at) - at + 1, "x1");
+    }
+    ApiRequest r;
+    r.method = route.info.method;
+    r.path = r.target = path;
+    r.remote = "127.0.0.1:4000";
+    r.body = "{}";
+    r.content_type = "application/json";
+    const std::string what = route.info.method + " " + route.info.pattern;
+    if (route.info.streams_body) {
+      auto refused = api_->admit(r);
+      ASSERT_TRUE(refused.has_value()) << what;
+      EXPECT_EQ(refused->status, 401) << what;
+      continue;
+    }
+    auto response = api_->handle(r);
+    if (route.info.open) {
+      open.insert(what);
+      EXPECT_NE(response.status, 401) << what;
+      EXPECT_EQ(route.info.min_role, "none") << what;
+    } else {
+      EXPECT_EQ(response.status, 401) << what << ": " << response.body;
+    }
+  }
+  EXPECT_EQ(open, (std::set<std::string>{"GET /v1/cluster/ca", "POST /v1/cluster/join"}));
+  // The CA answers (the test node has none yet: one is made), and says nothing else.
+  ASSERT_TRUE(initPki({.cluster = "c1", .dir = (dir_ / "ca").string(), .hostname = "n1"}));
+  fs::copy_file(dir_ / "ca" / "ca.crt", dir_ / "pki" / "ca.crt");
+  ApiRequest ca;
+  ca.method = "GET";
+  ca.path = ca.target = "/v1/cluster/ca";
+  auto answer = api_->handle(ca);
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  EXPECT_NE(json::parse(answer.body)["ca"].get<std::string>().find("BEGIN CERTIFICATE"),
+            std::string::npos);
+  EXPECT_EQ(json::parse(answer.body).size(), 2u) << "the cluster's name and its CA, nothing more";
+  ca.query.emplace("tenant", "x");
+  EXPECT_EQ(api_->handle(ca).status, 400);
+
+  RouteTable table;
+  auto handler = [](RequestContext&) { return ApiResponse{}; };
+  EXPECT_DEATH(table.add({{"GET", "/v1/vms", "none", {}, false, true}, handler}), "");
+  EXPECT_DEATH(table.add({{"GET", "/v1/cluster/ca", "admin", {}, false, true}, handler}), "");
+  EXPECT_DEATH(table.add({{"GET", "/v1/vms", "none", {}}, handler}), "");
 }
 
 TEST_F(ApiTest, StrangersRefusalsAreSummarisedPerAddressAndKnownCallersInFull) {

@@ -13,6 +13,7 @@
 #include "cluster/join_tokens.h"
 #include "node/api/route_context.h"
 #include "node/api/routes.h"
+#include "node/host/baseline.h"
 #include "node/pki/cluster_crl.h"
 #include "node/pki/pki.h"
 #include "tests/doubles/memory_ceph.h"
@@ -163,6 +164,177 @@ TEST_F(ClusterRoutesTest, RemovalsThatAreRefused) {
   EXPECT_NE(refused.body.find("CA key"), std::string::npos) << refused.body;
   EXPECT_EQ(member_->membership().get("h2")->record.state, HostState::kReady);
   EXPECT_TRUE(ceph_.userCaps("client.qiao-host-h2"));
+}
+
+// The join (open: no caller), on a member whose baseline wants 64 huge pages and whose
+// ceph.conf names its monitors.
+class JoinRouteTest : public ClusterRoutesTest {
+ protected:
+  void SetUp() override {
+    ClusterRoutesTest::SetUp();
+    writeFileAtomic((dir_ / "ceph.conf").string(),
+                    "[global]\nfsid = 1\nmon_host = [v2:198.18.1.1:3300,v1:198.18.1.1:6789]\n",
+                    0644);
+    writeFileAtomic((dir_ / "baseline.toml").string(), "[host]\nmin_hugepages = 64\n", 0644);
+    ClusterRouteFacts facts{"c1", "h1", "x86_64", 4, 8192, pki()};
+    facts.baseline_file = (dir_ / "baseline.toml").string();
+    facts.ceph_conf = (dir_ / "ceph.conf").string();
+    facts.rbd_pools = {"qiao", "qiao-b"};
+    facts.cluster_pool = "qiao-cluster";
+    addClusterRoutes(join_routes_, member_.get(), crl_.get(), facts);
+    fs::create_directories(dir_ / "joiner");
+    csr_ = *makeKeyAndCsr((dir_ / "joiner" / "node.key").string(), "h3", false);
+    facts_.libvirt_connected = true;
+    facts_.libvirt_version = "9.0.0";
+    facts_.qemu_version = "7.2.0";
+    facts_.accelerator = "kvm";
+    facts_.time_sync = "synchronized";
+    facts_.hugepages = 128;
+  }
+
+  std::string token(const std::string& extra = "") {
+    auto made = call(routes_, "POST", "/v1/cluster/tokens",
+                     R"({"expires":"10m","site":"s2","labels":{"rack":"r7"})" + extra + "}");
+    EXPECT_EQ(made.status, 201) << made.body;
+    return json::parse(made.body)["token"].get<std::string>();
+  }
+  json joinBody(const std::string& token, const std::string& name = "h3") {
+    return {{"token", token}, {"name", name},       {"addresses", {"198.18.3.13", "127.0.0.1"}},
+            {"port", 8443},   {"csr", csr_},        {"arch", "x86_64"},
+            {"vcpus", 2},     {"memory_mib", 4096}, {"facts", json::parse(factsToJson(facts_))}};
+  }
+  ApiResponse join(const json& body) {
+    ApiRequest request;
+    request.method = "POST";
+    request.path = request.target = "/v1/cluster/join";
+    request.body = body.dump();
+    request.content_type = "application/json";
+    auto match = join_routes_.match("POST", "/v1/cluster/join");
+    EXPECT_TRUE(match.route && match.route->info.open);
+    RequestContext ctx{request, std::nullopt, match.route, match.params, {}, {}};
+    return match.route->handler(ctx);
+  }
+  bool used(const std::string& text) {
+    JoinTokens tokens(*b_, pool_, systemClock());
+    auto checked = tokens.check(*parseJoinToken(text));
+    return !checked;
+  }
+
+  RouteTable join_routes_;
+  std::string csr_;
+  BaselineFacts facts_;
+};
+
+TEST_F(JoinRouteTest, AValidTokenIssuesTheCertificateTheCephUserAndTheRecordOnce) {
+  const std::string t = token();
+  auto joined = join(joinBody(t));
+  ASSERT_EQ(joined.status, 201) << joined.body;
+  json body = json::parse(joined.body);
+  EXPECT_EQ(body["cluster"], "c1");
+  EXPECT_EQ(body["identity"], "qiao://c1/node/h3");
+  EXPECT_EQ(*identityUriOfCertPem(body["certificate"].get<std::string>()), "qiao://c1/node/h3");
+  EXPECT_EQ(body["ca"].get<std::string>(), *readFileBytes(pki() + "/ca.crt"));
+  EXPECT_EQ(body["ceph"]["user"], "client.qiao-host-h3");
+  EXPECT_EQ(body["ceph"]["mon_host"], "[v2:198.18.1.1:3300,v1:198.18.1.1:6789]");
+  EXPECT_EQ(body["ceph"]["pools"], json::array({"qiao", "qiao-b"}));
+  EXPECT_EQ(body["endpoint"], "https://198.18.3.13:8443");
+  // The cephx user exists with its caps (the key returned is its key).
+  auto caps = ceph_.userCaps("client.qiao-host-h3");
+  ASSERT_TRUE(caps.has_value());
+  EXPECT_EQ(caps->at("osd"),
+            "profile rbd pool=qiao, profile rbd pool=qiao-b, allow rwx pool=qiao-cluster");
+  EXPECT_EQ(*a_->authGetOrCreate("client.qiao-host-h3", *caps), body["ceph"]["key"]);
+  // The record: joining, with the token's site and labels.
+  auto host = member_->membership().get("h3");
+  ASSERT_TRUE(host) << host.error().message;
+  EXPECT_EQ(host->record.state, HostState::kJoining);
+  EXPECT_EQ(host->record.site, "s2");
+  EXPECT_EQ(host->record.labels.at("rack"), "r7");
+  EXPECT_EQ(host->record.endpoint, "https://198.18.3.13:8443");
+  // Its certificate is recorded (host remove revokes it).
+  auto cert = crl_->revocations().nodeCert("h3");
+  ASSERT_TRUE(cert && *cert);
+  EXPECT_EQ((*cert)->serial, body["serial"]);
+  EXPECT_TRUE(used(t));
+  // Used once: the same token again is refused, for this host or another.
+  EXPECT_EQ(join(joinBody(t)).status, 403);
+  EXPECT_EQ(join(joinBody(t, "h4")).status, 403);
+  EXPECT_FALSE(member_->membership().get("h4"));
+  // A member's name is not taken again, even with a new token (which stays unused).
+  const std::string t2 = token();
+  EXPECT_EQ(join(joinBody(t2)).status, 409);
+  EXPECT_FALSE(used(t2));
+}
+
+TEST_F(JoinRouteTest, ForgedExpiredAndMalformedTokensAreRefusedAndTellNothing) {
+  const std::string t = token();
+  auto parsed = *parseJoinToken(t);
+  // Forged: the right id, another secret; another CA pin; an id that does not exist.
+  JoinTokenText forged = parsed;
+  forged.secret = std::string(32, 'a');
+  JoinTokenText unknown = parsed;
+  unknown.id = std::string(16, 'f');
+  for (const std::string& bad :
+       {forged.text(), unknown.text(), std::string("qiao-join.x.y.z"), std::string("")}) {
+    auto refused = join(joinBody(bad));
+    EXPECT_EQ(refused.status, bad.empty() ? 403 : 403) << bad << " " << refused.body;
+    EXPECT_EQ(refused.body.find("BEGIN"), std::string::npos);
+    EXPECT_EQ(refused.body.find("checks"), std::string::npos) << "no baseline without a token";
+  }
+  // Expired: made an hour and a half ago for an hour.
+  ManualClock past(std::chrono::system_clock::now() - std::chrono::minutes(90));
+  JoinTokens old(*b_, pool_, past);
+  auto expired =
+      old.create({std::chrono::hours(1), "", {}, "test"}, *certSha256(pki() + "/ca.crt"));
+  ASSERT_TRUE(expired);
+  EXPECT_EQ(join(joinBody(expired->text())).status, 403);
+  EXPECT_FALSE(member_->membership().get("h3"));
+  EXPECT_FALSE(ceph_.userCaps("client.qiao-host-h3").has_value());
+  EXPECT_FALSE(used(t)) << "the forgeries did not use the real token";
+  // Input that is not what it must be: 400 before the token is looked at.
+  for (auto edit : std::vector<std::pair<std::string, json>>{
+           {"name", "H3 x"},
+           {"addresses", json::array({"198.18.3.13; DNS:evil"})},
+           {"addresses", json::array()},
+           {"dns_names", json::array({"a b"})},
+           {"csr", "not a csr"},
+           {"port", 70000},
+           {"arch", "sparc"}}) {
+    json body = joinBody(t);
+    body[edit.first] = edit.second;
+    EXPECT_EQ(join(body).status, 400) << edit.first << " " << edit.second;
+  }
+  json extra = joinBody(t);
+  extra["role"] = "admin";
+  EXPECT_EQ(join(extra).status, 400);
+  EXPECT_FALSE(used(t));
+  ApiRequest none;
+  RequestContext ctx{none, std::nullopt, nullptr, {}, {}, {}};
+  auto match = standalone_.match("POST", "/v1/cluster/join");
+  ASSERT_TRUE(match.route);
+  ctx.route = match.route;
+  none.body = joinBody(t).dump();
+  none.content_type = "application/json";
+  EXPECT_EQ(match.route->handler(ctx).status, 409) << "a standalone host enrolls nobody";
+}
+
+TEST_F(JoinRouteTest, AHostBelowTheBaselineDoesNotJoinAndKeepsTheToken) {
+  const std::string t = token();
+  facts_.hugepages = 0;
+  auto refused = join(joinBody(t));
+  ASSERT_EQ(refused.status, 409) << refused.body;
+  json error = json::parse(refused.body)["error"];
+  EXPECT_NE(error["message"].get<std::string>().find("hugepages"), std::string::npos);
+  bool listed = false;
+  for (const auto& c : error["details"]["checks"]) {
+    listed = listed || (c["name"] == "hugepages" && c["verdict"] == "fail");
+  }
+  EXPECT_TRUE(listed) << error.dump();
+  EXPECT_FALSE(used(t));
+  EXPECT_FALSE(member_->membership().get("h3"));
+  EXPECT_FALSE(ceph_.userCaps("client.qiao-host-h3").has_value());
+  facts_.hugepages = 64;
+  EXPECT_EQ(join(joinBody(t)).status, 201);
 }
 
 }  // namespace

@@ -135,6 +135,77 @@ TEST_F(PkiTest, NodeCertificatesCarryTheirAddresses) {
   EXPECT_EQ(issueCert(o).error().code, ErrorCode::kInvalidArgument) << "only nodes have addresses";
 }
 
+TEST_F(PkiTest, SignsANodeCsrWithTheIdentityAndAddressesItIsGiven) {
+  const std::string key = (dir_ / "join" / "node.key").string();
+  fs::create_directories(dir_ / "join");
+  auto csr = makeKeyAndCsr(key, "h7", /*overwrite=*/false);
+  ASSERT_TRUE(csr.has_value()) << csr.error().message;
+  struct stat st {};
+  ASSERT_EQ(::stat(key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(makeKeyAndCsr(key, "h7", false).error().code, ErrorCode::kConflict)
+      << "an existing key is not replaced";
+
+  CsrSignOptions o;
+  o.ca_dir = pki();
+  o.identity = *parseIdentityUri("qiao://c1/node/h7");
+  o.ips = {"198.18.3.17", "127.0.0.1"};
+  o.dns_names = {"h7.sim.example"};
+  auto signed_cert = signNodeCsr(o, *csr);
+  ASSERT_TRUE(signed_cert.has_value()) << signed_cert.error().message;
+  EXPECT_EQ(signed_cert->identity_uri, "qiao://c1/node/h7");
+  const std::string crt = (dir_ / "join" / "node.crt").string();
+  { std::ofstream(crt) << signed_cert->pem; }
+  EXPECT_EQ(verify(pki() + "/ca.crt", crt), 0);
+  EXPECT_EQ(*identityUriOfCertPem(signed_cert->pem), "qiao://c1/node/h7");
+  EXPECT_EQ(*serialOfCertFile(crt), signed_cert->serial);
+  FILE* f = std::fopen(crt.c_str(), "r");
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  ASSERT_NE(cert, nullptr);
+  EXPECT_EQ(X509_check_ip_asc(cert, "198.18.3.17", 0), 1);
+  EXPECT_EQ(X509_check_host(cert, "h7.sim.example", 0, 0, nullptr), 1);
+  EXPECT_EQ(X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0), 1);
+  EXPECT_EQ(X509_check_purpose(cert, X509_PURPOSE_SSL_CLIENT, 0), 1);
+  // The certificate's key is the joiner's: it matches node.key.
+  FILE* kf = std::fopen(key.c_str(), "r");
+  EVP_PKEY* pkey = PEM_read_PrivateKey(kf, nullptr, nullptr, nullptr);
+  std::fclose(kf);
+  ASSERT_NE(pkey, nullptr);
+  EXPECT_EQ(X509_check_private_key(cert, pkey), 1);
+  EVP_PKEY_free(pkey);
+  X509_free(cert);
+
+  // What the request asks for besides its key is not taken: the identity is the signer's.
+  EXPECT_EQ(certPemSha256(signed_cert->pem)->size(), 64u);
+  EXPECT_EQ(*certPemSha256(readAll(pki() + "/ca.crt")), *certSha256(pki() + "/ca.crt"));
+}
+
+TEST_F(PkiTest, RefusesCsrsThatDoNotVerifyAndNamesThatAreNotNames) {
+  fs::create_directories(dir_ / "join");
+  auto csr = makeKeyAndCsr((dir_ / "join" / "node.key").string(), "h7", false);
+  ASSERT_TRUE(csr.has_value());
+  CsrSignOptions o;
+  o.ca_dir = pki();
+  o.identity = *parseIdentityUri("qiao://c1/node/h7");
+  EXPECT_EQ(signNodeCsr(o, "not a csr").error().code, ErrorCode::kInvalidArgument);
+  // A request whose signature was tampered with (a byte of its base64 body changed).
+  std::string tampered = *csr;
+  size_t at = tampered.find('\n') + 40;
+  tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(signNodeCsr(o, tampered).error().code, ErrorCode::kInvalidArgument);
+  o.ips = {"198.18.3.17; DNS:evil"};
+  EXPECT_EQ(signNodeCsr(o, *csr).error().code, ErrorCode::kInvalidArgument);
+  o.ips = {};
+  o.dns_names = {"not a name"};
+  EXPECT_EQ(signNodeCsr(o, *csr).error().code, ErrorCode::kInvalidArgument);
+  o.dns_names = {};
+  o.identity = *parseIdentityUri("qiao://c1/user/alice");
+  EXPECT_EQ(signNodeCsr(o, *csr).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(makeKeyAndCsr((dir_ / "join" / "x.key").string(), "bad/name", false).error().code,
+            ErrorCode::kInvalidArgument);
+}
+
 TEST(Identity, ParsesStrictly) {
   auto id = parseIdentityUri("qiao://c1/installer/rack-7");
   ASSERT_TRUE(id.has_value());
