@@ -252,7 +252,9 @@ std::optional<ApiResponse> Api::authorize(RequestContext& ctx) {
     // No identity is asked for, and none is taken: a certificate sent anyway changes nothing.
     if (!request.query.empty()) {
       return errorResponse(ErrorCode::kInvalidArgument,
-                           ctx.route->info.pattern + " takes no query parameters");
+                           "unknown query parameter " +
+                               quoteForMessage(request.query.begin()->first) + " for " +
+                               ctx.route->info.pattern + " (it takes none)");
     }
     return std::nullopt;
   }
