@@ -516,6 +516,14 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
       cluster_facts.rbd_pools.push_back(pool);
     }
     cluster_facts.cluster_pool = config.cluster.pool;
+    cluster_facts.bind_node = [store = p.store.get()](const std::string& identity,
+                                                      const std::string& serial) {
+      Binding binding;
+      binding.identity = identity;
+      binding.role = "admin";
+      binding.serial = serial;
+      return store->bindings().put(binding);
+    };
     addClusterRoutes(routes, p.member.get(), p.crl.get(), std::move(cluster_facts));
   }
   addHostRoutes(routes, *p.vms, *p.hypervisor,

@@ -63,6 +63,9 @@ struct ClusterRouteFacts {
   std::string ceph_conf;
   std::vector<std::string> rbd_pools;
   std::string cluster_pool = "qiao-cluster";
+  // Records a joined node's binding (role admin, bound to its certificate's serial, as `qiaod
+  // pki issue --kind node` does) in the cluster's bindings; unset: none is recorded.
+  std::function<Status(const std::string& identity, const std::string& serial)> bind_node;
 };
 void addClusterRoutes(RouteTable& routes, ClusterMember* member, ClusterCrl* crl,
                       ClusterRouteFacts facts);

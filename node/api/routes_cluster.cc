@@ -378,6 +378,11 @@ class ClusterRoutes {
         return errorResponse(ok.error());
       }
     }
+    if (facts_.bind_node) {
+      if (auto ok = facts_.bind_node(cert->identity_uri, cert->serial); !ok) {
+        return errorResponse(ok.error());
+      }
+    }
     const std::string ceph_user = "client.qiao-host-" + *name;
     std::string rbd_caps;
     for (const auto& pool : facts_.rbd_pools) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -181,6 +182,10 @@ class JoinRouteTest : public ClusterRoutesTest {
     facts.ceph_conf = (dir_ / "ceph.conf").string();
     facts.rbd_pools = {"qiao", "qiao-b"};
     facts.cluster_pool = "qiao-cluster";
+    facts.bind_node = [this](const std::string& identity, const std::string& serial) -> Status {
+      bound_[identity] = serial;
+      return {};
+    };
     addClusterRoutes(join_routes_, member_.get(), crl_.get(), facts);
     fs::create_directories(dir_ / "joiner");
     csr_ = *makeKeyAndCsr((dir_ / "joiner" / "node.key").string(), "h3", false);
@@ -221,6 +226,7 @@ class JoinRouteTest : public ClusterRoutesTest {
   }
 
   RouteTable join_routes_;
+  std::map<std::string, std::string> bound_;  // the node bindings recorded: identity -> serial
   std::string csr_;
   BaselineFacts facts_;
 };
@@ -255,6 +261,9 @@ TEST_F(JoinRouteTest, AValidTokenIssuesTheCertificateTheCephUserAndTheRecordOnce
   auto cert = crl_->revocations().nodeCert("h3");
   ASSERT_TRUE(cert && *cert);
   EXPECT_EQ((*cert)->serial, body["serial"]);
+  // Its binding (admin, to this certificate) is the cluster's, as `qiaod pki issue` makes it.
+  EXPECT_EQ(bound_, (std::map<std::string, std::string>{
+                        {"qiao://c1/node/h3", body["serial"].get<std::string>()}}));
   EXPECT_TRUE(used(t));
   // Used once: the same token again is refused, for this host or another.
   EXPECT_EQ(join(joinBody(t)).status, 403);
@@ -291,6 +300,7 @@ TEST_F(JoinRouteTest, ForgedExpiredAndMalformedTokensAreRefusedAndTellNothing) {
   EXPECT_FALSE(member_->membership().get("h3"));
   EXPECT_FALSE(ceph_.userCaps("client.qiao-host-h3").has_value());
   EXPECT_FALSE(used(t)) << "the forgeries did not use the real token";
+  EXPECT_TRUE(bound_.empty());
   // Input that is not what it must be: 400 before the token is looked at.
   for (auto edit : std::vector<std::pair<std::string, json>>{
            {"name", "H3 x"},
