@@ -553,12 +553,14 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
                    config.images.max_parallel_uploads});
   ClusterCalls cluster_calls;
   if (p.forwarder) {
+    // The hosts table alone (one read; their leases are the forwarder's to check).
     cluster_calls.others = [member = p.member.get()] {
       std::vector<std::string> names;
-      if (auto hosts = member->membership().list()) {
-        for (const auto& h : *hosts) {
-          if (h.record.name != member->self().name && h.state != HostState::kRemoved) {
-            names.push_back(h.record.name);
+      if (auto hosts = member->membership().table().readAll()) {
+        for (const auto& [name, text] : hosts->entries) {
+          auto record = hostFromJson(text);
+          if (record && name != member->self().name && record->state != HostState::kRemoved) {
+            names.push_back(name);
           }
         }
       }
