@@ -1,5 +1,8 @@
 #include "base/names.h"
 
+#include <arpa/inet.h>
+
+#include <cctype>
 #include <cstdio>
 
 namespace qiao {
@@ -34,12 +37,28 @@ std::string quoteForMessage(std::string_view text) {
 
 Status checkDnsLabel(std::string_view what, std::string_view name) {
   if (isDnsLabel(name)) return {};
-  std::string why = name.empty()            ? "it is empty"
-                    : name.size() > 63      ? "it is longer than 63 characters"
-                                            : "it may hold only a-z, 0-9 and '-', and must start "
-                                              "and end with a letter or digit";
+  std::string why = name.empty()       ? "it is empty"
+                    : name.size() > 63 ? "it is longer than 63 characters"
+                                       : "it may hold only a-z, 0-9 and '-', and must start "
+                                         "and end with a letter or digit";
   return makeError(ErrorCode::kInvalidArgument, "api",
                    std::string(what) + " " + quoteForMessage(name) + " is not valid: " + why);
+}
+
+bool isIpAddress(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+bool isMonHostList(std::string_view text) {
+  if (text.empty() || text.size() > 1024) return false;
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view(".:[],/ -").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace qiao

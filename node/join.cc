@@ -1,6 +1,5 @@
 #include "node/join.h"
 
-#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,11 +61,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-bool isIp(const std::string& text) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
-}
-
 // A TOML basic string: quotes, backslashes and control characters escaped.
 std::string tomlString(const std::string& text) {
   std::string out = "\"";
@@ -95,17 +89,6 @@ bool isBase64(const std::string& text) {
   if (text.empty() || text.size() > 256) return false;
   for (char c : text) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool isMonHost(const std::string& text) {
-  if (text.empty() || text.size() > 1024) return false;
-  for (char c : text) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) &&
-        std::string_view(".:[],/ -").find(c) == std::string_view::npos) {
       return false;
     }
   }
@@ -227,9 +210,9 @@ Result<JoinOptions> parseJoinArgs(const std::vector<std::string>& args) {
   if (o.token.empty()) return bad("--token is required");
   if (o.addresses.empty()) return bad("--address is required (this host's API address)");
   for (const auto& ip : o.addresses) {
-    if (!isIp(ip)) return bad("--address " + quoteForMessage(ip) + " is not an IP address");
+    if (!isIpAddress(ip)) return bad("--address " + quoteForMessage(ip) + " is not an IP address");
   }
-  if (!o.tunnel_ip.empty() && !isIp(o.tunnel_ip)) {
+  if (!o.tunnel_ip.empty() && !isIpAddress(o.tunnel_ip)) {
     return bad("--tunnel-ip " + quoteForMessage(o.tunnel_ip) + " is not an IP address");
   }
   if (o.accelerator != "auto" && o.accelerator != "kvm" && o.accelerator != "tcg") {
@@ -376,7 +359,7 @@ JoinExit runJoin(const JoinOptions& o, std::FILE* out, std::FILE* err) {
   const std::string expected_user = "client.qiao-host-" + o.name;
   if (!checkDnsLabel("cluster", cluster) || ceph_user != expected_user || !isBase64(ceph_key) ||
       pools.empty() || !checkDnsLabel("pool", cluster_pool) ||
-      (!mon_host.empty() && !isMonHost(mon_host))) {
+      (!mon_host.empty() && !isMonHostList(mon_host))) {
     return fail(kJoinFailed, "the member's answer to the join is not complete or not valid");
   }
   auto identity = identityUriOfCertPem(cert_pem);

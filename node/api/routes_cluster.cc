@@ -3,7 +3,6 @@
 // (DELETE /v1/hosts/{name}). A standalone host (cluster.mode standalone) answers the reads with
 // itself alone, so that the same calls and `qiaoctl host list` work everywhere, and refuses the
 // changes.
-#include <arpa/inet.h>
 
 #include <algorithm>
 #include <cctype>
@@ -79,11 +78,6 @@ Error standalone(const std::string& what) {
                "this host is standalone: " + what + " only in a cluster (cluster.mode member)", ""};
 }
 
-bool isIpAddress(const std::string& text) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
-}
-
 // The monitors a ceph.conf names (mon_host, or "mon host"): what a joiner's ceph.conf needs.
 std::string monHostOf(const std::string& conf_path) {
   std::istringstream in(readTextFile(conf_path));
@@ -105,19 +99,6 @@ std::string monHostOf(const std::string& conf_path) {
     return value;
   }
   return "";
-}
-
-// A monitor list as a joiner writes it into its ceph.conf: addresses, ports, brackets, commas
-// and the v1:/v2: prefixes only.
-bool isMonHost(const std::string& text) {
-  if (text.empty() || text.size() > 1024) return false;
-  for (char c : text) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) &&
-        std::string_view(".:[],/ -").find(c) == std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
 }
 
 class ClusterRoutes {
@@ -440,7 +421,7 @@ class ClusterRoutes {
                               {"ceph",
                                {{"user", ceph_user},
                                 {"key", *key},
-                                {"mon_host", isMonHost(mon_host) ? mon_host : ""},
+                                {"mon_host", isMonHostList(mon_host) ? mon_host : ""},
                                 {"pools", facts_.rbd_pools},
                                 {"cluster_pool", facts_.cluster_pool}}},
                               {"checks", std::move(checks)}});

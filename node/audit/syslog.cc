@@ -1,6 +1,5 @@
 #include "node/audit/syslog.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netdb.h>
@@ -20,6 +19,7 @@
 
 #include "base/handle.h"
 #include "base/log.h"
+#include "base/names.h"
 
 namespace qiao {
 namespace {
@@ -347,10 +347,7 @@ struct SyslogShipper::Impl {
     SSL* ssl = SSL_new(ctx);
     if (!ssl) return std::unexpected(syslogError(ErrorCode::kInternal, sslErrorText()));
     SSL_set_fd(ssl, fd.get());
-    in6_addr ip6;
-    in_addr ip4;
-    const bool is_ip = ::inet_pton(AF_INET, destination.host.c_str(), &ip4) == 1 ||
-                       ::inet_pton(AF_INET6, destination.host.c_str(), &ip6) == 1;
+    const bool is_ip = isIpAddress(destination.host);
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     if (is_ip) {
       X509_VERIFY_PARAM_set1_ip_asc(param, destination.host.c_str());
