@@ -24,8 +24,8 @@ struct ClusterPool {
 };
 
 // The kinds of cluster record, one table each. A new leader stamps its epoch on all of them.
-inline constexpr std::array<std::string_view, 11> kRecordKinds{
-    "hosts",  "vms",        "volumes",  "images",      "networks", "ports",
-    "groups", "identities", "bindings", "revocations", "tokens"};
+inline constexpr std::array<std::string_view, 12> kRecordKinds{
+    "hosts",    "vms",    "volumes",    "images",   "networks",    "ports",
+    "segments", "groups", "identities", "bindings", "revocations", "tokens"};
 
 }  // namespace qiao

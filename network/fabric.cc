@@ -368,6 +368,11 @@ std::vector<std::string> Fabric::wantedFlowsLocked() const {
     if (n == networks_.end()) continue;
     fp.push_back({p.name, p.ofport, n->second.local_id, p.mac, {p.ip}, false, p.groups});
   }
+  for (const auto& p : remote_ports_) {
+    auto n = networks_.find(p.network_uuid);
+    if (n == networks_.end()) continue;
+    fp.push_back({p.name, 0, n->second.local_id, p.mac, {p.ip}, false, p.groups, true});
+  }
   FlowUplink uplink;
   if (!options_.vlan_uplink.empty()) {
     uplink.ofport = options_.uplink_ofport;
@@ -551,6 +556,15 @@ Status Fabric::flushZonesLocked(int64_t network, const std::string& address) {
 Status Fabric::setGroups(std::vector<FlowGroup> groups) {
   std::lock_guard lock(mutex_);
   groups_ = std::move(groups);
+  return applyFlowsLocked();
+}
+
+Status Fabric::setRemotePorts(std::vector<PortDef> ports) {
+  std::lock_guard lock(mutex_);
+  std::sort(ports.begin(), ports.end(),
+            [](const PortDef& a, const PortDef& b) { return a.uuid < b.uuid; });
+  if (ports == remote_ports_) return {};
+  remote_ports_ = std::move(ports);
   return applyFlowsLocked();
 }
 

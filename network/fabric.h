@@ -115,6 +115,10 @@ class Fabric {
   // Every security group, after one changed: the flows of all their ports are replaced in one
   // bundle.
   Status setGroups(std::vector<FlowGroup> groups);
+  // The ports of the VMs on other hosts (a cluster's), as a whole set: never plugged here, their
+  // addresses are members of their groups for this host's remote_group rules (on the networks
+  // this host carries).
+  Status setRemotePorts(std::vector<PortDef> ports);
   // The other hosts to tunnel to, as a whole set (order and repeats do not matter): the ports
   // of new peers are added (on the slot their port already had on the switch when free, as
   // after a restart, else the lowest free one), the ports of peers gone removed, and the ports
@@ -183,6 +187,7 @@ class Fabric {
   std::map<std::string, NetworkDef> networks_;  // by uuid
   std::map<std::string, PortDef> ports_;        // by uuid
   std::vector<FlowGroup> groups_;
+  std::vector<PortDef> remote_ports_;
   std::map<std::string, NetworkDef> gone_networks_;  // removed, not yet cleaned up
   std::map<std::string, PortDef> gone_ports_;
   // Tunnel peer -> its slot; a gone peer's slot stays taken until its ports are removed (a new

@@ -37,8 +37,7 @@ Error ofctlError(const std::string& what, const ProcessResult& r) {
   bool down = err.find("is not a bridge or a socket") != std::string::npos ||
               err.find("Connection refused") != std::string::npos ||
               err.find("No such file") != std::string::npos;
-  return Error{down ? ErrorCode::kUnavailable : ErrorCode::kInternal, "ovs",
-               what + ": " + err};
+  return Error{down ? ErrorCode::kUnavailable : ErrorCode::kInternal, "ovs", what + ": " + err};
 }
 
 class OfctlInstaller : public FlowInstaller {
@@ -209,19 +208,21 @@ std::vector<std::string> protocolMatches(const FlowRule& r) {
 }  // namespace
 
 std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
-                                    const std::vector<FlowGroup>& groups,
-                                    const FlowUplink& uplink, const FlowTunnels& tunnels) {
+                                    const std::vector<FlowGroup>& groups, const FlowUplink& uplink,
+                                    const FlowTunnels& tunnels) {
   const std::string l2 = "resubmit(," + std::to_string(kTableL2) + ")";
   std::vector<std::string> flows;
   // Everything not matched below is dropped.
   flows.push_back(head(kTableClassify, 0) + ",actions=drop");
   flows.push_back(head(kTableEgress, 0) + ",actions=" + l2);
-  flows.push_back(head(kTableEgress, 10) + ",ip,actions=ct(table=" +
-                  std::to_string(kTableEgressCt) + "," + kZone + ")");
+  flows.push_back(head(kTableEgress, 10) +
+                  ",ip,actions=ct(table=" + std::to_string(kTableEgressCt) + "," + kZone + ")");
   // A guest's DHCP requests reach the server whatever its groups say (broadcast here; to
   // the server's own address with its port below).
-  flows.push_back(head(kTableEgress, 100) + ",udp,nw_dst=255.255.255.255,tp_src=68,tp_dst=67,"
-                  "actions=" + l2);
+  flows.push_back(head(kTableEgress, 100) +
+                  ",udp,nw_dst=255.255.255.255,tp_src=68,tp_dst=67,"
+                  "actions=" +
+                  l2);
   flows.push_back(head(kTableEgressCt, 0) + ",actions=drop");
   flows.push_back(head(kTableEgressCt, 200) + ",ct_state=-new+est-inv+trk,actions=" + l2);
   flows.push_back(head(kTableEgressCt, 200) + ",ct_state=-new+rel-inv+trk,actions=" + l2);
@@ -230,9 +231,8 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
   // To a guest: ARP passes, IP goes through its ingress groups, the rest is dropped.
   flows.push_back(head(kTableIngress, 0) + ",actions=drop");
   flows.push_back(head(kTableIngress, 5) + ",arp,actions=" + out);
-  flows.push_back(head(kTableIngress, 10) +
-                  ",ip,actions=" + kToIngressZone + ",ct(table=" +
-                  std::to_string(kTableIngressCt) + "," + kIngressZone + ")");
+  flows.push_back(head(kTableIngress, 10) + ",ip,actions=" + kToIngressZone +
+                  ",ct(table=" + std::to_string(kTableIngressCt) + "," + kIngressZone + ")");
   flows.push_back(head(kTableIngressCt, 0) + ",actions=drop");
   flows.push_back(head(kTableIngressCt, 200) + ",ct_state=-new+est-inv+trk,actions=" + out);
   flows.push_back(head(kTableIngressCt, 200) + ",ct_state=-new+rel-inv+trk,actions=" + out);
@@ -250,14 +250,14 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
   auto groupAddresses = [&](const std::string& key, int64_t network) {
     std::vector<std::string> ips;
     for (const auto& q : sorted) {
-      if (q.network != network || q.ofport <= 0) continue;
+      if (q.network != network || (q.ofport <= 0 && !q.remote)) continue;
       if (std::find(q.groups.begin(), q.groups.end(), key) == q.groups.end()) continue;
       ips.insert(ips.end(), q.ips.begin(), q.ips.end());
     }
     return ips;
   };
   for (const auto& p : sorted) {
-    if (p.ofport <= 0 || p.network <= 0) continue;
+    if (p.remote || p.ofport <= 0 || p.network <= 0) continue;
     const std::string port = std::to_string(p.ofport);
     const std::string in = ",in_port=" + port;
     const std::string tag = "load:" + std::to_string(p.network) + "->NXM_NX_REG6[]";
@@ -330,8 +330,8 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
       }
     }
     flows.push_back(head(kTableL2, 100) + ",reg6=" + std::to_string(p.network) +
-                    ",dl_dst=" + p.mac + ",actions=load:" + port +
-                    "->NXM_NX_REG7[],resubmit(," + std::to_string(kTableIngress) + ")");
+                    ",dl_dst=" + p.mac + ",actions=load:" + port + "->NXM_NX_REG7[],resubmit(," +
+                    std::to_string(kTableIngress) + ")");
   }
   // The uplink: tagged frames in, untagged and given their network; out tagged.
   std::map<int64_t, std::string> to_uplink;  // network -> actions
@@ -339,16 +339,16 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
     const std::string u = std::to_string(uplink.ofport);
     for (const auto& [network, vlan] : uplink.vlans) {
       const std::string net = std::to_string(network);
-      flows.push_back(head(kTableClassify, 200) + ",in_port=" + u + ",dl_vlan=" +
-                      std::to_string(vlan) + ",actions=strip_vlan,load:" + net +
+      flows.push_back(head(kTableClassify, 200) + ",in_port=" + u +
+                      ",dl_vlan=" + std::to_string(vlan) + ",actions=strip_vlan,load:" + net +
                       "->NXM_NX_REG6[]," + l2);
       to_uplink[network] = "mod_vlan_vid:" + std::to_string(vlan) + ",output:" + u;
       // Unicast to a MAC not on this bridge leaves by the uplink. IP that leaves (the guest's
       // egress groups let it) is committed in the network's ingress zone too: the answers come
       // back through the receiving guest's ingress tables, and must be known there.
       flows.push_back(head(kTableL2, 10) + ",reg6=" + net + ",actions=" + to_uplink[network]);
-      flows.push_back(head(kTableL2, 11) + ",ip,reg6=" + net + ",actions=" + kCommitIngress +
-                      "," + to_uplink[network]);
+      flows.push_back(head(kTableL2, 11) + ",ip,reg6=" + net + ",actions=" + kCommitIngress + "," +
+                      to_uplink[network]);
       members[network];  // its broadcasts reach the uplink even with no local port
     }
     flows.push_back(head(kTableClassify, 100) + ",in_port=" + u + ",actions=drop");
@@ -377,10 +377,9 @@ std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
     flows.push_back(head(kTableClassify, 300) + in + ",udp,tp_src=67,actions=drop");
     for (const auto& [network, type_id] : tunnels.networks) {
       if (type_id.first != t.type || network <= 0) continue;
-      flows.push_back(head(kTableClassify, 200) + in + ",tun_id=" +
-                      std::to_string(type_id.second) + ",actions=load:" +
-                      std::to_string(network) + "->NXM_NX_REG6[],load:1->NXM_NX_REG4[]," + learn +
-                      "," + l2);
+      flows.push_back(head(kTableClassify, 200) + in + ",tun_id=" + std::to_string(type_id.second) +
+                      ",actions=load:" + std::to_string(network) +
+                      "->NXM_NX_REG6[],load:1->NXM_NX_REG4[]," + learn + "," + l2);
       tunnel_outputs[network] = join(tunnel_outputs[network], "output:" + std::to_string(t.ofport));
     }
   }

@@ -44,21 +44,24 @@ inline constexpr int kLearnedIdleSeconds = 300;
 struct FlowPort {
   std::string name;
   int64_t ofport = 0;
-  int64_t network = 0;           // the network's local id (reg6), > 0
+  int64_t network = 0;  // the network's local id (reg6), > 0
   std::string mac;
   std::vector<std::string> ips;
-  bool trusted = false;          // Qiao's own (DHCP): no anti-spoofing, no security groups
+  bool trusted = false;             // Qiao's own (DHCP): no anti-spoofing, no security groups
   std::vector<std::string> groups;  // keys of its security groups
+  // A port on another host (ofport 0): only its addresses count, as a member of its groups
+  // (the remote_group rules of this host's ports).
+  bool remote = false;
   bool operator==(const FlowPort&) const = default;
 };
 
 // One rule of a security group, as validated by the node (canonical CIDRs, ports in range).
 struct FlowRule {
   bool ingress = true;
-  std::string protocol = "any";  // any | tcp | udp | icmp
+  std::string protocol = "any";    // any | tcp | udp | icmp
   int port_min = 0, port_max = 0;  // tcp/udp destination ports; 0 = all
-  std::string remote_cidr;   // "" = anywhere (unless remote_group)
-  std::string remote_group;  // key of a group: the addresses of its ports on the same network
+  std::string remote_cidr;         // "" = anywhere (unless remote_group)
+  std::string remote_group;        // key of a group: the addresses of its ports on the same network
   bool operator==(const FlowRule&) const = default;
 };
 
@@ -72,8 +75,8 @@ struct FlowGroup {
 // network's segment id come in as that network's, and the network's broadcasts and frames to
 // MACs that are not on the bridge go out tagged.
 struct FlowUplink {
-  int64_t ofport = 0;                  // 0 = none
-  std::map<int64_t, int64_t> vlans;    // network local id -> VLAN id
+  int64_t ofport = 0;                // 0 = none
+  std::map<int64_t, int64_t> vlans;  // network local id -> VLAN id
   bool operator==(const FlowUplink&) const = default;
 };
 
@@ -101,8 +104,7 @@ struct FlowTunnels {
 // (the same ports and groups give the same lines).
 std::vector<std::string> buildFlows(const std::vector<FlowPort>& ports,
                                     const std::vector<FlowGroup>& groups = {},
-                                    const FlowUplink& uplink = {},
-                                    const FlowTunnels& tunnels = {});
+                                    const FlowUplink& uplink = {}, const FlowTunnels& tunnels = {});
 
 // The conntrack zones of a network: its egress pass and its ingress pass.
 inline int egressZone(int64_t network) { return static_cast<int>(network & 0x7fff); }

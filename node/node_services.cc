@@ -440,7 +440,8 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     fabric_options.dynamic_tunnel_peers =
         config.cluster.mode == "member" && !config.network.tunnel_ip.empty();
     p.fabric = std::make_unique<Fabric>(fabric_options, *ovsdb, *flows, *p.dhcp);
-    p.networks = std::make_unique<NetworkService>(*p.store, *p.fabric, *p.tasks, p.events);
+    p.networks = std::make_unique<NetworkService>(*p.store, *p.fabric, *p.tasks, p.events,
+                                                  p.vm_options.host);
   }
   kLog.info("networks", {{"mode", with_networks ? "ovs" : "off"},
                          {"bridge", config.network.bridge},
@@ -480,14 +481,31 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     const ClusterPool pool = options->pool;
     p.member = std::make_unique<ClusterMember>(*p.rados, std::move(*options), systemClock());
     p.crl = std::make_unique<ClusterCrl>(*p.rados, std::move(crl), systemClock());
-    // The cluster's VMs and bindings: written through to RADOS, read from the store's cache.
-    p.store->vms().share(std::make_unique<RecordTable>(*p.rados, pool.table("vms")),
-                         p.member->self().name);
-    p.store->bindings().share(std::make_unique<RecordTable>(*p.rados, pool.table("bindings")));
-    p.replicator = std::make_unique<Replicator>(
-        *p.rados,
-        std::vector<Replicated*>{&p.store->vms().replica(), &p.store->bindings().replica()},
-        systemClock());
+    // The cluster's records: written through to RADOS, read from the store's cache.
+    const std::string& self = p.member->self().name;
+    auto table = [&](std::string_view kind) {
+      return std::make_unique<RecordTable>(*p.rados, pool.table(kind));
+    };
+    p.store->vms().share(table("vms"), self);
+    p.store->bindings().share(table("bindings"));
+    p.store->networks().share(table("networks"), table("segments"), self);
+    p.store->ports().share(table("ports"), self);
+    p.store->groups().share(table("groups"));
+    std::vector<Replicated*> kinds{&p.store->vms().replica(), &p.store->bindings().replica(),
+                                   &p.store->networks().replica(), &p.store->ports().replica(),
+                                   &p.store->groups().replica()};
+    if (p.networks) {
+      // What other members change in them reaches this host's flows.
+      for (Replicated* kind : {kinds[2], kinds[3], kinds[4]}) {
+        kind->onChange([networks = p.networks.get()] {
+          if (auto synced = networks->syncCluster(); !synced) {
+            kLog.warn("networks follow the cluster at the next change",
+                      {{"error", synced.error().describe()}});
+          }
+        });
+      }
+    }
+    p.replicator = std::make_unique<Replicator>(*p.rados, std::move(kinds), systemClock());
     const PkiPaths pki{config.pki.dir};
     p.forwarder = std::make_unique<Forwarder>(
         p.member->membership(), ForwarderOptions{pki.caCert(), pki.nodeCert(), pki.nodeKey()});

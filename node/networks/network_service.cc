@@ -55,8 +55,9 @@ std::string groupKey(const std::string& tenant, const std::string& name) {
 
 }  // namespace
 
-NetworkService::NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events)
-    : store_(store), fabric_(fabric), tasks_(tasks), events_(events) {
+NetworkService::NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events,
+                               std::string host)
+    : store_(store), fabric_(fabric), tasks_(tasks), events_(events), host_(std::move(host)) {
   TaskEngine::Kind kind;
   kind.run = [this](TaskEngine::Run& run) { return runTask(run); };
   kind.give_up = [this](TaskEngine::Run& run) { giveUp(run); };
@@ -135,8 +136,8 @@ Status NetworkService::pushGroups() {
 
 Status NetworkService::storeDefaultGroup(const std::string& tenant) {
   if (store_.groups().get(tenant, kDefaultGroup)) return {};
-  SecurityGroupRecord g{tenant, kDefaultGroup, newUuid(), dumpJson(rulesToJson(defaultRules())),
-                        "", ""};
+  SecurityGroupRecord g{tenant, kDefaultGroup, newUuid(), dumpJson(rulesToJson(defaultRules())), "",
+                        ""};
   auto created = store_.groups().create(g);
   if (!created && created.error().code != ErrorCode::kConflict) return created;
   return {};
@@ -167,7 +168,7 @@ Result<SecurityGroupRecord> NetworkService::createGroup(const SecurityGroupSpec&
     return std::unexpected(ok.error());
   }
   SecurityGroupRecord g{spec.tenant, spec.name, newUuid(), dumpJson(rulesToJson(spec.rules)),
-                        "", ""};
+                        "",          ""};
   if (auto created = store_.groups().create(g); !created) {
     return std::unexpected(created.error());
   }
@@ -189,9 +190,9 @@ Result<SecurityGroupRecord> NetworkService::replaceRules(const SecurityGroupReco
     return std::unexpected(set.error());
   }
   if (auto pushed = pushGroups(); !pushed) {
-    kLog.warn("security group stored; flows follow when OVS answers",
-              {{"group", groupKey(group.tenant, group.name)},
-               {"error", pushed.error().describe()}});
+    kLog.warn(
+        "security group stored; flows follow when OVS answers",
+        {{"group", groupKey(group.tenant, group.name)}, {"error", pushed.error().describe()}});
   }
   return store_.groups().get(group.tenant, group.name);
 }
@@ -225,8 +226,9 @@ void NetworkService::start() {
   std::vector<PortDef> ports;
   if (auto all = store_.networks().list({}); all) {
     for (const auto& n : *all) {
-      // A network still being created is the business of its task.
-      if (n.state == NetworkState::kReady || n.state == NetworkState::kDeleting)
+      // A network still being created is the business of its task; one this host does not
+      // carry (local_id 0) is another host's until a VM here gets a NIC on it.
+      if (n.local_id > 0 && (n.state == NetworkState::kReady || n.state == NetworkState::kDeleting))
         networks.push_back(defOf(n));
     }
   } else {
@@ -235,6 +237,7 @@ void NetworkService::start() {
   if (auto all = store_.ports().all(); all) {
     std::set<std::string> need_default;
     for (const auto& p : *all) {
+      if (!isMine(p)) continue;
       ports.push_back(portDefOf(p));
       if (namesGroup(p, kDefaultGroup)) need_default.insert(p.tenant);
     }
@@ -255,14 +258,61 @@ void NetworkService::start() {
   }
   fabric_.load(std::move(networks), std::move(ports),
                groups ? std::move(*groups) : std::vector<FlowGroup>{});
+  started_ = true;
+  if (auto synced = syncCluster(); !synced) {
+    kLog.warn("the other hosts' ports follow at the next change",
+              {{"error", synced.error().describe()}});
+  }
   fabric_.start();
+}
+
+Status NetworkService::syncCluster() {
+  if (!started_) return {};
+  auto ports = store_.ports().all();
+  if (!ports) return std::unexpected(ports.error());
+  auto networks = store_.networks().list({});
+  if (!networks) return std::unexpected(networks.error());
+  auto carried = store_.networks().carried();
+  if (!carried) return std::unexpected(carried.error());
+  Status result = pushGroups();
+  std::vector<PortDef> remote;
+  std::set<std::string> used_here;
+  for (const auto& p : *ports) {
+    if (isMine(p)) {
+      used_here.insert(p.network);
+    } else {
+      remote.push_back(portDefOf(p));
+    }
+  }
+  if (auto set = fabric_.setRemotePorts(std::move(remote)); !set && result) result = set;
+  // The networks the cluster removed (a member made the change): out of this host's fabric.
+  std::set<std::string> live;
+  for (const auto& n : *networks) live.insert(n.uuid);
+  for (const auto& uuid : *carried) {
+    if (live.contains(uuid) || used_here.contains(uuid)) continue;
+    if (auto removed = fabric_.removeNetwork(uuid); !removed) {
+      kLog.warn("a removed network's leftovers go at a later check",
+                {{"network", uuid}, {"error", removed.error().describe()}});
+    }
+    if (auto dropped = store_.networks().drop(uuid); !dropped && result) result = dropped;
+    kLog.info("network removed by another host: no longer carried here", {{"network", uuid}});
+  }
+  return result;
+}
+
+Status NetworkService::ensureCarried(NetworkRecord& network) {
+  if (network.local_id > 0) return {};
+  if (auto carried = store_.networks().carry(network); !carried) return carried;
+  kLog.info("network carried here for a VM's NIC",
+            {{"network", networkId(network)}, {"local_id", std::to_string(network.local_id)}});
+  return fabric_.addNetwork(defOf(network));
 }
 
 void NetworkService::stop() { fabric_.stop(); }
 
 Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::string& identity,
                                           bool by_admin) {
-  if (fabric_.reachesOtherHosts(spec.type)) {
+  if (fabric_.reachesOtherHosts(spec.type) && !store_.networks().shared()) {
     const std::string why = "a " + spec.type + " network leaves this host (" +
                             (spec.type == "vlan" ? "network.vlan_uplink" : "tunnel peers") +
                             "), where the same segment id is the same network on every host";
@@ -272,7 +322,9 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
     }
     if (spec.segment_id == 0) {
       return makeError(ErrorCode::kInvalidArgument, "network",
-                       why + ": give segment_id (the hosts do not share an allocator yet)");
+                       why +
+                           ": give segment_id (this host is not a cluster member that shares "
+                           "one allocator)");
     }
   }
   std::lock_guard lock(create_mutex_);
@@ -300,17 +352,6 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
     }
   }
   n.segment_id = spec.segment_id;
-  if (n.segment_id == 0) {
-    auto used = store_.networks().segmentsInUse(spec.type);
-    if (!used) return std::unexpected(used.error());
-    std::set<int64_t> taken(used->begin(), used->end());
-    int64_t seg = spec.type == "vlan" ? 100 : 1000;
-    while (taken.contains(seg) && seg <= maxSegmentId(spec.type)) ++seg;
-    if (seg > maxSegmentId(spec.type)) {
-      return makeError(ErrorCode::kConflict, "network", "no free " + spec.type + " segment");
-    }
-    n.segment_id = seg;
-  }
   uint32_t first = spec.subnet.network + 1;
   std::set<uint32_t> used;
   if (spec.gateway.empty()) {
@@ -328,7 +369,9 @@ Result<TaskRecord> NetworkService::create(const NetworkSpec& spec, const std::st
   }
   TaskRecord task =
       TaskEngine::newTask(TaskKind::kNetworkCreate, n.tenant, taskTarget(n.name), identity, "{}");
-  if (auto created = store_.networks().create(n, &task); !created) {
+  const std::pair<int64_t, int64_t> free_segments{spec.type == "vlan" ? 100 : 1000,
+                                                  maxSegmentId(spec.type)};
+  if (auto created = store_.networks().create(n, &task, free_segments); !created) {
     return std::unexpected(created.error());
   }
   publish(n, "created");
@@ -393,9 +436,10 @@ void NetworkService::giveUp(TaskEngine::Run& run) {
 }
 
 Status NetworkService::runCreate(TaskEngine::Run& run, NetworkRecord network) {
-  Status result = run.step("fabric", 80, "starting DHCP and installing flows",
-                           [&]() { return fabric_.addNetwork(defOf(network)); },
-                           [&]() { return fabric_.removeNetwork(network.uuid); });
+  Status result = run.step(
+      "fabric", 80, "starting DHCP and installing flows",
+      [&]() { return fabric_.addNetwork(defOf(network)); },
+      [&]() { return fabric_.removeNetwork(network.uuid); });
   if (result) {
     result = run.step("record", 100, "recording the network", [&]() -> Status {
       if (auto s = store_.networks().setState(network.tenant, network.name, NetworkState::kReady);
@@ -437,9 +481,12 @@ Status NetworkService::runRemove(TaskEngine::Run& run, NetworkRecord network) {
   });
   if (result) {
     result = run.step("forget", 100, "forgetting the network", [&]() -> Status {
-      if (auto s = store_.networks().remove(network.tenant, network.name); !s) return s;
-      if (auto still = store_.networks().get(network.tenant, network.name); still) {
-        return checkNotInUse(*still);
+      if (auto s = store_.networks().remove(network.tenant, network.name); !s) {
+        // A NIC plugged meanwhile: name its VM.
+        if (s.error().code == ErrorCode::kConflict) {
+          if (auto busy = checkNotInUse(network); !busy) return busy;
+        }
+        return s;
       }
       publish(network, "deleted");
       return {};
@@ -483,8 +530,7 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
     if (!network) {
       if (network.error().code == ErrorCode::kNotFound) {
         return makeError(ErrorCode::kInvalidArgument, "spec",
-                         where + ": tenant " + tenant + " has no network named " +
-                             nics[i].network);
+                         where + ": tenant " + tenant + " has no network named " + nics[i].network);
       }
       return std::unexpected(network.error());
     }
@@ -511,9 +557,9 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
       if (!ip) return std::unexpected(ip.error());
       auto subnet = parseSubnet(network->subnet, "subnet");
       if (!subnet || !subnet->isHost(*ip)) {
-        return makeError(ErrorCode::kInvalidArgument, "spec",
-                         where + ".ip " + nics[i].ip + " is not a host address of " +
-                             network->subnet);
+        return makeError(
+            ErrorCode::kInvalidArgument, "spec",
+            where + ".ip " + nics[i].ip + " is not a host address of " + network->subnet);
       }
       if (reservedOf(*network).contains(*ip)) {
         return makeError(ErrorCode::kConflict, "network",
@@ -526,9 +572,8 @@ Status NetworkService::checkNics(const std::string& tenant, const std::vector<Ni
 }
 
 Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
-                                            const std::string& vm_uuid,
-                                            const std::string& vm_name, int64_t nic,
-                                            const NicRequest& request) {
+                                            const std::string& vm_uuid, const std::string& vm_name,
+                                            int64_t nic, const NicRequest& request) {
   auto subnet = parseSubnet(network.subnet, "subnet");
   if (!subnet) return std::unexpected(subnet.error());
   PortRecord port;
@@ -538,15 +583,17 @@ Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
   port.vm = vm_uuid;
   port.vm_name = vm_name;
   port.nic = nic;
+  port.host = host_;
   port.name = "qt-" + port.uuid.substr(0, 8);
   port.mac = request.mac.empty() ? macFromSeed("port/" + port.uuid) : request.mac;
-  port.security_groups = dumpJson(request.security_groups.empty()
-                                      ? std::vector<std::string>{kDefaultGroup}
-                                      : request.security_groups);
-  const std::set<uint32_t> reserved = reservedOf(network);
+  port.security_groups =
+      dumpJson(request.security_groups.empty() ? std::vector<std::string>{kDefaultGroup}
+                                               : request.security_groups);
   // A fixed address is taken or refused; a chosen one is retried if another port took it
-  // between the choice and the insert.
-  for (int attempt = 0; attempt < 5; ++attempt) {
+  // between the choice and the insert (on a member: another host's port this one has not heard
+  // of yet), without that address.
+  std::set<uint32_t> reserved = reservedOf(network);
+  for (int attempt = 0; attempt < 8; ++attempt) {
     if (!request.ip.empty()) {
       auto ip = parseIpv4(request.ip, "ip");
       if (!ip) return std::unexpected(ip.error());
@@ -581,6 +628,7 @@ Result<PortRecord> NetworkService::makePort(const NetworkRecord& network,
         created.error().message.find("address") == std::string::npos) {
       return std::unexpected(created.error());
     }
+    if (auto taken = parseIpv4(port.ip, "ip"); taken) reserved.insert(*taken);
   }
   return makeError(ErrorCode::kConflict, "network",
                    "could not find a free address on " + networkId(network));
@@ -612,6 +660,7 @@ Status NetworkService::plugVm(const std::string& tenant, const std::string& vm_u
         return makeError(ErrorCode::kConflict, "network",
                          "network " + networkId(*network) + " is " + toString(network->state));
       }
+      if (auto carried = ensureCarried(*network); !carried) return carried;
       auto made = makePort(*network, vm_uuid, vm_name, static_cast<int64_t>(i), nics[i]);
       if (!made) return std::unexpected(made.error());
       port = *made;
@@ -641,7 +690,7 @@ Status NetworkService::unplugNic(const PortRecord& port) {
     kLog.warn("port unplugged; its leftovers go at a later check",
               {{"port", port.name}, {"error", unplugged.error().describe()}});
   }
-  return store_.ports().removeOfNic(port.uuid);
+  return store_.ports().removeOfNic(port);
 }
 
 Result<std::vector<NicDef>> NetworkService::nicsOf(const std::string& vm_uuid) {

@@ -7,6 +7,7 @@
 // loaded from the store and its check loop keeps OVS matching it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
@@ -26,17 +27,28 @@
 
 namespace qiao {
 
+// On a cluster member the networks, ports and groups are the cluster's (the store's
+// repositories share them): a network is carried by the hosts that need it - the one that made
+// it, and each host where a VM gets a NIC on it (its DHCP server and flows there) - and a host
+// drops it when the cluster removed it. syncCluster() follows what other members changed.
 class NetworkService final : public VmPorts {
  public:
-  NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events);
+  // `host` is this host's name (its ports are the ones with it).
+  NetworkService(Store& store, Fabric& fabric, TaskEngine& tasks, EventBus& events,
+                 std::string host = "");
 
-  // Loads the fabric with every ready network and every port, and starts its check loop.
+  // Loads the fabric with every ready network this host carries and every port of its VMs,
+  // and starts its check loop.
   void start();
   void stop();
+  // Brings the fabric in line with the cluster's records as the store has them now: every
+  // group, the other hosts' ports (members of groups), the networks the cluster removed.
+  Status syncCluster();
 
-  // Networks whose type reaches other hosts (Fabric::reachesOtherHosts) need a segment_id
-  // chosen by an admin: each host allocates its own until the cluster shares one allocator,
-  // and the same id on two hosts is one network (400 without one, 403 for other roles).
+  // Networks whose type reaches other hosts (Fabric::reachesOtherHosts) need a segment id that
+  // means the same network on every host: a cluster member takes one from the cluster's one
+  // allocator (or the one an admin gives); a host alone needs it given by an admin (400
+  // without one, 403 for other roles), since other hosts allocate their own.
   Result<TaskRecord> create(const NetworkSpec& spec, const std::string& identity,
                             bool by_admin = true);
   // kConflict naming the VMs while ports are on it.
@@ -84,13 +96,18 @@ class NetworkService final : public VmPorts {
   Status pushGroups();
   Result<std::vector<FlowGroup>> allGroups();
   void publish(const NetworkRecord& network, std::string_view reason);
+  bool isMine(const PortRecord& port) const { return port.host.empty() || port.host == host_; }
+  // The network carried here (its DHCP server and flows), for a NIC of a VM of this host.
+  Status ensureCarried(NetworkRecord& network);
 
   Store& store_;
   Fabric& fabric_;
   TaskEngine& tasks_;
   EventBus& events_;
-  std::mutex create_mutex_;  // subnet-overlap and segment checks are check-then-insert
-  std::mutex groups_mutex_;  // pushGroups: read and install as one
+  const std::string host_;
+  std::atomic<bool> started_{false};  // syncCluster() waits for start()'s load
+  std::mutex create_mutex_;           // subnet-overlap and segment checks are check-then-insert
+  std::mutex groups_mutex_;           // pushGroups: read and install as one
 };
 
 }  // namespace qiao

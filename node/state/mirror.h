@@ -39,6 +39,17 @@ class Replicated {
   virtual Status refresh() = 0;
   // The same for the one record `key` (what a notify names).
   virtual Status refreshKey(const std::string& key) = 0;
+  // Called (on the Replicator's thread, no lock held) after a refresh changed the cache: what
+  // this host derives from the records of other members (its flows) is brought in line.
+  void onChange(std::function<void()> listener) { listener_ = std::move(listener); }
+
+ protected:
+  void changed() const {
+    if (listener_) listener_();
+  }
+
+ private:
+  std::function<void()> listener_;
 };
 
 template <typename R>
@@ -105,7 +116,7 @@ class Mirror final : public Replicated {
     std::lock_guard lock(db_.mutex());
     Transaction tx(db_);
     Status local = tx.status();
-    if (local) local = applyLocked(probe, next);
+    if (local) local = applyLocked(probe, next, !before);
     if (local && also) local = also();
     if (local) local = tx.commit();
     if (!local) {
@@ -119,6 +130,16 @@ class Mirror final : public Replicated {
       return std::unexpected(local.error());
     }
     return next;
+  }
+
+  // The cluster's record of the key `probe` has, read from RADOS (a member's mirror only).
+  Result<std::optional<R>> sharedGet(const R& probe) {
+    auto text = shared_->get(key_.of(probe));
+    if (!text) return std::unexpected(text.error());
+    if (!*text) return std::optional<R>{};
+    auto decoded = table_.fromJson(**text);
+    if (!decoded) return std::unexpected(decoded.error());
+    return std::optional<R>(std::move(*decoded));
   }
 
   Status refresh() override {
@@ -135,48 +156,62 @@ class Mirror final : public Replicated {
       if (!record || !key_.probe(key)) continue;  // not ours to read: left out of the cache
       wanted.emplace(key, std::move(*record));
     }
-    std::lock_guard lock(db_.mutex());
-    Transaction tx(db_);
-    if (!tx.status()) return tx.status();
-    std::vector<R> rows;
+    bool any = false;
     {
-      Statement q(db_, table_.select());
-      auto all = readAll<R>(
-          db_, q, [&](const Statement& row) { return table_.read(row); }, "read mirrored");
-      if (!all) return std::unexpected(all.error());
-      rows = std::move(*all);
-    }
-    for (const R& row : rows) {
-      auto it = wanted.find(key_.of(row));
-      if (it == wanted.end()) {
-        if (auto gone = applyLocked(row, std::nullopt); !gone) return gone;
-      } else {
-        if (table_.toJson(row) != table_.toJson(it->second)) {
-          if (auto put = applyLocked(row, it->second); !put) return put;
-        }
-        wanted.erase(it);
+      std::lock_guard lock(db_.mutex());
+      Transaction tx(db_);
+      if (!tx.status()) return tx.status();
+      std::vector<R> rows;
+      {
+        Statement q(db_, table_.select());
+        auto all = readAll<R>(
+            db_, q, [&](const Statement& row) { return table_.read(row); }, "read mirrored");
+        if (!all) return std::unexpected(all.error());
+        rows = std::move(*all);
       }
+      for (const R& row : rows) {
+        auto it = wanted.find(key_.of(row));
+        if (it == wanted.end()) {
+          if (auto gone = applyLocked(row, std::nullopt); !gone) return gone;
+          any = true;
+        } else {
+          if (table_.toJson(row) != table_.toJson(it->second)) {
+            if (auto put = applyLocked(row, it->second); !put) return put;
+            any = true;
+          }
+          wanted.erase(it);
+        }
+      }
+      for (const auto& [key, record] : wanted) {
+        if (auto put = applyLocked(record, record); !put) return put;
+        any = true;
+      }
+      if (auto done = tx.commit(); !done) return done;
     }
-    for (const auto& [key, record] : wanted) {
-      if (auto put = applyLocked(record, record); !put) return put;
-    }
-    return tx.commit();
+    if (any) changed();
+    return {};
   }
 
   Status refreshKey(const std::string& key) override {
     auto probe = key_.probe(key);
     if (!probe) return {};
     std::lock_guard share_lock(share_mutex_);
-    auto text = shared_->get(key);
-    if (!text) return std::unexpected(text.error());
-    std::optional<R> record;
-    if (*text) {
-      auto decoded = table_.fromJson(**text);
-      if (!decoded) return std::unexpected(decoded.error());
-      record = std::move(*decoded);
+    auto read = sharedGet(*probe);
+    if (!read) return std::unexpected(read.error());
+    const std::optional<R>& record = *read;
+    {
+      std::lock_guard lock(db_.mutex());
+      // A notify of this member's own change finds the cache as it is: nothing to follow.
+      auto cached = cachedLocked(*probe);
+      if (!cached) return std::unexpected(cached.error());
+      if (cached->has_value() == record.has_value() &&
+          (!*cached || table_.toJson(**cached) == table_.toJson(*record))) {
+        return {};
+      }
+      if (auto put = applyLocked(*probe, record); !put) return put;
     }
-    std::lock_guard lock(db_.mutex());
-    return applyLocked(*probe, record);
+    changed();
+    return {};
   }
 
  private:
@@ -218,21 +253,13 @@ class Mirror final : public Replicated {
     std::lock_guard lock(db_.mutex());
     Transaction tx(db_);
     if (!tx.status()) return std::unexpected(tx.status().error());
-    std::optional<R> before;
-    {
-      Statement q(db_, table_.select() + table_.where(key_.columns));
-      table_.bindWhere(q, key_.columns, probe);
-      auto step = q.step();
-      if (step == Statement::Step::kRow) {
-        before = table_.read(q);
-      } else if (step != Statement::Step::kDone) {
-        return std::unexpected(db_.error("read " + table_.name()));
-      }
-    }
+    auto cached = cachedLocked(probe);
+    if (!cached) return std::unexpected(cached.error());
+    const std::optional<R> before = std::move(*cached);
     std::optional<R> next = before;
     if (auto changed = change(next); !changed) return std::unexpected(changed.error());
     if (next) stamp(*next, before);
-    if (auto put = applyLocked(probe, next); !put) return std::unexpected(put.error());
+    if (auto put = applyLocked(probe, next, !before); !put) return std::unexpected(put.error());
     if (also) {
       if (auto more = also(); !more) return std::unexpected(more.error());
     }
@@ -240,19 +267,34 @@ class Mirror final : public Replicated {
     return next;
   }
 
-  // Writes `record` as the row of the key `probe` has, or removes that row. db_ locked.
-  Status applyLocked(const R& probe, const std::optional<R>& record) {
-    if (record) {
-      Statement q(db_, table_.replace());
-      table_.bindReplace(q, *record);
-      if (q.step() != Statement::Step::kDone)
-        return std::unexpected(db_.error("write " + table_.name()));
-      return {};
-    }
-    Statement q(db_, "DELETE FROM " + table_.name() + table_.where(key_.columns));
+  // The cache's row of the key `probe` has, or nullopt. db_ locked.
+  Result<std::optional<R>> cachedLocked(const R& probe) {
+    Statement q(db_, table_.select() + table_.where(key_.columns));
     table_.bindWhere(q, key_.columns, probe);
+    auto step = q.step();
+    if (step == Statement::Step::kRow) return std::optional<R>(table_.read(q));
+    if (step != Statement::Step::kDone) return std::unexpected(db_.error("read " + table_.name()));
+    return std::optional<R>{};
+  }
+
+  // Writes `record` as the row of the key `probe` has, or removes that row. db_ locked. A
+  // `fresh` record (one a change makes where there was none) is inserted, so that the table's
+  // other unique columns refuse it (kConflict) rather than replace the row that has them; a
+  // refresh replaces, since the cluster's record wins over what the cache held.
+  Status applyLocked(const R& probe, const std::optional<R>& record, bool fresh = false) {
+    if (!record || fresh) {
+      // A fresh record's key may still have a row the cache kept (removed in the cluster,
+      // not yet refreshed): it goes first.
+      Statement q(db_, "DELETE FROM " + table_.name() + table_.where(key_.columns));
+      table_.bindWhere(q, key_.columns, probe);
+      if (q.step() != Statement::Step::kDone)
+        return std::unexpected(db_.error("delete " + table_.name()));
+      if (!record) return {};
+    }
+    Statement q(db_, fresh ? table_.bound("INSERT") : table_.replace());
+    table_.bindReplace(q, *record);
     if (q.step() != Statement::Step::kDone)
-      return std::unexpected(db_.error("delete " + table_.name()));
+      return std::unexpected(db_.error("write " + table_.name()));
     return {};
   }
 
@@ -270,5 +312,24 @@ class Mirror final : public Replicated {
   std::function<bool(const R&)> unpublished_;
   std::mutex share_mutex_;  // one change or refresh at a time, RADOS and SQLite both
 };
+
+// The key of a kind of record named per tenant: "TENANT/NAME" (columns tenant, name). With
+// `empty_tenant`, "" is a tenant too ("/NAME": public images); a name is never empty.
+template <typename R>
+typename Mirror<R>::Key tenantNameKey(bool empty_tenant = false) {
+  return {{"tenant", "name"},
+          [](const R& r) { return r.tenant + "/" + r.name; },
+          [empty_tenant](const std::string& key) -> std::optional<R> {
+            auto slash = key.find('/');
+            if (slash == std::string::npos || (slash == 0 && !empty_tenant) ||
+                slash + 1 == key.size()) {
+              return std::nullopt;
+            }
+            R r;
+            r.tenant = key.substr(0, slash);
+            r.name = key.substr(slash + 1);
+            return r;
+          }};
+}
 
 }  // namespace qiao

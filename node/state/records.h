@@ -47,8 +47,10 @@ struct ImageRecord {
   std::string backend, object, last_error, created_at, updated_at;
 };
 
-// A tenant network. type: vlan | vxlan | geneve. local_id tags it in this host's flows. With
-// dhcp, its DHCP server has dhcp_ip/dhcp_mac on OpenFlow port dhcp_ofport.
+// A tenant network. type: vlan | vxlan | geneve. With dhcp, its DHCP server has dhcp_ip and
+// dhcp_mac (on every host that carries the network). local_id and dhcp_ofport are this host's
+// numbers for it (its tag in the flows, its DHCP server's OpenFlow port): 0 while this host
+// does not carry it.
 struct NetworkRecord {
   std::string tenant, name, uuid;
   int64_t local_id = 0;
@@ -64,7 +66,8 @@ struct NetworkRecord {
   std::string last_error, created_at, updated_at;
 };
 
-// A VM's NIC on a network: its tap `name`, MAC, address and OpenFlow port number.
+// A VM's NIC on a network: its tap `name`, MAC, address, and OpenFlow port number on `host`,
+// the host of its VM ("" in rows from before hosts were recorded: this host).
 struct PortRecord {
   std::string uuid, tenant, network, vm, vm_name;  // network and vm by uuid
   int64_t nic = 0;
@@ -72,6 +75,7 @@ struct PortRecord {
   int64_t ofport = 0;
   std::string created_at;
   std::string security_groups = "[\"default\"]";  // JSON array of group names
+  std::string host;
 };
 
 // A tenant's security group: its rules as the API's JSON array (validated on the way in).

@@ -1,6 +1,7 @@
 #include "node/state/security_group_repository.h"
 
 #include "node/state/database.h"
+#include "node/state/mirror.h"
 #include "node/state/queries.h"
 #include "node/state/table.h"
 
@@ -17,19 +18,38 @@ const Table<SecurityGroupRecord> kGroups{"security_groups",
                                              updatedAt(&SecurityGroupRecord::updated_at),
                                          }};
 
+SecurityGroupRecord probe(const std::string& tenant, const std::string& name) {
+  SecurityGroupRecord g;
+  g.tenant = tenant;
+  g.name = name;
+  return g;
+}
+
 }  // namespace
 
+SecurityGroupRepository::SecurityGroupRepository(Database& db)
+    : db_(db),
+      mirror_(std::make_unique<Mirror<SecurityGroupRecord>>(
+          db, kGroups, tenantNameKey<SecurityGroupRecord>())) {}
+
+SecurityGroupRepository::~SecurityGroupRepository() = default;
+
+void SecurityGroupRepository::share(std::unique_ptr<RecordTable> table) {
+  mirror_->share(std::move(table), [](const SecurityGroupRecord&) { return true; });
+}
+
+Replicated& SecurityGroupRepository::replica() { return *mirror_; }
+
 Status SecurityGroupRepository::create(const SecurityGroupRecord& group) {
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, kGroups.insert());
-  kGroups.bindInsert(q, group);
-  if (q.step() != Statement::Step::kDone) {
-    Error e = db_.error("insert security group");
-    if (e.code == ErrorCode::kConflict) {
-      e.message = "security group " + group.tenant + "/" + group.name + " already exists";
+  auto made = mirror_->update(group, [&](std::optional<SecurityGroupRecord>& current) -> Status {
+    if (current) {
+      return makeError(ErrorCode::kConflict, "store",
+                       "security group " + group.tenant + "/" + group.name + " already exists");
     }
-    return std::unexpected(e);
-  }
+    current = group;
+    return {};
+  });
+  if (!made) return std::unexpected(made.error());
   return {};
 }
 
@@ -46,36 +66,43 @@ Result<SecurityGroupRecord> SecurityGroupRepository::get(const std::string& tena
 
 Status SecurityGroupRepository::setRules(const std::string& tenant, const std::string& name,
                                          const std::string& rules_json) {
-  static const auto kSet = kGroups.set({"rules_json"});
-  SecurityGroupRecord values;
-  values.rules_json = rules_json;
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "UPDATE security_groups SET " + kSet.sql() + " WHERE tenant = ? AND name = ?");
-  kSet.bind(q, values);
-  q.bind(tenant).bind(name);
-  if (q.step() != Statement::Step::kDone) {
-    return std::unexpected(db_.error("update security group"));
-  }
-  if (db_.changes() == 0) {
-    return makeError(ErrorCode::kNotFound, "store", "no security group " + tenant + "/" + name);
-  }
+  auto set =
+      mirror_->update(probe(tenant, name), [&](std::optional<SecurityGroupRecord>& g) -> Status {
+        if (!g) {
+          return makeError(ErrorCode::kNotFound, "store",
+                           "no security group " + tenant + "/" + name);
+        }
+        g->rules_json = rules_json;
+        return {};
+      });
+  if (!set) return std::unexpected(set.error());
   return {};
 }
 
 Status SecurityGroupRepository::remove(const std::string& tenant, const std::string& name) {
-  std::lock_guard lock(db_.mutex());
-  // Not while a port of the tenant names it (names are DNS labels: "\"name\"" is exact).
-  Statement q(db_,
-              "DELETE FROM security_groups WHERE tenant = ? AND name = ? AND NOT EXISTS "
-              "(SELECT 1 FROM ports WHERE tenant = ? AND instr(security_groups, ?) > 0)");
-  q.bind(tenant).bind(name).bind(tenant).bind("\"" + name + "\"");
-  if (q.step() != Statement::Step::kDone) {
-    return std::unexpected(db_.error("delete security group"));
-  }
-  if (db_.changes() == 0) {
-    return makeError(ErrorCode::kConflict, "store",
-                     "security group " + tenant + "/" + name + " is gone or in use");
-  }
+  bool was = false;
+  auto gone = mirror_->update(
+      probe(tenant, name),
+      [&](std::optional<SecurityGroupRecord>& g) -> Status {
+        was = g.has_value();
+        g.reset();
+        return {};
+      },
+      [&]() -> Status {
+        // Not while a port of the tenant names it (names are DNS labels: "\"name\"" is exact).
+        Statement q(db_,
+                    "SELECT 1 FROM ports WHERE tenant = ? AND instr(security_groups, ?) > 0 "
+                    "LIMIT 1");
+        q.bind(tenant).bind("\"" + name + "\"");
+        auto step = q.step();
+        if (step == Statement::Step::kDone && was) return {};
+        if (step != Statement::Step::kDone && step != Statement::Step::kRow) {
+          return std::unexpected(db_.error("find ports"));
+        }
+        return makeError(ErrorCode::kConflict, "store",
+                         "security group " + tenant + "/" + name + " is gone or in use");
+      });
+  if (!gone) return std::unexpected(gone.error());
   return {};
 }
 

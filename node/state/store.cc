@@ -10,7 +10,7 @@
 namespace qiao {
 namespace {
 
-constexpr int kSchemaVersion = 12;
+constexpr int kSchemaVersion = 13;
 
 // Each migration takes the schema from version i to i + 1.
 const char* const kMigrations[] = {
@@ -233,6 +233,70 @@ CREATE TABLE published(
   kind TEXT PRIMARY KEY,
   at TEXT NOT NULL
 );
+)sql",
+    // 13: networks and ports are records of the cluster on a member. What means something only
+    // on this host moves out of them: the network's tag in this host's flows and its DHCP
+    // server's OpenFlow port go to network_here (a row: this host carries the network); a
+    // port names the host of its VM ('' = this host), its OpenFlow number unique there.
+    R"sql(
+CREATE TABLE network_here(
+  network TEXT PRIMARY KEY,
+  local_id INTEGER NOT NULL UNIQUE,
+  dhcp_ofport INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO network_here(network, local_id, dhcp_ofport)
+  SELECT uuid, local_id, dhcp_ofport FROM networks;
+CREATE TABLE ports_13(
+  uuid TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  network TEXT NOT NULL,
+  vm TEXT NOT NULL,
+  vm_name TEXT NOT NULL,
+  nic INTEGER NOT NULL,
+  name TEXT NOT NULL UNIQUE,
+  mac TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  ofport INTEGER NOT NULL,
+  created_at TEXT NOT NULL,
+  security_groups TEXT NOT NULL DEFAULT '["default"]',
+  host TEXT NOT NULL DEFAULT '',
+  UNIQUE (network, ip),
+  UNIQUE (network, mac),
+  UNIQUE (vm, nic),
+  UNIQUE (host, ofport)
+);
+INSERT INTO ports_13(uuid, tenant, network, vm, vm_name, nic, name, mac, ip, ofport, created_at,
+                     security_groups)
+  SELECT uuid, tenant, network, vm, vm_name, nic, name, mac, ip, ofport, created_at,
+         security_groups FROM ports;
+DROP TABLE ports;
+ALTER TABLE ports_13 RENAME TO ports;
+CREATE TABLE networks_13(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  uuid TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  segment_id INTEGER NOT NULL,
+  subnet TEXT NOT NULL,
+  gateway TEXT NOT NULL DEFAULT '',
+  dhcp INTEGER NOT NULL,
+  dns_json TEXT NOT NULL DEFAULT '[]',
+  mtu INTEGER NOT NULL,
+  dhcp_ip TEXT NOT NULL DEFAULT '',
+  dhcp_mac TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, name),
+  UNIQUE (type, segment_id)
+);
+INSERT INTO networks_13(tenant, name, uuid, type, segment_id, subnet, gateway, dhcp, dns_json,
+                        mtu, dhcp_ip, dhcp_mac, state, last_error, created_at, updated_at)
+  SELECT tenant, name, uuid, type, segment_id, subnet, gateway, dhcp, dns_json, mtu, dhcp_ip,
+         dhcp_mac, state, last_error, created_at, updated_at FROM networks;
+DROP TABLE networks;
+ALTER TABLE networks_13 RENAME TO networks;
 )sql",
 };
 

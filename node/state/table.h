@@ -157,6 +157,7 @@ class Table {
   const std::string& name() const { return name_; }
 
   // "SELECT <every column> FROM <table>"
+  size_t size() const { return columns_.size(); }  // the columns select() reads
   std::string select() const {
     std::string out = "SELECT ";
     for (size_t i = 0; i < columns_.size(); ++i) out += (i ? ", " : "") + columns_[i].name;
@@ -219,14 +220,16 @@ class Table {
   // "INSERT OR REPLACE INTO <table>(<columns>) VALUES (?, ...)" with every column but the
   // generated ones bound from the record, its times included (a record from the cluster keeps
   // the times it was given there).
-  std::string replace() const {
+  std::string replace() const { return bound("INSERT OR REPLACE"); }
+  // The same with another verb: "INSERT" refuses a row whose unique columns another has.
+  std::string bound(std::string_view verb) const {
     std::string names, values;
     for (const auto& c : columns_) {
       if (c.fill == Fill::kGenerated) continue;
       names += (names.empty() ? "" : ", ") + c.name;
       values += values.empty() ? "?" : ", ?";
     }
-    return "INSERT OR REPLACE INTO " + name_ + "(" + names + ") VALUES (" + values + ")";
+    return std::string(verb) + " INTO " + name_ + "(" + names + ") VALUES (" + values + ")";
   }
   void bindReplace(Statement& q, const R& r) const {
     for (const auto& c : columns_) {

@@ -54,21 +54,6 @@ Error noVm(const std::string& tenant, const std::string& name) {
   return Error{ErrorCode::kNotFound, "store", "no vm " + tenant + "/" + name, ""};
 }
 
-Mirror<VmRecord>::Key vmKey() {
-  return {{"tenant", "name"},
-          [](const VmRecord& vm) { return vm.tenant + "/" + vm.name; },
-          [](const std::string& key) -> std::optional<VmRecord> {
-            auto slash = key.find('/');
-            if (slash == std::string::npos || slash == 0 || slash + 1 == key.size()) {
-              return std::nullopt;
-            }
-            VmRecord vm;
-            vm.tenant = key.substr(0, slash);
-            vm.name = key.substr(slash + 1);
-            return vm;
-          }};
-}
-
 VmRecord probe(const std::string& tenant, const std::string& name) {
   VmRecord vm;
   vm.tenant = tenant;
@@ -79,7 +64,9 @@ VmRecord probe(const std::string& tenant, const std::string& name) {
 }  // namespace
 
 VmRepository::VmRepository(Database& db, TaskRepository& tasks)
-    : db_(db), tasks_(tasks), mirror_(std::make_unique<Mirror<VmRecord>>(db, kVms, vmKey())) {}
+    : db_(db),
+      tasks_(tasks),
+      mirror_(std::make_unique<Mirror<VmRecord>>(db, kVms, tenantNameKey<VmRecord>())) {}
 
 VmRepository::~VmRepository() = default;
 

@@ -446,8 +446,11 @@ TEST_F(StoreTablesTest, TheStateOfAMissingNetworkCannotBeSet) {
 TEST_F(StoreTablesTest, ANetworkDeleteIsIdempotentAndANetworkWithPortsStays) {
   NetworkRecord n = made(network("acme", "n", 1));
   PortRecord p = plugged(port(n, "web", 0, "10.0.0.10"));
-  ASSERT_TRUE(store_->networks().remove("acme", "n"));
+  auto busy = store_->networks().remove("acme", "n");
+  ASSERT_FALSE(busy.has_value());
+  EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
   EXPECT_TRUE(store_->networks().get("acme", "n").has_value()) << "it still has a port";
+  EXPECT_EQ(*store_->networks().carried(), std::vector<std::string>{n.uuid}) << "still here";
   ASSERT_TRUE(store_->ports().remove(p.uuid));
   ASSERT_TRUE(store_->networks().remove("acme", "n"));
   EXPECT_EQ(store_->networks().get("acme", "n").error().code, ErrorCode::kNotFound);
@@ -601,7 +604,7 @@ TEST_F(StoreTablesTest, UnpluggingANicMovesTheVmsLaterNicsUpOne) {
     db.push_back(plugged(port(a, "db", nic, "10.0.0." + std::to_string(50 + nic))));
   }
 
-  ASSERT_TRUE(store_->ports().removeOfNic(web[1].uuid));
+  ASSERT_TRUE(store_->ports().removeOfNic(web[1]));
   auto after = portsOf("web");
   ASSERT_EQ(after.size(), 4u);
   // NICs 0, 2, 3, 4 are now 0, 1, 2, 3: the indexes of the VM's spec without the unplugged one.
@@ -625,14 +628,16 @@ TEST_F(StoreTablesTest, UnpluggingANicMovesTheVmsLaterNicsUpOne) {
   }
 
   // Idempotent: the port is gone already, nothing moves again.
-  ASSERT_TRUE(store_->ports().removeOfNic(web[1].uuid));
-  ASSERT_TRUE(store_->ports().removeOfNic("no-such-port"));
+  ASSERT_TRUE(store_->ports().removeOfNic(web[1]));
+  PortRecord unknown = web[1];
+  unknown.uuid = "no-such-port";
+  ASSERT_TRUE(store_->ports().removeOfNic(unknown));
   EXPECT_EQ(portsOf("web").size(), 4u);
   EXPECT_EQ(portsOf("web")[1].uuid, web[2].uuid);
   EXPECT_EQ(portsOf("web")[1].nic, 1);
 
   // The first NIC: every other moves up.
-  ASSERT_TRUE(store_->ports().removeOfNic(web[0].uuid));
+  ASSERT_TRUE(store_->ports().removeOfNic(web[0]));
   after = portsOf("web");
   ASSERT_EQ(after.size(), 3u);
   EXPECT_EQ(after[0].uuid, web[2].uuid);
@@ -641,7 +646,7 @@ TEST_F(StoreTablesTest, UnpluggingANicMovesTheVmsLaterNicsUpOne) {
   for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].nic, static_cast<int64_t>(i));
 
   // The last NIC: nothing moves.
-  ASSERT_TRUE(store_->ports().removeOfNic(web[4].uuid));
+  ASSERT_TRUE(store_->ports().removeOfNic(web[4]));
   after = portsOf("web");
   ASSERT_EQ(after.size(), 2u);
   EXPECT_EQ(after[0].uuid, web[2].uuid);

@@ -129,9 +129,33 @@ TEST_F(StoreTest, AVmRecordsItsHostAndOlderRowsMeanThisOne) {
 TEST_F(StoreTest, AnOlderSchemaIsMigratedAndKeepsItsRows) {
   ASSERT_TRUE(store_->vms().create(vm("t", "old"), task("t1", "t", "old")));
   store_.reset();
-  // Back to schema 10: no host column, no table published, version 10.
+  // Back to schema 10: no host column, no table published, networks and ports as schema 4
+  // (and 5) made them, with a network and a port in them, version 10.
   sql("ALTER TABLE vms DROP COLUMN host");
   sql("DROP TABLE published");
+  sql("DROP TABLE network_here");
+  sql("DROP TABLE ports");
+  sql("DROP TABLE networks");
+  sql("CREATE TABLE networks(tenant TEXT NOT NULL, name TEXT NOT NULL, uuid TEXT NOT NULL UNIQUE,"
+      " local_id INTEGER NOT NULL UNIQUE, type TEXT NOT NULL, segment_id INTEGER NOT NULL,"
+      " subnet TEXT NOT NULL, gateway TEXT NOT NULL DEFAULT '', dhcp INTEGER NOT NULL,"
+      " dns_json TEXT NOT NULL DEFAULT '[]', mtu INTEGER NOT NULL,"
+      " dhcp_ip TEXT NOT NULL DEFAULT '', dhcp_mac TEXT NOT NULL DEFAULT '',"
+      " dhcp_ofport INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,"
+      " last_error TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL,"
+      " updated_at TEXT NOT NULL, PRIMARY KEY (tenant, name), UNIQUE (type, segment_id))");
+  sql("CREATE TABLE ports(uuid TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+      " network TEXT NOT NULL REFERENCES networks(uuid), vm TEXT NOT NULL,"
+      " vm_name TEXT NOT NULL, nic INTEGER NOT NULL, name TEXT NOT NULL UNIQUE,"
+      " mac TEXT NOT NULL, ip TEXT NOT NULL, ofport INTEGER NOT NULL UNIQUE,"
+      " created_at TEXT NOT NULL, security_groups TEXT NOT NULL DEFAULT '[\"default\"]',"
+      " UNIQUE (network, ip), UNIQUE (network, mac), UNIQUE (vm, nic))");
+  sql("INSERT INTO networks(tenant, name, uuid, local_id, type, segment_id, subnet, dhcp, mtu,"
+      " dhcp_ofport, state, created_at, updated_at) VALUES ('t', 'n', 'net-1', 3, 'vxlan', 7,"
+      " '10.0.0.0/24', 1, 1450, 104, 'ready', 'x', 'x')");
+  sql("INSERT INTO ports(uuid, tenant, network, vm, vm_name, nic, name, mac, ip, ofport,"
+      " created_at) VALUES ('p-1', 't', 'net-1', 'vm-1', 'old', 0, 'qt-1',"
+      " '02:00:00:00:00:01', '10.0.0.5', 105, 'x')");
   sql("UPDATE meta SET value = '10' WHERE key = 'schema_version'");
   auto reopened = Store::open(path_);
   ASSERT_TRUE(reopened) << reopened.error().describe();
@@ -140,13 +164,28 @@ TEST_F(StoreTest, AnOlderSchemaIsMigratedAndKeepsItsRows) {
   ASSERT_TRUE(old);
   EXPECT_EQ(old->host, "");
   EXPECT_EQ(old->state, VmState::kCreating);
+  // Schema 13: this host's numbers of the network moved to network_here; the port is this
+  // host's ("").
+  auto network = store_->networks().get("t", "n");
+  ASSERT_TRUE(network) << network.error().describe();
+  EXPECT_EQ(network->uuid, "net-1");
+  EXPECT_EQ(network->local_id, 3);
+  EXPECT_EQ(network->dhcp_ofport, 104);
+  EXPECT_EQ(network->segment_id, 7);
+  EXPECT_EQ(*store_->networks().carried(), std::vector<std::string>{"net-1"});
+  auto ports = store_->ports().ofNetwork("net-1");
+  ASSERT_TRUE(ports);
+  ASSERT_EQ(ports->size(), 1u);
+  EXPECT_EQ((*ports)[0].ofport, 105);
+  EXPECT_EQ((*ports)[0].ip, "10.0.0.5");
+  EXPECT_EQ((*ports)[0].host, "");
   // A newer schema than this build knows is refused, naming both versions.
   store_.reset();
   sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
   auto newer = Store::open(path_);
   ASSERT_FALSE(newer);
   EXPECT_NE(newer.error().message.find("schema version 99"), std::string::npos);
-  sql("UPDATE meta SET value = '12' WHERE key = 'schema_version'");
+  sql("UPDATE meta SET value = '13' WHERE key = 'schema_version'");
   store_ = std::move(*Store::open(path_));
 }
 
