@@ -537,6 +537,15 @@ bool runUntilDeath(Qiaod& q, ApiClient& c, const std::string& method, const std:
   return false;
 }
 
+std::string bannerScript(const std::string& name, const std::string& peer) {
+  return "(while true; do nc -l -p 7000 -e echo BANNER-" + name +
+         "; done) & i=0; while [ $i -lt 90 ]; do r=$(nc -w 2 " + peer +
+         " 7000 </dev/null); if [ -n \"$r\" ]; then echo \"GOT $r\"; break; fi; i=$((i+1));"
+         " sleep 1; done; if ping -c 3 -W 2 " +
+         peer +
+         " >/dev/null 2>&1; then echo PING-ok; else echo PING-fail; fi; echo DONE; sleep 900";
+}
+
 std::string guestRun(const std::string& script) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -189,6 +189,11 @@ bool runUntilDeath(Qiaod& qiaod, ApiClient& client, const std::string& method,
 // "QIAO-TEST-GUEST run: <line>", then "QIAO-TEST-GUEST run exit=<code>".
 std::string guestRun(const std::string& script);
 
+// The guest script of the cross-host tests: serves "BANNER-<name>" on TCP 7000 (busybox nc,
+// again and again), then asks `peer` until it answers, printing "GOT <answer>", then whether
+// ping passes ("PING-ok" or "PING-fail") and "DONE".
+std::string bannerScript(const std::string& name, const std::string& peer);
+
 // A VM spec that boots the test guest directly (admins only: it names host paths).
 nlohmann::json guestSpec(const std::string& name, const std::string& tenant,
                          const std::string& extra_cmdline = {});

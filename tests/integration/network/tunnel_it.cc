@@ -29,16 +29,6 @@ class TunnelTest : public ::testing::Test {
   }
 };
 
-// The guest script: serves its name on 7000 (busybox nc, again and again), then asks `peer`
-// until it answers, printing "BANNER <answer>" and whether ping passes ("PING ok|fail").
-std::string bannerScript(const std::string& name, const std::string& peer) {
-  return "(while true; do nc -l -p 7000 -e echo BANNER-" + name +
-         "; done) & i=0; while [ $i -lt 90 ]; do r=$(nc -w 2 " + peer +
-         " 7000 </dev/null); if [ -n \"$r\" ]; then echo \"GOT $r\"; break; fi; i=$((i+1));"
-         " sleep 1; done; if ping -c 3 -W 2 " + peer +
-         " >/dev/null 2>&1; then echo PING-ok; else echo PING-fail; fi; echo DONE; sleep 900";
-}
-
 TEST_F(TunnelTest, VxlanAndGeneveCarryEachTenantToItsOwnAndNoFurther) {
   SimHost a("tna", "192.0.2.1/24"), b("tnb", "192.0.2.2/24");
   std::string up_log;
@@ -69,8 +59,11 @@ TEST_F(TunnelTest, VxlanAndGeneveCarryEachTenantToItsOwnAndNoFurther) {
   {
     NetnsScope in_host(qa.netns());
     auto op = qa.client(qa.identity("acme-op", "operator", {"acme"}));
-    json spec = {{"name", "mine"}, {"tenant", "acme"}, {"type", "vxlan"},
-                 {"segment_id", 4242}, {"subnet", "10.61.0.0/24"}};
+    json spec = {{"name", "mine"},
+                 {"tenant", "acme"},
+                 {"type", "vxlan"},
+                 {"segment_id", 4242},
+                 {"subnet", "10.61.0.0/24"}};
     auto refused = call(op, "POST", "/v1/networks", spec.dump());
     EXPECT_EQ(refused.status, 403) << refused.raw;
     EXPECT_NE(refused.raw.find("chosen by an admin"), std::string::npos) << refused.raw;
@@ -98,8 +91,10 @@ TEST_F(TunnelTest, VxlanAndGeneveCarryEachTenantToItsOwnAndNoFurther) {
     auto c = q->adminClient();
     for (const auto& [tenant, name, type] :
          {std::tuple{"acme", "blue", "vxlan"}, std::tuple{"bolt", "red", "geneve"}}) {
-      json spec = {{"name", name},       {"tenant", tenant},
-                   {"type", type},       {"segment_id", 4242},
+      json spec = {{"name", name},
+                   {"tenant", tenant},
+                   {"type", type},
+                   {"segment_id", 4242},
                    {"subnet", "10.60.0.0/24"}};
       auto r = call(c, "POST", "/v1/networks", spec.dump());
       ASSERT_EQ(r.status, 202) << r.raw;
@@ -116,24 +111,23 @@ TEST_F(TunnelTest, VxlanAndGeneveCarryEachTenantToItsOwnAndNoFurther) {
   for (const auto& g : guests) {
     NetnsScope in_host(g.qiaod->netns());
     auto c = g.qiaod->adminClient();
-    json spec = guestSpec(g.name, g.tenant, "qiao.dhcp=1 " + guestRun(bannerScript(g.name, g.peer)));
-    spec["nics"] = json::array(
-        {{{"network", g.network}, {"ip", g.ip}, {"security_groups", {"subnet"}}}});
+    json spec =
+        guestSpec(g.name, g.tenant, "qiao.dhcp=1 " + guestRun(bannerScript(g.name, g.peer)));
+    spec["nics"] =
+        json::array({{{"network", g.network}, {"ip", g.ip}, {"security_groups", {"subnet"}}}});
     auto r = call(c, "POST", "/v1/vms", spec.dump());
     ASSERT_EQ(r.status, 202) << r.raw;
-    ASSERT_EQ(waitTask(c, r.body["id"], std::chrono::seconds(180))["state"], "succeeded")
-        << g.name;
+    ASSERT_EQ(waitTask(c, r.body["id"], std::chrono::seconds(180))["state"], "succeeded") << g.name;
   }
-  const std::map<std::string, std::string> expect = {{"acme-a", "acme-b"},
-                                                     {"bolt-a", "bolt-b"},
-                                                     {"acme-b", "acme-a"},
-                                                     {"bolt-b", "bolt-a"}};
+  const std::map<std::string, std::string> expect = {
+      {"acme-a", "acme-b"}, {"bolt-a", "bolt-b"}, {"acme-b", "acme-a"}, {"bolt-b", "bolt-a"}};
   for (const auto& g : guests) {
     NetnsScope in_host(g.qiaod->netns());
     auto c = g.qiaod->adminClient();
     std::string out = waitConsole(c, g.name, g.tenant, "run: DONE", 1, std::chrono::seconds(240));
     EXPECT_NE(out.find("run: GOT BANNER-" + expect.at(g.name)), std::string::npos)
-        << g.name << " did not reach " << expect.at(g.name) << ":\n" << out;
+        << g.name << " did not reach " << expect.at(g.name) << ":\n"
+        << out;
     EXPECT_NE(out.find("run: PING-ok"), std::string::npos) << g.name << ":\n" << out;
     for (const auto& [other, _] : expect) {
       if (other != expect.at(g.name)) {
@@ -146,8 +140,8 @@ TEST_F(TunnelTest, VxlanAndGeneveCarryEachTenantToItsOwnAndNoFurther) {
   auto ports = a.run({"ovs-vsctl", "--columns=name,type,options", "list", "Interface"});
   EXPECT_NE(ports.out.find("qvx-c0000202"), std::string::npos) << ports.out;
   EXPECT_NE(ports.out.find("qgn-c0000202"), std::string::npos) << ports.out;
-  auto learned = b.run({"ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br-int",
-                        "cookie=0x51a0000000000002/-1"});
+  auto learned = b.run(
+      {"ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br-int", "cookie=0x51a0000000000002/-1"});
   EXPECT_GE(countOccurrences(learned.out, "table=21"), 2) << learned.out;
 }
 

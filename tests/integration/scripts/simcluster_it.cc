@@ -9,7 +9,9 @@
 // made through one member for the other is the other's, listed by both with its host, and
 // managed through the first (forwarded calls); a VM without a host is placed by the leader;
 // operators granted through one member act through the other, and one tenant's operator sees
-// nothing of another's VMs; h2 is removed through h1 (not through itself, not an unknown host):
+// nothing of another's VMs; a tenant network spans both hosts (its segment and its guests'
+// addresses from the cluster's allocators) and its guests reach each other across the tunnel;
+// h2 is removed through h1 (not through itself, not an unknown host):
 // its certificate is refused by h1 and its Ceph user is gone; `down` leaves no namespace,
 // process, interface or state behind, and is idempotent.
 #include <gtest/gtest.h>
@@ -393,6 +395,96 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   EXPECT_EQ(domstate("h1", "t1.iso1"), "absent");
   std::printf("cluster VMs (forwarded calls, placement) checked in %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - vms_t0).count());
+
+  // A tenant network across the hosts. t1's operator makes a vxlan network through h2 without a
+  // segment id (the cluster's one allocator gives it); a guest on each host gets an address
+  // from the one allocator of the network's ports (gateway .1, DHCP .2, then .3 and .4, the
+  // second made on h2 whatever h2 had heard of the first), and each reaches the other's TCP
+  // banner and answers its ping across the tunnel, through the tenant's default security group
+  // (ingress from its members: the other host's port is one). Deleted through h1, the network
+  // leaves both hosts' switches.
+  if (testGuestAvailable()) {
+    const auto net_t0 = std::chrono::steady_clock::now();
+    auto client_to = [&](const std::string& file, const std::string& host) {
+      auto loaded = loadClientConfig(file);
+      EXPECT_TRUE(loaded.has_value()) << loaded.error().describe();
+      loaded->endpoint = "https://" + env["SIMC_" + host + "_ADDR"] + ":8443";
+      loaded->timeout_ms = 30000;
+      auto made = ApiClient::create(*loaded);
+      EXPECT_TRUE(made.has_value()) << made.error().describe();
+      return std::move(*made);
+    };
+    ApiClient admin1 = client_to(config_file, "h1");
+    ApiClient op2 = client_to(op_t1, "h2");
+    json net = {{"name", "blue"}, {"tenant", "t1"}, {"type", "vxlan"}, {"subnet", "10.70.0.0/24"}};
+    auto made_net = call(op2, "POST", "/v1/networks", net.dump());
+    ASSERT_EQ(made_net.status, 202) << made_net.raw;
+    ASSERT_EQ(waitTask(op2, made_net.body["id"])["state"], "succeeded");
+    auto seen = call(admin1, "GET", "/v1/networks/blue?tenant=t1");
+    ASSERT_EQ(seen.status, 200) << seen.raw;
+    EXPECT_EQ(seen.body.value("state", ""), "ready") << seen.raw;
+    EXPECT_GE(seen.body.value("segment_id", 0), 1000) << seen.raw;
+    const std::string net_prefix = "qd-" + seen.body.value("uuid", "").substr(0, 8);
+    struct Guest {
+      std::string name, host, ip, peer;
+    };
+    const std::vector<Guest> guests = {{"net-a", "h1", "10.70.0.3", "10.70.0.4"},
+                                       {"net-b", "h2", "10.70.0.4", "10.70.0.3"}};
+    for (const auto& g : guests) {
+      json spec = guestSpec(g.name, "t1", "qiao.dhcp=1 " + guestRun(bannerScript(g.name, g.peer)));
+      spec["nics"] = json::array({{{"network", "blue"}}});
+      spec["host"] = g.host;
+      auto r = call(admin1, "POST", "/v1/vms", spec.dump());
+      ASSERT_EQ(r.status, 202) << r.raw;
+      ASSERT_EQ(waitTask(admin1, r.body["id"], std::chrono::seconds(180))["state"], "succeeded")
+          << g.name;
+    }
+    for (const auto& g : guests) {
+      auto vm = call(admin1, "GET", "/v1/vms/" + g.name + "?tenant=t1");
+      EXPECT_EQ(vm.body.value("host", ""), g.host) << vm.raw;
+      EXPECT_NE(vm.raw.find("\"" + g.ip + "\""), std::string::npos)
+          << g.name << " does not have " << g.ip << ": " << vm.raw;
+    }
+    for (const auto& g : guests) {
+      const std::string peer = g.name == "net-a" ? "net-b" : "net-a";
+      std::string out =
+          waitConsole(admin1, g.name, "t1", "run: DONE", 1, std::chrono::seconds(240));
+      EXPECT_NE(out.find("run: GOT BANNER-" + peer), std::string::npos)
+          << g.name << " did not reach " << peer << ":\n"
+          << out;
+      EXPECT_NE(out.find("run: PING-ok"), std::string::npos) << g.name << ":\n" << out;
+    }
+    auto switch_ports = [&](const std::string& host) {
+      return runCommand({sourceDir() + "/scripts/simhost", "exec", env["SIMC_" + host + "_SIMHOST"],
+                         "--", "ovs-vsctl", "--timeout=5", "list-ports", "br-int"})
+          .out;
+    };
+    for (const auto& g : guests) {
+      EXPECT_NE(switch_ports(g.host).find(net_prefix), std::string::npos)
+          << g.host << " does not carry blue: " << switch_ports(g.host);
+      // The other host's guest is a member of the default group in this host's flows.
+      auto flows =
+          runCommand({sourceDir() + "/scripts/simhost", "exec", env["SIMC_" + g.host + "_SIMHOST"],
+                      "--", "ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br-int", "table=31"});
+      EXPECT_NE(flows.out.find("nw_src=" + g.peer), std::string::npos)
+          << g.host << ": " << flows.out;
+    }
+    for (const auto& g : guests) {
+      auto gone = call(admin1, "DELETE", "/v1/vms/" + g.name + "?tenant=t1&force=true");
+      ASSERT_EQ(gone.status, 202) << gone.raw;
+      EXPECT_EQ(waitTask(admin1, gone.body["id"], std::chrono::seconds(120))["state"], "succeeded");
+    }
+    auto net_gone = call(admin1, "DELETE", "/v1/networks/blue?tenant=t1");
+    ASSERT_EQ(net_gone.status, 202) << net_gone.raw;
+    EXPECT_EQ(waitTask(admin1, net_gone.body["id"])["state"], "succeeded");
+    for (const std::string host : {"h1", "h2"}) {
+      EXPECT_TRUE(
+          wait_until(20, [&] { return switch_ports(host).find(net_prefix) == std::string::npos; }))
+          << host << " still carries blue: " << switch_ports(host);
+    }
+    std::printf("a tenant network across the hosts checked in %.1f s\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - net_t0).count());
+  }
 
   // The underlay joins the hosts: h1 reaches h2's address, and h2's libvirtd over TCP there
   // (the path of tunnels and migrations).
