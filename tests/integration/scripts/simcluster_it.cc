@@ -1,19 +1,20 @@
-// scripts/simcluster against the real thing: a 2-host cluster with its own Ceph comes up, the
+// scripts/simcluster against the real thing: a 3-host cluster with its own Ceph comes up, the
 // hosts reach each other over the underlay, and each host's qiaod answers the cluster's admin
-// at its underlay address; each host tunnels to the other as membership says (no tunnel_peers
-// configured), and keeps the tunnel while the other is unreachable; `kill` leaves no process of
-// the host and status reports it down; a partitioned host cannot reach Ceph (nor the admin it),
-// heal (and a timed partition, by itself) gives it back; a killed host starts again; a join
-// token is made (and one too long refused); h2 joined with a token (`qiaod join`), and joins
+// at its underlay address; each host tunnels to the others as membership says (no
+// tunnel_peers configured), and keeps a tunnel while its peer is unreachable; the leader's host
+// killed, another member leads within the lease + 2 s; `kill` leaves no process of the host
+// and status reports it down; a partitioned host cannot reach Ceph (nor the admin it), heal
+// (and a timed partition, by itself) gives it back; a killed host starts again; a join token
+// is made (and one too long refused); h2 and h3 joined with tokens (`qiaod join`), and joins
 // from here show the baseline, reused, expired, forged and wrongly pinned tokens refused; a VM
-// made through one member for the other is the other's, listed by both with its host, and
-// managed through the first (forwarded calls); a VM without a host is placed by the leader;
-// operators granted through one member act through the other, and one tenant's operator sees
-// nothing of another's VMs; a tenant network spans both hosts (its segment and its guests'
-// addresses from the cluster's allocators) and its guests reach each other across the tunnel;
-// h2 is removed through h1 (not through itself, not an unknown host):
-// its certificate is refused by h1 and its Ceph user is gone; `down` leaves no namespace,
-// process, interface or state behind, and is idempotent.
+// made through h1 for h2 is h2's, listed by every member with its host, and managed through h3
+// (forwarded calls); a VM without a host is placed by the leader; operators granted through
+// one member act through another, and one tenant's operator sees nothing of another's VMs; a
+// tenant network spans the three hosts (its segment and its guests' addresses from the
+// cluster's allocators) and its guests reach each other across the tunnels; h2 is removed
+// through h1 (not through itself, not an unknown host): its certificate is refused by h1 and
+// h3 and its Ceph user is gone; `down` leaves no namespace, process, interface or state
+// behind, and is idempotent.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -116,15 +117,16 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   ClusterGuard guard;
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto up = simcluster({"up", kCluster, "--hosts", "2", "--accel", "tcg"}, 400000);
+  auto up = simcluster({"up", kCluster, "--hosts", "3", "--accel", "tcg"}, 400000);
   ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
   const auto up_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("up --hosts 2: %.1f s\n", up_s);
+  std::printf("up --hosts 3: %.1f s\n", up_s);
 
   auto env_run = simcluster({"env", kCluster});
   ASSERT_EQ(env_run.exit_code, 0) << env_run.err;
   auto env = parseKeyValueLines(env_run.out);
-  ASSERT_EQ(env["SIMC_HOSTS"], "h1 h2");
+  ASSERT_EQ(env["SIMC_HOSTS"], "h1 h2 h3");
+  const std::vector<std::string> hosts = {"h1", "h2", "h3"};
   const std::string ceph_conf = env["SIMC_CEPH_CONF"];
   const std::string fabric = "/run/netns/" + env["SIMC_FABRIC_NETNS"];
   ASSERT_FALSE(ceph_conf.empty());
@@ -132,8 +134,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   auto status = simcluster({"status", kCluster});
   EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
   EXPECT_EQ(stateOf(status.out, "ceph"), "up") << status.out;
-  EXPECT_EQ(stateOf(status.out, "h1"), "up") << status.out;
-  EXPECT_EQ(stateOf(status.out, "h2"), "up") << status.out;
+  for (const auto& host : hosts) EXPECT_EQ(stateOf(status.out, host), "up") << status.out;
 
   // The admin's configuration reaches each host's API at its underlay address (whose
   // certificate names that address), and each host is of this cluster.
@@ -147,7 +148,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     argv.insert(argv.end(), args.begin(), args.end());
     return runCommand(argv, 30000);
   };
-  for (const std::string host : {"h1", "h2"}) {
+  for (const auto& host : hosts) {
     auto info = qiaoctl(host, {"-o", "json", "host"});
     ASSERT_EQ(info.exit_code, 0) << host << ": " << info.out << info.err;
     EXPECT_EQ(json::parse(info.out, nullptr, false).value("cluster", ""), kCluster) << info.out;
@@ -155,7 +156,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     EXPECT_EQ(vms.exit_code, 0) << host << ": " << vms.out << vms.err;
   }
 
-  // The hosts are members: each holds its lease, one leads. Kill the leader's host: the other
+  // The hosts are members: each holds its lease, one leads. Kill the leader's host: another
   // leads within the lease (cluster.lease_s, 10 s) plus 2 s, and sees the dead one unreachable.
   auto cluster_of = [&](const std::string& host) {
     auto run = qiaoctl(host, {"-o", "json", "cluster", "status"});
@@ -183,9 +184,10 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
                            const json leader =
                                view.value("cluster", json::object()).value("leader", json());
                            return leader.is_object() && host_state(view, "h1") == "ready" &&
-                                  host_state(view, "h2") == "ready";
+                                  host_state(view, "h2") == "ready" &&
+                                  host_state(view, "h3") == "ready";
                          }))
-      << "no leader with both hosts ready: " << view.dump();
+      << "no leader with every host ready: " << view.dump();
   // Tunnels follow membership: each host's OVS has a vxlan and a geneve port to the other's
   // underlay address, from its host record (no tunnel_peers in any qiaod.toml); GET
   // /v1/hosts/{name} shows the address each host published.
@@ -216,16 +218,20 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   const std::set<std::string> both_types = {"vxlan", "geneve"};
   std::map<std::string, std::set<std::string>> tunnels;
   const auto tunnels_t0 = std::chrono::steady_clock::now();
-  for (const std::string host : {"h1", "h2"}) {
-    const std::string peer = host == "h1" ? "h2" : "h1";
+  for (const auto& host : hosts) {
     EXPECT_EQ(readFile(env["SIMC_" + host + "_DIR"] + "/qiaod.toml").find("tunnel_peers"),
               std::string::npos);
-    auto to_peer_only = [&] {
+    auto to_peers_only = [&] {
       tunnels = tunnels_of(host);
-      return tunnels.size() == 1 && tunnels[env["SIMC_" + peer + "_ADDR"]] == both_types;
+      if (tunnels.size() != hosts.size() - 1) return false;
+      for (const auto& peer : hosts) {
+        if (peer != host && tunnels[env["SIMC_" + peer + "_ADDR"]] != both_types) return false;
+      }
+      return true;
     };
-    EXPECT_TRUE(wait_until(10, to_peer_only))
-        << host << "'s tunnels are not exactly to " << peer << ": " << json(tunnels).dump();
+    EXPECT_TRUE(wait_until(10, to_peers_only))
+        << host << "'s tunnels are not exactly to the others: " << json(tunnels).dump();
+    const std::string peer = host == "h1" ? "h2" : "h1";
     auto record = qiaoctl(host, {"-o", "json", "host", "get", peer});
     EXPECT_EQ(json::parse(record.out, nullptr, false).value("tunnel_ip", ""),
               env["SIMC_" + peer + "_ADDR"])
@@ -235,21 +241,24 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - tunnels_t0).count());
   const std::string leader = view["cluster"]["leader"].value("host", "");
   const uint64_t epoch = view["cluster"]["leader"].value("epoch", uint64_t{0});
-  ASSERT_TRUE(leader == "h1" || leader == "h2") << view.dump();
-  const std::string other = leader == "h1" ? "h2" : "h1";
+  ASSERT_TRUE(leader == "h1" || leader == "h2" || leader == "h3") << view.dump();
+  const std::string other = leader == "h1" ? "h2" : "h1";  // a member that lives on
   ASSERT_EQ(simcluster({"kill", kCluster, leader}).exit_code, 0);
   const auto killed_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(
-      wait_until(30,
-                 [&] {
-                   view = cluster_of(other);
-                   return view.value("cluster", json::object()).value("this_host_leads", false);
-                 }))
-      << other << " did not take over: " << view.dump();
+  std::string new_leader;
+  ASSERT_TRUE(wait_until(
+      30,
+      [&] {
+        view = cluster_of(other);
+        new_leader =
+            view.value("cluster", json::object()).value("leader", json::object()).value("host", "");
+        return !new_leader.empty() && new_leader != leader;
+      }))
+      << "no member took over: " << view.dump();
   const double failover_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   std::printf("leader %s killed: %s leads after %.1f s (lease 10 s)\n", leader.c_str(),
-              other.c_str(), failover_s);
+              new_leader.c_str(), failover_s);
   EXPECT_LE(failover_s, 12.0) << "leader failover slower than the lease + 2 s";
   EXPECT_GT(view["cluster"]["leader"].value("epoch", uint64_t{0}), epoch);
   EXPECT_EQ(host_state(view, leader), "unreachable") << view.dump();
@@ -267,8 +276,8 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
       << leader << " did not come back as a follower: " << view.dump();
 
   // The cluster's VMs. One made through h1 for h2 (an admin names the host) is h2's: every
-  // member lists it with its host, its domain is on h2 alone, and calls on it through h1 are
-  // forwarded to h2 (their tasks followed through h1). A VM without a host is placed by the
+  // member lists it with its host, its domain is on h2 alone, and calls on it through h3 are
+  // forwarded to h2 (their tasks followed through h3). A VM without a host is placed by the
   // leader on the first host with room (h1, in name order); a name is one VM in the cluster; a
   // host with VMs cannot be removed.
   const auto vms_t0 = std::chrono::steady_clock::now();
@@ -316,7 +325,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   ASSERT_EQ(fwd1.exit_code, 0) << fwd1.out << fwd1.err;
   EXPECT_EQ(json::parse(fwd1.out, nullptr, false).value("host", ""), "h2") << fwd1.out;
   std::map<std::string, std::string> vm_hosts;
-  for (const std::string member : {"h1", "h2"}) {
+  for (const auto& member : hosts) {
     EXPECT_TRUE(wait_until(10,
                            [&] {
                              vm_hosts = hosts_of_vms(member);
@@ -326,10 +335,11 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   }
   EXPECT_EQ(domstate("h2", "t1.fwd1"), "shut off");
   EXPECT_EQ(domstate("h1", "t1.fwd1"), "absent");
-  auto started_vm = qiaoctl("h1", {"vm", "start", "fwd1", "--tenant", "t1", "--wait"});
+  EXPECT_EQ(domstate("h3", "t1.fwd1"), "absent");
+  auto started_vm = qiaoctl("h3", {"vm", "start", "fwd1", "--tenant", "t1", "--wait"});
   EXPECT_EQ(started_vm.exit_code, 0) << started_vm.out << started_vm.err;
   EXPECT_EQ(domstate("h2", "t1.fwd1"), "running");
-  auto stopped_vm = qiaoctl("h1", {"vm", "force-stop", "fwd1", "--tenant", "t1", "--wait"});
+  auto stopped_vm = qiaoctl("h3", {"vm", "force-stop", "fwd1", "--tenant", "t1", "--wait"});
   EXPECT_EQ(stopped_vm.exit_code, 0) << stopped_vm.out << stopped_vm.err;
   EXPECT_EQ(domstate("h2", "t1.fwd1"), "shut off");
   auto twice = create_vm("h2", "fwd1", "");
@@ -345,9 +355,13 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   EXPECT_EQ(qiaoctl("h2", {"vm", "delete", "placed1", "--tenant", "t1", "--wait"}).exit_code, 0);
   EXPECT_EQ(qiaoctl("h1", {"vm", "delete", "fwd1", "--tenant", "t1", "--wait"}).exit_code, 0);
   EXPECT_EQ(domstate("h2", "t1.fwd1"), "absent");
-  EXPECT_TRUE(
-      wait_until(10, [&] { return hosts_of_vms("h1").empty() && hosts_of_vms("h2").empty(); }))
-      << json(hosts_of_vms("h1")).dump() << json(hosts_of_vms("h2")).dump();
+  EXPECT_TRUE(wait_until(10,
+                         [&] {
+                           return hosts_of_vms("h1").empty() && hosts_of_vms("h2").empty() &&
+                                  hosts_of_vms("h3").empty();
+                         }))
+      << json(hosts_of_vms("h1")).dump() << json(hosts_of_vms("h2")).dump()
+      << json(hosts_of_vms("h3")).dump();
   // Roles are the cluster's: operators of t1 and t2, granted through h1 (`qiaod pki issue` on
   // a member writes the binding into the cluster), act through h2. The t2 operator sees nothing
   // of t1's VM in the cluster-wide list, nor the VM itself; the t1 operator's VM, placed by the
@@ -398,11 +412,11 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
 
   // A tenant network across the hosts. t1's operator makes a vxlan network through h2 without a
   // segment id (the cluster's one allocator gives it); a guest on each host gets an address
-  // from the one allocator of the network's ports (gateway .1, DHCP .2, then .3 and .4, the
-  // second made on h2 whatever h2 had heard of the first), and each reaches the other's TCP
-  // banner and answers its ping across the tunnel, through the tenant's default security group
-  // (ingress from its members: the other host's port is one). Deleted through h1, the network
-  // leaves both hosts' switches.
+  // from the one allocator of the network's ports (gateway .1, DHCP .2, then .3, .4 and .5,
+  // each made on its host whatever that host had heard of the others), and each reaches the
+  // next one's TCP banner and ping across the tunnels (a ring: every pair of hosts), through
+  // the tenant's default security group (ingress from its members: the other hosts' ports are
+  // members). Deleted through h1, the network leaves every host's switch.
   if (testGuestAvailable()) {
     const auto net_t0 = std::chrono::steady_clock::now();
     auto client_to = [&](const std::string& file, const std::string& host) {
@@ -429,7 +443,10 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
       std::string name, host, ip, peer;
     };
     const std::vector<Guest> guests = {{"net-a", "h1", "10.70.0.3", "10.70.0.4"},
-                                       {"net-b", "h2", "10.70.0.4", "10.70.0.3"}};
+                                       {"net-b", "h2", "10.70.0.4", "10.70.0.5"},
+                                       {"net-c", "h3", "10.70.0.5", "10.70.0.3"}};
+    const std::map<std::string, std::string> asks = {
+        {"net-a", "net-b"}, {"net-b", "net-c"}, {"net-c", "net-a"}};
     for (const auto& g : guests) {
       json spec = guestSpec(g.name, "t1", "qiao.dhcp=1 " + guestRun(bannerScript(g.name, g.peer)));
       spec["nics"] = json::array({{{"network", "blue"}}});
@@ -446,7 +463,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
           << g.name << " does not have " << g.ip << ": " << vm.raw;
     }
     for (const auto& g : guests) {
-      const std::string peer = g.name == "net-a" ? "net-b" : "net-a";
+      const std::string peer = asks.at(g.name);
       std::string out =
           waitConsole(admin1, g.name, "t1", "run: DONE", 1, std::chrono::seconds(240));
       EXPECT_NE(out.find("run: GOT BANNER-" + peer), std::string::npos)
@@ -462,7 +479,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     for (const auto& g : guests) {
       EXPECT_NE(switch_ports(g.host).find(net_prefix), std::string::npos)
           << g.host << " does not carry blue: " << switch_ports(g.host);
-      // The other host's guest is a member of the default group in this host's flows.
+      // The other hosts' guests are members of the default group in this host's flows.
       auto flows =
           runCommand({sourceDir() + "/scripts/simhost", "exec", env["SIMC_" + g.host + "_SIMHOST"],
                       "--", "ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br-int", "table=31"});
@@ -477,7 +494,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     auto net_gone = call(admin1, "DELETE", "/v1/networks/blue?tenant=t1");
     ASSERT_EQ(net_gone.status, 202) << net_gone.raw;
     EXPECT_EQ(waitTask(admin1, net_gone.body["id"])["state"], "succeeded");
-    for (const std::string host : {"h1", "h2"}) {
+    for (const auto& host : hosts) {
       EXPECT_TRUE(
           wait_until(20, [&] { return switch_ports(host).find(net_prefix) == std::string::npos; }))
           << host << " still carries blue: " << switch_ports(host);
@@ -701,22 +718,24 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   EXPECT_EQ(qiaoctl("h1", {"host", "remove", "h9"}).exit_code, 1);
   const std::string state_dir = env["SIMC_STATE_DIR"];
   RawTlsOptions as_h2;
-  as_h2.endpoint = "https://" + env["SIMC_h1_ADDR"] + ":8443";
   as_h2.ca = state_dir + "/ca/ca.crt";
   as_h2.cert = state_dir + "/hosts/h2/pki/node.crt";
   as_h2.key = state_dir + "/hosts/h2/pki/node.key";
-  // The HTTP status of a call with h2's certificate; 0 when there is no answer (TLS 1.3: the
-  // server's refusal of a client certificate comes after the client's side of the handshake).
-  auto call_as_h2 = [&](std::string* error) {
+  // The HTTP status of a call to `member` with h2's certificate; 0 when there is no answer (TLS
+  // 1.3: the server's refusal of a client certificate comes after the client's side of the
+  // handshake).
+  auto call_as_h2 = [&](const std::string& member, std::string* error) {
+    as_h2.endpoint = "https://" + env["SIMC_" + member + "_ADDR"] + ":8443";
     auto tls = RawTls::connect(as_h2, error);
     if (!tls) return 0;
     tls->send("GET /v1/host HTTP/1.1\r\nHost: h1\r\nConnection: close\r\n\r\n");
     return httpStatusOf(tls->readUntilClosed(10000));
   };
   std::string tls_error;
-  // Before: h2's node certificate is accepted by h1 (a node's binding, an admin's role, is the
-  // cluster's: docs/operators/cluster.md, forwarding).
-  EXPECT_EQ(call_as_h2(&tls_error), 200) << tls_error;
+  // Before: h2's node certificate is accepted by h1 and h3 (a node's binding, an admin's role,
+  // is the cluster's: docs/operators/cluster.md, forwarding).
+  EXPECT_EQ(call_as_h2("h1", &tls_error), 200) << tls_error;
+  EXPECT_EQ(call_as_h2("h3", &tls_error), 200) << tls_error;
   auto removed = qiaoctl("h1", {"-o", "json", "host", "remove", "h2"});
   ASSERT_EQ(removed.exit_code, 0) << removed.out << removed.err;
   json removal = json::parse(removed.out, nullptr, false);
@@ -724,9 +743,10 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   EXPECT_EQ(removal.value("ceph_user", ""), "client.qiao-host-h2");
   EXPECT_EQ(host_state(cluster_of("h1"), "h2"), "removed");
   const auto removed_at = std::chrono::steady_clock::now();
-  bool refused = wait_until(10, [&] { return call_as_h2(&tls_error) == 0; });
-  EXPECT_TRUE(refused) << "h1 still accepts the removed h2's certificate";
-  std::printf("h2 removed; its certificate refused by h1 after %.1f s\n",
+  bool refused = wait_until(
+      10, [&] { return call_as_h2("h1", &tls_error) == 0 && call_as_h2("h3", &tls_error) == 0; });
+  EXPECT_TRUE(refused) << "a member still accepts the removed h2's certificate";
+  std::printf("h2 removed; its certificate refused by h1 and h3 after %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - removed_at).count());
   EXPECT_NE(ceph_from("h2").exit_code, 0) << "the removed h2's Ceph user still works";
   auto again_removed = qiaoctl("h1", {"host", "remove", "h2"});
@@ -735,9 +755,10 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   // A partition left in place, with a timer running, when the cluster goes down.
   ASSERT_EQ(simcluster({"partition", kCluster, "h1", "--seconds", "600"}).exit_code, 0);
   std::set<ino_t> netns = {netnsInode(fabric), h1_netns,
-                           netnsInode("/run/netns/qiao-sim-" + env["SIMC_h2_SIMHOST"])};
+                           netnsInode("/run/netns/qiao-sim-" + env["SIMC_h2_SIMHOST"]),
+                           netnsInode("/run/netns/qiao-sim-" + env["SIMC_h3_SIMHOST"])};
   netns.erase(0);
-  ASSERT_EQ(netns.size(), 3u);
+  ASSERT_EQ(netns.size(), 4u);
   auto down = simcluster({"down", kCluster}, 180000);
   ASSERT_EQ(down.exit_code, 0) << down.out << down.err;
   EXPECT_EQ(join(processesOf(netns, env["SIMC_STATE_DIR"])), "") << "processes left by down";
@@ -745,6 +766,7 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
   EXPECT_FALSE(fs::exists(fabric));
   EXPECT_FALSE(fs::exists("/run/netns/qiao-sim-" + env["SIMC_h1_SIMHOST"]));
   EXPECT_FALSE(fs::exists("/run/netns/qiao-sim-" + env["SIMC_h2_SIMHOST"]));
+  EXPECT_FALSE(fs::exists("/run/netns/qiao-sim-" + env["SIMC_h3_SIMHOST"]));
   EXPECT_FALSE(fs::exists("/run/qiao-sim/" + env["SIMC_h1_SIMHOST"]));
   EXPECT_FALSE(fs::exists(env["SIMC_STATE_DIR"]));
   EXPECT_FALSE(fs::exists("/sys/class/net/" + env["SIMC_ROOT_IF"])) << "root leg left";
