@@ -131,11 +131,9 @@ Status RecordTable::stamp(uint64_t epoch) {
 }
 
 void RecordTable::announce(const std::string& key) {
-  // Best effort: a watcher that misses it re-reads when its watch breaks or on its next sweep.
-  if (auto told = rados_.notify(object_, key, kNotifyTimeout); !told) {
-    kLog.warn("could not announce a change",
-              {{"object", object_.describe()}, {"key", key}, {"error", told.error().message}});
-  }
+  // Best effort, and the writer does not wait for it: a watcher that misses it re-reads when
+  // its watch breaks or on its next sweep.
+  rados_.notifyInBackground(object_, key, kNotifyTimeout);
 }
 
 }  // namespace qiao

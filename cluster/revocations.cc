@@ -76,7 +76,7 @@ Status Revocations::publishCrl(const std::string& pem, const std::optional<std::
   auto written = rados_.omapWrite(crlObject(), write);
   if (!written) return std::unexpected(written.error());
   // Best effort: members also re-read it periodically.
-  (void)rados_.notify(crlObject(), "crl", kNotifyTimeout);
+  rados_.notifyInBackground(crlObject(), "crl", kNotifyTimeout);
   return {};
 }
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -65,15 +66,53 @@ std::string RadosObject::describe() const {
   return "RADOS object " + pool + "/" + (ns.empty() ? "" : ns + "/") + name;
 }
 
+// A notify sent in the background: what it needs until librados completes it.
+struct PendingNotify {
+  IoCtx io;
+  rados_completion_t completion = nullptr;
+  char* reply = nullptr;
+  size_t reply_len = 0;
+  std::string object;
+  PendingNotify() = default;
+  PendingNotify(const PendingNotify&) = delete;
+  PendingNotify& operator=(const PendingNotify&) = delete;
+  ~PendingNotify() {
+    if (completion != nullptr) {
+      rados_aio_wait_for_complete(completion);
+      rados_aio_release(completion);
+    }
+    rados_buffer_free(reply);
+  }
+};
+
 struct LibradosCluster::Impl {
   std::mutex mutex;
   rados_t cluster = nullptr;
+  std::mutex notifies_mutex;
+  std::list<std::unique_ptr<PendingNotify>> notifies;
 
   Impl() = default;
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
   ~Impl() {
+    notifies.clear();  // each waits for its completion: before the connection goes
     if (cluster != nullptr) rados_shutdown(cluster);
+  }
+
+  // Forgets the notifies librados completed. notifies_mutex held.
+  void reapNotifiesLocked() {
+    for (auto it = notifies.begin(); it != notifies.end();) {
+      if (!rados_aio_is_complete((*it)->completion)) {
+        ++it;
+        continue;
+      }
+      const int rc = rados_aio_get_return_value((*it)->completion);
+      if (rc < 0 && rc != -ETIMEDOUT) {
+        kLog.warn("a change was not announced",
+                  {{"object", (*it)->object}, {"error", cephError(rc, "notify").message}});
+      }
+      it = notifies.erase(it);
+    }
   }
 
   // Runs a monitor command (JSON); its output and status text.
@@ -752,6 +791,50 @@ Status LibradosCluster::notify(const RadosObject& object, const std::string& pay
   if (rc < 0)
     return std::unexpected(cephError(rc, "cannot notify the watchers of " + object.describe()));
   return {};
+}
+
+void RadosCluster::notifyInBackground(const RadosObject& object, const std::string& payload,
+                                      std::chrono::milliseconds timeout) {
+  if (auto told = notify(object, payload, timeout); !told) {
+    kLog.warn("a change was not announced",
+              {{"object", object.describe()}, {"error", told.error().message}});
+  }
+}
+
+void LibradosCluster::notifyInBackground(const RadosObject& object, const std::string& payload,
+                                         std::chrono::milliseconds timeout) {
+  auto h = handle();
+  if (!h) {
+    kLog.warn("a change was not announced",
+              {{"object", object.describe()}, {"error", h.error().message}});
+    return;
+  }
+  auto pending = std::make_unique<PendingNotify>();
+  pending->object = object.describe();
+  Status sent = openIo(static_cast<rados_t>(*h), object, &pending->io);
+  if (sent && rados_aio_create_completion2(nullptr, nullptr, &pending->completion) < 0) {
+    pending->completion = nullptr;
+    sent = makeError(ErrorCode::kInternal, "ceph", "cannot make a completion");
+  }
+  if (sent) {
+    const int rc = rados_aio_notify(pending->io.io, object.name.c_str(), pending->completion,
+                                    payload.data(), static_cast<int>(payload.size()),
+                                    static_cast<uint64_t>(std::max<int64_t>(timeout.count(), 1)),
+                                    &pending->reply, &pending->reply_len);
+    if (rc < 0) {
+      rados_aio_release(pending->completion);
+      pending->completion = nullptr;
+      sent = std::unexpected(cephError(rc, "cannot notify the watchers of " + object.describe()));
+    }
+  }
+  if (!sent) {
+    kLog.warn("a change was not announced",
+              {{"object", object.describe()}, {"error", sent.error().message}});
+    return;
+  }
+  std::lock_guard lock(impl_->notifies_mutex);
+  impl_->reapNotifiesLocked();
+  impl_->notifies.push_back(std::move(pending));
 }
 
 Result<std::string> LibradosCluster::authGetOrCreate(

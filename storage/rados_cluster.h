@@ -153,6 +153,12 @@ class RadosCluster {
   // object does not exist (nobody watches it: a watch makes it).
   virtual Status notify(const RadosObject& object, const std::string& payload,
                         std::chrono::milliseconds timeout) = 0;
+  // notify() that returns at once: what a writer does after its change, so that a watcher that
+  // no longer answers (its host cut off, until the OSD drops its watch) never holds the writer
+  // for the timeout. Errors are logged; a watcher that missed it re-reads when its watch breaks.
+  // By default (test doubles) the notify itself.
+  virtual void notifyInBackground(const RadosObject& object, const std::string& payload,
+                                  std::chrono::milliseconds timeout);
 
   // cephx users, through the monitors ("auth get-or-create", "auth rm"): each host's own Ceph
   // identity, made when it joins and deleted when it is removed. `entity` is "client.NAME";
@@ -199,6 +205,8 @@ class LibradosCluster final : public RadosCluster {
       const RadosObject& object, std::function<void(const WatchEvent&)> on_event) override;
   Status notify(const RadosObject& object, const std::string& payload,
                 std::chrono::milliseconds timeout) override;
+  void notifyInBackground(const RadosObject& object, const std::string& payload,
+                          std::chrono::milliseconds timeout) override;
   Result<std::string> authGetOrCreate(const std::string& entity,
                                       const std::map<std::string, std::string>& caps) override;
   Status authRemove(const std::string& entity) override;
