@@ -232,6 +232,35 @@ TEST_F(NetworkMirrorTest, SegmentsAreClaimedInTheClusterWhateverACacheKnows) {
   EXPECT_EQ(claimant(1061), "net-ng");
 }
 
+// A create writes its claim, then its network: a claim whose network is not there yet may be
+// one another member is making right now. Taken over, both networks would have the segment.
+TEST_F(NetworkMirrorTest, AClaimWhoseNetworkIsInTheMakingIsNotTakenOver) {
+  using namespace std::chrono;
+  RecordTable segments(*a_.rados, pool_.table("segments"));
+  auto claim = [](const std::string& name, system_clock::time_point at) {
+    return nlohmann::json{{"network", "net-" + name},
+                          {"key", "t1/" + name},
+                          {"at", duration_cast<milliseconds>(at.time_since_epoch()).count()}}
+        .dump();
+  };
+  // A's create of t1/x has claimed 1000 and not yet written its network.
+  ASSERT_TRUE(segments.insert("vxlan/1000", claim("x", system_clock::now())));
+  NetworkRecord same = network("y", 1000);
+  auto refused = b_.store->networks().create(same, nullptr, kRange);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(claimant(1000), "net-x");
+  EXPECT_EQ(shared("networks", "t1/y"), "");
+  // Asked for the lowest free one, B moves on.
+  EXPECT_EQ(made(b_, network("z")).segment_id, 1001);
+  EXPECT_EQ(claimant(1000), "net-x");
+
+  // A claim long left behind is taken over.
+  ASSERT_TRUE(segments.insert("vxlan/1050", claim("old", system_clock::now() - hours(1))));
+  EXPECT_EQ(made(b_, network("w", 1050)).segment_id, 1050);
+  EXPECT_EQ(claimant(1050), "net-w");
+}
+
 TEST_F(NetworkMirrorTest, AnAddressIsGivenOutOnceAcrossTheCluster) {
   NetworkRecord n = made(a_, network("net"));
   // B knows the network, not yet its ports.
