@@ -1,9 +1,11 @@
 #include "node/state/network_repository.h"
 
+#include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "cluster/record_table.h"
 #include "node/state/database.h"
@@ -95,8 +97,29 @@ std::string segmentKey(const NetworkRecord& n) {
   return n.type + "/" + std::to_string(n.segment_id);
 }
 
+// A create writes its claim first, then its network: a claim whose network is not there is one
+// a create cut short left behind only once it is this old (before, the create may still be
+// writing the network, on another member).
+constexpr std::chrono::minutes kClaimGrace{5};
+
+int64_t nowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             systemClock().wallNow().time_since_epoch())
+      .count();
+}
+
 std::string claimOf(const NetworkRecord& n) {
-  return nlohmann::json{{"network", n.uuid}, {"key", n.tenant + "/" + n.name}}.dump();
+  return nlohmann::json{{"network", n.uuid}, {"key", n.tenant + "/" + n.name}, {"at", nowMillis()}}
+      .dump();
+}
+
+// Whether a claim (its JSON) may be a create's still in the making. One without a time is from
+// before claims had one: old.
+bool claimInTheMaking(const nlohmann::json& held) {
+  if (!held.is_object() || !held.contains("at") || !held["at"].is_number_integer()) return false;
+  const int64_t at = held["at"].get<int64_t>();
+  return nowMillis() - at <
+         std::chrono::duration_cast<std::chrono::milliseconds>(kClaimGrace).count();
 }
 
 Error segmentTaken(const NetworkRecord& n) {
@@ -167,8 +190,9 @@ Status NetworkRepository::claimSegment(NetworkRecord& network, std::pair<int64_t
             auto held = nlohmann::json::parse(*text, nullptr, false);
             const std::string holder = held.is_object() ? held.value("network", "") : "";
             if (holder != trial.uuid) {
-              // Held by a network that still is: taken. A claim its network left behind (a
-              // create cut short) is taken over.
+              // Held by a network that still is, or may be in the making: taken. A claim its
+              // network left behind (a create cut short) is taken over.
+              if (claimInTheMaking(held)) return std::unexpected(segmentTaken(trial));
               auto key = held.is_object() ? held.value("key", "") : "";
               auto probe = tenantNameKey<NetworkRecord>().probe(key);
               if (probe) {

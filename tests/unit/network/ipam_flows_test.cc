@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 
 #include "network/flows.h"
 #include "network/ipam.h"
@@ -168,6 +169,48 @@ TEST(Flows, TrustedPortsAreNotFiltered) {
   // Its traffic, both ways, passes the ingress table without conntrack.
   EXPECT_EQ(flowsWith(flows, "table=30,priority=200,reg7=101,actions=output").size(), 1u);
   EXPECT_EQ(flowsWith(flows, "table=30,priority=200,in_port=101,actions=output").size(), 1u);
+}
+
+// A port of another host (a cluster's, ofport 0): its address is a member of its groups for the
+// remote_group rules of this host's ports on its network, and nothing else: no flows of its own.
+TEST(Flows, ARemotePortIsAGroupMemberAndNothingMore) {
+  FlowRule peers;  // ingress anything from the members of "t/db"
+  peers.remote_group = "t/db";
+  FlowRule db;  // t/db's own rule: a local member would get an ingress flow from it
+  db.protocol = "tcp";
+  db.port_min = 5432;
+  db.port_max = 5432;
+  const std::vector<FlowGroup> groups = {{"t/web", {peers}}, {"t/db", {db}}};
+  const FlowPort web{"qt-a", 100, 1, "02:51:a0:00:00:01", {"10.0.0.3"}, false, {"t/web"}};
+  const FlowPort remote{"qt-r", 0, 1, "02:51:a0:00:00:07", {"10.0.0.7"}, false, {"t/db"}, true};
+  // A member on another network of this host: not a peer of web's.
+  const FlowPort other{"qt-s", 0, 2, "02:51:a0:00:00:08", {"10.0.0.8"}, false, {"t/db"}, true};
+  // Not remote and not attached: no member at all.
+  const FlowPort unplugged{"qt-u", 0, 1, "02:51:a0:00:00:09", {"10.0.0.9"}, false, {"t/db"}};
+
+  auto alone = buildFlows({web}, groups);
+  EXPECT_TRUE(flowsWith(alone, "table=31,priority=100,ct_state=+new-est-inv+trk,reg7=100").empty());
+  EXPECT_EQ(buildFlows({web, unplugged}, groups), alone);
+
+  auto flows = buildFlows({web, remote, other, unplugged}, groups);
+  auto ingress = flowsWith(flows, "table=31,priority=100,ct_state=+new-est-inv+trk,reg7=100,");
+  ASSERT_EQ(ingress.size(), 1u);
+  EXPECT_NE(ingress[0].find(",ip,nw_src=10.0.0.7,"), std::string::npos) << ingress[0];
+  EXPECT_NE(ingress[0].find(",output:100"), std::string::npos) << ingress[0];
+  // That one flow is all the remote ports add: nothing in from or out to them, no L2 entry for
+  // their MACs, no place in a flood, no rule of t/db applied to them.
+  std::vector<std::string> added;
+  std::vector<std::string> sorted_alone = alone, sorted_flows = flows;
+  std::sort(sorted_alone.begin(), sorted_alone.end());
+  std::sort(sorted_flows.begin(), sorted_flows.end());
+  std::set_difference(sorted_flows.begin(), sorted_flows.end(), sorted_alone.begin(),
+                      sorted_alone.end(), std::back_inserter(added));
+  EXPECT_EQ(added, ingress);
+  EXPECT_EQ(flows.size(), alone.size() + 1);
+  for (const char* none : {"in_port=0,", "output:0", "reg7=0,", "02:51:a0:00:00:07",
+                           "02:51:a0:00:00:08", "10.0.0.8", "tp_dst=5432"}) {
+    EXPECT_TRUE(flowsWith(flows, none).empty()) << none;
+  }
 }
 
 TEST(Flows, TunnelsCarryTheirNetworksOnlyAndNeverLoop) {
