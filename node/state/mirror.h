@@ -11,12 +11,14 @@
 // records as of the last change announced or swept.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -89,8 +91,9 @@ class Mirror final : public Replicated {
   // Changes the record whose key columns `probe` has. Returns what it became.
   Result<std::optional<R>> update(const R& probe, const Change& change, const Local& also = {}) {
     if (!shared_) return updateLocal(probe, change, also);
-    std::lock_guard share_lock(share_mutex_);
     const std::string key = key_.of(probe);
+    std::shared_lock share_lock(share_mutex_);
+    std::lock_guard key_lock(keyMutex(key));
     std::optional<R> before;
     auto written = shared_->update(
         key, [&](const std::optional<std::string>& text) -> Result<std::optional<std::string>> {
@@ -147,7 +150,7 @@ class Mirror final : public Replicated {
       if (auto published = publish(unpublished_); !published) return published;
       unpublished_ = nullptr;
     }
-    std::lock_guard share_lock(share_mutex_);
+    std::unique_lock share_lock(share_mutex_);
     auto snapshot = shared_->readAll();
     if (!snapshot) return std::unexpected(snapshot.error());
     std::map<std::string, R> wanted;
@@ -195,7 +198,8 @@ class Mirror final : public Replicated {
   Status refreshKey(const std::string& key) override {
     auto probe = key_.probe(key);
     if (!probe) return {};
-    std::lock_guard share_lock(share_mutex_);
+    std::shared_lock share_lock(share_mutex_);
+    std::lock_guard key_lock(keyMutex(key));
     auto read = sharedGet(*probe);
     if (!read) return std::unexpected(read.error());
     const std::optional<R>& record = *read;
@@ -231,7 +235,7 @@ class Mirror final : public Replicated {
       if (!all) return std::unexpected(all.error());
       rows = std::move(*all);
     }
-    std::lock_guard share_lock(share_mutex_);
+    std::unique_lock share_lock(share_mutex_);
     for (const R& row : rows) {
       if (!mine(row)) continue;
       auto put = shared_->update(
@@ -310,7 +314,14 @@ class Mirror final : public Replicated {
   Clock& clock_;
   std::unique_ptr<RecordTable> shared_;
   std::function<bool(const R&)> unpublished_;
-  std::mutex share_mutex_;  // one change or refresh at a time, RADOS and SQLite both
+  // A change of one record, RADOS then SQLite, is not overtaken by another change of the same
+  // record (its key's mutex) nor by a refresh of the whole kind (exclusive); changes of
+  // different records run side by side.
+  std::mutex& keyMutex(const std::string& key) {
+    return key_mutexes_[std::hash<std::string>{}(key) % key_mutexes_.size()];
+  }
+  std::shared_mutex share_mutex_;
+  std::array<std::mutex, 64> key_mutexes_;
 };
 
 // The key of a kind of record named per tenant: "TENANT/NAME" (columns tenant, name). With
