@@ -2,12 +2,14 @@
 // Prints, for a guarded record update (RecordTable::update: read, compare-and-write, notify),
 // its latency next to two floors: one unguarded omap write in process (librados), and the same
 // write by the `rados` tool (a process each, as a script would); two writers updating one entry at
-// once (their throughput and retries); reading a table of N records (the cluster-wide list's
-// source); and leader failover with a short lease (a member stops renewing; another takes over).
-// Bounded: --n updates, --records records,
+// once (their throughput and retries); a member's writes of VM records through its store (the
+// Mirror: RADOS, then its SQLite cache) by 1 and 8 threads; reading a table of N records (the
+// cluster-wide list's source); and leader failover with a short lease (a member stops renewing;
+// another takes over). Bounded: --n updates, --records records,
 // --failovers rounds.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,8 @@
 
 #include "cluster/leader.h"
 #include "cluster/record_table.h"
+#include "node/state/store.h"
+#include "node/state/vm_repository.h"
 #include "tests/bench/bench_util.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/storage/stack_ceph.h"
@@ -111,6 +115,44 @@ int main(int argc, char** argv) {
   std::printf("two writers, one entry: %d updates in %.2f s (%.0f/s), final %s (want %d)\n",
               2 * (n / 2), race_s, 2 * (n / 2) / race_s,
               final_value && *final_value ? (*final_value)->c_str() : "?", 2 * (n / 2));
+
+  // A member's writes of VM records (VmRepository over its Mirror: the guarded write in RADOS,
+  // then the row in its SQLite cache), by 1 and by 8 threads, each on its own VMs.
+  {
+    const std::string file = "/tmp/qiao-bench-mirror-" + std::to_string(::getpid()) + ".db";
+    auto store = Store::open(file);
+    if (!store) return 1;
+    (*store)->vms().share(std::make_unique<RecordTable>(*a, pool.table("vms")), "bench");
+    for (int threads : {1, 8}) {
+      const int per = std::max(1, n / threads);
+      std::vector<std::thread> writers;
+      std::atomic<int> failed{0};
+      auto w0 = bench::Clock::now();
+      for (int t = 0; t < threads; ++t) {
+        writers.emplace_back([&, t] {
+          for (int i = 0; i < per; ++i) {
+            VmRecord vm;
+            vm.tenant = "bench";
+            vm.name =
+                "w" + std::to_string(threads) + "-" + std::to_string(t) + "-" + std::to_string(i);
+            vm.uuid = vm.name;
+            vm.spec_json = "{}";
+            vm.host = "bench";
+            if (!(*store)->vms().upsert(vm)) ++failed;
+          }
+        });
+      }
+      for (auto& w : writers) w.join();
+      const double s_taken = ms(bench::Clock::now() - w0) / 1000.0;
+      std::printf("member writes of VM records, %d writer%s: %d in %.2f s (%.0f/s)%s\n", threads,
+                  threads == 1 ? "" : "s", per * threads, s_taken, per * threads / s_taken,
+                  failed ? " SOME FAILED" : "");
+    }
+    store->reset();
+    std::remove(file.c_str());
+    std::remove((file + "-wal").c_str());
+    std::remove((file + "-shm").c_str());
+  }
 
   // A table of `records` VM-sized records, read whole as a cluster-wide list would.
   RecordTable big(*a, pool.table("volumes"));
