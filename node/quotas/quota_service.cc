@@ -63,21 +63,20 @@ Result<QuotaFigures> QuotaService::usage(const std::string& tenant) {
 
 Status QuotaService::set(const std::string& tenant, const QuotaChanges& changes) {
   if (auto ok = checkQuotaChanges(changes); !ok) return ok;
-  json stored = json::object();
-  if (auto text = store_.quotas().get(tenant)) {
-    stored = json::parse(*text, nullptr, false);
-    if (!stored.is_object()) stored = json::object();
-  } else if (text.error().code != ErrorCode::kNotFound) {
-    return std::unexpected(text.error());
-  }
-  for (const auto& [key, value] : changes) {
-    if (value) {
-      stored[key] = *value;
-    } else {
-      stored.erase(key);
+  // Made to the limits as they are when written: on a cluster member another member's change of
+  // other limits is kept.
+  return store_.quotas().update(tenant, [&](const std::string& text) {
+    json stored = json::parse(text, nullptr, false);
+    if (!stored.is_object()) stored = json::object();  // none set yet ("")
+    for (const auto& [key, value] : changes) {
+      if (value) {
+        stored[key] = *value;
+      } else {
+        stored.erase(key);
+      }
     }
-  }
-  return store_.quotas().put(tenant, stored.dump());
+    return stored.dump();
+  });
 }
 
 Status QuotaService::check(const std::string& tenant, const QuotaFigures& delta) {

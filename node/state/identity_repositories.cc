@@ -87,16 +87,23 @@ Error noBinding(const std::string& identity) {
   return Error{ErrorCode::kNotFound, "store", "no binding for " + identity, ""};
 }
 
-struct Quota {
-  std::string tenant, limits_json, updated_at;
-};
+const Table<QuotaRecord> kQuotas{"quotas",
+                                 {
+                                     field("tenant", &QuotaRecord::tenant),
+                                     field("limits_json", &QuotaRecord::limits_json),
+                                     updatedAt(&QuotaRecord::updated_at),
+                                 }};
 
-const Table<Quota> kQuotas{"quotas",
-                           {
-                               field("tenant", &Quota::tenant),
-                               field("limits_json", &Quota::limits_json),
-                               updatedAt(&Quota::updated_at),
-                           }};
+Mirror<QuotaRecord>::Key quotaKey() {
+  return {{"tenant"},
+          [](const QuotaRecord& q) { return q.tenant; },
+          [](const std::string& key) -> std::optional<QuotaRecord> {
+            if (key.empty()) return std::nullopt;
+            QuotaRecord q;
+            q.tenant = key;
+            return q;
+          }};
+}
 
 }  // namespace
 
@@ -182,6 +189,17 @@ Result<int> CertificateRepository::revoke(const std::string& serial, const std::
   return db_.changes();
 }
 
+QuotaRepository::QuotaRepository(Database& db)
+    : db_(db), mirror_(std::make_unique<Mirror<QuotaRecord>>(db, kQuotas, quotaKey())) {}
+
+QuotaRepository::~QuotaRepository() = default;
+
+void QuotaRepository::share(std::unique_ptr<RecordTable> table) {
+  mirror_->share(std::move(table), [](const QuotaRecord&) { return true; });
+}
+
+Replicated& QuotaRepository::replica() { return *mirror_; }
+
 Result<std::string> QuotaRepository::get(const std::string& tenant) {
   std::lock_guard lock(db_.mutex());
   Statement q(db_, "SELECT limits_json FROM quotas WHERE tenant = ?");
@@ -195,10 +213,19 @@ Result<std::string> QuotaRepository::get(const std::string& tenant) {
 }
 
 Status QuotaRepository::put(const std::string& tenant, const std::string& limits_json) {
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, kQuotas.insert("INSERT OR REPLACE"));
-  kQuotas.bindInsert(q, Quota{tenant, limits_json, ""});
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("put quota"));
+  return update(tenant, [&](const std::string&) { return limits_json; });
+}
+
+Status QuotaRepository::update(const std::string& tenant,
+                               const std::function<std::string(const std::string&)>& change) {
+  QuotaRecord probe;
+  probe.tenant = tenant;
+  auto put = mirror_->update(probe, [&](std::optional<QuotaRecord>& current) -> Status {
+    const std::string limits_json = change(current ? current->limits_json : "");
+    current = QuotaRecord{tenant, limits_json, ""};
+    return {};
+  });
+  if (!put) return std::unexpected(put.error());
   return {};
 }
 

@@ -2,6 +2,7 @@
 // the certificates the CA issued (and revoked), and the tenants' quotas.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,18 +58,32 @@ class CertificateRepository {
   Database& db_;
 };
 
-// A tenant's quotas as an admin set them: a JSON object.
+// A tenant's quotas as an admin set them: a JSON object. A cluster member's are the cluster's
+// (the RADOS table "quotas", key the tenant; node/state/mirror.h): a limit set through one
+// member holds on every member.
 class QuotaRepository {
  public:
-  explicit QuotaRepository(Database& db) : db_(db) {}
+  explicit QuotaRepository(Database& db);
+  ~QuotaRepository();
+
+  // Makes the quotas those of the cluster's table; a store shared for the first time puts its
+  // own in it (node/state/mirror.h).
+  void share(std::unique_ptr<RecordTable> table);
+  Replicated& replica();
 
   // kNotFound when none was set.
   Result<std::string> get(const std::string& tenant);
   Status put(const std::string& tenant, const std::string& limits_json);
+  // Sets the tenant's quotas to what `change` makes of those set now ("" when none): on a
+  // member, of the cluster's record, so that two admins changing different limits at once keep
+  // both. `change` may run more than once and only looks at its argument.
+  Status update(const std::string& tenant,
+                const std::function<std::string(const std::string&)>& change);
   Result<std::vector<std::string>> tenants();
 
  private:
   Database& db_;
+  std::unique_ptr<Mirror<QuotaRecord>> mirror_;
 };
 
 }  // namespace qiao

@@ -1,6 +1,7 @@
 #include "node/state/image_repository.h"
 
 #include "node/state/database.h"
+#include "node/state/mirror.h"
 #include "node/state/queries.h"
 #include "node/state/table.h"
 #include "node/state/task_repository.h"
@@ -28,28 +29,49 @@ const Table<ImageRecord> kImages{"images",
                                      updatedAt(&ImageRecord::updated_at),
                                  }};
 
+std::string describe(const std::string& tenant, const std::string& name) {
+  return (tenant.empty() ? "(public) " : tenant + "/") + name;
+}
+
+ImageRecord probe(const std::string& tenant, const std::string& name) {
+  ImageRecord image;
+  image.tenant = tenant;
+  image.name = name;
+  return image;
+}
+
 }  // namespace
 
+ImageRepository::ImageRepository(Database& db, TaskRepository& tasks)
+    : db_(db),
+      tasks_(tasks),
+      mirror_(
+          std::make_unique<Mirror<ImageRecord>>(db, kImages, tenantNameKey<ImageRecord>(true))) {}
+
+ImageRepository::~ImageRepository() = default;
+
+void ImageRepository::share(std::unique_ptr<RecordTable> table) {
+  mirror_->share(std::move(table), [](const ImageRecord&) { return true; });
+}
+
+Replicated& ImageRepository::replica() { return *mirror_; }
+
 Status ImageRepository::create(const ImageRecord& image, const TaskRecord* task) {
-  std::lock_guard lock(db_.mutex());
-  Transaction tx(db_);
-  if (!tx.status()) return tx.status();
-  {
-    Statement q(db_, kImages.insert());
-    kImages.bindInsert(q, image);
-    if (q.step() != Statement::Step::kDone) {
-      Error e = db_.error("insert image");
-      if (e.code == ErrorCode::kConflict) {
-        e.message = "image " + (image.tenant.empty() ? "(public) " : image.tenant + "/") +
-                    image.name + " already exists";
-      }
-      return std::unexpected(e);
-    }
-  }
-  if (task != nullptr) {
-    if (auto inserted = tasks_.insertLocked(*task); !inserted) return inserted;
-  }
-  return tx.commit();
+  Mirror<ImageRecord>::Local also;
+  if (task != nullptr) also = [&] { return tasks_.insertLocked(*task); };
+  auto made = mirror_->update(
+      image,
+      [&](std::optional<ImageRecord>& current) -> Status {
+        if (current) {
+          return makeError(ErrorCode::kConflict, "store",
+                           "image " + describe(image.tenant, image.name) + " already exists");
+        }
+        current = image;
+        return {};
+      },
+      also);
+  if (!made) return std::unexpected(made.error());
+  return {};
 }
 
 Result<std::vector<ImageRecord>> ImageRepository::list(const std::vector<std::string>& tenants,
@@ -62,24 +84,29 @@ Result<ImageRecord> ImageRepository::get(const std::string& tenant, const std::s
 }
 
 Status ImageRepository::update(const ImageRecord& image) {
-  static const auto kSet =
-      kImages.set({"state", "format", "virtual_size", "file_size", "sha256", "last_error"});
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "UPDATE images SET " + kSet.sql() + " WHERE tenant = ? AND name = ?");
-  kSet.bind(q, image);
-  q.bind(image.tenant).bind(image.name);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("update image"));
-  if (db_.changes() == 0) {
-    return makeError(ErrorCode::kNotFound, "store", "no image " + image.tenant + "/" + image.name);
-  }
+  auto updated = mirror_->update(image, [&](std::optional<ImageRecord>& current) -> Status {
+    if (!current) {
+      return makeError(ErrorCode::kNotFound, "store",
+                       "no image " + image.tenant + "/" + image.name);
+    }
+    current->state = image.state;
+    current->format = image.format;
+    current->virtual_size = image.virtual_size;
+    current->file_size = image.file_size;
+    current->sha256 = image.sha256;
+    current->last_error = image.last_error;
+    return {};
+  });
+  if (!updated) return std::unexpected(updated.error());
   return {};
 }
 
 Status ImageRepository::remove(const std::string& tenant, const std::string& name) {
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "DELETE FROM images WHERE tenant = ? AND name = ?");
-  q.bind(tenant).bind(name);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("delete image"));
+  auto gone = mirror_->update(probe(tenant, name), [](std::optional<ImageRecord>& image) -> Status {
+    image.reset();
+    return {};
+  });
+  if (!gone) return std::unexpected(gone.error());
   return {};
 }
 

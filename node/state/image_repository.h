@@ -1,6 +1,7 @@
 // The image catalog in the store.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,10 +12,23 @@ namespace qiao {
 
 class Database;
 class TaskRepository;
+class RecordTable;
+class Replicated;
+template <typename R>
+class Mirror;
 
+// A cluster member's images are the cluster's (the RADOS table "images", key "<tenant>/<name>",
+// "/<name>" for a public one; node/state/mirror.h): their data is in RBD, which every member
+// reaches. An import's task stays with the member that runs it.
 class ImageRepository {
  public:
-  ImageRepository(Database& db, TaskRepository& tasks) : db_(db), tasks_(tasks) {}
+  ImageRepository(Database& db, TaskRepository& tasks);
+  ~ImageRepository();
+
+  // Makes the images those of the cluster's table; a store shared for the first time puts its
+  // own in it (node/state/mirror.h).
+  void share(std::unique_ptr<RecordTable> table);
+  Replicated& replica();
 
   // Records the image and, when given, its import task in one transaction: kConflict when
   // (tenant, name) exists.
@@ -30,6 +44,7 @@ class ImageRepository {
  private:
   Database& db_;
   TaskRepository& tasks_;
+  std::unique_ptr<Mirror<ImageRecord>> mirror_;
 };
 
 }  // namespace qiao

@@ -158,6 +158,12 @@ struct Binding {
   std::string serial;
 };
 
+// A tenant's quotas as an admin set them: a JSON object of the limits (keys not in it: the
+// node's defaults).
+struct QuotaRecord {
+  std::string tenant, limits_json, updated_at;
+};
+
 // A client certificate the CA issued, and whether it was revoked.
 struct CertificateRecord {
   std::string serial;  // hex, as OpenSSL prints it

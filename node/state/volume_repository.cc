@@ -1,6 +1,9 @@
 #include "node/state/volume_repository.h"
 
+#include <algorithm>
+
 #include "node/state/database.h"
+#include "node/state/mirror.h"
 #include "node/state/queries.h"
 #include "node/state/table.h"
 #include "node/state/task_repository.h"
@@ -39,27 +42,46 @@ const Table<VolumeRecord> kVolumes{
         field("pool", &VolumeRecord::pool),
     }};
 
+VolumeRecord probe(const std::string& tenant, const std::string& name) {
+  VolumeRecord volume;
+  volume.tenant = tenant;
+  volume.name = name;
+  return volume;
+}
+
 }  // namespace
 
+VolumeRepository::VolumeRepository(Database& db, TaskRepository& tasks)
+    : db_(db),
+      tasks_(tasks),
+      mirror_(std::make_unique<Mirror<VolumeRecord>>(db, kVolumes, tenantNameKey<VolumeRecord>())) {
+}
+
+VolumeRepository::~VolumeRepository() = default;
+
+void VolumeRepository::share(std::unique_ptr<RecordTable> table) {
+  // A node that ran alone brings every volume it has (none names a host: a member's are RBD's).
+  mirror_->share(std::move(table), [](const VolumeRecord&) { return true; });
+}
+
+Replicated& VolumeRepository::replica() { return *mirror_; }
+
 Status VolumeRepository::create(const VolumeRecord& volume, const TaskRecord* task) {
-  std::lock_guard lock(db_.mutex());
-  Transaction tx(db_);
-  if (!tx.status()) return tx.status();
-  {
-    Statement q(db_, kVolumes.insert());
-    kVolumes.bindInsert(q, volume);
-    if (q.step() != Statement::Step::kDone) {
-      Error e = db_.error("insert volume");
-      if (e.code == ErrorCode::kConflict) {
-        e.message = "volume " + volume.tenant + "/" + volume.name + " already exists";
-      }
-      return std::unexpected(e);
-    }
-  }
-  if (task != nullptr) {
-    if (auto inserted = tasks_.insertLocked(*task); !inserted) return inserted;
-  }
-  return tx.commit();
+  Mirror<VolumeRecord>::Local also;
+  if (task != nullptr) also = [&] { return tasks_.insertLocked(*task); };
+  auto made = mirror_->update(
+      volume,
+      [&](std::optional<VolumeRecord>& current) -> Status {
+        if (current) {
+          return makeError(ErrorCode::kConflict, "store",
+                           "volume " + volume.tenant + "/" + volume.name + " already exists");
+        }
+        current = volume;
+        return {};
+      },
+      also);
+  if (!made) return std::unexpected(made.error());
+  return {};
 }
 
 Result<VolumeRecord> VolumeRepository::get(const std::string& tenant, const std::string& name) {
@@ -72,50 +94,53 @@ Result<std::vector<VolumeRecord>> VolumeRepository::list(const std::vector<std::
 }
 
 Status VolumeRepository::update(const VolumeRecord& volume) {
-  static const auto kSet = kVolumes.set(
-      {"size_bytes", "state", "attached_vm", "qos_iops", "qos_bytes_per_sec", "qos_read_iops",
-       "qos_write_iops", "qos_read_bytes_per_sec", "qos_write_bytes_per_sec", "last_error"});
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "UPDATE volumes SET " + kSet.sql() + " WHERE tenant = ? AND name = ?");
-  kSet.bind(q, volume);
-  q.bind(volume.tenant).bind(volume.name);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("update volume"));
-  if (db_.changes() == 0) {
-    return makeError(ErrorCode::kNotFound, "store",
-                     "no volume " + volume.tenant + "/" + volume.name);
-  }
+  auto updated = modify(volume.tenant, volume.name, [&](VolumeRecord& v) {
+    v.size_bytes = volume.size_bytes;
+    v.state = volume.state;
+    v.attached_vm = volume.attached_vm;
+    v.qos = volume.qos;
+    v.last_error = volume.last_error;
+  });
+  if (!updated) return std::unexpected(updated.error());
   return {};
+}
+
+Result<VolumeRecord> VolumeRepository::modify(const std::string& tenant, const std::string& name,
+                                              const std::function<void(VolumeRecord&)>& edit) {
+  auto made = mirror_->update(probe(tenant, name), [&](std::optional<VolumeRecord>& v) -> Status {
+    if (!v) return makeError(ErrorCode::kNotFound, "store", "no volume " + tenant + "/" + name);
+    edit(*v);
+    return {};
+  });
+  if (!made) return std::unexpected(made.error());
+  return **made;
 }
 
 Status VolumeRepository::transition(const std::string& tenant, const std::string& name,
                                     const std::vector<VolumeState>& from_states,
                                     const std::string& from_vm, VolumeState to_state,
                                     const std::string& to_vm) {
-  static const auto kSet = kVolumes.set({"state", "attached_vm", "last_error"});
-  VolumeRecord values;
-  values.state = to_state;
-  values.attached_vm = to_vm;
-  std::vector<std::string> from;
-  for (VolumeState s : from_states) from.push_back(toString(s));
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "UPDATE volumes SET " + kSet.sql() +
-                       " WHERE tenant = ? AND name = ? AND attached_vm = ? AND state IN (" +
-                       placeholders(from.size()) + ")");
-  kSet.bind(q, values);
-  q.bind(tenant).bind(name).bind(from_vm).bindAll(from);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("transition volume"));
-  if (db_.changes() == 0) {
-    return makeError(ErrorCode::kConflict, "store",
-                     "volume " + tenant + "/" + name + " changed meanwhile");
-  }
+  auto moved = mirror_->update(probe(tenant, name), [&](std::optional<VolumeRecord>& v) -> Status {
+    if (!v || v->attached_vm != from_vm ||
+        std::find(from_states.begin(), from_states.end(), v->state) == from_states.end()) {
+      return makeError(ErrorCode::kConflict, "store",
+                       "volume " + tenant + "/" + name + " changed meanwhile");
+    }
+    v->state = to_state;
+    v->attached_vm = to_vm;
+    v->last_error.clear();
+    return {};
+  });
+  if (!moved) return std::unexpected(moved.error());
   return {};
 }
 
 Status VolumeRepository::remove(const std::string& tenant, const std::string& name) {
-  std::lock_guard lock(db_.mutex());
-  Statement q(db_, "DELETE FROM volumes WHERE tenant = ? AND name = ?");
-  q.bind(tenant).bind(name);
-  if (q.step() != Statement::Step::kDone) return std::unexpected(db_.error("delete volume"));
+  auto gone = mirror_->update(probe(tenant, name), [](std::optional<VolumeRecord>& v) -> Status {
+    v.reset();
+    return {};
+  });
+  if (!gone) return std::unexpected(gone.error());
   return {};
 }
 

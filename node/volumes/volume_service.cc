@@ -517,11 +517,10 @@ void VolumeService::removeCopyTarget(const TaskRecord& task, const VolumeRecord&
 
 Status VolumeService::updateFresh(const VolumeRecord& volume,
                                  const std::function<void(VolumeRecord&)>& change) {
-  // Read again: a VM may have taken or given back the volume since the task began.
-  auto fresh = store_.volumes().get(volume.tenant, volume.name);
+  // Made to the volume as it is: a VM (on a cluster member, any member's) may have taken or
+  // given it back since the task began.
+  auto fresh = store_.volumes().modify(volume.tenant, volume.name, change);
   if (!fresh) return std::unexpected(fresh.error());
-  change(*fresh);
-  if (auto updated = store_.volumes().update(*fresh); !updated) return updated;
   publish(*fresh, toString(fresh->state));
   return {};
 }
