@@ -491,9 +491,13 @@ Result<std::unique_ptr<NodeServices>> NodeServices::build(const Config& config, 
     p.store->networks().share(table("networks"), table("segments"), self);
     p.store->ports().share(table("ports"), self);
     p.store->groups().share(table("groups"));
-    std::vector<Replicated*> kinds{&p.store->vms().replica(), &p.store->bindings().replica(),
+    p.store->volumes().share(table("volumes"));
+    p.store->images().share(table("images"));
+    p.store->quotas().share(table("quotas"));
+    std::vector<Replicated*> kinds{&p.store->vms().replica(),      &p.store->bindings().replica(),
                                    &p.store->networks().replica(), &p.store->ports().replica(),
-                                   &p.store->groups().replica()};
+                                   &p.store->groups().replica(),   &p.store->volumes().replica(),
+                                   &p.store->images().replica(),   &p.store->quotas().replica()};
     if (p.networks) {
       // What other members change in them reaches this host's flows.
       for (Replicated* kind : {kinds[2], kinds[3], kinds[4]}) {
