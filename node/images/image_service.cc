@@ -76,8 +76,7 @@ Result<ImageRecord> findImageFor(Store& store, const std::string& tenant, const 
 
 ImageService::ImageService(ImageServiceOptions options, Store& store, VolumeDriver& driver,
                            TaskEngine& tasks, EventBus& events)
-    : options_(std::move(options)), store_(store), driver_(driver), tasks_(tasks),
-      events_(events) {
+    : options_(std::move(options)), store_(store), driver_(driver), tasks_(tasks), events_(events) {
   std::error_code ec;
   fs::create_directories(options_.work_dir, ec);
   ::chmod(options_.work_dir.c_str(), 0700);
@@ -157,17 +156,30 @@ Result<TaskRecord> ImageService::upload(const ImageRecord& given, const std::str
                      describeImage(image) + " is " + toString(image.state) +
                          "; data is taken only once, by an image created without source_path");
   }
+  image.file_size = bytes;
+  image.sha256 = sha256;
+  image.state = ImageState::kImporting;
+  image.last_error.clear();
+  // Taken from pending in one guarded change, before the task is queued (the task reads the
+  // size and digest of the upload from the record): of two uploads of one image, on any
+  // members, one wins.
+  if (auto taken = store_.images().update(image, ImageState::kPending); !taken) {
+    ::unlink(file.c_str());
+    if (taken.error().code != ErrorCode::kConflict) return std::unexpected(taken.error());
+    return makeError(
+        ErrorCode::kConflict, "image",
+        describeImage(image) + " took another upload meanwhile: " + taken.error().message);
+  }
+  publish(image, toString(image.state));
   if (::rename(file.c_str(), uploadPath(image).c_str()) != 0) {
     int err = errno;
     ::unlink(file.c_str());
+    image.file_size = 0;
+    image.sha256.clear();
+    save(image, ImageState::kPending);
     return makeError(ErrorCode::kInternal, "image",
                      "cannot keep the upload: " + std::string(std::strerror(err)));
   }
-  image.file_size = bytes;
-  image.sha256 = sha256;
-  // Recorded before the task is queued: the task reads the record, and must find the size
-  // and digest of the upload in it (it writes the record back when the image is ready).
-  save(image, ImageState::kImporting);
   auto task = tasks_.submit(
       TaskEngine::newTask(TaskKind::kImageImport, image.tenant, taskTarget(image.name), identity,
                           dumpJson({{"path", uploadPath(image)}, {"uploaded", true}})));
@@ -249,9 +261,10 @@ Status ImageService::runImport(TaskEngine::Run& run, ImageRecord image, const st
     return {};
   });
   if (result) {
-    result = run.step("create", 20, "making the backend image",
-                      [&]() { return driver_.create(id, probe.virtual_size); },
-                      [&]() { return driver_.remove(id); });
+    result = run.step(
+        "create", 20, "making the backend image",
+        [&]() { return driver_.create(id, probe.virtual_size); },
+        [&]() { return driver_.remove(id); });
   }
   if (result) {
     result = run.step("write", 90, "writing the image", [&]() -> Status {
@@ -316,8 +329,8 @@ void ImageService::save(ImageRecord& image, ImageState state, const std::string&
   image.state = state;
   image.last_error = error;
   if (auto updated = store_.images().update(image); !updated) {
-    kLog.error("cannot record an image", {{"image", describeImage(image)},
-                                          {"error", updated.error().describe()}});
+    kLog.error("cannot record an image",
+               {{"image", describeImage(image)}, {"error", updated.error().describe()}});
     return;
   }
   publish(image, toString(state));

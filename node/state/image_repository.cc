@@ -83,11 +83,16 @@ Result<ImageRecord> ImageRepository::get(const std::string& tenant, const std::s
   return theOne<ImageRecord>("image", tenant, name, [&] { return list({tenant}, name); });
 }
 
-Status ImageRepository::update(const ImageRecord& image) {
+Status ImageRepository::update(const ImageRecord& image, std::optional<ImageState> from) {
   auto updated = mirror_->update(image, [&](std::optional<ImageRecord>& current) -> Status {
     if (!current) {
       return makeError(ErrorCode::kNotFound, "store",
                        "no image " + image.tenant + "/" + image.name);
+    }
+    if (from && current->state != *from) {
+      return makeError(
+          ErrorCode::kConflict, "store",
+          "image " + image.tenant + "/" + image.name + " is " + toString(current->state) + " now");
     }
     current->state = image.state;
     current->format = image.format;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,9 @@ class ImageRepository {
   Result<std::vector<ImageRecord>> list(const std::vector<std::string>& tenants,
                                         const std::string& name = {});
   // Writes state, format, sizes, digest and last error.
-  Status update(const ImageRecord& image);
+  // With `from`, only while the image is in that state (kConflict otherwise): one of two
+  // members taking a pending image's upload wins.
+  Status update(const ImageRecord& image, std::optional<ImageState> from = std::nullopt);
   Status remove(const std::string& tenant, const std::string& name);  // idempotent
 
  private:

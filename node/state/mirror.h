@@ -332,8 +332,9 @@ typename Mirror<R>::Key tenantNameKey(bool empty_tenant = false) {
           [](const R& r) { return r.tenant + "/" + r.name; },
           [empty_tenant](const std::string& key) -> std::optional<R> {
             auto slash = key.find('/');
+            // Names are DNS labels: a second '/' is no key of this kind.
             if (slash == std::string::npos || (slash == 0 && !empty_tenant) ||
-                slash + 1 == key.size()) {
+                slash + 1 == key.size() || key.find('/', slash + 1) != std::string::npos) {
               return std::nullopt;
             }
             R r;

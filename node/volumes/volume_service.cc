@@ -2,8 +2,8 @@
 
 #include <cctype>
 #include <chrono>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/crypto.h"
 #include "base/json_input.h"
@@ -110,9 +110,8 @@ Result<VolumeRecord> VolumeService::claimForVm(const std::string& tenant, const 
 }
 
 Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const std::string& name,
-                                               const VolumeId& image,
-                                               const std::string& image_ref, int64_t size_bytes,
-                                               const std::string& vm) {
+                                               const VolumeId& image, const std::string& image_ref,
+                                               int64_t size_bytes, const std::string& vm) {
   auto existing = store_.volumes().get(tenant, name);
   VolumeRecord volume;
   if (existing) {
@@ -134,7 +133,8 @@ Result<VolumeRecord> VolumeService::cloneForVm(const std::string& tenant, const 
     }
   }
   const VolumeId id = idOf(volume);
-  if (auto cloned = driver_.clone(image, "golden", id); !cloned) return std::unexpected(cloned.error());
+  if (auto cloned = driver_.clone(image, "golden", id); !cloned)
+    return std::unexpected(cloned.error());
   if (auto grown = driver_.resize(id, size_bytes); !grown) return std::unexpected(grown.error());
   volume.size_bytes = size_bytes;
   setState(volume, VolumeState::kInUse);
@@ -190,8 +190,7 @@ Status VolumeService::checkNotInUse(const VolumeRecord& volume) {
   return {};
 }
 
-Result<TaskRecord> VolumeService::remove(const VolumeRecord& volume,
-                                         const std::string& identity) {
+Result<TaskRecord> VolumeService::remove(const VolumeRecord& volume, const std::string& identity) {
   if (volume.state == VolumeState::kCreating || volume.state == VolumeState::kDeleting) {
     return makeError(
         ErrorCode::kConflict, "volume",
@@ -208,8 +207,7 @@ Result<TaskRecord> VolumeService::resize(const VolumeRecord& volume, int64_t siz
   if (size_gib * kGiB < volume.size_bytes) {
     return makeError(ErrorCode::kInvalidArgument, "volume",
                      "volume " + volumeId(volume) + " has " +
-                         std::to_string(volume.size_bytes / kGiB) +
-                         " GiB; volumes only grow");
+                         std::to_string(volume.size_bytes / kGiB) + " GiB; volumes only grow");
   }
   return tasks_.submit(TaskEngine::newTask(TaskKind::kVolumeResize, volume.tenant,
                                            taskTarget(volume.name), identity,
@@ -306,13 +304,12 @@ void VolumeService::giveUp(TaskEngine::Run& run) {
 
 Status VolumeService::runCreate(TaskEngine::Run& run, VolumeRecord volume) {
   const VolumeId id = idOf(volume);
-  Status result = run.step("create", 60, "creating the volume",
-                           [&]() { return driver_.create(id, volume.size_bytes); },
-                           [&]() { return driver_.remove(id); });
+  Status result = run.step(
+      "create", 60, "creating the volume", [&]() { return driver_.create(id, volume.size_bytes); },
+      [&]() { return driver_.remove(id); });
   if (result) {
-    result = run.step("limits", 80, "setting I/O limits", [&]() {
-      return driver_.setQos(id, volume.qos);
-    });
+    result = run.step("limits", 80, "setting I/O limits",
+                      [&]() { return driver_.setQos(id, volume.qos); });
   }
   if (result) {
     result = run.step("record", 100, "recording the volume", [&]() -> Status {
@@ -421,9 +418,10 @@ Status VolumeService::runCopy(TaskEngine::Run& run, const VolumeRecord& source) 
   plan.target = {names.target_node, driver_.diskSource(target_id), false};
   plan.speed_bytes_per_sec = params.value("speed_bytes_per_sec", int64_t{0});
 
-  Status result = run.step("create", 5, "creating the copy " + target->name,
-                           [&]() { return driver_.create(target_id, source.size_bytes); },
-                           [&]() { return removeReleased(target_id); });
+  Status result = run.step(
+      "create", 5, "creating the copy " + target->name,
+      [&]() { return driver_.create(target_id, source.size_bytes); },
+      [&]() { return removeReleased(target_id); });
   if (result) {
     result = run.step("copy", 95, "copying", [&]() -> Status {
       if (run.cancelled()) return std::unexpected(TaskEngine::Run::cancelledError());
@@ -506,8 +504,8 @@ void VolumeService::removeCopyTarget(const TaskRecord& task, const VolumeRecord&
   auto target = store_.volumes().get(source.tenant, TaskEngine::params(task).value("name", ""));
   if (!target || target->state != VolumeState::kCreating) return;  // gone, or a finished copy
   if (auto removed = removeReleased(idOf(*target)); !removed) {
-    kLog.warn("cannot remove a failed copy", {{"volume", volumeId(*target)},
-                                              {"error", removed.error().describe()}});
+    kLog.warn("cannot remove a failed copy",
+              {{"volume", volumeId(*target)}, {"error", removed.error().describe()}});
     setState(*target, VolumeState::kError,
              "the copy failed and its data could not be removed: " + removed.error().describe());
     return;
@@ -516,7 +514,7 @@ void VolumeService::removeCopyTarget(const TaskRecord& task, const VolumeRecord&
 }
 
 Status VolumeService::updateFresh(const VolumeRecord& volume,
-                                 const std::function<void(VolumeRecord&)>& change) {
+                                  const std::function<void(VolumeRecord&)>& change) {
   // Made to the volume as it is: a VM (on a cluster member, any member's) may have taken or
   // given it back since the task began.
   auto fresh = store_.volumes().modify(volume.tenant, volume.name, change);
@@ -526,13 +524,17 @@ Status VolumeService::updateFresh(const VolumeRecord& volume,
 }
 
 void VolumeService::setState(VolumeRecord& volume, VolumeState state, const std::string& error) {
-  volume.state = state;
-  volume.last_error = error;
-  if (auto updated = store_.volumes().update(volume); !updated) {
+  // Only the state and its error, on the record as it is (what else changed meanwhile stays).
+  auto updated = store_.volumes().modify(volume.tenant, volume.name, [&](VolumeRecord& v) {
+    v.state = state;
+    v.last_error = error;
+  });
+  if (!updated) {
     kLog.error("cannot record a volume's state",
                {{"volume", volumeId(volume)}, {"error", updated.error().describe()}});
     return;
   }
+  volume = *updated;
   publish(volume, toString(state));
 }
 
