@@ -3,71 +3,36 @@
 // per host, segment ids and addresses are given out by RADOS whatever a member's cache knows,
 // OpenFlow numbers are each host's own, a group in use or a network with ports stays, and a
 // change whose local step fails is taken back out of the cluster.
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
+#include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 
-#include "cluster/cluster_pool.h"
-#include "cluster/record_table.h"
-#include "node/state/replicator.h"
-#include "node/state/store.h"
-#include "tests/doubles/memory_ceph.h"
+#include "tests/unit/node/state/mirror_fixture.h"
 
 namespace qiao {
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr std::pair<int64_t, int64_t> kRange{1000, 1100};
 
-class NetworkMirrorTest : public ::testing::Test {
+class NetworkMirrorTest : public MirrorFixture {
  protected:
-  struct Member {
-    std::unique_ptr<RadosCluster> rados;
-    std::unique_ptr<Store> store;
-    std::unique_ptr<Replicator> replicator;
-  };
-
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("qiao-netmirror-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    MirrorFixture::SetUp();
     a_ = open("a.db", "10.0.0.1", "a");
     b_ = open("b.db", "10.0.0.2", "b");
     ASSERT_TRUE(a_.replicator->syncNow());
     ASSERT_TRUE(b_.replicator->syncNow());
   }
-  void TearDown() override {
-    for (auto* m : {&a_, &b_}) {
-      m->replicator.reset();
-      m->store.reset();
-    }
-    fs::remove_all(dir_);
-  }
 
   // A store of its own whose networks, ports and groups are the cluster's.
   Member open(const std::string& file, const std::string& ip, const std::string& host) {
-    Member m;
-    m.rados = ceph_.client(ip);
-    auto s = Store::open((dir_ / file).string());
-    EXPECT_TRUE(s.has_value()) << s.error().message;
-    m.store = std::move(*s);
+    Member m = openStore(file, ip);
     m.store->networks().share(table(m, "networks"), table(m, "segments"), host);
     m.store->ports().share(table(m, "ports"), host);
     m.store->groups().share(table(m, "groups"));
-    m.replicator = std::make_unique<Replicator>(
-        *m.rados,
-        std::vector<Replicated*>{&m.store->networks().replica(), &m.store->ports().replica(),
-                                 &m.store->groups().replica()},
-        clock_);
+    replicate(m, {&m.store->networks().replica(), &m.store->ports().replica(),
+                  &m.store->groups().replica()});
     return m;
-  }
-  std::unique_ptr<RecordTable> table(Member& m, std::string_view kind) {
-    return std::make_unique<RecordTable>(*m.rados, pool_.table(kind));
   }
 
   static NetworkRecord network(const std::string& name, int64_t segment = 0, bool dhcp = true) {
@@ -106,13 +71,6 @@ class NetworkMirrorTest : public ::testing::Test {
     return {"t1", name, "sg-" + name, rules, "", ""};
   }
 
-  // The cluster's entry `key` of table `kind`, or "" when it has none.
-  std::string shared(std::string_view kind, const std::string& key) {
-    RecordTable t(*a_.rados, pool_.table(kind));
-    auto got = t.get(key);
-    EXPECT_TRUE(got.has_value());
-    return got && *got ? **got : "";
-  }
   // The network uuid a segment claim names, or "" when there is no claim.
   std::string claimant(int64_t segment) {
     const std::string text = shared("segments", "vxlan/" + std::to_string(segment));
@@ -134,12 +92,6 @@ class NetworkMirrorTest : public ::testing::Test {
     EXPECT_TRUE(ports.has_value());
     return ports ? *ports : std::vector<PortRecord>{};
   }
-
-  ManualClock clock_;
-  MemoryCeph ceph_{clock_};
-  ClusterPool pool_;
-  fs::path dir_;
-  Member a_, b_;
 };
 
 TEST_F(NetworkMirrorTest, ANetworkIsTheClustersAndEachHostNumbersWhatItCarries) {
@@ -411,12 +363,7 @@ TEST_F(NetworkMirrorTest, AFailedLocalStepTakesTheClustersRecordBack) {
   EXPECT_EQ(on_a[0].uuid, "port-pa");
 
   // A network whose task cannot be recorded on B: neither it nor its claim stays.
-  TaskRecord t;
-  t.id = "t-1";
-  t.kind = TaskKind::kNetworkCreate;
-  t.tenant = "t1";
-  t.target = "network/x";
-  t.identity = "qiao://c/user/u";
+  const TaskRecord t = task("t-1", TaskKind::kNetworkCreate, "network/x");
   ASSERT_TRUE(b_.store->tasks().create(t));
   NetworkRecord failed = network("x", 1077);
   ASSERT_FALSE(b_.store->networks().create(failed, &t, kRange));

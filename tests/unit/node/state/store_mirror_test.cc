@@ -4,69 +4,29 @@
 // members racing for one volume never both take it, a failed local step takes the cluster's
 // record back, a public image ("" tenant) keeps its key, and a node that ran alone brings its
 // own records when it first becomes a member.
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <barrier>
-#include <filesystem>
 #include <thread>
 
-#include "cluster/cluster_pool.h"
-#include "cluster/record_table.h"
-#include "node/state/replicator.h"
-#include "node/state/store.h"
-#include "tests/doubles/memory_ceph.h"
+#include "tests/unit/node/state/mirror_fixture.h"
 
 namespace qiao {
 namespace {
 
-namespace fs = std::filesystem;
-
-class StoreMirrorTest : public ::testing::Test {
+class StoreMirrorTest : public MirrorFixture {
  protected:
-  struct Member {
-    std::unique_ptr<RadosCluster> rados;
-    std::unique_ptr<Store> store;
-    std::unique_ptr<Replicator> replicator;
-  };
-
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("qiao-store-mirror-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    for (auto* m : {&a_, &b_}) {
-      m->replicator.reset();
-      m->store.reset();
-    }
-    fs::remove_all(dir_);
-  }
-
   // A store of its own; shared with the cluster unless `standalone`.
   Member open(const std::string& file, const std::string& ip, bool standalone = false) {
-    Member m;
-    m.rados = ceph_.client(ip);
-    auto s = Store::open((dir_ / file).string());
-    EXPECT_TRUE(s.has_value()) << s.error().message;
-    m.store = std::move(*s);
+    Member m = openStore(file, ip);
     if (!standalone) share(m);
     return m;
   }
   // As node_services.cc shares a member's store.
   void share(Member& m) {
     Store& s = *m.store;
-    s.volumes().share(std::make_unique<RecordTable>(*m.rados, pool_.table("volumes")));
-    s.images().share(std::make_unique<RecordTable>(*m.rados, pool_.table("images")));
-    s.quotas().share(std::make_unique<RecordTable>(*m.rados, pool_.table("quotas")));
-    m.replicator = std::make_unique<Replicator>(
-        *m.rados,
-        std::vector<Replicated*>{&s.volumes().replica(), &s.images().replica(),
-                                 &s.quotas().replica()},
-        clock_);
+    s.volumes().share(table(m, "volumes"));
+    s.images().share(table(m, "images"));
+    s.quotas().share(table(m, "quotas"));
+    replicate(m, {&s.volumes().replica(), &s.images().replica(), &s.quotas().replica()});
   }
 
   static VolumeRecord volume(const std::string& name) {
@@ -91,28 +51,6 @@ class StoreMirrorTest : public ::testing::Test {
     i.object = "img-" + name;
     return i;
   }
-  static TaskRecord task(const std::string& id, TaskKind kind, const std::string& target) {
-    TaskRecord t;
-    t.id = id;
-    t.kind = kind;
-    t.tenant = "t1";
-    t.target = target;
-    t.identity = "qiao://c/user/u";
-    return t;
-  }
-  // The cluster's entry `key` of the table `kind`, or "" when it has none.
-  std::string shared(const std::string& kind, const std::string& key) {
-    RecordTable table(*a_.rados, pool_.table(kind));
-    auto got = table.get(key);
-    EXPECT_TRUE(got.has_value());
-    return got && *got ? **got : "";
-  }
-
-  ManualClock clock_;
-  MemoryCeph ceph_{clock_};
-  ClusterPool pool_;
-  fs::path dir_;
-  Member a_, b_;
 };
 
 TEST_F(StoreMirrorTest, WhatOneMemberChangesTheOtherSeesAfterItsNextRound) {

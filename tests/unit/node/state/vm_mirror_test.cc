@@ -3,62 +3,23 @@
 // announce or a sweep, two members never both make one VM, a failed local step takes the
 // cluster's record back, and a node that ran alone puts its own VMs into the cluster when it
 // becomes a member (and only its own).
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
-
-#include "cluster/cluster_pool.h"
-#include "cluster/record_table.h"
-#include "node/state/replicator.h"
-#include "node/state/store.h"
-#include "tests/doubles/memory_ceph.h"
+#include "tests/unit/node/state/mirror_fixture.h"
 
 namespace qiao {
 namespace {
 
-namespace fs = std::filesystem;
-
-class VmMirrorTest : public ::testing::Test {
+class VmMirrorTest : public MirrorFixture {
  protected:
-  struct Member {
-    std::unique_ptr<RadosCluster> rados;
-    std::unique_ptr<Store> store;
-    std::unique_ptr<Replicator> replicator;
-  };
-
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("qiao-mirror-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    for (auto* m : {&a_, &b_}) {
-      m->replicator.reset();
-      m->store.reset();
-    }
-    fs::remove_all(dir_);
-  }
-
   // A store of its own; shared with the cluster when `host` is given.
   Member open(const std::string& file, const std::string& ip, const std::string& host) {
-    Member m;
-    m.rados = ceph_.client(ip);
-    auto s = Store::open((dir_ / file).string());
-    EXPECT_TRUE(s.has_value()) << s.error().message;
-    m.store = std::move(*s);
+    Member m = openStore(file, ip);
     if (!host.empty()) share(m, host);
     return m;
   }
   void share(Member& m, const std::string& host) {
-    m.store->vms().share(std::make_unique<RecordTable>(*m.rados, pool_.table("vms")), host);
-    m.store->bindings().share(std::make_unique<RecordTable>(*m.rados, pool_.table("bindings")));
-    m.replicator = std::make_unique<Replicator>(
-        *m.rados,
-        std::vector<Replicated*>{&m.store->vms().replica(), &m.store->bindings().replica()},
-        clock_);
+    m.store->vms().share(table(m, "vms"), host);
+    m.store->bindings().share(table(m, "bindings"));
+    replicate(m, {&m.store->vms().replica(), &m.store->bindings().replica()});
   }
   static Binding binding(const std::string& who, const std::string& role) {
     Binding b;
@@ -77,28 +38,13 @@ class VmMirrorTest : public ::testing::Test {
     r.host = host;
     return r;
   }
+  using MirrorFixture::task;
   static TaskRecord task(const std::string& id, const std::string& target) {
-    TaskRecord t;
-    t.id = id;
-    t.kind = TaskKind::kVmCreate;
-    t.tenant = "t1";
-    t.target = target;
-    t.identity = "qiao://c/user/u";
-    return t;
+    return task(id, TaskKind::kVmCreate, target);
   }
   // The cluster's record of t1/name, or "" when it has none.
-  std::string shared(const std::string& name) {
-    RecordTable table(*a_.rados, pool_.table("vms"));
-    auto got = table.get("t1/" + name);
-    EXPECT_TRUE(got.has_value());
-    return got && *got ? **got : "";
-  }
-
-  ManualClock clock_;
-  MemoryCeph ceph_{clock_};
-  ClusterPool pool_;
-  fs::path dir_;
-  Member a_, b_;
+  using MirrorFixture::shared;
+  std::string shared(const std::string& name) { return shared("vms", "t1/" + name); }
 };
 
 TEST_F(VmMirrorTest, AChangeGoesToTheClusterFirstAndTheOtherMemberFollows) {
