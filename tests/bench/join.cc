@@ -86,29 +86,8 @@ int main(int argc, char** argv) {
     }
     const std::string port = std::to_string(18443 + round);
     auto join =
-        runCommand({qiao::testing::qiaodBinary(),
-                    "--config",
-                    (dir / "qiaod.toml").string(),
-                    "join",
-                    "--endpoint",
-                    endpoint,
-                    "--name",
-                    name,
-                    "--address",
-                    env["SIMC_ROOT_ADDR"],
-                    "--port",
-                    port,
-                    "--accelerator",
-                    "tcg",
-                    "--libvirt-uri",
-                    "test:///default",
-                    "--pki-dir",
-                    (dir / "pki").string(),
-                    "--state-dir",
-                    (dir / "state").string(),
-                    "--ceph-dir",
-                    (dir / "ceph").string()},
-                   60000, {}, {"QIAO_JOIN_TOKEN=" + token.out.substr(0, token.out.find('\n'))});
+        qiao::testing::joinFromHere(endpoint, name, env["SIMC_ROOT_ADDR"], dir.string(),
+                                    token.out.substr(0, token.out.find('\n')), {"--port", port});
     if (join.exit_code != 0) {
       std::fprintf(stderr, "join: %s%s\n", join.out.c_str(), join.err.c_str());
       return 1;

@@ -44,6 +44,33 @@ CommandResult simclusterCommand(const std::vector<std::string>& args, int timeou
                     {"QIAOD_BIN=" + qiaodBinary(), "QIAOCTL_BIN=" + qiaoctlBinary()});
 }
 
+CommandResult joinFromHere(const std::string& endpoint, const std::string& name,
+                           const std::string& address, const std::string& dir,
+                           const std::string& token, const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {qiaodBinary(),
+                                   "--config",
+                                   dir + "/qiaod.toml",
+                                   "join",
+                                   "--endpoint",
+                                   endpoint,
+                                   "--name",
+                                   name,
+                                   "--address",
+                                   address,
+                                   "--accelerator",
+                                   "tcg",
+                                   "--libvirt-uri",
+                                   "test:///default",
+                                   "--pki-dir",
+                                   dir + "/pki",
+                                   "--state-dir",
+                                   dir + "/state",
+                                   "--ceph-dir",
+                                   dir + "/ceph"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return runCommand(argv, 60000, {}, {"QIAO_JOIN_TOKEN=" + token});
+}
+
 std::map<std::string, std::string> parseKeyValueLines(const std::string& text) {
   std::map<std::string, std::string> out;
   std::istringstream lines(text);

@@ -41,6 +41,12 @@ CommandResult runCommand(const std::vector<std::string>& argv, int timeout_ms = 
                          const std::vector<std::string>& extra_env = {});
 // scripts/simcluster with `args`, run with this tree's qiaod and qiaoctl.
 CommandResult simclusterCommand(const std::vector<std::string>& args, int timeout_ms = 120000);
+// `qiaod join` run from this machine as the host `name` at `address` (libvirt's test driver,
+// accelerator tcg: no KVM probe), with `token` and every file under `dir`; `extra` arguments
+// appended (--port ...).
+CommandResult joinFromHere(const std::string& endpoint, const std::string& name,
+                           const std::string& address, const std::string& dir,
+                           const std::string& token, const std::vector<std::string>& extra = {});
 // KEY=VALUE lines (`simcluster env`) as a map; other lines are skipped.
 std::map<std::string, std::string> parseKeyValueLines(const std::string& text);
 

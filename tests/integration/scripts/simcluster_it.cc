@@ -620,27 +620,8 @@ TEST(SimclusterScript, UpKillPartitionHealDown) {
     auto join_as = [&](const std::string& name, const std::string& token) {
       const fs::path dir = scratch / name;
       fs::remove_all(dir);
-      return runCommand({qiaodBinary(),
-                         "--config",
-                         (dir / "qiaod.toml").string(),
-                         "join",
-                         "--endpoint",
-                         "https://" + env["SIMC_h1_ADDR"] + ":8443",
-                         "--name",
-                         name,
-                         "--address",
-                         env["SIMC_ROOT_ADDR"],
-                         "--accelerator",
-                         "tcg",
-                         "--libvirt-uri",
-                         "test:///default",
-                         "--pki-dir",
-                         (dir / "pki").string(),
-                         "--state-dir",
-                         (dir / "state").string(),
-                         "--ceph-dir",
-                         (dir / "ceph").string()},
-                        60000, {}, {"QIAO_JOIN_TOKEN=" + token});
+      return joinFromHere("https://" + env["SIMC_h1_ADDR"] + ":8443", name, env["SIMC_ROOT_ADDR"],
+                          dir.string(), token);
     };
     auto new_token = [&](const std::string& expires) {
       auto run =
