@@ -555,6 +555,7 @@ Status Fabric::flushZonesLocked(int64_t network, const std::string& address) {
 
 Status Fabric::setGroups(std::vector<FlowGroup> groups) {
   std::lock_guard lock(mutex_);
+  if (groups == groups_) return {};  // a cluster member is told of every change, its own too
   groups_ = std::move(groups);
   return applyFlowsLocked();
 }

@@ -324,24 +324,31 @@ class Mirror final : public Replicated {
   std::array<std::mutex, 64> key_mutexes_;
 };
 
-// The key of a kind of record named per tenant: "TENANT/NAME" (columns tenant, name). With
-// `empty_tenant`, "" is a tenant too ("/NAME": public images); a name is never empty.
+// A key of two columns, "FIRST/SECOND" (the fields `first` and `second` of the record, whose
+// columns are `columns`). Neither part holds a '/' (names are DNS labels, addresses and uuids
+// have none); the second is never empty, the first only with `empty_first`.
 template <typename R>
-typename Mirror<R>::Key tenantNameKey(bool empty_tenant = false) {
-  return {{"tenant", "name"},
-          [](const R& r) { return r.tenant + "/" + r.name; },
-          [empty_tenant](const std::string& key) -> std::optional<R> {
+typename Mirror<R>::Key pairKey(std::vector<std::string> columns, std::string R::*first,
+                                std::string R::*second, bool empty_first = false) {
+  return {std::move(columns), [first, second](const R& r) { return r.*first + "/" + r.*second; },
+          [first, second, empty_first](const std::string& key) -> std::optional<R> {
             auto slash = key.find('/');
-            // Names are DNS labels: a second '/' is no key of this kind.
-            if (slash == std::string::npos || (slash == 0 && !empty_tenant) ||
+            if (slash == std::string::npos || (slash == 0 && !empty_first) ||
                 slash + 1 == key.size() || key.find('/', slash + 1) != std::string::npos) {
               return std::nullopt;
             }
             R r;
-            r.tenant = key.substr(0, slash);
-            r.name = key.substr(slash + 1);
+            r.*first = key.substr(0, slash);
+            r.*second = key.substr(slash + 1);
             return r;
           }};
+}
+
+// The key of a kind of record named per tenant: "TENANT/NAME". With `empty_tenant`, "" is a
+// tenant too ("/NAME": public images).
+template <typename R>
+typename Mirror<R>::Key tenantNameKey(bool empty_tenant = false) {
+  return pairKey<R>({"tenant", "name"}, &R::tenant, &R::name, empty_tenant);
 }
 
 }  // namespace qiao

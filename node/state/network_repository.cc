@@ -64,6 +64,12 @@ std::mutex& hostNumbersMutex() {
   return m;
 }
 
+// The lowest number from `first` that `used` lacks.
+int64_t lowestFree(const std::set<int64_t>& used, int64_t first) {
+  while (used.contains(first)) ++first;
+  return first;
+}
+
 // The lowest OpenFlow number from kFirstOfport that `host` (its name; "" alone: every port is
 // this host's) does not use for a VM's port or a DHCP server. db locked.
 int64_t freeOfportLocked(Database& db, const std::string& host) {
@@ -73,24 +79,7 @@ int64_t freeOfportLocked(Database& db, const std::string& host) {
   q.bind(host);
   std::set<int64_t> used;
   while (q.step() == Statement::Step::kRow) used.insert(q.integer(0));
-  int64_t n = kFirstOfport;
-  while (used.contains(n)) ++n;
-  return n;
-}
-
-Mirror<PortRecord>::Key portKey() {
-  return {{"network", "ip"},
-          [](const PortRecord& p) { return p.network + "/" + p.ip; },
-          [](const std::string& key) -> std::optional<PortRecord> {
-            auto slash = key.find('/');
-            if (slash == std::string::npos || slash == 0 || slash + 1 == key.size()) {
-              return std::nullopt;
-            }
-            PortRecord p;
-            p.network = key.substr(0, slash);
-            p.ip = key.substr(slash + 1);
-            return p;
-          }};
+  return lowestFree(used, kFirstOfport);
 }
 
 std::string segmentKey(const NetworkRecord& n) {
@@ -172,13 +161,10 @@ Status NetworkRepository::claimSegment(NetworkRecord& network, std::pair<int64_t
   if (network.segment_id != 0) {
     candidates.push_back(network.segment_id);
   } else {
-    // The lowest ones the cache does not know taken; a claim it does not know yet is skipped.
-    auto used = segmentsInUse(network.type);
-    if (!used) return std::unexpected(used.error());
-    std::set<int64_t> taken(used->begin(), used->end());
-    for (int64_t s = range.first; s <= range.second && candidates.size() < 64; ++s) {
-      if (!taken.contains(s)) candidates.push_back(s);
-    }
+    // A claim the cache does not know yet is skipped for the next.
+    auto free = freeSegments(network.type, range, 64);
+    if (!free) return std::unexpected(free.error());
+    candidates = std::move(*free);
   }
   for (int64_t segment : candidates) {
     NetworkRecord trial = network;
@@ -239,15 +225,12 @@ Status NetworkRepository::create(NetworkRecord& network, const TaskRecord* task,
     if (auto claimed = claimSegment(network, free_segments); !claimed) return claimed;
   } else if (network.segment_id == 0) {
     // Alone, the store is the allocator: the lowest free one, checked again by the insert.
-    auto used = segmentsInUse(network.type);
-    if (!used) return std::unexpected(used.error());
-    std::set<int64_t> taken(used->begin(), used->end());
-    int64_t s = free_segments.first;
-    while (s <= free_segments.second && taken.contains(s)) ++s;
-    if (s > free_segments.second) {
+    auto free = freeSegments(network.type, free_segments, 1);
+    if (!free) return std::unexpected(free.error());
+    if (free->empty()) {
       return makeError(ErrorCode::kConflict, "network", "no free " + network.type + " segment");
     }
-    network.segment_id = s;
+    network.segment_id = free->front();
   }
   std::lock_guard numbers(hostNumbersMutex());
   auto made = mirror_->update(
@@ -295,8 +278,7 @@ Status NetworkRepository::carryLocked(NetworkRecord& network) {
     Statement q(db_, "SELECT local_id FROM network_here");
     std::set<int64_t> used;
     while (q.step() == Statement::Step::kRow) used.insert(q.integer(0));
-    network.local_id = 1;
-    while (used.contains(network.local_id)) ++network.local_id;
+    network.local_id = lowestFree(used, 1);
   }
   network.dhcp_ofport = network.dhcp ? freeOfportLocked(db_, host_) : 0;
   Statement q(db_, "INSERT INTO network_here(network, local_id, dhcp_ofport) VALUES (?, ?, ?)");
@@ -411,6 +393,19 @@ Status NetworkRepository::remove(const std::string& tenant, const std::string& n
   return {};
 }
 
+Result<std::vector<int64_t>> NetworkRepository::freeSegments(const std::string& type,
+                                                             std::pair<int64_t, int64_t> range,
+                                                             size_t most) {
+  auto used = segmentsInUse(type);
+  if (!used) return std::unexpected(used.error());
+  const std::set<int64_t> taken(used->begin(), used->end());
+  std::vector<int64_t> out;
+  for (int64_t s = range.first; s <= range.second && out.size() < most; ++s) {
+    if (!taken.contains(s)) out.push_back(s);
+  }
+  return out;
+}
+
 Result<std::vector<int64_t>> NetworkRepository::segmentsInUse(const std::string& type) {
   std::lock_guard lock(db_.mutex());
   Statement q(db_, "SELECT segment_id FROM networks WHERE type = ? ORDER BY segment_id");
@@ -422,7 +417,10 @@ Result<std::vector<int64_t>> NetworkRepository::segmentsInUse(const std::string&
 // ---- Ports ----------------------------------------------------------------------------------
 
 PortRepository::PortRepository(Database& db)
-    : db_(db), mirror_(std::make_unique<Mirror<PortRecord>>(db, kPorts, portKey())) {}
+    : db_(db),
+      mirror_(std::make_unique<Mirror<PortRecord>>(
+          db, kPorts,
+          pairKey<PortRecord>({"network", "ip"}, &PortRecord::network, &PortRecord::ip))) {}
 
 PortRepository::~PortRepository() = default;
 

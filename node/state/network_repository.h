@@ -67,6 +67,9 @@ class NetworkRepository {
   // over); with 0, the lowest free one of `range`.
   Status claimSegment(NetworkRecord& network, std::pair<int64_t, int64_t> range);
   void releaseSegment(const NetworkRecord& network);
+  // The lowest segment ids of `range`, at most `most`, that no network this store knows holds.
+  Result<std::vector<int64_t>> freeSegments(const std::string& type,
+                                            std::pair<int64_t, int64_t> range, size_t most);
   // carry() with the database locked.
   Status carryLocked(NetworkRecord& network);
   Result<std::vector<NetworkRecord>> select(const std::string& where,
